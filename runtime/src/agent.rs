@@ -1,0 +1,197 @@
+//! `atoll host`: joins the cluster, heartbeats, watches its assignment and
+//! runs it, serves the published ports. The assignment is cached on disk,
+//! so a host that restarts while the control plane is unreachable goes on
+//! running what it last knew.
+
+use crate::artifacts::Artifacts;
+use crate::gateway::{self, Gateway};
+use crate::host_info;
+use crate::local::LocalInstances;
+use crate::supervisor::Supervisor;
+use crate::wasm::{WasmConfig, WasmEngine};
+use async_nats::jetstream::kv::{self, Operation};
+use atoll_sdk::cluster::{Assignment, Capacity, HostInfo};
+use atoll_sdk::nats::{Buckets, Mirror, connect};
+use atoll_sdk::protocol::{Endpoints, HEARTBEAT_INTERVAL_MS, Heartbeat, VERSION, now_ms};
+use futures::StreamExt;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    pub nats_url: String,
+    pub cluster: String,
+    pub name: String,
+    pub bind: IpAddr,
+    pub labels: BTreeMap<String, String>,
+    pub data_dir: PathBuf,
+    /// Schedulable capacity; the machine's when `None`.
+    pub capacity: Option<Capacity>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("{0}")]
+    Nats(String),
+    #[error(transparent)]
+    Buckets(#[from] atoll_sdk::nats::BucketError),
+    #[error("cannot start the Wasm engine: {0}")]
+    Wasm(#[from] crate::wasm::WasmError),
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Runs the host until `shutdown` completes, then stops its instances.
+pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<(), HostError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| HostError::DataDir {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
+    let client = connect(&cfg.nats_url, &format!("host-{}", cfg.name))
+        .await
+        .map_err(HostError::Nats)?;
+    let buckets = Buckets::open(client.clone(), &cfg.cluster).await?;
+    let capacity = cfg.capacity.unwrap_or_else(host_info::machine_capacity);
+    let info = host_info::build(
+        &cfg.name,
+        &cfg.bind.to_string(),
+        &cfg.labels,
+        capacity,
+        now_ms(),
+    );
+
+    let engine = WasmEngine::new(WasmConfig {
+        cache_dir: cfg.data_dir.join("compiled"),
+    })?;
+    let local = LocalInstances::default();
+    let artifacts = Artifacts::new(cfg.data_dir.join("artifacts"), buckets.artifacts.clone());
+    let supervisor = Supervisor::new(&cfg.name, engine, artifacts, local.clone());
+
+    let cache = cfg.data_dir.join("assignment.json");
+    if let Some(cached) = load_cached(&cache) {
+        tracing::info!(
+            instances = cached.instances.len(),
+            "running the cached assignment"
+        );
+        supervisor.converge(&cached);
+    }
+    let endpoints: Mirror<Endpoints> = Mirror::start(buckets.endpoints.clone()).await;
+    let gw = Gateway::new(&cfg.name, cfg.bind, local);
+    let tasks = [
+        tokio::spawn(gateway::run(gw, endpoints.view())),
+        tokio::spawn(watch_assignment(
+            buckets.assignments.clone(),
+            cfg.name.clone(),
+            supervisor.clone(),
+            cache,
+        )),
+        tokio::spawn(heartbeat(
+            client.clone(),
+            buckets.names.heartbeat(&cfg.name),
+            info,
+            supervisor.clone(),
+        )),
+    ];
+    tracing::info!(host = %cfg.name, bind = %cfg.bind, "atoll host ready");
+    shutdown.await;
+    for t in &tasks {
+        t.abort();
+    }
+    supervisor.converge(&Assignment::default());
+    let _ = client.flush().await;
+    drop(endpoints);
+    Ok(())
+}
+
+/// Follows this host's assignment key; level-triggered, so a missed
+/// update is harmless: the next value is the whole truth.
+async fn watch_assignment(
+    kv: kv::Store,
+    host: String,
+    supervisor: Arc<Supervisor>,
+    cache: PathBuf,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match kv.watch_with_history(&host).await {
+            Ok(mut watch) => {
+                backoff = Duration::from_millis(100);
+                while let Some(entry) = watch.next().await {
+                    let Ok(entry) = entry else { break };
+                    let assignment = match entry.operation {
+                        Operation::Put => {
+                            match serde_json::from_slice::<Assignment>(&entry.value) {
+                                Ok(a) => a,
+                                Err(e) => {
+                                    tracing::error!(error = %e, "ignoring an undecodable assignment");
+                                    continue;
+                                }
+                            }
+                        }
+                        Operation::Delete | Operation::Purge => Assignment::default(),
+                    };
+                    save_cached(&cache, &assignment);
+                    supervisor.converge(&assignment);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot watch the assignment; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Every interval, and at once (debounced) when an instance changes state.
+async fn heartbeat(
+    client: async_nats::Client,
+    subject: String,
+    info: HostInfo,
+    supervisor: Arc<Supervisor>,
+) {
+    let mut seq = 0u64;
+    loop {
+        seq += 1;
+        let hb = Heartbeat {
+            v: VERSION,
+            host: info.clone(),
+            seq,
+            instances: supervisor.statuses(),
+        };
+        if let Ok(bytes) = serde_json::to_vec(&hb) {
+            if let Err(e) = client.publish(subject.clone(), bytes.into()).await {
+                tracing::warn!(error = %e, "heartbeat not sent");
+            }
+        }
+        tokio::select! {
+            _ = supervisor.changed.notified() => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(HEARTBEAT_INTERVAL_MS)) => {}
+        }
+    }
+}
+
+fn load_cached(path: &PathBuf) -> Option<Assignment> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| tracing::warn!(path = %path.display(), error = %e, "ignoring a corrupt cached assignment"))
+        .ok()
+}
+
+fn save_cached(path: &PathBuf, a: &Assignment) {
+    let tmp = path.with_extension("json.part");
+    let result = serde_json::to_vec(a)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| std::fs::write(&tmp, bytes))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = result {
+        tracing::warn!(path = %path.display(), error = %e, "cannot cache the assignment");
+    }
+}

@@ -1,0 +1,58 @@
+//! Forwarding to a peer host's gateway over pooled keep-alive connections.
+
+use crate::wasm::ResponseBody;
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+
+pub struct Peers {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Peers {
+    pub fn new() -> Peers {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(1)));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        Peers { client }
+    }
+
+    /// Sends `req` to `address:port`; `None` when the peer could not be
+    /// reached or said the instance is not there (safe to retry elsewhere).
+    pub async fn send(
+        &self,
+        address: &str,
+        port: u16,
+        mut req: Request<Full<Bytes>>,
+    ) -> Option<Response<ResponseBody>> {
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let uri: Uri = format!("http://{address}:{port}{path}").parse().ok()?;
+        *req.uri_mut() = uri;
+        *req.version_mut() = http::Version::HTTP_11;
+        match self.client.request(req).await {
+            Ok(resp) => {
+                if resp.status() == http::StatusCode::SERVICE_UNAVAILABLE
+                    && resp.headers().contains_key(super::INSTANCE_HEADER)
+                {
+                    return None;
+                }
+                Some(resp.map(|b| b.map_err(Into::into).boxed_unsync()))
+            }
+            Err(e) => {
+                tracing::debug!(%address, port, error = %e, "peer gateway unreachable");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The gateway: every host listens on every published port of the cluster
+//! (on its `--bind` address) and balances each request over the ready
+//! instances of the service behind that port — local ones in-process,
+//! remote ones through the peer host's gateway. No NATS on the request
+//! path: the routing table comes from a mirror of the endpoints bucket.
+
+pub mod balance;
+mod forward;
+mod listeners;
+pub mod routes;
+
+use crate::local::LocalInstances;
+use crate::wasm::ResponseBody;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use routes::{RouteEndpoint, Table};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+
+/// Set on requests one gateway forwards to another: the receiver serves
+/// them from the named local instance only, so a request never loops.
+pub const HOP_HEADER: &str = "x-atoll-hop";
+/// The instance a forwarded request is for.
+pub const INSTANCE_HEADER: &str = "x-atoll-instance";
+/// Largest request body the gateway buffers (it buffers so that a request
+/// whose connection failed can be retried on another instance).
+pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
+/// Instances tried for one request before giving up.
+const MAX_ATTEMPTS: usize = 3;
+
+pub struct Gateway {
+    host: String,
+    bind: IpAddr,
+    table: RwLock<Arc<Table>>,
+    local: LocalInstances,
+    peers: forward::Peers,
+}
+
+impl Gateway {
+    pub fn new(host: &str, bind: IpAddr, local: LocalInstances) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            host: host.to_string(),
+            bind,
+            table: RwLock::default(),
+            local,
+            peers: forward::Peers::new(),
+        })
+    }
+
+    fn table(&self) -> Arc<Table> {
+        self.table.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_table(&self, t: Table) {
+        *self.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(t);
+    }
+
+    /// Serves one request that arrived on published port `port`.
+    pub async fn handle<B>(&self, port: u16, req: Request<B>) -> Response<ResponseBody>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                return text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body rejected: {e} (limit {MAX_REQUEST_BODY} bytes)"),
+                );
+            }
+        };
+        let req = Request::from_parts(parts, body);
+        if req.headers().contains_key(HOP_HEADER) {
+            return self.serve_forwarded(req).await;
+        }
+        let table = self.table();
+        let Some(route) = table.by_port.get(&port) else {
+            return text(
+                StatusCode::NOT_FOUND,
+                format!("no service is published on port {port}"),
+            );
+        };
+        let attempt = self.balance(route, port, &req);
+        match tokio::time::timeout(route.timeout, attempt).await {
+            Ok(resp) => resp,
+            Err(_) => text(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "service {} of app {} did not answer within {:?}",
+                    route.service, route.app, route.timeout
+                ),
+            ),
+        }
+    }
+
+    /// Picks an instance, and tries another when the chosen one cannot be
+    /// reached (nothing was sent to it, so a retry is safe).
+    async fn balance(
+        &self,
+        route: &routes::Route,
+        port: u16,
+        req: &Request<Bytes>,
+    ) -> Response<ResponseBody> {
+        let mut excluded = Vec::new();
+        for _ in 0..MAX_ATTEMPTS {
+            let loads: Vec<usize> = route
+                .endpoints
+                .iter()
+                .map(|e| e.outstanding.load(Ordering::Relaxed))
+                .collect();
+            let draws = (rand::random::<u64>(), rand::random::<u64>());
+            let Some(i) = balance::pick(&loads, &excluded, draws) else {
+                break;
+            };
+            let ep = &route.endpoints[i];
+            let _guard = Outstanding::enter(ep);
+            match self.try_endpoint(ep, port, req).await {
+                Some(resp) => return resp,
+                None => excluded.push(i),
+            }
+        }
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "no ready instance of service {} (app {}) could take the request",
+                route.service, route.app
+            ),
+        )
+    }
+
+    /// `None` when the endpoint could not be reached.
+    async fn try_endpoint(
+        &self,
+        ep: &RouteEndpoint,
+        port: u16,
+        req: &Request<Bytes>,
+    ) -> Option<Response<ResponseBody>> {
+        if ep.endpoint.host == self.host {
+            let inst = self.local.get(&ep.endpoint.id)?;
+            return Some(inst.handle(copy_request(req)).await);
+        }
+        let mut fwd = copy_request(req);
+        let headers = fwd.headers_mut();
+        headers.insert(HOP_HEADER, HeaderValue::from_static("1"));
+        if let Ok(v) = HeaderValue::from_str(&ep.endpoint.id) {
+            headers.insert(INSTANCE_HEADER, v);
+        }
+        self.peers.send(&ep.endpoint.address, port, fwd).await
+    }
+
+    async fn serve_forwarded(&self, req: Request<Bytes>) -> Response<ResponseBody> {
+        let id = req
+            .headers()
+            .get(INSTANCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        match self.local.get(&id) {
+            Some(inst) => inst.handle(req.map(Full::new)).await,
+            // The sender treats this as "not reachable" and tries another.
+            None => {
+                let mut resp = text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("instance {id} does not run on host {}", self.host),
+                );
+                resp.headers_mut()
+                    .insert(INSTANCE_HEADER, HeaderValue::from_static("absent"));
+                resp
+            }
+        }
+    }
+}
+
+/// Counts a request against an endpoint for as long as it is in flight.
+struct Outstanding<'a>(&'a RouteEndpoint);
+
+impl<'a> Outstanding<'a> {
+    fn enter(ep: &'a RouteEndpoint) -> Self {
+        ep.outstanding.fetch_add(1, Ordering::Relaxed);
+        Outstanding(ep)
+    }
+}
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        self.0.outstanding.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn copy_request(req: &Request<Bytes>) -> Request<Full<Bytes>> {
+    let mut out = Request::new(Full::new(req.body().clone()));
+    *out.method_mut() = req.method().clone();
+    *out.uri_mut() = req.uri().clone();
+    *out.version_mut() = req.version();
+    *out.headers_mut() = req.headers().clone();
+    out
+}
+
+/// A short plain-text answer from the gateway itself.
+pub fn text(status: StatusCode, msg: String) -> Response<ResponseBody> {
+    let body = Full::new(Bytes::from(msg + "\n"))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+pub use listeners::run;

@@ -1,0 +1,110 @@
+//! The routing table: published port → the service behind it and its ready
+//! endpoints. Rebuilt from the endpoints bucket mirror on every change, so
+//! the request path never waits on NATS.
+
+use atoll_sdk::protocol::{Endpoint, Endpoints};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+/// Where a published port leads.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub app: String,
+    pub service: String,
+    pub timeout: Duration,
+    pub endpoints: Vec<RouteEndpoint>,
+}
+
+/// One ready instance with its in-flight request counter (shared across
+/// table rebuilds, so a rebuild does not reset the balancer's view).
+#[derive(Debug, Clone)]
+pub struct RouteEndpoint {
+    pub endpoint: Endpoint,
+    pub outstanding: Arc<AtomicUsize>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Table {
+    pub by_port: BTreeMap<u16, Route>,
+}
+
+/// Builds the table, reusing `previous`'s counters for endpoints that stay.
+pub fn build(all: &BTreeMap<String, Endpoints>, previous: &Table) -> Table {
+    let old_counters: BTreeMap<&str, &Arc<AtomicUsize>> = previous
+        .by_port
+        .values()
+        .flat_map(|r| r.endpoints.iter())
+        .map(|e| (e.endpoint.id.as_str(), &e.outstanding))
+        .collect();
+    let mut by_port = BTreeMap::new();
+    for eps in all.values() {
+        let endpoints: Vec<RouteEndpoint> = eps
+            .instances
+            .iter()
+            .map(|e| RouteEndpoint {
+                endpoint: e.clone(),
+                outstanding: old_counters
+                    .get(e.id.as_str())
+                    .map(|c| (*c).clone())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        for port in &eps.ports {
+            by_port.insert(
+                port.published,
+                Route {
+                    app: eps.app.clone(),
+                    service: eps.service.clone(),
+                    timeout: Duration::from_millis(eps.timeout_ms.max(1)),
+                    endpoints: endpoints.clone(),
+                },
+            );
+        }
+    }
+    Table { by_port }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atoll_sdk::spec::PortMapping;
+    use std::sync::atomic::Ordering;
+
+    fn eps(ids: &[&str]) -> BTreeMap<String, Endpoints> {
+        let e = Endpoints {
+            v: 1,
+            app: "a".into(),
+            service: "web".into(),
+            ports: vec![PortMapping {
+                published: 8080,
+                target: 80,
+            }],
+            timeout_ms: 1000,
+            instances: ids
+                .iter()
+                .map(|id| Endpoint {
+                    id: (*id).into(),
+                    host: "h1".into(),
+                    address: "127.0.0.2".into(),
+                })
+                .collect(),
+        };
+        BTreeMap::from([("a.web".to_string(), e)])
+    }
+
+    #[test]
+    fn maps_published_ports_and_keeps_counters() {
+        let t1 = build(&eps(&["i1", "i2"]), &Table::default());
+        let route = &t1.by_port[&8080];
+        assert_eq!(route.service, "web");
+        route.endpoints[0]
+            .outstanding
+            .fetch_add(3, Ordering::Relaxed);
+        let t2 = build(&eps(&["i1", "i3"]), &t1);
+        let r2 = &t2.by_port[&8080];
+        assert_eq!(r2.endpoints[0].outstanding.load(Ordering::Relaxed), 3);
+        assert_eq!(r2.endpoints[1].outstanding.load(Ordering::Relaxed), 0);
+    }
+}

@@ -1,0 +1,16 @@
+//! The atoll host agent.
+//!
+//! A host joins the cluster over NATS, heartbeats, watches its assignment
+//! and makes what it runs match it ([`supervisor`]), and serves the
+//! published ports of the whole cluster through its [`gateway`]. Drivers
+//! run instances: [`wasm`] for components (wasmtime).
+
+pub mod agent;
+pub mod artifacts;
+pub mod gateway;
+pub mod host_info;
+pub mod local;
+pub mod supervisor;
+pub mod wasm;
+
+pub use agent::{HostConfig, HostError, run};

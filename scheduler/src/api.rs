@@ -1,0 +1,335 @@
+//! The HTTP API (`/v1/...`): thin handlers over the cluster view and the
+//! desired-state store. Every error answers with an [`ErrorBody`] that says
+//! what is wrong.
+
+use crate::cluster::Cluster;
+use crate::views;
+use atoll_sdk::api::{DeployRequest, DeployResponse, ErrorBody};
+use atoll_sdk::digest::{self, WasmKind};
+use atoll_sdk::protocol::{AppRecord, VERSION, artifact_object_name, now_ms};
+use atoll_sdk::spec::{self, App, Artifact};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use futures::StreamExt;
+use std::sync::Arc;
+
+/// Largest component upload.
+pub const MAX_ARTIFACT_BYTES: usize = 128 * 1024 * 1024;
+
+pub fn router(cluster: Arc<Cluster>) -> Router {
+    Router::new()
+        .route("/v1/health", get(|| async { "ok" }))
+        .route("/v1/apps", get(list_apps).post(deploy))
+        .route("/v1/apps/{name}", get(get_app).delete(delete_app))
+        .route("/v1/instances", get(list_instances))
+        .route("/v1/hosts", get(list_hosts))
+        .route("/v1/events", get(events))
+        .route(
+            "/v1/artifacts/{digest}",
+            put(put_artifact).head(head_artifact),
+        )
+        .layer(DefaultBodyLimit::max(MAX_ARTIFACT_BYTES))
+        .with_state(cluster)
+}
+
+/// An API error: a status and a message, with details for Compose files.
+pub struct ApiError(StatusCode, ErrorBody);
+
+impl ApiError {
+    fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+        ApiError(
+            status,
+            ErrorBody {
+                error: msg.into(),
+                details: vec![],
+            },
+        )
+    }
+    fn internal(what: &str, e: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("{what}: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+async fn list_apps(State(c): State<Arc<Cluster>>) -> Json<Vec<atoll_sdk::api::AppView>> {
+    let snap = c.snapshot();
+    let statuses = c.statuses.all();
+    Json(
+        snap.apps
+            .iter()
+            .map(|a| views::app(&snap, a, statuses.get(&a.spec.name).map(|s| &s.value)))
+            .collect(),
+    )
+}
+
+async fn get_app(
+    State(c): State<Arc<Cluster>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<atoll_sdk::api::AppView>> {
+    let snap = c.snapshot();
+    let record = snap
+        .apps
+        .iter()
+        .find(|a| a.spec.name == name)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no app named {name}")))?;
+    let status = c.statuses.get(&name).map(|s| s.value);
+    Ok(Json(views::app(&snap, record, status.as_ref())))
+}
+
+#[derive(serde::Deserialize)]
+struct InstanceQuery {
+    app: Option<String>,
+}
+
+async fn list_instances(
+    State(c): State<Arc<Cluster>>,
+    Query(q): Query<InstanceQuery>,
+) -> Json<Vec<atoll_sdk::api::InstanceView>> {
+    Json(views::instances(&c.snapshot(), q.app.as_deref()))
+}
+
+async fn list_hosts(State(c): State<Arc<Cluster>>) -> Json<Vec<atoll_sdk::api::HostView>> {
+    let snap = c.snapshot();
+    let observed = c.observed();
+    Json(views::hosts(&snap, |h| observed.last_seen_ms(h)))
+}
+
+async fn deploy(
+    State(c): State<Arc<Cluster>>,
+    Json(req): Json<DeployRequest>,
+) -> ApiResult<Json<DeployResponse>> {
+    let parsed = spec::parse(&req.compose, &req.default_name).map_err(|errs| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            ErrorBody {
+                error: "invalid Compose file".into(),
+                details: errs.0.iter().map(|e| e.to_string()).collect(),
+            },
+        )
+    })?;
+    let mut app = parsed.app;
+    resolve_components(&c, &mut app, &req).await?;
+    check_ports(&c, &app)?;
+    let name = app.name.clone();
+    let current = c
+        .buckets
+        .apps
+        .entry(&name)
+        .await
+        .map_err(|e| ApiError::internal("reading desired state", e))?;
+    let current = current.filter(|e| e.operation == async_nats::jetstream::kv::Operation::Put);
+    let previous: Option<AppRecord> = current
+        .as_ref()
+        .and_then(|e| serde_json::from_slice(&e.value).ok());
+    if let Some(prev) = &previous {
+        if prev.spec == app {
+            return Ok(Json(DeployResponse {
+                name,
+                revision: prev.revision,
+                unchanged: true,
+                warnings: parsed.warnings,
+            }));
+        }
+    }
+    let record = AppRecord {
+        v: VERSION,
+        revision: previous.as_ref().map_or(1, |p| p.revision + 1),
+        spec: app,
+        compose: req.compose,
+        deployed_at_ms: now_ms(),
+        warnings: parsed.warnings.clone(),
+    };
+    let bytes = serde_json::to_vec(&record).map_err(|e| ApiError::internal("encoding", e))?;
+    let written: Result<u64, String> = match &current {
+        Some(e) => c
+            .buckets
+            .apps
+            .update(&name, bytes.into(), e.revision)
+            .await
+            .map_err(|e| e.to_string()),
+        None => c
+            .buckets
+            .apps
+            .create(&name, bytes.into())
+            .await
+            .map_err(|e| e.to_string()),
+    };
+    written.map_err(|e| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "app {name} was changed by another deploy at the same time; deploy again ({e})"
+            ),
+        )
+    })?;
+    c.publish_event(
+        "deploy",
+        Some(&name),
+        format!("app {name} revision {} deployed", record.revision),
+    )
+    .await;
+    Ok(Json(DeployResponse {
+        name,
+        revision: record.revision,
+        unchanged: false,
+        warnings: parsed.warnings,
+    }))
+}
+
+/// Replaces each local component path with the digest the CLI uploaded.
+async fn resolve_components(c: &Cluster, app: &mut App, req: &DeployRequest) -> ApiResult<()> {
+    for svc in app.services.values_mut() {
+        let Artifact::Component(path) = &svc.artifact else {
+            continue;
+        };
+        let at = format!("services.{}.x-atoll.component", svc.name);
+        let digest = req.artifacts.get(path).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{at}: {path} was not uploaded with the deploy (use `atoll deploy -f FILE`)"
+                ),
+            )
+        })?;
+        let object = artifact_object_name(digest);
+        if c.buckets.artifacts.info(&object).await.is_err() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{at}: artifact {digest} for {path} is not in the artifact store; upload it first"
+                ),
+            ));
+        }
+        svc.artifact = Artifact::Stored(digest.clone());
+    }
+    Ok(())
+}
+
+/// A published port belongs to one service in the whole cluster.
+fn check_ports(c: &Cluster, app: &App) -> ApiResult<()> {
+    for other in c.apps.all().into_values().map(|v| v.value) {
+        if other.spec.name == app.name {
+            continue;
+        }
+        for theirs in other.spec.services.values() {
+            for mine in app.services.values() {
+                for p in &mine.ports {
+                    if theirs.ports.iter().any(|q| q.published == p.published) {
+                        return Err(ApiError::new(
+                            StatusCode::CONFLICT,
+                            format!(
+                                "services.{}.ports: port {} is already published by app {} (service {})",
+                                mine.name, p.published, other.spec.name, theirs.name
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn delete_app(
+    State(c): State<Arc<Cluster>>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    if c.apps.get(&name).is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no app named {name}"),
+        ));
+    }
+    c.buckets
+        .apps
+        .delete(&name)
+        .await
+        .map_err(|e| ApiError::internal("deleting desired state", e))?;
+    c.publish_event("remove", Some(&name), format!("app {name} removed"))
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn put_artifact(
+    State(c): State<Arc<Cluster>>,
+    Path(claimed): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    if !digest::is_valid(&claimed) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{claimed} is not a digest (expected sha256:<64 hex digits>)"),
+        ));
+    }
+    let actual = digest::sha256(&body);
+    if actual != claimed {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("upload does not match its digest: claimed {claimed}, got {actual}"),
+        ));
+    }
+    match digest::wasm_kind(&body) {
+        WasmKind::Component => {}
+        WasmKind::CoreModule => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "this .wasm is a core module, not a component: build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)",
+            ));
+        }
+        WasmKind::NotWasm => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "this file is not WebAssembly",
+            ));
+        }
+    }
+    let name = artifact_object_name(&claimed);
+    if c.buckets.artifacts.info(&name).await.is_ok() {
+        return Ok(StatusCode::OK);
+    }
+    let mut reader = std::io::Cursor::new(body.to_vec());
+    c.buckets
+        .artifacts
+        .put(name.as_str(), &mut reader)
+        .await
+        .map_err(|e| ApiError::internal("storing the artifact", e))?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn head_artifact(State(c): State<Arc<Cluster>>, Path(d): Path<String>) -> StatusCode {
+    match c.buckets.artifacts.info(artifact_object_name(&d)).await {
+        Ok(_) => StatusCode::OK,
+        Err(_) => StatusCode::NOT_FOUND,
+    }
+}
+
+/// Newline-delimited JSON events, as they happen.
+async fn events(State(c): State<Arc<Cluster>>) -> ApiResult<Response> {
+    let sub = c
+        .buckets
+        .js
+        .client()
+        .subscribe(c.buckets.names.events())
+        .await
+        .map_err(|e| ApiError::internal("subscribing to events", e))?;
+    let stream = sub.map(|m| {
+        let mut line = m.payload.to_vec();
+        line.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(line))
+    });
+    Ok(Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError::internal("events", e))?)
+}

@@ -1,0 +1,188 @@
+//! The server's shared view of the cluster: mirrors of the JetStream
+//! buckets plus the observed state fed by heartbeats. The API and the
+//! controller both read it; only the controller writes assignments.
+
+use crate::observed::{Changes, Observed};
+use crate::snapshot::{HostSnapshot, Snapshot};
+use atoll_sdk::cluster::{Assignment, Capacity, HostInfo, HostState};
+use atoll_sdk::nats::{Buckets, Mirror, MirrorView};
+use atoll_sdk::protocol::{AppRecord, AppStatus, Endpoints, Event, Heartbeat, VERSION, now_ms};
+use futures::StreamExt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+pub struct Cluster {
+    pub buckets: Buckets,
+    pub apps: MirrorView<AppRecord>,
+    pub assignments: MirrorView<Assignment>,
+    pub statuses: MirrorView<AppStatus>,
+    pub endpoints: MirrorView<Endpoints>,
+    pub observed: Mutex<Observed>,
+    /// Woken when observed state changes in a way the controller acts on.
+    pub observed_changed: Notify,
+    pub down_after: Duration,
+    pub started: Instant,
+    // Mirrors stop their watch tasks when dropped; keep them alive here.
+    _mirrors: (
+        Mirror<AppRecord>,
+        Mirror<Assignment>,
+        Mirror<AppStatus>,
+        Mirror<Endpoints>,
+    ),
+}
+
+impl Cluster {
+    pub async fn open(buckets: Buckets, down_after: Duration) -> Arc<Cluster> {
+        let apps = Mirror::start(buckets.apps.clone()).await;
+        let assignments = Mirror::start(buckets.assignments.clone()).await;
+        let statuses = Mirror::start(buckets.status.clone()).await;
+        let endpoints = Mirror::start(buckets.endpoints.clone()).await;
+        Arc::new(Cluster {
+            apps: apps.view(),
+            assignments: assignments.view(),
+            statuses: statuses.view(),
+            endpoints: endpoints.view(),
+            buckets,
+            observed: Mutex::new(Observed::default()),
+            observed_changed: Notify::new(),
+            down_after,
+            started: Instant::now(),
+            _mirrors: (apps, assignments, statuses, endpoints),
+        })
+    }
+
+    pub fn observed(&self) -> std::sync::MutexGuard<'_, Observed> {
+        self.observed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A consistent-enough copy of everything decision code reads. Hosts
+    /// named in assignments but never heard from are listed as down once
+    /// the start-up grace period is over (their heartbeats would have
+    /// arrived by then).
+    pub fn snapshot(&self) -> Snapshot {
+        let observed = self.observed();
+        let mut hosts = observed.hosts();
+        let assignments: std::collections::BTreeMap<String, Assignment> = self
+            .assignments
+            .all()
+            .into_iter()
+            .map(|(k, v)| (k, v.value))
+            .collect();
+        for host in assignments.keys() {
+            if !observed.knows(host) {
+                hosts.push(HostSnapshot {
+                    info: unknown_host(host),
+                    state: HostState::Down,
+                });
+            }
+        }
+        Snapshot {
+            apps: self.apps.all().into_values().map(|v| v.value).collect(),
+            hosts,
+            assignments,
+            observed: observed.instances(),
+        }
+    }
+
+    /// Whether every host with an assignment has been heard from, or the
+    /// grace period after start is over. Before that, a restarted server
+    /// would take live hosts for dead ones.
+    pub fn settled(&self) -> bool {
+        if self.started.elapsed() > self.down_after {
+            return true;
+        }
+        let observed = self.observed();
+        self.assignments.all().keys().all(|h| observed.knows(h))
+    }
+
+    pub async fn publish_event(&self, kind: &str, app: Option<&str>, message: String) {
+        let event = Event {
+            v: VERSION,
+            at_ms: now_ms(),
+            kind: kind.to_string(),
+            app: app.map(str::to_string),
+            message,
+        };
+        tracing::info!(kind, app, "{}", event.message);
+        if let Ok(bytes) = serde_json::to_vec(&event) {
+            let client = self.buckets.js.client();
+            let _ = client
+                .publish(self.buckets.names.events(), bytes.into())
+                .await;
+        }
+    }
+}
+
+fn unknown_host(name: &str) -> HostInfo {
+    HostInfo {
+        name: name.to_string(),
+        address: String::new(),
+        labels: Default::default(),
+        arch: String::new(),
+        os: String::new(),
+        capacity: Capacity::default(),
+        started_at_ms: 0,
+        version: String::new(),
+    }
+}
+
+/// Feeds heartbeats into observed state, and marks silent hosts down.
+pub async fn watch_heartbeats(cluster: Arc<Cluster>) {
+    let client = cluster.buckets.js.client();
+    let subject = cluster.buckets.names.heartbeat_all();
+    let mut sub = match client.subscribe(subject.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(%subject, error = %e, "cannot subscribe to heartbeats");
+            return;
+        }
+    };
+    let sweeper = tokio::spawn(sweep_loop(cluster.clone()));
+    while let Some(msg) = sub.next().await {
+        let hb: Heartbeat = match serde_json::from_slice(&msg.payload) {
+            Ok(hb) => hb,
+            Err(e) => {
+                tracing::warn!(subject = %msg.subject, error = %e, "ignoring a malformed heartbeat");
+                continue;
+            }
+        };
+        if hb.v != VERSION {
+            tracing::warn!(host = %hb.host.name, v = hb.v, "ignoring a heartbeat of another protocol version");
+            continue;
+        }
+        let changes = cluster.observed().record(hb, Instant::now(), now_ms());
+        announce(&cluster, changes).await;
+    }
+    sweeper.abort();
+}
+
+async fn sweep_loop(cluster: Arc<Cluster>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        let changes = cluster.observed().sweep(Instant::now(), cluster.down_after);
+        announce(&cluster, changes).await;
+    }
+}
+
+async fn announce(cluster: &Cluster, changes: Changes) {
+    if !changes.any() {
+        return;
+    }
+    cluster.observed_changed.notify_one();
+    for h in changes.hosts_up {
+        cluster
+            .publish_event("host-up", None, format!("host {h} is ready"))
+            .await;
+    }
+    for h in changes.hosts_down {
+        cluster
+            .publish_event(
+                "host-down",
+                None,
+                format!("host {h} missed its heartbeats: down"),
+            )
+            .await;
+    }
+}

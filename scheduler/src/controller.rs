@@ -1,0 +1,168 @@
+//! The controller: the I/O shell around [`crate::reconcile`]. On every
+//! change (a deploy, a heartbeat that moved something, a host lost) and at
+//! least once a second, the leader reads a snapshot, computes a plan, and
+//! writes what changed: host assignments (compare-and-set), app statuses
+//! and service endpoints.
+
+use crate::cluster::Cluster;
+use crate::endpoints;
+use crate::lease::Lease;
+use crate::reconcile::{Plan, reconcile};
+use atoll_sdk::protocol::{AppStatus, VERSION};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs forever: holds the lease when it can, reconciles while it does.
+pub async fn run(cluster: Arc<Cluster>, server_name: String) {
+    let mut lease = Lease::new(cluster.buckets.leader.clone(), &server_name);
+    let mut apps_changed = cluster.apps.changes();
+    let mut leading = false;
+    loop {
+        let now_leading = lease.hold().await;
+        if now_leading != leading {
+            leading = now_leading;
+            let what = if leading {
+                "is now the leader"
+            } else {
+                "is a follower"
+            };
+            cluster
+                .publish_event("leader", None, format!("server {server_name} {what}"))
+                .await;
+        }
+        if leading && cluster.settled() {
+            let started = std::time::Instant::now();
+            if let Err(e) = pass(&cluster).await {
+                tracing::warn!(error = %e, "reconcile pass failed; retrying");
+            }
+            tracing::debug!(took = ?started.elapsed(), "reconcile pass");
+        }
+        tokio::select! {
+            _ = apps_changed.changed() => {}
+            _ = cluster.observed_changed.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// One reconcile pass. Errors leave the rest for the next pass: every step
+/// is idempotent.
+async fn pass(cluster: &Cluster) -> Result<(), String> {
+    let snap = cluster.snapshot();
+    let plan = reconcile(&snap, &mut new_instance_id);
+    write_assignments(cluster, &plan).await?;
+    write_statuses(cluster, &snap, &plan).await?;
+    for e in &plan.events {
+        // An unplaceable service would say so on every pass; its status
+        // (written above) carries it, and the event fires when it changes.
+        if e.kind == crate::reconcile::event_kind::UNPLACEABLE
+            && cluster.statuses.get(&e.app).is_some_and(|s| {
+                s.value.unplaced == plan.unplaced.get(&e.app).cloned().unwrap_or_default()
+            })
+        {
+            continue;
+        }
+        cluster
+            .publish_event(e.kind, Some(&e.app), e.message.clone())
+            .await;
+    }
+    // Endpoints follow the assignments just written.
+    let mut after = snap;
+    for (host, a) in &plan.assignments {
+        after.assignments.insert(host.clone(), a.clone());
+    }
+    write_endpoints(cluster, &after).await
+}
+
+async fn write_assignments(cluster: &Cluster, plan: &Plan) -> Result<(), String> {
+    let kv = &cluster.buckets.assignments;
+    for (host, assignment) in &plan.assignments {
+        let bytes = serde_json::to_vec(assignment).map_err(|e| e.to_string())?;
+        let result: Result<u64, String> = match cluster.assignments.get(host) {
+            Some(current) => kv
+                .update(host, bytes.into(), current.revision)
+                .await
+                .map_err(|e| e.to_string()),
+            None => kv
+                .create(host, bytes.into())
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(e) = result {
+            // Someone else wrote it first (a previous leader, or our mirror
+            // lags): the next pass sees the new value and decides again.
+            return Err(format!("assignment of host {host} changed under us: {e}"));
+        }
+    }
+    Ok(())
+}
+
+async fn write_statuses(
+    cluster: &Cluster,
+    snap: &crate::snapshot::Snapshot,
+    plan: &Plan,
+) -> Result<(), String> {
+    let kv = &cluster.buckets.status;
+    let current = cluster.statuses.all();
+    for app in &snap.apps {
+        let status = AppStatus {
+            v: VERSION,
+            revision: app.revision,
+            unplaced: plan
+                .unplaced
+                .get(&app.spec.name)
+                .cloned()
+                .unwrap_or_default(),
+        };
+        if current.get(&app.spec.name).map(|v| &v.value) != Some(&status) {
+            let bytes = serde_json::to_vec(&status).map_err(|e| e.to_string())?;
+            kv.put(&app.spec.name, bytes.into())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    for name in current.keys() {
+        if !snap.apps.iter().any(|a| &a.spec.name == name) {
+            kv.delete(name).await.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+async fn write_endpoints(
+    cluster: &Cluster,
+    snap: &crate::snapshot::Snapshot,
+) -> Result<(), String> {
+    let kv = &cluster.buckets.endpoints;
+    let wanted = endpoints::compute(snap);
+    let current: BTreeMap<_, _> = cluster
+        .endpoints
+        .all()
+        .into_iter()
+        .map(|(k, v)| (k, v.value))
+        .collect();
+    for (key, eps) in &wanted {
+        if current.get(key) != Some(eps) {
+            let bytes = serde_json::to_vec(eps).map_err(|e| e.to_string())?;
+            kv.put(key, bytes.into()).await.map_err(|e| e.to_string())?;
+        }
+    }
+    for key in current.keys() {
+        if !wanted.contains_key(key) {
+            kv.delete(key).await.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// `<app>-<service>-<6 random chars>`.
+fn new_instance_id(app: &str, service: &str) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let suffix: String = (0..6)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("{app}-{service}-{suffix}")
+}

@@ -1,0 +1,210 @@
+//! Step one of reconciliation: for each service, which instances to keep,
+//! which to stop (and why) and what to place. Nothing is placed here, so a
+//! rolling update can later apply a decision in batches.
+
+use super::{Desired, Key, Placed};
+use crate::placement::unmet_constraint;
+use crate::snapshot::Snapshot;
+use atoll_sdk::spec::Mode;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Why an instance is taken off its host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StopReason {
+    /// Its host is down (or unknown): it is re-placed elsewhere, and the
+    /// host stops it if it comes back.
+    Lost,
+    /// Its app or service is no longer deployed.
+    Removed,
+    /// Its service changed (another spec hash): a new instance replaces it.
+    Changed,
+    /// Its host no longer satisfies the placement rules: it moves.
+    Unmatched,
+    /// More instances than desired (scale down, or a second instance of a
+    /// global service on one host).
+    Extra,
+}
+
+impl StopReason {
+    pub(super) fn describe(self, host: &str) -> String {
+        match self {
+            StopReason::Lost => format!("host {host} is down"),
+            StopReason::Removed => "no longer deployed".into(),
+            StopReason::Changed => "service changed".into(),
+            StopReason::Unmatched => format!("host {host} no longer matches the placement rules"),
+            StopReason::Extra => "more instances than desired".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Stop<'a> {
+    pub placed: Placed<'a>,
+    pub reason: StopReason,
+}
+
+/// New instances a service needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum ToPlace<'a> {
+    /// This many, wherever placement finds room.
+    Replicas(u32),
+    /// One on each of these hosts (global mode).
+    OnHosts(Vec<&'a str>),
+}
+
+/// The decision for one service.
+#[derive(Debug, Clone)]
+pub(super) struct ServiceChanges<'a> {
+    /// Instances that stay where they are.
+    pub keep: Vec<Placed<'a>>,
+    pub stop: Vec<Stop<'a>>,
+    pub place: ToPlace<'a>,
+}
+
+/// Decides for every service that is deployed or still has instances.
+pub(super) fn all<'a>(
+    snap: &'a Snapshot,
+    desired: &BTreeMap<Key<'a>, Desired<'a>>,
+    existing: &BTreeMap<Key<'a>, Vec<Placed<'a>>>,
+) -> BTreeMap<Key<'a>, ServiceChanges<'a>> {
+    let keys: BTreeSet<Key<'a>> = desired.keys().chain(existing.keys()).copied().collect();
+    keys.into_iter()
+        .map(|key| {
+            let placed = existing.get(&key).map_or(&[][..], Vec::as_slice);
+            let changes = match desired.get(&key) {
+                None => removed(placed),
+                Some(d) if d.service.deploy.mode == Mode::Global => global(snap, d, placed),
+                Some(d) => replicated(snap, d, placed),
+            };
+            (key, changes)
+        })
+        .collect()
+}
+
+/// A service that is no longer deployed: stop everything.
+fn removed<'a>(placed: &[Placed<'a>]) -> ServiceChanges<'a> {
+    ServiceChanges {
+        keep: Vec::new(),
+        stop: stops(placed, StopReason::Removed),
+        place: ToPlace::Replicas(0),
+    }
+}
+
+fn stops<'a>(placed: &[Placed<'a>], reason: StopReason) -> Vec<Stop<'a>> {
+    placed
+        .iter()
+        .map(|&placed| Stop { placed, reason })
+        .collect()
+}
+
+/// Why an instance of a deployed service cannot stay where it is, if it
+/// cannot. Failed instances are not stopped here: they hold their slot and
+/// the app status shows the failure, rather than being re-placed in a loop.
+fn must_stop(snap: &Snapshot, d: &Desired<'_>, p: &Placed<'_>) -> Option<StopReason> {
+    let Some(host) = snap.host(p.host).filter(|h| h.is_ready()) else {
+        return Some(StopReason::Lost);
+    };
+    if p.spec.spec_hash != d.hash {
+        return Some(StopReason::Changed);
+    }
+    let constraints = &d.service.deploy.placement.constraints;
+    unmet_constraint(&host.info, constraints).map(|_| StopReason::Unmatched)
+}
+
+/// Splits instances into those that may stay and those that must stop.
+fn sort_out<'a>(
+    snap: &Snapshot,
+    d: &Desired<'_>,
+    placed: &[Placed<'a>],
+) -> (Vec<Placed<'a>>, Vec<Stop<'a>>) {
+    let mut keep = Vec::new();
+    let mut stop = Vec::new();
+    for &p in placed {
+        match must_stop(snap, d, &p) {
+            Some(reason) => stop.push(Stop { placed: p, reason }),
+            None => keep.push(p),
+        }
+    }
+    (keep, stop)
+}
+
+/// Replicated mode: keep what may stay, up to `max_replicas_per_node` per
+/// host and `replicas` in all; place the shortfall.
+fn replicated<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> ServiceChanges<'a> {
+    let (keep, mut stop) = sort_out(snap, d, placed);
+    let max = d.service.deploy.placement.max_replicas_per_node;
+    let (mut keep, over) = cap_per_host(keep, max.unwrap_or(u32::MAX));
+    stop.extend(stops(&over, StopReason::Unmatched));
+    let replicas = d.service.deploy.replicas as usize;
+    while keep.len() > replicas {
+        let extra = keep.remove(pick_extra(snap, &keep));
+        stop.push(Stop {
+            placed: extra,
+            reason: StopReason::Extra,
+        });
+    }
+    let missing = (replicas - keep.len()) as u32;
+    ServiceChanges {
+        keep,
+        stop,
+        place: ToPlace::Replicas(missing),
+    }
+}
+
+/// Keeps at most `max` instances per host (the lowest ids, as `placed` is
+/// sorted), e.g. after `max_replicas_per_node` was lowered.
+fn cap_per_host<'a>(placed: Vec<Placed<'a>>, max: u32) -> (Vec<Placed<'a>>, Vec<Placed<'a>>) {
+    let mut per_host: BTreeMap<&str, u32> = BTreeMap::new();
+    placed.into_iter().partition(|p| {
+        let n = per_host.entry(p.host).or_default();
+        *n += 1;
+        *n <= max
+    })
+}
+
+/// The instance to stop when scaling down: one that is not active (failed,
+/// say) first, since it serves nothing; then one from the host with the
+/// most instances of the service, so that what remains stays spread; ties
+/// by host name, then id. Re-evaluated after every pick.
+fn pick_extra(snap: &Snapshot, keep: &[Placed<'_>]) -> usize {
+    let mut per_host: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in keep {
+        *per_host.entry(p.host).or_default() += 1;
+    }
+    let active = |p: &Placed<'_>| {
+        snap.observed_state(&p.spec.id)
+            .is_none_or(|s| s.is_active())
+    };
+    (0..keep.len())
+        .min_by_key(|&i| {
+            let p = &keep[i];
+            (active(p), Reverse(per_host[p.host]), p.host, &p.spec.id)
+        })
+        .expect("called with more instances than replicas, so at least one")
+}
+
+/// Global mode: one instance on every ready host that satisfies the
+/// constraints. Whether a host without one has room is checked when
+/// placing, against the allocations left after this plan's stops.
+fn global<'a>(snap: &'a Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> ServiceChanges<'a> {
+    let (keep, mut stop) = sort_out(snap, d, placed);
+    let (keep, duplicates) = cap_per_host(keep, 1);
+    stop.extend(stops(&duplicates, StopReason::Extra));
+    let served: BTreeSet<&str> = keep.iter().map(|p| p.host).collect();
+    let constraints = &d.service.deploy.placement.constraints;
+    let mut targets: Vec<&'a str> = snap
+        .hosts
+        .iter()
+        .filter(|h| h.is_ready() && !served.contains(h.name()))
+        .filter(|h| unmet_constraint(&h.info, constraints).is_none())
+        .map(|h| h.name())
+        .collect();
+    targets.sort_unstable();
+    targets.dedup();
+    ServiceChanges {
+        keep,
+        stop,
+        place: ToPlace::OnHosts(targets),
+    }
+}

@@ -1,0 +1,120 @@
+//! Global services: one instance on every ready host that matches.
+
+use super::*;
+
+fn edge() -> Vec<HostSnapshot> {
+    vec![
+        host("e1").label("site", "edge"),
+        host("e2").label("site", "edge"),
+        host("c1").label("site", "cloud"),
+    ]
+}
+
+fn agent() -> atoll_sdk::spec::Service {
+    service("agent")
+        .global()
+        .constraint("node.labels.site == edge")
+}
+
+#[test]
+fn one_instance_on_every_matching_host() {
+    let mut c = Cluster::new(edge(), vec![app("fleet", vec![agent()])]);
+    let plan = c.step();
+    assert_eq!(c.spread("fleet", "agent"), counts(&[("e1", 1), ("e2", 1)]));
+    assert!(
+        plan.unplaced.is_empty(),
+        "c1 not matching is no problem: {:?}",
+        plan.unplaced
+    );
+}
+
+#[test]
+fn a_host_joining_later_gets_its_instance() {
+    let mut c = Cluster::new(edge(), vec![app("fleet", vec![agent()])]);
+    c.step();
+    c.add_host(host("e3").label("site", "edge"));
+    let plan = c.step();
+    assert_eq!(kinds(&plan), ["place"]);
+    assert_eq!(plan.assignments.keys().collect::<Vec<_>>(), ["e3"]);
+    assert_eq!(c.spread("fleet", "agent").len(), 3);
+}
+
+#[test]
+fn a_host_that_stops_matching_loses_it() {
+    let mut c = Cluster::new(edge(), vec![app("fleet", vec![agent()])]);
+    c.step();
+    c.snap.hosts[1] = host("e2").label("site", "cloud");
+    let plan = c.step();
+    assert_eq!(kinds(&plan), ["stop"]);
+    assert_eq!(c.spread("fleet", "agent"), counts(&[("e1", 1)]));
+}
+
+#[test]
+fn a_down_host_loses_it_and_gets_a_new_one_back() {
+    let mut c = Cluster::new(edge(), vec![app("fleet", vec![agent()])]);
+    c.step();
+    c.set_state("e1", HostState::Down);
+    let plan = c.step();
+    assert_eq!(
+        kinds(&plan),
+        ["lost"],
+        "a global instance is not re-placed elsewhere"
+    );
+    assert!(c.ids_on("e1").is_empty());
+    c.set_state("e1", HostState::Ready);
+    c.step();
+    assert_eq!(c.spread("fleet", "agent"), counts(&[("e1", 1), ("e2", 1)]));
+}
+
+#[test]
+fn max_replicas_per_node_is_irrelevant() {
+    let svc = service("agent").global().max_per_node(5);
+    let mut c = Cluster::new(edge(), vec![app("fleet", vec![svc])]);
+    c.step();
+    assert_eq!(c.spread("fleet", "agent").values().sum::<usize>(), 3);
+}
+
+#[test]
+fn switching_from_replicated_keeps_one_per_host() {
+    let hosts = vec![host("h1"), host("h2")];
+    let mut c = Cluster::new(
+        hosts,
+        vec![app("fleet", vec![service("agent").replicas(4)])],
+    );
+    c.step();
+    let kept: Vec<String> = ["h1", "h2"]
+        .iter()
+        .map(|h| c.ids_on(h)[0].clone())
+        .collect();
+    c.deploy(app("fleet", vec![service("agent").global()]));
+    let plan = c.step();
+    assert_eq!(kinds(&plan), ["stop", "stop"]);
+    assert_eq!(c.all_ids(), kept);
+}
+
+#[test]
+fn a_matching_host_without_room_is_explained() {
+    let hosts = vec![host("h1"), host("h2"), host("h3").capacity(32 * MIB, 4000)];
+    let svc = service("agent").global().reserve(64 * MIB, 0);
+    let mut c = Cluster::new(hosts, vec![app("fleet", vec![svc])]);
+    let plan = c.step();
+    assert_eq!(c.spread("fleet", "agent"), counts(&[("h1", 1), ("h2", 1)]));
+    assert_eq!(
+        plan.unplaced["fleet"]["agent"],
+        "2/3 hosts available: 1 insufficient memory (need 64.0 MiB, 32.0 MiB free)"
+    );
+}
+
+#[test]
+fn no_matching_host_at_all_is_explained() {
+    let svc = service("agent")
+        .global()
+        .constraint("node.labels.site == moon");
+    let mut c = Cluster::new(edge(), vec![app("fleet", vec![svc])]);
+    let plan = c.step();
+    assert!(c.all_ids().is_empty());
+    assert_eq!(
+        plan.unplaced["fleet"]["agent"],
+        "0/3 hosts available: 3 failed constraint node.labels.site == moon"
+    );
+}

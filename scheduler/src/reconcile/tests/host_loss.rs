@@ -1,0 +1,88 @@
+//! Hosts going down: their instances are lost and re-placed on survivors.
+
+use super::*;
+
+#[test]
+fn instances_of_a_down_host_are_re_placed_on_survivors() {
+    let hosts = vec![host("h1"), host("h2"), host("h3")];
+    let mut c = Cluster::new(hosts, vec![app("shop", vec![service("api").replicas(3)])]);
+    c.step();
+    let lost = c.ids_on("h2");
+
+    c.set_state("h2", HostState::Down);
+    let plan = c.step();
+    assert_eq!(kinds(&plan), ["lost", "place"]);
+    assert_eq!(
+        plan.events[0].message,
+        format!("{} (api) on h2: host h2 is down", lost[0])
+    );
+    // The down host's assignment is emptied, so it stops the instance if
+    // it comes back.
+    assert_eq!(plan.assignments["h2"].instances, vec![]);
+    assert_eq!(c.spread("shop", "api"), counts(&[("h1", 2), ("h3", 1)]));
+    assert!(!c.all_ids().contains(&lost[0]));
+}
+
+#[test]
+fn a_host_coming_back_changes_nothing() {
+    let mut c = Cluster::new(
+        vec![host("h1"), host("h2")],
+        vec![app("shop", vec![service("api").replicas(2)])],
+    );
+    c.step();
+    c.set_state("h1", HostState::Down);
+    c.step();
+    c.set_state("h1", HostState::Ready);
+    let plan = c.step();
+    assert!(plan.changes_nothing(), "no rebalancing on return: {plan:?}");
+    assert_eq!(c.spread("shop", "api"), counts(&[("h2", 2)]));
+}
+
+#[test]
+fn an_unknown_host_counts_as_down() {
+    let mut c = Cluster::new(
+        vec![host("h1"), host("h2")],
+        vec![app("shop", vec![service("api").replicas(2)])],
+    );
+    c.step();
+    c.snap.hosts.retain(|h| h.name() != "h1");
+    let plan = c.step();
+    assert_eq!(kinds(&plan), ["lost", "place"]);
+    assert_eq!(c.spread("shop", "api"), counts(&[("h2", 2)]));
+}
+
+#[test]
+fn with_every_host_down_nothing_can_be_placed() {
+    let mut c = Cluster::new(
+        vec![host("h1"), host("h2")],
+        vec![app("shop", vec![service("api").replicas(2)])],
+    );
+    c.step();
+    c.set_state("h1", HostState::Down);
+    c.set_state("h2", HostState::Down);
+    let plan = c.step();
+    assert_eq!(kinds(&plan), ["lost", "lost", "unplaceable"]);
+    assert_eq!(plan.unplaced["shop"]["api"], "0/2 hosts available: 2 down");
+    assert!(c.all_ids().is_empty());
+
+    c.set_state("h2", HostState::Ready);
+    c.step();
+    assert_eq!(c.spread("shop", "api"), counts(&[("h2", 2)]));
+}
+
+#[test]
+fn lost_instances_respect_the_constraints_when_moving() {
+    let hosts = vec![
+        host("h1").label("zone", "east"),
+        host("h2").label("zone", "east"),
+        host("h3").label("zone", "west"),
+    ];
+    let svc = service("api")
+        .replicas(2)
+        .constraint("node.labels.zone == east");
+    let mut c = Cluster::new(hosts, vec![app("shop", vec![svc])]);
+    c.step();
+    c.set_state("h1", HostState::Down);
+    c.step();
+    assert_eq!(c.spread("shop", "api"), counts(&[("h2", 2)]));
+}

@@ -1,0 +1,77 @@
+//! `atoll server`: connects to NATS, opens the buckets, and runs the
+//! heartbeat watcher, the controller and the HTTP API until shut down.
+
+use crate::cluster::{self, Cluster};
+use crate::{api, controller};
+use atoll_sdk::nats::{Buckets, connect};
+use atoll_sdk::protocol::{HEARTBEAT_INTERVAL_MS, MISSED_HEARTBEATS_DOWN};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub nats_url: String,
+    pub cluster: String,
+    pub listen: SocketAddr,
+    /// Names this server in the leader lease; a restart under the same name
+    /// takes the lease back at once.
+    pub name: String,
+    /// A host silent this long is down.
+    pub down_after: Duration,
+}
+
+impl ServerConfig {
+    pub fn new(nats_url: &str, listen: SocketAddr) -> ServerConfig {
+        ServerConfig {
+            nats_url: nats_url.to_string(),
+            cluster: "default".into(),
+            listen,
+            name: format!("server-{listen}"),
+            down_after: Duration::from_millis(HEARTBEAT_INTERVAL_MS * MISSED_HEARTBEATS_DOWN),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    Nats(String),
+    #[error(transparent)]
+    Buckets(#[from] atoll_sdk::nats::BucketError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Runs the server until `shutdown` completes.
+pub async fn run(
+    cfg: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let client = connect(&cfg.nats_url, &cfg.name)
+        .await
+        .map_err(ServerError::Nats)?;
+    let buckets = Buckets::open(client, &cfg.cluster).await?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| ServerError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let cluster = Cluster::open(buckets, cfg.down_after).await;
+    let heartbeats = tokio::spawn(cluster::watch_heartbeats(cluster.clone()));
+    let control = tokio::spawn(controller::run(cluster.clone(), cfg.name.clone()));
+    tracing::info!(listen = %cfg.listen, nats = %cfg.nats_url, "atoll server ready");
+    let served = axum::serve(listener, api::router(cluster))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    heartbeats.abort();
+    control.abort();
+    served.map_err(|source| ServerError::Listen {
+        addr: cfg.listen,
+        source,
+    })
+}

@@ -1,0 +1,243 @@
+//! The plain-data view of the cluster that decision code reads.
+
+use atoll_sdk::cluster::{Assignment, HostInfo, HostState, InstanceState, InstanceStatus};
+use atoll_sdk::protocol::AppRecord;
+use std::collections::BTreeMap;
+
+/// A host as the controller sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostSnapshot {
+    pub info: HostInfo,
+    pub state: HostState,
+}
+
+impl HostSnapshot {
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.state == HostState::Ready
+    }
+}
+
+/// Everything reconciliation needs, read by the controller shell from
+/// JetStream (desired apps, assignments) and from heartbeats (hosts,
+/// observed instance states).
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Desired state: every deployed app, latest revision.
+    pub apps: Vec<AppRecord>,
+    /// Every known host, ready or down.
+    pub hosts: Vec<HostSnapshot>,
+    /// Current assignments by host name.
+    pub assignments: BTreeMap<String, Assignment>,
+    /// Last reported status of each instance, by instance id.
+    pub observed: BTreeMap<String, InstanceStatus>,
+}
+
+impl Snapshot {
+    /// The host named `name`, if it ever joined.
+    pub fn host(&self, name: &str) -> Option<&HostSnapshot> {
+        self.hosts.iter().find(|h| h.info.name == name)
+    }
+
+    /// Whether `name` is a known host that currently sends heartbeats.
+    pub fn is_ready(&self, name: &str) -> bool {
+        self.host(name).is_some_and(HostSnapshot::is_ready)
+    }
+
+    /// The desired state of the app named `name`.
+    pub fn app(&self, name: &str) -> Option<&AppRecord> {
+        self.apps.iter().find(|a| a.spec.name == name)
+    }
+
+    /// The last state an instance's host reported for it; `None` when no
+    /// report arrived yet (a freshly assigned instance).
+    pub fn observed_state(&self, id: &str) -> Option<InstanceState> {
+        self.observed.get(id).map(|s| s.state)
+    }
+}
+
+/// Small builders of hosts, services and apps for unit tests of the
+/// decision code (placement, reconcile and whoever reads a [`Snapshot`]).
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+    use atoll_sdk::cluster::Capacity;
+    use atoll_sdk::spec::{
+        App, Artifact, Constraint, ConstraintField, ConstraintOp, Deploy, Mode, Preference, Service,
+    };
+
+    pub const MIB: u64 = 1024 * 1024;
+
+    /// A ready `x86_64`/`linux` host with 1 GiB and 4 CPUs, labelled like a
+    /// real host (`hostname`, `arch`, `os`).
+    pub fn host(name: &str) -> HostSnapshot {
+        let labels = [("hostname", name), ("arch", "x86_64"), ("os", "linux")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        HostSnapshot {
+            info: HostInfo {
+                name: name.into(),
+                address: format!("{name}.test:7000"),
+                labels,
+                arch: "x86_64".into(),
+                os: "linux".into(),
+                capacity: Capacity {
+                    memory: 1024 * MIB,
+                    cpus_milli: 4000,
+                },
+                started_at_ms: 1,
+                version: "test".into(),
+            },
+            state: HostState::Ready,
+        }
+    }
+
+    /// Chained tweaks of a fixture host.
+    pub trait HostExt {
+        fn label(self, key: &str, value: &str) -> Self;
+        fn arch(self, arch: &str) -> Self;
+        fn os(self, os: &str) -> Self;
+        fn capacity(self, memory: u64, cpus_milli: u32) -> Self;
+        fn down(self) -> Self;
+    }
+
+    impl HostExt for HostSnapshot {
+        fn label(mut self, key: &str, value: &str) -> Self {
+            self.info.labels.insert(key.into(), value.into());
+            self
+        }
+        fn arch(mut self, arch: &str) -> Self {
+            self.info.arch = arch.into();
+            self.label("arch", arch)
+        }
+        fn os(mut self, os: &str) -> Self {
+            self.info.os = os.into();
+            self.label("os", os)
+        }
+        fn capacity(mut self, memory: u64, cpus_milli: u32) -> Self {
+            self.info.capacity = Capacity { memory, cpus_milli };
+            self
+        }
+        fn down(mut self) -> Self {
+            self.state = HostState::Down;
+            self
+        }
+    }
+
+    /// A replicated service with one replica of an image and no placement
+    /// rules.
+    pub fn service(name: &str) -> Service {
+        Service {
+            name: name.into(),
+            artifact: Artifact::Image(format!("registry.test/{name}:1")),
+            timeout_ms: 30_000,
+            environment: BTreeMap::new(),
+            ports: Vec::new(),
+            deploy: Deploy::default(),
+        }
+    }
+
+    /// Chained tweaks of a fixture service.
+    pub trait ServiceExt {
+        fn replicas(self, n: u32) -> Self;
+        fn global(self) -> Self;
+        /// `"node.labels.zone == east"`, as written in a Compose file.
+        fn constraint(self, text: &str) -> Self;
+        fn spread(self, label: &str) -> Self;
+        fn max_per_node(self, n: u32) -> Self;
+        fn reserve(self, memory: u64, cpus_milli: u32) -> Self;
+        fn env(self, key: &str, value: &str) -> Self;
+    }
+
+    impl ServiceExt for Service {
+        fn replicas(mut self, n: u32) -> Self {
+            self.deploy.replicas = n;
+            self
+        }
+        fn global(mut self) -> Self {
+            self.deploy.mode = Mode::Global;
+            self
+        }
+        fn constraint(mut self, text: &str) -> Self {
+            self.deploy.placement.constraints.push(constraint(text));
+            self
+        }
+        fn spread(mut self, label: &str) -> Self {
+            let spread_label = label.into();
+            self.deploy
+                .placement
+                .preferences
+                .push(Preference { spread_label });
+            self
+        }
+        fn max_per_node(mut self, n: u32) -> Self {
+            self.deploy.placement.max_replicas_per_node = Some(n);
+            self
+        }
+        fn reserve(mut self, memory: u64, cpus_milli: u32) -> Self {
+            let r = &mut self.deploy.resources.reservations;
+            r.memory = (memory > 0).then_some(memory);
+            r.cpus_milli = (cpus_milli > 0).then_some(cpus_milli);
+            self
+        }
+        fn env(mut self, key: &str, value: &str) -> Self {
+            self.environment.insert(key.into(), value.into());
+            self
+        }
+    }
+
+    /// Parses the few constraint spellings tests use; the real parser lives
+    /// in `atoll_sdk::spec`.
+    pub fn constraint(text: &str) -> Constraint {
+        let (field, op, value) = if let Some((f, v)) = text.split_once("==") {
+            (f, ConstraintOp::Eq, v)
+        } else if let Some((f, v)) = text.split_once("!=") {
+            (f, ConstraintOp::Ne, v)
+        } else {
+            panic!("fixture constraint without == or !=: {text}")
+        };
+        let field = match field.trim() {
+            "node.hostname" => ConstraintField::Hostname,
+            "node.platform.arch" => ConstraintField::Arch,
+            "node.platform.os" => ConstraintField::Os,
+            f => ConstraintField::Label(
+                f.strip_prefix("node.labels.")
+                    .unwrap_or_else(|| panic!("unknown fixture field {f}"))
+                    .into(),
+            ),
+        };
+        Constraint {
+            field,
+            op,
+            value: value.trim().into(),
+        }
+    }
+
+    /// Revision 1 of an app made of `services`.
+    pub fn app(name: &str, services: Vec<Service>) -> AppRecord {
+        AppRecord {
+            v: 1,
+            revision: 1,
+            spec: App {
+                name: name.into(),
+                services: services.into_iter().map(|s| (s.name.clone(), s)).collect(),
+            },
+            compose: String::new(),
+            deployed_at_ms: 0,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// A cluster with nothing assigned yet.
+    pub fn snapshot(hosts: Vec<HostSnapshot>, apps: Vec<AppRecord>) -> Snapshot {
+        Snapshot {
+            apps,
+            hosts,
+            ..Snapshot::default()
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! What the API shows: apps, instances and hosts as the user sees them,
+//! built from a [`Snapshot`] and the controller's app statuses.
+
+use crate::snapshot::Snapshot;
+use atoll_sdk::api::{AppView, HostView, InstanceView, ServiceView};
+use atoll_sdk::cluster::{Capacity, HostState, InstanceState};
+use atoll_sdk::protocol::{AppRecord, AppStatus};
+use atoll_sdk::spec::{Artifact, Mode, Service};
+use std::collections::BTreeMap;
+
+/// Every assigned instance with the state its host reported.
+pub fn instances(snap: &Snapshot, app: Option<&str>) -> Vec<InstanceView> {
+    let host_state: BTreeMap<&str, HostState> = snap
+        .hosts
+        .iter()
+        .map(|h| (h.info.name.as_str(), h.state))
+        .collect();
+    let mut out = Vec::new();
+    for (host, assignment) in &snap.assignments {
+        for inst in &assignment.instances {
+            if app.is_some_and(|a| a != inst.app) {
+                continue;
+            }
+            let observed = snap.observed.get(&inst.id);
+            let (state, reason, since_ms) = match (host_state.get(host.as_str()), observed) {
+                (Some(HostState::Down), _) => {
+                    (InstanceState::Lost, Some(format!("host {host} is down")), 0)
+                }
+                (_, Some(o)) => (o.state, o.reason.clone(), o.since_ms),
+                (_, None) => (InstanceState::Pending, None, 0),
+            };
+            out.push(InstanceView {
+                app: inst.app.clone(),
+                service: inst.service.clone(),
+                id: inst.id.clone(),
+                host: host.clone(),
+                state,
+                revision: inst.revision,
+                reason,
+                since_ms,
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.app, &a.service, &a.id).cmp(&(&b.app, &b.service, &b.id)));
+    out
+}
+
+/// One app with its services, counts and an overall status.
+pub fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus>) -> AppView {
+    let insts = instances(snap, Some(&record.spec.name));
+    let mut services = Vec::new();
+    let mut problems = Vec::new();
+    let (mut any_failed, mut all_running) = (false, true);
+    for svc in record.spec.services.values() {
+        let mine: Vec<&InstanceView> = insts.iter().filter(|i| i.service == svc.name).collect();
+        let running = mine
+            .iter()
+            .filter(|i| i.state == InstanceState::Running)
+            .count() as u32;
+        let desired = match svc.deploy.mode {
+            Mode::Replicated => svc.deploy.replicas,
+            Mode::Global => mine.len() as u32,
+        };
+        let failed = mine.iter().find(|i| i.state == InstanceState::Failed);
+        let unplaced = status.and_then(|s| s.unplaced.get(&svc.name));
+        let message = match (unplaced, failed) {
+            (Some(why), _) => Some(why.clone()),
+            (None, Some(f)) => Some(format!(
+                "instance {} failed: {}",
+                f.id,
+                f.reason.as_deref().unwrap_or("no reason given")
+            )),
+            (None, None) => None,
+        };
+        any_failed |= failed.is_some();
+        all_running &= running == desired && unplaced.is_none();
+        if let Some(m) = &message {
+            problems.push(format!("{}: {m}", svc.name));
+        }
+        services.push(service_view(svc, desired, running, message));
+    }
+    let unplaced = status.is_some_and(|s| !s.unplaced.is_empty());
+    let total_running: u32 = services.iter().map(|s| s.running).sum();
+    let state = if all_running {
+        "running"
+    } else if any_failed && total_running == 0 {
+        "failed"
+    } else if any_failed {
+        "degraded"
+    } else if unplaced {
+        "pending"
+    } else {
+        "deploying"
+    };
+    AppView {
+        name: record.spec.name.clone(),
+        revision: record.revision,
+        status: state.to_string(),
+        message: (!problems.is_empty()).then(|| problems.join("; ")),
+        services,
+        deployed_at_ms: record.deployed_at_ms,
+        warnings: record.warnings.clone(),
+    }
+}
+
+fn service_view(svc: &Service, desired: u32, running: u32, message: Option<String>) -> ServiceView {
+    let (kind, artifact) = match &svc.artifact {
+        Artifact::Component(p) => ("component", p.clone()),
+        Artifact::Stored(d) => ("component", d.clone()),
+        Artifact::Image(r) => ("image", r.clone()),
+    };
+    ServiceView {
+        name: svc.name.clone(),
+        kind: kind.to_string(),
+        artifact,
+        mode: match svc.deploy.mode {
+            Mode::Replicated => "replicated".into(),
+            Mode::Global => "global".into(),
+        },
+        desired,
+        running,
+        ports: svc
+            .ports
+            .iter()
+            .map(|p| format!("{}:{}", p.published, p.target))
+            .collect(),
+        message,
+    }
+}
+
+/// Every known host, with what is assigned to it.
+pub fn hosts(snap: &Snapshot, last_seen_ms: impl Fn(&str) -> u64) -> Vec<HostView> {
+    snap.hosts
+        .iter()
+        .map(|h| {
+            let assigned = snap
+                .assignments
+                .get(&h.info.name)
+                .map(|a| a.instances.as_slice())
+                .unwrap_or_default();
+            let allocated = assigned
+                .iter()
+                .fold(Capacity::default(), |acc, i| Capacity {
+                    memory: acc.memory + i.reservations.memory.unwrap_or(0),
+                    cpus_milli: acc.cpus_milli + i.reservations.cpus_milli.unwrap_or(0),
+                });
+            HostView {
+                name: h.info.name.clone(),
+                state: h.state,
+                address: h.info.address.clone(),
+                labels: h.info.labels.clone(),
+                arch: h.info.arch.clone(),
+                os: h.info.os.clone(),
+                capacity: h.info.capacity,
+                allocated,
+                instances: assigned.len() as u32,
+                last_seen_ms: last_seen_ms(&h.info.name),
+                version: h.info.version.clone(),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,92 @@
+//! Request and answer types of the server's HTTP API (`/v1/...`).
+
+use crate::cluster::{Capacity, HostState, InstanceState};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `POST /v1/apps`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployRequest {
+    /// The Compose text.
+    pub compose: String,
+    /// The app name when the file has no `name:` (the CLI sends the file's
+    /// folder name).
+    pub default_name: String,
+    /// Component path as written in the file → digest of the uploaded file
+    /// (`PUT /v1/artifacts/{digest}`).
+    pub artifacts: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployResponse {
+    pub name: String,
+    pub revision: u64,
+    /// True when the file matched the current revision and nothing changed.
+    pub unchanged: bool,
+    pub warnings: Vec<String>,
+}
+
+/// An error answer: a message and, for Compose files, one line per problem.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    #[serde(default)]
+    pub details: Vec<String>,
+}
+
+/// One row of `atoll ls`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppView {
+    pub name: String,
+    pub revision: u64,
+    /// `running`, `deploying`, `degraded`, `failed` or `pending`.
+    pub status: String,
+    /// Why, when not `running`.
+    pub message: Option<String>,
+    pub services: Vec<ServiceView>,
+    pub deployed_at_ms: u64,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceView {
+    pub name: String,
+    pub kind: String,
+    pub artifact: String,
+    pub mode: String,
+    /// Desired replicas (global: the number of matching hosts).
+    pub desired: u32,
+    pub running: u32,
+    pub ports: Vec<String>,
+    pub message: Option<String>,
+}
+
+/// One row of `atoll ps`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceView {
+    pub app: String,
+    pub service: String,
+    pub id: String,
+    pub host: String,
+    pub state: InstanceState,
+    pub revision: u64,
+    pub reason: Option<String>,
+    pub since_ms: u64,
+}
+
+/// One row of `atoll hosts`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostView {
+    pub name: String,
+    pub state: HostState,
+    pub address: String,
+    pub labels: BTreeMap<String, String>,
+    pub arch: String,
+    pub os: String,
+    pub capacity: Capacity,
+    /// Reserved by the instances assigned to it.
+    pub allocated: Capacity,
+    pub instances: u32,
+    pub last_seen_ms: u64,
+    pub version: String,
+}

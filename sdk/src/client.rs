@@ -1,0 +1,176 @@
+//! A typed client of the server's HTTP API. Every call is bounded by a
+//! timeout and fails with an error that says which server it could not
+//! reach or what the server answered.
+
+use crate::api::{AppView, DeployRequest, DeployResponse, ErrorBody, HostView, InstanceView};
+use crate::protocol::Event;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot reach the atoll server at {url}: {message} (is `atoll server` or `atoll up` running? set --server or ATOLL_SERVER)"
+    )]
+    Unreachable { url: String, message: String },
+    #[error("{}", render_api_error(.body))]
+    Api { status: u16, body: ErrorBody },
+    #[error("unexpected answer from {url}: {message}")]
+    Decode { url: String, message: String },
+}
+
+fn render_api_error(body: &ErrorBody) -> String {
+    let mut s = body.error.clone();
+    for d in &body.details {
+        s.push_str("\n  ");
+        s.push_str(d);
+    }
+    s
+}
+
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Result<Client, ClientError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .build()
+            .map_err(|e| ClientError::Unreachable {
+                url: base.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(Client {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<reqwest::Response, ClientError> {
+        let resp = req
+            .timeout(Duration::from_secs(120))
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: url.to_string(),
+                message: e.to_string(),
+            })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str::<ErrorBody>(&text).unwrap_or(ErrorBody {
+            error: format!("server answered {status}: {}", text.trim()),
+            details: vec![],
+        });
+        Err(ClientError::Api { status, body })
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let resp = self.send(self.http.get(&url), &url).await?;
+        resp.json().await.map_err(|e| ClientError::Decode {
+            url,
+            message: e.to_string(),
+        })
+    }
+
+    /// Uploads a component unless the server already has it.
+    pub async fn upload_artifact(&self, digest: &str, bytes: Vec<u8>) -> Result<(), ClientError> {
+        let url = self.url(&format!("/v1/artifacts/{digest}"));
+        if let Ok(r) = self
+            .http
+            .head(&url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+        {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        self.send(self.http.put(&url).body(bytes), &url).await?;
+        Ok(())
+    }
+
+    pub async fn deploy(&self, req: &DeployRequest) -> Result<DeployResponse, ClientError> {
+        let url = self.url("/v1/apps");
+        let resp = self.send(self.http.post(&url).json(req), &url).await?;
+        resp.json().await.map_err(|e| ClientError::Decode {
+            url,
+            message: e.to_string(),
+        })
+    }
+
+    pub async fn apps(&self) -> Result<Vec<AppView>, ClientError> {
+        self.get_json("/v1/apps").await
+    }
+
+    pub async fn app(&self, name: &str) -> Result<AppView, ClientError> {
+        self.get_json(&format!("/v1/apps/{name}")).await
+    }
+
+    pub async fn remove_app(&self, name: &str) -> Result<(), ClientError> {
+        let url = self.url(&format!("/v1/apps/{name}"));
+        self.send(self.http.delete(&url), &url).await?;
+        Ok(())
+    }
+
+    pub async fn instances(&self, app: Option<&str>) -> Result<Vec<InstanceView>, ClientError> {
+        match app {
+            Some(a) => self.get_json(&format!("/v1/instances?app={a}")).await,
+            None => self.get_json("/v1/instances").await,
+        }
+    }
+
+    pub async fn hosts(&self) -> Result<Vec<HostView>, ClientError> {
+        self.get_json("/v1/hosts").await
+    }
+
+    pub async fn health(&self) -> Result<(), ClientError> {
+        let url = self.url("/v1/health");
+        self.send(self.http.get(&url).timeout(Duration::from_secs(2)), &url)
+            .await
+            .map(|_| ())
+    }
+
+    /// Follows the event stream; calls `each` for every event until the
+    /// server closes it.
+    pub async fn events(&self, mut each: impl FnMut(Event)) -> Result<(), ClientError> {
+        let url = self.url("/v1/events");
+        let mut resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+        let mut buf = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| ClientError::Unreachable {
+            url: url.clone(),
+            message: e.to_string(),
+        })? {
+            buf.extend_from_slice(&chunk);
+            while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=nl).collect();
+                if let Ok(ev) = serde_json::from_slice::<Event>(&line) {
+                    each(ev);
+                }
+            }
+        }
+        Ok(())
+    }
+}

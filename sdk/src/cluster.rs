@@ -1,0 +1,148 @@
+//! The cluster model: hosts, instances, assignments and their states.
+//!
+//! The server writes each host's [`Assignment`] (the full set of instances
+//! that host must run); hosts report [`InstanceStatus`] in their
+//! [`crate::protocol::Heartbeat`]s.
+
+use crate::spec::{PortMapping, ResourceSpec};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What a host says about itself when it joins and in every heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub name: String,
+    /// The address its gateway listens on (`--bind`).
+    pub address: String,
+    /// User labels plus the automatic `arch`, `os` and `hostname`.
+    pub labels: BTreeMap<String, String>,
+    pub arch: String,
+    pub os: String,
+    pub capacity: Capacity,
+    /// Unix milliseconds when this host process started; a change means the
+    /// host restarted.
+    pub started_at_ms: u64,
+    pub version: String,
+}
+
+/// Schedulable resources of a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Capacity {
+    pub memory: u64,
+    pub cpus_milli: u32,
+}
+
+/// How the server sees a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostState {
+    /// Heartbeats arrive.
+    Ready,
+    /// No heartbeat for the down timeout: its instances are lost.
+    Down,
+}
+
+/// The lifecycle of an instance, as its host reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceState {
+    /// Assigned, not yet seen by its host.
+    Pending,
+    /// Fetching its artifact.
+    Pulling,
+    /// Compiling / creating.
+    Starting,
+    Running,
+    /// Could not start, or died; `reason` says why.
+    Failed,
+    Stopping,
+    Stopped,
+    /// Its host is down.
+    Lost,
+}
+
+impl InstanceState {
+    /// Whether the instance takes or will soon take traffic, so it counts
+    /// towards the desired number of replicas.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            InstanceState::Pending
+                | InstanceState::Pulling
+                | InstanceState::Starting
+                | InstanceState::Running
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Pending => "pending",
+            InstanceState::Pulling => "pulling",
+            InstanceState::Starting => "starting",
+            InstanceState::Running => "running",
+            InstanceState::Failed => "failed",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Stopped => "stopped",
+            InstanceState::Lost => "lost",
+        }
+    }
+}
+
+impl std::fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a host needs to run one instance. Self-contained: a host never reads
+/// the app's desired state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    /// Unique in the cluster (`<app>-<service>-<6 chars>`).
+    pub id: String,
+    pub app: String,
+    pub service: String,
+    /// The app revision this instance was made from.
+    pub revision: u64,
+    /// Digest of the service's spec: instances with the same spec hash are
+    /// interchangeable, a different one means the service changed.
+    pub spec_hash: String,
+    pub artifact: ArtifactRef,
+    pub env: BTreeMap<String, String>,
+    pub ports: Vec<PortMapping>,
+    pub limits: ResourceSpec,
+    pub reservations: ResourceSpec,
+    pub timeout_ms: u64,
+}
+
+/// Where a host gets an instance's code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "ref")]
+pub enum ArtifactRef {
+    /// A component in the cluster's object store, by digest.
+    Stored(String),
+    /// An OCI reference.
+    Image(String),
+}
+
+/// The full set of instances a host must run. Level-triggered: the host
+/// makes what it runs match this, whatever it missed before.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Assignment {
+    pub host: String,
+    pub instances: Vec<InstanceSpec>,
+}
+
+/// What a host reports about one instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub id: String,
+    pub app: String,
+    pub service: String,
+    pub revision: u64,
+    pub state: InstanceState,
+    /// Why it failed or stopped.
+    pub reason: Option<String>,
+    /// Unix milliseconds of the last state change.
+    pub since_ms: u64,
+}

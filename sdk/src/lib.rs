@@ -1,0 +1,22 @@
+//! The shared language of atoll.
+//!
+//! Everything the control plane, the hosts and the CLI must agree on lives
+//! here: the Compose application model and its validation ([`spec`]), the
+//! cluster model of hosts, instances and assignments ([`cluster`]), the NATS
+//! protocol ([`protocol`]), the HTTP API's types ([`api`]) and, behind the
+//! `client` feature, a typed client of the server API ([`client`]).
+//!
+//! The model needs no async runtime: decision code in the scheduler and the
+//! runtime works on these plain types.
+
+pub mod api;
+pub mod cluster;
+pub mod digest;
+pub mod protocol;
+pub mod spec;
+
+#[cfg(feature = "client")]
+pub mod client;
+
+#[cfg(feature = "nats")]
+pub mod nats;

@@ -1,0 +1,199 @@
+//! An in-memory mirror of a KV bucket, kept current by a watch.
+//!
+//! Readers (the controller, the API, the gateways) read the mirror instead
+//! of asking NATS, so no request path waits on a NATS round trip. The
+//! mirror loads every key, then watches from the next revision; every
+//! entry carries its revision, so an update seen twice is applied once.
+//! When the watch breaks (NATS restarted), it reloads from scratch after a
+//! bounded, jittered backoff.
+
+use async_nats::jetstream::kv::{self, Operation};
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// One decoded value and the KV revision it was written at.
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub revision: u64,
+}
+
+type Map<T> = BTreeMap<String, Versioned<T>>;
+
+/// Keeps a map of a bucket's keys to decoded values.
+pub struct Mirror<T> {
+    map: Arc<RwLock<Map<T>>>,
+    changes: watch::Receiver<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// A cheap, clonable read handle on a [`Mirror`].
+pub struct MirrorView<T> {
+    map: Arc<RwLock<Map<T>>>,
+    changes: watch::Receiver<u64>,
+}
+
+impl<T> Clone for MirrorView<T> {
+    fn clone(&self) -> Self {
+        MirrorView {
+            map: self.map.clone(),
+            changes: self.changes.clone(),
+        }
+    }
+}
+
+impl<T: DeserializeOwned + Clone + Send + Sync + 'static> Mirror<T> {
+    /// Starts mirroring `store`; returns once the first full load is done
+    /// (or failed: then the mirror starts empty and keeps retrying).
+    pub async fn start(store: kv::Store) -> Mirror<T> {
+        let map: Arc<RwLock<Map<T>>> = Arc::default();
+        let (tx, changes) = watch::channel(0u64);
+        let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(run(store, map.clone(), tx, Some(loaded_tx)));
+        let _ = tokio::time::timeout(Duration::from_secs(10), loaded_rx).await;
+        Mirror { map, changes, task }
+    }
+
+    pub fn view(&self) -> MirrorView<T> {
+        MirrorView {
+            map: self.map.clone(),
+            changes: self.changes.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Mirror<T> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl<T: Clone> MirrorView<T> {
+    pub fn get(&self, key: &str) -> Option<Versioned<T>> {
+        read(&self.map).get(key).cloned()
+    }
+
+    pub fn all(&self) -> Map<T> {
+        read(&self.map).clone()
+    }
+
+    /// A receiver that changes whenever the mirror does.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.clone()
+    }
+}
+
+fn read<T>(map: &RwLock<Map<T>>) -> std::sync::RwLockReadGuard<'_, Map<T>> {
+    // A writer never panics while holding the lock, so poisoning cannot
+    // happen; recover the guard anyway rather than propagate a panic.
+    map.read().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn run<T: DeserializeOwned>(
+    store: kv::Store,
+    map: Arc<RwLock<Map<T>>>,
+    tx: watch::Sender<u64>,
+    mut loaded: Option<tokio::sync::oneshot::Sender<()>>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match sync_and_watch(&store, &map, &tx, &mut loaded).await {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(e) => {
+                tracing::warn!(bucket = %store.name, error = %e, "KV mirror lost its watch; reloading");
+            }
+        }
+        if let Some(l) = loaded.take() {
+            let _ = l.send(());
+        }
+        let jitter = Duration::from_millis(rand_jitter(backoff.as_millis() as u64 / 2));
+        tokio::time::sleep(backoff + jitter).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn rand_jitter(max: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0);
+    if max == 0 { 0 } else { nanos % max }
+}
+
+async fn sync_and_watch<T: DeserializeOwned>(
+    store: &kv::Store,
+    map: &RwLock<Map<T>>,
+    tx: &watch::Sender<u64>,
+    loaded: &mut Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<(), String> {
+    let last = store
+        .stream
+        .get_info()
+        .await
+        .map_err(|e| e.to_string())?
+        .state
+        .last_sequence;
+    let mut fresh: Map<T> = BTreeMap::new();
+    let mut keys = store.keys().await.map_err(|e| e.to_string())?;
+    while let Some(key) = keys.next().await {
+        let key = key.map_err(|e| e.to_string())?;
+        if let Some(entry) = store.entry(&key).await.map_err(|e| e.to_string())? {
+            if let Some(v) = decode(&entry) {
+                fresh.insert(key, v);
+            }
+        }
+    }
+    *map.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    tx.send_modify(|n| *n += 1);
+    if let Some(l) = loaded.take() {
+        let _ = l.send(());
+    }
+    let mut watch = store
+        .watch_all_from_revision(last + 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    while let Some(entry) = watch.next().await {
+        let entry = entry.map_err(|e| e.to_string())?;
+        apply(map, entry);
+        tx.send_modify(|n| *n += 1);
+    }
+    Err("watch ended".into())
+}
+
+fn decode<T: DeserializeOwned>(entry: &kv::Entry) -> Option<Versioned<T>> {
+    if entry.operation != Operation::Put {
+        return None;
+    }
+    match serde_json::from_slice(&entry.value) {
+        Ok(value) => Some(Versioned {
+            value,
+            revision: entry.revision,
+        }),
+        Err(e) => {
+            tracing::warn!(key = %entry.key, error = %e, "ignoring an undecodable KV entry");
+            None
+        }
+    }
+}
+
+fn apply<T: DeserializeOwned>(map: &RwLock<Map<T>>, entry: kv::Entry) {
+    let mut map = map.write().unwrap_or_else(|e| e.into_inner());
+    if map
+        .get(&entry.key)
+        .is_some_and(|v| v.revision >= entry.revision)
+    {
+        return;
+    }
+    match decode(&entry) {
+        Some(v) => {
+            map.insert(entry.key, v);
+        }
+        None => {
+            map.remove(&entry.key);
+        }
+    }
+}

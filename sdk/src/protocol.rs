@@ -1,0 +1,151 @@
+//! The NATS protocol between the control plane and the hosts: subjects,
+//! bucket names and message types. Every message carries [`VERSION`].
+
+use crate::cluster::{HostInfo, InstanceStatus};
+use crate::spec::{App, PortMapping};
+use serde::{Deserialize, Serialize};
+
+/// Protocol version carried by every message and record.
+pub const VERSION: u32 = 1;
+
+/// Default heartbeat period of a host.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 1000;
+/// A host that missed this many heartbeat periods is `down`.
+pub const MISSED_HEARTBEATS_DOWN: u64 = 3;
+
+/// Subject and bucket names for one cluster. Bucket names carry the cluster
+/// name so that several clusters can share one NATS.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub cluster: String,
+}
+
+impl Names {
+    pub fn new(cluster: &str) -> Self {
+        Names {
+            cluster: cluster.to_string(),
+        }
+    }
+    /// Heartbeats (and immediate status changes) of one host.
+    pub fn heartbeat(&self, host: &str) -> String {
+        format!("atoll.{}.hb.{host}", self.cluster)
+    }
+    pub fn heartbeat_all(&self) -> String {
+        format!("atoll.{}.hb.*", self.cluster)
+    }
+    /// Log lines of one instance.
+    pub fn logs(&self, host: &str, instance: &str) -> String {
+        format!("atoll.{}.logs.{host}.{instance}", self.cluster)
+    }
+    /// Cluster events, for `atoll events` and the dashboard.
+    pub fn events(&self) -> String {
+        format!("atoll.{}.events", self.cluster)
+    }
+    /// KV: app name → [`AppRecord`], with history (revisions).
+    pub fn apps_bucket(&self) -> String {
+        format!("atoll-{}-apps", self.cluster)
+    }
+    /// KV: host name → [`crate::cluster::Assignment`].
+    pub fn assignments_bucket(&self) -> String {
+        format!("atoll-{}-assignments", self.cluster)
+    }
+    /// KV: `app.service` → [`Endpoints`].
+    pub fn endpoints_bucket(&self) -> String {
+        format!("atoll-{}-endpoints", self.cluster)
+    }
+    /// KV: app name → [`AppStatus`] as the controller last saw it.
+    pub fn status_bucket(&self) -> String {
+        format!("atoll-{}-status", self.cluster)
+    }
+    /// KV: the controller's leader lease.
+    pub fn leader_bucket(&self) -> String {
+        format!("atoll-{}-leader", self.cluster)
+    }
+    /// Object store: uploaded components by digest.
+    pub fn artifacts_bucket(&self) -> String {
+        format!("atoll-{}-artifacts", self.cluster)
+    }
+}
+
+/// The endpoints key of a service.
+pub fn endpoints_key(app: &str, service: &str) -> String {
+    format!("{app}.{service}")
+}
+
+/// Object names in the artifact store: digests without the `:`, which NATS
+/// object names allow but keys derived from them do not.
+pub fn artifact_object_name(digest: &str) -> String {
+    digest.replace(':', "-")
+}
+
+/// A host's heartbeat: who it is and the state of everything it runs.
+/// Also sent at once whenever an instance changes state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub v: u32,
+    pub host: HostInfo,
+    pub seq: u64,
+    pub instances: Vec<InstanceStatus>,
+}
+
+/// An app's desired state, one KV entry per app; each deploy writes a new
+/// revision.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppRecord {
+    pub v: u32,
+    pub revision: u64,
+    /// Components resolved to [`crate::spec::Artifact::Stored`].
+    pub spec: App,
+    /// The Compose text as deployed.
+    pub compose: String,
+    pub deployed_at_ms: u64,
+    pub warnings: Vec<String>,
+}
+
+/// Where a service's ready instances are, for the gateways.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Endpoints {
+    pub v: u32,
+    pub app: String,
+    pub service: String,
+    pub ports: Vec<PortMapping>,
+    pub timeout_ms: u64,
+    pub instances: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: String,
+    pub host: String,
+    /// The host's gateway address.
+    pub address: String,
+}
+
+/// What the controller knows about an app beyond the instances themselves:
+/// services it could not place, and why.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppStatus {
+    pub v: u32,
+    pub revision: u64,
+    /// service → why its instances could not all be placed.
+    pub unplaced: std::collections::BTreeMap<String, String>,
+}
+
+/// A cluster event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub v: u32,
+    pub at_ms: u64,
+    /// `deploy`, `place`, `stop`, `host-down`, `host-up`, `instance-failed` …
+    pub kind: String,
+    pub app: Option<String>,
+    pub message: String,
+}
+
+/// Milliseconds since the Unix epoch, for timestamps in messages.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

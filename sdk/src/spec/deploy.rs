@@ -1,0 +1,137 @@
+//! `deploy:` — mode, replicas, placement (see [`super::placement`]) and
+//! resources, in the syntax Docker Swarm defined for Compose.
+
+use saphyr::{Scalar, YamlData};
+
+use super::ctx::{Ctx, join};
+use super::keys::{self, Section};
+use super::placement::placement;
+use super::units::{parse_bytes, parse_cpus_milli};
+use super::yaml::{self, Node};
+use super::{Deploy, Mode, ResourceSpec, Resources};
+
+pub(super) fn deploy(ctx: &mut Ctx, path: &str, node: &Node) -> Deploy {
+    let mut out = Deploy::default();
+    let mut replicas_line = None;
+    let entries = ctx.mapping(path, node);
+    for e in keys::filter(ctx, &keys::DEPLOY, path, entries) {
+        let p = join(path, &e.key);
+        let line = yaml::line(e.value);
+        match e.key.as_str() {
+            "mode" => match ctx.string(&p, e.value).as_deref() {
+                Some("replicated") => out.mode = Mode::Replicated,
+                Some("global") => out.mode = Mode::Global,
+                Some(job @ ("replicated-job" | "global-job")) => ctx.error(
+                    &p,
+                    line,
+                    format!("\"{job}\" is not supported: expected replicated or global"),
+                ),
+                Some(other) => ctx.error(
+                    &p,
+                    line,
+                    format!("expected replicated or global, found \"{other}\""),
+                ),
+                None => {}
+            },
+            "replicas" => {
+                replicas_line = Some(e.line);
+                if let Some(n) = ctx.uint(&p, e.value, u64::from(u32::MAX)) {
+                    out.replicas = u32::try_from(n).unwrap_or(u32::MAX);
+                }
+            }
+            "placement" => out.placement = placement(ctx, &p, e.value),
+            "resources" => out.resources = resources(ctx, &p, e.value),
+            _ => {}
+        }
+    }
+    if let (Mode::Global, Some(line)) = (out.mode, replicas_line) {
+        let p = join(path, "replicas");
+        ctx.warn(
+            &p,
+            line,
+            "ignored in global mode (one instance per matching host)",
+        );
+    }
+    out
+}
+
+fn resources(ctx: &mut Ctx, path: &str, node: &Node) -> Resources {
+    let mut out = Resources::default();
+    let entries = ctx.mapping(path, node);
+    for e in keys::filter(ctx, &keys::RESOURCES, path, entries) {
+        let p = join(path, &e.key);
+        match e.key.as_str() {
+            "limits" => out.limits = spec(ctx, &p, e.value, &keys::LIMITS, true),
+            "reservations" => out.reservations = spec(ctx, &p, e.value, &keys::RESERVATIONS, false),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `limits` or `reservations`. A zero limit would stop the service from
+/// running at all, so it is refused (omit the key for "no limit"); a zero
+/// reservation is harmless.
+fn spec(ctx: &mut Ctx, path: &str, node: &Node, section: &Section, is_limit: bool) -> ResourceSpec {
+    let mut out = ResourceSpec::default();
+    let entries = ctx.mapping(path, node);
+    for e in keys::filter(ctx, section, path, entries) {
+        let p = join(path, &e.key);
+        let line = yaml::line(e.value);
+        let (value, zero) = match e.key.as_str() {
+            "memory" => {
+                out.memory = memory(ctx, &p, e.value);
+                (out.memory.is_some(), out.memory == Some(0))
+            }
+            "cpus" => {
+                out.cpus_milli = cpus(ctx, &p, e.value);
+                (out.cpus_milli.is_some(), out.cpus_milli == Some(0))
+            }
+            _ => (false, false),
+        };
+        if value && zero && is_limit {
+            ctx.error(
+                &p,
+                line,
+                "a limit must be greater than zero (omit it for no limit)",
+            );
+        }
+    }
+    out
+}
+
+/// Bytes: a plain integer, or a string such as `64M` or `1.5G`.
+fn memory(ctx: &mut Ctx, path: &str, node: &Node) -> Option<u64> {
+    let line = yaml::line(node);
+    let parsed = match &node.data {
+        YamlData::Value(Scalar::Integer(i)) => u64::try_from(*i)
+            .map_err(|_| format!("invalid size {i}: expected a non-negative number of bytes")),
+        YamlData::Value(Scalar::String(s)) => parse_bytes(s),
+        _ => {
+            let found = yaml::describe(node);
+            Err(format!(
+                "expected a size such as 64M or 1.5G, found {found}"
+            ))
+        }
+    };
+    parsed.map_err(|m| ctx.error(path, line, m)).ok()
+}
+
+/// Thousandths of a CPU, from a number or a string (`0.5`, `"0.5"`, `2`).
+fn cpus(ctx: &mut Ctx, path: &str, node: &Node) -> Option<u32> {
+    let line = yaml::line(node);
+    let parsed = match &node.data {
+        YamlData::Value(Scalar::Integer(_) | Scalar::FloatingPoint(_) | Scalar::String(_)) => {
+            // Numbers as written: `0.1` must not go through a float.
+            let text = ctx.scalar_text(path, node).unwrap_or_default();
+            parse_cpus_milli(&text)
+        }
+        _ => {
+            let found = yaml::describe(node);
+            Err(format!(
+                "expected a number of CPUs such as 0.5 or 2, found {found}"
+            ))
+        }
+    };
+    parsed.map_err(|m| ctx.error(path, line, m)).ok()
+}

@@ -1,0 +1,331 @@
+//! The key catalogue: every key the Compose Specification allows in each
+//! section atoll reads, and what atoll does with it.
+//!
+//! One table per section keeps three things in step: the converters (which
+//! only see supported keys), the warnings for Compose keys atoll does not
+//! implement yet, and `docs/compose.md` (a test checks every key here has a
+//! row there with the same status). The lists follow the Compose
+//! Specification's JSON schema (`compose-spec.json`).
+
+use super::ctx::{Ctx, Entry, join};
+
+/// What atoll does with a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Status {
+    /// Read by the converters.
+    Supported,
+    /// A Compose key atoll ignores, with the warning's message.
+    Warn(&'static str),
+}
+
+pub(super) struct Section {
+    /// How `docs/compose.md` names the section (the heading of its table).
+    #[cfg_attr(not(test), expect(dead_code, reason = "read by the docs test"))]
+    pub name: &'static str,
+    pub keys: &'static [(&'static str, Status)],
+}
+
+const S: Status = Status::Supported;
+const N: Status = Status::Warn("not implemented yet, ignored");
+
+pub(super) static TOP: Section = Section {
+    name: "top level",
+    keys: &[
+        ("name", S),
+        ("services", S),
+        (
+            "version",
+            Status::Warn("obsolete in the Compose Specification, ignored"),
+        ),
+        ("include", N),
+        ("networks", N),
+        ("volumes", N),
+        ("configs", N),
+        ("secrets", N),
+        ("models", N),
+    ],
+};
+
+pub(super) static SERVICE: Section = Section {
+    name: "services.<name>",
+    keys: &[
+        ("image", S),
+        ("x-atoll", S),
+        ("environment", S),
+        ("ports", S),
+        ("deploy", S),
+        ("annotations", N),
+        ("attach", N),
+        ("blkio_config", N),
+        ("build", N),
+        ("cap_add", N),
+        ("cap_drop", N),
+        ("cgroup", N),
+        ("cgroup_parent", N),
+        ("command", N),
+        ("configs", N),
+        ("container_name", N),
+        ("cpu_count", N),
+        ("cpu_percent", N),
+        ("cpu_period", N),
+        ("cpu_quota", N),
+        ("cpu_rt_period", N),
+        ("cpu_rt_runtime", N),
+        ("cpu_shares", N),
+        (
+            "cpus",
+            Status::Warn("not implemented yet, ignored; use deploy.resources.limits.cpus"),
+        ),
+        ("cpuset", N),
+        ("credential_spec", N),
+        ("depends_on", N),
+        ("develop", N),
+        ("device_cgroup_rules", N),
+        ("devices", N),
+        ("dns", N),
+        ("dns_opt", N),
+        ("dns_search", N),
+        ("domainname", N),
+        ("entrypoint", N),
+        ("env_file", N),
+        ("expose", N),
+        ("extends", N),
+        ("external_links", N),
+        ("extra_hosts", N),
+        ("gpus", N),
+        ("group_add", N),
+        ("healthcheck", N),
+        ("hostname", N),
+        ("init", N),
+        ("ipc", N),
+        ("isolation", N),
+        ("label_file", N),
+        ("labels", N),
+        ("links", N),
+        ("logging", N),
+        ("mac_address", N),
+        (
+            "mem_limit",
+            Status::Warn("not implemented yet, ignored; use deploy.resources.limits.memory"),
+        ),
+        (
+            "mem_reservation",
+            Status::Warn("not implemented yet, ignored; use deploy.resources.reservations.memory"),
+        ),
+        ("mem_swappiness", N),
+        ("memswap_limit", N),
+        ("models", N),
+        ("network_mode", N),
+        ("networks", N),
+        ("oom_kill_disable", N),
+        ("oom_score_adj", N),
+        ("pid", N),
+        ("pids_limit", N),
+        ("platform", N),
+        ("post_start", N),
+        ("pre_stop", N),
+        ("privileged", N),
+        ("profiles", N),
+        ("provider", N),
+        ("pull_policy", N),
+        ("pull_refresh_after", N),
+        ("read_only", N),
+        ("restart", N),
+        ("runtime", N),
+        (
+            "scale",
+            Status::Warn("not implemented yet, ignored; use deploy.replicas"),
+        ),
+        ("secrets", N),
+        ("security_opt", N),
+        ("shm_size", N),
+        ("stdin_open", N),
+        ("stop_grace_period", N),
+        ("stop_signal", N),
+        ("storage_opt", N),
+        ("sysctls", N),
+        ("tmpfs", N),
+        ("tty", N),
+        ("ulimits", N),
+        ("use_api_socket", N),
+        ("user", N),
+        ("userns_mode", N),
+        ("uts", N),
+        ("volumes", N),
+        ("volumes_from", N),
+        ("working_dir", N),
+    ],
+};
+
+pub(super) static X_ATOLL: Section = Section {
+    name: "services.<name>.x-atoll",
+    keys: &[
+        ("component", S),
+        ("timeout", S),
+        ("autoscale", N),
+        ("canary", N),
+        ("health", N),
+        ("capabilities", N),
+        ("disconnect", N),
+    ],
+};
+
+pub(super) static PORT: Section = Section {
+    name: "services.<name>.ports[]",
+    keys: &[
+        ("target", S),
+        ("published", S),
+        ("protocol", S),
+        ("mode", S),
+        ("name", S),
+        (
+            "host_ip",
+            Status::Warn("ignored: ports are published on every host's bind address"),
+        ),
+        ("app_protocol", N),
+    ],
+};
+
+pub(super) static DEPLOY: Section = Section {
+    name: "services.<name>.deploy",
+    keys: &[
+        ("mode", S),
+        ("replicas", S),
+        ("placement", S),
+        ("resources", S),
+        ("endpoint_mode", N),
+        ("labels", N),
+        ("restart_policy", N),
+        ("rollback_config", N),
+        ("update_config", N),
+    ],
+};
+
+pub(super) static PLACEMENT: Section = Section {
+    name: "services.<name>.deploy.placement",
+    keys: &[
+        ("constraints", S),
+        ("preferences", S),
+        ("max_replicas_per_node", S),
+    ],
+};
+
+pub(super) static PREFERENCE: Section = Section {
+    name: "services.<name>.deploy.placement.preferences[]",
+    keys: &[("spread", S)],
+};
+
+pub(super) static RESOURCES: Section = Section {
+    name: "services.<name>.deploy.resources",
+    keys: &[("limits", S), ("reservations", S)],
+};
+
+pub(super) static LIMITS: Section = Section {
+    name: "services.<name>.deploy.resources.limits",
+    keys: &[("cpus", S), ("memory", S), ("pids", N)],
+};
+
+pub(super) static RESERVATIONS: Section = Section {
+    name: "services.<name>.deploy.resources.reservations",
+    keys: &[
+        ("cpus", S),
+        ("memory", S),
+        ("devices", N),
+        ("generic_resources", N),
+    ],
+};
+
+/// Every section, for the documentation check.
+#[cfg(test)]
+pub(super) static ALL: &[&Section] = &[
+    &TOP,
+    &SERVICE,
+    &X_ATOLL,
+    &PORT,
+    &DEPLOY,
+    &PLACEMENT,
+    &PREFERENCE,
+    &RESOURCES,
+    &LIMITS,
+    &RESERVATIONS,
+];
+
+/// Keeps the supported entries of a mapping. Compose keys atoll ignores get
+/// a warning, `x-` extension keys are dropped silently (Compose allows them
+/// anywhere), and anything else is an `unknown key` error.
+pub(super) fn filter<'n, 'a>(
+    ctx: &mut Ctx,
+    section: &Section,
+    path: &str,
+    entries: Vec<Entry<'n, 'a>>,
+) -> Vec<Entry<'n, 'a>> {
+    let mut kept = Vec::with_capacity(entries.len());
+    for e in entries {
+        match section.keys.iter().find(|(k, _)| *k == e.key) {
+            Some((_, Status::Supported)) => kept.push(e),
+            Some((_, Status::Warn(message))) => ctx.warn(&join(path, &e.key), e.line, message),
+            None if e.key.starts_with("x-") => {}
+            None => {
+                let message = match suggest(section, &e.key) {
+                    Some(k) => format!("unknown key (did you mean `{k}`?)"),
+                    None => "unknown key".to_string(),
+                };
+                ctx.error(&join(path, &e.key), e.line, message);
+            }
+        }
+    }
+    kept
+}
+
+/// The section's key closest to a misspelt one, if it is close enough to
+/// be a typo (`replica` → `replicas`, `enviroment` → `environment`).
+fn suggest(section: &Section, key: &str) -> Option<&'static str> {
+    let budget = if key.chars().count() <= 4 { 1 } else { 2 };
+    section
+        .keys
+        .iter()
+        .map(|(k, _)| (edit_distance(k, key), *k))
+        .filter(|(d, _)| *d <= budget)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance over characters, case-insensitive.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.to_lowercase().chars().collect();
+    let b: Vec<char> = b.to_lowercase().chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest(&DEPLOY, "replica"), Some("replicas"));
+        assert_eq!(suggest(&SERVICE, "enviroment"), Some("environment"));
+        assert_eq!(suggest(&SERVICE, "Image"), Some("image"));
+        assert_eq!(suggest(&SERVICE, "frobnicate"), None);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn no_section_lists_a_key_twice() {
+        for section in ALL {
+            for (i, (k, _)) in section.keys.iter().enumerate() {
+                let again = section.keys[i + 1..].iter().any(|(o, _)| o == k);
+                assert!(!again, "{} lists {k} twice", section.name);
+            }
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The Compose application model and its validation.
+//!
+//! A deploy file is a Compose file. [`parse`] turns its text into an
+//! [`App`] plus warnings (Compose keys atoll does not implement yet), or a
+//! list of errors that each name the path and line of the offending key.
+
+mod ctx;
+mod deploy;
+mod keys;
+mod model;
+mod parse;
+mod placement;
+mod ports;
+mod service;
+mod units;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
+
+pub use model::*;
+pub use parse::{Parsed, SpecError, SpecErrors, parse};

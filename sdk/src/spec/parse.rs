@@ -1,0 +1,175 @@
+//! Compose text → [`App`], with paths and line numbers in every error.
+//!
+//! The pipeline: [`super::yaml`] loads the text into span-carrying nodes,
+//! this module reads the top level, [`super::service`] and the modules it
+//! calls convert each service, and [`super::keys`] decides for every key
+//! whether it is read, warned about, ignored (`x-`) or an error. Problems
+//! are collected in a [`Ctx`] rather than returned early, so one run reports
+//! everything wrong with a file.
+
+use std::collections::BTreeMap;
+
+use super::App;
+use super::ctx::{Ctx, Entry};
+use super::keys;
+use super::service::service;
+use super::units::is_app_name;
+use super::yaml::{self, Node};
+
+/// The result of a successful parse.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub app: App,
+    /// Compose keys atoll does not implement yet, each naming its path.
+    pub warnings: Vec<String>,
+}
+
+/// One problem in a Compose file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message} (line {line})")]
+pub struct SpecError {
+    /// Dotted path of the key (`services.web.deploy.replicas`); empty for the
+    /// document itself.
+    pub path: String,
+    pub message: String,
+    /// 1-based line in the Compose file.
+    pub line: usize,
+}
+
+/// All problems found in a Compose file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecErrors(pub Vec<SpecError>);
+
+impl std::fmt::Display for SpecErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SpecErrors {}
+
+/// Parses and validates a Compose file. `default_name` is used when the file
+/// has no top-level `name` (the CLI passes the Compose file's folder name).
+///
+/// On success, `warnings` lists the Compose keys that were ignored, each as
+/// `"<path>: <message> (line N)"`. On failure, every error found, sorted by
+/// line.
+pub fn parse(text: &str, default_name: &str) -> Result<Parsed, SpecErrors> {
+    let doc = match yaml::load(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            return Err(SpecErrors(vec![SpecError {
+                path: String::new(),
+                message: e.message,
+                line: e.line,
+            }]));
+        }
+    };
+    let mut ctx = Ctx::new(text);
+    let app = match &doc {
+        Some(doc) => app(&mut ctx, doc, default_name),
+        None => {
+            ctx.error(
+                "",
+                1,
+                "the file is empty: expected a mapping with `services`",
+            );
+            App {
+                name: String::new(),
+                services: BTreeMap::new(),
+            }
+        }
+    };
+    finish(ctx, app)
+}
+
+fn finish(ctx: Ctx, app: App) -> Result<Parsed, SpecErrors> {
+    let Ctx {
+        mut errors,
+        mut warnings,
+        ..
+    } = ctx;
+    if !errors.is_empty() {
+        // Stable: problems on one line stay in the order they were found.
+        errors.sort_by_key(|e| e.line);
+        return Err(SpecErrors(errors));
+    }
+    warnings.sort_by_key(|(line, _)| *line);
+    Ok(Parsed {
+        app,
+        warnings: warnings.into_iter().map(|(_, w)| w).collect(),
+    })
+}
+
+fn app(ctx: &mut Ctx, doc: &Node, default_name: &str) -> App {
+    let mut name = None;
+    let mut services = BTreeMap::new();
+    let mut has_services = false;
+    if doc.data.is_mapping() {
+        let entries = ctx.mapping("", doc);
+        for e in keys::filter(ctx, &keys::TOP, "", entries) {
+            match e.key.as_str() {
+                "name" => name = Some(app_name(ctx, &e)),
+                "services" => {
+                    has_services = true;
+                    services = all_services(ctx, &e);
+                }
+                _ => {}
+            }
+        }
+        if !has_services {
+            let m = "missing: a Compose file needs at least one service";
+            ctx.error("services", yaml::line(doc), m);
+        }
+    } else {
+        let found = yaml::describe(doc);
+        let m = format!("expected a mapping with `services` at the top of the file, found {found}");
+        ctx.error("", yaml::line(doc), m);
+    }
+    let name = name.unwrap_or_else(|| {
+        let lower = default_name.to_lowercase();
+        if !is_app_name(&lower) {
+            let m = format!(
+                "the file has no `name` and the default \"{default_name}\" (the folder name) is not a valid app name: add `name:` with lowercase letters, digits, '-' and '_', starting with a letter or digit"
+            );
+            ctx.error("name", 1, m);
+        }
+        lower
+    });
+    App { name, services }
+}
+
+/// The top-level `name`, which must already be a valid app name: unlike
+/// the folder-name default it is not lowercased, as in Compose.
+fn app_name(ctx: &mut Ctx, e: &Entry) -> String {
+    let line = yaml::line(e.value);
+    let name = ctx.scalar_text("name", e.value).unwrap_or_default();
+    if !is_app_name(&name) {
+        let m = format!(
+            "invalid app name \"{name}\": use lowercase letters, digits, '-' and '_', starting with a letter or digit"
+        );
+        ctx.error("name", line, m);
+    }
+    name
+}
+
+fn all_services(ctx: &mut Ctx, e: &Entry) -> BTreeMap<String, super::Service> {
+    let mut out = BTreeMap::new();
+    let errors_before = ctx.errors.len();
+    let entries = ctx.mapping("services", e.value);
+    if entries.is_empty() && ctx.errors.len() == errors_before {
+        ctx.error("services", e.line, "expected at least one service");
+    }
+    let mut seen_ports = BTreeMap::new();
+    for s in entries {
+        let svc = service(ctx, &s.key, s.line, s.value, &mut seen_ports);
+        out.insert(s.key, svc);
+    }
+    out
+}

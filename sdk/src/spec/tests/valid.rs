@@ -1,0 +1,271 @@
+//! Valid files: a full round trip, defaults, name defaulting, anchors.
+
+use std::collections::BTreeMap;
+
+use super::super::*;
+use super::{ok, one_error};
+
+pub(super) const FULL: &str = r#"
+name: shop
+x-common: &common
+  LOG: info
+services:
+  web:
+    image: ghcr.io/acme/web:1.4
+    environment:
+      <<: *common
+      PORT: 8080
+      DEBUG: false
+      RATIO: 1.10
+      EMPTY:
+    ports:
+      - "80:8080"
+      - 443
+      - target: 9000
+        published: 9443
+        protocol: tcp
+        mode: ingress
+        name: admin
+    deploy:
+      mode: replicated
+      replicas: 3
+      placement:
+        constraints:
+          - node.labels.zone == east
+          - node.hostname != h1
+          - node.platform.arch == x86_64
+          - node.platform.os == linux
+        preferences:
+          - spread: node.labels.rack
+        max_replicas_per_node: 2
+      resources:
+        limits:
+          memory: 64M
+          cpus: "0.5"
+        reservations:
+          memory: 1.5G
+          cpus: 2
+  api:
+    x-atoll:
+      component: ./api/target/api.wasm
+      timeout: 1m30s
+    environment:
+      - DB=postgres://db
+      - FLAG
+    deploy:
+      mode: global
+"#;
+
+#[test]
+fn full_file_round_trip() {
+    let parsed = ok(FULL);
+    assert_eq!(parsed.warnings, Vec::<String>::new());
+    let env = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let web = Service {
+        name: "web".into(),
+        artifact: Artifact::Image("ghcr.io/acme/web:1.4".into()),
+        timeout_ms: 30_000,
+        environment: env(&[
+            ("LOG", "info"),
+            ("PORT", "8080"),
+            ("DEBUG", "false"),
+            ("RATIO", "1.10"),
+            ("EMPTY", ""),
+        ]),
+        ports: vec![
+            PortMapping {
+                published: 80,
+                target: 8080,
+            },
+            PortMapping {
+                published: 443,
+                target: 443,
+            },
+            PortMapping {
+                published: 9443,
+                target: 9000,
+            },
+        ],
+        deploy: Deploy {
+            mode: Mode::Replicated,
+            replicas: 3,
+            placement: Placement {
+                constraints: vec![
+                    Constraint {
+                        field: ConstraintField::Label("zone".into()),
+                        op: ConstraintOp::Eq,
+                        value: "east".into(),
+                    },
+                    Constraint {
+                        field: ConstraintField::Hostname,
+                        op: ConstraintOp::Ne,
+                        value: "h1".into(),
+                    },
+                    Constraint {
+                        field: ConstraintField::Arch,
+                        op: ConstraintOp::Eq,
+                        value: "x86_64".into(),
+                    },
+                    Constraint {
+                        field: ConstraintField::Os,
+                        op: ConstraintOp::Eq,
+                        value: "linux".into(),
+                    },
+                ],
+                preferences: vec![Preference {
+                    spread_label: "rack".into(),
+                }],
+                max_replicas_per_node: Some(2),
+            },
+            resources: Resources {
+                limits: ResourceSpec {
+                    memory: Some(64 * 1024 * 1024),
+                    cpus_milli: Some(500),
+                },
+                reservations: ResourceSpec {
+                    memory: Some(1_610_612_736),
+                    cpus_milli: Some(2000),
+                },
+            },
+        },
+    };
+    let api = Service {
+        name: "api".into(),
+        artifact: Artifact::Component("./api/target/api.wasm".into()),
+        timeout_ms: 90_000,
+        environment: env(&[("DB", "postgres://db"), ("FLAG", "")]),
+        ports: vec![],
+        deploy: Deploy {
+            mode: Mode::Global,
+            ..Deploy::default()
+        },
+    };
+    let expected = App {
+        name: "shop".into(),
+        services: [("web".to_string(), web), ("api".to_string(), api)].into(),
+    };
+    assert_eq!(parsed.app, expected);
+
+    // The model survives a JSON round trip (it travels over NATS and HTTP).
+    let json = serde_json::to_string(&parsed.app).unwrap();
+    let back: App = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, expected);
+}
+
+#[test]
+fn minimal_service_gets_defaults() {
+    let parsed = ok("services:\n  web:\n    image: nginx\n");
+    let web = &parsed.app.services["web"];
+    assert_eq!(web.artifact, Artifact::Image("nginx".into()));
+    assert_eq!(web.timeout_ms, 30_000);
+    assert!(web.environment.is_empty() && web.ports.is_empty());
+    assert_eq!(web.deploy, Deploy::default());
+    assert_eq!(web.deploy.replicas, 1);
+}
+
+#[test]
+fn empty_sections_are_fine() {
+    let parsed = ok(
+        "services:\n  web:\n    image: nginx\n    environment:\n    ports: []\n    deploy:\n      placement:\n      resources: {}\n",
+    );
+    assert_eq!(parsed.app.services["web"].deploy, Deploy::default());
+}
+
+#[test]
+fn name_defaults_to_the_lowercased_folder_name() {
+    let text = "services:\n  web:\n    image: nginx\n";
+    let parsed = parse(text, "My-Shop").unwrap();
+    assert_eq!(parsed.app.name, "my-shop");
+    // An explicit name wins.
+    let parsed = parse(&format!("name: store\n{text}"), "My-Shop").unwrap();
+    assert_eq!(parsed.app.name, "store");
+}
+
+#[test]
+fn invalid_default_name_is_an_error_on_name() {
+    let text = "services:\n  web:\n    image: nginx\n";
+    let e = parse(text, "my shop!").unwrap_err();
+    assert_eq!(e.0.len(), 1);
+    assert_eq!((e.0[0].path.as_str(), e.0[0].line), ("name", 1));
+    assert!(e.0[0].message.contains("\"my shop!\""), "{}", e.0[0]);
+}
+
+#[test]
+fn explicit_name_is_not_lowercased() {
+    let e = one_error(
+        "name: Shop\nservices:\n  web:\n    image: nginx\n",
+        "name",
+        1,
+    );
+    assert!(e.message.starts_with("invalid app name \"Shop\""), "{e}");
+}
+
+#[test]
+fn anchors_aliases_and_merge_keys() {
+    let text = "
+x-deploy: &deploy
+  replicas: 2
+  resources:
+    limits: {memory: 32M}
+x-env: &env {A: '1', B: '2'}
+services:
+  a:
+    image: nginx
+    deploy: *deploy
+  b:
+    image: nginx
+    environment:
+      <<: [*env, {C: '3', A: ignored}]
+      B: own
+    deploy:
+      <<: *deploy
+      replicas: 5
+";
+    let parsed = ok(text);
+    let (a, b) = (&parsed.app.services["a"], &parsed.app.services["b"]);
+    assert_eq!(a.deploy.replicas, 2);
+    assert_eq!(a.deploy.resources.limits.memory, Some(32 << 20));
+    assert_eq!(b.deploy.replicas, 5);
+    assert_eq!(b.deploy.resources.limits.memory, Some(32 << 20));
+    let env: Vec<_> = b
+        .environment
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    assert_eq!(env, ["A=1", "B=own", "C=3"]);
+}
+
+#[test]
+fn extensions_are_ignored_everywhere() {
+    let text = "
+x-top: 1
+services:
+  web:
+    image: nginx
+    x-note: hi
+    x-atoll:
+      x-later: 1
+    ports:
+      - target: 80
+        published: 8080
+        x-port: 1
+    deploy:
+      x-d: 1
+      placement:
+        x-p: 1
+        preferences:
+          - spread: node.labels.zone
+            x-s: 1
+      resources:
+        x-r: 1
+        limits:
+          x-l: 1
+";
+    let parsed = ok(text);
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+}

@@ -1,0 +1,216 @@
+//! Warnings: Compose keys atoll ignores, each naming its path and line.
+
+use super::{ok, web};
+
+#[test]
+fn top_level_keys_not_implemented_yet() {
+    let text = "version: '3.8'\nname: shop\nservices:\n  web:\n    image: nginx\nnetworks: {}\nvolumes: {}\nconfigs: {}\nsecrets: {}\ninclude: []\nmodels: {}\nx-anything: 1\n";
+    assert_eq!(
+        ok(text).warnings,
+        [
+            "version: obsolete in the Compose Specification, ignored (line 1)",
+            "networks: not implemented yet, ignored (line 6)",
+            "volumes: not implemented yet, ignored (line 7)",
+            "configs: not implemented yet, ignored (line 8)",
+            "secrets: not implemented yet, ignored (line 9)",
+            "include: not implemented yet, ignored (line 10)",
+            "models: not implemented yet, ignored (line 11)",
+        ]
+    );
+}
+
+#[test]
+fn service_keys_not_implemented_yet() {
+    let text = web(
+        "healthcheck:\n  test: [CMD, true]\ncommand: [run]\nvolumes: [data:/data]\ncpus: 2\nscale: 3",
+    );
+    assert_eq!(
+        ok(&text).warnings,
+        [
+            "services.web.healthcheck: not implemented yet, ignored (line 4)",
+            "services.web.command: not implemented yet, ignored (line 6)",
+            "services.web.volumes: not implemented yet, ignored (line 7)",
+            "services.web.cpus: not implemented yet, ignored; use deploy.resources.limits.cpus (line 8)",
+            "services.web.scale: not implemented yet, ignored; use deploy.replicas (line 9)",
+        ]
+    );
+}
+
+#[test]
+fn every_compose_service_key_is_known() {
+    // None of these may be an error: all are Compose keys.
+    let keys = [
+        "annotations",
+        "attach",
+        "blkio_config",
+        "build",
+        "cap_add",
+        "cap_drop",
+        "cgroup",
+        "cgroup_parent",
+        "command",
+        "configs",
+        "container_name",
+        "cpu_count",
+        "cpu_percent",
+        "cpu_period",
+        "cpu_quota",
+        "cpu_rt_period",
+        "cpu_rt_runtime",
+        "cpu_shares",
+        "cpus",
+        "cpuset",
+        "credential_spec",
+        "depends_on",
+        "develop",
+        "device_cgroup_rules",
+        "devices",
+        "dns",
+        "dns_opt",
+        "dns_search",
+        "domainname",
+        "entrypoint",
+        "env_file",
+        "expose",
+        "extends",
+        "external_links",
+        "extra_hosts",
+        "gpus",
+        "group_add",
+        "healthcheck",
+        "hostname",
+        "init",
+        "ipc",
+        "isolation",
+        "label_file",
+        "labels",
+        "links",
+        "logging",
+        "mac_address",
+        "mem_limit",
+        "mem_reservation",
+        "mem_swappiness",
+        "memswap_limit",
+        "models",
+        "network_mode",
+        "networks",
+        "oom_kill_disable",
+        "oom_score_adj",
+        "pid",
+        "pids_limit",
+        "platform",
+        "post_start",
+        "pre_stop",
+        "privileged",
+        "profiles",
+        "provider",
+        "pull_policy",
+        "pull_refresh_after",
+        "read_only",
+        "restart",
+        "runtime",
+        "scale",
+        "secrets",
+        "security_opt",
+        "shm_size",
+        "stdin_open",
+        "stop_grace_period",
+        "stop_signal",
+        "storage_opt",
+        "sysctls",
+        "tmpfs",
+        "tty",
+        "ulimits",
+        "use_api_socket",
+        "user",
+        "userns_mode",
+        "uts",
+        "volumes",
+        "volumes_from",
+        "working_dir",
+    ];
+    let body: String = keys.iter().map(|k| format!("{k}: x\n")).collect();
+    let warnings = ok(&web(&body)).warnings;
+    assert_eq!(warnings.len(), keys.len());
+    for (k, w) in keys.iter().zip(&warnings) {
+        assert!(
+            w.starts_with(&format!("services.web.{k}: not implemented yet")),
+            "{w}"
+        );
+    }
+}
+
+#[test]
+fn deploy_keys_not_implemented_yet() {
+    let text = web(
+        "deploy:\n  update_config: {parallelism: 1}\n  rollback_config: {}\n  restart_policy: {condition: any}\n  labels: {a: b}\n  endpoint_mode: vip\n  resources:\n    limits:\n      pids: 10\n    reservations:\n      devices: []\n      generic_resources: []",
+    );
+    assert_eq!(
+        ok(&text).warnings,
+        [
+            "services.web.deploy.update_config: not implemented yet, ignored (line 5)",
+            "services.web.deploy.rollback_config: not implemented yet, ignored (line 6)",
+            "services.web.deploy.restart_policy: not implemented yet, ignored (line 7)",
+            "services.web.deploy.labels: not implemented yet, ignored (line 8)",
+            "services.web.deploy.endpoint_mode: not implemented yet, ignored (line 9)",
+            "services.web.deploy.resources.limits.pids: not implemented yet, ignored (line 12)",
+            "services.web.deploy.resources.reservations.devices: not implemented yet, ignored (line 14)",
+            "services.web.deploy.resources.reservations.generic_resources: not implemented yet, ignored (line 15)",
+        ]
+    );
+}
+
+#[test]
+fn x_atoll_keys_of_later_versions() {
+    let text = "services:\n  api:\n    x-atoll:\n      component: api.wasm\n      autoscale: {max: 3}\n      canary: {weight: 10}\n      health: {path: /healthz}\n      capabilities: [http]\n      disconnect: keep\n";
+    assert_eq!(
+        ok(text).warnings,
+        [
+            "services.api.x-atoll.autoscale: not implemented yet, ignored (line 5)",
+            "services.api.x-atoll.canary: not implemented yet, ignored (line 6)",
+            "services.api.x-atoll.health: not implemented yet, ignored (line 7)",
+            "services.api.x-atoll.capabilities: not implemented yet, ignored (line 8)",
+            "services.api.x-atoll.disconnect: not implemented yet, ignored (line 9)",
+        ]
+    );
+}
+
+#[test]
+fn port_details_that_are_ignored() {
+    let text = web(
+        "ports:\n  - 127.0.0.1:8080:80\n  - target: 81\n    published: 8081\n    host_ip: 0.0.0.0\n    app_protocol: http\n    mode: host",
+    );
+    assert_eq!(
+        ok(&text).warnings,
+        [
+            "services.web.ports[0]: the host IP 127.0.0.1 is ignored: ports are published on every host's bind address (line 5)",
+            "services.web.ports[1].host_ip: ignored: ports are published on every host's bind address (line 8)",
+            "services.web.ports[1].app_protocol: not implemented yet, ignored (line 9)",
+            "services.web.ports[1].mode: host mode is not implemented yet; the port is published on every host (ingress) (line 10)",
+        ]
+    );
+}
+
+#[test]
+fn replicas_in_global_mode() {
+    let text = web("deploy:\n  mode: global\n  replicas: 3");
+    assert_eq!(
+        ok(&text).warnings,
+        [
+            "services.web.deploy.replicas: ignored in global mode (one instance per matching host) (line 6)"
+        ]
+    );
+}
+
+#[test]
+fn warnings_are_sorted_by_line_across_services() {
+    let text = "services:\n  a:\n    image: x\n    restart: always\n  b:\n    image: y\n    user: root\nversion: '3'\n";
+    assert_eq!(
+        ok(text).warnings,
+        [
+            "services.a.restart: not implemented yet, ignored (line 4)",
+            "services.b.user: not implemented yet, ignored (line 7)",
+            "version: obsolete in the Compose Specification, ignored (line 8)",
+        ]
+    );
+}

@@ -1,0 +1,155 @@
+//! `atoll deploy -f FILE [--wait]`: checks the Compose file here (errors
+//! name the path and line before anything is sent), uploads the local
+//! components it names, and sends the file to the server.
+
+use crate::output::ServerArg;
+use anyhow::{Context, bail};
+use atoll_sdk::api::DeployRequest;
+use atoll_sdk::client::Client;
+use atoll_sdk::digest::{self, WasmKind};
+use atoll_sdk::spec::{self, Artifact};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The Compose file
+    #[arg(short, long, default_value = "compose.yaml")]
+    pub file: PathBuf,
+    /// Wait until every service runs (exit non-zero if the deploy fails)
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits, in seconds
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let client = args.server.client()?;
+    let name = deploy_file(&client, &args.file).await?;
+    if args.wait {
+        wait_running(&client, &name, Duration::from_secs(args.timeout)).await?;
+    }
+    Ok(())
+}
+
+/// Deploys a file; returns the app's name.
+pub async fn deploy_file(client: &Client, file: &Path) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let default_name = default_app_name(dir);
+    let parsed = spec::parse(&text, &default_name).map_err(|errs| {
+        anyhow::anyhow!(
+            "{} is not a valid deploy file:\n  {}",
+            file.display(),
+            errs.to_string().replace('\n', "\n  ")
+        )
+    })?;
+    let mut artifacts = BTreeMap::new();
+    for svc in parsed.app.services.values() {
+        if let Artifact::Component(path) = &svc.artifact {
+            let digest = upload_component(client, dir, &svc.name, path).await?;
+            artifacts.insert(path.clone(), digest);
+        }
+    }
+    let req = DeployRequest {
+        compose: text,
+        default_name,
+        artifacts,
+    };
+    let resp = client.deploy(&req).await?;
+    for w in &resp.warnings {
+        eprintln!("warning: {w}");
+    }
+    if resp.unchanged {
+        println!("app {} unchanged (revision {})", resp.name, resp.revision);
+    } else {
+        println!("app {} revision {} deployed", resp.name, resp.revision);
+    }
+    Ok(resp.name)
+}
+
+/// Compose's default project name: the file's folder name, lowercased.
+fn default_app_name(dir: &Path) -> String {
+    let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    abs.file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_else(|| "app".into())
+}
+
+async fn upload_component(
+    client: &Client,
+    dir: &Path,
+    service: &str,
+    path: &str,
+) -> anyhow::Result<String> {
+    let at = format!("services.{service}.x-atoll.component");
+    let full = dir.join(path);
+    let bytes = std::fs::read(&full)
+        .map_err(|e| anyhow::anyhow!("{at}: cannot read {path} ({}): {e}", full.display()))?;
+    match digest::wasm_kind(&bytes) {
+        WasmKind::Component => {}
+        WasmKind::CoreModule => bail!(
+            "{at}: {path} is a core Wasm module, not a component: build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
+        ),
+        WasmKind::NotWasm => bail!("{at}: {path} is not a WebAssembly file"),
+    }
+    let digest = digest::sha256(&bytes);
+    client
+        .upload_artifact(&digest, bytes)
+        .await
+        .with_context(|| format!("{at}: uploading {path}"))?;
+    Ok(digest)
+}
+
+/// Polls the app until all its services run, printing progress; fails when
+/// the app fails, cannot be placed, or the timeout passes.
+pub async fn wait_running(client: &Client, name: &str, timeout: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last = String::new();
+    // A just-deployed revision needs a moment before "pending" means stuck.
+    let settle = Duration::from_secs(2);
+    loop {
+        let app = client.app(name).await?;
+        let progress = app
+            .services
+            .iter()
+            .map(|s| format!("{} {}/{}", s.name, s.running, s.desired))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if progress != last {
+            println!("{name}: {progress} running");
+            last = progress;
+        }
+        match app.status.as_str() {
+            "running" => {
+                println!("app {name} is running (revision {})", app.revision);
+                return Ok(());
+            }
+            "failed" | "degraded" | "pending" if started.elapsed() > settle => {
+                bail!(
+                    "app {name} is {}: {}",
+                    app.status,
+                    app.message.unwrap_or_default()
+                )
+            }
+            _ => {}
+        }
+        if started.elapsed() > timeout {
+            bail!(
+                "app {name} is not running after {}s ({}){}",
+                timeout.as_secs(),
+                app.status,
+                app.message.map(|m| format!(": {m}")).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

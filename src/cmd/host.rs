@@ -1,0 +1,68 @@
+//! `atoll host`: the agent that runs instances on this machine.
+
+use anyhow::bail;
+use atoll_runtime::{HostConfig, host_info};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// NATS server URL
+    #[arg(long, env = "ATOLL_NATS", default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+    /// Host name in the cluster (default: the machine's hostname)
+    #[arg(long)]
+    name: Option<String>,
+    /// Address the gateway listens on for published ports
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// A label for placement constraints, k=v (repeatable)
+    #[arg(long = "label", value_name = "K=V")]
+    labels: Vec<String>,
+    /// Where the host keeps artifacts, compiled code and its cached assignment
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Cluster name
+    #[arg(long, default_value = "default")]
+    cluster: String,
+}
+
+pub fn parse_labels(labels: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for l in labels {
+        match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            _ => bail!("--label {l}: expected KEY=VALUE"),
+        }
+    }
+    Ok(out)
+}
+
+/// `$XDG_DATA_HOME/atoll`, else `~/.local/share/atoll`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(d).join("atoll");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".local/share/atoll")
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let name = args.name.unwrap_or_else(host_info::machine_hostname);
+    let cfg = HostConfig {
+        nats_url: args.nats,
+        cluster: args.cluster,
+        data_dir: args
+            .data_dir
+            .unwrap_or_else(|| default_data_dir().join("hosts").join(&name)),
+        name,
+        bind: args.bind,
+        labels: parse_labels(&args.labels)?,
+        capacity: None,
+    };
+    atoll_runtime::run(cfg, super::up::shutdown_signal()).await?;
+    Ok(())
+}

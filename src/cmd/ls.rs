@@ -1,0 +1,43 @@
+//! `atoll ls`: apps with their revision and status.
+
+use crate::output::{self, Format, ServerArg};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    server: ServerArg,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t)]
+    output: Format,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let apps = args.server.client()?.apps().await?;
+    if args.output == Format::Json {
+        return output::json(&apps);
+    }
+    let rows: Vec<Vec<String>> = apps
+        .iter()
+        .map(|a| {
+            let services = a
+                .services
+                .iter()
+                .map(|s| format!("{} {}/{}", s.name, s.running, s.desired))
+                .collect::<Vec<_>>()
+                .join(", ");
+            vec![
+                a.name.clone(),
+                a.revision.to_string(),
+                a.status.clone(),
+                services,
+                output::age(a.deployed_at_ms),
+                a.message.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(
+        &["NAME", "REVISION", "STATUS", "SERVICES", "AGE", "MESSAGE"],
+        &rows,
+    );
+    Ok(())
+}

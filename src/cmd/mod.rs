@@ -1,0 +1,11 @@
+//! One module per verb.
+
+pub mod deploy;
+pub mod events;
+pub mod host;
+pub mod hosts;
+pub mod ls;
+pub mod ps;
+pub mod rm;
+pub mod server;
+pub mod up;

@@ -1,0 +1,43 @@
+//! `atoll ps [APP]`: instances, where they run, and their state.
+
+use crate::output::{self, Format, ServerArg};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Only this app's instances
+    app: Option<String>,
+    #[command(flatten)]
+    server: ServerArg,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t)]
+    output: Format,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let instances = args.server.client()?.instances(args.app.as_deref()).await?;
+    if args.output == Format::Json {
+        return output::json(&instances);
+    }
+    let rows: Vec<Vec<String>> = instances
+        .iter()
+        .map(|i| {
+            vec![
+                i.app.clone(),
+                i.service.clone(),
+                i.id.clone(),
+                i.host.clone(),
+                i.state.to_string(),
+                i.revision.to_string(),
+                output::age(i.since_ms),
+                i.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "APP", "SERVICE", "ID", "HOST", "STATE", "REV", "AGE", "REASON",
+        ],
+        &rows,
+    );
+    Ok(())
+}

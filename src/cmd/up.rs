@@ -1,0 +1,167 @@
+//! `atoll up [-f FILE]`: a whole cluster on one machine. Uses the NATS at
+//! `--nats`, or starts a local nats-server with JetStream when none
+//! answers; runs the server and one host in this process; deploys FILE;
+//! Ctrl-C stops everything.
+
+use super::{deploy, host};
+use crate::nats_child::{self, NatsChild};
+use anyhow::Context;
+use atoll_runtime::{HostConfig, host_info};
+use atoll_scheduler::ServerConfig;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The Compose file to deploy (default: compose.yaml here, if present)
+    #[arg(short, long)]
+    file: Option<PathBuf>,
+    /// NATS server URL; a local nats-server is started there when none answers
+    #[arg(long, env = "ATOLL_NATS", default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+    /// Address of the HTTP API
+    #[arg(long, default_value = "127.0.0.1:7420")]
+    listen: SocketAddr,
+    /// Address the host's gateway listens on for published ports
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// A host label, k=v (repeatable)
+    #[arg(long = "label", value_name = "K=V")]
+    labels: Vec<String>,
+    /// Where NATS data, artifacts and compiled code are kept
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(host::default_data_dir);
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let nats_addr = nats_child::socket_addr(&args.nats)?;
+    let nats = if nats_child::answers(nats_addr) {
+        println!("using NATS at {}", args.nats);
+        None
+    } else {
+        println!(
+            "starting nats-server on {nats_addr} (data in {})",
+            data_dir.join("nats").display()
+        );
+        Some(NatsChild::start(
+            nats_addr,
+            &data_dir.join("nats"),
+            &data_dir.join("nats.log"),
+        )?)
+    };
+    let result = run_cluster(&args, &data_dir).await;
+    if let Some(n) = nats {
+        n.stop();
+    }
+    result
+}
+
+async fn run_cluster(args: &Args, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let name = host_info::machine_hostname();
+    let host_cfg = HostConfig {
+        nats_url: args.nats.clone(),
+        cluster: "default".into(),
+        name: name.clone(),
+        bind: args.bind,
+        labels: host::parse_labels(&args.labels)?,
+        data_dir: data_dir.join("hosts").join(&name),
+        capacity: None,
+    };
+    let server = tokio::spawn(atoll_scheduler::run(
+        ServerConfig::new(&args.nats, args.listen),
+        stopped(stop_rx.clone()),
+    ));
+    let host = tokio::spawn(atoll_runtime::run(host_cfg, stopped(stop_rx)));
+
+    let api = format!("http://{}", args.listen);
+    let client = atoll_sdk::client::Client::new(&api)?;
+    wait_healthy(&client, &server).await?;
+    println!("atoll server on {api}, host {name} on {}", args.bind);
+    let file = args.file.clone().or_else(|| {
+        [
+            "compose.yaml",
+            "compose.yml",
+            "docker-compose.yaml",
+            "docker-compose.yml",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+    });
+    if let Some(file) = file {
+        let deployed = async {
+            let app = deploy::deploy_file(&client, &file).await?;
+            deploy::wait_running(&client, &app, Duration::from_secs(120)).await?;
+            print_try_lines(&client, &app, args.bind).await;
+            anyhow::Ok(())
+        };
+        if let Err(e) = deployed.await {
+            eprintln!("error: {e:#}");
+        }
+    }
+    println!("press Ctrl-C to stop");
+    shutdown_signal().await;
+    println!("stopping");
+    let _ = stop_tx.send(true);
+    let (s, h) = tokio::join!(server, host);
+    s.context("server task")??;
+    h.context("host task")??;
+    Ok(())
+}
+
+/// Waits (bounded) for the in-process server to answer, or reports why it
+/// stopped.
+async fn wait_healthy(
+    client: &atoll_sdk::client::Client,
+    server: &tokio::task::JoinHandle<Result<(), atoll_scheduler::ServerError>>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while client.health().await.is_err() {
+        if server.is_finished() {
+            anyhow::bail!("the server stopped during start-up (see the log above)");
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("the server did not answer within 15s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+async fn print_try_lines(client: &atoll_sdk::client::Client, app: &str, bind: IpAddr) {
+    if let Ok(view) = client.app(app).await {
+        for s in &view.services {
+            for p in &s.ports {
+                if let Some(published) = p.split(':').next() {
+                    println!("try: curl http://{bind}:{published}/");
+                }
+            }
+        }
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated => {}
+    }
+}

@@ -1,0 +1,95 @@
+//! `atoll`: the command line of the atoll orchestrator. Each verb lives in
+//! its own file under `cmd/` and is a thin layer over the libraries.
+
+mod cmd;
+mod nats_child;
+mod output;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "atoll",
+    version,
+    about = "A lightweight orchestrator for Wasm components and containers on edge and cloud hosts"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a whole cluster on this machine (NATS, server, one host) and deploy a Compose file
+    Up(cmd::up::Args),
+    /// Run the control plane
+    Server(cmd::server::Args),
+    /// Run a host agent on this machine
+    Host(cmd::host::Args),
+    /// Deploy a Compose file (a new revision of its app)
+    Deploy(cmd::deploy::Args),
+    /// List apps
+    Ls(cmd::ls::Args),
+    /// List instances
+    Ps(cmd::ps::Args),
+    /// List hosts
+    Hosts(cmd::hosts::Args),
+    /// Remove an app and stop its instances
+    Rm(cmd::rm::Args),
+    /// Follow cluster events
+    Events(cmd::events::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(matches!(
+        cli.command,
+        Command::Up(_) | Command::Server(_) | Command::Host(_)
+    ));
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Up(a) => cmd::up::run(a).await,
+            Command::Server(a) => cmd::server::run(a).await,
+            Command::Host(a) => cmd::host::run(a).await,
+            Command::Deploy(a) => cmd::deploy::run(a).await,
+            Command::Ls(a) => cmd::ls::run(a).await,
+            Command::Ps(a) => cmd::ps::run(a).await,
+            Command::Hosts(a) => cmd::hosts::run(a).await,
+            Command::Rm(a) => cmd::rm::run(a).await,
+            Command::Events(a) => cmd::events::run(a).await,
+        }
+    });
+    // Background tasks (watches, listeners) must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Daemons log at info by default; client verbs only say what went wrong.
+fn init_logging(daemon: bool) {
+    let default = if daemon {
+        "info,async_nats=warn"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ATOLL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

@@ -1,0 +1,86 @@
+//! A local `nats-server` with JetStream, run as a child of `atoll up` when
+//! no NATS answers at the requested address.
+
+use anyhow::{Context, bail};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct NatsChild {
+    child: Child,
+}
+
+/// `host:port` of a `nats://host:port` URL.
+pub fn socket_addr(url: &str) -> anyhow::Result<SocketAddr> {
+    let hostport = url.trim_start_matches("nats://").trim_end_matches('/');
+    hostport
+        .to_socket_addrs()
+        .with_context(|| format!("--nats {url}: not a host:port"))?
+        .next()
+        .with_context(|| format!("--nats {url}: no address"))
+}
+
+pub fn answers(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
+}
+
+impl NatsChild {
+    /// Starts nats-server on `addr` with its JetStream data under `dir`, and
+    /// waits (bounded) until it accepts connections.
+    pub fn start(addr: SocketAddr, dir: &Path, log: &Path) -> anyhow::Result<NatsChild> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let log_file = std::fs::File::create(log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let child = Command::new("nats-server")
+            .args([
+                "-js",
+                "-a",
+                &addr.ip().to_string(),
+                "-p",
+                &addr.port().to_string(),
+                "-sd",
+            ])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                "no NATS answers at {addr} and nats-server is not installed: install it (Debian/Ubuntu: `apt-get install nats-server`, or run scripts/setup) or pass --nats URL"
+            ),
+            Err(e) => bail!("cannot start nats-server: {e}"),
+        };
+        let mut me = NatsChild { child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !answers(addr) {
+            if let Ok(Some(status)) = me.child.try_wait() {
+                bail!("nats-server exited ({status}); see {}", log.display());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "nats-server did not accept connections within 10s; see {}",
+                    log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(me)
+    }
+
+    /// SIGTERM, then SIGKILL if it lingers.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,383 @@
+//! The end-to-end harness: real nats-server, `atoll server` and `atoll
+//! host` processes on loopback, driven through the real CLI. Everything a
+//! test starts is killed (by PID) when the test ends, pass or fail, and
+//! every wait is bounded.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn atoll_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_atoll"))
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The sample components, built by scripts/setup.
+pub fn sample_wasm(name: &str) -> PathBuf {
+    let p = repo().join(format!("samples/target/wasm32-wasip2/release/{name}.wasm"));
+    assert!(p.exists(), "{} is missing: run scripts/setup", p.display());
+    p
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics after `limit`
+/// naming what it waited for.
+pub fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process killed on drop; its output goes to a log file that is
+/// printed when the test fails.
+pub struct Proc {
+    pub name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, cmd: &mut Command, dir: &Path) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let err = file.try_clone().expect("log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc {
+            name: name.to_string(),
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// `kill -9`, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- last lines of {} ---", self.name);
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+/// A cluster under test: NATS, one server, any number of hosts.
+pub struct Cluster {
+    // Fields drop in this order: hosts, then the server, then NATS, and
+    // the directory with their logs last.
+    pub hosts: Vec<(String, Proc)>,
+    pub server: Option<Proc>,
+    pub nats: Option<Proc>,
+    pub nats_url: String,
+    pub nats_port: u16,
+    pub api: String,
+    pub api_port: u16,
+    pub dir: tempdir::Dir,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let dir = tempdir::Dir::new();
+        let nats_port = free_port();
+        let api_port = free_port();
+        let mut c = Cluster {
+            nats_url: format!("nats://127.0.0.1:{nats_port}"),
+            nats_port,
+            api: format!("http://127.0.0.1:{api_port}"),
+            api_port,
+            dir,
+            nats: None,
+            server: None,
+            hosts: Vec::new(),
+        };
+        c.start_nats();
+        c.start_server();
+        c
+    }
+
+    pub fn start_nats(&mut self) {
+        let store = self.dir.path().join("nats");
+        let mut cmd = Command::new("nats-server");
+        cmd.args([
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &self.nats_port.to_string(),
+            "-sd",
+        ])
+        .arg(&store);
+        self.nats = Some(Proc::spawn("nats", &mut cmd, self.dir.path()));
+        let addr: SocketAddr = format!("127.0.0.1:{}", self.nats_port)
+            .parse()
+            .expect("addr");
+        wait_until(
+            "nats-server to accept connections",
+            Duration::from_secs(10),
+            || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok(),
+        );
+    }
+
+    pub fn start_server(&mut self) {
+        let mut cmd = Command::new(atoll_bin());
+        cmd.args(["server", "--nats", &self.nats_url, "--listen"])
+            .arg(format!("127.0.0.1:{}", self.api_port))
+            .args(["--name", "test-server"]);
+        self.server = Some(Proc::spawn("server", &mut cmd, self.dir.path()));
+        let api = self.api.clone();
+        wait_until("the server API", Duration::from_secs(15), || {
+            http_get(&api.replace("http://", ""), "/v1/health")
+                .ok()
+                .filter(|(s, _)| *s == 200)
+        });
+    }
+
+    /// Starts `atoll host --name NAME --bind BIND` with extra args.
+    pub fn start_host(&mut self, name: &str, bind: &str, extra: &[&str]) {
+        let data = self.dir.path().join(format!("host-{name}"));
+        let mut cmd = Command::new(atoll_bin());
+        cmd.args([
+            "host",
+            "--nats",
+            &self.nats_url,
+            "--name",
+            name,
+            "--bind",
+            bind,
+            "--data-dir",
+        ])
+        .arg(&data)
+        .args(extra);
+        let proc = Proc::spawn(&format!("host-{name}"), &mut cmd, self.dir.path());
+        self.hosts.push((name.to_string(), proc));
+        let n = name.to_string();
+        wait_until(
+            &format!("host {name} to be ready"),
+            Duration::from_secs(15),
+            || {
+                let hosts = self.json(&["hosts", "-o", "json"]);
+                hosts
+                    .as_array()?
+                    .iter()
+                    .any(|h| h["name"] == n.as_str() && h["state"] == "ready")
+                    .then_some(())
+            },
+        );
+    }
+
+    pub fn host(&mut self, name: &str) -> &mut Proc {
+        &mut self
+            .hosts
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no host {name}"))
+            .1
+    }
+
+    /// Runs the CLI against this cluster.
+    pub fn atoll(&self, args: &[&str]) -> Output {
+        Command::new(atoll_bin())
+            .args(args)
+            .env("ATOLL_SERVER", &self.api)
+            .output()
+            .expect("run atoll")
+    }
+
+    /// Runs the CLI and expects success and JSON on stdout.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let out = self.atoll(args);
+        assert!(
+            out.status.success(),
+            "atoll {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "atoll {args:?}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// `atoll ps -o json` rows of one app.
+    pub fn instances(&self, app: &str) -> Vec<Value> {
+        self.json(&["ps", app, "-o", "json"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Writes a Compose file into the test dir and returns its path.
+    pub fn compose(&self, file: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(file);
+        std::fs::write(&p, text).expect("write compose");
+        p
+    }
+
+    /// Deploys and waits until the app's instances all run.
+    pub fn deploy_wait(&self, file: &Path) {
+        let out = self.atoll(&[
+            "deploy",
+            "-f",
+            &file.to_string_lossy(),
+            "--wait",
+            "--timeout",
+            "60",
+        ]);
+        assert!(
+            out.status.success(),
+            "deploy failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Instances of `app` in state running, with their hosts.
+    pub fn running(&self, app: &str) -> Vec<(String, String)> {
+        self.instances(app)
+            .iter()
+            .filter(|i| i["state"] == "running")
+            .map(|i| {
+                (
+                    i["id"].as_str().unwrap_or_default().to_string(),
+                    i["host"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A minimal HTTP/1.1 GET with a 10 s bound: (status, body).
+pub fn http_get(hostport: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let addr: SocketAddr = hostport
+        .parse()
+        .map_err(|e| std::io::Error::other(format!("{hostport}: {e}")))?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {text:?}")))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
+    Ok((status, dechunk(&body)))
+}
+
+/// Undoes chunked transfer encoding when present (good enough for tests:
+/// the bodies are small text).
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let Some((size, after)) = rest.split_once("\r\n") else {
+            return body.to_string();
+        };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            return body.to_string();
+        };
+        if n == 0 {
+            return out;
+        }
+        if after.len() < n {
+            return body.to_string();
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+}
+
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    /// A temporary directory removed on drop (kept when the test fails, so
+    /// its logs can be read).
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new() -> Dir {
+            let base = std::env::temp_dir().join(format!(
+                "atoll-test-{}-{}",
+                std::process::id(),
+                super::free_port()
+            ));
+            std::fs::create_dir_all(&base).expect("temp dir");
+            Dir(base)
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                eprintln!("test files kept in {}", self.0.display());
+            } else {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+}
