@@ -52,7 +52,12 @@ async fn pass(cluster: &Cluster) -> Result<(), String> {
     let snap = cluster.snapshot();
     let plan = reconcile(&snap, &mut new_instance_id);
     write_assignments(cluster, &plan).await?;
-    write_statuses(cluster, &snap, &plan).await?;
+    // Statuses and endpoints follow the assignments just written.
+    let mut after = snap;
+    for (host, a) in &plan.assignments {
+        after.assignments.insert(host.clone(), a.clone());
+    }
+    write_statuses(cluster, &after, &plan).await?;
     for e in &plan.events {
         // An unplaceable service would say so on every pass; its status
         // (written above) carries it, and the event fires when it changes.
@@ -66,11 +71,6 @@ async fn pass(cluster: &Cluster) -> Result<(), String> {
         cluster
             .publish_event(e.kind, Some(&e.app), e.message.clone())
             .await;
-    }
-    // Endpoints follow the assignments just written.
-    let mut after = snap;
-    for (host, a) in &plan.assignments {
-        after.assignments.insert(host.clone(), a.clone());
     }
     write_endpoints(cluster, &after).await
 }
@@ -106,6 +106,12 @@ async fn write_statuses(
     let kv = &cluster.buckets.status;
     let current = cluster.statuses.all();
     for app in &snap.apps {
+        let mut assigned = BTreeMap::new();
+        for inst in snap.assignments.values().flat_map(|a| &a.instances) {
+            if inst.app == app.spec.name {
+                *assigned.entry(inst.service.clone()).or_insert(0) += 1;
+            }
+        }
         let status = AppStatus {
             v: VERSION,
             revision: app.revision,
@@ -114,6 +120,7 @@ async fn write_statuses(
                 .get(&app.spec.name)
                 .cloned()
                 .unwrap_or_default(),
+            assigned,
         };
         if current.get(&app.spec.name).map(|v| &v.value) != Some(&status) {
             let bytes = serde_json::to_vec(&status).map_err(|e| e.to_string())?;

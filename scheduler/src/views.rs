@@ -59,7 +59,9 @@ pub fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus>) -> A
             .count() as u32;
         let desired = match svc.deploy.mode {
             Mode::Replicated => svc.deploy.replicas,
-            Mode::Global => mine.len() as u32,
+            Mode::Global => status
+                .and_then(|s| s.assigned.get(&svc.name).copied())
+                .unwrap_or(mine.len() as u32),
         };
         let failed = mine.iter().find(|i| i.state == InstanceState::Failed);
         let unplaced = status.and_then(|s| s.unplaced.get(&svc.name));
@@ -81,7 +83,12 @@ pub fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus>) -> A
     }
     let unplaced = status.is_some_and(|s| !s.unplaced.is_empty());
     let total_running: u32 = services.iter().map(|s| s.running).sum();
-    let state = if all_running {
+    // Until the controller has processed this revision, nothing the
+    // instances say is about it yet.
+    let processed = status.is_some_and(|s| s.revision == record.revision);
+    let state = if !processed {
+        "deploying"
+    } else if all_running {
         "running"
     } else if any_failed && total_running == 0 {
         "failed"

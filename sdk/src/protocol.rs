@@ -129,6 +129,10 @@ pub struct AppStatus {
     pub revision: u64,
     /// service → why its instances could not all be placed.
     pub unplaced: std::collections::BTreeMap<String, String>,
+    /// service → how many instances the controller assigned (for global
+    /// services, the number of matching hosts).
+    #[serde(default)]
+    pub assigned: std::collections::BTreeMap<String, u32>,
 }
 
 /// A cluster event.

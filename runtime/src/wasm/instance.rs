@@ -28,6 +28,10 @@ const HOSTCALL_FUEL: usize = 16 * 1024 * 1024;
 /// a host call (waiting on I/O), where no epoch check runs.
 const WALL_CLOCK_GRACE: Duration = Duration::from_millis(100);
 
+/// Longest deadline honoured, so that deadline arithmetic cannot overflow
+/// (a `Duration::MAX` timeout would panic when added to an `Instant`).
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// A scheduled instance of a service. Cheap to clone.
 #[derive(Clone)]
 pub struct WasmInstance {
@@ -67,7 +71,7 @@ impl WasmInstance {
                 prepared,
                 env: cfg.env,
                 memory_limit: cfg.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT),
-                timeout: cfg.timeout,
+                timeout: cfg.timeout.min(MAX_TIMEOUT),
             }),
         }
     }

@@ -63,6 +63,7 @@ pub struct InstanceConfig {
     /// memories; [`DEFAULT_MEMORY_LIMIT`] when `None`.
     pub memory_limit: Option<u64>,
     /// Deadline for one request, from the start of instantiation until the
-    /// guest returns (including the time spent streaming the body).
+    /// guest returns (including the time spent streaming the body). Capped
+    /// at 24 hours.
     pub timeout: Duration,
 }
