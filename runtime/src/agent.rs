@@ -164,10 +164,10 @@ async fn heartbeat(
             seq,
             instances: supervisor.statuses(),
         };
-        if let Ok(bytes) = serde_json::to_vec(&hb) {
-            if let Err(e) = client.publish(subject.clone(), bytes.into()).await {
-                tracing::warn!(error = %e, "heartbeat not sent");
-            }
+        if let Ok(bytes) = serde_json::to_vec(&hb)
+            && let Err(e) = client.publish(subject.clone(), bytes.into()).await
+        {
+            tracing::warn!(error = %e, "heartbeat not sent");
         }
         tokio::select! {
             _ = supervisor.changed.notified() => {

@@ -116,12 +116,12 @@ impl Supervisor {
     }
 
     fn set(&self, id: &str, state: InstanceState, reason: Option<String>) {
-        if let Some(slot) = self.slots().get_mut(id) {
-            if slot.state != state || slot.reason != reason {
-                slot.state = state;
-                slot.reason = reason;
-                slot.since_ms = now_ms();
-            }
+        if let Some(slot) = self.slots().get_mut(id)
+            && (slot.state != state || slot.reason != reason)
+        {
+            slot.state = state;
+            slot.reason = reason;
+            slot.since_ms = now_ms();
         }
         self.changed.notify_one();
     }

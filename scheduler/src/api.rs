@@ -132,15 +132,15 @@ async fn deploy(
     let previous: Option<AppRecord> = current
         .as_ref()
         .and_then(|e| serde_json::from_slice(&e.value).ok());
-    if let Some(prev) = &previous {
-        if prev.spec == app {
-            return Ok(Json(DeployResponse {
-                name,
-                revision: prev.revision,
-                unchanged: true,
-                warnings: parsed.warnings,
-            }));
-        }
+    if let Some(prev) = &previous
+        && prev.spec == app
+    {
+        return Ok(Json(DeployResponse {
+            name,
+            revision: prev.revision,
+            unchanged: true,
+            warnings: parsed.warnings,
+        }));
     }
     let record = AppRecord {
         v: VERSION,
@@ -165,7 +165,7 @@ async fn deploy(
             .await
             .map_err(|e| e.to_string()),
     };
-    written.map_err(|e| {
+    let kv_revision = written.map_err(|e| {
         ApiError::new(
             StatusCode::CONFLICT,
             format!(
@@ -173,6 +173,12 @@ async fn deploy(
             ),
         )
     })?;
+    // Read-your-writes: answer once this server's mirror has the new
+    // revision, so the client's next GET sees it.
+    wait_for_mirror(&c, |c| {
+        c.apps.get(&name).is_some_and(|v| v.revision >= kv_revision)
+    })
+    .await;
     c.publish_event(
         "deploy",
         Some(&name),
@@ -328,8 +334,21 @@ async fn events(State(c): State<Arc<Cluster>>) -> ApiResult<Response> {
         line.push(b'\n');
         Ok::<_, std::convert::Infallible>(Bytes::from(line))
     });
-    Ok(Response::builder()
+    Response::builder()
         .header("content-type", "application/x-ndjson")
         .body(Body::from_stream(stream))
-        .map_err(|e| ApiError::internal("events", e))?)
+        .map_err(|e| ApiError::internal("events", e))
+}
+
+/// Waits (at most 2 s) until the apps mirror satisfies `done`.
+async fn wait_for_mirror(c: &Cluster, done: impl Fn(&Cluster) -> bool) {
+    let mut changes = c.apps.changes();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while !done(c) {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
 }

@@ -41,17 +41,16 @@ impl Lease {
         }
         // A server restarted under the same name takes its own lease back
         // at once instead of waiting for it to expire.
-        if let Ok(Some(entry)) = self.kv.entry(KEY).await {
-            if entry.operation == kv::Operation::Put && entry.value == self.me.as_bytes() {
-                if let Ok(next) = self
-                    .kv
-                    .update(KEY, self.me.clone().into(), entry.revision)
-                    .await
-                {
-                    self.revision = Some(next);
-                    return true;
-                }
-            }
+        if let Ok(Some(entry)) = self.kv.entry(KEY).await
+            && entry.operation == kv::Operation::Put
+            && entry.value == self.me.as_bytes()
+            && let Ok(next) = self
+                .kv
+                .update(KEY, self.me.clone().into(), entry.revision)
+                .await
+        {
+            self.revision = Some(next);
+            return true;
         }
         false
     }

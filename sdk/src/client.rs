@@ -95,10 +95,9 @@ impl Client {
             .timeout(Duration::from_secs(10))
             .send()
             .await
+            && r.status().is_success()
         {
-            if r.status().is_success() {
-                return Ok(());
-            }
+            return Ok(());
         }
         self.send(self.http.put(&url).body(bytes), &url).await?;
         Ok(())

@@ -141,10 +141,10 @@ async fn sync_and_watch<T: DeserializeOwned>(
     let mut keys = store.keys().await.map_err(|e| e.to_string())?;
     while let Some(key) = keys.next().await {
         let key = key.map_err(|e| e.to_string())?;
-        if let Some(entry) = store.entry(&key).await.map_err(|e| e.to_string())? {
-            if let Some(v) = decode(&entry) {
-                fresh.insert(key, v);
-            }
+        if let Some(entry) = store.entry(&key).await.map_err(|e| e.to_string())?
+            && let Some(v) = decode(&entry)
+        {
+            fresh.insert(key, v);
         }
     }
     *map.write().unwrap_or_else(|e| e.into_inner()) = fresh;
