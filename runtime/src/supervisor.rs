@@ -142,7 +142,15 @@ impl Supervisor {
             Err(e) => return self.fail(&spec.id, e.to_string()),
         };
         let inst = WasmInstance::new(&self.engine, prepared, self.instance_config(&spec));
-        self.local.insert(&spec.id, inst);
+        {
+            // Unassigned meanwhile? `converge` removed the slot (and may
+            // have raced this task's abort): never register a zombie.
+            let slots = self.slots();
+            if !slots.contains_key(&spec.id) {
+                return;
+            }
+            self.local.insert(&spec.id, inst);
+        }
         tracing::info!(instance = %spec.id, "running");
         self.set(&spec.id, InstanceState::Running, None);
     }

@@ -144,7 +144,10 @@ async fn deploy(
     }
     let record = AppRecord {
         v: VERSION,
-        revision: previous.as_ref().map_or(1, |p| p.revision + 1),
+        revision: match &previous {
+            Some(p) => p.revision + 1,
+            None => last_revision(&c, &name).await + 1,
+        },
         spec: app,
         compose: req.compose,
         deployed_at_ms: now_ms(),
@@ -262,6 +265,7 @@ async fn delete_app(
         .delete(&name)
         .await
         .map_err(|e| ApiError::internal("deleting desired state", e))?;
+    wait_for_mirror(&c, |c| c.apps.get(&name).is_none()).await;
     c.publish_event("remove", Some(&name), format!("app {name} removed"))
         .await;
     Ok(StatusCode::NO_CONTENT)
@@ -351,4 +355,25 @@ async fn wait_for_mirror(c: &Cluster, done: impl Fn(&Cluster) -> bool) {
         }
     })
     .await;
+}
+
+/// The revision of an app's last deploy still in history (0 for a new
+/// name), so an app removed and deployed again keeps counting up and no
+/// leftover status of its old life passes for the new one.
+async fn last_revision(c: &Cluster, name: &str) -> u64 {
+    let Ok(mut history) = c.buckets.apps.history(name).await else {
+        return 0;
+    };
+    let mut last = 0;
+    while let Ok(Some(Ok(entry))) =
+        tokio::time::timeout(std::time::Duration::from_secs(2), history.next()).await
+    {
+        if let Ok(r) = serde_json::from_slice::<AppRecord>(&entry.value) {
+            last = last.max(r.revision);
+        }
+        if entry.delta == 0 {
+            break;
+        }
+    }
+    last
 }

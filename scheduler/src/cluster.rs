@@ -89,6 +89,15 @@ impl Cluster {
     /// grace period after start is over. Before that, a restarted server
     /// would take live hosts for dead ones.
     pub fn settled(&self) -> bool {
+        // An apps mirror that has not loaded yet looks like "no apps", and
+        // reconciling that would stop everything.
+        let loaded = self.apps.loaded()
+            && self.assignments.loaded()
+            && self.statuses.loaded()
+            && self.endpoints.loaded();
+        if !loaded {
+            return false;
+        }
         if self.started.elapsed() > self.down_after {
             return true;
         }
@@ -157,10 +166,18 @@ pub async fn watch_heartbeats(cluster: Arc<Cluster>) {
     sweeper.abort();
 }
 
+/// Silence means a host is gone only while this server itself hears NATS:
+/// while disconnected, and for a full period after reconnecting, every host
+/// counts as just seen.
 async fn sweep_loop(cluster: Arc<Cluster>) {
+    let client = cluster.buckets.js.client();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         tick.tick().await;
+        if client.connection_state() != async_nats::connection::State::Connected {
+            cluster.observed().touch_all(Instant::now());
+            continue;
+        }
         let changes = cluster.observed().sweep(Instant::now(), cluster.down_after);
         announce(&cluster, changes).await;
     }

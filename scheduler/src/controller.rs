@@ -17,6 +17,8 @@ use std::time::Duration;
 pub async fn run(cluster: Arc<Cluster>, server_name: String) {
     let mut lease = Lease::new(cluster.buckets.leader.clone(), &server_name);
     let mut apps_changed = cluster.apps.changes();
+    // A CAS conflict is retried as soon as the mirror shows the new value.
+    let mut assignments_changed = cluster.assignments.changes();
     let mut leading = false;
     loop {
         let now_leading = lease.hold().await;
@@ -40,6 +42,7 @@ pub async fn run(cluster: Arc<Cluster>, server_name: String) {
         }
         tokio::select! {
             _ = apps_changed.changed() => {}
+            _ = assignments_changed.changed() => {}
             _ = cluster.observed_changed.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
@@ -57,12 +60,13 @@ async fn pass(cluster: &Cluster) -> Result<(), String> {
     for (host, a) in &plan.assignments {
         after.assignments.insert(host.clone(), a.clone());
     }
+    let before = cluster.statuses.all();
     write_statuses(cluster, &after, &plan).await?;
     for e in &plan.events {
         // An unplaceable service would say so on every pass; its status
         // (written above) carries it, and the event fires when it changes.
         if e.kind == crate::reconcile::event_kind::UNPLACEABLE
-            && cluster.statuses.get(&e.app).is_some_and(|s| {
+            && before.get(&e.app).is_some_and(|s| {
                 s.value.unplaced == plan.unplaced.get(&e.app).cloned().unwrap_or_default()
             })
         {

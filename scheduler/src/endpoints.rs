@@ -55,3 +55,73 @@ pub fn compute(snap: &Snapshot) -> BTreeMap<String, Endpoints> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::reconcile;
+    use crate::snapshot::fixtures::*;
+    use atoll_sdk::cluster::InstanceStatus;
+
+    /// Two hosts, 4 replicas placed; `running` says which instances report
+    /// running.
+    fn placed(running: &[usize], h2_down: bool) -> (Snapshot, Vec<String>) {
+        let mut snap = snapshot(
+            vec![host("h1"), host("h2")],
+            vec![app("a", vec![service("web").replicas(4)])],
+        );
+        let mut n = 0;
+        let plan = reconcile(&snap, &mut |_, _| {
+            n += 1;
+            format!("i{n}")
+        });
+        snap.assignments = plan.assignments;
+        let ids: Vec<String> = (1..=4).map(|i| format!("i{i}")).collect();
+        for &i in running {
+            let id = &ids[i];
+            snap.observed.insert(
+                id.clone(),
+                InstanceStatus {
+                    id: id.clone(),
+                    app: "a".into(),
+                    service: "web".into(),
+                    revision: 1,
+                    state: InstanceState::Running,
+                    reason: None,
+                    since_ms: 0,
+                },
+            );
+        }
+        if h2_down {
+            snap.hosts[1].state = HostState::Down;
+        }
+        (snap, ids)
+    }
+
+    #[test]
+    fn only_running_instances_on_ready_hosts_are_endpoints() {
+        let (snap, _) = placed(&[0, 1, 2], false);
+        let eps = compute(&snap);
+        let web = &eps["a.web"];
+        assert_eq!(
+            web.instances.len(),
+            3,
+            "the instance not yet running is left out"
+        );
+
+        let (snap, _) = placed(&[0, 1, 2, 3], true);
+        let web = &compute(&snap)["a.web"];
+        assert!(
+            web.instances.iter().all(|e| e.host == "h1"),
+            "a down host serves nothing"
+        );
+        assert_eq!(web.instances.len(), 2);
+    }
+
+    #[test]
+    fn every_service_has_an_entry_even_with_no_instance() {
+        let snap = snapshot(vec![host("h1")], vec![app("a", vec![service("web")])]);
+        let eps = compute(&snap);
+        assert!(eps["a.web"].instances.is_empty());
+    }
+}

@@ -10,6 +10,10 @@ pub struct Lease {
     kv: kv::Store,
     me: String,
     revision: Option<u64>,
+    /// Only a server that just started may take back a lease held under
+    /// its own name (its previous life); later, a lease under our name
+    /// held by someone else means a misconfigured duplicate name.
+    first: bool,
 }
 
 impl Lease {
@@ -18,11 +22,13 @@ impl Lease {
             kv,
             me: me.to_string(),
             revision: None,
+            first: true,
         }
     }
 
     /// Takes or renews the lease; true while this server holds it.
     pub async fn hold(&mut self) -> bool {
+        let first = std::mem::replace(&mut self.first, false);
         if let Some(rev) = self.revision {
             match self.kv.update(KEY, self.me.clone().into(), rev).await {
                 Ok(next) => {
@@ -41,7 +47,8 @@ impl Lease {
         }
         // A server restarted under the same name takes its own lease back
         // at once instead of waiting for it to expire.
-        if let Ok(Some(entry)) = self.kv.entry(KEY).await
+        if first
+            && let Ok(Some(entry)) = self.kv.entry(KEY).await
             && entry.operation == kv::Operation::Put
             && entry.value == self.me.as_bytes()
             && let Ok(next) = self

@@ -86,6 +86,14 @@ impl Observed {
         changes
     }
 
+    /// Counts every host as heard from now (used while the server itself
+    /// is cut off from NATS, when silence says nothing about the hosts).
+    pub fn touch_all(&mut self, now: Instant) {
+        for seen in self.hosts.values_mut() {
+            seen.last_seen = now;
+        }
+    }
+
     pub fn knows(&self, host: &str) -> bool {
         self.hosts.contains_key(host)
     }

@@ -28,7 +28,7 @@ pub const INSTANCE_HEADER: &str = "x-atoll-instance";
 /// whose connection failed can be retried on another instance).
 pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
 /// Instances tried for one request before giving up.
-const MAX_ATTEMPTS: usize = 3;
+const MAX_ATTEMPTS: usize = 8;
 
 pub struct Gateway {
     host: String,
@@ -75,7 +75,7 @@ impl Gateway {
         };
         let req = Request::from_parts(parts, body);
         if req.headers().contains_key(HOP_HEADER) {
-            return self.serve_forwarded(req).await;
+            return self.serve_forwarded(port, req).await;
         }
         let table = self.table();
         let Some(route) = table.by_port.get(&port) else {
@@ -106,7 +106,7 @@ impl Gateway {
         req: &Request<Bytes>,
     ) -> Response<ResponseBody> {
         let mut excluded = Vec::new();
-        for _ in 0..MAX_ATTEMPTS {
+        for _ in 0..MAX_ATTEMPTS.min(route.endpoints.len()) {
             let loads: Vec<usize> = route
                 .endpoints
                 .iter()
@@ -120,6 +120,15 @@ impl Gateway {
             let _guard = Outstanding::enter(ep);
             match self.try_endpoint(ep, port, req).await {
                 Some(resp) => return resp,
+                // A peer that cannot be reached is likely down as a whole:
+                // skip all its instances, not just this one.
+                None if ep.endpoint.host != self.host => {
+                    for (j, other) in route.endpoints.iter().enumerate() {
+                        if other.endpoint.address == ep.endpoint.address && !excluded.contains(&j) {
+                            excluded.push(j);
+                        }
+                    }
+                }
                 None => excluded.push(i),
             }
         }
@@ -152,14 +161,22 @@ impl Gateway {
         self.peers.send(&ep.endpoint.address, port, fwd).await
     }
 
-    async fn serve_forwarded(&self, req: Request<Bytes>) -> Response<ResponseBody> {
+    /// Serves a request another gateway forwarded, from the named local
+    /// instance — only if that instance belongs to the service published
+    /// on this port, so the header cannot reach another app's instances.
+    async fn serve_forwarded(&self, port: u16, req: Request<Bytes>) -> Response<ResponseBody> {
         let id = req
             .headers()
             .get(INSTANCE_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        match self.local.get(&id) {
+        let routed = self
+            .table()
+            .by_port
+            .get(&port)
+            .is_some_and(|r| r.endpoints.iter().any(|e| e.endpoint.id == id));
+        match self.local.get(&id).filter(|_| routed) {
             Some(inst) => inst.handle(req.map(Full::new)).await,
             // The sender treats this as "not reachable" and tries another.
             None => {

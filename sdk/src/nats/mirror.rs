@@ -81,6 +81,13 @@ impl<T: Clone> MirrorView<T> {
         read(&self.map).clone()
     }
 
+    /// Whether the first full load is done. Until then an empty mirror
+    /// means "not known yet", not "no keys": decisions must wait.
+    pub fn loaded(&self) -> bool {
+        // The counter first moves when a full load has replaced the map.
+        *self.changes.borrow() > 0
+    }
+
     /// A receiver that changes whenever the mirror does.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changes.clone()
@@ -158,6 +165,11 @@ async fn sync_and_watch<T: DeserializeOwned>(
         .map_err(|e| e.to_string())?;
     while let Some(entry) = watch.next().await {
         let entry = entry.map_err(|e| e.to_string())?;
+        // An ordered consumer re-created after a reconnect may replay from
+        // the start; the load already covered everything up to `last`.
+        if entry.revision <= last {
+            continue;
+        }
         apply(map, entry);
         tx.send_modify(|n| *n += 1);
     }
