@@ -10,6 +10,7 @@ pub mod artifacts;
 pub mod gateway;
 pub mod host_info;
 pub mod local;
+pub mod oci;
 pub mod supervisor;
 pub mod wasm;
 
