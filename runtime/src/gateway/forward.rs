@@ -40,6 +40,7 @@ impl Peers {
         let uri: Uri = format!("http://{address}:{port}{path}").parse().ok()?;
         *req.uri_mut() = uri;
         *req.version_mut() = http::Version::HTTP_11;
+        let idempotent = req.method().is_idempotent();
         match self.client.request(req).await {
             Ok(resp) => {
                 if resp.status() == http::StatusCode::SERVICE_UNAVAILABLE
@@ -49,10 +50,19 @@ impl Peers {
                 }
                 Some(resp.map(|b| b.map_err(Into::into).boxed_unsync()))
             }
-            Err(e) => {
+            // Nothing was sent, or sending it twice is harmless (a pooled
+            // connection to a peer that just died fails after the write):
+            // try another instance.
+            Err(e) if e.is_connect() || idempotent => {
                 tracing::debug!(%address, port, error = %e, "peer gateway unreachable");
                 None
             }
+            // A POST may have reached the instance: retrying could run it
+            // twice, so the client gets the failure.
+            Err(e) => Some(super::text(
+                http::StatusCode::BAD_GATEWAY,
+                format!("peer gateway {address}:{port} failed mid-request: {e}"),
+            )),
         }
     }
 }
