@@ -4,5 +4,13 @@
 //! through an OCI runtime binary (youki by default). This module holds the
 //! pieces that do not need a runtime: [`unpack`] turns an image's layer blobs
 //! into a root filesystem without letting a hostile image write outside it.
+//! [`pull`] fetches images into the host's [`store`], choosing the host's
+//! [`platform`] and taking credentials from [`auth`]; [`kind`] tells a Wasm
+//! component from a container image.
 
+pub mod auth;
+pub mod kind;
+pub mod platform;
+pub mod pull;
+pub mod store;
 pub mod unpack;
