@@ -41,6 +41,9 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // TLS clients (the API client, the registry puller) share one rustls
+    // build without a default crypto provider: pick ring, once, up front.
+    atoll_runtime::oci::pull::install_crypto_provider();
     let cli = Cli::parse();
     init_logging(matches!(
         cli.command,
