@@ -105,7 +105,8 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
         t.abort();
     }
     supervisor.converge(&Assignment::default());
-    let _ = client.flush().await;
+    // Bounded: NATS may be gone already (stopped with us).
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
     drop(endpoints);
     Ok(())
 }
