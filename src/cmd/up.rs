@@ -84,7 +84,15 @@ async fn run_cluster(args: &Args, data_dir: &std::path::Path) -> anyhow::Result<
 
     let api = format!("http://{}", args.listen);
     let client = atoll_sdk::client::Client::new(&api)?;
-    wait_healthy(&client, &server).await?;
+    if let Err(e) = wait_healthy(&client, &server).await {
+        // Stop the host too, or this process would wait on it forever.
+        let _ = stop_tx.send(true);
+        let (s, _) = tokio::join!(server, host);
+        if let Ok(Err(cause)) = s {
+            return Err(anyhow::anyhow!("the server could not start: {cause}"));
+        }
+        return Err(e);
+    }
     println!("atoll server on {api}, host {name} on {}", args.bind);
     let file = args.file.clone().or_else(|| {
         [
