@@ -4,14 +4,7 @@
 use atoll_sdk::cluster::{Capacity, HostInfo};
 use std::collections::BTreeMap;
 
-/// The machine's hostname, or `localhost` when it cannot be read.
-pub fn machine_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
+pub use atoll_sdk::cluster::machine_hostname;
 
 /// Total memory and CPUs of the machine.
 pub fn machine_capacity() -> Capacity {

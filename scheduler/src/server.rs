@@ -27,7 +27,7 @@ impl ServerConfig {
             nats_url: nats_url.to_string(),
             cluster: "default".into(),
             listen,
-            name: format!("server-{}-{listen}", machine_hostname()),
+            name: format!("server-{}-{listen}", atoll_sdk::cluster::machine_hostname()),
             down_after: Duration::from_millis(HEARTBEAT_INTERVAL_MS * MISSED_HEARTBEATS_DOWN),
         }
     }
@@ -74,10 +74,4 @@ pub async fn run(
         addr: cfg.listen,
         source,
     })
-}
-
-fn machine_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
 }

@@ -146,3 +146,13 @@ pub struct InstanceStatus {
     /// Unix milliseconds of the last state change.
     pub since_ms: u64,
 }
+
+/// The machine's hostname, or `localhost` when it cannot be read. Default
+/// name of a host, and part of a server's default name.
+pub fn machine_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
