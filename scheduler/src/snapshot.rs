@@ -138,6 +138,7 @@ pub(crate) mod fixtures {
             environment: BTreeMap::new(),
             ports: Vec::new(),
             deploy: Deploy::default(),
+            container: Default::default(),
         }
     }
 

@@ -9,6 +9,7 @@
 use saphyr::{Scalar, YamlData};
 
 use super::parse::SpecError;
+use super::units::{parse_duration_ms, parse_duration_ms_or_zero};
 use super::yaml::{self, Node, Source};
 
 /// One key of a mapping, after merge keys (`<<`) are expanded.
@@ -156,6 +157,24 @@ impl<'s> Ctx<'s> {
             self.mismatch(path, node, "a string, a number, a boolean or null");
         }
         text
+    }
+
+    /// A Compose duration (`30s`, `1m30s`) in milliseconds. A bare number
+    /// is refused, as its unit would be a guess; with `zero_ok`, `0` (also
+    /// as an integer) and `0s` are allowed.
+    pub fn duration_ms(&mut self, path: &str, node: &Node, zero_ok: bool) -> Option<u64> {
+        let parsed = match &node.data {
+            YamlData::Value(Scalar::String(s)) if zero_ok => parse_duration_ms_or_zero(s),
+            YamlData::Value(Scalar::String(s)) => parse_duration_ms(s),
+            YamlData::Value(Scalar::Integer(0)) if zero_ok => Ok(0),
+            _ => Err(format!(
+                "expected a duration such as 30s or 1m30s, found {}",
+                yaml::describe(node)
+            )),
+        };
+        parsed
+            .map_err(|m| self.error(path, yaml::line(node), m))
+            .ok()
     }
 
     /// A non-negative integer no larger than `max`: a YAML integer, or a

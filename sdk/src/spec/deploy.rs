@@ -1,8 +1,10 @@
-//! `deploy:` — mode, replicas, placement (see [`super::placement`]) and
-//! resources, in the syntax Docker Swarm defined for Compose.
+//! `deploy:` — mode, replicas, placement (see [`super::placement`]),
+//! resources and restart policy (see [`super::container`]), in the syntax
+//! Docker Swarm defined for Compose.
 
 use saphyr::{Scalar, YamlData};
 
+use super::container::ContainerKeys;
 use super::ctx::{Ctx, join};
 use super::keys::{self, Section};
 use super::placement::placement;
@@ -10,7 +12,13 @@ use super::units::{parse_bytes, parse_cpus_milli};
 use super::yaml::{self, Node};
 use super::{Deploy, Mode, ResourceSpec, Resources};
 
-pub(super) fn deploy(ctx: &mut Ctx, path: &str, node: &Node) -> Deploy {
+/// `restart_policy` goes to `container`, with the other container keys.
+pub(super) fn deploy(
+    ctx: &mut Ctx,
+    path: &str,
+    node: &Node,
+    container: &mut ContainerKeys,
+) -> Deploy {
     let mut out = Deploy::default();
     let mut replicas_line = None;
     let entries = ctx.mapping(path, node);
@@ -40,7 +48,8 @@ pub(super) fn deploy(ctx: &mut Ctx, path: &str, node: &Node) -> Deploy {
                 }
             }
             "placement" => out.placement = placement(ctx, &p, e.value),
-            "resources" => out.resources = resources(ctx, &p, e.value),
+            "resources" => out.resources = resources(ctx, &p, e.value, container),
+            "restart_policy" => container.restart_policy(ctx, &p, e.line, e.value),
             _ => {}
         }
     }
@@ -55,24 +64,32 @@ pub(super) fn deploy(ctx: &mut Ctx, path: &str, node: &Node) -> Deploy {
     out
 }
 
-fn resources(ctx: &mut Ctx, path: &str, node: &Node) -> Resources {
+fn resources(ctx: &mut Ctx, path: &str, node: &Node, container: &mut ContainerKeys) -> Resources {
     let mut out = Resources::default();
     let entries = ctx.mapping(path, node);
     for e in keys::filter(ctx, &keys::RESOURCES, path, entries) {
         let p = join(path, &e.key);
         match e.key.as_str() {
-            "limits" => out.limits = spec(ctx, &p, e.value, &keys::LIMITS, true),
-            "reservations" => out.reservations = spec(ctx, &p, e.value, &keys::RESERVATIONS, false),
+            "limits" => out.limits = spec(ctx, &p, e.value, &keys::LIMITS, Some(container)),
+            "reservations" => out.reservations = spec(ctx, &p, e.value, &keys::RESERVATIONS, None),
             _ => {}
         }
     }
     out
 }
 
-/// `limits` or `reservations`. A zero limit would stop the service from
-/// running at all, so it is refused (omit the key for "no limit"); a zero
-/// reservation is harmless.
-fn spec(ctx: &mut Ctx, path: &str, node: &Node, section: &Section, is_limit: bool) -> ResourceSpec {
+/// `limits` (with `container`, which notes `pids`) or `reservations`. A
+/// zero limit would stop the service from running at all, so it is refused
+/// (omit the key for "no limit"); a zero reservation is harmless. `pids` is
+/// a key of `limits` only (the catalogue makes it unknown in reservations).
+fn spec(
+    ctx: &mut Ctx,
+    path: &str,
+    node: &Node,
+    section: &Section,
+    mut container: Option<&mut ContainerKeys>,
+) -> ResourceSpec {
+    let is_limit = container.is_some();
     let mut out = ResourceSpec::default();
     let entries = ctx.mapping(path, node);
     for e in keys::filter(ctx, section, path, entries) {
@@ -86,6 +103,13 @@ fn spec(ctx: &mut Ctx, path: &str, node: &Node, section: &Section, is_limit: boo
             "cpus" => {
                 out.cpus_milli = cpus(ctx, &p, e.value);
                 (out.cpus_milli.is_some(), out.cpus_milli == Some(0))
+            }
+            "pids" => {
+                if let Some(c) = container.as_deref_mut() {
+                    c.note(&p, e.line);
+                }
+                out.pids = pids(ctx, &p, e.value);
+                (out.pids.is_some(), out.pids == Some(0))
             }
             _ => (false, false),
         };
@@ -115,6 +139,20 @@ fn memory(ctx: &mut Ctx, path: &str, node: &Node) -> Option<u64> {
         }
     };
     parsed.map_err(|m| ctx.error(path, line, m)).ok()
+}
+
+/// Most processes: a positive integer. Docker's `-1` for "unlimited" is
+/// refused with a hint, since omitting the key says the same.
+fn pids(ctx: &mut Ctx, path: &str, node: &Node) -> Option<u32> {
+    if let YamlData::Value(Scalar::Integer(i)) = node.data
+        && i < 0
+    {
+        let m = format!("expected a positive integer, found {i} (omit `pids` for no limit)");
+        ctx.error(path, yaml::line(node), m);
+        return None;
+    }
+    let n = ctx.uint(path, node, u64::from(u32::MAX))?;
+    u32::try_from(n).ok()
 }
 
 /// Thousandths of a CPU, from a number or a string (`0.5`, `"0.5"`, `2`).

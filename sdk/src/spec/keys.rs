@@ -54,15 +54,23 @@ pub(super) static SERVICE: Section = Section {
         ("environment", S),
         ("ports", S),
         ("deploy", S),
+        // Container settings (see `container.rs`); components ignore them.
+        ("entrypoint", S),
+        ("command", S),
+        ("working_dir", S),
+        ("user", S),
+        ("read_only", S),
+        ("security_opt", S),
+        ("cap_add", S),
+        ("cap_drop", S),
+        ("stop_grace_period", S),
+        ("restart", S),
         ("annotations", N),
         ("attach", N),
         ("blkio_config", N),
         ("build", N),
-        ("cap_add", N),
-        ("cap_drop", N),
         ("cgroup", N),
         ("cgroup_parent", N),
-        ("command", N),
         ("configs", N),
         ("container_name", N),
         ("cpu_count", N),
@@ -86,7 +94,6 @@ pub(super) static SERVICE: Section = Section {
         ("dns_opt", N),
         ("dns_search", N),
         ("domainname", N),
-        ("entrypoint", N),
         ("env_file", N),
         ("expose", N),
         ("extends", N),
@@ -129,18 +136,14 @@ pub(super) static SERVICE: Section = Section {
         ("provider", N),
         ("pull_policy", N),
         ("pull_refresh_after", N),
-        ("read_only", N),
-        ("restart", N),
         ("runtime", N),
         (
             "scale",
             Status::Warn("not implemented yet, ignored; use deploy.replicas"),
         ),
         ("secrets", N),
-        ("security_opt", N),
         ("shm_size", N),
         ("stdin_open", N),
-        ("stop_grace_period", N),
         ("stop_signal", N),
         ("storage_opt", N),
         ("sysctls", N),
@@ -148,12 +151,10 @@ pub(super) static SERVICE: Section = Section {
         ("tty", N),
         ("ulimits", N),
         ("use_api_socket", N),
-        ("user", N),
         ("userns_mode", N),
         ("uts", N),
         ("volumes", N),
         ("volumes_from", N),
-        ("working_dir", N),
     ],
 };
 
@@ -193,11 +194,21 @@ pub(super) static DEPLOY: Section = Section {
         ("replicas", S),
         ("placement", S),
         ("resources", S),
+        ("restart_policy", S),
         ("endpoint_mode", N),
         ("labels", N),
-        ("restart_policy", N),
         ("rollback_config", N),
         ("update_config", N),
+    ],
+};
+
+pub(super) static RESTART_POLICY: Section = Section {
+    name: "services.<name>.deploy.restart_policy",
+    keys: &[
+        ("condition", S),
+        ("delay", S),
+        ("max_attempts", S),
+        ("window", S),
     ],
 };
 
@@ -222,7 +233,7 @@ pub(super) static RESOURCES: Section = Section {
 
 pub(super) static LIMITS: Section = Section {
     name: "services.<name>.deploy.resources.limits",
-    keys: &[("cpus", S), ("memory", S), ("pids", N)],
+    keys: &[("cpus", S), ("memory", S), ("pids", S)],
 };
 
 pub(super) static RESERVATIONS: Section = Section {
@@ -243,6 +254,7 @@ pub(super) static ALL: &[&Section] = &[
     &X_ATOLL,
     &PORT,
     &DEPLOY,
+    &RESTART_POLICY,
     &PLACEMENT,
     &PREFERENCE,
     &RESOURCES,

@@ -21,6 +21,68 @@ pub struct Service {
     pub environment: BTreeMap<String, String>,
     pub ports: Vec<PortMapping>,
     pub deploy: Deploy,
+    /// How a container runs; components ignore it.
+    #[serde(default)]
+    pub container: ContainerOptions,
+}
+
+/// The Compose keys that shape a container (`command`, `entrypoint`,
+/// `user`, `read_only`, capabilities, restart policy, stop grace period).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerOptions {
+    /// `entrypoint:`; replaces the image's Entrypoint and, as in Docker,
+    /// drops the image's Cmd unless `command` is set too.
+    pub entrypoint: Option<Vec<String>>,
+    /// `command:`; replaces the image's Cmd. The string form is split like a
+    /// shell would split words (quotes respected, no expansion).
+    pub command: Option<Vec<String>>,
+    /// `working_dir:`; absolute.
+    pub working_dir: Option<String>,
+    /// `user:` (`uid[:gid]` or a name from the image's /etc/passwd).
+    pub user: Option<String>,
+    /// `read_only: true`: the root filesystem is mounted read-only.
+    pub read_only: bool,
+    /// `security_opt: [no-new-privileges:true]` (or `no-new-privileges`).
+    pub no_new_privileges: bool,
+    /// `cap_add:`, upper case without the `CAP_` prefix (`NET_ADMIN`, or `ALL`).
+    pub cap_add: Vec<String>,
+    /// `cap_drop:`, same spelling.
+    pub cap_drop: Vec<String>,
+    /// `stop_grace_period:` in milliseconds; `None` means 10 s.
+    pub stop_grace_ms: Option<u64>,
+    /// `restart:` or `deploy.restart_policy` (the latter wins).
+    pub restart: RestartPolicy,
+}
+
+/// When an exited container is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartCondition {
+    /// `restart: no` / `condition: none`.
+    None,
+    /// `restart: on-failure` / `condition: on-failure`: after a non-zero exit.
+    OnFailure,
+    /// `restart: always | unless-stopped` / `condition: any` (the default,
+    /// as in Swarm: an orchestrator keeps services running).
+    #[default]
+    Any,
+}
+
+/// `deploy.restart_policy` (Compose `restart:` maps onto `condition`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RestartPolicy {
+    pub condition: RestartCondition,
+    /// `delay`: the first wait before a restart, doubled on each further
+    /// restart up to 30 s. `None` means 100 ms.
+    pub delay_ms: Option<u64>,
+    /// `max_attempts`: restarts allowed within `window` (or ever, without a
+    /// window); past it the instance stays failed.
+    pub max_attempts: Option<u32>,
+    /// `window`: how long a container must run for its start to count as
+    /// a success (which resets the backoff and the attempt count).
+    pub window_ms: Option<u64>,
 }
 
 /// What a service runs.
@@ -134,6 +196,9 @@ pub struct ResourceSpec {
     pub memory: Option<u64>,
     /// Thousandths of a CPU (`cpus: "0.5"` → 500).
     pub cpus_milli: Option<u32>,
+    /// `pids:` (limits only): most processes a container may have.
+    #[serde(default)]
+    pub pids: Option<u32>,
 }
 
 impl ConstraintField {

@@ -1,16 +1,17 @@
 //! One entry of `services:` — its name, artifact (`image` or
-//! `x-atoll.component`), `x-atoll` settings and `environment`; ports and
-//! deploy are delegated to their modules.
+//! `x-atoll.component`), `x-atoll` settings and `environment`; ports,
+//! deploy and the container keys are delegated to their modules.
 
 use std::collections::BTreeMap;
 
 use saphyr::YamlData;
 
+use super::container::ContainerKeys;
 use super::ctx::{Ctx, index, join};
 use super::deploy::deploy;
 use super::keys;
 use super::ports::ports;
-use super::units::{is_service_name, parse_duration_ms};
+use super::units::is_service_name;
 use super::yaml::{self, Node};
 use super::{Artifact, Deploy, Service};
 
@@ -54,17 +55,8 @@ fn x_atoll(ctx: &mut Ctx, path: &str, node: &Node) -> Atoll {
                 out.component = reference(ctx, &p, e.value, "the path of a .wasm file");
             }
             "timeout" => {
-                let line = yaml::line(e.value);
-                let ms = match &e.value.data {
-                    YamlData::Value(saphyr::Scalar::String(s)) => parse_duration_ms(s),
-                    _ => Err(format!(
-                        "expected a duration such as 30s or 1m30s, found {}",
-                        yaml::describe(e.value)
-                    )),
-                };
-                match ms {
-                    Ok(ms) => out.timeout_ms = ms,
-                    Err(m) => ctx.error(&p, line, m),
+                if let Some(ms) = ctx.duration_ms(&p, e.value, false) {
+                    out.timeout_ms = ms;
                 }
             }
             _ => {}
@@ -132,6 +124,7 @@ pub(super) fn service(
     let mut environment_map = BTreeMap::new();
     let mut port_list = Vec::new();
     let mut deploy_section = Deploy::default();
+    let mut container = ContainerKeys::default();
     let entries = ctx.mapping(&path, node);
     for e in keys::filter(ctx, &keys::SERVICE, &path, entries) {
         let p = join(&path, &e.key);
@@ -143,13 +136,14 @@ pub(super) fn service(
             "x-atoll" => atoll = Some(x_atoll(ctx, &p, e.value)),
             "environment" => environment_map = environment(ctx, &p, e.value),
             "ports" => port_list = ports(ctx, &p, name, e.value, seen_ports),
-            "deploy" => deploy_section = deploy(ctx, &p, e.value),
-            _ => {}
+            "deploy" => deploy_section = deploy(ctx, &p, e.value, &mut container),
+            key => container.read(ctx, key, &p, e.line, e.value),
         }
     }
     let timeout_ms = atoll.as_ref().map_or(DEFAULT_TIMEOUT_MS, |a| a.timeout_ms);
     let has_component = atoll.as_ref().is_some_and(|a| a.has_component);
     let component = atoll.and_then(|a| a.component);
+    let is_component = has_component && !has_image;
     let artifact = match (image, component) {
         (Some(i), None) if !has_component => Artifact::Image(i),
         (None, Some(c)) if !has_image => Artifact::Component(c),
@@ -172,5 +166,6 @@ pub(super) fn service(
         environment: environment_map,
         ports: port_list,
         deploy: deploy_section,
+        container: container.finish(ctx, &path, is_component),
     }
 }

@@ -60,6 +60,20 @@ impl Decimal {
 /// A Compose duration (`30s`, `1m30s`, `1.5s`, `500ms`) in milliseconds.
 /// The syntax is Go's `time.ParseDuration`, which Compose uses, without sign.
 pub(super) fn parse_duration_ms(s: &str) -> Result<u64, String> {
+    duration_ms(s, false)
+}
+
+/// As [`parse_duration_ms`], but zero (`0`, `0s`) is allowed: a stop grace
+/// period or a restart delay of zero means "at once".
+pub(super) fn parse_duration_ms_or_zero(s: &str) -> Result<u64, String> {
+    duration_ms(s, true)
+}
+
+fn duration_ms(s: &str, zero_ok: bool) -> Result<u64, String> {
+    // Go accepts a bare "0", and only that, without a unit.
+    if zero_ok && s.trim() == "0" {
+        return Ok(0);
+    }
     let bad = || {
         format!(
             "invalid duration \"{s}\": expected a number and a unit (ms, s, m, h), such as 30s or 1m30s"
@@ -96,8 +110,11 @@ pub(super) fn parse_duration_ms(s: &str) -> Result<u64, String> {
     }
     let ms = u64::try_from(total_ns / 1_000_000)
         .map_err(|_| format!("duration \"{s}\" is too large"))?;
-    if ms == 0 {
-        return Err(format!("duration \"{s}\" is too short: the minimum is 1ms"));
+    if ms == 0 && !(zero_ok && total_ns == 0) {
+        let min = if zero_ok { "1ms (or 0)" } else { "1ms" };
+        return Err(format!(
+            "duration \"{s}\" is too short: the minimum is {min}"
+        ));
     }
     Ok(ms)
 }
@@ -155,6 +172,86 @@ pub(super) fn parse_cpus_milli(s: &str) -> Result<u32, String> {
     u32::try_from(milli).map_err(|_| format!("CPU count \"{s}\" is too large"))
 }
 
+/// Splits a command line into words the way a POSIX shell does, without
+/// any expansion: blanks (space, tab, newline) separate words, single
+/// quotes keep everything up to the next single quote, double quotes keep
+/// everything up to the next unescaped double quote (where a backslash
+/// escapes only `"`, `\`, `$`, `` ` `` and a newline), and outside quotes a
+/// backslash makes the next character literal (a backslash-newline joins
+/// lines). `$`, `*`, `~` and `#` are ordinary characters. `''` is an empty
+/// word.
+pub(super) fn split_words(s: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    // A word has started, even if empty so far (`''`).
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' | '\r' => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err(unterminated(s, "single")),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some('\n') => {}
+                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err(unterminated(s, "double")),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err(unterminated(s, "double")),
+                    }
+                }
+            }
+            '\\' => match chars.next() {
+                // A line continuation: nothing, not even a word break.
+                Some('\n') => {}
+                Some(c) => {
+                    in_word = true;
+                    word.push(c);
+                }
+                None => {
+                    return Err(format!(
+                        "\"{s}\" ends with a lone backslash: write \\\\ for a backslash"
+                    ));
+                }
+            },
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+fn unterminated(s: &str, kind: &str) -> String {
+    format!("unterminated {kind} quote in \"{s}\": close it, or write the command as a list")
+}
+
 /// A port number, 1 to 65535, written in decimal.
 pub(super) fn parse_port(s: &str) -> Result<u16, String> {
     let t = s.trim();
@@ -197,6 +294,20 @@ mod tests {
         }
         assert!(parse_duration_ms("0s").unwrap_err().contains("too short"));
         assert!(parse_duration_ms("999999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn durations_that_may_be_zero() {
+        for zero in ["0", " 0 ", "0s", "0ms", "0.0s", "0h0m"] {
+            assert_eq!(parse_duration_ms_or_zero(zero), Ok(0), "{zero}");
+            assert!(parse_duration_ms(zero).is_err(), "{zero}");
+        }
+        assert_eq!(parse_duration_ms_or_zero("10s"), Ok(10_000));
+        let e = parse_duration_ms_or_zero("500us").unwrap_err();
+        assert!(e.contains("too short: the minimum is 1ms (or 0)"), "{e}");
+        for bad in ["", "00", "-0s", "0x"] {
+            assert!(parse_duration_ms_or_zero(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ fn reserved(memory: u64, cpus_milli: u32) -> ResourceSpec {
     ResourceSpec {
         memory: Some(memory),
         cpus_milli: Some(cpus_milli),
+        pids: None,
     }
 }
 

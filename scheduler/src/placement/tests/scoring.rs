@@ -66,6 +66,7 @@ fn fewest_instances_of_the_service_then_least_allocated_then_name() {
     let busy = ResourceSpec {
         memory: Some(512 * MIB),
         cpus_milli: None,
+        pids: None,
     };
     cands[1].add(APP, "db", &busy);
     let svc = service("api");
@@ -82,6 +83,7 @@ fn least_allocated_counts_cpu_too() {
     let cpu = ResourceSpec {
         memory: None,
         cpus_milli: Some(2000),
+        pids: None,
     };
     cands[0].add("other", "worker", &cpu);
     assert_eq!(place(&cands, &demand(&service("api"))).unwrap().host, "h2");

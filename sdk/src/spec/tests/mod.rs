@@ -2,6 +2,7 @@
 //! a whole Compose file and checks the model, the warnings, or the exact
 //! path and line of each error.
 
+mod container;
 mod docs;
 mod errors;
 mod garbage;

@@ -12,6 +12,15 @@ x-common: &common
 services:
   web:
     image: ghcr.io/acme/web:1.4
+    entrypoint: ["/bin/tini", "--"]
+    command: serve --greeting 'hello world' "--port=8080"
+    working_dir: /srv
+    user: "1000:1000"
+    read_only: true
+    security_opt: [no-new-privileges:true]
+    cap_drop: [ALL]
+    cap_add: [net_bind_service, CAP_chown]
+    stop_grace_period: 1m
     environment:
       <<: *common
       PORT: 8080
@@ -38,10 +47,16 @@ services:
         preferences:
           - spread: node.labels.rack
         max_replicas_per_node: 2
+      restart_policy:
+        condition: on-failure
+        delay: 5s
+        max_attempts: 3
+        window: 2m
       resources:
         limits:
           memory: 64M
           cpus: "0.5"
+          pids: 100
         reservations:
           memory: 1.5G
           cpus: 2
@@ -126,11 +141,35 @@ fn full_file_round_trip() {
                 limits: ResourceSpec {
                     memory: Some(64 * 1024 * 1024),
                     cpus_milli: Some(500),
+                    pids: Some(100),
                 },
                 reservations: ResourceSpec {
                     memory: Some(1_610_612_736),
                     cpus_milli: Some(2000),
+                    pids: None,
                 },
+            },
+        },
+        container: ContainerOptions {
+            entrypoint: Some(vec!["/bin/tini".into(), "--".into()]),
+            command: Some(vec![
+                "serve".into(),
+                "--greeting".into(),
+                "hello world".into(),
+                "--port=8080".into(),
+            ]),
+            working_dir: Some("/srv".into()),
+            user: Some("1000:1000".into()),
+            read_only: true,
+            no_new_privileges: true,
+            cap_add: vec!["NET_BIND_SERVICE".into(), "CHOWN".into()],
+            cap_drop: vec!["ALL".into()],
+            stop_grace_ms: Some(60_000),
+            restart: RestartPolicy {
+                condition: RestartCondition::OnFailure,
+                delay_ms: Some(5_000),
+                max_attempts: Some(3),
+                window_ms: Some(120_000),
             },
         },
     };
@@ -144,6 +183,7 @@ fn full_file_round_trip() {
             mode: Mode::Global,
             ..Deploy::default()
         },
+        container: ContainerOptions::default(),
     };
     let expected = App {
         name: "shop".into(),
@@ -166,6 +206,9 @@ fn minimal_service_gets_defaults() {
     assert!(web.environment.is_empty() && web.ports.is_empty());
     assert_eq!(web.deploy, Deploy::default());
     assert_eq!(web.deploy.replicas, 1);
+    // No container keys: the image's own settings, restarted on any exit.
+    assert_eq!(web.container, ContainerOptions::default());
+    assert_eq!(web.container.restart.condition, RestartCondition::Any);
 }
 
 #[test]
