@@ -79,3 +79,9 @@ impl ServerArg {
         Ok(atoll_sdk::client::Client::new(&base)?)
     }
 }
+
+/// `3.1/12.0 MB`: bytes done of a total, for progress columns.
+pub fn progress(done: u64, total: u64) -> String {
+    let mb = |b: u64| b as f64 / 1e6;
+    format!("{:.1}/{:.1} MB", mb(done), mb(total))
+}

@@ -4,9 +4,13 @@
 //! running what it last knew.
 
 use crate::artifacts::Artifacts;
+use crate::container::{ContainerConfig, Containers};
 use crate::gateway::{self, Gateway};
 use crate::host_info;
 use crate::local::LocalInstances;
+use crate::oci::network::Subnet;
+use crate::oci::pull::{PullConfig, Puller};
+use crate::supervisor::ImageSupport;
 use crate::supervisor::Supervisor;
 use crate::wasm::{WasmConfig, WasmEngine};
 use async_nats::jetstream::kv::{self, Operation};
@@ -31,6 +35,14 @@ pub struct HostConfig {
     pub data_dir: PathBuf,
     /// Schedulable capacity; the machine's when `None`.
     pub capacity: Option<Capacity>,
+    /// The OCI runtime binary (`--oci-runtime`), youki by default.
+    pub oci_runtime: PathBuf,
+    /// Registries reached over plain HTTP (`--insecure-registry`).
+    pub insecure_registries: Vec<String>,
+    /// The containers' subnet (`--container-subnet`); picked when `None`.
+    pub container_subnet: Option<Subnet>,
+    /// Leave containers running at shutdown, for the next run to adopt.
+    pub keep_containers: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +53,8 @@ pub enum HostError {
     Buckets(#[from] atoll_sdk::nats::BucketError),
     #[error("cannot start the Wasm engine: {0}")]
     Wasm(#[from] crate::wasm::WasmError),
+    #[error("image store: {0}")]
+    Store(#[from] crate::oci::store::StoreError),
     #[error("data dir {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -72,10 +86,18 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
     })?;
     let local = LocalInstances::default();
     let artifacts = Artifacts::new(cfg.data_dir.join("artifacts"), buckets.artifacts.clone());
-    let supervisor = Supervisor::new(&cfg.name, engine, artifacts, local.clone());
+    let images = image_support(&cfg).await?;
+    let supervisor = Supervisor::new(&cfg.name, engine, artifacts, local.clone(), images);
 
     let cache = cfg.data_dir.join("assignment.json");
-    if let Some(cached) = load_cached(&cache) {
+    let cached = load_cached(&cache).unwrap_or_default();
+    // Containers a previous run left behind that are not assigned any more
+    // go now; the assigned ones are adopted by `converge`.
+    if let Some(containers) = supervisor.containers() {
+        let keep = cached.instances.iter().map(|i| i.id.clone()).collect();
+        containers.remove_all_except(&keep).await;
+    }
+    if !cached.instances.is_empty() {
         tracing::info!(
             instances = cached.instances.len(),
             "running the cached assignment"
@@ -104,11 +126,32 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
     for t in &tasks {
         t.abort();
     }
-    supervisor.converge(&Assignment::default());
+    supervisor.shutdown(cfg.keep_containers).await;
     // Bounded: NATS may be gone already (stopped with us).
     let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
     drop(endpoints);
     Ok(())
+}
+
+/// The puller (always: Wasm artifacts need no OCI runtime) and the
+/// container driver, or why there is none.
+async fn image_support(cfg: &HostConfig) -> Result<ImageSupport, HostError> {
+    let mut pull = PullConfig::new(cfg.data_dir.join("blobs"));
+    pull.insecure_registries = cfg.insecure_registries.clone();
+    let puller = Arc::new(Puller::new(pull)?);
+    let container_cfg = ContainerConfig {
+        data_dir: cfg.data_dir.clone(),
+        runtime: cfg.oci_runtime.clone(),
+        subnet: cfg.container_subnet,
+    };
+    let containers = match Containers::new(&container_cfg, puller.store().clone()).await {
+        Ok(c) => Ok(Arc::new(c)),
+        Err(e) => {
+            tracing::warn!(error = %e, "this host cannot run containers (Wasm is unaffected)");
+            Err(e.to_string())
+        }
+    };
+    Ok(ImageSupport { puller, containers })
 }
 
 /// Follows this host's assignment key; level-triggered, so a missed

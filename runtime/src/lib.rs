@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod artifacts;
+pub mod container;
 pub mod gateway;
 pub mod host_info;
 pub mod local;

@@ -4,16 +4,42 @@
 //! their own handle and finish.
 
 use crate::wasm::WasmInstance;
+use atoll_sdk::spec::PortMapping;
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::sync::{Arc, RwLock};
+
+/// How a local instance is reached.
+#[derive(Clone)]
+pub enum Local {
+    /// A component, called in-process.
+    Wasm(WasmInstance),
+    /// A container, reached over the host's bridge at its address.
+    Container {
+        address: Ipv4Addr,
+        ports: Vec<PortMapping>,
+    },
+}
+
+impl Local {
+    /// The container port behind published port `port`.
+    pub fn target_port(&self, port: u16) -> Option<u16> {
+        match self {
+            Local::Wasm(_) => None,
+            Local::Container { ports, .. } => {
+                ports.iter().find(|p| p.published == port).map(|p| p.target)
+            }
+        }
+    }
+}
 
 #[derive(Clone, Default)]
 pub struct LocalInstances {
-    map: Arc<RwLock<HashMap<String, WasmInstance>>>,
+    map: Arc<RwLock<HashMap<String, Local>>>,
 }
 
 impl LocalInstances {
-    pub fn get(&self, id: &str) -> Option<WasmInstance> {
+    pub fn get(&self, id: &str) -> Option<Local> {
         self.map
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -21,7 +47,7 @@ impl LocalInstances {
             .cloned()
     }
 
-    pub fn insert(&self, id: &str, inst: WasmInstance) {
+    pub fn insert(&self, id: &str, inst: Local) {
         self.map
             .write()
             .unwrap_or_else(|e| e.into_inner())

@@ -89,6 +89,8 @@ mod tests {
                     state: InstanceState::Running,
                     reason: None,
                     since_ms: 0,
+                    restarts: 0,
+                    pull: None,
                 },
             );
         }

@@ -160,6 +160,8 @@ mod tests {
                     state: *st,
                     reason: None,
                     since_ms: 0,
+                    restarts: 0,
+                    pull: None,
                 })
                 .collect(),
         }

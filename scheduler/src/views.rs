@@ -29,6 +29,8 @@ pub fn instances(snap: &Snapshot, app: Option<&str>) -> Vec<InstanceView> {
                 (_, Some(o)) => (o.state, o.reason.clone(), o.since_ms),
                 (_, None) => (InstanceState::Pending, None, 0),
             };
+            let restarts = observed.map_or(0, |o| o.restarts);
+            let pull = observed.and_then(|o| o.pull);
             out.push(InstanceView {
                 app: inst.app.clone(),
                 service: inst.service.clone(),
@@ -38,6 +40,8 @@ pub fn instances(snap: &Snapshot, app: Option<&str>) -> Vec<InstanceView> {
                 revision: inst.revision,
                 reason,
                 since_ms,
+                restarts,
+                pull,
             });
         }
     }

@@ -72,6 +72,12 @@ pub struct InstanceView {
     pub revision: u64,
     pub reason: Option<String>,
     pub since_ms: u64,
+    /// Times its host started it again after it exited.
+    #[serde(default)]
+    pub restarts: u32,
+    /// While `pulling`: bytes so far and in all.
+    #[serde(default)]
+    pub pull: Option<crate::cluster::PullBytes>,
 }
 
 /// One row of `atoll hosts`.

@@ -4,7 +4,7 @@
 //! that host must run); hosts report [`InstanceStatus`] in their
 //! [`crate::protocol::Heartbeat`]s.
 
-use crate::spec::{PortMapping, ResourceSpec};
+use crate::spec::{ContainerOptions, PortMapping, ResourceSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -113,6 +113,9 @@ pub struct InstanceSpec {
     pub limits: ResourceSpec,
     pub reservations: ResourceSpec,
     pub timeout_ms: u64,
+    /// How a container runs (ignored for components).
+    #[serde(default)]
+    pub container: ContainerOptions,
 }
 
 /// Where a host gets an instance's code.
@@ -145,6 +148,19 @@ pub struct InstanceStatus {
     pub reason: Option<String>,
     /// Unix milliseconds of the last state change.
     pub since_ms: u64,
+    /// Times the host started it again after it exited.
+    #[serde(default)]
+    pub restarts: u32,
+    /// While `pulling`: bytes downloaded so far and the image's size.
+    #[serde(default)]
+    pub pull: Option<PullBytes>,
+}
+
+/// Progress of an image pull.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullBytes {
+    pub done: u64,
+    pub total: u64,
 }
 
 /// The machine's hostname, or `localhost` when it cannot be read. Default

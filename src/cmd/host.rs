@@ -26,6 +26,39 @@ pub struct Args {
     /// Cluster name
     #[arg(long, default_value = "default")]
     cluster: String,
+    #[command(flatten)]
+    containers: ContainerArgs,
+}
+
+/// How a host runs container images.
+#[derive(clap::Args, Clone)]
+pub struct ContainerArgs {
+    /// OCI runtime binary for containers (youki, runc or crun)
+    #[arg(long, env = "ATOLL_OCI_RUNTIME", default_value = "youki")]
+    oci_runtime: PathBuf,
+    /// A registry (host:port) reached over plain HTTP instead of TLS (repeatable)
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    insecure_registries: Vec<String>,
+    /// IPv4 subnet for this host's containers (default: a free 10.89.N.0/24)
+    #[arg(long, value_name = "CIDR")]
+    container_subnet: Option<String>,
+    /// Leave containers running when the host stops, for its next run to adopt
+    #[arg(long)]
+    keep_containers: bool,
+}
+
+impl ContainerArgs {
+    /// Fills the container fields of a host config.
+    pub fn apply(&self, cfg: &mut HostConfig) -> anyhow::Result<()> {
+        cfg.oci_runtime = self.oci_runtime.clone();
+        cfg.insecure_registries = self.insecure_registries.clone();
+        cfg.container_subnet = match &self.container_subnet {
+            Some(s) => Some(atoll_runtime::oci::network::Subnet::parse(s)?),
+            None => None,
+        };
+        cfg.keep_containers = self.keep_containers;
+        Ok(())
+    }
 }
 
 pub fn parse_labels(labels: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -52,7 +85,7 @@ pub fn default_data_dir() -> PathBuf {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let name = args.name.unwrap_or_else(host_info::machine_hostname);
-    let cfg = HostConfig {
+    let mut cfg = HostConfig {
         nats_url: args.nats,
         cluster: args.cluster,
         data_dir: args
@@ -62,7 +95,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bind: args.bind,
         labels: parse_labels(&args.labels)?,
         capacity: None,
+        oci_runtime: PathBuf::new(),
+        insecure_registries: Vec::new(),
+        container_subnet: None,
+        keep_containers: false,
     };
+    args.containers.apply(&mut cfg)?;
     atoll_runtime::run(cfg, super::up::shutdown_signal()).await?;
     Ok(())
 }

@@ -26,8 +26,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 i.service.clone(),
                 i.id.clone(),
                 i.host.clone(),
-                i.state.to_string(),
+                match (i.state, i.pull) {
+                    (atoll_sdk::cluster::InstanceState::Pulling, Some(p)) => {
+                        format!("pulling {}", output::progress(p.done, p.total))
+                    }
+                    (state, _) => state.to_string(),
+                },
                 i.revision.to_string(),
+                i.restarts.to_string(),
                 output::age(i.since_ms),
                 i.reason.clone().unwrap_or_default(),
             ]
@@ -35,7 +41,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .collect();
     output::table(
         &[
-            "APP", "SERVICE", "ID", "HOST", "STATE", "REV", "AGE", "REASON",
+            "APP", "SERVICE", "ID", "HOST", "STATE", "REV", "RESTARTS", "AGE", "REASON",
         ],
         &rows,
     );

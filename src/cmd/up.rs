@@ -33,6 +33,8 @@ pub struct Args {
     /// Where NATS data, artifacts and compiled code are kept
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    containers: host::ContainerArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -67,7 +69,7 @@ async fn run_cluster(args: &Args, data_dir: &std::path::Path) -> anyhow::Result<
         let _ = rx.wait_for(|s| *s).await;
     };
     let name = host_info::machine_hostname();
-    let host_cfg = HostConfig {
+    let mut host_cfg = HostConfig {
         nats_url: args.nats.clone(),
         cluster: "default".into(),
         name: name.clone(),
@@ -75,7 +77,12 @@ async fn run_cluster(args: &Args, data_dir: &std::path::Path) -> anyhow::Result<
         labels: host::parse_labels(&args.labels)?,
         data_dir: data_dir.join("hosts").join(&name),
         capacity: None,
+        oci_runtime: PathBuf::new(),
+        insecure_registries: Vec::new(),
+        container_subnet: None,
+        keep_containers: false,
     };
+    args.containers.apply(&mut host_cfg)?;
     let server = tokio::spawn(atoll_scheduler::run(
         ServerConfig::new(&args.nats, args.listen),
         stopped(stop_rx.clone()),

@@ -9,7 +9,7 @@ mod forward;
 mod listeners;
 pub mod routes;
 
-use crate::local::LocalInstances;
+use crate::local::{Local, LocalInstances};
 use crate::wasm::ResponseBody;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -150,7 +150,7 @@ impl Gateway {
     ) -> Option<Response<ResponseBody>> {
         if ep.endpoint.host == self.host {
             let inst = self.local.get(&ep.endpoint.id)?;
-            return Some(inst.handle(copy_request(req)).await);
+            return self.serve_local(&inst, port, copy_request(req)).await;
         }
         let mut fwd = copy_request(req);
         let headers = fwd.headers_mut();
@@ -176,8 +176,15 @@ impl Gateway {
             .by_port
             .get(&port)
             .is_some_and(|r| r.endpoints.iter().any(|e| e.endpoint.id == id));
-        match self.local.get(&id).filter(|_| routed) {
-            Some(inst) => inst.handle(req.map(Full::new)).await,
+        let served = match self.local.get(&id).filter(|_| routed) {
+            Some(inst) => {
+                self.serve_local(&inst, port, strip_hop(req.map(Full::new)))
+                    .await
+            }
+            None => None,
+        };
+        match served {
+            Some(resp) => resp,
             // The sender treats this as "not reachable" and tries another.
             None => {
                 let mut resp = text(
@@ -190,6 +197,35 @@ impl Gateway {
             }
         }
     }
+}
+
+impl Gateway {
+    /// Serves a request from a local instance: a component in-process, a
+    /// container over the bridge at its address and the container port
+    /// behind `port`. `None` when the container cannot be reached (safe to
+    /// retry elsewhere).
+    async fn serve_local(
+        &self,
+        inst: &Local,
+        port: u16,
+        req: Request<Full<Bytes>>,
+    ) -> Option<Response<ResponseBody>> {
+        match inst {
+            Local::Wasm(w) => Some(w.handle(req).await),
+            Local::Container { address, .. } => {
+                let target = inst.target_port(port)?;
+                self.peers.send(&address.to_string(), target, req).await
+            }
+        }
+    }
+}
+
+/// A container is not a gateway: it gets the request without atoll's
+/// routing headers.
+fn strip_hop(mut req: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    req.headers_mut().remove(HOP_HEADER);
+    req.headers_mut().remove(INSTANCE_HEADER);
+    req
 }
 
 /// Counts a request against an endpoint for as long as it is in flight.

@@ -10,7 +10,11 @@
 
 pub mod auth;
 pub mod kind;
+pub mod network;
 pub mod platform;
 pub mod pull;
+pub mod rootfs;
+pub mod runtime_spec;
 pub mod store;
 pub mod unpack;
+pub mod youki;

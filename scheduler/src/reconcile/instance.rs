@@ -56,5 +56,6 @@ pub(super) fn template(
         limits: service.deploy.resources.limits,
         reservations: service.deploy.resources.reservations,
         timeout_ms: service.timeout_ms,
+        container: service.container.clone(),
     })
 }

@@ -20,7 +20,7 @@ pub enum PullError {
     #[error("cannot reach registry {registry}: {message}")]
     Unreachable { registry: String, message: String },
     #[error(
-        "TLS connection to registry {registry} failed: {message} (if {registry} serves plain HTTP, list it in insecure_registries)"
+        "TLS connection to registry {registry} failed: {message} (if {registry} serves plain HTTP, start the host with --insecure-registry {registry})"
     )]
     Tls { registry: String, message: String },
     #[error("image {reference} not found in registry {registry}")]

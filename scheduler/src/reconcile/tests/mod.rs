@@ -130,6 +130,8 @@ impl Cluster {
             state,
             reason: Some("exit code 1".into()),
             since_ms: 0,
+            restarts: 0,
+            pull: None,
         };
         self.snap.observed.insert(id.into(), status);
     }

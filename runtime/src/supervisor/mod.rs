@@ -1,16 +1,24 @@
 //! The supervisor: makes the instances this host runs match its
 //! assignment, and tracks each instance's lifecycle for the heartbeats.
 //!
-//! Starting an instance: fetch its artifact (retried with backoff: the
+//! Starting a component: fetch its artifact (retried with backoff: the
 //! object store may be briefly unreachable), compile and link it (a failure
 //! there is final: the artifact itself is bad), then register it with the
 //! gateway. Stopping: unregister; requests in flight finish on their own
-//! handle.
+//! handle. Image services (containers, and components published as OCI
+//! artifacts) are in [`image`]; stopping a container is asynchronous
+//! (SIGTERM, grace period, SIGKILL, clean-up), tracked until it is done.
+
+mod image;
 
 use crate::artifacts::Artifacts;
-use crate::local::LocalInstances;
+use crate::container::{Containers, DEFAULT_GRACE};
+use crate::local::{Local, LocalInstances};
+use crate::oci::pull::Puller;
 use crate::wasm::{InstanceConfig, WasmEngine, WasmInstance};
-use atoll_sdk::cluster::{ArtifactRef, Assignment, InstanceSpec, InstanceState, InstanceStatus};
+use atoll_sdk::cluster::{
+    ArtifactRef, Assignment, InstanceSpec, InstanceState, InstanceStatus, PullBytes,
+};
 use atoll_sdk::protocol::now_ms;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +32,18 @@ struct Slot {
     reason: Option<String>,
     since_ms: u64,
     task: Option<JoinHandle<()>>,
+    restarts: u32,
+    pull: Option<PullBytes>,
+    /// The container's init process, while it runs.
+    pid: Option<i32>,
+}
+
+/// How this host runs image services.
+pub struct ImageSupport {
+    pub puller: Arc<Puller>,
+    /// `Err` says why this host cannot run containers (no OCI runtime, no
+    /// bridge); Wasm artifacts from registries still run.
+    pub containers: Result<Arc<Containers>, String>,
 }
 
 pub struct Supervisor {
@@ -31,7 +51,10 @@ pub struct Supervisor {
     engine: WasmEngine,
     artifacts: Artifacts,
     local: LocalInstances,
+    images: ImageSupport,
     slots: Mutex<BTreeMap<String, Slot>>,
+    /// Containers being stopped and cleaned up.
+    stopping: Mutex<Vec<JoinHandle<()>>>,
     /// Notified on every state change, so the agent heartbeats at once.
     pub changed: Notify,
 }
@@ -42,15 +65,46 @@ impl Supervisor {
         engine: WasmEngine,
         artifacts: Artifacts,
         local: LocalInstances,
+        images: ImageSupport,
     ) -> Arc<Self> {
         Arc::new(Supervisor {
             host: host.to_string(),
             engine,
             artifacts,
             local,
+            images,
             slots: Mutex::default(),
+            stopping: Mutex::default(),
             changed: Notify::new(),
         })
+    }
+
+    pub fn containers(&self) -> Option<&Arc<Containers>> {
+        self.images.containers.as_ref().ok()
+    }
+
+    /// Stops everything and waits (bounded) until the containers are gone.
+    /// With `keep_containers`, containers are left running for the next
+    /// run of the host to adopt.
+    pub async fn shutdown(self: &Arc<Self>, keep_containers: bool) {
+        if keep_containers {
+            let slots = std::mem::take(&mut *self.slots());
+            for slot in slots.into_values() {
+                if let Some(t) = slot.task {
+                    t.abort();
+                }
+            }
+        } else {
+            self.converge(&Assignment::default());
+        }
+        let handles = std::mem::take(&mut *self.stopping.lock().unwrap_or_else(|e| e.into_inner()));
+        let all = futures::future::join_all(handles);
+        if tokio::time::timeout(DEFAULT_GRACE + Duration::from_secs(10), all)
+            .await
+            .is_err()
+        {
+            tracing::warn!("some containers were still stopping at shutdown");
+        }
     }
 
     fn slots(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Slot>> {
@@ -72,11 +126,14 @@ impl Supervisor {
             .cloned()
             .collect();
         for id in gone {
-            if let Some(slot) = slots.remove(&id) {
-                if let Some(task) = slot.task {
+            if let Some(mut slot) = slots.remove(&id) {
+                if let Some(task) = slot.task.take() {
                     task.abort();
                 }
                 self.local.remove(&id);
+                if matches!(slot.spec.artifact, ArtifactRef::Image(_)) {
+                    self.stop_container(&id, &slot);
+                }
                 tracing::info!(instance = %id, "stopped");
             }
         }
@@ -93,6 +150,9 @@ impl Supervisor {
                     reason: None,
                     since_ms: now_ms(),
                     task: Some(task),
+                    restarts: 0,
+                    pull: None,
+                    pid: None,
                 },
             );
         }
@@ -111,6 +171,8 @@ impl Supervisor {
                 state: s.state,
                 reason: s.reason.clone(),
                 since_ms: s.since_ms,
+                restarts: s.restarts,
+                pull: s.pull.filter(|_| s.state == InstanceState::Pulling),
             })
             .collect()
     }
@@ -126,33 +188,67 @@ impl Supervisor {
         self.changed.notify_one();
     }
 
+    /// Slot fields other than the state, updated in place.
+    fn update(&self, id: &str, f: impl FnOnce(&mut Slot)) {
+        if let Some(slot) = self.slots().get_mut(id) {
+            f(slot);
+        }
+    }
+
+    /// Stops and removes a container in the background, tracked so that
+    /// shutdown waits for it.
+    fn stop_container(&self, id: &str, slot: &Slot) {
+        let Some(containers) = self.containers().cloned() else {
+            return;
+        };
+        let grace = slot
+            .spec
+            .container
+            .stop_grace_ms
+            .map_or(DEFAULT_GRACE, Duration::from_millis);
+        let (id, pid) = (id.to_string(), slot.pid);
+        let handle = tokio::spawn(async move { containers.remove(&id, pid, grace).await });
+        let mut stopping = self.stopping.lock().unwrap_or_else(|e| e.into_inner());
+        stopping.retain(|h| !h.is_finished());
+        stopping.push(handle);
+    }
+
     async fn start(self: Arc<Self>, spec: InstanceSpec) {
         let digest = match &spec.artifact {
             ArtifactRef::Stored(d) => d.clone(),
             ArtifactRef::Image(r) => {
-                let why = format!("image {r}: OCI images are not supported by this host yet");
-                return self.fail(&spec.id, why);
+                let reference = r.clone();
+                return self.start_image(spec, reference).await;
             }
         };
         self.set(&spec.id, InstanceState::Pulling, None);
         let bytes = self.fetch_with_backoff(&spec.id, &digest).await;
+        self.start_wasm(&spec, &digest, &bytes).await;
+    }
+
+    async fn start_wasm(&self, spec: &InstanceSpec, digest: &str, bytes: &[u8]) {
         self.set(&spec.id, InstanceState::Starting, None);
-        let prepared = match self.engine.prepare(&digest, &bytes).await {
+        let prepared = match self.engine.prepare(digest, bytes).await {
             Ok(p) => p,
             Err(e) => return self.fail(&spec.id, e.to_string()),
         };
-        let inst = WasmInstance::new(&self.engine, prepared, self.instance_config(&spec));
-        {
-            // Unassigned meanwhile? `converge` removed the slot (and may
-            // have raced this task's abort): never register a zombie.
-            let slots = self.slots();
-            if !slots.contains_key(&spec.id) {
-                return;
-            }
-            self.local.insert(&spec.id, inst);
+        let inst = WasmInstance::new(&self.engine, prepared, self.instance_config(spec));
+        if self.register(&spec.id, Local::Wasm(inst)) {
+            tracing::info!(instance = %spec.id, "running");
+            self.set(&spec.id, InstanceState::Running, None);
         }
-        tracing::info!(instance = %spec.id, "running");
-        self.set(&spec.id, InstanceState::Running, None);
+    }
+
+    /// Makes the instance reachable through the gateway, unless it was
+    /// unassigned meanwhile (`converge` removed the slot and may have raced
+    /// this task's abort): never register a zombie.
+    fn register(&self, id: &str, local: Local) -> bool {
+        let slots = self.slots();
+        if !slots.contains_key(id) {
+            return false;
+        }
+        self.local.insert(id, local);
+        true
     }
 
     /// Retries until it gets the bytes (the slot's task is aborted if the

@@ -1,0 +1,129 @@
+//! One container's bundle: the overlay root, the etc files and
+//! `config.json`, made from the pulled image and the instance's spec.
+
+use std::path::Path;
+
+use atoll_sdk::cluster::InstanceSpec;
+
+use super::ContainerError;
+use crate::oci::network::Attachment;
+use crate::oci::pull::PulledImage;
+use crate::oci::rootfs;
+use crate::oci::runtime_spec::{self, EtcFiles, SpecInput, user};
+
+/// Where the runtime puts each container's cgroup (relative to the
+/// hierarchy's root).
+pub fn cgroups_path(id: &str) -> String {
+    format!("/atoll/{id}")
+}
+
+pub fn prepare(
+    bundle: &Path,
+    lower: &Path,
+    spec: &InstanceSpec,
+    image: &PulledImage,
+    host: &str,
+    net: &Attachment,
+) -> Result<(), ContainerError> {
+    let io = |what: String| move |source| ContainerError::Io { what, source };
+    let config = image.config.clone().unwrap_or_default();
+    let merged = rootfs::mount_overlay(lower, bundle)?;
+    let opts = &spec.container;
+    let args = runtime_spec::args(&config, opts)?;
+    let env: Vec<(String, String)> = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .chain([
+            ("ATOLL_APP".into(), spec.app.clone()),
+            ("ATOLL_SERVICE".into(), spec.service.clone()),
+            ("ATOLL_INSTANCE".into(), spec.id.clone()),
+            ("ATOLL_HOST".into(), host.to_string()),
+        ])
+        .collect();
+    let path = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .or_else(|| {
+            config
+                .env
+                .iter()
+                .find_map(|kv| kv.strip_prefix("PATH=").map(str::to_string))
+        })
+        .unwrap_or_else(|| runtime_spec::DEFAULT_PATH.to_string());
+    let cwd = opts
+        .working_dir
+        .clone()
+        .or(config.working_dir.clone())
+        .unwrap_or_else(|| "/".into());
+    runtime_spec::find_executable(&merged, &args[0], &path, &cwd)?;
+    let resolved = user::resolve(&merged, opts.user.as_deref().or(config.user.as_deref()))?;
+
+    let etc = EtcFiles {
+        hosts: bundle.join("hosts"),
+        resolv_conf: bundle.join("resolv.conf"),
+        hostname: bundle.join("hostname"),
+    };
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n{}\t{}\n",
+        net.address, spec.id
+    );
+    std::fs::write(&etc.hosts, hosts).map_err(io("writing /etc/hosts".into()))?;
+    std::fs::write(&etc.resolv_conf, resolv_conf()).map_err(io("writing resolv.conf".into()))?;
+    std::fs::write(&etc.hostname, format!("{}\n", spec.id))
+        .map_err(io("writing /etc/hostname".into()))?;
+
+    let input = SpecInput {
+        hostname: &spec.id,
+        image: &config,
+        options: opts,
+        limits: &spec.limits,
+        env: &env,
+        user: &resolved,
+        args,
+        netns: Some(net.netns.clone()),
+        cgroups_path: cgroups_path(&spec.id),
+        etc_files: Some(etc),
+        nofile: runtime_spec::nofile_limit(),
+    };
+    let oci = runtime_spec::build(&input).map_err(|e| ContainerError::Spec(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&oci).map_err(|e| ContainerError::Spec(e.to_string()))?;
+    std::fs::write(bundle.join("config.json"), json).map_err(io("writing config.json".into()))?;
+    Ok(())
+}
+
+/// The host's resolvers, minus loopback ones (unreachable from the
+/// container's namespace).
+fn resolv_conf() -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    host.lines()
+        .filter(|l| {
+            !l.split_whitespace().nth(1).is_some_and(|a| {
+                l.starts_with("nameserver") && (a.starts_with("127.") || a == "::1")
+            })
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Whether the kernel's OOM killer ended a process of the container's
+/// memory cgroup (v1 `memory.oom_control`, v2 `memory.events`).
+pub fn oom_killed(id: &str) -> bool {
+    let rel = cgroups_path(id);
+    let files = [
+        format!("/sys/fs/cgroup/memory{rel}/memory.oom_control"),
+        format!("/sys/fs/cgroup{rel}/memory.events"),
+        format!("/sys/fs/cgroup/unified{rel}/memory.events"),
+    ];
+    files.iter().any(|f| {
+        std::fs::read_to_string(f).is_ok_and(|text| {
+            text.lines().any(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .is_some_and(|n| n > 0)
+            })
+        })
+    })
+}

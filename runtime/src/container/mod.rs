@@ -1,0 +1,260 @@
+//! The container driver: runs image services through an OCI runtime
+//! binary, each container in its own network namespace on the host's
+//! bridge, its root an overlay over the shared unpacked image.
+//!
+//! Layout under the host's data dir: `containers/<instance>/` is the bundle
+//! (`config.json`, `rootfs` overlay mount, `upper`, `work`, the etc files
+//! and `container.log`); `youki/` is the runtime's state; `images/` the
+//! unpacked images; `net/` the bridge's subnet and address leases.
+
+mod bundle;
+pub mod process;
+pub mod restart;
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use atoll_sdk::cluster::InstanceSpec;
+
+use crate::oci::network::{NetError, Network, Subnet};
+use crate::oci::pull::PulledImage;
+use crate::oci::rootfs::{self, Images, RootfsError};
+use crate::oci::runtime_spec::CommandError;
+use crate::oci::store::BlobStore;
+use crate::oci::youki::{self, OciRuntime, RuntimeError};
+use process::Exit;
+
+/// Default `stop_grace_period`, as in Compose.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+/// After SIGKILL, how long to wait for the process to be gone.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Network(#[from] NetError),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error(transparent)]
+    User(#[from] crate::oci::runtime_spec::user::UserError),
+    #[error("runtime spec: {0}")]
+    Spec(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+impl ContainerError {
+    /// Errors that come from the image or the service's settings: starting
+    /// again cannot help until the app is deployed anew.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            ContainerError::Command(_)
+                | ContainerError::User(_)
+                | ContainerError::Rootfs(RootfsError::Unpack { .. })
+        )
+    }
+}
+
+/// Host settings for containers.
+#[derive(Debug, Clone)]
+pub struct ContainerConfig {
+    pub data_dir: PathBuf,
+    /// `--oci-runtime`: youki, runc or crun.
+    pub runtime: PathBuf,
+    /// `--container-subnet`; picked automatically when `None`.
+    pub subnet: Option<Subnet>,
+}
+
+/// A started container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Started {
+    pub pid: i32,
+    pub address: Ipv4Addr,
+}
+
+pub struct Containers {
+    runtime: OciRuntime,
+    network: Network,
+    images: Images,
+    dir: PathBuf,
+}
+
+impl Containers {
+    /// Checks the runtime binary runs and sets up the bridge.
+    pub async fn new(
+        cfg: &ContainerConfig,
+        store: BlobStore,
+    ) -> Result<Containers, ContainerError> {
+        let runtime = OciRuntime::new(&cfg.runtime, cfg.data_dir.join("youki"));
+        let version = runtime.version().await?;
+        let network = Network::setup(&cfg.data_dir, cfg.subnet).await?;
+        if let Err(e) = process::become_subreaper() {
+            tracing::warn!(error = %e, "cannot become a subreaper: container exit codes will be unknown");
+        }
+        tracing::info!(runtime = %cfg.runtime.display(), %version, bridge = %network.bridge, subnet = %network.subnet, "containers enabled");
+        let dir = cfg.data_dir.join("containers");
+        std::fs::create_dir_all(&dir).map_err(|source| ContainerError::Io {
+            what: format!("creating {}", dir.display()),
+            source,
+        })?;
+        Ok(Containers {
+            runtime,
+            network,
+            images: Images::new(cfg.data_dir.join("images"), store),
+            dir,
+        })
+    }
+
+    pub fn bundle(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.bundle(id).join("container.log")
+    }
+
+    /// Prepares the bundle and network of `spec` and starts it.
+    pub async fn start(
+        &self,
+        spec: &InstanceSpec,
+        image: &PulledImage,
+        host: &str,
+    ) -> Result<Started, ContainerError> {
+        let lower = self.images.rootfs(image).await?;
+        let bundle = self.bundle(&spec.id);
+        // A leftover from a crashed attempt is cleared first.
+        let _ = self.runtime.delete(&spec.id).await;
+        let attachment = self.network.attach(&spec.id).await?;
+        let prepared = bundle::prepare(&bundle, &lower, spec, image, host, &attachment);
+        if let Err(e) = prepared {
+            self.network.detach(&spec.id).await;
+            return Err(e);
+        }
+        let pid = self.create_and_start(&spec.id, &bundle).await?;
+        Ok(Started {
+            pid,
+            address: attachment.address,
+        })
+    }
+
+    /// Starts an exited container again in its existing bundle and network.
+    pub async fn restart(&self, id: &str) -> Result<i32, ContainerError> {
+        self.runtime.delete(id).await?;
+        self.create_and_start(id, &self.bundle(id)).await
+    }
+
+    async fn create_and_start(&self, id: &str, bundle: &Path) -> Result<i32, ContainerError> {
+        let log = self.log_path(id);
+        self.runtime.create(id, bundle, &log).await?;
+        self.runtime.start(id).await?;
+        let pid_file = bundle.join("container.pid");
+        let pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| ContainerError::Io {
+                what: format!("reading {}", pid_file.display()),
+                source: std::io::Error::other("no pid written by the runtime"),
+            })?;
+        Ok(pid)
+    }
+
+    /// The address the container's namespace has.
+    pub fn address_of(&self, id: &str) -> Option<Ipv4Addr> {
+        self.network.address_of(id)
+    }
+
+    /// A container left running by an earlier run of this host, if it
+    /// still runs.
+    pub async fn adopt(&self, id: &str) -> Option<Started> {
+        let state = self.runtime.state(id).await.ok().flatten()?;
+        let pid = state.pid.filter(|_| state.status == "running")?;
+        let address = self.network.address_of(id)?;
+        Some(Started { pid, address })
+    }
+
+    /// Why it ended, for `atoll ps`: the exit code or signal, an OOM kill,
+    /// and the last lines it printed. Reads the cgroup, so call it before
+    /// the container is deleted.
+    pub fn exit_reason(&self, id: &str, exit: Exit, memory_limit: Option<u64>) -> String {
+        let oom = bundle::oom_killed(id);
+        let what = match (oom, exit) {
+            (true, _) => match memory_limit {
+                Some(m) => format!("OOM killed (memory limit {} MiB)", m >> 20),
+                None => "OOM killed".to_string(),
+            },
+            (false, Exit::Code(c)) => format!("exited with code {c}"),
+            (false, Exit::Signal(s)) => format!("killed by signal {s}"),
+            (false, Exit::Unknown) => "exited".to_string(),
+        };
+        let tail = youki::last_lines(&self.log_path(id), 3);
+        if tail.is_empty() {
+            what
+        } else {
+            format!("{what}: {tail}")
+        }
+    }
+
+    /// Stops a running container: SIGTERM, SIGKILL after `grace`.
+    pub async fn stop(&self, id: &str, pid: Option<i32>, grace: Duration) {
+        let Some(pid) = pid.or(self.adopt(id).await.map(|s| s.pid)) else {
+            return;
+        };
+        if !process::exists(pid) {
+            return;
+        }
+        if let Err(e) = self.runtime.kill(id, "TERM").await {
+            tracing::debug!(instance = id, error = %e, "SIGTERM through the runtime failed");
+        }
+        if tokio::time::timeout(grace, process::wait(pid))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tracing::info!(
+            instance = id,
+            ?grace,
+            "did not stop within its grace period; killing"
+        );
+        let _ = self.runtime.kill(id, "KILL").await;
+        let _ = tokio::time::timeout(KILL_WAIT, process::wait(pid)).await;
+    }
+
+    /// Stops the container if it runs and removes everything it had: the
+    /// runtime's state and cgroup, the namespace and veth, the address, the
+    /// overlay and the bundle (its log included).
+    pub async fn remove(&self, id: &str, pid: Option<i32>, grace: Duration) {
+        self.stop(id, pid, grace).await;
+        if let Err(e) = self.runtime.delete(id).await {
+            tracing::warn!(instance = id, error = %e, "runtime delete failed");
+        }
+        self.network.detach(id).await;
+        let bundle = self.bundle(id);
+        tokio::task::spawn_blocking(move || rootfs::remove_bundle(&bundle))
+            .await
+            .ok();
+    }
+
+    /// Removes containers, bundles and leases of instances not in `keep`
+    /// (left by a run of this host that ended without cleaning up).
+    pub async fn remove_all_except(&self, keep: &HashSet<String>) {
+        let mut ids: HashSet<String> = self.network.leased().into_iter().collect();
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            ids.insert(entry.file_name().to_string_lossy().into_owned());
+        }
+        for id in ids.difference(keep) {
+            tracing::info!(instance = %id, "removing a container no longer assigned");
+            self.remove(id, None, Duration::from_secs(2)).await;
+        }
+    }
+}

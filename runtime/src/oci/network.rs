@@ -1,0 +1,437 @@
+//! Container networking: a bridge per host, and per container a network
+//! namespace joined to it by a veth pair, with an address leased from the
+//! host's subnet. Several replicas on one host can so listen on the same
+//! port; the gateway reaches each at `address:target port`.
+//!
+//! Leases are files (`<data>/net/leases/<ip>` holding the instance id), so
+//! a restarted host knows which namespaces are its own and removes those
+//! no container uses any more. Links and namespaces are made with
+//! iproute2's `ip`, each call bounded.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+const IP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where `ip netns` keeps named namespaces.
+const NETNS_DIR: &str = "/var/run/netns";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("network setup: `ip {args}` failed: {message}")]
+    Ip { args: String, message: String },
+    #[error("network setup: {what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("container subnet {subnet} has no free address left")]
+    Exhausted { subnet: String },
+    #[error("invalid container subnet {0:?}: expected an IPv4 /16 to /28 such as 10.89.0.0/24")]
+    BadSubnet(String),
+}
+
+/// An IPv4 subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    pub base: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Subnet {
+    pub fn parse(s: &str) -> Result<Subnet, NetError> {
+        let bad = || NetError::BadSubnet(s.to_string());
+        let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        if !(16..=28).contains(&prefix) {
+            return Err(bad());
+        }
+        let mask = u32::MAX << (32 - prefix);
+        Ok(Subnet {
+            base: Ipv4Addr::from(u32::from(addr) & mask),
+            prefix,
+        })
+    }
+
+    /// The bridge's own address: the first in the subnet.
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.base) + 1)
+    }
+
+    fn size(&self) -> u32 {
+        1 << (32 - self.prefix)
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = u32::MAX << (32 - self.prefix);
+        u32::from(ip) & mask == u32::from(self.base)
+    }
+}
+
+impl std::fmt::Display for Subnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.base, self.prefix)
+    }
+}
+
+/// The lowest address of `subnet` that is neither the network, the
+/// gateway, the broadcast address nor in `used`.
+pub fn next_free(subnet: Subnet, used: &[Ipv4Addr]) -> Option<Ipv4Addr> {
+    let base = u32::from(subnet.base);
+    (2..subnet.size() - 1)
+        .map(|off| Ipv4Addr::from(base + off))
+        .find(|ip| !used.contains(ip))
+}
+
+/// The first `10.89.N.0/24` that none of `taken` (addresses on this
+/// machine's interfaces) falls in.
+pub fn pick_subnet(taken: &[Ipv4Addr]) -> Option<Subnet> {
+    (0..=255u8)
+        .map(|n| Subnet {
+            base: Ipv4Addr::new(10, 89, n, 0),
+            prefix: 24,
+        })
+        .find(|s| !taken.iter().any(|ip| s.contains(*ip)))
+}
+
+/// Network names for one instance: its namespace and the host end of its
+/// veth (interface names are limited to 15 bytes, so a hash).
+pub fn names(instance: &str) -> (String, String) {
+    let hash = hex8(instance);
+    (format!("atoll-{instance}"), format!("av{hash}"))
+}
+
+fn hex8(s: &str) -> String {
+    let d = Sha256::digest(s.as_bytes());
+    d.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A container's place on the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub netns: PathBuf,
+    pub address: Ipv4Addr,
+}
+
+/// The host's container network.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub bridge: String,
+    pub subnet: Subnet,
+    dir: PathBuf,
+}
+
+impl Network {
+    /// Creates (or finds again) this host's bridge. The subnet is
+    /// `requested`, else the one this data dir used before, else the first
+    /// free `10.89.N.0/24`.
+    pub async fn setup(data_dir: &Path, requested: Option<Subnet>) -> Result<Network, NetError> {
+        let dir = data_dir.join("net");
+        let leases = dir.join("leases");
+        std::fs::create_dir_all(&leases).map_err(|source| NetError::Io {
+            what: format!("creating {}", leases.display()),
+            source,
+        })?;
+        let bridge = format!("atoll-{}", hex8(&data_dir.to_string_lossy()));
+        let saved = std::fs::read_to_string(dir.join("subnet"))
+            .ok()
+            .and_then(|s| Subnet::parse(s.trim()).ok());
+        let subnet = match (requested, saved) {
+            (Some(s), _) | (None, Some(s)) => s,
+            (None, None) => {
+                let taken = interface_addresses().await?;
+                pick_subnet(&taken).ok_or(NetError::Exhausted {
+                    subnet: "10.89.0.0/16".into(),
+                })?
+            }
+        };
+        let _ = std::fs::write(dir.join("subnet"), subnet.to_string());
+        let net = Network {
+            bridge,
+            subnet,
+            dir,
+        };
+        net.ensure_bridge().await?;
+        Ok(net)
+    }
+
+    async fn ensure_bridge(&self) -> Result<(), NetError> {
+        let br = self.bridge.as_str();
+        if ip(&["link", "show", br]).await.is_err() {
+            ip(&["link", "add", br, "type", "bridge"]).await?;
+        }
+        let cidr = format!("{}/{}", self.subnet.gateway(), self.subnet.prefix);
+        let shown = ip(&["-4", "addr", "show", "dev", br]).await?;
+        if !shown.contains(&cidr) {
+            ip(&["addr", "add", &cidr, "dev", br]).await?;
+        }
+        ip(&["link", "set", br, "up"]).await?;
+        // Containers reach the outside through the host: forwarding on, and
+        // their source address masqueraded when iptables is there.
+        if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
+            tracing::warn!(error = %e, "could not enable IPv4 forwarding; containers cannot reach other networks");
+        }
+        masquerade(&self.subnet.to_string(), br).await;
+        Ok(())
+    }
+
+    /// Gives `instance` a namespace, a veth into the bridge and an address.
+    /// Idempotent: an instance that has a lease keeps its address; a
+    /// half-made namespace from an earlier attempt is removed first.
+    pub async fn attach(&self, instance: &str) -> Result<Attachment, NetError> {
+        let (ns, veth) = names(instance);
+        let address = self.lease(instance)?;
+        let _ = ip(&["netns", "del", &ns]).await;
+        let result = self.plumb(&ns, &veth, address).await;
+        if let Err(e) = result {
+            let _ = ip(&["netns", "del", &ns]).await;
+            self.release(instance);
+            return Err(e);
+        }
+        Ok(Attachment {
+            netns: Path::new(NETNS_DIR).join(&ns),
+            address,
+        })
+    }
+
+    async fn plumb(&self, ns: &str, veth: &str, address: Ipv4Addr) -> Result<(), NetError> {
+        ip(&["netns", "add", ns]).await?;
+        // The peer is created straight inside the namespace, as eth0.
+        ip(&[
+            "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns,
+        ])
+        .await?;
+        ip(&["link", "set", veth, "master", &self.bridge, "up"]).await?;
+        let cidr = format!("{address}/{}", self.subnet.prefix);
+        let gw = self.subnet.gateway().to_string();
+        ip_batch(
+            ns,
+            &[
+                format!("addr add {cidr} dev eth0"),
+                "link set eth0 up".into(),
+                "link set lo up".into(),
+                format!("route add default via {gw}"),
+            ],
+        )
+        .await
+    }
+
+    /// Removes the namespace (which takes the veth pair with it) and the
+    /// lease. Safe to call for an instance that has neither.
+    pub async fn detach(&self, instance: &str) {
+        let (ns, veth) = names(instance);
+        if Path::new(NETNS_DIR).join(&ns).exists()
+            && let Err(e) = ip(&["netns", "del", &ns]).await
+        {
+            tracing::warn!(instance, error = %e, "could not remove network namespace");
+        }
+        // Normally gone with the namespace; a pair whose peer never moved
+        // into it is not.
+        let _ = ip(&["link", "del", veth.as_str()]).await;
+        self.release(instance);
+    }
+
+    /// Instances holding a lease (for clean-up after a restart).
+    pub fn leased(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("leases")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .map(|s| s.trim().to_string())
+            .collect()
+    }
+
+    /// The address leased to `instance`, if any.
+    pub fn address_of(&self, instance: &str) -> Option<Ipv4Addr> {
+        std::fs::read_dir(self.dir.join("leases"))
+            .ok()?
+            .flatten()
+            .find(|e| std::fs::read_to_string(e.path()).is_ok_and(|s| s.trim() == instance))
+            .and_then(|e| e.file_name().to_string_lossy().parse().ok())
+    }
+
+    fn lease(&self, instance: &str) -> Result<Ipv4Addr, NetError> {
+        let dir = self.dir.join("leases");
+        let mut used = Vec::new();
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let Ok(ip) = entry.file_name().to_string_lossy().parse::<Ipv4Addr>() else {
+                continue;
+            };
+            if std::fs::read_to_string(entry.path()).is_ok_and(|s| s.trim() == instance) {
+                return Ok(ip);
+            }
+            used.push(ip);
+        }
+        loop {
+            let ip = next_free(self.subnet, &used).ok_or_else(|| NetError::Exhausted {
+                subnet: self.subnet.to_string(),
+            })?;
+            // create_new: two instances starting at once never share one.
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(dir.join(ip.to_string()))
+            {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    let _ = f.write_all(instance.as_bytes());
+                    return Ok(ip);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => used.push(ip),
+                Err(source) => {
+                    return Err(NetError::Io {
+                        what: "writing an address lease".into(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    fn release(&self, instance: &str) {
+        for entry in std::fs::read_dir(self.dir.join("leases"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if std::fs::read_to_string(entry.path()).is_ok_and(|s| s.trim() == instance) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+async fn masquerade(subnet: &str, bridge: &str) {
+    let rule = ["-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE"];
+    let run = |op: &'static str| {
+        let mut cmd = Command::new("iptables");
+        cmd.args(["-t", "nat", op, "POSTROUTING"])
+            .args(rule)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        async move { cmd.status().await }
+    };
+    match run("-C").await {
+        Ok(s) if s.success() => {}
+        Ok(_) => {
+            if !run("-A").await.is_ok_and(|s| s.success()) {
+                tracing::warn!(
+                    subnet,
+                    "could not add the masquerade rule; containers cannot reach other networks"
+                );
+            }
+        }
+        Err(_) => tracing::info!(
+            "iptables not found: containers reach this host and its peers, not other networks"
+        ),
+    }
+}
+
+/// IPv4 addresses on this machine's interfaces.
+async fn interface_addresses() -> Result<Vec<Ipv4Addr>, NetError> {
+    let out = ip(&["-4", "-o", "addr", "show"]).await?;
+    Ok(out
+        .split_whitespace()
+        .filter_map(|w| w.split_once('/').and_then(|(a, _)| a.parse().ok()))
+        .collect())
+}
+
+async fn ip(args: &[&str]) -> Result<String, NetError> {
+    let err = |message: String| NetError::Ip {
+        args: args.join(" "),
+        message,
+    };
+    let child = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| err(format!("cannot run ip (iproute2): {e}")))?;
+    let out = tokio::time::timeout(IP_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| err(format!("no answer within {IP_TIMEOUT:?}")))?
+        .map_err(|e| err(e.to_string()))?;
+    if !out.status.success() {
+        return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Several `ip` commands inside namespace `ns`, in one process.
+async fn ip_batch(ns: &str, lines: &[String]) -> Result<(), NetError> {
+    let script = lines.join("\n") + "\n";
+    let err = |message: String| NetError::Ip {
+        args: format!("-n {ns} -batch - ({})", lines.join("; ")),
+        message,
+    };
+    let mut child = Command::new("ip")
+        .args(["-n", ns, "-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| err(format!("cannot run ip (iproute2): {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .await
+            .map_err(|e| err(e.to_string()))?;
+    }
+    let out = tokio::time::timeout(IP_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| err(format!("no answer within {IP_TIMEOUT:?}")))?
+        .map_err(|e| err(e.to_string()))?;
+    if !out.status.success() {
+        return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets_parse_and_normalize() {
+        let s = Subnet::parse("10.89.3.7/24").unwrap();
+        assert_eq!(s.to_string(), "10.89.3.0/24");
+        assert_eq!(s.gateway(), Ipv4Addr::new(10, 89, 3, 1));
+        assert!(Subnet::parse("10.0.0.0/8").is_err());
+        assert!(Subnet::parse("10.0.0.0").is_err());
+        assert!(Subnet::parse("nope/24").is_err());
+    }
+
+    #[test]
+    fn addresses_skip_network_gateway_broadcast_and_used() {
+        let s = Subnet::parse("10.89.0.0/28").unwrap();
+        assert_eq!(next_free(s, &[]), Some(Ipv4Addr::new(10, 89, 0, 2)));
+        let used: Vec<Ipv4Addr> = (2..15).map(|i| Ipv4Addr::new(10, 89, 0, i)).collect();
+        assert_eq!(next_free(s, &used), None, ".15 is the broadcast address");
+        assert_eq!(next_free(s, &used[1..]), Some(Ipv4Addr::new(10, 89, 0, 2)));
+    }
+
+    #[test]
+    fn the_picked_subnet_avoids_addresses_in_use() {
+        let taken = [Ipv4Addr::new(10, 89, 0, 1), Ipv4Addr::new(10, 89, 1, 9)];
+        assert_eq!(pick_subnet(&taken).unwrap().to_string(), "10.89.2.0/24");
+    }
+
+    #[test]
+    fn interface_names_fit_the_kernel_limit() {
+        let (ns, veth) = names("a-very-long-app-name-with-service-abcdef");
+        assert!(veth.len() <= 15, "{veth}");
+        assert!(ns.starts_with("atoll-"));
+        assert_ne!(names("a").1, names("b").1);
+    }
+}

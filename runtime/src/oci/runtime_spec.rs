@@ -1,0 +1,248 @@
+//! The OCI runtime spec (`config.json`) of one container, built from its
+//! image config and its service's Compose options.
+//!
+//! Pure: everything it needs (the image config, the resolved user, the
+//! network namespace path) comes in as plain data, so the security-relevant
+//! defaults are checked by unit tests. The defaults follow Docker's: its
+//! capability set, runc's masked and read-only paths, a seccomp filter
+//! that refuses the syscalls Docker's default profile refuses, and a
+//! device cgroup that denies everything but the standard devices.
+
+mod caps;
+mod command;
+mod seccomp;
+#[cfg(test)]
+mod tests;
+pub mod user;
+
+use std::path::PathBuf;
+
+use atoll_sdk::spec::{ContainerOptions, ResourceSpec};
+use oci_spec::OciSpecError;
+use oci_spec::runtime::{
+    LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
+    MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
+    SpecBuilder, UserBuilder, get_default_maskedpaths, get_default_mounts,
+    get_default_readonly_paths,
+};
+
+use super::kind::ImageConfig;
+pub use command::{CommandError, args, find_executable};
+pub use user::ResolvedUser;
+
+/// [`NOFILE`], or this process's hard limit if lower.
+pub fn nofile_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct it is given.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    if rc != 0 {
+        return 1024;
+    }
+    NOFILE.min(lim.rlim_max)
+}
+
+/// CFS period used to express `cpus` limits as a quota.
+const CPU_PERIOD_US: u64 = 100_000;
+/// Open files per container process, unless the host's own hard limit is
+/// lower (a runtime cannot raise it past that).
+pub const NOFILE: u64 = 65_536;
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Everything one container's spec is made from.
+pub struct SpecInput<'a> {
+    /// Container hostname (the instance id).
+    pub hostname: &'a str,
+    pub image: &'a ImageConfig,
+    pub options: &'a ContainerOptions,
+    pub limits: &'a ResourceSpec,
+    /// Compose `environment` and atoll's `ATOLL_*`, applied over the image's.
+    pub env: &'a [(String, String)],
+    pub user: &'a ResolvedUser,
+    /// The process arguments (see [`args`]).
+    pub args: Vec<String>,
+    /// The network namespace to join; `None` gives the container an
+    /// unconnected namespace of its own.
+    pub netns: Option<PathBuf>,
+    /// `cgroupsPath`, e.g. `/atoll/<instance>`.
+    pub cgroups_path: String,
+    /// Files bind-mounted over `/etc/hosts`, `/etc/resolv.conf` and
+    /// `/etc/hostname`.
+    pub etc_files: Option<EtcFiles>,
+    /// `RLIMIT_NOFILE` for the process.
+    pub nofile: u64,
+}
+
+/// Host-side files for the container's name resolution.
+pub struct EtcFiles {
+    pub hosts: PathBuf,
+    pub resolv_conf: PathBuf,
+    pub hostname: PathBuf,
+}
+
+/// Builds the runtime spec. The root filesystem is `rootfs` beside the
+/// bundle's `config.json`.
+pub fn build(input: &SpecInput) -> Result<Spec, OciSpecError> {
+    let caps = caps::effective(&input.options.cap_add, &input.options.cap_drop);
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .args(input.args.clone())
+        .env(environment(input.image, input.env))
+        .cwd(working_dir(input.image, input.options))
+        .user(
+            UserBuilder::default()
+                .uid(input.user.uid)
+                .gid(input.user.gid)
+                .additional_gids(input.user.additional_gids.clone())
+                .build()?,
+        )
+        // Always on: youki installs the seccomp filter after dropping
+        // capabilities, which the kernel only allows with no_new_privs (and
+        // it is the safer default: setuid binaries gain nothing).
+        .no_new_privileges(true)
+        .capabilities(caps::to_linux(&caps, input.user.uid == 0))
+        .rlimits(vec![
+            PosixRlimitBuilder::default()
+                .typ(PosixRlimitType::RlimitNofile)
+                .soft(input.nofile)
+                .hard(input.nofile)
+                .build()?,
+        ])
+        .build()?;
+    let root = RootBuilder::default()
+        .path("rootfs")
+        .readonly(input.options.read_only)
+        .build()?;
+    SpecBuilder::default()
+        .version("1.0.2")
+        .hostname(truncate_hostname(input.hostname))
+        .process(process)
+        .root(root)
+        .mounts(mounts(input)?)
+        .linux(linux(input, &caps)?)
+        .build()
+}
+
+/// The image's env, then Compose's and atoll's (same key: the later wins),
+/// with a default `PATH` when the image sets none.
+fn environment(image: &ImageConfig, extra: &[(String, String)]) -> Vec<String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: &str| match out.iter_mut().find(|(key, _)| key == k) {
+        Some(entry) => entry.1 = v.to_string(),
+        None => out.push((k.to_string(), v.to_string())),
+    };
+    for kv in &image.env {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        set(k, v);
+    }
+    for (k, v) in extra {
+        set(k, v);
+    }
+    if !out.iter().any(|(k, _)| k == "PATH") {
+        out.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
+    }
+    out.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+fn working_dir(image: &ImageConfig, options: &ContainerOptions) -> PathBuf {
+    let dir = options.working_dir.as_ref().or(image.working_dir.as_ref());
+    PathBuf::from(dir.map_or("/", String::as_str))
+}
+
+fn truncate_hostname(name: &str) -> String {
+    name.chars().take(63).collect()
+}
+
+fn mounts(input: &SpecInput) -> Result<Vec<oci_spec::runtime::Mount>, OciSpecError> {
+    let mut mounts = get_default_mounts();
+    if let Some(etc) = &input.etc_files {
+        let ro = if input.options.read_only { "ro" } else { "rw" };
+        for (dest, src) in [
+            ("/etc/hosts", &etc.hosts),
+            ("/etc/resolv.conf", &etc.resolv_conf),
+            ("/etc/hostname", &etc.hostname),
+        ] {
+            mounts.push(
+                MountBuilder::default()
+                    .destination(dest)
+                    .typ("bind")
+                    .source(src)
+                    .options(vec!["rbind".into(), "rprivate".into(), ro.into()])
+                    .build()?,
+            );
+        }
+    }
+    Ok(mounts)
+}
+
+fn linux(input: &SpecInput, caps: &caps::CapSet) -> Result<oci_spec::runtime::Linux, OciSpecError> {
+    let namespaces = [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Cgroup,
+        LinuxNamespaceType::Network,
+    ]
+    .into_iter()
+    .map(|typ| {
+        let ns = LinuxNamespaceBuilder::default().typ(typ);
+        match (&input.netns, typ) {
+            (Some(path), LinuxNamespaceType::Network) => ns.path(path.clone()).build(),
+            _ => ns.build(),
+        }
+    })
+    .collect::<Result<Vec<_>, _>>()?;
+    let mut sysctl = std::collections::HashMap::new();
+    // As Docker does: a non-root process may listen on port 80 inside its
+    // own network namespace.
+    sysctl.insert(
+        "net.ipv4.ip_unprivileged_port_start".to_string(),
+        "0".to_string(),
+    );
+    LinuxBuilder::default()
+        .namespaces(namespaces)
+        .resources(resources(input.limits)?)
+        .cgroups_path(PathBuf::from(&input.cgroups_path))
+        .masked_paths(get_default_maskedpaths())
+        .readonly_paths(get_default_readonly_paths())
+        .seccomp(seccomp::default_profile(caps)?)
+        .sysctl(sysctl)
+        .build()
+}
+
+fn resources(limits: &ResourceSpec) -> Result<oci_spec::runtime::LinuxResources, OciSpecError> {
+    // Deny every device; the runtime adds the standard ones (null, zero,
+    // full, random, urandom, tty, ptmx, pts) that every container gets.
+    let deny_all = LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()?;
+    let mut r = LinuxResourcesBuilder::default().devices(vec![deny_all]);
+    if let Some(bytes) = limits.memory {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        // Swap equal to the limit: no swap beyond memory, so the limit holds.
+        r = r.memory(
+            LinuxMemoryBuilder::default()
+                .limit(bytes)
+                .swap(bytes)
+                .build()?,
+        );
+    }
+    if let Some(milli) = limits.cpus_milli {
+        let quota = (u64::from(milli) * CPU_PERIOD_US / 1000).max(1000);
+        r = r.cpu(
+            LinuxCpuBuilder::default()
+                .quota(i64::try_from(quota).unwrap_or(i64::MAX))
+                .period(CPU_PERIOD_US)
+                .build()?,
+        );
+    }
+    if let Some(pids) = limits.pids {
+        r = r.pids(LinuxPidsBuilder::default().limit(i64::from(pids)).build()?);
+    }
+    r.build()
+}

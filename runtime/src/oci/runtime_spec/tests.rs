@@ -1,0 +1,164 @@
+use super::*;
+use atoll_sdk::spec::ContainerOptions;
+
+fn image() -> ImageConfig {
+    ImageConfig {
+        entrypoint: vec!["/bin/httpd".into()],
+        cmd: vec!["-f".into(), "-p".into(), "80".into()],
+        env: vec!["PATH=/bin".into(), "MODE=image".into()],
+        working_dir: Some("/www".into()),
+        user: None,
+    }
+}
+
+fn input<'a>(
+    img: &'a ImageConfig,
+    options: &'a ContainerOptions,
+    limits: &'a ResourceSpec,
+    env: &'a [(String, String)],
+    user: &'a ResolvedUser,
+) -> SpecInput<'a> {
+    SpecInput {
+        hostname: "shop-web-abc123",
+        image: img,
+        options,
+        limits,
+        env,
+        user,
+        args: args(img, options).expect("args"),
+        netns: Some("/var/run/netns/atoll-x".into()),
+        cgroups_path: "/atoll/x".into(),
+        etc_files: None,
+        nofile: 1024,
+    }
+}
+
+#[test]
+fn compose_command_and_entrypoint_follow_docker() {
+    let img = image();
+    let mut o = ContainerOptions::default();
+    assert_eq!(args(&img, &o).unwrap(), ["/bin/httpd", "-f", "-p", "80"]);
+    o.command = Some(vec!["-p".into(), "8080".into()]);
+    assert_eq!(args(&img, &o).unwrap(), ["/bin/httpd", "-p", "8080"]);
+    o.command = None;
+    o.entrypoint = Some(vec!["/bin/sh".into()]);
+    assert_eq!(
+        args(&img, &o).unwrap(),
+        ["/bin/sh"],
+        "entrypoint drops the image's Cmd"
+    );
+    o.entrypoint = Some(vec![]);
+    assert_eq!(args(&img, &o), Err(CommandError::Empty));
+}
+
+#[test]
+fn env_layers_image_then_compose_and_keeps_path() {
+    let img = image();
+    let env = vec![("MODE".to_string(), "compose".to_string())];
+    let out = environment(&img, &env);
+    assert_eq!(out, ["PATH=/bin", "MODE=compose"]);
+    let bare = ImageConfig::default();
+    assert_eq!(environment(&bare, &[])[0], format!("PATH={DEFAULT_PATH}"));
+}
+
+#[test]
+fn spec_carries_limits_namespaces_and_hardening() {
+    let img = image();
+    let options = ContainerOptions {
+        read_only: true,
+        no_new_privileges: true,
+        cap_drop: vec!["NET_RAW".into()],
+        ..Default::default()
+    };
+    let limits = ResourceSpec {
+        memory: Some(64 << 20),
+        cpus_milli: Some(500),
+        pids: Some(100),
+    };
+    let user = ResolvedUser::default();
+    let spec = build(&input(&img, &options, &limits, &[], &user)).expect("spec");
+    let json = serde_json::to_value(&spec).expect("json");
+    assert_eq!(json["root"]["readonly"], true);
+    assert_eq!(json["process"]["noNewPrivileges"], true);
+    assert_eq!(json["process"]["cwd"], "/www");
+    assert_eq!(json["linux"]["resources"]["memory"]["limit"], 64 << 20);
+    assert_eq!(json["linux"]["resources"]["cpu"]["quota"], 50_000);
+    assert_eq!(json["linux"]["resources"]["pids"]["limit"], 100);
+    let ns = json["linux"]["namespaces"].as_array().expect("namespaces");
+    let net = ns.iter().find(|n| n["type"] == "network").expect("netns");
+    assert_eq!(net["path"], "/var/run/netns/atoll-x");
+    for t in ["pid", "ipc", "uts", "mount"] {
+        assert!(ns.iter().any(|n| n["type"] == t), "{t} namespace");
+    }
+    let bounding = json["process"]["capabilities"]["bounding"].to_string();
+    assert!(bounding.contains("CAP_CHOWN"));
+    assert!(!bounding.contains("CAP_NET_RAW"), "dropped");
+    assert!(
+        !bounding.contains("CAP_SYS_ADMIN"),
+        "not in the default set"
+    );
+    let masked = json["linux"]["maskedPaths"].to_string();
+    assert!(masked.contains("/proc/kcore"));
+    let refused = json["linux"]["seccomp"]["syscalls"][0]["names"].to_string();
+    assert!(refused.contains("\"mount\"") && refused.contains("\"keyctl\""));
+}
+
+#[test]
+fn cap_add_all_and_sys_admin_unblock_mount() {
+    let caps = caps::effective(&["sys_admin".into()], &[]);
+    assert!(caps.contains("SYS_ADMIN"));
+    assert!(!seccomp::refused(&caps).contains(&"mount".to_string()));
+    let all = caps::effective(&["ALL".into()], &["CAP_KILL".into()]);
+    assert!(all.contains("NET_ADMIN") && !all.contains("KILL"));
+    assert!(caps::effective(&[], &["ALL".into()]).is_empty());
+}
+
+#[test]
+fn non_root_users_keep_only_the_bounding_set() {
+    let set = caps::effective(&[], &[]);
+    let linux = caps::to_linux(&set, false);
+    assert!(linux.effective().as_ref().is_some_and(|c| c.is_empty()));
+    assert!(linux.bounding().as_ref().is_some_and(|c| !c.is_empty()));
+}
+
+#[test]
+fn users_resolve_from_the_images_files() {
+    let passwd = "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33::/var/www:/bin/false\n";
+    let group = "root:x:0:\nwww:x:33:\nlogs:x:50:www\n";
+    let u = user::resolve_in(passwd, group, "www").unwrap();
+    assert_eq!((u.uid, u.gid, u.additional_gids), (33, 33, vec![50]));
+    let u = user::resolve_in(passwd, group, "1000:logs").unwrap();
+    assert_eq!((u.uid, u.gid), (1000, 50));
+    assert!(user::resolve_in(passwd, group, "nobody").is_err());
+    assert!(user::resolve_in(passwd, group, "www:nogroup").is_err());
+}
+
+#[test]
+fn executables_resolve_through_symlinks_inside_the_root() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let dir = std::env::temp_dir().join(format!("atoll-cmd-{}", std::process::id()));
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::write(root.join("bin/busybox"), b"#!").unwrap();
+    std::fs::set_permissions(
+        root.join("bin/busybox"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    symlink("/bin/busybox", root.join("bin/httpd")).unwrap();
+    std::fs::write(root.join("bin/data"), b"x").unwrap();
+    // A link pointing out of the root resolves inside it, where nothing is.
+    symlink("../../../../../../usr/bin/env", root.join("bin/escape")).unwrap();
+    let found = find_executable(&root, "httpd", "/usr/bin:/bin", "/").unwrap();
+    assert_eq!(found, root.join("bin/busybox"));
+    assert!(matches!(
+        find_executable(&root, "nginx", "/usr/bin:/bin", "/"),
+        Err(CommandError::NotFound { .. })
+    ));
+    assert!(matches!(
+        find_executable(&root, "/bin/data", "", "/"),
+        Err(CommandError::NotExecutable { .. })
+    ));
+    assert!(find_executable(&root, "escape", "/bin", "/").is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,316 @@
+//! The OCI runtime binary (youki by default; runc and crun take the same
+//! command line): `create`, `start`, `state`, `kill`, `delete`.
+//!
+//! The binary is run, not linked: libcontainer forks the calling process,
+//! which is unsafe in a multi-threaded tokio process. Every call is
+//! bounded by a timeout; a runtime that hangs is killed and reported.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::process::Command;
+
+/// Bound on `create` (it sets up namespaces, mounts and cgroups).
+const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on the other calls.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("OCI runtime {} could not be run: {source}", binary.display())]
+    Spawn {
+        binary: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("OCI runtime `{verb}` for {id} did not finish within {timeout:?}")]
+    Timeout {
+        verb: &'static str,
+        id: String,
+        timeout: Duration,
+    },
+    #[error("OCI runtime `{verb}` for {id} failed: {message}")]
+    Failed {
+        verb: &'static str,
+        id: String,
+        message: String,
+    },
+    #[error("OCI runtime `state` for {id} gave unreadable output: {message}")]
+    BadState { id: String, message: String },
+}
+
+/// What `state` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ContainerState {
+    pub id: String,
+    /// `creating`, `created`, `running`, `stopped` (youki adds `paused`).
+    pub status: String,
+    #[serde(default)]
+    pub pid: Option<i32>,
+    #[serde(default)]
+    pub bundle: Option<PathBuf>,
+}
+
+/// One runtime binary with its own state directory (`--root`), so two
+/// hosts on one machine never see each other's containers.
+#[derive(Clone, Debug)]
+pub struct OciRuntime {
+    pub binary: PathBuf,
+    pub root: PathBuf,
+}
+
+impl OciRuntime {
+    pub fn new(binary: impl Into<PathBuf>, root: impl Into<PathBuf>) -> Self {
+        Self {
+            binary: binary.into(),
+            root: root.into(),
+        }
+    }
+
+    /// Whether the binary can be run at all (for a clear error at start-up).
+    pub async fn version(&self) -> Result<String, RuntimeError> {
+        let out = self
+            .run("version", "-", &["--version"], CALL_TIMEOUT)
+            .await?;
+        Ok(out.lines().next().unwrap_or_default().to_string())
+    }
+
+    /// `create`: the container's process is set up and waits for `start`.
+    /// Its stdout and stderr go to `log` (appended).
+    pub async fn create(&self, id: &str, bundle: &Path, log: &Path) -> Result<(), RuntimeError> {
+        let spawn_err = |source| RuntimeError::Spawn {
+            binary: self.binary.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(spawn_err)?;
+        let err_file = file.try_clone().map_err(spawn_err)?;
+        let bundle = bundle.to_string_lossy();
+        let pid_file = format!("{bundle}/container.pid");
+        let mut cmd = self.command(&["create", "--bundle", &bundle, "--pid-file", &pid_file, id]);
+        // The container inherits these: its output lands in the log file.
+        // The runtime's own errors go there too, so they are read back from
+        // the file's tail on failure.
+        cmd.stdin(Stdio::null()).stdout(file).stderr(err_file);
+        let status = self.wait(cmd, "create", id, CREATE_TIMEOUT).await?;
+        if !status.success() {
+            return Err(RuntimeError::Failed {
+                verb: "create",
+                id: id.to_string(),
+                message: summarize(&tail(log, 16 << 10)),
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        self.run("start", id, &["start", id], CALL_TIMEOUT)
+            .await
+            .map(drop)
+    }
+
+    /// `None` when the runtime does not know the container.
+    pub async fn state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
+        match self.run("state", id, &["state", id], CALL_TIMEOUT).await {
+            Ok(out) => serde_json::from_str(&out)
+                .map(Some)
+                .map_err(|e| RuntimeError::BadState {
+                    id: id.to_string(),
+                    message: e.to_string(),
+                }),
+            Err(RuntimeError::Failed { message, .. }) if is_not_found(&message) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends `signal` (`TERM`, `KILL`) to the container's init process.
+    pub async fn kill(&self, id: &str, signal: &str) -> Result<(), RuntimeError> {
+        self.run("kill", id, &["kill", id, signal], CALL_TIMEOUT)
+            .await
+            .map(drop)
+    }
+
+    /// Removes the container (`--force`: kills it first if it still runs)
+    /// with its cgroup. A container the runtime does not know is fine.
+    pub async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+        match self
+            .run("delete", id, &["delete", "--force", id], CALL_TIMEOUT)
+            .await
+        {
+            Err(RuntimeError::Failed { message, .. }) if is_not_found(&message) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--root").arg(&self.root).args(args);
+        // Errors, not backtraces, are what the user should read.
+        cmd.env("RUST_BACKTRACE", "0").kill_on_drop(true);
+        cmd
+    }
+
+    async fn run(
+        &self,
+        verb: &'static str,
+        id: &str,
+        args: &[&str],
+        timeout: Duration,
+    ) -> Result<String, RuntimeError> {
+        let mut cmd = if verb == "version" {
+            let mut c = Command::new(&self.binary);
+            c.args(args).kill_on_drop(true);
+            c
+        } else {
+            self.command(args)
+        };
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().map_err(|source| RuntimeError::Spawn {
+            binary: self.binary.clone(),
+            source,
+        })?;
+        let out = tokio::time::timeout(timeout, child.wait_with_output())
+            .await
+            .map_err(|_| RuntimeError::Timeout {
+                verb,
+                id: id.to_string(),
+                timeout,
+            })?
+            .map_err(|source| RuntimeError::Spawn {
+                binary: self.binary.clone(),
+                source,
+            })?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            return Err(RuntimeError::Failed {
+                verb,
+                id: id.to_string(),
+                message: summarize(&stderr),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    async fn wait(
+        &self,
+        mut cmd: Command,
+        verb: &'static str,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<std::process::ExitStatus, RuntimeError> {
+        let mut child = cmd.spawn().map_err(|source| RuntimeError::Spawn {
+            binary: self.binary.clone(),
+            source,
+        })?;
+        match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(status) => status.map_err(|source| RuntimeError::Spawn {
+                binary: self.binary.clone(),
+                source,
+            }),
+            Err(_) => {
+                let _ = child.kill().await;
+                Err(RuntimeError::Timeout {
+                    verb,
+                    id: id.to_string(),
+                    timeout,
+                })
+            }
+        }
+    }
+}
+
+fn is_not_found(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("not exist") || m.contains("not found") || m.contains("no such")
+}
+
+/// The runtime's error output reduced to what says what went wrong: the
+/// first error line of its last attempt (runtimes log the cause first,
+/// then each layer that passed it on), without backtraces.
+pub fn summarize(output: &str) -> String {
+    let lines: Vec<&str> = output
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("at ") && !l.starts_with("Stack backtrace"))
+        .filter(|l| {
+            !l.split(':')
+                .next()
+                .is_some_and(|n| n.trim().parse::<u32>().is_ok())
+        })
+        .collect();
+    let errors: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.to_ascii_lowercase().contains("error"))
+        .collect();
+    // The last attempt's lines are at the end; its first error is the cause.
+    let last_attempt_start = errors
+        .iter()
+        .rposition(|l| l.contains("libcontainer::process") || l.starts_with("ERROR"))
+        .map(|last| {
+            let mut i = last;
+            while i > 0 && errors[i - 1].starts_with("ERROR") {
+                i -= 1;
+            }
+            i
+        });
+    match (last_attempt_start, errors.last(), lines.last()) {
+        (Some(i), _, _) => strip_level(errors[i]),
+        (None, Some(e), _) => strip_level(e),
+        (None, None, Some(l)) => l.to_string(),
+        _ => "no error output".to_string(),
+    }
+}
+
+fn strip_level(line: &str) -> String {
+    line.trim_start_matches("ERROR").trim().to_string()
+}
+
+/// The last `bytes` of a file, as text.
+pub fn tail(path: &Path, bytes: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(bytes)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The last `n` non-empty lines of a log file (for exit and error reports).
+pub fn last_lines(path: &Path, n: usize) -> String {
+    let text = tail(path, 8192);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summarize;
+
+    #[test]
+    fn the_cause_is_picked_out_of_a_runtime_error_report() {
+        let out = "ERROR libcontainer::process::container_intermediate_process: failed to set rlimit err=Nix(EPERM)\n\
+ERROR libcontainer::process::container_main_process: failed to run intermediate process EPERM\n\
+ERROR youki: error in executing command: failed to create container\n\
+\n\
+Stack backtrace:\n\
+   0: anyhow::error\n\
+      at /src/lib.rs:1\n\
+Error: failed to create container: intermediate process error EPERM\n";
+        assert_eq!(
+            summarize(out),
+            "libcontainer::process::container_intermediate_process: failed to set rlimit err=Nix(EPERM)"
+        );
+        assert_eq!(summarize("container not found\n"), "container not found");
+        assert_eq!(summarize(""), "no error output");
+    }
+}
