@@ -38,6 +38,8 @@ enum Command {
     Rm(cmd::rm::Args),
     /// Follow cluster events
     Events(cmd::events::Args),
+    /// Show the output of an app's instances
+    Logs(cmd::logs::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -67,6 +69,7 @@ fn main() -> std::process::ExitCode {
             Command::Hosts(a) => cmd::hosts::run(a).await,
             Command::Rm(a) => cmd::rm::run(a).await,
             Command::Events(a) => cmd::events::run(a).await,
+            Command::Logs(a) => cmd::logs::run(a).await,
         }
     });
     // Background tasks (watches, listeners) must not keep the process alive.

@@ -8,6 +8,7 @@ use crate::container::{ContainerConfig, Containers};
 use crate::gateway::{self, Gateway};
 use crate::host_info;
 use crate::local::LocalInstances;
+use crate::logs::{self, LogPaths};
 use crate::oci::network::Subnet;
 use crate::oci::pull::{PullConfig, Puller};
 use crate::supervisor::ImageSupport;
@@ -55,6 +56,12 @@ pub enum HostError {
     Wasm(#[from] crate::wasm::WasmError),
     #[error("image store: {0}")]
     Store(#[from] crate::oci::store::StoreError),
+    #[error(
+        "data dir {} is in use by another atoll host{}; give each host its own --data-dir",
+        path.display(),
+        holder.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Locked { path: PathBuf, holder: Option<u32> },
     #[error("data dir {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -68,6 +75,9 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
         path: cfg.data_dir.clone(),
         source,
     })?;
+    // Two hosts on one data dir would fight over its containers, leases
+    // and cache: the second is refused while the first runs (or stops).
+    let _lock = lock_data_dir(&cfg.data_dir)?;
     let client = connect(&cfg.nats_url, &format!("host-{}", cfg.name))
         .await
         .map_err(HostError::Nats)?;
@@ -87,7 +97,15 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
     let local = LocalInstances::default();
     let artifacts = Artifacts::new(cfg.data_dir.join("artifacts"), buckets.artifacts.clone());
     let images = image_support(&cfg).await?;
-    let supervisor = Supervisor::new(&cfg.name, engine, artifacts, local.clone(), images);
+    let log_paths = LogPaths::new(&cfg.data_dir);
+    let supervisor = Supervisor::new(
+        &cfg.name,
+        engine,
+        artifacts,
+        local.clone(),
+        images,
+        log_paths.clone(),
+    );
 
     let cache = cfg.data_dir.join("assignment.json");
     let cached = load_cached(&cache).unwrap_or_default();
@@ -114,6 +132,11 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
             supervisor.clone(),
             cache,
         )),
+        tokio::spawn(logs::serve(
+            client.clone(),
+            buckets.names.log_requests(&cfg.name),
+            log_paths,
+        )),
         tokio::spawn(heartbeat(
             client.clone(),
             buckets.names.heartbeat(&cfg.name),
@@ -131,6 +154,39 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
     let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
     drop(endpoints);
     Ok(())
+}
+
+/// Holds an exclusive lock on `<data>/host.lock` for as long as the
+/// returned file lives; the file says which process holds it.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, HostError> {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    let path = dir.join("host.lock");
+    let io_err = |source| HostError::DataDir {
+        path: path.clone(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_err)?;
+    // SAFETY: flock on a descriptor this function owns.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let mut text = String::new();
+        let _ = file.read_to_string(&mut text);
+        return Err(HostError::Locked {
+            path: dir.to_path_buf(),
+            holder: text.trim().parse().ok(),
+        });
+    }
+    file.set_len(0).map_err(io_err)?;
+    file.rewind().map_err(io_err)?;
+    write!(file, "{}", std::process::id()).map_err(io_err)?;
+    Ok(file)
 }
 
 /// The puller (always: Wasm artifacts need no OCI runtime) and the

@@ -11,6 +11,7 @@ pub mod container;
 pub mod gateway;
 pub mod host_info;
 pub mod local;
+pub mod logs;
 pub mod oci;
 pub mod supervisor;
 pub mod wasm;

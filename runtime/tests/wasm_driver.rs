@@ -82,6 +82,7 @@ fn config(timeout: Duration, memory_limit: Option<u64>) -> InstanceConfig {
         ],
         memory_limit,
         timeout,
+        log: None,
     }
 }
 

@@ -57,14 +57,21 @@ impl Client {
         req: reqwest::RequestBuilder,
         url: &str,
     ) -> Result<reqwest::Response, ClientError> {
-        let resp = req
-            .timeout(Duration::from_secs(120))
-            .send()
+        self.send_within(req.timeout(Duration::from_secs(120)), url)
             .await
-            .map_err(|e| ClientError::Unreachable {
-                url: url.to_string(),
-                message: e.to_string(),
-            })?;
+    }
+
+    /// [`send`](Self::send) without its overall timeout, for streams that
+    /// may last as long as the user wants.
+    async fn send_within(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<reqwest::Response, ClientError> {
+        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
+            url: url.to_string(),
+            message: e.to_string(),
+        })?;
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -142,6 +149,40 @@ impl Client {
         self.send(self.http.get(&url).timeout(Duration::from_secs(2)), &url)
             .await
             .map(|_| ())
+    }
+
+    /// Streams instance output of an app or one service: `each` gets text
+    /// as it arrives, until the server ends the stream.
+    pub async fn logs(
+        &self,
+        app: &str,
+        service: Option<&str>,
+        tail: Option<usize>,
+        follow: bool,
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<(), ClientError> {
+        let mut path = format!("/v1/logs/{app}");
+        if let Some(s) = service {
+            path = format!("{path}/{s}");
+        }
+        path.push_str(&format!("?follow={follow}"));
+        if let Some(n) = tail {
+            path.push_str(&format!("&tail={n}"));
+        }
+        let url = self.url(&path);
+        let req = self.http.get(&url);
+        let mut resp = if follow {
+            self.send_within(req, &url).await?
+        } else {
+            self.send(req, &url).await?
+        };
+        while let Some(chunk) = resp.chunk().await.map_err(|e| ClientError::Unreachable {
+            url: url.clone(),
+            message: e.to_string(),
+        })? {
+            each(&chunk);
+        }
+        Ok(())
     }
 
     /// Follows the event stream; calls `each` for every event until the

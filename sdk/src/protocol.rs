@@ -33,9 +33,9 @@ impl Names {
     pub fn heartbeat_all(&self) -> String {
         format!("atoll.{}.hb.*", self.cluster)
     }
-    /// Log lines of one instance.
-    pub fn logs(&self, host: &str, instance: &str) -> String {
-        format!("atoll.{}.logs.{host}.{instance}", self.cluster)
+    /// Requests for instance logs, answered by `host` ([`LogRequest`]).
+    pub fn log_requests(&self, host: &str) -> String {
+        format!("atoll.{}.logs.{host}", self.cluster)
     }
     /// Cluster events, for `atoll events` and the dashboard.
     pub fn events(&self) -> String {
@@ -133,6 +133,36 @@ pub struct AppStatus {
     /// services, the number of matching hosts).
     #[serde(default)]
     pub assigned: std::collections::BTreeMap<String, u32>,
+}
+
+/// Asks a host for an instance's output (container stdout/stderr, or a
+/// component's). The host publishes [`LogChunk`]s to `reply`: the last
+/// `tail` lines, then, with `follow`, new lines as they come, for as long
+/// as the request is renewed (sent again with the same `reply`) within
+/// [`LOG_LEASE_MS`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRequest {
+    pub v: u32,
+    pub instance: String,
+    /// Lines from the end to send first; `None` sends the whole log.
+    pub tail: Option<usize>,
+    pub follow: bool,
+    pub reply: String,
+}
+
+/// How long a followed log keeps streaming without a renewal.
+pub const LOG_LEASE_MS: u64 = 15_000;
+
+/// Lines of one instance's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogChunk {
+    pub instance: String,
+    pub lines: Vec<String>,
+    /// No more chunks follow (the tail was sent and `follow` is off, or the
+    /// log is gone).
+    pub eof: bool,
+    /// Why the log cannot be read.
+    pub error: Option<String>,
 }
 
 /// A cluster event.

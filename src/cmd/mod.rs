@@ -4,6 +4,7 @@ pub mod deploy;
 pub mod events;
 pub mod host;
 pub mod hosts;
+pub mod logs;
 pub mod ls;
 pub mod ps;
 pub mod rm;

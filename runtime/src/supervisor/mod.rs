@@ -14,6 +14,7 @@ mod image;
 use crate::artifacts::Artifacts;
 use crate::container::{Containers, DEFAULT_GRACE};
 use crate::local::{Local, LocalInstances};
+use crate::logs::LogPaths;
 use crate::oci::pull::Puller;
 use crate::wasm::{InstanceConfig, WasmEngine, WasmInstance};
 use atoll_sdk::cluster::{
@@ -52,6 +53,7 @@ pub struct Supervisor {
     artifacts: Artifacts,
     local: LocalInstances,
     images: ImageSupport,
+    logs: LogPaths,
     slots: Mutex<BTreeMap<String, Slot>>,
     /// Containers being stopped and cleaned up.
     stopping: Mutex<Vec<JoinHandle<()>>>,
@@ -66,6 +68,7 @@ impl Supervisor {
         artifacts: Artifacts,
         local: LocalInstances,
         images: ImageSupport,
+        logs: LogPaths,
     ) -> Arc<Self> {
         Arc::new(Supervisor {
             host: host.to_string(),
@@ -73,6 +76,7 @@ impl Supervisor {
             artifacts,
             local,
             images,
+            logs,
             slots: Mutex::default(),
             stopping: Mutex::default(),
             changed: Notify::new(),
@@ -134,6 +138,7 @@ impl Supervisor {
                 if matches!(slot.spec.artifact, ArtifactRef::Image(_)) {
                     self.stop_container(&id, &slot);
                 }
+                let _ = std::fs::remove_file(self.logs.component(&id));
                 tracing::info!(instance = %id, "stopped");
             }
         }
@@ -288,6 +293,7 @@ impl Supervisor {
             env,
             memory_limit: spec.limits.memory,
             timeout: Duration::from_millis(spec.timeout_ms),
+            log: self.logs.open_component(&spec.id).map(Arc::new),
         }
     }
 }

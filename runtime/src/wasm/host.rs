@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::cli::OutputFile;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -27,12 +28,18 @@ pub(crate) struct HostState {
 
 impl HostState {
     /// A deny-by-default context: the given environment and nothing else.
-    pub(crate) fn new(env: &[(String, String)], memory_limit: u64, deadline: Instant) -> Self {
-        let wasi = WasiCtx::builder()
+    pub(crate) fn new(
+        env: &[(String, String)],
+        memory_limit: u64,
+        deadline: Instant,
+        log: Option<OutputFile>,
+    ) -> Self {
+        let mut builder = WasiCtx::builder();
+        if let Some(log) = log {
+            builder.stdout(log.clone()).stderr(log);
+        }
+        let wasi = builder
             .envs(env)
-            // Inherited for now; shipping guest output as logs is a later step.
-            .inherit_stdout()
-            .inherit_stderr()
             // The builder allows TCP/UDP sockets (with every address denied);
             // switch them off so nothing reaches the network outside wasi-http.
             .allow_tcp(false)

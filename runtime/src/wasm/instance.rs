@@ -44,6 +44,7 @@ struct Inner {
     env: Vec<(String, String)>,
     memory_limit: u64,
     timeout: Duration,
+    log: Option<wasmtime_wasi::cli::OutputFile>,
 }
 
 /// Why a request produced no response from the guest.
@@ -72,6 +73,9 @@ impl WasmInstance {
                 env: cfg.env,
                 memory_limit: cfg.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT),
                 timeout: cfg.timeout.min(MAX_TIMEOUT),
+                log: (cfg.log.as_deref())
+                    .and_then(|f| f.try_clone().ok())
+                    .map(wasmtime_wasi::cli::OutputFile::new),
             }),
         }
     }
@@ -183,7 +187,7 @@ impl WasmInstance {
     fn new_store(&self, started: Instant) -> Store<HostState> {
         let inner = &self.inner;
         let deadline = started + inner.timeout;
-        let state = HostState::new(&inner.env, inner.memory_limit, deadline);
+        let state = HostState::new(&inner.env, inner.memory_limit, deadline, inner.log.clone());
         let mut store = Store::new(inner.engine.engine(), state);
         store.limiter(|state| &mut state.limiter);
         store.set_hostcall_fuel(HOSTCALL_FUEL);

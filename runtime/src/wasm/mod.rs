@@ -10,7 +10,7 @@
 //!
 //! Capabilities are denied by default: the guest sees only the environment
 //! it is given, no preopened directories, no arguments, no sockets. Its
-//! stdout/stderr are inherited from the host process for now.
+//! stdout/stderr go to the instance's log file (`InstanceConfig::log`).
 //!
 //! Body types: [`WasmInstance::handle`] takes any `hyper::Request<B>` whose
 //! body yields `Bytes` (so `hyper::body::Incoming`, `Full<Bytes>` or a boxed
@@ -66,4 +66,7 @@ pub struct InstanceConfig {
     /// guest returns (including the time spent streaming the body). Capped
     /// at 24 hours.
     pub timeout: Duration,
+    /// Where the guest's stdout and stderr go (`atoll logs`); discarded
+    /// when `None`.
+    pub log: Option<std::sync::Arc<std::fs::File>>,
 }

@@ -2,6 +2,8 @@
 //! desired-state store. Every error answers with an [`ErrorBody`] that says
 //! what is wrong.
 
+mod logs;
+
 use crate::cluster::Cluster;
 use crate::views;
 use atoll_sdk::api::{DeployRequest, DeployResponse, ErrorBody};
@@ -28,6 +30,8 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
         .route("/v1/instances", get(list_instances))
         .route("/v1/hosts", get(list_hosts))
         .route("/v1/events", get(events))
+        .route("/v1/logs/{app}", get(logs::app_logs))
+        .route("/v1/logs/{app}/{service}", get(logs::service_logs))
         .route(
             "/v1/artifacts/{digest}",
             put(put_artifact).head(head_artifact),
