@@ -156,6 +156,22 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
     Ok(())
 }
 
+/// `atoll host --cleanup`: removes every container, namespace, address
+/// lease, overlay and the bridge this data dir's host made, without
+/// joining the cluster. For a host retired for good, or after a crash.
+pub async fn cleanup(cfg: HostConfig) -> Result<(), HostError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| HostError::DataDir {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
+    let _lock = lock_data_dir(&cfg.data_dir)?;
+    match image_support(&cfg).await?.containers {
+        Ok(containers) => containers.teardown().await,
+        Err(why) => tracing::warn!(%why, "nothing to clean: containers are not available"),
+    }
+    Ok(())
+}
+
 /// Holds an exclusive lock on `<data>/host.lock` for as long as the
 /// returned file lives; the file says which process holds it.
 fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, HostError> {

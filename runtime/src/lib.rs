@@ -16,4 +16,4 @@ pub mod oci;
 pub mod supervisor;
 pub mod wasm;
 
-pub use agent::{HostConfig, HostError, run};
+pub use agent::{HostConfig, HostError, cleanup, run};

@@ -28,6 +28,10 @@ pub struct Args {
     cluster: String,
     #[command(flatten)]
     containers: ContainerArgs,
+    /// Remove every container, namespace and bridge this host's data dir
+    /// holds, then exit (the host must be stopped)
+    #[arg(long)]
+    cleanup: bool,
 }
 
 /// How a host runs container images.
@@ -101,6 +105,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         keep_containers: false,
     };
     args.containers.apply(&mut cfg)?;
+    if args.cleanup {
+        atoll_runtime::cleanup(cfg).await?;
+        println!("host cleaned up");
+        return Ok(());
+    }
     atoll_runtime::run(cfg, super::up::shutdown_signal()).await?;
     Ok(())
 }

@@ -188,6 +188,11 @@ impl Cluster {
     /// Starts `atoll host --name NAME --bind BIND` with extra args.
     pub fn start_host(&mut self, name: &str, bind: &str, extra: &[&str]) {
         let data = self.dir.path().join(format!("host-{name}"));
+        self.start_host_at(name, bind, &data, extra);
+    }
+
+    /// [`start_host`](Self::start_host) with the host's data dir given.
+    pub fn start_host_at(&mut self, name: &str, bind: &str, data: &Path, extra: &[&str]) {
         let mut cmd = Command::new(atoll_bin());
         cmd.args([
             "host",
@@ -199,7 +204,7 @@ impl Cluster {
             bind,
             "--data-dir",
         ])
-        .arg(&data)
+        .arg(data)
         .args(extra);
         let proc = Proc::spawn(&format!("host-{name}"), &mut cmd, self.dir.path());
         self.hosts.push((name.to_string(), proc));

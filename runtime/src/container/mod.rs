@@ -245,6 +245,13 @@ impl Containers {
             .ok();
     }
 
+    /// Removes every container of this host and its bridge: what a host
+    /// stopping for good (not for an upgrade) leaves behind is nothing.
+    pub async fn teardown(&self) {
+        self.remove_all_except(&HashSet::new()).await;
+        self.network.remove_bridge().await;
+    }
+
     /// Removes containers, bundles and leases of instances not in `keep`
     /// (left by a run of this host that ended without cleaning up).
     pub async fn remove_all_except(&self, keep: &HashSet<String>) {

@@ -89,10 +89,13 @@ pub fn next_free(subnet: Subnet, used: &[Ipv4Addr]) -> Option<Ipv4Addr> {
         .find(|ip| !used.contains(ip))
 }
 
-/// The first `10.89.N.0/24` that none of `taken` (addresses on this
-/// machine's interfaces) falls in.
-pub fn pick_subnet(taken: &[Ipv4Addr]) -> Option<Subnet> {
+/// The first `10.89.N.0/24`, trying N from `first` round to `first - 1`,
+/// that none of `taken` (addresses on this machine's interfaces) falls in.
+/// Hosts sharing a machine start from different `first`s, so two starting
+/// at once rarely pick the same.
+pub fn pick_subnet(taken: &[Ipv4Addr], first: u8) -> Option<Subnet> {
     (0..=255u8)
+        .map(|i| i.wrapping_add(first))
         .map(|n| Subnet {
             base: Ipv4Addr::new(10, 89, n, 0),
             prefix: 24,
@@ -146,7 +149,8 @@ impl Network {
             (Some(s), _) | (None, Some(s)) => s,
             (None, None) => {
                 let taken = interface_addresses().await?;
-                pick_subnet(&taken).ok_or(NetError::Exhausted {
+                let first = Sha256::digest(data_dir.to_string_lossy().as_bytes())[0];
+                pick_subnet(&taken, first).ok_or(NetError::Exhausted {
                     subnet: "10.89.0.0/16".into(),
                 })?
             }
@@ -235,6 +239,16 @@ impl Network {
         // into it is not.
         let _ = ip(&["link", "del", veth.as_str()]).await;
         self.release(instance);
+    }
+
+    /// Removes the bridge (after every container is gone). A later
+    /// `setup` makes it again.
+    pub async fn remove_bridge(&self) {
+        if ip(&["link", "show", &self.bridge]).await.is_ok()
+            && let Err(e) = ip(&["link", "del", &self.bridge]).await
+        {
+            tracing::warn!(bridge = %self.bridge, error = %e, "could not remove the bridge");
+        }
     }
 
     /// Instances holding a lease (for clean-up after a restart).
@@ -424,7 +438,12 @@ mod tests {
     #[test]
     fn the_picked_subnet_avoids_addresses_in_use() {
         let taken = [Ipv4Addr::new(10, 89, 0, 1), Ipv4Addr::new(10, 89, 1, 9)];
-        assert_eq!(pick_subnet(&taken).unwrap().to_string(), "10.89.2.0/24");
+        assert_eq!(pick_subnet(&taken, 0).unwrap().to_string(), "10.89.2.0/24");
+        assert_eq!(
+            pick_subnet(&taken, 255).unwrap().to_string(),
+            "10.89.255.0/24"
+        );
+        assert_eq!(pick_subnet(&taken, 1).unwrap().to_string(), "10.89.2.0/24");
     }
 
     #[test]

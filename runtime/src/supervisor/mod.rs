@@ -109,6 +109,9 @@ impl Supervisor {
         {
             tracing::warn!("some containers were still stopping at shutdown");
         }
+        if !keep_containers && let Some(containers) = self.containers() {
+            containers.teardown().await;
+        }
     }
 
     fn slots(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Slot>> {

@@ -1,0 +1,236 @@
+//! Containers and Wasm artifacts from a real registry, side by side: an
+//! image built here (busybox's httpd) and the hello component are pushed
+//! to Debian's docker-registry with `atoll push`, pulled by two hosts, run
+//! through youki and the Wasm driver, and served through both hosts'
+//! published ports. A container killed from outside is restarted and
+//! counted; `atoll rm` leaves no namespace, veth, overlay or cgroup.
+
+#[path = "containers/cleanup.rs"]
+mod cleanup;
+mod common;
+#[path = "containers/image.rs"]
+mod image;
+#[path = "containers/registry.rs"]
+mod registry;
+
+use cleanup::HostDirs;
+use common::*;
+use registry::Registry;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+/// Pushes with the CLI; returns the manifest digest it prints.
+fn push(c: &Cluster, source: &Path, reference: &str) -> String {
+    let out = c.atoll(&["push", &source.to_string_lossy(), reference, "--insecure"]);
+    assert!(
+        out.status.success(),
+        "atoll push {reference} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn instance<'a>(rows: &'a [Value], id: &str) -> Option<&'a Value> {
+    rows.iter().find(|r| r["id"] == id)
+}
+
+/// Ids answering `/cgi-bin/whoami` through `hostport`, over `n` requests.
+fn whoami(hostport: &str, n: usize) -> BTreeSet<String> {
+    (0..n)
+        .filter_map(|_| http_get(hostport, "/cgi-bin/whoami").ok())
+        .map(|(status, body)| {
+            assert_eq!(status, 200, "whoami through {hostport}: {body}");
+            body.trim().to_string()
+        })
+        .collect()
+}
+
+/// What an instance leaves on the machine while it runs.
+fn leftovers(data: &Path, id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let netns = Path::new("/var/run/netns").join(format!("atoll-{id}"));
+    if netns.exists() {
+        found.push(format!("network namespace {}", netns.display()));
+    }
+    let veth = format!("av{}", &format!("{:x}", Sha256::digest(id.as_bytes()))[..8]);
+    let link = std::process::Command::new("ip")
+        .args(["link", "show", &veth])
+        .output()
+        .expect("ip");
+    if link.status.success() {
+        found.push(format!("veth {veth}"));
+    }
+    let bundle = data.join("containers").join(id);
+    if bundle.exists() {
+        found.push(format!("bundle {}", bundle.display()));
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    if mounts.contains(&bundle.to_string_lossy().to_string()) {
+        found.push("overlay mount".into());
+    }
+    for cg in ["memory", "pids", "cpu", "unified", ""] {
+        let p = Path::new("/sys/fs/cgroup").join(cg).join("atoll").join(id);
+        if p.exists() {
+            found.push(format!("cgroup {}", p.display()));
+        }
+    }
+    let leases = std::fs::read_dir(data.join("net/leases"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|s| s.trim() == id))
+        .count();
+    if leases > 0 {
+        found.push("address lease".into());
+    }
+    found
+}
+
+#[test]
+fn containers_and_wasm_artifacts_from_a_registry_serve_side_by_side() {
+    let mut dirs = HostDirs::new();
+    let mut c = Cluster::start();
+    let registry = Registry::start(c.dir.path());
+    let reg = registry.host.clone();
+
+    let layout = c.dir.path().join("web-image");
+    image::busybox_httpd(&layout, image::host_arch(), "hello from a container\n");
+    push(&c, &layout, &format!("{reg}/web:1"));
+    push(&c, &sample_wasm("hello"), &format!("{reg}/hello:1"));
+
+    let (d1, d2) = (dirs.data("h1"), dirs.data("h2"));
+    let common = ["--insecure-registry", &reg];
+    let h1_extra = [
+        &common[..],
+        &[
+            "--label",
+            "role=containers",
+            "--container-subnet",
+            "10.89.206.0/24",
+        ],
+    ]
+    .concat();
+    let h2_extra = [&common[..], &["--container-subnet", "10.89.207.0/24"]].concat();
+    c.start_host_at("h1", "127.0.6.2", &d1, &h1_extra);
+    c.start_host_at("h2", "127.0.6.3", &d2, &h2_extra);
+
+    let (web_port, hello_port) = (free_port(), free_port());
+    let file = c.compose(
+        "mixed.yaml",
+        &format!(
+            "name: mixed
+services:
+  web:
+    image: {reg}/web:1
+    ports: [\"{web_port}:8080\"]
+    stop_grace_period: 1s
+    deploy:
+      replicas: 3
+      placement:
+        constraints: [node.labels.role == containers]
+  hello:
+    image: {reg}/hello:1
+    ports: [\"{hello_port}:80\"]
+    deploy:
+      replicas: 2
+"
+        ),
+    );
+    c.deploy_wait(&file);
+
+    let rows = c.instances("mixed");
+    let web: BTreeSet<String> = rows
+        .iter()
+        .filter(|r| r["service"] == "web" && r["state"] == "running")
+        .map(|r| {
+            assert_eq!(r["host"], "h1", "web is placed by its constraint: {r}");
+            r["id"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert_eq!(web.len(), 3, "3 container replicas on one host: {rows:?}");
+
+    // Both services answer through both hosts' ports; the three replicas
+    // share container port 8080, each in its own namespace.
+    for bind in ["127.0.6.2", "127.0.6.3"] {
+        let (status, body) = http_get(&format!("{bind}:{web_port}"), "/").expect("web");
+        assert_eq!((status, body.as_str()), (200, "hello from a container\n"));
+        let (status, body) = http_get(&format!("{bind}:{hello_port}"), "/").expect("hello");
+        assert_eq!(
+            status, 200,
+            "the Wasm artifact answers through {bind}: {body}"
+        );
+        assert!(body.starts_with("hello from"), "{body}");
+        let seen = wait_until(
+            &format!("every replica to answer through {bind}"),
+            Duration::from_secs(10),
+            || Some(whoami(&format!("{bind}:{web_port}"), 30)).filter(|s| *s == web),
+        );
+        assert_eq!(seen, web);
+    }
+
+    // A container's process killed from outside is restarted and counted.
+    let victim = web.iter().next().expect("a replica").clone();
+    let pid = std::fs::read_to_string(d1.join("containers").join(&victim).join("container.pid"))
+        .expect("pid file");
+    let killed = std::process::Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let row = wait_until(
+        "the killed container to run again",
+        Duration::from_secs(15),
+        || {
+            let rows = c.instances("mixed");
+            instance(&rows, &victim)
+                .filter(|r| r["state"] == "running" && r["restarts"].as_u64() >= Some(1))
+                .cloned()
+        },
+    );
+    let reason = row["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("signal 9"),
+        "the last exit is shown: {reason}"
+    );
+    wait_until(
+        "the restarted replica to serve",
+        Duration::from_secs(10),
+        || {
+            whoami(&format!("127.0.6.3:{web_port}"), 30)
+                .contains(&victim)
+                .then_some(())
+        },
+    );
+
+    // Its output reaches `atoll logs`, from the host that runs it.
+    let out = c.atoll(&["logs", "mixed/web", "--tail", "50"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let logs = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        logs.contains("url:/cgi-bin/whoami"),
+        "httpd's request log: {logs}"
+    );
+
+    // `atoll rm`: containers stopped and everything they had removed.
+    let out = c.atoll(&["rm", "mixed"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for id in &web {
+        wait_until(
+            &format!("{id} to be cleaned up"),
+            Duration::from_secs(20),
+            || leftovers(&d1, id).is_empty().then_some(()),
+        );
+    }
+    drop(registry);
+}
