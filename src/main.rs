@@ -38,6 +38,10 @@ enum Command {
     Rm(cmd::rm::Args),
     /// Follow cluster events
     Events(cmd::events::Args),
+    /// Publish a Wasm component or an OCI image layout to a registry
+    Push(cmd::push::Args),
+    /// Load images into a host's store without a registry, and list them
+    Image(cmd::image::Args),
     /// Show the output of an app's instances
     Logs(cmd::logs::Args),
 }
@@ -69,6 +73,8 @@ fn main() -> std::process::ExitCode {
             Command::Hosts(a) => cmd::hosts::run(a).await,
             Command::Rm(a) => cmd::rm::run(a).await,
             Command::Events(a) => cmd::events::run(a).await,
+            Command::Push(a) => cmd::push::run(a).await,
+            Command::Image(a) => cmd::image::run(a).await,
             Command::Logs(a) => cmd::logs::run(a).await,
         }
     });

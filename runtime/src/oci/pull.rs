@@ -12,6 +12,10 @@
 //! total deadline, a stalled one must not hang). Plain HTTP is used only
 //! for registries listed in [`PullConfig::insecure_registries`]; anything
 //! else goes over TLS (rustls, system roots).
+//!
+//! Before any of that, a reference that `atoll image load` recorded in the
+//! store's [`RefIndex`] is answered from the store alone, when everything
+//! the image needs is there (see [`layout`](super::layout)).
 
 mod error;
 
@@ -32,6 +36,7 @@ use tokio_util::io::StreamReader;
 
 use super::auth;
 use super::kind::{ArtifactKind, ImageConfig, classify};
+use super::layout::RefIndex;
 use super::platform::{Platform, select};
 use super::store::{BlobStore, DEFAULT_MAX_BLOB_BYTES, StoreError, sha256_digest};
 pub use error::PullError;
@@ -164,6 +169,9 @@ impl Puller {
             registry: &registry,
             timeout: self.timeout,
         };
+        if let Some(image) = self.local(&parsed, &cx, &progress).await? {
+            return Ok(image);
+        }
         let auth = match &self.docker_config {
             Some(path) => auth::load(path, &registry).map_err(|source| PullError::Credentials {
                 registry: registry.clone(),
@@ -200,18 +208,7 @@ impl Puller {
             |_, _, _| {},
         )
         .await?;
-        let config = match kind {
-            ArtifactKind::Container => {
-                let bytes = (self.store.read(&config_desc.digest, MAX_CONFIG_BYTES).await)
-                    .map_err(|err| cx.store(err))?;
-                let config = ImageConfig::parse(&bytes).map_err(|source| PullError::Kind {
-                    reference: reference.to_owned(),
-                    source,
-                })?;
-                Some(config)
-            }
-            ArtifactKind::Wasm { .. } => None,
-        };
+        let config = self.image_config(&kind, &config_desc.digest, &cx).await?;
 
         let layers = manifest.layers.len();
         for (index, layer) in manifest.layers.iter().enumerate() {
@@ -239,6 +236,97 @@ impl Puller {
                 .map(|layer| (layer.digest.clone(), layer.media_type.clone()))
                 .collect(),
         })
+    }
+
+    /// The image `atoll image load` recorded under this reference in the
+    /// store's [`RefIndex`], if its manifest, config and layers are all
+    /// stored: then no registry is asked (air-gapped sites). A loaded
+    /// image takes precedence over the registry's tag. Anything missing or
+    /// unreadable falls through to a registry pull.
+    async fn local(
+        &self,
+        parsed: &Reference,
+        cx: &Context<'_>,
+        progress: &impl Fn(PullProgress),
+    ) -> Result<Option<PulledImage>, PullError> {
+        let normalized = parsed.whole();
+        let entry = match RefIndex::new(&self.store).get(&normalized).await {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return Ok(None),
+            Err(error) => {
+                tracing::warn!(reference = cx.reference, %error, "cannot read the local reference index; pulling");
+                return Ok(None);
+            }
+        };
+        let manifest = match self
+            .store
+            .read(&entry.manifest_digest, MAX_CONFIG_BYTES)
+            .await
+        {
+            Ok(bytes) => serde_json::from_slice::<OciImageManifest>(&bytes).ok(),
+            Err(_) => None,
+        };
+        let Some(manifest) = manifest.filter(|manifest| {
+            std::iter::once(&manifest.config)
+                .chain(&manifest.layers)
+                .all(|desc| self.store.has(&desc.digest))
+        }) else {
+            tracing::debug!(
+                reference = cx.reference,
+                "the loaded image is incomplete; pulling"
+            );
+            return Ok(None);
+        };
+        let kind = classify(&manifest).map_err(|source| PullError::Kind {
+            reference: cx.reference.to_owned(),
+            source,
+        })?;
+        let config = self
+            .image_config(&kind, &manifest.config.digest, cx)
+            .await?;
+        let layers = manifest.layers.len();
+        for (index, layer) in manifest.layers.iter().enumerate() {
+            let size = u64::try_from(layer.size).unwrap_or(0);
+            progress(PullProgress {
+                layer: index,
+                layers,
+                bytes: size,
+                total: size,
+                cached: true,
+            });
+        }
+        Ok(Some(PulledImage {
+            reference: cx.reference.to_owned(),
+            manifest_digest: entry.manifest_digest,
+            config_digest: manifest.config.digest.clone(),
+            kind,
+            config,
+            layers: (manifest.layers.iter())
+                .map(|layer| (layer.digest.clone(), layer.media_type.clone()))
+                .collect(),
+        }))
+    }
+
+    /// How a container image starts, from its stored config; `None` for
+    /// Wasm.
+    async fn image_config(
+        &self,
+        kind: &ArtifactKind,
+        digest: &str,
+        cx: &Context<'_>,
+    ) -> Result<Option<ImageConfig>, PullError> {
+        match kind {
+            ArtifactKind::Container => {
+                let bytes = (self.store.read(digest, MAX_CONFIG_BYTES).await)
+                    .map_err(|err| cx.store(err))?;
+                let config = ImageConfig::parse(&bytes).map_err(|source| PullError::Kind {
+                    reference: cx.reference.to_owned(),
+                    source,
+                })?;
+                Ok(Some(config))
+            }
+            ArtifactKind::Wasm { .. } => Ok(None),
+        }
     }
 
     /// Fetches the image manifest, through the index if there is one,
