@@ -234,3 +234,144 @@ services:
     }
     drop(registry);
 }
+
+/// Flips every byte of a blob in the registry's storage: same size, wrong
+/// digest.
+fn corrupt(path: &Path) {
+    let bytes: Vec<u8> = std::fs::read(path)
+        .expect("blob in the registry")
+        .iter()
+        .map(|b| !b)
+        .collect();
+    std::fs::write(path, bytes).expect("corrupt the blob");
+}
+
+#[test]
+fn bad_images_and_containers_fail_with_a_reason_and_disturb_nothing() {
+    let mut dirs = HostDirs::new();
+    let mut c = Cluster::start();
+    let registry = Registry::start(c.dir.path());
+    let reg = registry.host.clone();
+    let foreign = if image::host_arch() == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    };
+    for (name, arch, text) in [
+        ("web", image::host_arch(), "good\n"),
+        ("foreign", foreign, "foreign\n"),
+        ("corrupt", image::host_arch(), "corrupt\n"),
+    ] {
+        let layout = c.dir.path().join(name);
+        let built = image::busybox_httpd(&layout, arch, text);
+        push(&c, &layout, &format!("{reg}/{name}:1"));
+        if name == "corrupt" {
+            corrupt(&registry.blob_data(&built.layer_digest));
+        }
+    }
+    let data = dirs.data("h3");
+    let extra = [
+        "--insecure-registry",
+        &reg,
+        "--container-subnet",
+        "10.89.208.0/24",
+    ];
+    c.start_host_at("h3", "127.0.6.4", &data, &extra);
+
+    let port = free_port();
+    let good = c.compose(
+        "good.yaml",
+        &format!("name: good\nservices:\n  web:\n    image: {reg}/web:1\n    ports: [\"{port}:8080\"]\n    stop_grace_period: 1s\n"),
+    );
+    c.deploy_wait(&good);
+    let down = format!("127.0.0.1:{}", free_port());
+    let bad = c.compose(
+        "bad.yaml",
+        &format!(
+            "name: bad
+services:
+  unknown:
+    image: {reg}/nothere:1
+  down:
+    image: {down}/web:1
+  platform:
+    image: {reg}/foreign:1
+  corrupt:
+    image: {reg}/corrupt:1
+  nocmd:
+    image: {reg}/web:1
+    command: [/bin/nope]
+  oom:
+    image: {reg}/web:1
+    entrypoint: [/bin/tail, /dev/zero]
+    restart: \"no\"
+    stop_grace_period: 1s
+    deploy:
+      resources:
+        limits:
+          memory: 16M
+"
+        ),
+    );
+    let out = c.atoll(&["deploy", "-f", &bad.to_string_lossy()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let expected = [
+        ("unknown", "not found in registry"),
+        ("down", "cannot reach registry"),
+        ("platform", "has no linux/"),
+        ("corrupt", "failed verification"),
+        ("nocmd", "command \"/bin/nope\" not found in the image"),
+        ("oom", "OOM killed (memory limit 16 MiB)"),
+    ];
+    for (service, reason) in expected {
+        let row = wait_until(
+            &format!("{service} to fail with {reason:?}"),
+            Duration::from_secs(30),
+            || {
+                let rows = c.instances("bad");
+                rows.iter()
+                    .find(|r| {
+                        r["service"] == service
+                            && r["state"] == "failed"
+                            && r["reason"].as_str().is_some_and(|m| m.contains(reason))
+                    })
+                    .cloned()
+            },
+        );
+        assert_eq!(row["host"], "h3");
+    }
+
+    // Nothing else was disturbed: the good app serves, the host is up.
+    for _ in 0..20 {
+        let (status, body) = http_get(&format!("127.0.6.4:{port}"), "/").expect("good app");
+        assert_eq!((status, body.as_str()), (200, "good\n"));
+    }
+    let hosts = c.json(&["hosts", "-o", "json"]);
+    assert_eq!(hosts[0]["state"], "ready", "{hosts}");
+
+    let ids: Vec<String> = ["bad", "good"]
+        .iter()
+        .flat_map(|app| c.instances(app))
+        .filter_map(|r| r["id"].as_str().map(str::to_string))
+        .collect();
+    for app in ["bad", "good"] {
+        let out = c.atoll(&["rm", app]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for id in &ids {
+        wait_until(
+            &format!("{id} to be cleaned up"),
+            Duration::from_secs(20),
+            || leftovers(&data, id).is_empty().then_some(()),
+        );
+    }
+}

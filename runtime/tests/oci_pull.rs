@@ -249,7 +249,7 @@ async fn errors_name_the_image_and_the_problem() {
     assert!(matches!(err, PullError::Tls { .. }), "{err:?}");
     let message = err.to_string();
     assert!(
-        message.contains("TLS") && message.contains("insecure_registries"),
+        message.contains("TLS") && message.contains("--insecure-registry"),
         "{message}"
     );
 }

@@ -11,7 +11,7 @@ pub struct Registry {
     /// `127.0.0.1:<port>`, as written in image references.
     pub host: String,
     dir: PathBuf,
-    pub proc: Proc,
+    _proc: Proc,
 }
 
 impl Registry {
@@ -39,7 +39,11 @@ impl Registry {
         wait_until("the registry to answer", Duration::from_secs(15), || {
             http_get(&host, "/v2/").ok().filter(|(s, _)| *s == 200)
         });
-        Registry { host, dir, proc }
+        Registry {
+            host,
+            dir,
+            _proc: proc,
+        }
     }
 
     /// Where the registry keeps a blob (distribution's filesystem layout),

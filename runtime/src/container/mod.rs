@@ -132,8 +132,11 @@ impl Containers {
     ) -> Result<Started, ContainerError> {
         let lower = self.images.rootfs(image).await?;
         let bundle = self.bundle(&spec.id);
-        // A leftover from a crashed attempt is cleared first.
-        let _ = self.runtime.delete(&spec.id).await;
+        // A leftover from a crashed attempt is cleared first (there can be
+        // none without a bundle: spare the runtime call).
+        if bundle.exists() {
+            let _ = self.runtime.delete(&spec.id).await;
+        }
         let attachment = self.network.attach(&spec.id).await?;
         let prepared = bundle::prepare(&bundle, &lower, spec, image, host, &attachment);
         if let Err(e) = prepared {
@@ -176,6 +179,10 @@ impl Containers {
     /// A container left running by an earlier run of this host, if it
     /// still runs.
     pub async fn adopt(&self, id: &str) -> Option<Started> {
+        // Only an instance with a bundle can have a container.
+        if !self.bundle(id).join("config.json").exists() {
+            return None;
+        }
         let state = self.runtime.state(id).await.ok().flatten()?;
         let pid = state.pid.filter(|_| state.status == "running")?;
         let address = self.network.address_of(id)?;

@@ -3,8 +3,8 @@
 //! A pull resolves the reference to one image manifest (choosing this
 //! host's platform from an index, see [`platform`](super::platform)), keeps
 //! the manifest and config in the store, and downloads each layer not yet
-//! stored, verified by digest and size. Tags are resolved on every pull
-//! (they move); blobs are fetched once per host.
+//! stored, verified by digest and size. A tag is resolved once per host
+//! and remembered (`latest` on every pull); blobs are fetched once per host.
 //!
 //! Every network step is bounded by [`PullConfig::timeout`]: connecting,
 //! each manifest or config request as a whole, and for layers the wait for
@@ -36,7 +36,7 @@ use tokio_util::io::StreamReader;
 
 use super::auth;
 use super::kind::{ArtifactKind, ImageConfig, classify};
-use super::layout::RefIndex;
+use super::layout::{RefEntry, RefIndex};
 use super::platform::{Platform, select};
 use super::store::{BlobStore, DEFAULT_MAX_BLOB_BYTES, StoreError, sha256_digest};
 pub use error::PullError;
@@ -226,6 +226,7 @@ impl Puller {
                 .await?;
         }
 
+        self.remember(&parsed, &manifest_digest);
         Ok(PulledImage {
             reference: reference.to_owned(),
             manifest_digest,
@@ -236,6 +237,23 @@ impl Puller {
                 .map(|layer| (layer.digest.clone(), layer.media_type.clone()))
                 .collect(),
         })
+    }
+
+    /// Records what a tag resolved to, so the next instance on this host
+    /// starts without asking the registry (Kubernetes' `IfNotPresent`).
+    /// `latest`, which is expected to move, is resolved on every pull, and
+    /// a digest needs no resolving.
+    fn remember(&self, parsed: &Reference, manifest_digest: &str) {
+        if parsed.digest().is_some() || parsed.tag().is_none_or(|t| t == "latest") {
+            return;
+        }
+        let entry = RefEntry {
+            reference: parsed.whole(),
+            manifest_digest: manifest_digest.to_owned(),
+        };
+        if let Err(error) = RefIndex::new(&self.store).set(&entry) {
+            tracing::warn!(reference = %entry.reference, %error, "cannot record the resolved tag");
+        }
     }
 
     /// The image `atoll image load` recorded under this reference in the
@@ -319,6 +337,7 @@ impl Puller {
             ArtifactKind::Container => {
                 let bytes = (self.store.read(digest, MAX_CONFIG_BYTES).await)
                     .map_err(|err| cx.store(err))?;
+                self.check_platform(&bytes, cx)?;
                 let config = ImageConfig::parse(&bytes).map_err(|source| PullError::Kind {
                     reference: cx.reference.to_owned(),
                     source,
@@ -327,6 +346,33 @@ impl Puller {
             }
             ArtifactKind::Wasm { .. } => Ok(None),
         }
+    }
+
+    /// A single-platform image (no index to choose from) whose config
+    /// names another os or architecture cannot run here: said now, rather
+    /// than as an "exec format error" from inside the container.
+    fn check_platform(&self, config: &[u8], cx: &Context<'_>) -> Result<(), PullError> {
+        #[derive(serde::Deserialize)]
+        struct Named {
+            #[serde(default)]
+            architecture: String,
+            #[serde(default)]
+            os: String,
+        }
+        let Ok(named) = serde_json::from_slice::<Named>(config) else {
+            return Ok(());
+        };
+        let arch_differs =
+            !named.architecture.is_empty() && named.architecture != self.platform.architecture;
+        let os_differs = !named.os.is_empty() && named.os != self.platform.os;
+        if arch_differs || os_differs {
+            return Err(PullError::Platform(super::platform::PlatformError {
+                reference: cx.reference.to_owned(),
+                wanted: self.platform.clone(),
+                offered: vec![format!("{}/{}", named.os, named.architecture)],
+            }));
+        }
+        Ok(())
     }
 
     /// Fetches the image manifest, through the index if there is one,

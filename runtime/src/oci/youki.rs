@@ -238,10 +238,11 @@ pub fn summarize(output: &str) -> String {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with("at ") && !l.starts_with("Stack backtrace"))
+        // Backtrace frames: `  12: some::function`.
         .filter(|l| {
-            !l.split(':')
+            l.split(':')
                 .next()
-                .is_some_and(|n| n.trim().parse::<u32>().is_ok())
+                .is_none_or(|n| n.trim().parse::<u32>().is_err())
         })
         .collect();
     let errors: Vec<&str> = lines

@@ -112,7 +112,8 @@ impl Supervisor {
             return;
         }
         self.update(id, |slot| slot.pid = Some(s.pid));
-        tracing::info!(instance = %id, address = %s.address, pid = s.pid, "container running");
+        let startup_ms = self.since_assigned_ms(id);
+        tracing::info!(instance = %id, address = %s.address, pid = s.pid, startup_ms, "container running");
         self.set(id, InstanceState::Running, None);
         let reason = self.watch(spec, containers, s.pid).await;
         self.restart_loop(spec, containers, reason).await;

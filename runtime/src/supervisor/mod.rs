@@ -37,6 +37,9 @@ struct Slot {
     pull: Option<PullBytes>,
     /// The container's init process, while it runs.
     pid: Option<i32>,
+    /// When this host was told to run it (start-up time is measured from
+    /// here).
+    assigned: std::time::Instant,
 }
 
 /// How this host runs image services.
@@ -161,6 +164,7 @@ impl Supervisor {
                     restarts: 0,
                     pull: None,
                     pid: None,
+                    assigned: std::time::Instant::now(),
                 },
             );
         }
@@ -242,9 +246,17 @@ impl Supervisor {
         };
         let inst = WasmInstance::new(&self.engine, prepared, self.instance_config(spec));
         if self.register(&spec.id, Local::Wasm(inst)) {
-            tracing::info!(instance = %spec.id, "running");
+            let startup_ms = self.since_assigned_ms(&spec.id);
+            tracing::info!(instance = %spec.id, startup_ms, "running");
             self.set(&spec.id, InstanceState::Running, None);
         }
+    }
+
+    /// Milliseconds since the instance was assigned to this host.
+    fn since_assigned_ms(&self, id: &str) -> f64 {
+        self.slots()
+            .get(id)
+            .map_or(0.0, |s| s.assigned.elapsed().as_secs_f64() * 1000.0)
     }
 
     /// Makes the instance reachable through the gateway, unless it was
