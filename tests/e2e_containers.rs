@@ -375,3 +375,134 @@ services:
         );
     }
 }
+
+/// Container pid of each running instance of `app`, from the host's data.
+fn pids(c: &Cluster, data: &Path, app: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = c
+        .running(app)
+        .into_iter()
+        .map(|(id, _)| {
+            let pid =
+                std::fs::read_to_string(data.join("containers").join(&id).join("container.pid"))
+                    .unwrap_or_default();
+            (id, pid.trim().to_string())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_restarted_host_adopts_its_containers_and_cleans_up_what_went_away() {
+    let mut dirs = HostDirs::new();
+    let mut c = Cluster::start();
+    let registry = Registry::start(c.dir.path());
+    let reg = registry.host.clone();
+    let layout = c.dir.path().join("web-image");
+    image::busybox_httpd(&layout, image::host_arch(), "adopted\n");
+    push(&c, &layout, &format!("{reg}/web:1"));
+    let data = dirs.data("h4");
+    let extra = [
+        "--insecure-registry",
+        &reg,
+        "--container-subnet",
+        "10.89.209.0/24",
+    ];
+    c.start_host_at("h4", "127.0.6.5", &data, &extra);
+    let port = free_port();
+    let file = c.compose(
+        "keep.yaml",
+        &format!("name: keep\nservices:\n  web:\n    image: {reg}/web:1\n    ports: [\"{port}:8080\"]\n    stop_grace_period: 1s\n    deploy:\n      replicas: 2\n"),
+    );
+    c.deploy_wait(&file);
+    let before = pids(&c, &data, "keep");
+    assert_eq!(before.len(), 2);
+
+    // kill -9: the containers outlive their host, and the host's next run
+    // takes them over: same instances, same processes, none added.
+    c.host("h4").kill9();
+    c.start_host_at("h4", "127.0.6.5", &data, &extra);
+    let n = c.hosts.len();
+    wait_until(
+        "the new host run to adopt both",
+        Duration::from_secs(20),
+        || {
+            let log = c.hosts[n - 1].1.log();
+            (log.matches("adopted a running container").count() == 2).then_some(())
+        },
+    );
+    let (status, body) = wait_until("the new run to serve", Duration::from_secs(20), || {
+        http_get(&format!("127.0.6.5:{port}"), "/").ok()
+    });
+    assert_eq!((status, body.as_str()), (200, "adopted\n"));
+    assert_eq!(pids(&c, &data, "keep"), before, "adopted, not restarted");
+    let bundles = std::fs::read_dir(data.join("containers"))
+        .expect("containers")
+        .count();
+    assert_eq!(bundles, 2, "no duplicate was started");
+
+    // Removed while its host was down: the host's next run removes it.
+    c.hosts[n - 1].1.kill9();
+    let out = c.atoll(&["rm", "keep"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.start_host_at("h4", "127.0.6.5", &data, &extra);
+    for (id, _) in &before {
+        wait_until(
+            &format!("{id} to be cleaned up"),
+            Duration::from_secs(20),
+            || leftovers(&data, id).is_empty().then_some(()),
+        );
+    }
+}
+
+#[test]
+fn a_hundred_container_starts_and_stops_leave_nothing_behind() {
+    let mut dirs = HostDirs::new();
+    let mut c = Cluster::start();
+    let registry = Registry::start(c.dir.path());
+    let reg = registry.host.clone();
+    let layout = c.dir.path().join("web-image");
+    image::busybox_httpd(&layout, image::host_arch(), "cycle\n");
+    push(&c, &layout, &format!("{reg}/web:1"));
+    let data = dirs.data("h5");
+    let extra = [
+        "--insecure-registry",
+        &reg,
+        "--container-subnet",
+        "10.89.210.0/28",
+    ];
+    c.start_host_at("h5", "127.0.6.6", &data, &extra);
+    let scale = |replicas: u32| {
+        c.compose(
+            "cycle.yaml",
+            &format!("name: cycle\nservices:\n  web:\n    image: {reg}/web:1\n    stop_grace_period: 0s\n    deploy:\n      replicas: {replicas}\n"),
+        )
+    };
+    // 20 rounds of 5 new containers, then none: 100 starts and stops. The
+    // /28 has 13 addresses, so leaked leases would exhaust it.
+    let mut seen = BTreeSet::new();
+    for round in 0..20 {
+        c.deploy_wait(&scale(5));
+        let running = c.running("cycle");
+        assert_eq!(running.len(), 5, "round {round}");
+        seen.extend(running.into_iter().map(|(id, _)| id));
+        c.deploy_wait(&scale(0));
+        wait_until(
+            "the round's containers to stop",
+            Duration::from_secs(20),
+            || c.instances("cycle").is_empty().then_some(()),
+        );
+    }
+    assert_eq!(seen.len(), 100, "every round started new containers");
+    for id in &seen {
+        wait_until(
+            &format!("{id} to be cleaned up"),
+            Duration::from_secs(20),
+            || leftovers(&data, id).is_empty().then_some(()),
+        );
+    }
+}
