@@ -40,6 +40,9 @@ pub struct HostConfig {
     pub oci_runtime: PathBuf,
     /// Registries reached over plain HTTP (`--insecure-registry`).
     pub insecure_registries: Vec<String>,
+    /// Registry credentials in docker's `config.json` format
+    /// (`--registry-auth`); docker's own file when `None`.
+    pub registry_auth: Option<PathBuf>,
     /// The containers' subnet (`--container-subnet`); picked when `None`.
     pub container_subnet: Option<Subnet>,
     /// Leave containers running at shutdown, for the next run to adopt.
@@ -210,6 +213,7 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, HostError> {
 async fn image_support(cfg: &HostConfig) -> Result<ImageSupport, HostError> {
     let mut pull = PullConfig::new(cfg.data_dir.join("blobs"));
     pull.insecure_registries = cfg.insecure_registries.clone();
+    pull.docker_config = cfg.registry_auth.clone();
     let puller = Arc::new(Puller::new(pull)?);
     let container_cfg = ContainerConfig {
         data_dir: cfg.data_dir.clone(),

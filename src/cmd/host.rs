@@ -43,6 +43,10 @@ pub struct ContainerArgs {
     /// A registry (host:port) reached over plain HTTP instead of TLS (repeatable)
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
     insecure_registries: Vec<String>,
+    /// Registry credentials, in docker's config.json format (default:
+    /// $DOCKER_CONFIG/config.json or ~/.docker/config.json)
+    #[arg(long, value_name = "FILE")]
+    registry_auth: Option<PathBuf>,
     /// IPv4 subnet for this host's containers (default: a free 10.89.N.0/24)
     #[arg(long, value_name = "CIDR")]
     container_subnet: Option<String>,
@@ -56,6 +60,7 @@ impl ContainerArgs {
     pub fn apply(&self, cfg: &mut HostConfig) -> anyhow::Result<()> {
         cfg.oci_runtime = self.oci_runtime.clone();
         cfg.insecure_registries = self.insecure_registries.clone();
+        cfg.registry_auth = self.registry_auth.clone();
         cfg.container_subnet = match &self.container_subnet {
             Some(s) => Some(atoll_runtime::oci::network::Subnet::parse(s)?),
             None => None,
@@ -101,6 +106,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         capacity: None,
         oci_runtime: PathBuf::new(),
         insecure_registries: Vec::new(),
+        registry_auth: None,
         container_subnet: None,
         keep_containers: false,
     };

@@ -79,6 +79,7 @@ async fn run_cluster(args: &Args, data_dir: &std::path::Path) -> anyhow::Result<
         capacity: None,
         oci_runtime: PathBuf::new(),
         insecure_registries: Vec::new(),
+        registry_auth: None,
         container_subnet: None,
         keep_containers: false,
     };

@@ -73,6 +73,7 @@ impl Supervisor {
         loop {
             self.set(&spec.id, InstanceState::Pulling, None);
             let layers = std::sync::Mutex::new(Vec::<(u64, u64)>::new());
+            let last_log = std::sync::Mutex::new(Instant::now());
             let progress = |p: PullProgress| {
                 let mut l = layers.lock().unwrap_or_else(|e| e.into_inner());
                 l.resize(p.layers, (0, 0));
@@ -81,6 +82,12 @@ impl Supervisor {
                 }
                 let (done, total) = l.iter().fold((0, 0), |(d, t), (b, s)| (d + b, t + s));
                 self.update(&spec.id, |slot| slot.pull = Some(PullBytes { done, total }));
+                // The host log shows a long pull going, about once a second.
+                let mut last = last_log.lock().unwrap_or_else(|e| e.into_inner());
+                if last.elapsed() >= Duration::from_secs(1) {
+                    *last = Instant::now();
+                    tracing::info!(instance = %spec.id, image = reference, done, total, layer = p.layer + 1, layers = p.layers, "pulling");
+                }
             };
             let started = Instant::now();
             match self.images.puller.pull(reference, progress).await {
