@@ -283,9 +283,12 @@ async fn index_resolves_the_host_platform() {
     assert_eq!(image.manifest_digest, digest);
     assert_eq!(image.kind, ArtifactKind::Container);
 
+    // Another host (its own store: a host remembers what its tags
+    // resolved to for its platform).
+    let other = TempDir::new("index-store-riscv");
     let riscv = Platform::new("linux", "riscv64", None);
     let puller =
-        self::puller(&dir, &[&registry.host], Duration::from_secs(10)).with_platform(riscv);
+        self::puller(&other, &[&registry.host], Duration::from_secs(10)).with_platform(riscv);
     let err = pull(&puller, &multi).await.unwrap_err();
     assert!(matches!(err, PullError::Platform(_)), "{err:?}");
     let offered = format!("linux/{}, linux/ppc64le", host.architecture);
