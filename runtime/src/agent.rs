@@ -7,12 +7,13 @@ use crate::artifacts::Artifacts;
 use crate::container::{ContainerConfig, Containers};
 use crate::gateway::{self, Gateway};
 use crate::host_info;
+use crate::kv::NatsKv;
 use crate::local::LocalInstances;
 use crate::logs::{self, LogPaths};
 use crate::oci::network::Subnet;
 use crate::oci::pull::{PullConfig, Puller};
-use crate::supervisor::ImageSupport;
 use crate::supervisor::Supervisor;
+use crate::supervisor::{ComponentLinks, ImageSupport};
 use crate::wasm::{WasmConfig, WasmEngine};
 use async_nats::jetstream::kv::{self, Operation};
 use atoll_sdk::cluster::{Assignment, Capacity, HostInfo};
@@ -47,6 +48,8 @@ pub struct HostConfig {
     pub container_subnet: Option<Subnet>,
     /// Leave containers running at shutdown, for the next run to adopt.
     pub keep_containers: bool,
+    /// Where other hosts forward service calls (`--mesh-port`).
+    pub mesh_port: u16,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,13 +89,14 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
         .map_err(HostError::Nats)?;
     let buckets = Buckets::open(client.clone(), &cfg.cluster).await?;
     let capacity = cfg.capacity.unwrap_or_else(host_info::machine_capacity);
-    let info = host_info::build(
+    let mut info = host_info::build(
         &cfg.name,
         &cfg.bind.to_string(),
         &cfg.labels,
         capacity,
         now_ms(),
     );
+    info.mesh_port = cfg.mesh_port;
 
     let engine = WasmEngine::new(WasmConfig {
         cache_dir: cfg.data_dir.join("compiled"),
@@ -101,13 +105,24 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
     let artifacts = Artifacts::new(cfg.data_dir.join("artifacts"), buckets.artifacts.clone());
     let images = image_support(&cfg).await?;
     let log_paths = LogPaths::new(&cfg.data_dir);
+    // The gateway first: components call services through it.
+    let gw = Gateway::new(&cfg.name, cfg.bind, local.clone());
+    let outbound: Arc<dyn crate::wasm::Outbound> =
+        Arc::new(gateway::ServiceCalls(Arc::downgrade(&gw)));
     let supervisor = Supervisor::new(
         &cfg.name,
         engine,
         artifacts,
-        local.clone(),
+        local,
         images,
         log_paths.clone(),
+        ComponentLinks {
+            outbound: Some(outbound),
+            kv: Some(Arc::new(NatsKv::new(
+                buckets.js.clone(),
+                buckets.names.clone(),
+            ))),
+        },
     );
 
     let cache = cfg.data_dir.join("assignment.json");
@@ -126,9 +141,9 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
         supervisor.converge(&cached);
     }
     let endpoints: Mirror<Endpoints> = Mirror::start(buckets.endpoints.clone()).await;
-    let gw = Gateway::new(&cfg.name, cfg.bind, local);
     let tasks = [
-        tokio::spawn(gateway::run(gw, endpoints.view())),
+        tokio::spawn(gateway::run(gw.clone(), endpoints.view())),
+        tokio::spawn(gateway::run_mesh(gw, cfg.mesh_port)),
         tokio::spawn(watch_assignment(
             buckets.assignments.clone(),
             cfg.name.clone(),

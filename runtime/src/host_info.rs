@@ -43,6 +43,7 @@ pub fn build(
     HostInfo {
         name: name.to_string(),
         address: address.to_string(),
+        mesh_port: atoll_sdk::cluster::DEFAULT_MESH_PORT,
         labels,
         arch,
         os,

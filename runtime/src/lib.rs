@@ -10,6 +10,7 @@ pub mod artifacts;
 pub mod container;
 pub mod gateway;
 pub mod host_info;
+pub mod kv;
 pub mod local;
 pub mod logs;
 pub mod oci;

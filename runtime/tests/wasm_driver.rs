@@ -83,6 +83,8 @@ fn config(timeout: Duration, memory_limit: Option<u64>) -> InstanceConfig {
         memory_limit,
         timeout,
         log: None,
+        outbound: None,
+        kv: None,
     }
 }
 

@@ -127,6 +127,7 @@ fn unknown_host(name: &str) -> HostInfo {
     HostInfo {
         name: name.to_string(),
         address: String::new(),
+        mesh_port: atoll_sdk::cluster::DEFAULT_MESH_PORT,
         labels: Default::default(),
         arch: String::new(),
         os: String::new(),

@@ -25,14 +25,19 @@ pub fn compute(snap: &Snapshot) -> BTreeMap<String, Endpoints> {
             );
         }
     }
-    let ready_hosts: BTreeMap<&str, &str> = snap
+    let ready_hosts: BTreeMap<&str, (&str, u16)> = snap
         .hosts
         .iter()
         .filter(|h| h.state == HostState::Ready)
-        .map(|h| (h.info.name.as_str(), h.info.address.as_str()))
+        .map(|h| {
+            (
+                h.info.name.as_str(),
+                (h.info.address.as_str(), h.info.mesh_port),
+            )
+        })
         .collect();
     for (host, assignment) in &snap.assignments {
-        let Some(address) = ready_hosts.get(host.as_str()) else {
+        let Some(&(address, mesh_port)) = ready_hosts.get(host.as_str()) else {
             continue;
         };
         for inst in &assignment.instances {
@@ -45,7 +50,8 @@ pub fn compute(snap: &Snapshot) -> BTreeMap<String, Endpoints> {
                 eps.instances.push(Endpoint {
                     id: inst.id.clone(),
                     host: host.clone(),
-                    address: (*address).to_string(),
+                    address: address.to_string(),
+                    mesh_port,
                 });
             }
         }

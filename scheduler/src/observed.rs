@@ -143,6 +143,7 @@ mod tests {
             host: HostInfo {
                 name: host.into(),
                 address: "127.0.0.2".into(),
+                mesh_port: atoll_sdk::cluster::DEFAULT_MESH_PORT,
                 labels: Default::default(),
                 arch: "x86_64".into(),
                 os: "linux".into(),

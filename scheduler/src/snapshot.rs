@@ -82,6 +82,7 @@ pub(crate) mod fixtures {
             info: HostInfo {
                 name: name.into(),
                 address: format!("{name}.test:7000"),
+                mesh_port: atoll_sdk::cluster::DEFAULT_MESH_PORT,
                 labels,
                 arch: "x86_64".into(),
                 os: "linux".into(),

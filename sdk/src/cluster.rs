@@ -14,6 +14,10 @@ pub struct HostInfo {
     pub name: String,
     /// The address its gateway listens on (`--bind`).
     pub address: String,
+    /// The port on `address` where it takes service calls forwarded by
+    /// other hosts (`--mesh-port`).
+    #[serde(default = "default_mesh_port")]
+    pub mesh_port: u16,
     /// User labels plus the automatic `arch`, `os` and `hostname`.
     pub labels: BTreeMap<String, String>,
     pub arch: String,
@@ -23,6 +27,18 @@ pub struct HostInfo {
     /// host restarted.
     pub started_at_ms: u64,
     pub version: String,
+}
+
+/// The default `--mesh-port`.
+pub const DEFAULT_MESH_PORT: u16 = 7421;
+
+fn default_mesh_port() -> u16 {
+    DEFAULT_MESH_PORT
+}
+
+#[doc(hidden)]
+pub fn default_mesh_port_value() -> u16 {
+    DEFAULT_MESH_PORT
 }
 
 /// Schedulable resources of a host.

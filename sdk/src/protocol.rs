@@ -61,6 +61,10 @@ impl Names {
     pub fn leader_bucket(&self) -> String {
         format!("atoll-{}-leader", self.cluster)
     }
+    /// KV: an app's component state (`wasi:keyvalue`), all its buckets.
+    pub fn app_kv_bucket(&self, app: &str) -> String {
+        format!("atoll-{}-kv-{app}", self.cluster)
+    }
     /// Object store: uploaded components by digest.
     pub fn artifacts_bucket(&self) -> String {
         format!("atoll-{}-artifacts", self.cluster)
@@ -119,6 +123,9 @@ pub struct Endpoint {
     pub host: String,
     /// The host's gateway address.
     pub address: String,
+    /// The host's port for forwarded service calls.
+    #[serde(default = "crate::cluster::default_mesh_port_value")]
+    pub mesh_port: u16,
 }
 
 /// What the controller knows about an app beyond the instances themselves:

@@ -26,6 +26,9 @@ pub struct Args {
     /// Cluster name
     #[arg(long, default_value = "default")]
     cluster: String,
+    /// Port on the bind address where other hosts forward service calls
+    #[arg(long, default_value_t = atoll_sdk::cluster::DEFAULT_MESH_PORT)]
+    mesh_port: u16,
     #[command(flatten)]
     containers: ContainerArgs,
     /// Remove every container, namespace and bridge this host's data dir
@@ -109,6 +112,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         registry_auth: None,
         container_subnet: None,
         keep_containers: false,
+        mesh_port: args.mesh_port,
     };
     args.containers.apply(&mut cfg)?;
     if args.cleanup {

@@ -82,6 +82,7 @@ async fn run_cluster(args: &Args, data_dir: &std::path::Path) -> anyhow::Result<
         registry_auth: None,
         container_subnet: None,
         keep_containers: false,
+        mesh_port: atoll_sdk::cluster::DEFAULT_MESH_PORT,
     };
     args.containers.apply(&mut host_cfg)?;
     let server = tokio::spawn(atoll_scheduler::run(

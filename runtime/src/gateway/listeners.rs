@@ -32,6 +32,23 @@ pub async fn run(gw: Arc<Gateway>, endpoints: MirrorView<Endpoints>) {
     }
 }
 
+/// Takes service calls other hosts forward on `bind:port`, binding again
+/// (every second) until it can.
+pub async fn run_mesh(gw: Arc<Gateway>, port: u16) {
+    let addr = SocketAddr::new(gw.bind, port);
+    let listener = loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => break l,
+            Err(e) => {
+                tracing::error!(%addr, error = %e, "cannot open the mesh port; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    tracing::info!(%addr, "mesh port open");
+    accept(gw, None, listener).await;
+}
+
 #[derive(Default)]
 struct Listeners {
     by_port: BTreeMap<u16, JoinHandle<()>>,
@@ -64,7 +81,7 @@ impl Listeners {
                 Ok(listener) => {
                     tracing::info!(%addr, "opened published port");
                     self.by_port
-                        .insert(port, tokio::spawn(accept(gw.clone(), port, listener)));
+                        .insert(port, tokio::spawn(accept(gw.clone(), Some(port), listener)));
                 }
                 Err(e) => {
                     tracing::error!(%addr, error = %e, "cannot open published port; retrying")
@@ -74,7 +91,8 @@ impl Listeners {
     }
 }
 
-async fn accept(gw: Arc<Gateway>, port: u16, listener: tokio::net::TcpListener) {
+/// Serves a listener: a published port (`Some`), or the mesh port.
+async fn accept(gw: Arc<Gateway>, port: Option<u16>, listener: tokio::net::TcpListener) {
     let mut conns = tokio::task::JoinSet::new();
     loop {
         let (stream, _) = match listener.accept().await {
@@ -93,7 +111,13 @@ async fn accept(gw: Arc<Gateway>, port: u16, listener: tokio::net::TcpListener) 
         conns.spawn(async move {
             let svc = service_fn(move |req| {
                 let gw = gw.clone();
-                async move { Ok::<_, std::convert::Infallible>(gw.handle(port, req).await) }
+                async move {
+                    let resp = match port {
+                        Some(port) => gw.handle(port, req).await,
+                        None => gw.serve_mesh(req).await,
+                    };
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
             });
             let _ = http1::Builder::new()
                 .keep_alive(true)

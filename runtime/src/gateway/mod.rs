@@ -24,6 +24,18 @@ use std::sync::{Arc, RwLock};
 pub const HOP_HEADER: &str = "x-atoll-hop";
 /// The instance a forwarded request is for.
 pub const INSTANCE_HEADER: &str = "x-atoll-instance";
+/// On a forwarded service call: the port the caller asked for.
+pub const PORT_HEADER: &str = "x-atoll-port";
+
+/// How a request reached the gateway, which decides the port an instance
+/// is called on.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    /// On a published port: a container gets the target port behind it.
+    Published(u16),
+    /// By service name, at this port (`http://api:8080/`, 80 by default).
+    Service(u16),
+}
 /// Largest request body the gateway buffers (it buffers so that a request
 /// whose connection failed can be retried on another instance).
 pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
@@ -84,7 +96,7 @@ impl Gateway {
                 format!("no service is published on port {port}"),
             );
         };
-        let attempt = self.balance(route, port, &req);
+        let attempt = self.balance(route, Via::Published(port), &req);
         match tokio::time::timeout(route.timeout, attempt).await {
             Ok(resp) => resp,
             Err(_) => text(
@@ -102,7 +114,7 @@ impl Gateway {
     async fn balance(
         &self,
         route: &routes::Route,
-        port: u16,
+        via: Via,
         req: &Request<Bytes>,
     ) -> Response<ResponseBody> {
         let mut excluded = Vec::new();
@@ -118,7 +130,7 @@ impl Gateway {
             };
             let ep = &route.endpoints[i];
             let _guard = Outstanding::enter(ep);
-            match self.try_endpoint(ep, port, req).await {
+            match self.try_endpoint(ep, via, req).await {
                 Some(resp) => return resp,
                 // A peer that cannot be reached is likely down as a whole:
                 // skip all its instances, not just this one.
@@ -145,11 +157,15 @@ impl Gateway {
     async fn try_endpoint(
         &self,
         ep: &RouteEndpoint,
-        port: u16,
+        via: Via,
         req: &Request<Bytes>,
     ) -> Option<Response<ResponseBody>> {
         if ep.endpoint.host == self.host {
             let inst = self.local.get(&ep.endpoint.id)?;
+            let port = match via {
+                Via::Published(p) => inst.target_port(p),
+                Via::Service(p) => Some(p),
+            };
             return self.serve_local(&inst, port, copy_request(req)).await;
         }
         let mut fwd = copy_request(req);
@@ -158,7 +174,90 @@ impl Gateway {
         if let Ok(v) = HeaderValue::from_str(&ep.endpoint.id) {
             headers.insert(INSTANCE_HEADER, v);
         }
-        self.peers.send(&ep.endpoint.address, port, fwd).await
+        match via {
+            Via::Published(port) => self.peers.send(&ep.endpoint.address, port, fwd).await,
+            Via::Service(port) => {
+                headers.insert(PORT_HEADER, HeaderValue::from(port));
+                let mesh = ep.endpoint.mesh_port;
+                self.peers.send(&ep.endpoint.address, mesh, fwd).await
+            }
+        }
+    }
+
+    /// A call by service name from inside `app` (a component's outgoing
+    /// HTTP to `http://api/…`): balanced over the service's ready
+    /// instances cluster-wide. `None` when the app has no such service.
+    pub async fn call_service(
+        &self,
+        app: &str,
+        service: &str,
+        port: u16,
+        req: Request<Bytes>,
+    ) -> Option<Response<ResponseBody>> {
+        let table = self.table();
+        let route = table
+            .by_service
+            .get(&(app.to_string(), service.to_string()))?;
+        let attempt = self.balance(route, Via::Service(port), &req);
+        Some(match tokio::time::timeout(route.timeout, attempt).await {
+            Ok(resp) => resp,
+            Err(_) => text(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "service {service} of app {app} did not answer within {:?}",
+                    route.timeout
+                ),
+            ),
+        })
+    }
+
+    /// Serves a service call another host forwarded to this host's mesh
+    /// port: from the named local instance, at the port the caller asked.
+    pub async fn serve_mesh<B>(&self, req: Request<B>) -> Response<ResponseBody>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (Some(_), Some(id), Some(port)) = (
+            header(HOP_HEADER),
+            header(INSTANCE_HEADER),
+            header(PORT_HEADER).and_then(|p| p.parse::<u16>().ok()),
+        ) else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "the mesh port takes service calls forwarded by atoll hosts only".into(),
+            );
+        };
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                return text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body rejected: {e}"),
+                );
+            }
+        };
+        let req = strip_hop(Request::from_parts(parts, Full::new(body)));
+        let served = match self.local.get(&id) {
+            Some(inst) => self.serve_local(&inst, Some(port), req).await,
+            None => None,
+        };
+        served.unwrap_or_else(|| {
+            let mut resp = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("instance {id} does not run on host {}", self.host),
+            );
+            resp.headers_mut()
+                .insert(INSTANCE_HEADER, HeaderValue::from_static("absent"));
+            resp
+        })
     }
 
     /// Serves a request another gateway forwarded, from the named local
@@ -178,7 +277,8 @@ impl Gateway {
             .is_some_and(|r| r.endpoints.iter().any(|e| e.endpoint.id == id));
         let served = match self.local.get(&id).filter(|_| routed) {
             Some(inst) => {
-                self.serve_local(&inst, port, strip_hop(req.map(Full::new)))
+                let target = inst.target_port(port);
+                self.serve_local(&inst, target, strip_hop(req.map(Full::new)))
                     .await
             }
             None => None,
@@ -200,21 +300,20 @@ impl Gateway {
 }
 
 impl Gateway {
-    /// Serves a request from a local instance: a component in-process, a
-    /// container over the bridge at its address and the container port
-    /// behind `port`. `None` when the container cannot be reached (safe to
+    /// Serves a request from a local instance: a component in-process (any
+    /// port), a container over the bridge at its address and container
+    /// port `port`. `None` when the container cannot be reached (safe to
     /// retry elsewhere).
     async fn serve_local(
         &self,
         inst: &Local,
-        port: u16,
+        port: Option<u16>,
         req: Request<Full<Bytes>>,
     ) -> Option<Response<ResponseBody>> {
         match inst {
             Local::Wasm(w) => Some(w.handle(req).await),
             Local::Container { address, .. } => {
-                let target = inst.target_port(port)?;
-                self.peers.send(&address.to_string(), target, req).await
+                self.peers.send(&address.to_string(), port?, req).await
             }
         }
     }
@@ -225,7 +324,25 @@ impl Gateway {
 fn strip_hop(mut req: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
     req.headers_mut().remove(HOP_HEADER);
     req.headers_mut().remove(INSTANCE_HEADER);
+    req.headers_mut().remove(PORT_HEADER);
     req
+}
+
+/// Components' service calls, through the gateway (held weakly: instances
+/// live in the gateway's table, which must not keep the gateway alive).
+pub struct ServiceCalls(pub std::sync::Weak<Gateway>);
+
+impl crate::wasm::Outbound for ServiceCalls {
+    fn call(
+        &self,
+        app: String,
+        service: String,
+        port: u16,
+        req: Request<Bytes>,
+    ) -> futures::future::BoxFuture<'static, Option<Response<ResponseBody>>> {
+        let gw = self.0.upgrade();
+        Box::pin(async move { gw?.call_service(&app, &service, port, req).await })
+    }
 }
 
 /// Counts a request against an endpoint for as long as it is in flight.
@@ -267,4 +384,4 @@ pub fn text(status: StatusCode, msg: String) -> Response<ResponseBody> {
     resp
 }
 
-pub use listeners::run;
+pub use listeners::{run, run_mesh};

@@ -1,5 +1,5 @@
 //! The routing table: published port → the service behind it and its ready
-//! endpoints. Rebuilt from the endpoints bucket mirror on every change, so
+//! endpoints, and `(app, service)` → the same, for calls by service name. Rebuilt from the endpoints bucket mirror on every change, so
 //! the request path never waits on NATS.
 
 use atoll_sdk::protocol::{Endpoint, Endpoints};
@@ -28,17 +28,20 @@ pub struct RouteEndpoint {
 #[derive(Debug, Default, Clone)]
 pub struct Table {
     pub by_port: BTreeMap<u16, Route>,
+    /// Every service, published or not, by app and name.
+    pub by_service: BTreeMap<(String, String), Route>,
 }
 
 /// Builds the table, reusing `previous`'s counters for endpoints that stay.
 pub fn build(all: &BTreeMap<String, Endpoints>, previous: &Table) -> Table {
     let old_counters: BTreeMap<&str, &Arc<AtomicUsize>> = previous
-        .by_port
+        .by_service
         .values()
         .flat_map(|r| r.endpoints.iter())
         .map(|e| (e.endpoint.id.as_str(), &e.outstanding))
         .collect();
     let mut by_port = BTreeMap::new();
+    let mut by_service = BTreeMap::new();
     for eps in all.values() {
         let endpoints: Vec<RouteEndpoint> = eps
             .instances
@@ -51,19 +54,21 @@ pub fn build(all: &BTreeMap<String, Endpoints>, previous: &Table) -> Table {
                     .unwrap_or_default(),
             })
             .collect();
+        let route = Route {
+            app: eps.app.clone(),
+            service: eps.service.clone(),
+            timeout: Duration::from_millis(eps.timeout_ms.max(1)),
+            endpoints,
+        };
         for port in &eps.ports {
-            by_port.insert(
-                port.published,
-                Route {
-                    app: eps.app.clone(),
-                    service: eps.service.clone(),
-                    timeout: Duration::from_millis(eps.timeout_ms.max(1)),
-                    endpoints: endpoints.clone(),
-                },
-            );
+            by_port.insert(port.published, route.clone());
         }
+        by_service.insert((eps.app.clone(), eps.service.clone()), route);
     }
-    Table { by_port }
+    Table {
+        by_port,
+        by_service,
+    }
 }
 
 #[cfg(test)]
@@ -88,6 +93,7 @@ mod tests {
                     id: (*id).into(),
                     host: "h1".into(),
                     address: "127.0.0.2".into(),
+                    mesh_port: 7421,
                 })
                 .collect(),
         };

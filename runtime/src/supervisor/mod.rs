@@ -16,7 +16,8 @@ use crate::container::{Containers, DEFAULT_GRACE};
 use crate::local::{Local, LocalInstances};
 use crate::logs::LogPaths;
 use crate::oci::pull::Puller;
-use crate::wasm::{InstanceConfig, WasmEngine, WasmInstance};
+use crate::wasm::keyvalue::{KeyValue, KvRoute};
+use crate::wasm::{InstanceConfig, Outbound, OutboundRoute, WasmEngine, WasmInstance};
 use atoll_sdk::cluster::{
     ArtifactRef, Assignment, InstanceSpec, InstanceState, InstanceStatus, PullBytes,
 };
@@ -42,6 +43,14 @@ struct Slot {
     assigned: std::time::Instant,
 }
 
+/// What components reach beyond themselves: their app's services (through
+/// the gateway) and their app's key-value state.
+#[derive(Clone, Default)]
+pub struct ComponentLinks {
+    pub outbound: Option<Arc<dyn Outbound>>,
+    pub kv: Option<Arc<dyn KeyValue>>,
+}
+
 /// How this host runs image services.
 pub struct ImageSupport {
     pub puller: Arc<Puller>,
@@ -57,6 +66,7 @@ pub struct Supervisor {
     local: LocalInstances,
     images: ImageSupport,
     logs: LogPaths,
+    links: ComponentLinks,
     slots: Mutex<BTreeMap<String, Slot>>,
     /// Containers being stopped and cleaned up.
     stopping: Mutex<Vec<JoinHandle<()>>>,
@@ -72,6 +82,7 @@ impl Supervisor {
         local: LocalInstances,
         images: ImageSupport,
         logs: LogPaths,
+        links: ComponentLinks,
     ) -> Arc<Self> {
         Arc::new(Supervisor {
             host: host.to_string(),
@@ -80,6 +91,7 @@ impl Supervisor {
             local,
             images,
             logs,
+            links,
             slots: Mutex::default(),
             stopping: Mutex::default(),
             changed: Notify::new(),
@@ -309,6 +321,14 @@ impl Supervisor {
             memory_limit: spec.limits.memory,
             timeout: Duration::from_millis(spec.timeout_ms),
             log: self.logs.open_component(&spec.id).map(Arc::new),
+            outbound: self.links.outbound.clone().map(|to| OutboundRoute {
+                app: spec.app.clone(),
+                to,
+            }),
+            kv: self.links.kv.clone().map(|store| KvRoute {
+                app: spec.app.clone(),
+                store,
+            }),
         }
     }
 }

@@ -109,6 +109,7 @@ impl WasmEngine {
         // context grants nothing, so linking them opens no capability.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
+        super::keyvalue::add_to_linker(&mut linker).map_err(engine_err)?;
         spawn_epoch_ticker(&engine)?;
         Ok(Self {
             inner: Arc::new(EngineInner {

@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use super::keyvalue::KvRoute;
+use super::outbound::{OutboundRoute, ServiceHooks};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::cli::OutputFile;
@@ -21,6 +23,9 @@ pub(crate) struct HostState {
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
+    hooks: ServiceHooks,
+    /// Key-value storage for `wasi:keyvalue`; `None` denies it.
+    pub(crate) kv: Option<KvRoute>,
     pub(crate) limiter: MemoryLimiter,
     /// When the epoch callback stops the guest.
     pub(crate) deadline: Instant,
@@ -33,6 +38,8 @@ impl HostState {
         memory_limit: u64,
         deadline: Instant,
         log: Option<OutputFile>,
+        outbound: Option<OutboundRoute>,
+        kv: Option<KvRoute>,
     ) -> Self {
         let mut builder = WasiCtx::builder();
         if let Some(log) = log {
@@ -52,9 +59,17 @@ impl HostState {
             table,
             wasi,
             http: WasiHttpCtx::new(),
+            hooks: ServiceHooks { route: outbound },
+            kv,
             limiter: MemoryLimiter::new(memory_limit),
             deadline,
         }
+    }
+}
+
+impl HostState {
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 }
 
@@ -72,9 +87,8 @@ impl WasiHttpView for HostState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            // Default hooks: outgoing requests go out as asked. Routing them
-            // to the app's services only is a later step.
-            hooks: Default::default(),
+            // Outgoing requests go to the app's services, and nowhere else.
+            hooks: &mut self.hooks,
         }
     }
 }

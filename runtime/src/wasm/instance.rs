@@ -45,6 +45,8 @@ struct Inner {
     memory_limit: u64,
     timeout: Duration,
     log: Option<wasmtime_wasi::cli::OutputFile>,
+    outbound: Option<super::OutboundRoute>,
+    kv: Option<super::keyvalue::KvRoute>,
 }
 
 /// Why a request produced no response from the guest.
@@ -76,6 +78,8 @@ impl WasmInstance {
                 log: (cfg.log.as_deref())
                     .and_then(|f| f.try_clone().ok())
                     .map(wasmtime_wasi::cli::OutputFile::new),
+                outbound: cfg.outbound,
+                kv: cfg.kv,
             }),
         }
     }
@@ -187,7 +191,14 @@ impl WasmInstance {
     fn new_store(&self, started: Instant) -> Store<HostState> {
         let inner = &self.inner;
         let deadline = started + inner.timeout;
-        let state = HostState::new(&inner.env, inner.memory_limit, deadline, inner.log.clone());
+        let state = HostState::new(
+            &inner.env,
+            inner.memory_limit,
+            deadline,
+            inner.log.clone(),
+            inner.outbound.clone(),
+            inner.kv.clone(),
+        );
         let mut store = Store::new(inner.engine.engine(), state);
         store.limiter(|state| &mut state.limiter);
         store.set_hostcall_fuel(HOSTCALL_FUEL);

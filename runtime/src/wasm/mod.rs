@@ -24,6 +24,8 @@ mod engine;
 mod error;
 mod host;
 mod instance;
+pub mod keyvalue;
+mod outbound;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,6 +34,7 @@ pub use body::GuestBodyError;
 pub use engine::{CacheStats, Prepared, WasmEngine};
 pub use error::WasmError;
 pub use instance::WasmInstance;
+pub use outbound::{MAX_OUTGOING_BODY, Outbound, OutboundRoute};
 
 /// Error type of the bodies the driver hands out.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -69,4 +72,9 @@ pub struct InstanceConfig {
     /// Where the guest's stdout and stderr go (`atoll logs`); discarded
     /// when `None`.
     pub log: Option<std::sync::Arc<std::fs::File>>,
+    /// Where its outgoing HTTP goes (the app's services); refused when
+    /// `None`.
+    pub outbound: Option<OutboundRoute>,
+    /// Its key-value storage; `wasi:keyvalue` is denied when `None`.
+    pub kv: Option<keyvalue::KvRoute>,
 }

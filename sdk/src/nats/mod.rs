@@ -74,7 +74,7 @@ impl Buckets {
 /// created directly (with the settings `create_key_value` would use) because
 /// `create_key_value` first reads the account info, whose shape changed
 /// after NATS 2.9 — and Debian ships 2.9.
-async fn open_kv(js: &jetstream::Context, cfg: kv::Config) -> Result<kv::Store, BucketError> {
+pub async fn open_kv(js: &jetstream::Context, cfg: kv::Config) -> Result<kv::Store, BucketError> {
     if let Ok(store) = js.get_key_value(&cfg.bucket).await {
         return Ok(store);
     }

@@ -1,0 +1,176 @@
+//! Component state in JetStream: one KV bucket per app
+//! (`atoll-<cluster>-kv-<app>`), holding every `wasi:keyvalue` bucket the
+//! app's components open as `<bucket>.<key>`. State so lives as long as
+//! the app's NATS data, whatever happens to instances and hosts.
+//!
+//! NATS keys allow `[-/_=.a-zA-Z0-9]` with `.` separating tokens, so user
+//! keys are escaped: every other byte, and `=` and `.`, as `=XX`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use atoll_sdk::protocol::Names;
+use futures::TryStreamExt;
+use futures::future::BoxFuture;
+use tokio::sync::Mutex;
+
+use crate::wasm::keyvalue::{KeyValue, MAX_VALUE_BYTES};
+
+/// Bound on one storage call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The cluster's component state.
+#[derive(Clone)]
+pub struct NatsKv {
+    js: jetstream::Context,
+    names: Names,
+    open: Arc<Mutex<HashMap<String, kv::Store>>>,
+}
+
+impl NatsKv {
+    pub fn new(js: jetstream::Context, names: Names) -> NatsKv {
+        NatsKv {
+            js,
+            names,
+            open: Arc::default(),
+        }
+    }
+
+    async fn store(&self, app: &str) -> Result<kv::Store, String> {
+        let mut open = self.open.lock().await;
+        if let Some(s) = open.get(app) {
+            return Ok(s.clone());
+        }
+        let cfg = kv::Config {
+            bucket: self.names.app_kv_bucket(app),
+            history: 1,
+            max_value_size: i32::try_from(MAX_VALUE_BYTES).unwrap_or(i32::MAX),
+            ..Default::default()
+        };
+        let store = atoll_sdk::nats::open_kv(&self.js, cfg)
+            .await
+            .map_err(|e| format!("state of app {app} is unavailable: {e}"))?;
+        open.insert(app.to_string(), store.clone());
+        Ok(store)
+    }
+}
+
+/// `bucket.key` with the key escaped for NATS.
+pub fn nats_key(bucket: &str, key: &str) -> String {
+    let mut out = format!("{bucket}.");
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'/' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("={b:02X}"));
+        }
+    }
+    out
+}
+
+/// The user key of a NATS key of `bucket`, if it is one.
+pub fn user_key(bucket: &str, nats: &str) -> Option<String> {
+    let escaped = nats.strip_prefix(bucket)?.strip_prefix('.')?;
+    let mut bytes = Vec::with_capacity(escaped.len());
+    let mut it = escaped.bytes();
+    while let Some(b) = it.next() {
+        if b == b'=' {
+            let hex = [it.next()?, it.next()?];
+            let hex = std::str::from_utf8(&hex).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+        } else {
+            bytes.push(b);
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+async fn bounded<T>(
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout(CALL_TIMEOUT, f)
+        .await
+        .map_err(|_| format!("{what}: no answer from NATS within {CALL_TIMEOUT:?}"))?
+}
+
+impl KeyValue for NatsKv {
+    fn get(
+        &self,
+        app: &str,
+        bucket: &str,
+        key: &str,
+    ) -> BoxFuture<'static, Result<Option<Vec<u8>>, String>> {
+        let (this, app, k) = (self.clone(), app.to_string(), nats_key(bucket, key));
+        Box::pin(bounded("get", async move {
+            let store = this.store(&app).await?;
+            let v = store.get(&k).await.map_err(|e| e.to_string())?;
+            Ok(v.map(|b| b.to_vec()))
+        }))
+    }
+
+    fn set(
+        &self,
+        app: &str,
+        bucket: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> BoxFuture<'static, Result<(), String>> {
+        let (this, app, k) = (self.clone(), app.to_string(), nats_key(bucket, key));
+        Box::pin(bounded("set", async move {
+            let store = this.store(&app).await?;
+            store
+                .put(&k, value.into())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        }))
+    }
+
+    fn delete(&self, app: &str, bucket: &str, key: &str) -> BoxFuture<'static, Result<(), String>> {
+        let (this, app, k) = (self.clone(), app.to_string(), nats_key(bucket, key));
+        Box::pin(bounded("delete", async move {
+            let store = this.store(&app).await?;
+            // Purge: the key's history goes too, and a later `keys` does
+            // not list it.
+            store.purge(&k).await.map_err(|e| e.to_string())?;
+            Ok(())
+        }))
+    }
+
+    fn keys(&self, app: &str, bucket: &str) -> BoxFuture<'static, Result<Vec<String>, String>> {
+        let (this, app, bucket) = (self.clone(), app.to_string(), bucket.to_string());
+        Box::pin(bounded("list", async move {
+            let store = this.store(&app).await?;
+            let all: Vec<String> = match store.keys().await {
+                Ok(keys) => keys.try_collect().await.map_err(|e| e.to_string())?,
+                Err(e) => return Err(e.to_string()),
+            };
+            let mut keys: Vec<String> = all.iter().filter_map(|k| user_key(&bucket, k)).collect();
+            keys.sort();
+            Ok(keys)
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_through_the_nats_escaping() {
+        for key in ["item-1", "a.b", "with space", "ünï", "x=y", "/path/like"] {
+            let n = nats_key("default", key);
+            assert!(
+                n["default.".len()..]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_/=".contains(&b)),
+                "{n}"
+            );
+            assert_eq!(user_key("default", &n).as_deref(), Some(key));
+        }
+        assert_eq!(user_key("other", &nats_key("default", "k")), None);
+    }
+}
