@@ -122,6 +122,8 @@ pub struct Cluster {
     pub server: Option<Proc>,
     pub nats: Option<Proc>,
     pub nats_url: String,
+    /// The address NATS listens on (127.0.0.1 unless `start_at`).
+    pub nats_ip: String,
     pub nats_port: u16,
     pub api: String,
     pub api_port: u16,
@@ -130,11 +132,18 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Cluster::start_at("127.0.0.1")
+    }
+
+    /// A cluster whose NATS listens on `nats_ip` (for hosts in network
+    /// namespaces, which cannot reach the root namespace's loopback).
+    pub fn start_at(nats_ip: &str) -> Cluster {
         let dir = tempdir::Dir::new();
         let nats_port = free_port();
         let api_port = free_port();
         let mut c = Cluster {
-            nats_url: format!("nats://127.0.0.1:{nats_port}"),
+            nats_url: format!("nats://{nats_ip}:{nats_port}"),
+            nats_ip: nats_ip.to_string(),
             nats_port,
             api: format!("http://127.0.0.1:{api_port}"),
             api_port,
@@ -154,14 +163,14 @@ impl Cluster {
         cmd.args([
             "-js",
             "-a",
-            "127.0.0.1",
+            &self.nats_ip,
             "-p",
             &self.nats_port.to_string(),
             "-sd",
         ])
         .arg(&store);
         self.nats = Some(Proc::spawn("nats", &mut cmd, self.dir.path()));
-        let addr: SocketAddr = format!("127.0.0.1:{}", self.nats_port)
+        let addr: SocketAddr = format!("{}:{}", self.nats_ip, self.nats_port)
             .parse()
             .expect("addr");
         wait_until(
@@ -193,7 +202,27 @@ impl Cluster {
 
     /// [`start_host`](Self::start_host) with the host's data dir given.
     pub fn start_host_at(&mut self, name: &str, bind: &str, data: &Path, extra: &[&str]) {
-        let mut cmd = Command::new(atoll_bin());
+        self.start_host_in(None, name, bind, data, extra);
+    }
+
+    /// Starts a host, inside network namespace `netns` if given.
+    pub fn start_host_in(
+        &mut self,
+        netns: Option<&str>,
+        name: &str,
+        bind: &str,
+        data: &Path,
+        extra: &[&str],
+    ) {
+        let mut cmd = match netns {
+            // `ip netns exec` execs the command: the PID is the host's.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(atoll_bin());
+                c
+            }
+            None => Command::new(atoll_bin()),
+        };
         cmd.args([
             "host",
             "--nats",
