@@ -128,12 +128,16 @@ pub struct Network {
     pub bridge: String,
     pub subnet: Subnet,
     dir: PathBuf,
+    /// Whether the bridge was made (or found) by this run: it is made when
+    /// the first container starts, so a host that runs only components
+    /// leaves no trace in the machine's network.
+    bridge_ready: std::sync::Arc<tokio::sync::OnceCell<()>>,
 }
 
 impl Network {
-    /// Creates (or finds again) this host's bridge. The subnet is
-    /// `requested`, else the one this data dir used before, else the first
-    /// free `10.89.N.0/24`.
+    /// This host's network (the bridge is made when first needed). The
+    /// subnet is `requested`, else the one this data dir used before, else
+    /// a free `10.89.N.0/24`.
     pub async fn setup(data_dir: &Path, requested: Option<Subnet>) -> Result<Network, NetError> {
         let dir = data_dir.join("net");
         let leases = dir.join("leases");
@@ -156,13 +160,12 @@ impl Network {
             }
         };
         let _ = std::fs::write(dir.join("subnet"), subnet.to_string());
-        let net = Network {
+        Ok(Network {
             bridge,
             subnet,
             dir,
-        };
-        net.ensure_bridge().await?;
-        Ok(net)
+            bridge_ready: std::sync::Arc::default(),
+        })
     }
 
     async fn ensure_bridge(&self) -> Result<(), NetError> {
@@ -189,6 +192,9 @@ impl Network {
     /// Idempotent: an instance that has a lease keeps its address; a
     /// half-made namespace from an earlier attempt is removed first.
     pub async fn attach(&self, instance: &str) -> Result<Attachment, NetError> {
+        self.bridge_ready
+            .get_or_try_init(|| self.ensure_bridge())
+            .await?;
         let (ns, veth) = names(instance);
         let address = self.lease(instance)?;
         if Path::new(NETNS_DIR).join(&ns).exists() {
