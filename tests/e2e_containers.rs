@@ -117,7 +117,7 @@ fn containers_and_wasm_artifacts_from_a_registry_serve_side_by_side() {
     c.start_host_at("h1", "127.0.6.2", &d1, &h1_extra);
     c.start_host_at("h2", "127.0.6.3", &d2, &h2_extra);
 
-    let (web_port, hello_port) = (free_port(), free_port());
+    let (web_port, hello_port, front_port) = (free_port(), free_port(), free_port());
     let file = c.compose(
         "mixed.yaml",
         &format!(
@@ -136,7 +136,12 @@ services:
     ports: [\"{hello_port}:80\"]
     deploy:
       replicas: 2
-"
+  front:
+    x-atoll:
+      component: {front}
+    ports: [\"{front_port}:80\"]
+",
+            front = sample_wasm("three_tier_front").display(),
         ),
     );
     c.deploy_wait(&file);
@@ -169,6 +174,14 @@ services:
             || Some(whoami(&format!("{bind}:{web_port}"), 30)).filter(|s| *s == web),
         );
         assert_eq!(seen, web);
+    }
+
+    // A component calls the container service by name, at its container
+    // port, from either host.
+    for bind in ["127.0.6.2", "127.0.6.3"] {
+        let (status, body) =
+            http_get(&format!("{bind}:{front_port}"), "/svc/web:8080/").expect("front");
+        assert_eq!((status, body.as_str()), (200, "hello from a container\n"));
     }
 
     // A container's process killed from outside is restarted and counted.

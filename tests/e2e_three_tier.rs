@@ -20,7 +20,8 @@ use std::time::Duration;
 /// One HTTP/1.0 request with a body; returns the status and body.
 fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     write!(
         s,
         "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -34,7 +35,10 @@ fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -75,7 +79,10 @@ fn three_tiers_on_separate_hosts_keep_their_items_through_host_loss_and_full_res
     // The tiers run where their labels say, and call across hosts.
     let who = json(&request(&front(3), "GET", "/api/whoami", "").1);
     assert_eq!(who["front"]["host"], "h1", "{who}");
-    assert!(who["api"]["host"] == "h2" || who["api"]["host"] == "h4", "{who}");
+    assert!(
+        who["api"]["host"] == "h2" || who["api"]["host"] == "h4",
+        "{who}"
+    );
     assert_eq!(who["data"]["host"], "h3", "{who}");
 
     // CRUD through the front end, each step through another host.
@@ -84,7 +91,12 @@ fn three_tiers_on_separate_hosts_keep_their_items_through_host_loss_and_full_res
     let id = json(&created)["id"].as_str().expect("an id").to_string();
     let (status, got) = request(&front(1), "GET", &format!("/api/items/{id}"), "");
     assert_eq!((status, json(&got)["name"].clone()), (200, "tea".into()));
-    let (status, _) = request(&front(2), "PUT", &format!("/api/items/{id}"), r#"{"name":"green tea"}"#);
+    let (status, _) = request(
+        &front(2),
+        "PUT",
+        &format!("/api/items/{id}"),
+        r#"{"name":"green tea"}"#,
+    );
     assert_eq!(status, 200);
     let (_, got) = request(&front(3), "GET", &format!("/api/items/{id}"), "");
     assert_eq!(json(&got)["name"], "green tea");
@@ -93,11 +105,19 @@ fn three_tiers_on_separate_hosts_keep_their_items_through_host_loss_and_full_res
     let (status, _) = request(&front(1), "GET", &format!("/api/items/{id}"), "");
     assert_eq!(status, 404, "deleted");
     for name in ["bread", "milk", "honey"] {
-        let (status, body) = request(&front(2), "POST", "/api/items", &format!(r#"{{"name":"{name}"}}"#));
+        let (status, body) = request(
+            &front(2),
+            "POST",
+            "/api/items",
+            &format!(r#"{{"name":"{name}"}}"#),
+        );
         assert_eq!(status, 201, "{body}");
     }
     let expected: BTreeSet<String> = ["bread", "honey", "milk"].map(String::from).into();
-    assert_eq!(names(&json(&request(&front(0), "GET", "/api/items", "").1)), expected);
+    assert_eq!(
+        names(&json(&request(&front(0), "GET", "/api/items", "").1)),
+        expected
+    );
 
     // The API's first host dies: its replica moves to the other API host,
     // and the items are all there.
@@ -107,14 +127,23 @@ fn three_tiers_on_separate_hosts_keep_their_items_through_host_loss_and_full_res
             .instances("three-tier")
             .iter()
             .filter(|i| i["service"] == "api" && i["state"] == "running")
-            .map(|i| (i["id"].to_string(), i["host"].as_str().unwrap_or_default().to_string()))
+            .map(|i| {
+                (
+                    i["id"].to_string(),
+                    i["host"].as_str().unwrap_or_default().to_string(),
+                )
+            })
             .collect();
         (api.len() == 2 && api.iter().all(|(_, h)| h == "h4")).then_some(())
     });
-    let items = wait_until("the items through the surviving hosts", Duration::from_secs(10), || {
-        let (status, body) = request(&front(0), "GET", "/api/items", "");
-        (status == 200).then(|| json(&body))
-    });
+    let items = wait_until(
+        "the items through the surviving hosts",
+        Duration::from_secs(10),
+        || {
+            let (status, body) = request(&front(0), "GET", "/api/items", "");
+            (status == 200).then(|| json(&body))
+        },
+    );
     assert_eq!(names(&items), expected);
 
     // Everything stops, NATS included; everything starts again on the
@@ -132,9 +161,14 @@ fn three_tiers_on_separate_hosts_keep_their_items_through_host_loss_and_full_res
     c.start_nats();
     c.start_server();
     start_hosts(&mut c, &net, &[0, 1, 2, 3]);
-    let items = wait_until("the app to serve its items again", Duration::from_secs(30), || {
-        let (status, body) = std::panic::catch_unwind(|| request(&front(0), "GET", "/api/items", "")).ok()?;
-        (status == 200).then(|| json(&body))
-    });
+    let items = wait_until(
+        "the app to serve its items again",
+        Duration::from_secs(30),
+        || {
+            let (status, body) =
+                std::panic::catch_unwind(|| request(&front(0), "GET", "/api/items", "")).ok()?;
+            (status == 200).then(|| json(&body))
+        },
+    );
     assert_eq!(names(&items), expected);
 }

@@ -44,9 +44,19 @@ impl TestNet {
             let address = format!("10.{net}.0.{}", i + 2);
             ip(&["netns", "add", &ns]);
             t.namespaces.push(ns.clone());
-            ip(&["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+            ip(&[
+                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ]);
             ip(&["link", "set", &veth, "master", &bridge, "up"]);
-            ip(&["-n", &ns, "addr", "add", &format!("{address}/24"), "dev", "eth0"]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{address}/24"),
+                "dev",
+                "eth0",
+            ]);
             ip(&["-n", &ns, "link", "set", "eth0", "up"]);
             ip(&["-n", &ns, "link", "set", "lo", "up"]);
             t.addresses.push(address);
