@@ -33,6 +33,10 @@ pub struct Args {
     /// Where NATS data, artifacts and compiled code are kept
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Another host in this process, NAME or NAME:K=V[,K=V…], on the next
+    /// loopback address after --bind (repeatable): a fleet on one machine
+    #[arg(long = "host", value_name = "NAME[:K=V,…]")]
+    hosts: Vec<String>,
     #[command(flatten)]
     containers: host::ContainerArgs,
 }
@@ -69,27 +73,40 @@ async fn run_cluster(args: &Args, data_dir: &std::path::Path) -> anyhow::Result<
         let _ = rx.wait_for(|s| *s).await;
     };
     let name = host_info::machine_hostname();
-    let mut host_cfg = HostConfig {
-        nats_url: args.nats.clone(),
-        cluster: "default".into(),
-        name: name.clone(),
-        bind: args.bind,
-        labels: host::parse_labels(&args.labels)?,
-        data_dir: data_dir.join("hosts").join(&name),
-        capacity: None,
-        oci_runtime: PathBuf::new(),
-        insecure_registries: Vec::new(),
-        registry_auth: None,
-        container_subnet: None,
-        keep_containers: false,
-        mesh_port: atoll_sdk::cluster::DEFAULT_MESH_PORT,
-    };
-    args.containers.apply(&mut host_cfg)?;
+    let mut hosts = vec![(name.clone(), args.bind, host::parse_labels(&args.labels)?)];
+    for (i, spec) in args.hosts.iter().enumerate() {
+        let (extra_name, labels) = parse_host(spec)?;
+        hosts.push((extra_name, nth_address(args.bind, i + 1)?, labels));
+    }
+    let mut host_cfgs = Vec::new();
+    for (name, bind, labels) in &hosts {
+        let mut cfg = HostConfig {
+            nats_url: args.nats.clone(),
+            cluster: "default".into(),
+            name: name.clone(),
+            bind: *bind,
+            labels: labels.clone(),
+            data_dir: data_dir.join("hosts").join(name),
+            capacity: None,
+            oci_runtime: PathBuf::new(),
+            insecure_registries: Vec::new(),
+            registry_auth: None,
+            container_subnet: None,
+            keep_containers: false,
+            mesh_port: atoll_sdk::cluster::DEFAULT_MESH_PORT,
+        };
+        args.containers.apply(&mut cfg)?;
+        host_cfgs.push(cfg);
+    }
     let server = tokio::spawn(atoll_scheduler::run(
         ServerConfig::new(&args.nats, args.listen),
         stopped(stop_rx.clone()),
     ));
-    let host = tokio::spawn(atoll_runtime::run(host_cfg, stopped(stop_rx)));
+    let host_tasks: Vec<_> = host_cfgs
+        .into_iter()
+        .map(|cfg| tokio::spawn(atoll_runtime::run(cfg, stopped(stop_rx.clone()))))
+        .collect();
+    let host = futures::future::join_all(host_tasks);
 
     let api = format!("http://{}", args.listen);
     let client = atoll_sdk::client::Client::new(&api)?;
@@ -102,7 +119,11 @@ async fn run_cluster(args: &Args, data_dir: &std::path::Path) -> anyhow::Result<
         }
         return Err(e);
     }
-    println!("atoll server on {api}, host {name} on {}", args.bind);
+    for (name, bind, labels) in &hosts {
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("host {name} on {bind} {}", labels.join(","));
+    }
+    println!("atoll server on {api}");
     let file = args.file.clone().or_else(|| {
         [
             "compose.yaml",
@@ -131,8 +152,39 @@ async fn run_cluster(args: &Args, data_dir: &std::path::Path) -> anyhow::Result<
     let _ = stop_tx.send(true);
     let (s, h) = tokio::join!(server, host);
     s.context("server task")??;
-    h.context("host task")??;
+    for result in h {
+        result.context("host task")??;
+    }
     Ok(())
+}
+
+/// `NAME` or `NAME:K=V,K=V`.
+fn parse_host(spec: &str) -> anyhow::Result<(String, std::collections::BTreeMap<String, String>)> {
+    let (name, labels) = spec.split_once(':').unwrap_or((spec, ""));
+    if name.is_empty() {
+        anyhow::bail!("--host {spec}: expected NAME or NAME:K=V[,K=V…]");
+    }
+    let labels: Vec<String> = labels
+        .split(',')
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    Ok((name.to_string(), host::parse_labels(&labels)?))
+}
+
+/// The `n`th address after `bind` (127.0.0.1 → 127.0.0.2 …): extra hosts
+/// of one machine need an address each for the published ports.
+fn nth_address(bind: IpAddr, n: usize) -> anyhow::Result<IpAddr> {
+    match bind {
+        IpAddr::V4(v4) if v4.is_loopback() => {
+            let next = u32::from(v4).checked_add(n as u32).map(std::net::Ipv4Addr::from);
+            match next {
+                Some(a) if a.is_loopback() => Ok(IpAddr::V4(a)),
+                _ => anyhow::bail!("no loopback address left after {bind} for host {n}"),
+            }
+        }
+        _ => anyhow::bail!("--host needs a loopback --bind (each host gets the next address)"),
+    }
 }
 
 /// Waits (bounded) for the in-process server to answer, or reports why it
