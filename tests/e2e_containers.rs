@@ -184,6 +184,24 @@ services:
         assert_eq!((status, body.as_str()), (200, "hello from a container\n"));
     }
 
+    // And the other way: a container calls the component by name (its
+    // /etc/hosts has the service's virtual IP, the host proxies), and
+    // another container service too.
+    let (status, body) =
+        http_get(&format!("127.0.6.2:{web_port}"), "/cgi-bin/call?hello").expect("call");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.starts_with("hello from mixed-hello-"),
+        "container -> component: {body}"
+    );
+    let (status, body) =
+        http_get(&format!("127.0.6.3:{web_port}"), "/cgi-bin/call?web:8080").expect("call");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "hello from a container\n"),
+        "container -> container"
+    );
+
     // A container's process killed from outside is restarted and counted.
     let victim = web.iter().next().expect("a replica").clone();
     let pid = std::fs::read_to_string(d1.join("containers").join(&victim).join("container.pid"))

@@ -141,9 +141,13 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
         supervisor.converge(&cached);
     }
     let endpoints: Mirror<Endpoints> = Mirror::start(buckets.endpoints.clone()).await;
+    // Service addresses for containers live on the container bridge.
+    let vips = supervisor
+        .containers()
+        .map(|c| tokio::spawn(gateway::vips::run(gw.clone(), c.bridge().to_string())));
     let tasks = [
         tokio::spawn(gateway::run(gw.clone(), endpoints.view())),
-        tokio::spawn(gateway::run_mesh(gw, cfg.mesh_port)),
+        tokio::spawn(gateway::run_mesh(gw.clone(), cfg.mesh_port)),
         tokio::spawn(watch_assignment(
             buckets.assignments.clone(),
             cfg.name.clone(),
@@ -164,7 +168,7 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
     ];
     tracing::info!(host = %cfg.name, bind = %cfg.bind, "atoll host ready");
     shutdown.await;
-    for t in &tasks {
+    for t in tasks.iter().chain(&vips) {
         t.abort();
     }
     supervisor.shutdown(cfg.keep_containers).await;

@@ -16,6 +16,7 @@ pub enum Local {
     Wasm(WasmInstance),
     /// A container, reached over the host's bridge at its address.
     Container {
+        app: String,
         address: Ipv4Addr,
         ports: Vec<PortMapping>,
     },
@@ -52,6 +53,19 @@ impl LocalInstances {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.to_string(), inst);
+    }
+
+    /// Apps with at least one container on this host.
+    pub fn container_apps(&self) -> std::collections::BTreeSet<String> {
+        self.map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter_map(|l| match l {
+                Local::Container { app, .. } => Some(app.clone()),
+                Local::Wasm(_) => None,
+            })
+            .collect()
     }
 
     pub fn remove(&self, id: &str) {

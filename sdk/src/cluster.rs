@@ -29,6 +29,17 @@ pub struct HostInfo {
     pub version: String,
 }
 
+/// The virtual IP of service `service` of `app`: where its name resolves
+/// inside containers (`10.90.0.0/16`, from a hash of the two names; the
+/// same on every host, so no coordination is needed).
+pub fn service_vip(app: &str, service: &str) -> std::net::Ipv4Addr {
+    let d = crate::digest::sha256(format!("{app}/{service}").as_bytes());
+    let hex = d.trim_start_matches("sha256:");
+    let byte =
+        |i: usize| u8::from_str_radix(hex.get(i * 2..i * 2 + 2).unwrap_or("01"), 16).unwrap_or(1);
+    std::net::Ipv4Addr::new(10, 90, byte(0), 1 + byte(1) % 254)
+}
+
 /// The default `--mesh-port`.
 pub const DEFAULT_MESH_PORT: u16 = 7421;
 
@@ -132,6 +143,10 @@ pub struct InstanceSpec {
     /// How a container runs (ignored for components).
     #[serde(default)]
     pub container: ContainerOptions,
+    /// Names of every service of the app (a container's `/etc/hosts`
+    /// maps each to its [`service_vip`]).
+    #[serde(default)]
+    pub app_services: Vec<String>,
 }
 
 /// Where a host gets an instance's code.

@@ -1,6 +1,7 @@
 //! Builds a small container image as an OCI image layout: busybox's static
-//! binary as `httpd` (serving `/www`, with a CGI script that prints the
-//! container's hostname, which is its instance id) plus a few applets.
+//! binary as `httpd` (serving `/www`, with CGI scripts that print the
+//! container's hostname — its instance id — and that call a service of the
+//! app by name) plus a few applets.
 
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -45,12 +46,19 @@ pub fn busybox_httpd(dir: &Path, arch: &str, index: &str) -> Built {
         0o755,
         b"#!/bin/sh\necho 'Content-Type: text/plain'\necho\ncat /etc/hostname\n",
     );
+    // `/cgi-bin/call?NAME[:PORT]`: an HTTP call from inside the container
+    // to a service of its app, by name.
+    file(
+        "www/cgi-bin/call",
+        0o755,
+        b"#!/bin/sh\necho 'Content-Type: text/plain'\necho\nwget -qO- \"http://$QUERY_STRING/\" 2>&1\n",
+    );
     file(
         "etc/passwd",
         0o644,
         b"root:x:0:0:root:/root:/bin/sh\nwww:x:33:33::/www:/bin/false\n",
     );
-    for applet in ["sh", "httpd", "cat", "tail", "sleep"] {
+    for applet in ["sh", "httpd", "cat", "tail", "sleep", "wget"] {
         let mut h = header(tar::EntryType::Symlink, 0o777, 0);
         tar.append_link(&mut h, format!("bin/{applet}"), "busybox")
             .expect("link");

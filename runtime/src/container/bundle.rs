@@ -66,10 +66,16 @@ pub fn prepare(
         resolv_conf: bundle.join("resolv.conf"),
         hostname: bundle.join("hostname"),
     };
-    let hosts = format!(
+    let mut hosts = format!(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n{}\t{}\n",
         net.address, spec.id
     );
+    // The app's services by name: each at its virtual IP, where the host
+    // proxies to its instances wherever they run.
+    for service in &spec.app_services {
+        let vip = atoll_sdk::cluster::service_vip(&spec.app, service);
+        hosts.push_str(&format!("{vip}\t{service}\n"));
+    }
     std::fs::write(&etc.hosts, hosts).map_err(io("writing /etc/hosts".into()))?;
     std::fs::write(&etc.resolv_conf, resolv_conf()).map_err(io("writing resolv.conf".into()))?;
     std::fs::write(&etc.hostname, format!("{}\n", spec.id))

@@ -115,6 +115,11 @@ impl Containers {
         })
     }
 
+    /// The host's container bridge (made when the first container starts).
+    pub fn bridge(&self) -> &str {
+        &self.network.bridge
+    }
+
     pub fn bundle(&self, id: &str) -> PathBuf {
         self.dir.join(id)
     }

@@ -13,6 +13,8 @@ use std::time::Duration;
 pub struct Route {
     pub app: String,
     pub service: String,
+    /// The service's `ports:` (a container service listens on the targets).
+    pub ports: Vec<atoll_sdk::spec::PortMapping>,
     pub timeout: Duration,
     pub endpoints: Vec<RouteEndpoint>,
 }
@@ -57,6 +59,7 @@ pub fn build(all: &BTreeMap<String, Endpoints>, previous: &Table) -> Table {
         let route = Route {
             app: eps.app.clone(),
             service: eps.service.clone(),
+            ports: eps.ports.clone(),
             timeout: Duration::from_millis(eps.timeout_ms.max(1)),
             endpoints,
         };

@@ -337,6 +337,18 @@ impl Network {
     }
 }
 
+/// Adds `addr/32` to interface `name`.
+pub async fn add_address(name: &str, addr: Ipv4Addr) -> Result<(), NetError> {
+    ip(&["addr", "replace", &format!("{addr}/32"), "dev", name])
+        .await
+        .map(drop)
+}
+
+/// Removes `addr/32` from interface `name`.
+pub async fn remove_address(name: &str, addr: Ipv4Addr) {
+    let _ = ip(&["addr", "del", &format!("{addr}/32"), "dev", name]).await;
+}
+
 async fn masquerade(subnet: &str, bridge: &str) {
     let rule = ["-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE"];
     let run = |op: &'static str| {

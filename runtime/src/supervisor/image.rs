@@ -112,6 +112,7 @@ impl Supervisor {
     async fn run_container(&self, spec: &InstanceSpec, containers: &Arc<Containers>, s: Started) {
         let id = &spec.id;
         let local = Local::Container {
+            app: spec.app.clone(),
             address: s.address,
             ports: spec.ports.clone(),
         };
@@ -172,6 +173,7 @@ impl Supervisor {
             };
             let address = containers_address(containers, id);
             let local = Local::Container {
+                app: spec.app.clone(),
                 address,
                 ports: spec.ports.clone(),
             };

@@ -57,5 +57,6 @@ pub(super) fn template(
         reservations: service.deploy.resources.reservations,
         timeout_ms: service.timeout_ms,
         container: service.container.clone(),
+        app_services: record.spec.services.keys().cloned().collect(),
     })
 }
