@@ -13,7 +13,6 @@
 use super::{Gateway, MAX_REQUEST_BODY, text};
 use crate::oci::network;
 use atoll_sdk::cluster::service_vip;
-use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::server::conn::http1;
@@ -129,7 +128,7 @@ async fn serve(
                     let (parts, body) = req.into_parts();
                     let resp = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
                         Ok(b) => {
-                            let req = Request::from_parts(parts, Bytes::from(b.to_bytes()));
+                            let req = Request::from_parts(parts, b.to_bytes());
                             match gw.call_service(&app, &service, port, req).await {
                                 Some(r) => r,
                                 None => text(
