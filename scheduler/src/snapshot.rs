@@ -140,6 +140,7 @@ pub(crate) mod fixtures {
             ports: Vec::new(),
             deploy: Deploy::default(),
             container: Default::default(),
+            volumes: Vec::new(),
         }
     }
 

@@ -230,7 +230,7 @@ fn user(ctx: &mut Ctx, path: &str, node: &Node) -> Option<String> {
 }
 
 /// A YAML boolean, or `"true"`/`"false"` (what interpolation would give).
-fn boolean(ctx: &mut Ctx, path: &str, node: &Node) -> Option<bool> {
+pub(super) fn boolean(ctx: &mut Ctx, path: &str, node: &Node) -> Option<bool> {
     match &node.data {
         YamlData::Value(Scalar::Boolean(b)) => Some(*b),
         YamlData::Value(Scalar::String(s)) if s == "true" => Some(true),

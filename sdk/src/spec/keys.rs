@@ -39,7 +39,7 @@ pub(super) static TOP: Section = Section {
         ),
         ("include", N),
         ("networks", N),
-        ("volumes", N),
+        ("volumes", S),
         ("configs", N),
         ("secrets", N),
         ("models", N),
@@ -65,6 +65,8 @@ pub(super) static SERVICE: Section = Section {
         ("cap_drop", S),
         ("stop_grace_period", S),
         ("restart", S),
+        // Named volumes (see `volumes.rs`); components ignore them too.
+        ("volumes", S),
         ("annotations", N),
         ("attach", N),
         ("blkio_config", N),
@@ -153,8 +155,39 @@ pub(super) static SERVICE: Section = Section {
         ("use_api_socket", N),
         ("userns_mode", N),
         ("uts", N),
-        ("volumes", N),
         ("volumes_from", N),
+    ],
+};
+
+/// One declaration under the top-level `volumes:`. atoll keeps every named
+/// volume in a directory on its host, so the driver settings do not apply.
+pub(super) static VOLUME: Section = Section {
+    name: "volumes.<name>",
+    keys: &[
+        ("driver", VOLUME_IGNORED),
+        ("driver_opts", VOLUME_IGNORED),
+        ("external", VOLUME_IGNORED),
+        ("labels", VOLUME_IGNORED),
+        ("name", VOLUME_IGNORED),
+    ],
+};
+
+const VOLUME_IGNORED: Status =
+    Status::Warn("ignored: atoll keeps a named volume in a directory on its host");
+
+/// The long form of a service's `volumes:` item.
+pub(super) static MOUNT: Section = Section {
+    name: "services.<name>.volumes[]",
+    keys: &[
+        ("type", S),
+        ("source", S),
+        ("target", S),
+        ("read_only", S),
+        ("volume", N),
+        ("bind", N),
+        ("tmpfs", N),
+        ("image", N),
+        ("consistency", N),
     ],
 };
 
@@ -250,7 +283,9 @@ pub(super) static RESERVATIONS: Section = Section {
 #[cfg(test)]
 pub(super) static ALL: &[&Section] = &[
     &TOP,
+    &VOLUME,
     &SERVICE,
+    &MOUNT,
     &X_ATOLL,
     &PORT,
     &DEPLOY,

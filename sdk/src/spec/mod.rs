@@ -14,6 +14,7 @@ mod placement;
 mod ports;
 mod service;
 mod units;
+mod volumes;
 mod yaml;
 
 #[cfg(test)]

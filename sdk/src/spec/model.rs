@@ -24,6 +24,24 @@ pub struct Service {
     /// How a container runs; components ignore it.
     #[serde(default)]
     pub container: ContainerOptions,
+    /// `volumes:`: named volumes mounted into the container (empty for a
+    /// component, which ignores them).
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
+}
+
+/// A named volume kept on the host under the host's data dir
+/// (`<data dir>/volumes/<app>/<name>`), mounted at `target` inside the
+/// container. It outlives instances and deploys, and ties the service to
+/// the host that holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeMount {
+    /// The volume's name, declared under the top-level `volumes:`.
+    pub name: String,
+    /// Absolute path inside the container, without a trailing slash.
+    pub target: String,
+    /// `:ro` / `read_only: true`: mounted read-only.
+    pub read_only: bool,
 }
 
 /// The Compose keys that shape a container (`command`, `entrypoint`,

@@ -7,13 +7,14 @@
 //! are collected in a [`Ctx`] rather than returned early, so one run reports
 //! everything wrong with a file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::App;
 use super::ctx::{Ctx, Entry};
 use super::keys;
 use super::service::service;
 use super::units::is_app_name;
+use super::volumes::declarations;
 use super::yaml::{self, Node};
 
 /// The result of a successful parse.
@@ -113,12 +114,18 @@ fn app(ctx: &mut Ctx, doc: &Node, default_name: &str) -> App {
     let mut has_services = false;
     if doc.data.is_mapping() {
         let entries = ctx.mapping("", doc);
-        for e in keys::filter(ctx, &keys::TOP, "", entries) {
+        let entries = keys::filter(ctx, &keys::TOP, "", entries);
+        // Volumes first: services may come before them in the file.
+        let volumes = match entries.iter().find(|e| e.key == "volumes") {
+            Some(e) => declarations(ctx, e.value),
+            None => BTreeSet::new(),
+        };
+        for e in entries {
             match e.key.as_str() {
                 "name" => name = Some(app_name(ctx, &e)),
                 "services" => {
                     has_services = true;
-                    services = all_services(ctx, &e);
+                    services = all_services(ctx, &e, &volumes);
                 }
                 _ => {}
             }
@@ -159,7 +166,11 @@ fn app_name(ctx: &mut Ctx, e: &Entry) -> String {
     name
 }
 
-fn all_services(ctx: &mut Ctx, e: &Entry) -> BTreeMap<String, super::Service> {
+fn all_services(
+    ctx: &mut Ctx,
+    e: &Entry,
+    volumes: &BTreeSet<String>,
+) -> BTreeMap<String, super::Service> {
     let mut out = BTreeMap::new();
     let errors_before = ctx.errors.len();
     let entries = ctx.mapping("services", e.value);
@@ -168,7 +179,7 @@ fn all_services(ctx: &mut Ctx, e: &Entry) -> BTreeMap<String, super::Service> {
     }
     let mut seen_ports = BTreeMap::new();
     for s in entries {
-        let svc = service(ctx, &s.key, s.line, s.value, &mut seen_ports);
+        let svc = service(ctx, &s.key, s.line, s.value, &mut seen_ports, volumes);
         out.insert(s.key, svc);
     }
     out

@@ -1,8 +1,8 @@
 //! One entry of `services:` — its name, artifact (`image` or
 //! `x-atoll.component`), `x-atoll` settings and `environment`; ports,
-//! deploy and the container keys are delegated to their modules.
+//! volumes, deploy and the container keys are delegated to their modules.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use saphyr::YamlData;
 
@@ -12,6 +12,7 @@ use super::deploy::deploy;
 use super::keys;
 use super::ports::ports;
 use super::units::is_service_name;
+use super::volumes::mounts;
 use super::yaml::{self, Node};
 use super::{Artifact, Deploy, Service};
 
@@ -105,13 +106,15 @@ fn environment(ctx: &mut Ctx, path: &str, node: &Node) -> BTreeMap<String, Strin
 }
 
 /// Converts one service. `seen_ports` spans the whole file so a published
-/// port used twice is reported on its second use.
+/// port used twice is reported on its second use; `volumes` are the names
+/// declared under the top-level `volumes:`.
 pub(super) fn service(
     ctx: &mut Ctx,
     name: &str,
     name_line: usize,
     node: &Node,
     seen_ports: &mut BTreeMap<u16, String>,
+    volumes: &BTreeSet<String>,
 ) -> Service {
     let path = join("services", name);
     if !is_service_name(name) {
@@ -125,6 +128,7 @@ pub(super) fn service(
     let mut port_list = Vec::new();
     let mut deploy_section = Deploy::default();
     let mut container = ContainerKeys::default();
+    let mut volume_mounts = Vec::new();
     let entries = ctx.mapping(&path, node);
     for e in keys::filter(ctx, &keys::SERVICE, &path, entries) {
         let p = join(&path, &e.key);
@@ -137,6 +141,13 @@ pub(super) fn service(
             "environment" => environment_map = environment(ctx, &p, e.value),
             "ports" => port_list = ports(ctx, &p, name, e.value, seen_ports),
             "deploy" => deploy_section = deploy(ctx, &p, e.value, &mut container),
+            "volumes" => {
+                if !e.value.data.is_null() {
+                    // Container only: a component gets a warning.
+                    container.note(&p, e.line);
+                }
+                volume_mounts = mounts(ctx, &p, e.value, volumes);
+            }
             key => container.read(ctx, key, &p, e.line, e.value),
         }
     }
@@ -167,5 +178,12 @@ pub(super) fn service(
         ports: port_list,
         deploy: deploy_section,
         container: container.finish(ctx, &path, is_component),
+        // A component ignores its volumes (with the warning above), so they
+        // do not tie it to a host either.
+        volumes: if is_component {
+            Vec::new()
+        } else {
+            volume_mounts
+        },
     }
 }

@@ -8,6 +8,7 @@ mod errors;
 mod garbage;
 mod valid;
 mod values;
+mod volumes;
 mod warnings;
 
 use super::{Parsed, SpecError, parse};

@@ -172,6 +172,7 @@ fn full_file_round_trip() {
                 window_ms: Some(120_000),
             },
         },
+        volumes: vec![],
     };
     let api = Service {
         name: "api".into(),
@@ -184,6 +185,7 @@ fn full_file_round_trip() {
             ..Deploy::default()
         },
         container: ContainerOptions::default(),
+        volumes: vec![],
     };
     let expected = App {
         name: "shop".into(),

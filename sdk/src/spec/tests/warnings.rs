@@ -10,7 +10,6 @@ fn top_level_keys_not_implemented_yet() {
         [
             "version: obsolete in the Compose Specification, ignored (line 1)",
             "networks: not implemented yet, ignored (line 6)",
-            "volumes: not implemented yet, ignored (line 7)",
             "configs: not implemented yet, ignored (line 8)",
             "secrets: not implemented yet, ignored (line 9)",
             "include: not implemented yet, ignored (line 10)",
@@ -21,17 +20,14 @@ fn top_level_keys_not_implemented_yet() {
 
 #[test]
 fn service_keys_not_implemented_yet() {
-    let text = web(
-        "healthcheck:\n  test: [CMD, true]\nprivileged: true\nvolumes: [data:/data]\ncpus: 2\nscale: 3",
-    );
+    let text = web("healthcheck:\n  test: [CMD, true]\nprivileged: true\ncpus: 2\nscale: 3");
     assert_eq!(
         ok(&text).warnings,
         [
             "services.web.healthcheck: not implemented yet, ignored (line 4)",
             "services.web.privileged: not implemented yet, ignored (line 6)",
-            "services.web.volumes: not implemented yet, ignored (line 7)",
-            "services.web.cpus: not implemented yet, ignored; use deploy.resources.limits.cpus (line 8)",
-            "services.web.scale: not implemented yet, ignored; use deploy.replicas (line 9)",
+            "services.web.cpus: not implemented yet, ignored; use deploy.resources.limits.cpus (line 7)",
+            "services.web.scale: not implemented yet, ignored; use deploy.replicas (line 8)",
         ]
     );
 }
@@ -117,7 +113,6 @@ fn every_compose_service_key_is_known() {
         "use_api_socket",
         "userns_mode",
         "uts",
-        "volumes",
         "volumes_from",
     ];
     let body: String = keys.iter().map(|k| format!("{k}: x\n")).collect();

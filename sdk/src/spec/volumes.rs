@@ -1,0 +1,264 @@
+//! Named volumes: the top-level `volumes:` declarations and each service's
+//! `volumes:` mounts.
+//!
+//! A named volume is a directory atoll keeps on the host (under the host's
+//! data dir), mounted into the container. Only named volumes are
+//! supported: bind mounts (a host path as the source, `type: bind`) and
+//! `tmpfs` are errors, and a mount must name a volume declared at the top
+//! level, so a typo in a name is caught rather than creating a new volume.
+
+use std::collections::BTreeSet;
+
+use saphyr::{Scalar, YamlData};
+
+use super::VolumeMount;
+use super::container::boolean;
+use super::ctx::{Ctx, index, join};
+use super::keys;
+use super::yaml::{self, Node};
+
+const BIND: &str = "bind mounts are not supported: declare a named volume under the top-level `volumes:` and use NAME:/path";
+const SHORT: &str = "NAME:/path or NAME:/path:ro";
+
+/// `^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`, as in Compose.
+pub(super) fn is_volume_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// A source that names a host path rather than a volume.
+fn is_host_path(source: &str) -> bool {
+    source.starts_with(['/', '.', '~'])
+}
+
+/// The top-level `volumes:`: the declared names. Each value is a mapping
+/// or null; the keys inside (`driver`, `external`, `name`, …) are ignored
+/// with a warning. An invalid name is an error but still counts as
+/// declared, so its mounts are not reported a second time.
+pub(super) fn declarations(ctx: &mut Ctx, node: &Node) -> BTreeSet<String> {
+    let mut declared = BTreeSet::new();
+    for e in ctx.mapping("volumes", node) {
+        let path = join("volumes", &e.key);
+        if !is_volume_name(&e.key) {
+            let m = "invalid volume name: use letters, digits, '_', '-' and '.', starting with a letter or digit";
+            ctx.error(&path, e.line, m);
+        }
+        let entries = ctx.mapping(&path, e.value);
+        keys::filter(ctx, &keys::VOLUME, &path, entries);
+        declared.insert(e.key);
+    }
+    declared
+}
+
+/// A service's `volumes:` list, short (`NAME:/path[:ro|rw]`) or long
+/// (`{type: volume, source, target, read_only}`) items.
+pub(super) fn mounts(
+    ctx: &mut Ctx,
+    path: &str,
+    node: &Node,
+    declared: &BTreeSet<String>,
+) -> Vec<VolumeMount> {
+    let mut out: Vec<VolumeMount> = Vec::new();
+    // Index of the item that mounted each target, for the duplicate error.
+    let mut targets: Vec<usize> = Vec::new();
+    for (i, item) in ctx.sequence(path, node).iter().enumerate() {
+        let p = index(path, i);
+        let mount = match &item.data {
+            YamlData::Value(Scalar::String(s)) => short(ctx, &p, yaml::line(item), s, declared),
+            YamlData::Mapping(_) => long(ctx, &p, item, declared),
+            _ => {
+                let found = yaml::describe(item);
+                let m = format!("expected {SHORT} or a mapping, found {found}");
+                ctx.error(&p, yaml::line(item), m);
+                None
+            }
+        };
+        let Some(mount) = mount else {
+            continue;
+        };
+        if let Some(j) = out.iter().position(|m| m.target == mount.target) {
+            let first = index(path, targets[j]);
+            let m = format!("{} is already a mount target (in {first})", mount.target);
+            ctx.error(&p, yaml::line(item), m);
+            continue;
+        }
+        out.push(mount);
+        targets.push(i);
+    }
+    out
+}
+
+/// `NAME:/path` or `NAME:/path:ro|rw`.
+fn short(
+    ctx: &mut Ctx,
+    path: &str,
+    line: usize,
+    text: &str,
+    declared: &BTreeSet<String>,
+) -> Option<VolumeMount> {
+    let parts: Vec<&str> = text.split(':').collect();
+    if parts.len() == 1 && is_host_path(text) {
+        let m = format!(
+            "anonymous volumes are not supported: declare a named volume under the top-level `volumes:` and use NAME:{text}"
+        );
+        ctx.error(path, line, m);
+        return None;
+    }
+    if let Some(source) = parts.first()
+        && parts.len() > 1
+        && is_host_path(source)
+    {
+        ctx.error(path, line, BIND);
+        return None;
+    }
+    let (name, target, mode) = match parts.as_slice() {
+        [name, target] => (*name, *target, None),
+        [name, target, mode] => (*name, *target, Some(*mode)),
+        _ => ("", "", None),
+    };
+    if name.is_empty() || target.is_empty() {
+        ctx.error(path, line, format!("expected {SHORT}, found \"{text}\""));
+        return None;
+    }
+    let read_only = match mode {
+        None | Some("rw") => false,
+        Some("ro") => true,
+        Some(other) => {
+            let m = format!("expected the mode ro or rw, found \"{other}\" in \"{text}\"");
+            ctx.error(path, line, m);
+            return None;
+        }
+    };
+    let name = volume_name(ctx, path, line, name, declared);
+    let target = target_path(ctx, path, line, target);
+    Some(VolumeMount {
+        name: name?,
+        target: target?,
+        read_only,
+    })
+}
+
+/// The long form: `type` (only `volume`; default `volume`), `source`,
+/// `target`, `read_only`.
+fn long(
+    ctx: &mut Ctx,
+    path: &str,
+    node: &Node,
+    declared: &BTreeSet<String>,
+) -> Option<VolumeMount> {
+    let mut ok = true;
+    let mut is_bind = false;
+    let mut source = None;
+    let mut target = None;
+    let mut read_only = false;
+    let entries = ctx.mapping(path, node);
+    let entries = keys::filter(ctx, &keys::MOUNT, path, entries);
+    // `type` first, so a bind mount's source is not also reported as an
+    // undeclared volume.
+    if let Some(e) = entries.iter().find(|e| e.key == "type") {
+        let p = join(path, "type");
+        match ctx.string(&p, e.value).as_deref() {
+            Some("volume") => {}
+            Some("bind" | "tmpfs") => {
+                ctx.error(&p, yaml::line(e.value), BIND);
+                is_bind = true;
+            }
+            Some(other) => {
+                let m = format!("unsupported mount type \"{other}\": only `volume` is supported");
+                ctx.error(&p, yaml::line(e.value), m);
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    for e in &entries {
+        let p = join(path, &e.key);
+        let line = yaml::line(e.value);
+        match e.key.as_str() {
+            "source" => match ctx.string(&p, e.value) {
+                Some(_) if is_bind => {}
+                Some(s) if is_host_path(&s) => {
+                    ctx.error(&p, line, BIND);
+                    is_bind = true;
+                }
+                Some(s) => {
+                    source = volume_name(ctx, &p, line, &s, declared);
+                    ok &= source.is_some();
+                }
+                None => ok = false,
+            },
+            "target" => {
+                target = ctx
+                    .string(&p, e.value)
+                    .and_then(|t| target_path(ctx, &p, line, &t));
+                ok &= target.is_some();
+            }
+            "read_only" => match boolean(ctx, &p, e.value) {
+                Some(b) => read_only = b,
+                None => ok = false,
+            },
+            _ => {}
+        }
+    }
+    if is_bind || !ok {
+        return None;
+    }
+    let line = yaml::line(node);
+    if source.is_none() {
+        let m = "missing `source`: anonymous volumes are not supported; name a volume declared under the top-level `volumes:`";
+        ctx.error(path, line, m);
+    }
+    if target.is_none() {
+        ctx.error(
+            path,
+            line,
+            "missing `target`: the absolute path to mount the volume at",
+        );
+    }
+    Some(VolumeMount {
+        name: source?,
+        target: target?,
+        read_only,
+    })
+}
+
+/// A volume name, which must be declared at the top level.
+fn volume_name(
+    ctx: &mut Ctx,
+    path: &str,
+    line: usize,
+    name: &str,
+    declared: &BTreeSet<String>,
+) -> Option<String> {
+    if declared.contains(name) {
+        return Some(name.to_string());
+    }
+    let names: Vec<&str> = declared.iter().map(String::as_str).collect();
+    let known = if names.is_empty() {
+        "none is declared".to_string()
+    } else {
+        format!("declared: {}", names.join(", "))
+    };
+    let m = format!(
+        "undeclared volume \"{name}\": declare it under the top-level `volumes:` ({known})"
+    );
+    ctx.error(path, line, m);
+    None
+}
+
+/// An absolute path inside the container, other than `/`; trailing
+/// slashes are dropped so `/data/` and `/data` are one target.
+fn target_path(ctx: &mut Ctx, path: &str, line: usize, target: &str) -> Option<String> {
+    if !target.starts_with('/') {
+        let m = format!("the target must be an absolute path such as /data, found \"{target}\"");
+        ctx.error(path, line, m);
+        return None;
+    }
+    let trimmed = target.trim_end_matches('/');
+    if trimmed.is_empty() {
+        ctx.error(path, line, "a volume cannot be mounted at /");
+        return None;
+    }
+    Some(trimmed.to_string())
+}
