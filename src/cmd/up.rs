@@ -177,7 +177,9 @@ fn parse_host(spec: &str) -> anyhow::Result<(String, std::collections::BTreeMap<
 fn nth_address(bind: IpAddr, n: usize) -> anyhow::Result<IpAddr> {
     match bind {
         IpAddr::V4(v4) if v4.is_loopback() => {
-            let next = u32::from(v4).checked_add(n as u32).map(std::net::Ipv4Addr::from);
+            let next = u32::from(v4)
+                .checked_add(n as u32)
+                .map(std::net::Ipv4Addr::from);
             match next {
                 Some(a) if a.is_loopback() => Ok(IpAddr::V4(a)),
                 _ => anyhow::bail!("no loopback address left after {bind} for host {n}"),
