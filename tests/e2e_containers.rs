@@ -540,3 +540,83 @@ fn a_hundred_container_starts_and_stops_leave_nothing_behind() {
         );
     }
 }
+
+#[test]
+fn a_named_volume_keeps_its_data_through_restarts_and_redeploys() {
+    let mut dirs = HostDirs::new();
+    let mut c = Cluster::start();
+    let registry = Registry::start(c.dir.path());
+    let reg = registry.host.clone();
+    let layout = c.dir.path().join("web-image");
+    image::busybox_httpd(&layout, image::host_arch(), "notes\n");
+    push(&c, &layout, &format!("{reg}/web:1"));
+    let data = dirs.data("h6");
+    let extra = [
+        "--insecure-registry",
+        &reg,
+        "--container-subnet",
+        "10.89.211.0/24",
+    ];
+    c.start_host_at("h6", "127.0.6.7", &data, &extra);
+    let port = free_port();
+    let compose = |version: &str| {
+        c.compose(
+            "notes.yaml",
+            &format!(
+                "name: notes\nservices:\n  web:\n    image: {reg}/web:1\n    ports: [\"{port}:8080\"]\n    stop_grace_period: 0s\n    environment:\n      VERSION: \"{version}\"\n    volumes:\n      - notes:/data\nvolumes:\n  notes: {{}}\n"
+            ),
+        )
+    };
+    c.deploy_wait(&compose("1"));
+    let addr = format!("127.0.6.7:{port}");
+    let (status, body) = http_get(&addr, "/cgi-bin/note?kept").expect("write");
+    assert_eq!((status, body.as_str()), (200, "kept\n"));
+    assert_eq!(
+        std::fs::read_to_string(data.join("volumes/notes/notes/note")).expect("on the host"),
+        "kept\n"
+    );
+
+    // The container dies and comes back: the note is there.
+    let id = c.running("notes")[0].0.clone();
+    let pid = std::fs::read_to_string(data.join("containers").join(&id).join("container.pid"))
+        .expect("pid");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let (_, body) = wait_until(
+        "the restarted container to read its note",
+        Duration::from_secs(15),
+        || {
+            http_get(&addr, "/cgi-bin/note")
+                .ok()
+                .filter(|(s, _)| *s == 200)
+        },
+    );
+    assert_eq!(body, "kept\n");
+
+    // A new revision replaces the container: the note is still there.
+    c.deploy_wait(&compose("2"));
+    let (_, body) = wait_until(
+        "the new revision to read the note",
+        Duration::from_secs(15),
+        || {
+            let rows = c.instances("notes");
+            let new = rows
+                .iter()
+                .any(|r| r["state"] == "running" && r["id"] != id.as_str());
+            if !new {
+                return None;
+            }
+            http_get(&addr, "/cgi-bin/note")
+                .ok()
+                .filter(|(s, _)| *s == 200)
+        },
+    );
+    assert_eq!(body, "kept\n");
+    let out = c.atoll(&["rm", "notes"]);
+    assert!(out.status.success());
+}

@@ -147,6 +147,9 @@ pub struct InstanceSpec {
     /// maps each to its [`service_vip`]).
     #[serde(default)]
     pub app_services: Vec<String>,
+    /// Named volumes mounted into a container.
+    #[serde(default)]
+    pub volumes: Vec<crate::spec::VolumeMount>,
 }
 
 /// Where a host gets an instance's code.

@@ -53,6 +53,13 @@ pub fn busybox_httpd(dir: &Path, arch: &str, index: &str) -> Built {
         0o755,
         b"#!/bin/sh\necho 'Content-Type: text/plain'\necho\nwget -qO- \"http://$QUERY_STRING/\" 2>&1\n",
     );
+    // `/cgi-bin/note?TEXT` keeps TEXT in /data/note; `/cgi-bin/note`
+    // shows it (for services with a volume at /data).
+    file(
+        "www/cgi-bin/note",
+        0o755,
+        b"#!/bin/sh\necho 'Content-Type: text/plain'\necho\n[ -n \"$QUERY_STRING\" ] && echo \"$QUERY_STRING\" > /data/note\ncat /data/note 2>&1\n",
+    );
     file(
         "etc/passwd",
         0o644,

@@ -18,6 +18,7 @@ pub fn cgroups_path(id: &str) -> String {
 }
 
 pub fn prepare(
+    volumes_root: &Path,
     bundle: &Path,
     lower: &Path,
     spec: &InstanceSpec,
@@ -81,6 +82,14 @@ pub fn prepare(
     std::fs::write(&etc.hostname, format!("{}\n", spec.id))
         .map_err(io("writing /etc/hostname".into()))?;
 
+    // Named volumes: a directory per app and name, kept when the
+    // container goes, shared by the app's containers on this host.
+    let mut volumes = Vec::new();
+    for v in &spec.volumes {
+        let dir = volumes_root.join(&spec.app).join(&v.name);
+        std::fs::create_dir_all(&dir).map_err(io(format!("creating volume {}", v.name)))?;
+        volumes.push((dir, v.target.clone(), v.read_only));
+    }
     let input = SpecInput {
         hostname: &spec.id,
         image: &config,
@@ -93,6 +102,7 @@ pub fn prepare(
         cgroups_path: cgroups_path(&spec.id),
         etc_files: Some(etc),
         nofile: runtime_spec::nofile_limit(),
+        volumes,
     };
     let oci = runtime_spec::build(&input).map_err(|e| ContainerError::Spec(e.to_string()))?;
     let json = serde_json::to_vec_pretty(&oci).map_err(|e| ContainerError::Spec(e.to_string()))?;

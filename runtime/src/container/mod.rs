@@ -87,6 +87,8 @@ pub struct Containers {
     network: Network,
     images: Images,
     dir: PathBuf,
+    /// Named volumes, `<app>/<name>` below.
+    volumes: PathBuf,
 }
 
 impl Containers {
@@ -112,6 +114,7 @@ impl Containers {
             network,
             images: Images::new(cfg.data_dir.join("images"), store),
             dir,
+            volumes: cfg.data_dir.join("volumes"),
         })
     }
 
@@ -143,7 +146,15 @@ impl Containers {
             let _ = self.runtime.delete(&spec.id).await;
         }
         let attachment = self.network.attach(&spec.id).await?;
-        let prepared = bundle::prepare(&bundle, &lower, spec, image, host, &attachment);
+        let prepared = bundle::prepare(
+            &self.volumes,
+            &bundle,
+            &lower,
+            spec,
+            image,
+            host,
+            &attachment,
+        );
         if let Err(e) = prepared {
             self.network.detach(&spec.id).await;
             return Err(e);

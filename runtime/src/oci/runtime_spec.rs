@@ -74,6 +74,8 @@ pub struct SpecInput<'a> {
     pub etc_files: Option<EtcFiles>,
     /// `RLIMIT_NOFILE` for the process.
     pub nofile: u64,
+    /// Named volumes: a host directory, where it goes, read-only or not.
+    pub volumes: Vec<(PathBuf, String, bool)>,
 }
 
 /// Host-side files for the container's name resolution.
@@ -174,6 +176,17 @@ fn mounts(input: &SpecInput) -> Result<Vec<oci_spec::runtime::Mount>, OciSpecErr
                     .build()?,
             );
         }
+    }
+    for (source, target, read_only) in &input.volumes {
+        let mode = if *read_only { "ro" } else { "rw" };
+        mounts.push(
+            MountBuilder::default()
+                .destination(target)
+                .typ("bind")
+                .source(source)
+                .options(vec!["rbind".into(), "rprivate".into(), mode.into()])
+                .build()?,
+        );
     }
     Ok(mounts)
 }

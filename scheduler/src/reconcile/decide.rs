@@ -101,10 +101,17 @@ fn stops<'a>(placed: &[Placed<'a>], reason: StopReason) -> Vec<Stop<'a>> {
 /// Why an instance of a deployed service cannot stay where it is, if it
 /// cannot. Failed instances are not stopped here: they hold their slot and
 /// the app status shows the failure, rather than being re-placed in a loop.
+///
+/// A service with a named volume waits for a host that is down rather than
+/// moving: its data is on that host, and an instance elsewhere would start
+/// from an empty volume.
 fn must_stop(snap: &Snapshot, d: &Desired<'_>, p: &Placed<'_>) -> Option<StopReason> {
-    let Some(host) = snap.host(p.host).filter(|h| h.is_ready()) else {
+    let Some(host) = snap.host(p.host) else {
         return Some(StopReason::Lost);
     };
+    if !host.is_ready() {
+        return d.service.volumes.is_empty().then_some(StopReason::Lost);
+    }
     if p.spec.spec_hash != d.hash {
         return Some(StopReason::Changed);
     }

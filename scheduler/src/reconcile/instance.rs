@@ -58,5 +58,6 @@ pub(super) fn template(
         timeout_ms: service.timeout_ms,
         container: service.container.clone(),
         app_services: record.spec.services.keys().cloned().collect(),
+        volumes: service.volumes.clone(),
     })
 }

@@ -30,6 +30,7 @@ fn input<'a>(
         cgroups_path: "/atoll/x".into(),
         etc_files: None,
         nofile: 1024,
+        volumes: vec![("/data/volumes/shop/db".into(), "/var/lib/db".into(), true)],
     }
 }
 
@@ -97,6 +98,14 @@ fn spec_carries_limits_namespaces_and_hardening() {
         !bounding.contains("CAP_SYS_ADMIN"),
         "not in the default set"
     );
+    let volume = json["mounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["destination"] == "/var/lib/db")
+        .expect("the volume is mounted");
+    assert_eq!(volume["source"], "/data/volumes/shop/db");
+    assert!(volume["options"].to_string().contains("\"ro\""));
     let masked = json["linux"]["maskedPaths"].to_string();
     assert!(masked.contains("/proc/kcore"));
     let refused = json["linux"]["seccomp"]["syscalls"][0]["names"].to_string();

@@ -24,6 +24,42 @@ fn instances_of_a_down_host_are_re_placed_on_survivors() {
 }
 
 #[test]
+fn a_service_with_a_named_volume_waits_for_its_host() {
+    let mut db = service("db");
+    db.volumes = vec![atoll_sdk::spec::VolumeMount {
+        name: "data".into(),
+        target: "/data".into(),
+        read_only: false,
+    }];
+    let mut c = Cluster::new(
+        vec![host("h1"), host("h2")],
+        vec![app("shop", vec![db, service("api").replicas(2)])],
+    );
+    c.step();
+    let db_host = if c.ids_on("h1").iter().any(|i| i.contains("-db-")) {
+        "h1"
+    } else {
+        "h2"
+    };
+    let before = c.all_ids();
+    c.set_state(db_host, HostState::Down);
+    c.step();
+    let after = c.all_ids();
+    let db_ids = |ids: &Vec<String>| {
+        ids.iter()
+            .filter(|i| i.contains("-db-"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(db_ids(&after), db_ids(&before), "the db instance stays");
+    assert_eq!(
+        c.spread("shop", "db")[db_host],
+        1,
+        "still assigned to its host"
+    );
+}
+
+#[test]
 fn a_host_coming_back_changes_nothing() {
     let mut c = Cluster::new(
         vec![host("h1"), host("h2")],
