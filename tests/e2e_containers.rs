@@ -117,7 +117,8 @@ fn containers_and_wasm_artifacts_from_a_registry_serve_side_by_side() {
     c.start_host_at("h1", "127.0.6.2", &d1, &h1_extra);
     c.start_host_at("h2", "127.0.6.3", &d2, &h2_extra);
 
-    let (web_port, hello_port, front_port) = (free_port(), free_port(), free_port());
+    let (web_port, hello_port, front_port, echo_port) =
+        (free_port(), free_port(), free_port(), free_port());
     let file = c.compose(
         "mixed.yaml",
         &format!(
@@ -140,6 +141,14 @@ services:
     x-atoll:
       component: {front}
     ports: [\"{front_port}:80\"]
+  echo:
+    image: {reg}/web:1
+    entrypoint: [/bin/nc, -ll, -p, \"9000\", -e, /bin/echo1]
+    ports: [\"{echo_port}:9000\"]
+    stop_grace_period: 0s
+    deploy:
+      placement:
+        constraints: [node.hostname == h2]
 ",
             front = sample_wasm("three_tier_front").display(),
         ),
@@ -200,6 +209,16 @@ services:
         (status, body.as_str()),
         (200, "hello from a container\n"),
         "container -> container"
+    );
+
+    // Plain TCP by name, from a container on h1 to one on h2: spliced
+    // through the hosts' mesh.
+    let (status, body) =
+        http_get(&format!("127.0.6.2:{web_port}"), "/cgi-bin/tcp?echo:9000").expect("tcp");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "echo:ping\n"),
+        "container -> container over TCP"
     );
 
     // A container's process killed from outside is restarted and counted.

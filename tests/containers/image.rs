@@ -60,12 +60,24 @@ pub fn busybox_httpd(dir: &Path, arch: &str, index: &str) -> Built {
         0o755,
         b"#!/bin/sh\necho 'Content-Type: text/plain'\necho\n[ -n \"$QUERY_STRING\" ] && echo \"$QUERY_STRING\" > /data/note\ncat /data/note 2>&1\n",
     );
+    // `/cgi-bin/tcp?NAME:PORT`: a plain TCP exchange with a service of the
+    // app by name; `/bin/echo1` answers one line on such a port.
+    file(
+        "www/cgi-bin/tcp",
+        0o755,
+        b"#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho ping | nc -w 2 \"${QUERY_STRING%:*}\" \"${QUERY_STRING#*:}\" 2>&1\n",
+    );
+    file(
+        "bin/echo1",
+        0o755,
+        b"#!/bin/sh\nread line\necho \"echo:$line\"\n",
+    );
     file(
         "etc/passwd",
         0o644,
         b"root:x:0:0:root:/root:/bin/sh\nwww:x:33:33::/www:/bin/false\n",
     );
-    for applet in ["sh", "httpd", "cat", "tail", "sleep", "wget"] {
+    for applet in ["sh", "httpd", "cat", "tail", "sleep", "wget", "nc"] {
         let mut h = header(tar::EntryType::Symlink, 0o777, 0);
         tar.append_link(&mut h, format!("bin/{applet}"), "busybox")
             .expect("link");

@@ -114,6 +114,7 @@ async fn accept(gw: Arc<Gateway>, port: Option<u16>, listener: tokio::net::TcpLi
                 async move {
                     let resp = match port {
                         Some(port) => gw.handle(port, req).await,
+                        None if req.method() == http::Method::CONNECT => gw.serve_tunnel(req).await,
                         None => gw.serve_mesh(req).await,
                     };
                     Ok::<_, std::convert::Infallible>(resp)
@@ -122,6 +123,7 @@ async fn accept(gw: Arc<Gateway>, port: Option<u16>, listener: tokio::net::TcpLi
             let _ = http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades()
                 .await;
         });
         while conns.try_join_next().is_some() {}

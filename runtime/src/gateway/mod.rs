@@ -8,6 +8,7 @@ pub mod balance;
 mod forward;
 mod listeners;
 pub mod routes;
+mod tcp;
 pub mod vips;
 
 use crate::local::{Local, LocalInstances};

@@ -24,6 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
+/// How long a new connection may stay silent before it is taken as TCP.
+const PEEK: Duration = Duration::from_millis(300);
 /// How often the wanted addresses are compared with the present ones.
 const SYNC_EVERY: Duration = Duration::from_millis(500);
 
@@ -122,6 +124,19 @@ async fn serve(
         let _ = stream.set_nodelay(true);
         let (gw, app, service) = (gw.clone(), app.clone(), service.clone());
         conns.spawn(async move {
+            // HTTP is proxied per request; anything else is spliced to one
+            // instance. A client that says nothing first (server-speaks-
+            // first protocols) is TCP.
+            let mut first = [0u8; 8];
+            let peeked = tokio::time::timeout(PEEK, stream.peek(&mut first)).await;
+            let n = match peeked {
+                Ok(Ok(n)) => n,
+                _ => 0,
+            };
+            if !super::tcp::looks_like_http(&first[..n]) {
+                gw.tcp_to_service(&app, &service, port, stream).await;
+                return;
+            }
             let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                 let (gw, app, service) = (gw.clone(), app.clone(), service.clone());
                 async move {

@@ -1,0 +1,191 @@
+//! Plain TCP to a service (a container's database port, say): the
+//! connection is spliced to one instance, chosen like an HTTP request's
+//! (least outstanding, power of two choices, another on connect failure).
+//! A local container is dialled at its address; a remote one through a
+//! tunnel to the peer's mesh port (`CONNECT` with the hop, instance and
+//! port headers), which the peer splices to its container.
+
+use super::{Gateway, HOP_HEADER, INSTANCE_HEADER, Outstanding, PORT_HEADER, balance};
+use crate::local::Local;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Bound on dialling an instance (and on the tunnel's answer).
+const DIAL: Duration = Duration::from_secs(2);
+/// Instances tried for one connection.
+const MAX_ATTEMPTS: usize = 8;
+
+/// Whether the first bytes of a connection look like an HTTP request.
+pub fn looks_like_http(first: &[u8]) -> bool {
+    const METHODS: [&[u8]; 9] = [
+        b"GET ",
+        b"POST ",
+        b"PUT ",
+        b"HEAD ",
+        b"DELETE ",
+        b"PATCH ",
+        b"OPTIONS ",
+        b"CONNECT ",
+        b"TRACE ",
+    ];
+    first.len() >= 3
+        && METHODS.iter().any(|m| {
+            let n = first.len().min(m.len());
+            m[..n] == first[..n]
+        })
+}
+
+impl Gateway {
+    /// Splices `client` to an instance of `service` of `app` at `port`;
+    /// closes it when none can be reached.
+    pub async fn tcp_to_service(&self, app: &str, service: &str, port: u16, mut client: TcpStream) {
+        let table = self.table();
+        let Some(route) = table
+            .by_service
+            .get(&(app.to_string(), service.to_string()))
+        else {
+            return;
+        };
+        let mut excluded = Vec::new();
+        for _ in 0..MAX_ATTEMPTS.min(route.endpoints.len()) {
+            let loads: Vec<usize> = route
+                .endpoints
+                .iter()
+                .map(|e| e.outstanding.load(Ordering::Relaxed))
+                .collect();
+            let draws = (rand::random::<u64>(), rand::random::<u64>());
+            let Some(i) = balance::pick(&loads, &excluded, draws) else {
+                break;
+            };
+            let ep = &route.endpoints[i];
+            let _guard = Outstanding::enter(ep);
+            let upstream = if ep.endpoint.host == self.host {
+                match self.local.get(&ep.endpoint.id) {
+                    Some(Local::Container { address, .. }) => {
+                        dial(&format!("{address}:{port}")).await
+                    }
+                    // A component speaks HTTP only.
+                    _ => None,
+                }
+            } else {
+                tunnel(
+                    &ep.endpoint.address,
+                    ep.endpoint.mesh_port,
+                    &ep.endpoint.id,
+                    port,
+                )
+                .await
+            };
+            match upstream {
+                Some(mut up) => {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                    return;
+                }
+                None => excluded.push(i),
+            }
+        }
+        tracing::debug!(app, service, port, "no instance took the TCP connection");
+    }
+
+    /// The mesh side of a tunnel: a `CONNECT` for a local container's port,
+    /// answered 200 and spliced once the caller's connection is handed over.
+    pub async fn serve_tunnel(
+        &self,
+        req: Request<hyper::body::Incoming>,
+    ) -> Response<super::ResponseBody> {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (Some(_), Some(id), Some(port)) = (
+            header(HOP_HEADER),
+            header(INSTANCE_HEADER),
+            header(PORT_HEADER).and_then(|p| p.parse::<u16>().ok()),
+        ) else {
+            return super::text(
+                StatusCode::BAD_REQUEST,
+                "tunnels are for atoll hosts only".into(),
+            );
+        };
+        let upstream = match self.local.get(&id) {
+            Some(Local::Container { address, .. }) => dial(&format!("{address}:{port}")).await,
+            _ => None,
+        };
+        let Some(mut upstream) = upstream else {
+            return super::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "instance {id} is not a reachable container on host {}",
+                    self.host
+                ),
+            );
+        };
+        tokio::spawn(async move {
+            if let Ok(upgraded) = hyper::upgrade::on(req).await {
+                let mut io = TokioIo::new(upgraded);
+                let _ = tokio::io::copy_bidirectional(&mut io, &mut upstream).await;
+            }
+        });
+        let empty = http_body_util::Full::new(bytes::Bytes::new())
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        Response::new(empty)
+    }
+}
+
+async fn dial(addr: &str) -> Option<TcpStream> {
+    let s = tokio::time::timeout(DIAL, TcpStream::connect(addr))
+        .await
+        .ok()?
+        .ok()?;
+    let _ = s.set_nodelay(true);
+    Some(s)
+}
+
+/// A tunnel through a peer's mesh port to instance `id`'s `port`.
+async fn tunnel(address: &str, mesh_port: u16, id: &str, port: u16) -> Option<TcpStream> {
+    let mut s = dial(&format!("{address}:{mesh_port}")).await?;
+    let req = format!(
+        "CONNECT {id}:{port} HTTP/1.1\r\nHost: {address}\r\n{HOP_HEADER}: 1\r\n{INSTANCE_HEADER}: {id}\r\n{PORT_HEADER}: {port}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.ok()?;
+    // Read the answer's head byte by byte: nothing past it may be taken
+    // from the stream (it belongs to the spliced connection).
+    let mut head = Vec::new();
+    let read_head = async {
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+            if s.read(&mut b).await.ok()? == 0 {
+                return None;
+            }
+            head.push(b[0]);
+        }
+        Some(())
+    };
+    tokio::time::timeout(DIAL, read_head).await.ok()??;
+    let status_ok = head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200");
+    // The 200's body is empty but announced: a content-length of 0.
+    status_ok.then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_http;
+
+    #[test]
+    fn http_is_told_from_other_protocols() {
+        assert!(looks_like_http(b"GET / HT"));
+        assert!(looks_like_http(b"POST /x"));
+        assert!(looks_like_http(b"DEL"));
+        assert!(!looks_like_http(b"ping\n"));
+        assert!(!looks_like_http(b"\x00\x00\x00\x08"));
+        assert!(!looks_like_http(b"GE"), "too short to tell: TCP");
+    }
+}
