@@ -17,6 +17,7 @@ pub mod network;
 pub mod platform;
 pub mod pull;
 pub mod push;
+pub mod registry;
 pub mod rootfs;
 pub mod runtime_spec;
 pub mod store;

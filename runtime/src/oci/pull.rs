@@ -24,7 +24,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::manifest::{
     IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE,
@@ -34,10 +33,10 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use tokio_util::io::StreamReader;
 
-use super::auth;
 use super::kind::{ArtifactKind, ImageConfig, classify};
 use super::layout::{RefEntry, RefIndex};
 use super::platform::{Platform, select};
+use super::registry;
 use super::store::{BlobStore, DEFAULT_MAX_BLOB_BYTES, StoreError, sha256_digest};
 pub use error::PullError;
 use error::{Context, Fetching};
@@ -133,7 +132,9 @@ impl Puller {
         Ok(Self {
             store,
             insecure_registries: config.insecure_registries,
-            docker_config: config.docker_config.or_else(auth::default_config_path),
+            docker_config: config
+                .docker_config
+                .or_else(super::auth::default_config_path),
             timeout: config.timeout,
             platform: Platform::host(),
         })
@@ -172,25 +173,15 @@ impl Puller {
         if let Some(image) = self.local(&parsed, &cx, &progress).await? {
             return Ok(image);
         }
-        let auth = match &self.docker_config {
-            Some(path) => auth::load(path, &registry).map_err(|source| PullError::Credentials {
-                registry: registry.clone(),
-                source,
-            })?,
-            None => RegistryAuth::Anonymous,
-        };
-        // A client per pull: it caches credentials per registry forever, and
-        // the docker config may change between pulls.
-        let client = Client::try_from(ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(self.insecure_registries.clone()),
-            platform_resolver: None,
-            connect_timeout: Some(self.timeout),
-            read_timeout: Some(self.timeout),
-            ..ClientConfig::default()
-        })
-        .map_err(|err| PullError::Client {
-            message: err.to_string(),
-        })?;
+        let auth =
+            registry::credentials(self.docker_config.as_deref(), &registry).map_err(|source| {
+                PullError::Credentials {
+                    registry: registry.clone(),
+                    source,
+                }
+            })?;
+        let client = registry::client(&self.insecure_registries, self.timeout)
+            .map_err(|message| PullError::Client { message })?;
 
         let (manifest, manifest_digest) = self.manifest(&client, &parsed, &auth, &cx).await?;
         let kind = classify(&manifest).map_err(|source| PullError::Kind {

@@ -23,17 +23,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::errors::OciDistributionError;
 use oci_client::manifest::OCI_IMAGE_MEDIA_TYPE;
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference, RegistryOperation};
+use oci_client::{Reference, RegistryOperation};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncReadExt;
 
-use super::auth::{self, AuthError};
+use super::auth::AuthError;
 use super::layout::{LayoutError, MAX_METADATA_BYTES, OciLayout};
 use super::pull::install_crypto_provider;
+use super::registry::{self, Problem};
 use super::store::sha256_digest;
 
 /// Config media type of a Wasm artifact (CNCF Wasm OCI artifact format).
@@ -170,7 +169,9 @@ impl Pusher {
         install_crypto_provider();
         Self {
             insecure_registries: config.insecure_registries,
-            docker_config: config.docker_config.or_else(auth::default_config_path),
+            docker_config: config
+                .docker_config
+                .or_else(super::auth::default_config_path),
             timeout: config.timeout,
         }
     }
@@ -291,23 +292,15 @@ impl Pusher {
             registry: &registry,
             timeout: self.timeout,
         };
-        let auth = match &self.docker_config {
-            Some(path) => auth::load(path, &registry).map_err(|source| PushError::Credentials {
-                registry: registry.clone(),
-                source,
-            })?,
-            None => RegistryAuth::Anonymous,
-        };
-        let client = Client::try_from(ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(self.insecure_registries.clone()),
-            platform_resolver: None,
-            connect_timeout: Some(self.timeout),
-            read_timeout: Some(self.timeout),
-            ..ClientConfig::default()
-        })
-        .map_err(|err| PushError::Client {
-            message: err.to_string(),
-        })?;
+        let auth =
+            registry::credentials(self.docker_config.as_deref(), &registry).map_err(|source| {
+                PushError::Credentials {
+                    registry: registry.clone(),
+                    source,
+                }
+            })?;
+        let client = registry::client(&self.insecure_registries, self.timeout)
+            .map_err(|message| PushError::Client { message })?;
         // Authenticates for push up front: a refusal is reported as such
         // rather than as the first upload failing.
         cx.bounded(
@@ -491,113 +484,35 @@ impl Cx<'_> {
     }
 
     fn error(&self, err: OciDistributionError, what: &str) -> PushError {
-        let registry = |message: String| PushError::Registry {
-            reference: self.reference.to_owned(),
-            registry: self.registry.to_owned(),
-            what: what.to_owned(),
-            message,
-        };
-        let unauthorized = |message: String| PushError::Unauthorized {
-            reference: self.reference.to_owned(),
-            registry: self.registry.to_owned(),
-            message,
-        };
-        match err {
-            OciDistributionError::RequestError(err) => {
-                let unreachable =
-                    err.is_timeout() || err.is_connect() || err.is_request() || err.is_body();
-                self.transport(&err, unreachable)
-            }
-            OciDistributionError::IoError(err) => {
-                if let Some(corrupt) = err.get_ref().and_then(|e| e.downcast_ref::<Corrupt>()) {
-                    return PushError::CorruptBlob {
-                        message: corrupt.to_string(),
-                    };
-                }
-                self.transport(&err, true)
-            }
-            OciDistributionError::RegistryError { envelope, .. } => {
-                let denied = envelope
-                    .errors
-                    .iter()
-                    .any(|e| matches!(e.code, OciErrorCode::Unauthorized | OciErrorCode::Denied));
-                if denied {
-                    unauthorized(envelope.to_string())
-                } else {
-                    registry(envelope.to_string())
-                }
-            }
-            OciDistributionError::ServerError { code, message, .. } => match code {
-                401 | 403 => unauthorized(format!("HTTP {code}")),
-                _ => registry(format!("HTTP {code}: {}", message.trim())),
+        if let OciDistributionError::IoError(io_err) = &err
+            && let Some(corrupt) = io_err.get_ref().and_then(|e| e.downcast_ref::<Corrupt>())
+        {
+            return PushError::CorruptBlob {
+                message: corrupt.to_string(),
+            };
+        }
+        match registry::classify(&err) {
+            Problem::Tls(message) => PushError::Tls {
+                registry: self.registry.to_owned(),
+                message,
             },
-            OciDistributionError::UnauthorizedError { .. } => {
-                unauthorized("the registry answered 401; check the docker config".to_owned())
-            }
-            OciDistributionError::AuthenticationFailure(message) => unauthorized(message),
-            other => registry(other.to_string()),
-        }
-    }
-
-    /// TLS when rustls is in the chain, else unreachable or the registry's
-    /// fault.
-    fn transport(&self, err: &(dyn StdError + 'static), unreachable: bool) -> PushError {
-        let message = chain(err);
-        if is_tls(err) {
-            return PushError::Tls {
+            Problem::Unreachable(message) => PushError::Unreachable {
                 registry: self.registry.to_owned(),
                 message,
-            };
-        }
-        if unreachable {
-            return PushError::Unreachable {
+            },
+            Problem::Unauthorized(message) => PushError::Unauthorized {
+                reference: self.reference.to_owned(),
                 registry: self.registry.to_owned(),
                 message,
-            };
-        }
-        PushError::Registry {
-            reference: self.reference.to_owned(),
-            registry: self.registry.to_owned(),
-            what: "a request".to_owned(),
-            message,
+            },
+            Problem::NotFound(message) | Problem::Failed(message) => PushError::Registry {
+                reference: self.reference.to_owned(),
+                registry: self.registry.to_owned(),
+                what: what.to_owned(),
+                message,
+            },
         }
     }
-}
-
-/// An error's message and its sources, without repeats.
-fn chain(err: &(dyn StdError + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current = Some(err);
-    while let Some(err) = current {
-        let text = err.to_string();
-        if !parts.iter().any(|part| part.contains(&text)) {
-            parts.push(text);
-        }
-        current = source_of(err);
-    }
-    parts.join(": ")
-}
-
-/// `Error::source`, stepping into an `io::Error`'s payload (where rustls
-/// errors sit).
-fn source_of<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
-    if let Some(io_err) = err.downcast_ref::<io::Error>()
-        && let Some(inner) = io_err.get_ref()
-    {
-        return Some(inner);
-    }
-    err.source()
-}
-
-fn is_tls(err: &(dyn StdError + 'static)) -> bool {
-    let mut current = Some(err);
-    while let Some(err) = current {
-        if err.downcast_ref::<rustls::Error>().is_some() {
-            return true;
-        }
-        current = source_of(err);
-    }
-    false
 }
 
 #[cfg(test)]

@@ -1,15 +1,15 @@
 //! Pull errors, and the mapping from what `oci-client` and `reqwest` report
 //! to an error that says which image, which registry and what went wrong.
 
-use std::error::Error as StdError;
 use std::io;
 use std::time::Duration;
 
-use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::errors::OciDistributionError;
 
 use super::super::auth::AuthError;
 use super::super::kind::KindError;
 use super::super::platform::PlatformError;
+use super::super::registry::{self, Problem};
 use super::super::store::StoreError;
 
 /// Why a pull failed. Each variant names the image or registry involved.
@@ -92,68 +92,13 @@ impl Context<'_> {
     }
 
     pub(super) fn oci(&self, err: OciDistributionError, what: Fetching<'_>) -> PullError {
-        let registry_error = |message: String| PullError::Registry {
-            reference: self.reference.to_owned(),
-            registry: self.registry.to_owned(),
-            message,
-        };
-        let unauthorized = |message: String| PullError::Unauthorized {
-            reference: self.reference.to_owned(),
-            registry: self.registry.to_owned(),
-            message,
-        };
-        let not_found = |message: String| match what {
-            Fetching::Manifest => PullError::NotFound {
-                reference: self.reference.to_owned(),
-                registry: self.registry.to_owned(),
-            },
-            Fetching::Blob(digest) => {
-                registry_error(format!("blob {digest} is missing: {message}"))
-            }
-        };
         match err {
-            OciDistributionError::RequestError(err) => {
-                let unreachable =
-                    err.is_timeout() || err.is_connect() || err.is_request() || err.is_body();
-                self.transport(&err, unreachable)
-            }
             OciDistributionError::IoError(err) => self.io(err),
-            OciDistributionError::RegistryError { envelope, .. } => {
-                let message = envelope.to_string();
-                let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-                if codes.iter().any(|code| {
-                    matches!(
-                        code,
-                        OciErrorCode::ManifestUnknown
-                            | OciErrorCode::NameUnknown
-                            | OciErrorCode::NotFound
-                            | OciErrorCode::BlobUnknown
-                    )
-                }) {
-                    not_found(message)
-                } else if codes
-                    .iter()
-                    .any(|code| matches!(code, OciErrorCode::Unauthorized | OciErrorCode::Denied))
-                {
-                    unauthorized(message)
-                } else {
-                    registry_error(message)
-                }
-            }
-            OciDistributionError::ServerError { code, message, .. } => match code {
-                404 => not_found(message),
-                401 | 403 => unauthorized(format!("HTTP {code}")),
-                _ => registry_error(format!("HTTP {code}: {}", message.trim())),
-            },
-            OciDistributionError::UnauthorizedError { .. } => {
-                unauthorized("the registry answered 401; check the docker config".to_owned())
-            }
-            OciDistributionError::AuthenticationFailure(message) => unauthorized(message),
             OciDistributionError::DigestError(err) => PullError::Digest {
                 reference: self.reference.to_owned(),
                 message: err.to_string(),
             },
-            other => registry_error(other.to_string()),
+            err => self.problem(registry::classify(&err), what),
         }
     }
 
@@ -170,30 +115,41 @@ impl Context<'_> {
         }
         // Anything else failing under a blob stream is the transfer itself:
         // reqwest's body errors (connection reset, read timeout).
-        self.transport(&err, true)
+        self.problem(registry::transport(&err, true), Fetching::Manifest)
     }
 
-    /// A transport failure: TLS when rustls is in the chain, otherwise the
-    /// registry is unreachable (connect, DNS, timeout, broken transfer) or,
-    /// for anything else, at fault.
-    fn transport(&self, err: &(dyn StdError + 'static), unreachable: bool) -> PullError {
-        let message = chain(err);
-        if is_tls(err) {
-            return PullError::Tls {
-                registry: self.registry.to_owned(),
-                message,
-            };
-        }
-        if unreachable {
-            return PullError::Unreachable {
-                registry: self.registry.to_owned(),
-                message,
-            };
-        }
-        PullError::Registry {
+    /// A registry problem as a pull error. A 404 for the manifest means
+    /// the image does not exist; for a blob, that the registry is broken.
+    fn problem(&self, problem: Problem, what: Fetching<'_>) -> PullError {
+        let registry_error = |message: String| PullError::Registry {
             reference: self.reference.to_owned(),
             registry: self.registry.to_owned(),
             message,
+        };
+        match problem {
+            Problem::Tls(message) => PullError::Tls {
+                registry: self.registry.to_owned(),
+                message,
+            },
+            Problem::Unreachable(message) => PullError::Unreachable {
+                registry: self.registry.to_owned(),
+                message,
+            },
+            Problem::Unauthorized(message) => PullError::Unauthorized {
+                reference: self.reference.to_owned(),
+                registry: self.registry.to_owned(),
+                message,
+            },
+            Problem::NotFound(message) => match what {
+                Fetching::Manifest => PullError::NotFound {
+                    reference: self.reference.to_owned(),
+                    registry: self.registry.to_owned(),
+                },
+                Fetching::Blob(digest) => {
+                    registry_error(format!("blob {digest} is missing: {message}"))
+                }
+            },
+            Problem::Failed(message) => registry_error(message),
         }
     }
 
@@ -222,43 +178,4 @@ impl Context<'_> {
             },
         }
     }
-}
-
-/// An error's message followed by its sources, skipping repeats (hyper and
-/// reqwest often repeat their inner error in their own message).
-fn chain(err: &(dyn StdError + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current = Some(err);
-    while let Some(err) = current {
-        let text = err.to_string();
-        if !parts.iter().any(|part| part.contains(&text)) {
-            parts.push(text);
-        }
-        current = source_of(err);
-    }
-    parts.join(": ")
-}
-
-/// Like `Error::source`, but steps into an `io::Error`'s payload, which
-/// `io::Error::source` skips (that is where rustls errors sit).
-fn source_of<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
-    if let Some(io_err) = err.downcast_ref::<io::Error>()
-        && let Some(inner) = io_err.get_ref()
-    {
-        return Some(inner);
-    }
-    err.source()
-}
-
-/// Whether a transport error is a failed TLS handshake or certificate
-/// check, e.g. speaking HTTPS to a registry that only serves plain HTTP.
-fn is_tls(err: &(dyn StdError + 'static)) -> bool {
-    let mut current = Some(err);
-    while let Some(err) = current {
-        if err.downcast_ref::<rustls::Error>().is_some() {
-            return true;
-        }
-        current = source_of(err);
-    }
-    false
 }
