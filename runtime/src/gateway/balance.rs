@@ -1,6 +1,14 @@
 //! Load-balancer choice: least outstanding requests with power-of-two
 //! choices. Pure: the caller passes the candidates' loads and the two
 //! random draws, so the policy is unit-tested without a gateway.
+//! [`Attempts`] applies it to one request or connection: pick, and on a
+//! failure pick again without what failed.
+
+use super::routes::{Route, RouteEndpoint};
+use std::sync::atomic::Ordering;
+
+/// Instances tried for one request or connection before giving up.
+const MAX_ATTEMPTS: usize = 8;
 
 /// Picks one of `loads.len()` endpoints (indices into `loads`), skipping the
 /// indices in `exclude` (endpoints that already failed this request).
@@ -19,6 +27,53 @@ pub fn pick(loads: &[usize], exclude: &[usize], draws: (u64, u64)) -> Option<usi
                 b = open[n - 1];
             }
             Some(if loads[b] < loads[a] { b } else { a })
+        }
+    }
+}
+
+/// The instances one request (or connection) may still try.
+pub struct Attempts<'r> {
+    route: &'r Route,
+    excluded: Vec<usize>,
+    left: usize,
+}
+
+impl<'r> Iterator for Attempts<'r> {
+    type Item = (usize, &'r RouteEndpoint);
+
+    /// The next instance to try, by the loads of this moment.
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let loads: Vec<usize> = (self.route.endpoints.iter())
+            .map(|e| e.outstanding.load(Ordering::Relaxed))
+            .collect();
+        let draws = (rand::random::<u64>(), rand::random::<u64>());
+        let i = pick(&loads, &self.excluded, draws)?;
+        Some((i, &self.route.endpoints[i]))
+    }
+}
+
+impl<'r> Attempts<'r> {
+    pub fn new(route: &'r Route) -> Self {
+        Attempts {
+            route,
+            excluded: Vec::new(),
+            left: MAX_ATTEMPTS.min(route.endpoints.len()),
+        }
+    }
+
+    /// Instance `i` could not be reached. On another host (`remote`), that
+    /// host is likely down as a whole: its other instances are skipped too.
+    pub fn failed(&mut self, i: usize, remote: bool) {
+        let address = &self.route.endpoints[i].endpoint.address;
+        for (j, ep) in self.route.endpoints.iter().enumerate() {
+            let gone = j == i || (remote && ep.endpoint.address == *address);
+            if gone && !self.excluded.contains(&j) {
+                self.excluded.push(j);
+            }
         }
     }
 }
@@ -65,5 +120,49 @@ mod tests {
                 assert_eq!(pick(&[1, 0], &[], (d0, d1)), Some(1));
             }
         }
+    }
+
+    fn route(hosts: &[&str]) -> Route {
+        Route {
+            app: "a".into(),
+            service: "s".into(),
+            ports: Vec::new(),
+            timeout: std::time::Duration::from_secs(1),
+            endpoints: hosts
+                .iter()
+                .enumerate()
+                .map(|(i, h)| RouteEndpoint {
+                    endpoint: atoll_sdk::protocol::Endpoint {
+                        id: format!("i{i}"),
+                        host: (*h).into(),
+                        address: format!("addr-{h}"),
+                        mesh_port: 7421,
+                    },
+                    outstanding: Default::default(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_failed_remote_host_takes_its_other_instances_out() {
+        let r = route(&["h1", "h2", "h2"]);
+        let mut a = Attempts::new(&r);
+        a.failed(1, true);
+        let (i, _) = a.next().expect("one left");
+        assert_eq!(i, 0, "both h2 instances are out");
+        a.failed(0, false);
+        assert!(a.next().is_none());
+    }
+
+    #[test]
+    fn a_local_failure_takes_out_only_that_instance_and_attempts_are_bounded() {
+        let r = route(&["h1", "h1"]);
+        let mut a = Attempts::new(&r);
+        a.failed(0, false);
+        assert_eq!(a.next().map(|(i, _)| i), Some(1));
+        let many = route(&["h1"; 20]);
+        let tried = Attempts::new(&many).count();
+        assert_eq!(tried, MAX_ATTEMPTS);
     }
 }

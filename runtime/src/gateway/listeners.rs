@@ -1,15 +1,20 @@
-//! Opens and closes the published ports as the routing table changes.
+//! Opens and closes the published ports as the routing table changes, and
+//! the mesh port; the accept loop and HTTP serving every listener shares.
 
-use super::{Gateway, routes};
+use super::{Gateway, ResponseBody, routes};
 use atoll_sdk::nats::MirrorView;
 use atoll_sdk::protocol::Endpoints;
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 /// Keeps the routing table and the listeners in step with the endpoints
@@ -46,7 +51,20 @@ pub async fn run_mesh(gw: Arc<Gateway>, port: u16) {
         }
     };
     tracing::info!(%addr, "mesh port open");
-    accept(gw, None, listener).await;
+    accept(listener, move |stream| {
+        let gw = gw.clone();
+        serve_http(stream, move |req| {
+            let gw = gw.clone();
+            async move {
+                if req.method() == http::Method::CONNECT {
+                    gw.serve_tunnel(req).await
+                } else {
+                    gw.serve_mesh(req).await
+                }
+            }
+        })
+    })
+    .await;
 }
 
 #[derive(Default)]
@@ -80,8 +98,10 @@ impl Listeners {
             match tokio::net::TcpListener::bind(addr).await {
                 Ok(listener) => {
                     tracing::info!(%addr, "opened published port");
-                    self.by_port
-                        .insert(port, tokio::spawn(accept(gw.clone(), Some(port), listener)));
+                    self.by_port.insert(
+                        port,
+                        tokio::spawn(accept_published(gw.clone(), port, listener)),
+                    );
                 }
                 Err(e) => {
                     tracing::error!(%addr, error = %e, "cannot open published port; retrying")
@@ -91,41 +111,57 @@ impl Listeners {
     }
 }
 
-/// Serves a listener: a published port (`Some`), or the mesh port.
-async fn accept(gw: Arc<Gateway>, port: Option<u16>, listener: tokio::net::TcpListener) {
+/// Accepts connections until the task is aborted, each served by `serve`
+/// in a task of its own. Connections live in a set owned by this task, so
+/// closing the listener (aborting it) drops them too.
+pub(super) async fn accept<F, Fut>(listener: tokio::net::TcpListener, serve: F)
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let mut conns = tokio::task::JoinSet::new();
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(port, error = %e, "accept failed");
+                tracing::warn!(addr = ?listener.local_addr().ok(), error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
-        let gw = gw.clone();
-        // Connections live in the set, so closing the port (aborting this
-        // task) drops them too.
-        conns.spawn(async move {
-            let svc = service_fn(move |req| {
-                let gw = gw.clone();
-                async move {
-                    let resp = match port {
-                        Some(port) => gw.handle(port, req).await,
-                        None if req.method() == http::Method::CONNECT => gw.serve_tunnel(req).await,
-                        None => gw.serve_mesh(req).await,
-                    };
-                    Ok::<_, std::convert::Infallible>(resp)
-                }
-            });
-            let _ = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades()
-                .await;
-        });
+        conns.spawn(serve(stream));
         while conns.try_join_next().is_some() {}
     }
+}
+
+/// Serves HTTP/1.1 on one connection (keep-alive, upgrades for tunnels),
+/// each request answered by `handle`.
+pub(super) async fn serve_http<F, Fut>(stream: TcpStream, handle: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Send + 'static,
+    Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let resp = handle(req);
+        async move { Ok::<_, std::convert::Infallible>(resp.await) }
+    });
+    let _ = http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades()
+        .await;
+}
+
+/// A published port's connections.
+async fn accept_published(gw: Arc<Gateway>, port: u16, listener: tokio::net::TcpListener) {
+    accept(listener, move |stream| {
+        let gw = gw.clone();
+        serve_http(stream, move |req| {
+            let gw = gw.clone();
+            async move { gw.handle(port, req).await }
+        })
+    })
+    .await;
 }

@@ -41,8 +41,6 @@ enum Via {
 /// Largest request body the gateway buffers (it buffers so that a request
 /// whose connection failed can be retried on another instance).
 pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
-/// Instances tried for one request before giving up.
-const MAX_ATTEMPTS: usize = 8;
 
 pub struct Gateway {
     host: String,
@@ -77,17 +75,10 @@ impl Gateway {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) => {
-                return text(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body rejected: {e} (limit {MAX_REQUEST_BODY} bytes)"),
-                );
-            }
+        let req = match read_body(req).await {
+            Ok(r) => r,
+            Err(resp) => return resp,
         };
-        let req = Request::from_parts(parts, body);
         if req.headers().contains_key(HOP_HEADER) {
             return self.serve_forwarded(port, req).await;
         }
@@ -98,8 +89,18 @@ impl Gateway {
                 format!("no service is published on port {port}"),
             );
         };
-        let attempt = self.balance(route, Via::Published(port), &req);
-        match tokio::time::timeout(route.timeout, attempt).await {
+        self.balance(route, Via::Published(port), &req).await
+    }
+
+    /// Serves `req` from the route's instances within the service's
+    /// timeout (504 past it).
+    async fn balance(
+        &self,
+        route: &routes::Route,
+        via: Via,
+        req: &Request<Bytes>,
+    ) -> Response<ResponseBody> {
+        match tokio::time::timeout(route.timeout, self.attempt(route, via, req)).await {
             Ok(resp) => resp,
             Err(_) => text(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -113,37 +114,18 @@ impl Gateway {
 
     /// Picks an instance, and tries another when the chosen one cannot be
     /// reached (nothing was sent to it, so a retry is safe).
-    async fn balance(
+    async fn attempt(
         &self,
         route: &routes::Route,
         via: Via,
         req: &Request<Bytes>,
     ) -> Response<ResponseBody> {
-        let mut excluded = Vec::new();
-        for _ in 0..MAX_ATTEMPTS.min(route.endpoints.len()) {
-            let loads: Vec<usize> = route
-                .endpoints
-                .iter()
-                .map(|e| e.outstanding.load(Ordering::Relaxed))
-                .collect();
-            let draws = (rand::random::<u64>(), rand::random::<u64>());
-            let Some(i) = balance::pick(&loads, &excluded, draws) else {
-                break;
-            };
-            let ep = &route.endpoints[i];
+        let mut attempts = balance::Attempts::new(route);
+        while let Some((i, ep)) = attempts.next() {
             let _guard = Outstanding::enter(ep);
             match self.try_endpoint(ep, via, req).await {
                 Some(resp) => return resp,
-                // A peer that cannot be reached is likely down as a whole:
-                // skip all its instances, not just this one.
-                None if ep.endpoint.host != self.host => {
-                    for (j, other) in route.endpoints.iter().enumerate() {
-                        if other.endpoint.address == ep.endpoint.address && !excluded.contains(&j) {
-                            excluded.push(j);
-                        }
-                    }
-                }
-                None => excluded.push(i),
+                None => attempts.failed(i, ep.endpoint.host != self.host),
             }
         }
         text(
@@ -200,17 +182,7 @@ impl Gateway {
         let route = table
             .by_service
             .get(&(app.to_string(), service.to_string()))?;
-        let attempt = self.balance(route, Via::Service(port), &req);
-        Some(match tokio::time::timeout(route.timeout, attempt).await {
-            Ok(resp) => resp,
-            Err(_) => text(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "service {service} of app {app} did not answer within {:?}",
-                    route.timeout
-                ),
-            ),
-        })
+        Some(self.balance(route, Via::Service(port), &req).await)
     }
 
     /// Serves a service call another host forwarded to this host's mesh
@@ -220,46 +192,21 @@ impl Gateway {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let header = |name: &str| {
-            req.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let (Some(_), Some(id), Some(port)) = (
-            header(HOP_HEADER),
-            header(INSTANCE_HEADER),
-            header(PORT_HEADER).and_then(|p| p.parse::<u16>().ok()),
-        ) else {
+        let Some((id, port)) = forwarded_to(req.headers()) else {
             return text(
                 StatusCode::BAD_REQUEST,
                 "the mesh port takes service calls forwarded by atoll hosts only".into(),
             );
         };
-        let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) => {
-                return text(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body rejected: {e}"),
-                );
-            }
+        let req = match read_body(req).await {
+            Ok(r) => strip_hop(r.map(Full::new)),
+            Err(resp) => return resp,
         };
-        let req = strip_hop(Request::from_parts(parts, Full::new(body)));
         let served = match self.local.get(&id) {
             Some(inst) => self.serve_local(&inst, Some(port), req).await,
             None => None,
         };
-        served.unwrap_or_else(|| {
-            let mut resp = text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("instance {id} does not run on host {}", self.host),
-            );
-            resp.headers_mut()
-                .insert(INSTANCE_HEADER, HeaderValue::from_static("absent"));
-            resp
-        })
+        served.unwrap_or_else(|| self.absent(&id))
     }
 
     /// Serves a request another gateway forwarded, from the named local
@@ -285,19 +232,19 @@ impl Gateway {
             }
             None => None,
         };
-        match served {
-            Some(resp) => resp,
-            // The sender treats this as "not reachable" and tries another.
-            None => {
-                let mut resp = text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("instance {id} does not run on host {}", self.host),
-                );
-                resp.headers_mut()
-                    .insert(INSTANCE_HEADER, HeaderValue::from_static("absent"));
-                resp
-            }
-        }
+        served.unwrap_or_else(|| self.absent(&id))
+    }
+
+    /// The answer for a forwarded request whose instance is not here: the
+    /// sender treats it as "not reachable" and tries another.
+    fn absent(&self, id: &str) -> Response<ResponseBody> {
+        let mut resp = text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("instance {id} does not run on host {}", self.host),
+        );
+        resp.headers_mut()
+            .insert(INSTANCE_HEADER, HeaderValue::from_static("absent"));
+        resp
     }
 }
 
@@ -345,6 +292,34 @@ impl crate::wasm::Outbound for ServiceCalls {
         let gw = self.0.upgrade();
         Box::pin(async move { gw?.call_service(&app, &service, port, req).await })
     }
+}
+
+/// The whole body of a request, up to [`MAX_REQUEST_BODY`] (the gateway
+/// buffers so that a request whose connection failed can be retried), or
+/// the 413 to answer.
+pub(crate) async fn read_body<B>(req: Request<B>) -> Result<Request<Bytes>, Response<ResponseBody>>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = req.into_parts();
+    match Limited::new(body, MAX_REQUEST_BODY).collect().await {
+        Ok(b) => Ok(Request::from_parts(parts, b.to_bytes())),
+        Err(e) => Err(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body rejected: {e} (limit {MAX_REQUEST_BODY} bytes)"),
+        )),
+    }
+}
+
+/// The local instance and port a request another host forwarded to the
+/// mesh port is for (it must carry the hop marker).
+fn forwarded_to(headers: &http::HeaderMap) -> Option<(String, u16)> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    header(HOP_HEADER)?;
+    let id = header(INSTANCE_HEADER)?.to_string();
+    let port = header(PORT_HEADER)?.parse().ok()?;
+    Some((id, port))
 }
 
 /// Counts a request against an endpoint for as long as it is in flight.

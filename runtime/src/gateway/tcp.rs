@@ -5,20 +5,18 @@
 //! tunnel to the peer's mesh port (`CONNECT` with the hop, instance and
 //! port headers), which the peer splices to its container.
 
-use super::{Gateway, HOP_HEADER, INSTANCE_HEADER, Outstanding, PORT_HEADER, balance};
+use super::balance::Attempts;
+use super::{Gateway, HOP_HEADER, INSTANCE_HEADER, Outstanding, PORT_HEADER};
 use crate::local::Local;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Bound on dialling an instance (and on the tunnel's answer).
 const DIAL: Duration = Duration::from_secs(2);
-/// Instances tried for one connection.
-const MAX_ATTEMPTS: usize = 8;
 
 /// Whether the first bytes of a connection look like an HTTP request.
 pub fn looks_like_http(first: &[u8]) -> bool {
@@ -51,18 +49,8 @@ impl Gateway {
         else {
             return;
         };
-        let mut excluded = Vec::new();
-        for _ in 0..MAX_ATTEMPTS.min(route.endpoints.len()) {
-            let loads: Vec<usize> = route
-                .endpoints
-                .iter()
-                .map(|e| e.outstanding.load(Ordering::Relaxed))
-                .collect();
-            let draws = (rand::random::<u64>(), rand::random::<u64>());
-            let Some(i) = balance::pick(&loads, &excluded, draws) else {
-                break;
-            };
-            let ep = &route.endpoints[i];
+        let mut attempts = Attempts::new(route);
+        while let Some((i, ep)) = attempts.next() {
             let _guard = Outstanding::enter(ep);
             let upstream = if ep.endpoint.host == self.host {
                 match self.local.get(&ep.endpoint.id) {
@@ -86,7 +74,7 @@ impl Gateway {
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
                     return;
                 }
-                None => excluded.push(i),
+                None => attempts.failed(i, ep.endpoint.host != self.host),
             }
         }
         tracing::debug!(app, service, port, "no instance took the TCP connection");
@@ -98,17 +86,7 @@ impl Gateway {
         &self,
         req: Request<hyper::body::Incoming>,
     ) -> Response<super::ResponseBody> {
-        let header = |name: &str| {
-            req.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let (Some(_), Some(id), Some(port)) = (
-            header(HOP_HEADER),
-            header(INSTANCE_HEADER),
-            header(PORT_HEADER).and_then(|p| p.parse::<u16>().ok()),
-        ) else {
+        let Some((id, port)) = super::forwarded_to(req.headers()) else {
             return super::text(
                 StatusCode::BAD_REQUEST,
                 "tunnels are for atoll hosts only".into(),

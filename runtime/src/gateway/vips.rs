@@ -10,14 +10,12 @@
 //! `SO_REUSEPORT`, so two hosts on one machine can both serve a VIP (each
 //! routes cluster-wide, so either answers right).
 
-use super::{Gateway, MAX_REQUEST_BODY, text};
+use super::listeners::{accept, serve_http};
+use super::routes::Route;
+use super::{Gateway, read_body, text};
 use crate::oci::network;
 use atoll_sdk::cluster::service_vip;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Limited};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use http::StatusCode;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -32,21 +30,17 @@ const SYNC_EVERY: Duration = Duration::from_millis(500);
 /// `(vip, port)` → the service it answers for.
 type Wanted = BTreeMap<(Ipv4Addr, u16), (String, String)>;
 
-/// What the routing table and the local containers call for.
-pub fn wanted(gw: &Gateway) -> Wanted {
-    let apps = gw.local.container_apps();
+/// The service addresses and ports this host must answer on: every
+/// service of each app in `apps` (those with a container here), on port 80
+/// and on its container ports.
+pub fn wanted(apps: &BTreeSet<String>, by_service: &BTreeMap<(String, String), Route>) -> Wanted {
     let mut out = Wanted::new();
-    if apps.is_empty() {
-        return out;
-    }
-    for ((app, service), route) in &gw.table().by_service {
+    for ((app, service), route) in by_service {
         if !apps.contains(app) {
             continue;
         }
         let vip = service_vip(app, service);
-        let ports: BTreeSet<u16> = std::iter::once(80)
-            .chain(route.ports.iter().map(|p| p.target))
-            .collect();
+        let ports = std::iter::once(80).chain(route.ports.iter().map(|p| p.target));
         for port in ports {
             out.insert((vip, port), (app.clone(), service.clone()));
         }
@@ -60,7 +54,7 @@ pub async fn run(gw: Arc<Gateway>, iface: String) {
     let mut listeners: BTreeMap<(Ipv4Addr, u16), JoinHandle<()>> = BTreeMap::new();
     let mut addresses: BTreeSet<Ipv4Addr> = BTreeSet::new();
     loop {
-        let want = wanted(&gw);
+        let want = wanted(&gw.local.container_apps(), &gw.table().by_service);
         let want_addrs: BTreeSet<Ipv4Addr> = want.keys().map(|(a, _)| *a).collect();
         for addr in want_addrs.difference(&addresses.clone()) {
             match network::add_address(&iface, *addr).await {
@@ -115,56 +109,74 @@ async fn serve(
     service: String,
     port: u16,
 ) {
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+    accept(listener, move |stream| {
         let (gw, app, service) = (gw.clone(), app.clone(), service.clone());
-        conns.spawn(async move {
+        async move {
             // HTTP is proxied per request; anything else is spliced to one
             // instance. A client that says nothing first (server-speaks-
             // first protocols) is TCP.
             let mut first = [0u8; 8];
-            let peeked = tokio::time::timeout(PEEK, stream.peek(&mut first)).await;
-            let n = match peeked {
+            let n = match tokio::time::timeout(PEEK, stream.peek(&mut first)).await {
                 Ok(Ok(n)) => n,
                 _ => 0,
             };
             if !super::tcp::looks_like_http(&first[..n]) {
-                gw.tcp_to_service(&app, &service, port, stream).await;
-                return;
+                return gw.tcp_to_service(&app, &service, port, stream).await;
             }
-            let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+            serve_http(stream, move |req| {
                 let (gw, app, service) = (gw.clone(), app.clone(), service.clone());
                 async move {
-                    let (parts, body) = req.into_parts();
-                    let resp = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
-                        Ok(b) => {
-                            let req = Request::from_parts(parts, b.to_bytes());
-                            match gw.call_service(&app, &service, port, req).await {
-                                Some(r) => r,
-                                None => text(
-                                    StatusCode::BAD_GATEWAY,
-                                    format!("app {app} has no service {service:?}"),
-                                ),
-                            }
-                        }
-                        Err(e) => text(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            format!("request body rejected: {e}"),
-                        ),
+                    let req = match read_body(req).await {
+                        Ok(r) => r,
+                        Err(resp) => return resp,
                     };
-                    Ok::<_, std::convert::Infallible>(resp)
+                    match gw.call_service(&app, &service, port, req).await {
+                        Some(r) => r,
+                        None => text(
+                            StatusCode::BAD_GATEWAY,
+                            format!("app {app} has no service {service:?}"),
+                        ),
+                    }
                 }
-            });
-            let _ = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-        while conns.try_join_next().is_some() {}
+            })
+            .await;
+        }
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atoll_sdk::spec::PortMapping;
+
+    fn route(ports: &[(u16, u16)]) -> Route {
+        Route {
+            app: String::new(),
+            service: String::new(),
+            ports: (ports.iter())
+                .map(|&(published, target)| PortMapping { published, target })
+                .collect(),
+            timeout: Duration::from_secs(1),
+            endpoints: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_apps_with_a_local_container_get_addresses_on_80_and_their_ports() {
+        let by_service = BTreeMap::from([
+            (("shop".into(), "db".into()), route(&[(15432, 5432)])),
+            (("shop".into(), "web".into()), route(&[(8080, 80)])),
+            (("blog".into(), "web".into()), route(&[])),
+        ]);
+        let apps = BTreeSet::from(["shop".to_string()]);
+        let got = wanted(&apps, &by_service);
+        let db = service_vip("shop", "db");
+        let web = service_vip("shop", "web");
+        let keys: Vec<(Ipv4Addr, u16)> = got.keys().copied().collect();
+        let mut expected = vec![(db, 80), (db, 5432), (web, 80)];
+        expected.sort();
+        assert_eq!(keys, expected);
+        assert!(wanted(&BTreeSet::new(), &by_service).is_empty());
     }
 }
