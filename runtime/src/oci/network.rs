@@ -385,48 +385,41 @@ async fn interface_addresses() -> Result<Vec<Ipv4Addr>, NetError> {
 }
 
 async fn ip(args: &[&str]) -> Result<String, NetError> {
+    run_ip(args, None, args.join(" ")).await
+}
+
+/// Several `ip` commands in one process, inside namespace `ns` if given.
+async fn ip_batch(ns: Option<&str>, lines: &[String]) -> Result<(), NetError> {
+    let mut args: Vec<&str> = ns.map(|n| vec!["-n", n]).unwrap_or_default();
+    args.extend(["-batch", "-"]);
+    let shown = format!("{} ({})", args.join(" "), lines.join("; "));
+    run_ip(&args, Some(lines.join("\n") + "\n"), shown)
+        .await
+        .map(drop)
+}
+
+/// Runs `ip ARGS`, bounded, with `input` on its stdin; its stdout, or an
+/// error showing `shown` and what `ip` said.
+async fn run_ip(args: &[&str], input: Option<String>, shown: String) -> Result<String, NetError> {
     let err = |message: String| NetError::Ip {
-        args: args.join(" "),
+        args: shown.clone(),
         message,
     };
-    let child = Command::new("ip")
+    let mut child = Command::new("ip")
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| err(format!("cannot run ip (iproute2): {e}")))?;
-    let out = tokio::time::timeout(IP_TIMEOUT, child.wait_with_output())
-        .await
-        .map_err(|_| err(format!("no answer within {IP_TIMEOUT:?}")))?
-        .map_err(|e| err(e.to_string()))?;
-    if !out.status.success() {
-        return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_string()));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Several `ip` commands in one process, inside namespace `ns` if given.
-async fn ip_batch(ns: Option<&str>, lines: &[String]) -> Result<(), NetError> {
-    let script = lines.join("\n") + "\n";
-    let ns_args: Vec<&str> = ns.map(|n| vec!["-n", n]).unwrap_or_default();
-    let err = |message: String| NetError::Ip {
-        args: format!("{} -batch - ({})", ns_args.join(" "), lines.join("; ")),
-        message,
-    };
-    let mut child = Command::new("ip")
-        .args(&ns_args)
-        .args(["-batch", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| err(format!("cannot run ip (iproute2): {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
         stdin
-            .write_all(script.as_bytes())
+            .write_all(text.as_bytes())
             .await
             .map_err(|e| err(e.to_string()))?;
     }
@@ -437,7 +430,7 @@ async fn ip_batch(ns: Option<&str>, lines: &[String]) -> Result<(), NetError> {
     if !out.status.success() {
         return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_string()));
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[cfg(test)]
