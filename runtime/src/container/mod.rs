@@ -45,6 +45,8 @@ pub enum ContainerError {
     User(#[from] crate::oci::runtime_spec::user::UserError),
     #[error("runtime spec: {0}")]
     Spec(String),
+    #[error("container {id} has lost its network address; it must be started anew")]
+    NoAddress { id: String },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -167,9 +169,14 @@ impl Containers {
     }
 
     /// Starts an exited container again in its existing bundle and network.
-    pub async fn restart(&self, id: &str) -> Result<i32, ContainerError> {
+    pub async fn restart(&self, id: &str) -> Result<Started, ContainerError> {
+        let address = self
+            .network
+            .address_of(id)
+            .ok_or_else(|| ContainerError::NoAddress { id: id.to_string() })?;
         self.runtime.delete(id).await?;
-        self.create_and_start(id, &self.bundle(id)).await
+        let pid = self.create_and_start(id, &self.bundle(id)).await?;
+        Ok(Started { pid, address })
     }
 
     async fn create_and_start(&self, id: &str, bundle: &Path) -> Result<i32, ContainerError> {
@@ -185,11 +192,6 @@ impl Containers {
                 source: std::io::Error::other("no pid written by the runtime"),
             })?;
         Ok(pid)
-    }
-
-    /// The address the container's namespace has.
-    pub fn address_of(&self, id: &str) -> Option<Ipv4Addr> {
-        self.network.address_of(id)
     }
 
     /// A container left running by an earlier run of this host, if it

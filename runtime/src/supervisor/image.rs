@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use atoll_sdk::cluster::{InstanceSpec, InstanceState, PullBytes};
 
-use super::Supervisor;
+use super::{Backoff, Supervisor};
 use crate::container::process::{self, Exit};
 use crate::container::restart::{self, Decision, History};
 use crate::container::{Containers, Started};
@@ -29,7 +29,7 @@ impl Supervisor {
         {
             tracing::info!(instance = %spec.id, pid = started.pid, "adopted a running container");
             let containers = containers.clone();
-            return self.run_container(&spec, &containers, started).await;
+            return self.run_container(&spec, &containers, Ok(started)).await;
         }
         let image = self.pull_with_backoff(&spec, &reference).await;
         match &image.kind {
@@ -52,13 +52,12 @@ impl Supervisor {
                 };
                 self.set(&spec.id, InstanceState::Starting, None);
                 match containers.start(&spec, &image, &self.host).await {
-                    Ok(started) => self.run_container(&spec, &containers, started).await,
                     Err(e) if e.is_permanent() => self.fail(&spec.id, e.to_string()),
-                    // The first start failed for a reason outside the
-                    // image: handled like an exit, per the restart policy.
-                    Err(e) => {
-                        self.fail(&spec.id, e.to_string());
-                        self.restart_loop(&spec, &containers, e.to_string()).await;
+                    // A first start that failed for a reason outside the
+                    // image is handled like an exit, per the restart policy.
+                    started => {
+                        let started = started.map_err(|e| e.to_string());
+                        self.run_container(&spec, &containers, started).await
                     }
                 }
             }
@@ -69,7 +68,7 @@ impl Supervisor {
     /// unassigned meanwhile), showing progress, and each failure as the
     /// instance's reason.
     async fn pull_with_backoff(&self, spec: &InstanceSpec, reference: &str) -> PulledImage {
-        let mut delay = Duration::from_millis(500);
+        let mut backoff = Backoff::new(Duration::from_millis(500), MAX_PULL_BACKOFF);
         loop {
             self.set(&spec.id, InstanceState::Pulling, None);
             let layers = std::sync::Mutex::new(Vec::<(u64, u64)>::new());
@@ -97,19 +96,78 @@ impl Supervisor {
                     return image;
                 }
                 Err(e) => {
-                    tracing::warn!(instance = %spec.id, error = %e, retry_in = ?delay, "pull failed");
+                    tracing::warn!(instance = %spec.id, error = %e, retry_in = ?backoff.delay(), "pull failed");
                     self.set(&spec.id, InstanceState::Failed, Some(e.to_string()));
                 }
             }
-            let jitter = rand::random::<u64>() % (delay.as_millis() as u64 / 2 + 1);
-            tokio::time::sleep(delay + Duration::from_millis(jitter)).await;
-            delay = (delay * 2).min(MAX_PULL_BACKOFF);
+            backoff.wait().await;
         }
     }
 
-    /// Serves a started container until it exits, then restarts it per its
-    /// policy, for as long as the instance is assigned.
-    async fn run_container(&self, spec: &InstanceSpec, containers: &Arc<Containers>, s: Started) {
+    /// Runs a container from `first` (started, or why its first start
+    /// failed): serves it until it exits, then starts it again per its
+    /// restart policy, for as long as the instance is assigned.
+    async fn run_container(
+        &self,
+        spec: &InstanceSpec,
+        containers: &Containers,
+        first: Result<Started, String>,
+    ) {
+        let id = &spec.id;
+        let mut history = History::default();
+        let mut last_exit: Option<String> = None;
+        let mut next = first;
+        loop {
+            let ended = match next {
+                Ok(started) => match self
+                    .serve_container(spec, containers, started, &last_exit)
+                    .await
+                {
+                    Some(ended) => ended,
+                    None => return,
+                },
+                Err(reason) => {
+                    tracing::warn!(instance = %id, %reason, "container could not start");
+                    Ended {
+                        reason,
+                        success: false,
+                        ran: Duration::ZERO,
+                    }
+                }
+            };
+            let policy = &spec.container.restart;
+            let after = match restart::decide(policy, history, ended.success, ended.ran) {
+                Decision::Stay(why) => {
+                    let state = if ended.success {
+                        InstanceState::Stopped
+                    } else {
+                        InstanceState::Failed
+                    };
+                    return self.set(id, state, Some(format!("{}; {why}", ended.reason)));
+                }
+                Decision::Restart { after, history: h } => {
+                    history = h;
+                    after
+                }
+            };
+            let m = format!("{}; restarting in {after:?}", ended.reason);
+            self.set(id, InstanceState::Failed, Some(m));
+            tokio::time::sleep(after).await;
+            self.update(id, |slot| slot.restarts += 1);
+            last_exit = Some(ended.reason);
+            next = containers.restart(id).await.map_err(|e| e.to_string());
+        }
+    }
+
+    /// Makes a started container reachable, marks it running and waits
+    /// for its exit. `None` when the instance was unassigned meanwhile.
+    async fn serve_container(
+        &self,
+        spec: &InstanceSpec,
+        containers: &Containers,
+        s: Started,
+        last_exit: &Option<String>,
+    ) -> Option<Ended> {
         let id = &spec.id;
         let local = Local::Container {
             app: spec.app.clone(),
@@ -117,82 +175,35 @@ impl Supervisor {
             ports: spec.ports.clone(),
         };
         if !self.register(id, local) {
-            return;
+            return None;
         }
         self.update(id, |slot| slot.pid = Some(s.pid));
-        let startup_ms = self.since_assigned_ms(id);
-        tracing::info!(instance = %id, address = %s.address, pid = s.pid, startup_ms, "container running");
-        self.set(id, InstanceState::Running, None);
-        let reason = self.watch(spec, containers, s.pid).await;
-        self.restart_loop(spec, containers, reason).await;
-    }
-
-    /// Waits for the container's exit; returns why it ended.
-    async fn watch(&self, spec: &InstanceSpec, containers: &Containers, pid: i32) -> String {
-        let exit = process::wait(pid).await.unwrap_or(Exit::Unknown);
-        self.local.remove(&spec.id);
-        self.update(&spec.id, |slot| slot.pid = None);
-        let reason = containers.exit_reason(&spec.id, exit, spec.limits.memory);
-        tracing::warn!(instance = %spec.id, %reason, "container ended");
-        reason
-    }
-
-    /// Restarts per the policy after an exit (or a failed start) that left
-    /// `reason`, until the policy says no more.
-    async fn restart_loop(&self, spec: &InstanceSpec, containers: &Containers, mut reason: String) {
-        let id = &spec.id;
-        let mut history = History::default();
-        let mut ran = Duration::ZERO;
-        loop {
-            let success = reason.starts_with("exited with code 0");
-            let after = match restart::decide(&spec.container.restart, history, success, ran) {
-                Decision::Stay(why) => {
-                    let state = if success {
-                        InstanceState::Stopped
-                    } else {
-                        InstanceState::Failed
-                    };
-                    return self.set(id, state, Some(format!("{reason}; {why}")));
-                }
-                Decision::Restart { after, history: h } => {
-                    history = h;
-                    after
-                }
-            };
-            let m = format!("{reason}; restarting in {after:?}");
-            self.set(id, InstanceState::Failed, Some(m));
-            tokio::time::sleep(after).await;
-            self.update(id, |slot| slot.restarts += 1);
-            let pid = match containers.restart(id).await {
-                Ok(pid) => pid,
-                Err(e) => {
-                    reason = e.to_string();
-                    ran = Duration::ZERO;
-                    continue;
-                }
-            };
-            let address = containers_address(containers, id);
-            let local = Local::Container {
-                app: spec.app.clone(),
-                address,
-                ports: spec.ports.clone(),
-            };
-            if !self.register(id, local) {
-                return;
-            }
-            self.update(id, |slot| slot.pid = Some(pid));
-            // The last exit stays visible while it runs again.
-            let last = format!("restarted after: {reason}");
-            self.set(id, InstanceState::Running, Some(last));
-            let began = Instant::now();
-            reason = self.watch(spec, containers, pid).await;
-            ran = began.elapsed();
+        // After a restart, the last exit stays visible while it runs again.
+        let reason = last_exit.as_ref().map(|r| format!("restarted after: {r}"));
+        if reason.is_none() {
+            let startup_ms = self.since_assigned_ms(id);
+            tracing::info!(instance = %id, address = %s.address, pid = s.pid, startup_ms, "container running");
         }
+        self.set(id, InstanceState::Running, reason);
+        let began = Instant::now();
+        let exit = process::wait(s.pid).await.unwrap_or(Exit::Unknown);
+        self.local.remove(id);
+        self.update(id, |slot| slot.pid = None);
+        let reason = containers.exit_reason(id, exit, spec.limits.memory);
+        tracing::warn!(instance = %id, %reason, "container ended");
+        Some(Ended {
+            reason,
+            success: exit == Exit::Code(0),
+            ran: began.elapsed(),
+        })
     }
 }
 
-fn containers_address(containers: &Containers, id: &str) -> std::net::Ipv4Addr {
-    containers
-        .address_of(id)
-        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)
+/// How a container's run ended.
+struct Ended {
+    /// For `atoll ps`: the exit and the last lines of output.
+    reason: String,
+    /// Exit code 0 (for `restart: on-failure`).
+    success: bool,
+    ran: Duration,
 }

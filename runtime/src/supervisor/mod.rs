@@ -43,6 +43,31 @@ struct Slot {
     assigned: std::time::Instant,
 }
 
+/// Exponential backoff with jitter (up to half the delay), for retries
+/// that must not hammer what failed.
+struct Backoff {
+    delay: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    fn new(first: Duration, max: Duration) -> Backoff {
+        Backoff { delay: first, max }
+    }
+
+    /// How long the next wait will be at least.
+    fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    async fn wait(&mut self) {
+        let half = self.delay.as_millis() as u64 / 2;
+        let jitter = Duration::from_millis(rand::random::<u64>() % (half + 1));
+        tokio::time::sleep(self.delay + jitter).await;
+        self.delay = (self.delay * 2).min(self.max);
+    }
+}
+
 /// What components reach beyond themselves: their app's services (through
 /// the gateway) and their app's key-value state.
 #[derive(Clone, Default)]
@@ -286,7 +311,7 @@ impl Supervisor {
     /// Retries until it gets the bytes (the slot's task is aborted if the
     /// instance is unassigned meanwhile), reporting each failure.
     async fn fetch_with_backoff(&self, id: &str, digest: &str) -> Vec<u8> {
-        let mut delay = Duration::from_millis(250);
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(15));
         loop {
             match self.artifacts.get(digest).await {
                 Ok(b) => return b,
@@ -295,10 +320,7 @@ impl Supervisor {
                     self.set(id, InstanceState::Failed, Some(e.to_string()));
                 }
             }
-            let jitter =
-                Duration::from_millis(rand::random::<u64>() % (delay.as_millis() as u64 / 2 + 1));
-            tokio::time::sleep(delay + jitter).await;
-            delay = (delay * 2).min(Duration::from_secs(15));
+            backoff.wait().await;
             self.set(id, InstanceState::Pulling, None);
         }
     }
