@@ -70,9 +70,10 @@ impl OciRuntime {
 
     /// Whether the binary can be run at all (for a clear error at start-up).
     pub async fn version(&self) -> Result<String, RuntimeError> {
-        let out = self
-            .run("version", "-", &["--version"], CALL_TIMEOUT)
-            .await?;
+        // No `--root`: a runtime that is not there fails here, clearly.
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--version").kill_on_drop(true);
+        let out = self.output(cmd, "version", "-", CALL_TIMEOUT).await?;
         Ok(out.lines().next().unwrap_or_default().to_string())
     }
 
@@ -154,6 +155,7 @@ impl OciRuntime {
         cmd
     }
 
+    /// Runs `<runtime> --root <root> ARGS`; its stdout.
     async fn run(
         &self,
         verb: &'static str,
@@ -161,13 +163,18 @@ impl OciRuntime {
         args: &[&str],
         timeout: Duration,
     ) -> Result<String, RuntimeError> {
-        let mut cmd = if verb == "version" {
-            let mut c = Command::new(&self.binary);
-            c.args(args).kill_on_drop(true);
-            c
-        } else {
-            self.command(args)
-        };
+        self.output(self.command(args), verb, id, timeout).await
+    }
+
+    /// Runs `cmd` (bounded by `timeout`); its stdout, or the failure with
+    /// the gist of its stderr.
+    async fn output(
+        &self,
+        mut cmd: Command,
+        verb: &'static str,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<String, RuntimeError> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
