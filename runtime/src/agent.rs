@@ -52,6 +52,29 @@ pub struct HostConfig {
     pub mesh_port: u16,
 }
 
+impl HostConfig {
+    /// A host in cluster `default` with the defaults for everything else:
+    /// no labels, the machine's capacity, youki, no insecure registries,
+    /// docker's credentials, a picked subnet, the default mesh port.
+    pub fn new(nats_url: &str, name: &str, bind: IpAddr, data_dir: PathBuf) -> HostConfig {
+        HostConfig {
+            nats_url: nats_url.to_string(),
+            cluster: "default".into(),
+            name: name.to_string(),
+            bind,
+            labels: BTreeMap::new(),
+            data_dir,
+            capacity: None,
+            oci_runtime: PathBuf::from("youki"),
+            insecure_registries: Vec::new(),
+            registry_auth: None,
+            container_subnet: None,
+            keep_containers: false,
+            mesh_port: atoll_sdk::cluster::DEFAULT_MESH_PORT,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     #[error("{0}")]

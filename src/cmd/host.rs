@@ -97,23 +97,11 @@ pub fn default_data_dir() -> PathBuf {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let name = args.name.unwrap_or_else(host_info::machine_hostname);
-    let mut cfg = HostConfig {
-        nats_url: args.nats,
-        cluster: args.cluster,
-        data_dir: args
-            .data_dir
-            .unwrap_or_else(|| default_data_dir().join("hosts").join(&name)),
-        name,
-        bind: args.bind,
-        labels: parse_labels(&args.labels)?,
-        capacity: None,
-        oci_runtime: PathBuf::new(),
-        insecure_registries: Vec::new(),
-        registry_auth: None,
-        container_subnet: None,
-        keep_containers: false,
-        mesh_port: args.mesh_port,
-    };
+    let data_dir = (args.data_dir).unwrap_or_else(|| default_data_dir().join("hosts").join(&name));
+    let mut cfg = HostConfig::new(&args.nats, &name, args.bind, data_dir);
+    cfg.cluster = args.cluster;
+    cfg.labels = parse_labels(&args.labels)?;
+    cfg.mesh_port = args.mesh_port;
     args.containers.apply(&mut cfg)?;
     if args.cleanup {
         atoll_runtime::cleanup(cfg).await?;

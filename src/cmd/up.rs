@@ -80,21 +80,8 @@ async fn run_cluster(args: &Args, data_dir: &std::path::Path) -> anyhow::Result<
     }
     let mut host_cfgs = Vec::new();
     for (name, bind, labels) in &hosts {
-        let mut cfg = HostConfig {
-            nats_url: args.nats.clone(),
-            cluster: "default".into(),
-            name: name.clone(),
-            bind: *bind,
-            labels: labels.clone(),
-            data_dir: data_dir.join("hosts").join(name),
-            capacity: None,
-            oci_runtime: PathBuf::new(),
-            insecure_registries: Vec::new(),
-            registry_auth: None,
-            container_subnet: None,
-            keep_containers: false,
-            mesh_port: atoll_sdk::cluster::DEFAULT_MESH_PORT,
-        };
+        let mut cfg = HostConfig::new(&args.nats, name, *bind, data_dir.join("hosts").join(name));
+        cfg.labels = labels.clone();
         args.containers.apply(&mut cfg)?;
         host_cfgs.push(cfg);
     }
