@@ -102,6 +102,7 @@ async fn stream(
         renew.tick().await;
         let first_deadline = tokio::time::sleep(HOST_ANSWER);
         tokio::pin!(first_deadline);
+        let mut deadline_passed = false;
         let mut heard: BTreeSet<String> = BTreeSet::new();
         while !open.is_empty() {
             tokio::select! {
@@ -109,13 +110,7 @@ async fn stream(
                     let Some(msg) = msg else { break };
                     let Ok(chunk) = serde_json::from_slice::<LogChunk>(&msg.payload) else { continue };
                     heard.insert(chunk.instance.clone());
-                    let mut text = String::new();
-                    for line in &chunk.lines {
-                        push_line(&mut text, prefix, &chunk.instance, line);
-                    }
-                    if let Some(e) = &chunk.error {
-                        push_line(&mut text, prefix, &chunk.instance, &format!("(log unavailable: {e})"));
-                    }
+                    let text = render(&chunk, prefix);
                     if chunk.eof {
                         open.remove(&chunk.instance);
                     }
@@ -131,8 +126,10 @@ async fn stream(
                         let _ = client.publish(subject.clone(), bytes.clone().into()).await;
                     }
                 }
-                _ = &mut first_deadline, if heard.len() < open.len() || !follow => {
-                    // Hosts that never answered are down or cut off.
+                _ = &mut first_deadline, if !deadline_passed => {
+                    deadline_passed = true;
+                    // Hosts that never answered are down or cut off; without
+                    // `follow`, what has not ended by now is not waited for.
                     let silent: Vec<String> = open.iter().filter(|id| !heard.contains(*id)).cloned().collect();
                     let mut text = String::new();
                     for id in &silent {
@@ -142,8 +139,9 @@ async fn stream(
                     if !follow {
                         open.clear();
                     }
-                    let _ = tx.send(Bytes::from(text)).await;
-                    first_deadline.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600 * 24 * 365));
+                    if !text.is_empty() {
+                        let _ = tx.send(Bytes::from(text)).await;
+                    }
                 }
             }
         }
@@ -157,6 +155,23 @@ async fn stream(
         .header("content-type", "text/plain; charset=utf-8")
         .body(Body::from_stream(body))
         .map_err(|e| ApiError::internal("logs", e))
+}
+
+/// A chunk's lines (and its error, if any) as text.
+fn render(chunk: &LogChunk, prefix: bool) -> String {
+    let mut text = String::new();
+    for line in &chunk.lines {
+        push_line(&mut text, prefix, &chunk.instance, line);
+    }
+    if let Some(e) = &chunk.error {
+        push_line(
+            &mut text,
+            prefix,
+            &chunk.instance,
+            &format!("(log unavailable: {e})"),
+        );
+    }
+    text
 }
 
 fn push_line(out: &mut String, prefix: bool, instance: &str, line: &str) {
