@@ -33,11 +33,10 @@ pub struct HostInfo {
 /// inside containers (`10.90.0.0/16`, from a hash of the two names; the
 /// same on every host, so no coordination is needed).
 pub fn service_vip(app: &str, service: &str) -> std::net::Ipv4Addr {
-    let d = crate::digest::sha256(format!("{app}/{service}").as_bytes());
-    let hex = d.trim_start_matches("sha256:");
-    let byte =
-        |i: usize| u8::from_str_radix(hex.get(i * 2..i * 2 + 2).unwrap_or("01"), 16).unwrap_or(1);
-    std::net::Ipv4Addr::new(10, 90, byte(0), 1 + byte(1) % 254)
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(format!("{app}/{service}").as_bytes());
+    // The last byte avoids 0 and 255.
+    std::net::Ipv4Addr::new(10, 90, d[0], 1 + d[1] % 254)
 }
 
 /// The default `--mesh-port`.
@@ -205,4 +204,27 @@ pub fn machine_hostname() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::service_vip;
+
+    #[test]
+    fn service_addresses_are_stable_distinct_and_usable() {
+        let api = service_vip("shop", "api");
+        assert_eq!(api, service_vip("shop", "api"), "the same on every host");
+        assert_ne!(api, service_vip("shop", "web"));
+        assert_ne!(api, service_vip("blog", "api"));
+        for (app, svc) in [
+            ("a", "b"),
+            ("shop", "api"),
+            ("x", "y"),
+            ("three-tier", "data"),
+        ] {
+            let o = service_vip(app, svc).octets();
+            assert_eq!((o[0], o[1]), (10, 90));
+            assert!(o[3] != 0 && o[3] != 255, "{o:?}");
+        }
+    }
 }
