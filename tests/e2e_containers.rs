@@ -22,6 +22,44 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
+/// A cluster and a registry holding the test image (busybox's httpd with
+/// home page `index`) as `<registry>/web:1`, and the host data dirs to
+/// clean up. Bind in this order — `let (mut dirs, mut c, registry) = …` —
+/// so the registry and hosts are gone before the containers are cleaned up.
+fn cluster_with_image(index: &str) -> (HostDirs, Cluster, Registry) {
+    let dirs = HostDirs::new();
+    let c = Cluster::start();
+    let registry = Registry::start(c.dir.path());
+    let layout = c.dir.path().join("web-image");
+    image::busybox_httpd(&layout, image::host_arch(), index);
+    push(&c, &layout, &format!("{}/web:1", registry.host));
+    (dirs, c, registry)
+}
+
+/// Starts a container host that may pull from `registry` over plain HTTP,
+/// with its own container subnet and `more` flags.
+fn start_container_host(
+    c: &mut Cluster,
+    name: &str,
+    bind: &str,
+    data: &Path,
+    registry: &str,
+    subnet: &str,
+    more: &[&str],
+) {
+    let flags = [
+        &[
+            "--insecure-registry",
+            registry,
+            "--container-subnet",
+            subnet,
+        ][..],
+        more,
+    ]
+    .concat();
+    c.start_host_at(name, bind, data, &flags);
+}
+
 /// Pushes with the CLI; returns the manifest digest it prints.
 fn push(c: &Cluster, source: &Path, reference: &str) -> String {
     let out = c.atoll(&["push", &source.to_string_lossy(), reference, "--insecure"]);
@@ -91,31 +129,22 @@ fn leftovers(data: &Path, id: &str) -> Vec<String> {
 
 #[test]
 fn containers_and_wasm_artifacts_from_a_registry_serve_side_by_side() {
-    let mut dirs = HostDirs::new();
-    let mut c = Cluster::start();
-    let registry = Registry::start(c.dir.path());
+    let (mut dirs, mut c, registry) = cluster_with_image("hello from a container\n");
     let reg = registry.host.clone();
-
-    let layout = c.dir.path().join("web-image");
-    image::busybox_httpd(&layout, image::host_arch(), "hello from a container\n");
-    push(&c, &layout, &format!("{reg}/web:1"));
     push(&c, &sample_wasm("hello"), &format!("{reg}/hello:1"));
 
     let (d1, d2) = (dirs.data("h1"), dirs.data("h2"));
-    let common = ["--insecure-registry", &reg];
-    let h1_extra = [
-        &common[..],
-        &[
-            "--label",
-            "role=containers",
-            "--container-subnet",
-            "10.89.206.0/24",
-        ],
-    ]
-    .concat();
-    let h2_extra = [&common[..], &["--container-subnet", "10.89.207.0/24"]].concat();
-    c.start_host_at("h1", "127.0.6.2", &d1, &h1_extra);
-    c.start_host_at("h2", "127.0.6.3", &d2, &h2_extra);
+    let label = ["--label", "role=containers"];
+    start_container_host(
+        &mut c,
+        "h1",
+        "127.0.6.2",
+        &d1,
+        &reg,
+        "10.89.206.0/24",
+        &label,
+    );
+    start_container_host(&mut c, "h2", "127.0.6.3", &d2, &reg, "10.89.207.0/24", &[]);
 
     let (web_port, hello_port, front_port, echo_port) =
         (free_port(), free_port(), free_port(), free_port());
@@ -320,13 +349,15 @@ fn bad_images_and_containers_fail_with_a_reason_and_disturb_nothing() {
         }
     }
     let data = dirs.data("h3");
-    let extra = [
-        "--insecure-registry",
+    start_container_host(
+        &mut c,
+        "h3",
+        "127.0.6.4",
+        &data,
         &reg,
-        "--container-subnet",
         "10.89.208.0/24",
-    ];
-    c.start_host_at("h3", "127.0.6.4", &data, &extra);
+        &[],
+    );
 
     let port = free_port();
     let good = c.compose(
@@ -444,21 +475,13 @@ fn pids(c: &Cluster, data: &Path, app: &str) -> Vec<(String, String)> {
 
 #[test]
 fn a_restarted_host_adopts_its_containers_and_cleans_up_what_went_away() {
-    let mut dirs = HostDirs::new();
-    let mut c = Cluster::start();
-    let registry = Registry::start(c.dir.path());
+    let (mut dirs, mut c, registry) = cluster_with_image("adopted\n");
     let reg = registry.host.clone();
-    let layout = c.dir.path().join("web-image");
-    image::busybox_httpd(&layout, image::host_arch(), "adopted\n");
-    push(&c, &layout, &format!("{reg}/web:1"));
     let data = dirs.data("h4");
-    let extra = [
-        "--insecure-registry",
-        &reg,
-        "--container-subnet",
-        "10.89.209.0/24",
-    ];
-    c.start_host_at("h4", "127.0.6.5", &data, &extra);
+    let start_h4 = |c: &mut Cluster| {
+        start_container_host(c, "h4", "127.0.6.5", &data, &reg, "10.89.209.0/24", &[]);
+    };
+    start_h4(&mut c);
     let port = free_port();
     let file = c.compose(
         "keep.yaml",
@@ -471,7 +494,7 @@ fn a_restarted_host_adopts_its_containers_and_cleans_up_what_went_away() {
     // kill -9: the containers outlive their host, and the host's next run
     // takes them over: same instances, same processes, none added.
     c.host("h4").kill9();
-    c.start_host_at("h4", "127.0.6.5", &data, &extra);
+    start_h4(&mut c);
     let n = c.hosts.len();
     wait_until(
         "the new host run to adopt both",
@@ -502,7 +525,7 @@ fn a_restarted_host_adopts_its_containers_and_cleans_up_what_went_away() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    c.start_host_at("h4", "127.0.6.5", &data, &extra);
+    start_h4(&mut c);
     for (id, _) in &before {
         wait_until(
             &format!("{id} to be cleaned up"),
@@ -514,21 +537,18 @@ fn a_restarted_host_adopts_its_containers_and_cleans_up_what_went_away() {
 
 #[test]
 fn a_hundred_container_starts_and_stops_leave_nothing_behind() {
-    let mut dirs = HostDirs::new();
-    let mut c = Cluster::start();
-    let registry = Registry::start(c.dir.path());
+    let (mut dirs, mut c, registry) = cluster_with_image("cycle\n");
     let reg = registry.host.clone();
-    let layout = c.dir.path().join("web-image");
-    image::busybox_httpd(&layout, image::host_arch(), "cycle\n");
-    push(&c, &layout, &format!("{reg}/web:1"));
     let data = dirs.data("h5");
-    let extra = [
-        "--insecure-registry",
+    start_container_host(
+        &mut c,
+        "h5",
+        "127.0.6.6",
+        &data,
         &reg,
-        "--container-subnet",
         "10.89.210.0/28",
-    ];
-    c.start_host_at("h5", "127.0.6.6", &data, &extra);
+        &[],
+    );
     let scale = |replicas: u32| {
         c.compose(
             "cycle.yaml",
@@ -562,21 +582,18 @@ fn a_hundred_container_starts_and_stops_leave_nothing_behind() {
 
 #[test]
 fn a_named_volume_keeps_its_data_through_restarts_and_redeploys() {
-    let mut dirs = HostDirs::new();
-    let mut c = Cluster::start();
-    let registry = Registry::start(c.dir.path());
+    let (mut dirs, mut c, registry) = cluster_with_image("notes\n");
     let reg = registry.host.clone();
-    let layout = c.dir.path().join("web-image");
-    image::busybox_httpd(&layout, image::host_arch(), "notes\n");
-    push(&c, &layout, &format!("{reg}/web:1"));
     let data = dirs.data("h6");
-    let extra = [
-        "--insecure-registry",
+    start_container_host(
+        &mut c,
+        "h6",
+        "127.0.6.7",
+        &data,
         &reg,
-        "--container-subnet",
         "10.89.211.0/24",
-    ];
-    c.start_host_at("h6", "127.0.6.7", &data, &extra);
+        &[],
+    );
     let port = free_port();
     let compose = |version: &str| {
         c.compose(

@@ -6,36 +6,7 @@
 mod common;
 use common::*;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-/// One HTTP/1.0 request; returns the status and body.
-fn request(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .expect("send");
-    s.write_all(body).expect("send body");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let status = raw
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
 
 #[test]
 fn service_calls_balance_across_hosts_and_fail_clearly() {
@@ -86,13 +57,13 @@ services:
     assert_eq!(hosts.len(), 2, "the callee runs on both hosts: {hello:?}");
 
     // An unknown name: 502, naming it.
-    let (status, body) = request(&front, "GET", "/svc/nope/", b"");
+    let (status, body) = http_request(&front, "GET", "/svc/nope/", b"");
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("no service \"nope\""), "{body}");
 
     // A callee that hangs: 504 after its 1 s timeout, not the caller's 30 s.
     let started = Instant::now();
-    let (status, body) = request(&front, "GET", "/svc/slow/loop", b"");
+    let (status, body) = http_request(&front, "GET", "/svc/slow/loop", b"");
     assert_eq!(status, 504, "{body}");
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -102,17 +73,17 @@ services:
 
     // A value over the store's limit: refused, saying so.
     let big = vec![b'x'; 1_200_000];
-    let (status, body) = request(&front, "PUT", "/svc/data/items/big", &big);
+    let (status, body) = http_request(&front, "PUT", "/svc/data/items/big", &big);
     assert_eq!(status, 413, "{body}");
     assert!(body.contains("over the limit of 1048576 bytes"), "{body}");
-    let (status, body) = request(&front, "PUT", "/svc/data/items/small", b"{\"ok\":1}");
+    let (status, body) = http_request(&front, "PUT", "/svc/data/items/small", b"{\"ok\":1}");
     assert_eq!(status, 201, "a value under the limit is kept: {body}");
 
     // The rest keeps serving, and 1,000 calls spread over the 3 callee
     // instances on both hosts: each gets 25% to 40%.
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..1000 {
-        let (status, body) = request(&front, "GET", "/svc/hello/", b"");
+        let (status, body) = http_request(&front, "GET", "/svc/hello/", b"");
         assert_eq!(status, 200, "{body}");
         let id = body
             .strip_prefix("hello from ")
