@@ -26,15 +26,18 @@ pub fn read(request: IncomingRequest) -> Request {
     let method = request.method();
     let full = request.path_with_query().unwrap_or_else(|| "/".into());
     let path = full.split('?').next().unwrap_or("/").to_string();
-    let body = request
-        .consume()
-        .map(|b| {
-            let bytes = b.stream().map(|s| read_all(&s)).unwrap_or_default();
-            drop(IncomingBody::finish(b));
-            bytes
-        })
-        .unwrap_or_default();
+    let body = body_bytes(request.consume().ok());
     Request { method, path, body }
+}
+
+/// The whole of an incoming body (requests and responses alike).
+fn body_bytes(body: Option<IncomingBody>) -> Vec<u8> {
+    let Some(body) = body else {
+        return Vec::new();
+    };
+    let bytes = body.stream().map(|s| read_all(&s)).unwrap_or_default();
+    drop(IncomingBody::finish(body));
+    bytes
 }
 
 fn read_all(stream: &InputStream) -> Vec<u8> {
@@ -116,15 +119,7 @@ pub fn call(method: Method, service: &str, path: &str, body: &[u8]) -> Result<(u
         _ => return Err(format!("{service}: no response")),
     };
     let status = response.status();
-    let bytes = response
-        .consume()
-        .map(|b| {
-            let bytes = b.stream().map(|s| read_all(&s)).unwrap_or_default();
-            drop(IncomingBody::finish(b));
-            bytes
-        })
-        .unwrap_or_default();
-    Ok((status, bytes))
+    Ok((status, body_bytes(response.consume().ok())))
 }
 
 /// A JSON string literal.
