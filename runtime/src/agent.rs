@@ -164,10 +164,10 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
         supervisor.converge(&cached);
     }
     let endpoints: Mirror<Endpoints> = Mirror::start(buckets.endpoints.clone()).await;
-    // Service addresses for containers live on the container bridge.
+    // Service addresses live on the container bridge.
     let vips = supervisor
         .containers()
-        .map(|c| tokio::spawn(gateway::vips::run(gw.clone(), c.bridge().to_string())));
+        .map(|c| tokio::spawn(gateway::vips::run(gw.clone(), c.clone())));
     let tasks = [
         tokio::spawn(gateway::run(gw.clone(), endpoints.view())),
         tokio::spawn(gateway::run_mesh(gw.clone(), cfg.mesh_port)),

@@ -125,6 +125,12 @@ impl Containers {
         &self.network.bridge
     }
 
+    /// Makes the bridge now if no container has yet (service addresses
+    /// live on it).
+    pub async fn network_ready(&self) -> Result<(), ContainerError> {
+        Ok(self.network.ready().await?)
+    }
+
     pub fn bundle(&self, id: &str) -> PathBuf {
         self.dir.join(id)
     }

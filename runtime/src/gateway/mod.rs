@@ -13,6 +13,7 @@ pub mod vips;
 
 use crate::local::{Local, LocalInstances};
 use crate::wasm::ResponseBody;
+use atoll_sdk::cluster::service_vip;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -48,6 +49,7 @@ pub struct Gateway {
     table: RwLock<Arc<Table>>,
     local: LocalInstances,
     peers: forward::Peers,
+    vips: vips::ServiceAddresses,
 }
 
 impl Gateway {
@@ -58,6 +60,7 @@ impl Gateway {
             table: RwLock::default(),
             local,
             peers: forward::Peers::new(),
+            vips: vips::ServiceAddresses::default(),
         })
     }
 
@@ -291,6 +294,32 @@ impl crate::wasm::Outbound for ServiceCalls {
     ) -> futures::future::BoxFuture<'static, Option<Response<ResponseBody>>> {
         let gw = self.0.upgrade();
         Box::pin(async move { gw?.call_service(&app, &service, port, req).await })
+    }
+
+    fn service_address(
+        &self,
+        app: String,
+        name: String,
+    ) -> futures::future::BoxFuture<'static, Result<std::net::Ipv4Addr, String>> {
+        let gw = self.0.upgrade();
+        Box::pin(async move {
+            let gw = gw.ok_or("the host is stopping")?;
+            let key = (app, name);
+            if !gw.table().by_service.contains_key(&key) {
+                return Err(format!("app {} has no service {:?}", key.0, key.1));
+            }
+            let vip = service_vip(&key.0, &key.1);
+            gw.vips.ready(&key.0, vip).await?;
+            Ok(vip)
+        })
+    }
+
+    fn may_connect(&self, app: &str, ip: IpAddr) -> bool {
+        let (Some(gw), IpAddr::V4(ip)) = (self.0.upgrade(), ip) else {
+            return false;
+        };
+        gw.vips.is_ready(ip)
+            && (gw.table().by_service.keys()).any(|(a, s)| a == app && service_vip(a, s) == ip)
     }
 }
 

@@ -1,25 +1,31 @@
-//! The service proxy for containers. Inside a container, each service of
-//! its app resolves (`/etc/hosts`) to the service's virtual IP
-//! ([`service_vip`]); this host puts those addresses on its container
-//! bridge (so they go when the bridge goes) and answers HTTP on them — on port 80 and on the service's
-//! container ports — by calling the service through the gateway, so the
-//! call reaches a ready instance anywhere in the cluster.
+//! The service proxy. Inside a container, each service of its app
+//! resolves (`/etc/hosts`) to the service's virtual IP ([`service_vip`]);
+//! a component's name lookups give the same addresses (`wasm::names`).
+//! This host puts those addresses on its container bridge (so they go
+//! when the bridge goes) and answers on them — on port 80 and on the
+//! service's container ports — through the gateway, so a call reaches a
+//! ready instance anywhere in the cluster: HTTP per request, anything else
+//! spliced per connection.
 //!
-//! Only apps with a container on this host get addresses and listeners;
-//! a host that runs only components makes none. Listeners use
-//! `SO_REUSEPORT`, so two hosts on one machine can both serve a VIP (each
-//! routes cluster-wide, so either answers right).
+//! Apps get addresses here when they have a container on this host, or
+//! when one of their components looked a service up; a host whose
+//! components never do makes none. Listeners use `SO_REUSEPORT`, so two
+//! hosts on one machine can both serve a VIP (each routes cluster-wide,
+//! so either answers right).
 
 use super::listeners::{accept, serve_http};
 use super::routes::Route;
 use super::{Gateway, read_body, text};
+use crate::container::Containers;
 use crate::oci::network;
 use atoll_sdk::cluster::service_vip;
 use http::StatusCode;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 /// How long a new connection may stay silent before it is taken as TCP.
@@ -27,12 +33,64 @@ const PEEK: Duration = Duration::from_millis(300);
 /// How often the wanted addresses are compared with the present ones.
 const SYNC_EVERY: Duration = Duration::from_millis(500);
 
+/// How long a component's name lookup waits for its service's address.
+const READY_WAIT: Duration = Duration::from_secs(2);
+
 /// `(vip, port)` → the service it answers for.
 type Wanted = BTreeMap<(Ipv4Addr, u16), (String, String)>;
 
+/// What the gateway's callers and [`run`] share about service addresses.
+#[derive(Default)]
+pub struct ServiceAddresses {
+    /// Apps whose components asked for a service address.
+    asked: Mutex<BTreeSet<String>>,
+    wake: Notify,
+    /// Addresses present with all their listeners up.
+    ready: watch::Sender<BTreeSet<Ipv4Addr>>,
+    /// Whether [`run`] runs (it needs the container bridge).
+    enabled: AtomicBool,
+}
+
+impl ServiceAddresses {
+    /// Waits (bounded) until `vip`, service `service` of `app`, is served
+    /// here, asking for the app's addresses first.
+    pub async fn ready(&self, app: &str, vip: Ipv4Addr) -> Result<(), String> {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return Err(
+                "this host cannot serve service addresses (containers are not enabled)".into(),
+            );
+        }
+        let fresh = (self.asked.lock())
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(app.to_string());
+        if fresh {
+            self.wake.notify_one();
+        }
+        let mut rx = self.ready.subscribe();
+        match tokio::time::timeout(READY_WAIT, rx.wait_for(|r| r.contains(&vip))).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(format!(
+                "service address {vip} is not served on this host yet"
+            )),
+        }
+    }
+
+    /// Whether `vip` is served here now.
+    pub fn is_ready(&self, vip: Ipv4Addr) -> bool {
+        self.ready.borrow().contains(&vip)
+    }
+
+    /// The apps that asked and still exist (the others are forgotten).
+    fn asked(&self, by_service: &BTreeMap<(String, String), Route>) -> BTreeSet<String> {
+        let mut asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
+        asked.retain(|app| by_service.keys().any(|(a, _)| a == app));
+        asked.clone()
+    }
+}
+
 /// The service addresses and ports this host must answer on: every
-/// service of each app in `apps` (those with a container here), on port 80
-/// and on its container ports.
+/// service of each app in `apps` (those with a container here, or whose
+/// components asked), on port 80 and on its container ports.
 pub fn wanted(apps: &BTreeSet<String>, by_service: &BTreeMap<(String, String), Route>) -> Wanted {
     let mut out = Wanted::new();
     for ((app, service), route) in by_service {
@@ -48,13 +106,26 @@ pub fn wanted(apps: &BTreeSet<String>, by_service: &BTreeMap<(String, String), R
     out
 }
 
-/// Keeps the VIPs on `iface` (the container bridge, which exists once a
-/// container runs) and their listeners in step, until aborted.
-pub async fn run(gw: Arc<Gateway>, iface: String) {
+/// Keeps the VIPs on the container bridge and their listeners in step,
+/// until aborted.
+pub async fn run(gw: Arc<Gateway>, containers: Arc<Containers>) {
+    let shared = &gw.vips;
+    shared.enabled.store(true, Ordering::Relaxed);
+    let iface = containers.bridge().to_string();
     let mut listeners: BTreeMap<(Ipv4Addr, u16), JoinHandle<()>> = BTreeMap::new();
     let mut addresses: BTreeSet<Ipv4Addr> = BTreeSet::new();
     loop {
-        let want = wanted(&gw.local.container_apps(), &gw.table().by_service);
+        let table = gw.table();
+        let asked = shared.asked(&table.by_service);
+        let mut apps = gw.local.container_apps();
+        // A component-only host makes the bridge for the addresses.
+        if !asked.is_empty()
+            && let Err(e) = containers.network_ready().await
+        {
+            tracing::warn!(error = %e, "cannot make the bridge for service addresses");
+        }
+        apps.extend(asked);
+        let want = wanted(&apps, &table.by_service);
         let want_addrs: BTreeSet<Ipv4Addr> = want.keys().map(|(a, _)| *a).collect();
         for addr in want_addrs.difference(&addresses.clone()) {
             match network::add_address(&iface, *addr).await {
@@ -90,7 +161,22 @@ pub async fn run(gw: Arc<Gateway>, iface: String) {
             network::remove_address(&iface, *addr).await;
             addresses.remove(addr);
         }
-        tokio::time::sleep(SYNC_EVERY).await;
+        let served = (addresses.iter().copied())
+            .filter(|a| {
+                want.keys()
+                    .filter(|(vip, _)| vip == a)
+                    .all(|key| listeners.contains_key(key))
+            })
+            .collect();
+        shared.ready.send_if_modified(|r| {
+            let changed = *r != served;
+            *r = served;
+            changed
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(SYNC_EVERY) => {}
+            _ = shared.wake.notified() => {}
+        }
     }
 }
 

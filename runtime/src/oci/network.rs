@@ -168,6 +168,14 @@ impl Network {
         })
     }
 
+    /// Makes the bridge, once per run.
+    pub async fn ready(&self) -> Result<(), NetError> {
+        self.bridge_ready
+            .get_or_try_init(|| self.ensure_bridge())
+            .await?;
+        Ok(())
+    }
+
     async fn ensure_bridge(&self) -> Result<(), NetError> {
         let br = self.bridge.as_str();
         if ip(&["link", "show", br]).await.is_err() {
@@ -192,9 +200,7 @@ impl Network {
     /// Idempotent: an instance that has a lease keeps its address; a
     /// half-made namespace from an earlier attempt is removed first.
     pub async fn attach(&self, instance: &str) -> Result<Attachment, NetError> {
-        self.bridge_ready
-            .get_or_try_init(|| self.ensure_bridge())
-            .await?;
+        self.ready().await?;
         let (ns, veth) = names(instance);
         let address = self.lease(instance)?;
         if Path::new(NETNS_DIR).join(&ns).exists() {

@@ -106,10 +106,11 @@ impl WasmEngine {
         // components built with Rust's std import `wasi:cli/environment`,
         // `exit` and the terminal interfaces, which the proxy world lacks
         // (and others may import filesystem or sockets). The per-request
-        // context grants nothing, so linking them opens no capability.
+        // context grants nothing but TCP to the app's own services.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
         super::keyvalue::add_to_linker(&mut linker).map_err(engine_err)?;
+        super::names::add_to_linker(&mut linker).map_err(engine_err)?;
         spawn_epoch_ticker(&engine)?;
         Ok(Self {
             inner: Arc::new(EngineInner {

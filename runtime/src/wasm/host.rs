@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::keyvalue::KvRoute;
+use super::names::socket_check;
 use super::outbound::{OutboundRoute, ServiceHooks};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
@@ -45,14 +46,21 @@ impl HostState {
         if let Some(log) = log {
             builder.stdout(log.clone()).stderr(log);
         }
-        let wasi = builder
-            .envs(env)
-            // The builder allows TCP/UDP sockets (with every address denied);
-            // switch them off so nothing reaches the network outside wasi-http.
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+        builder.envs(env).allow_udp(false);
+        // TCP to the app's services only (see `names.rs`); without a route,
+        // no sockets and no lookups at all.
+        match &outbound {
+            Some(route) => {
+                builder
+                    .allow_tcp(true)
+                    .allow_ip_name_lookup(true)
+                    .socket_addr_check(socket_check(route.clone()));
+            }
+            None => {
+                builder.allow_tcp(false).allow_ip_name_lookup(false);
+            }
+        }
+        let wasi = builder.build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
         Self {
@@ -70,6 +78,11 @@ impl HostState {
 impl HostState {
     pub(crate) fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
+    }
+
+    /// Where the component's calls to its app's services go.
+    pub(crate) fn outbound_route(&self) -> Option<OutboundRoute> {
+        self.hooks.route.clone()
     }
 }
 

@@ -9,7 +9,8 @@
 //! costs the request that caused it.
 //!
 //! Capabilities are denied by default: the guest sees only the environment
-//! it is given, no preopened directories, no arguments, no sockets. Its
+//! it is given, no preopened directories, no arguments, and sockets only to
+//! its app's services (TCP, by service name: `names.rs`). Its
 //! stdout/stderr go to the instance's log file (`InstanceConfig::log`).
 //!
 //! Body types: [`WasmInstance::handle`] takes any `hyper::Request<B>` whose
@@ -25,6 +26,7 @@ mod error;
 mod host;
 mod instance;
 pub mod keyvalue;
+mod names;
 mod outbound;
 
 use std::path::PathBuf;

@@ -4,6 +4,7 @@
 //! (capabilities are denied by default: no calls out of the app).
 
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -27,6 +28,18 @@ pub trait Outbound: Send + Sync {
         port: u16,
         req: Request<Bytes>,
     ) -> BoxFuture<'static, Option<Response<ResponseBody>>>;
+
+    /// The address service `name` of `app` answers plain TCP on, once this
+    /// host serves it; why not otherwise.
+    fn service_address(
+        &self,
+        app: String,
+        name: String,
+    ) -> BoxFuture<'static, Result<Ipv4Addr, String>>;
+
+    /// Whether a component of `app` may open a connection to `ip` (one of
+    /// its app's service addresses).
+    fn may_connect(&self, app: &str, ip: IpAddr) -> bool;
 }
 
 /// A component's route out: its app and the gateway.
