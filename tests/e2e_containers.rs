@@ -145,6 +145,19 @@ fn containers_and_wasm_artifacts_from_a_registry_serve_side_by_side() {
         &label,
     );
     start_container_host(&mut c, "h2", "127.0.6.3", &d2, &reg, "10.89.207.0/24", &[]);
+    // A host that runs components only: it makes its service addresses
+    // when a component first looks a service up.
+    let d3 = dirs.data("h3");
+    let comps = ["--label", "role=components"];
+    start_container_host(
+        &mut c,
+        "h3",
+        "127.0.6.8",
+        &d3,
+        &reg,
+        "10.89.212.0/24",
+        &comps,
+    );
 
     let (web_port, hello_port, front_port, echo_port) =
         (free_port(), free_port(), free_port(), free_port());
@@ -170,6 +183,9 @@ services:
     x-atoll:
       component: {front}
     ports: [\"{front_port}:80\"]
+    deploy:
+      placement:
+        constraints: [node.labels.role == components]
   echo:
     image: {reg}/web:1
     entrypoint: [/bin/nc, -ll, -p, \"9000\", -e, /bin/echo1]
@@ -249,6 +265,28 @@ services:
         (200, "echo:ping\n"),
         "container -> container over TCP"
     );
+
+    // And from a component (on the components-only host), by name over
+    // plain TCP; nothing but the app's services is reachable that way.
+    for bind in ["127.0.6.2", "127.0.6.8"] {
+        let (status, body) =
+            http_get(&format!("{bind}:{front_port}"), "/tcp/echo:9000").expect("tcp");
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "echo:ping\n"),
+            "component -> container over TCP through {bind}"
+        );
+    }
+    // (The published port would answer if the component could reach it.)
+    let outside = format!("127.0.6.2:{web_port}");
+    for target in ["nope:9000", outside.as_str()] {
+        let (status, body) = http_get(
+            &format!("127.0.6.8:{front_port}"),
+            &format!("/tcp/{target}"),
+        )
+        .expect("tcp");
+        assert_eq!(status, 502, "{target} is refused: {body}");
+    }
 
     // A container's process killed from outside is restarted and counted.
     let victim = web.iter().next().expect("a replica").clone();
@@ -653,6 +691,66 @@ fn a_named_volume_keeps_its_data_through_restarts_and_redeploys() {
         },
     );
     assert_eq!(body, "kept\n");
+
+    // Its host dies: the service waits for it (its data is there) until
+    // the operator retires the host; then it starts on another host, from
+    // an empty volume.
+    let spare = dirs.data("h7");
+    start_container_host(
+        &mut c,
+        "h7",
+        "127.0.6.9",
+        &spare,
+        &reg,
+        "10.89.213.0/24",
+        &[],
+    );
+    let refused = c.atoll(&["hosts", "rm", "h7"]);
+    assert!(
+        !refused.status.success(),
+        "a host that is up is not removed"
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("host h7 is up"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    c.host("h6").kill9();
+    wait_until("h6 to be seen down", Duration::from_secs(15), || {
+        let hosts = c.json(&["hosts", "-o", "json"]);
+        let h6 = hosts.as_array()?.iter().find(|h| h["name"] == "h6")?;
+        (h6["state"] == "down").then_some(())
+    });
+    let rows = c.instances("notes");
+    assert!(
+        rows.iter().all(|r| r["host"] == "h6"),
+        "the volume service stays on its host: {rows:?}"
+    );
+    let out = c.atoll(&["hosts", "rm", "h6"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let moved = format!("127.0.6.9:{port}");
+    let (_, body) = wait_until("the service to run on h7", Duration::from_secs(30), || {
+        let on_h7 = c
+            .instances("notes")
+            .iter()
+            .any(|r| r["host"] == "h7" && r["state"] == "running");
+        if !on_h7 {
+            return None;
+        }
+        http_get(&moved, "/cgi-bin/note")
+            .ok()
+            .filter(|(s, _)| *s == 200)
+    });
+    assert!(body.contains("No such file"), "a fresh volume: {body}");
+    let hosts = c.json(&["hosts", "-o", "json"]);
+    let names: Vec<&str> = (hosts.as_array().into_iter().flatten())
+        .filter_map(|h| h["name"].as_str())
+        .collect();
+    assert_eq!(names, ["h7"], "a removed host is not listed");
     let out = c.atoll(&["rm", "notes"]);
     assert!(out.status.success());
 }

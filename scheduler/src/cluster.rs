@@ -3,10 +3,12 @@
 //! controller both read it; only the controller writes assignments.
 
 use crate::observed::{Changes, Observed};
-use crate::snapshot::{HostSnapshot, Snapshot};
+use crate::snapshot::{HostSnapshot, Snapshot, drop_removed};
 use atoll_sdk::cluster::{Assignment, Capacity, HostInfo, HostState};
 use atoll_sdk::nats::{Buckets, Mirror, MirrorView};
-use atoll_sdk::protocol::{AppRecord, AppStatus, Endpoints, Event, Heartbeat, VERSION, now_ms};
+use atoll_sdk::protocol::{
+    AppRecord, AppStatus, Endpoints, Event, Heartbeat, RemovedHost, VERSION, now_ms,
+};
 use futures::StreamExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,19 +20,24 @@ pub struct Cluster {
     pub assignments: MirrorView<Assignment>,
     pub statuses: MirrorView<AppStatus>,
     pub endpoints: MirrorView<Endpoints>,
+    pub removed_hosts: MirrorView<RemovedHost>,
     pub observed: Mutex<Observed>,
     /// Woken when observed state changes in a way the controller acts on.
     pub observed_changed: Notify,
     pub down_after: Duration,
     pub started: Instant,
-    // Mirrors stop their watch tasks when dropped; keep them alive here.
-    _mirrors: (
-        Mirror<AppRecord>,
-        Mirror<Assignment>,
-        Mirror<AppStatus>,
-        Mirror<Endpoints>,
-    ),
+    _mirrors: Mirrors,
 }
+
+/// Mirrors stop their watch tasks when dropped; the cluster keeps them
+/// alive.
+type Mirrors = (
+    Mirror<AppRecord>,
+    Mirror<Assignment>,
+    Mirror<AppStatus>,
+    Mirror<Endpoints>,
+    Mirror<RemovedHost>,
+);
 
 impl Cluster {
     pub async fn open(buckets: Buckets, down_after: Duration) -> Arc<Cluster> {
@@ -38,17 +45,19 @@ impl Cluster {
         let assignments = Mirror::start(buckets.assignments.clone()).await;
         let statuses = Mirror::start(buckets.status.clone()).await;
         let endpoints = Mirror::start(buckets.endpoints.clone()).await;
+        let removed_hosts = Mirror::start(buckets.removed_hosts.clone()).await;
         Arc::new(Cluster {
             apps: apps.view(),
             assignments: assignments.view(),
             statuses: statuses.view(),
             endpoints: endpoints.view(),
+            removed_hosts: removed_hosts.view(),
             buckets,
             observed: Mutex::new(Observed::default()),
             observed_changed: Notify::new(),
             down_after,
             started: Instant::now(),
-            _mirrors: (apps, assignments, statuses, endpoints),
+            _mirrors: (apps, assignments, statuses, endpoints, removed_hosts),
         })
     }
 
@@ -59,7 +68,7 @@ impl Cluster {
     /// A consistent-enough copy of everything decision code reads. Hosts
     /// named in assignments but never heard from are listed as down once
     /// the start-up grace period is over (their heartbeats would have
-    /// arrived by then).
+    /// arrived by then). Hosts an operator removed are left out.
     pub fn snapshot(&self) -> Snapshot {
         let observed = self.observed();
         let mut hosts = observed.hosts();
@@ -77,6 +86,7 @@ impl Cluster {
                 });
             }
         }
+        drop_removed(&mut hosts, &self.removed());
         Snapshot {
             apps: self.apps.all().into_values().map(|v| v.value).collect(),
             hosts,
@@ -85,16 +95,25 @@ impl Cluster {
         }
     }
 
+    /// Hosts an operator removed, by name.
+    pub fn removed(&self) -> std::collections::BTreeMap<String, RemovedHost> {
+        (self.removed_hosts.all().into_iter())
+            .map(|(k, v)| (k, v.value))
+            .collect()
+    }
+
     /// Whether every host with an assignment has been heard from, or the
     /// grace period after start is over. Before that, a restarted server
-    /// would take live hosts for dead ones.
+    /// would take live hosts for dead ones (removed hosts are not waited
+    /// for).
     pub fn settled(&self) -> bool {
         // An apps mirror that has not loaded yet looks like "no apps", and
         // reconciling that would stop everything.
         let loaded = self.apps.loaded()
             && self.assignments.loaded()
             && self.statuses.loaded()
-            && self.endpoints.loaded();
+            && self.endpoints.loaded()
+            && self.removed_hosts.loaded();
         if !loaded {
             return false;
         }
@@ -102,7 +121,8 @@ impl Cluster {
             return true;
         }
         let observed = self.observed();
-        self.assignments.all().keys().all(|h| observed.knows(h))
+        let removed = self.removed();
+        (self.assignments.all().keys()).all(|h| observed.knows(h) || removed.contains_key(h))
     }
 
     pub async fn publish_event(&self, kind: &str, app: Option<&str>, message: String) {

@@ -1,7 +1,7 @@
 //! The plain-data view of the cluster that decision code reads.
 
 use atoll_sdk::cluster::{Assignment, HostInfo, HostState, InstanceState, InstanceStatus};
-use atoll_sdk::protocol::AppRecord;
+use atoll_sdk::protocol::{AppRecord, RemovedHost};
 use std::collections::BTreeMap;
 
 /// A host as the controller sees it.
@@ -19,6 +19,17 @@ impl HostSnapshot {
     pub fn is_ready(&self) -> bool {
         self.state == HostState::Ready
     }
+}
+
+/// Leaves out the hosts an operator removed: a removed host's instances
+/// then count as lost (named volumes or not) and nothing is placed on it.
+/// A host that started after its removal is a new host and stays.
+pub fn drop_removed(hosts: &mut Vec<HostSnapshot>, removed: &BTreeMap<String, RemovedHost>) {
+    hosts.retain(|h| {
+        removed
+            .get(h.name())
+            .is_none_or(|r| h.info.started_at_ms > r.removed_at_ms)
+    });
 }
 
 /// Everything reconciliation needs, read by the controller shell from
@@ -242,5 +253,53 @@ pub(crate) mod fixtures {
             hosts,
             ..Snapshot::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atoll_sdk::cluster::Capacity;
+
+    fn host(name: &str, started_at_ms: u64, state: HostState) -> HostSnapshot {
+        HostSnapshot {
+            info: HostInfo {
+                name: name.into(),
+                address: String::new(),
+                mesh_port: 0,
+                labels: Default::default(),
+                arch: String::new(),
+                os: String::new(),
+                capacity: Capacity::default(),
+                started_at_ms,
+                version: String::new(),
+            },
+            state,
+        }
+    }
+
+    #[test]
+    fn removed_hosts_drop_out_until_one_starts_after_the_removal() {
+        let removed = BTreeMap::from(["old", "back"].map(|n| {
+            (
+                n.to_string(),
+                RemovedHost {
+                    name: n.into(),
+                    removed_at_ms: 100,
+                },
+            )
+        }));
+        let mut hosts = vec![
+            host("old", 50, HostState::Down),
+            host("back", 150, HostState::Down),
+            host("other", 50, HostState::Down),
+        ];
+        drop_removed(&mut hosts, &removed);
+        let names: Vec<&str> = hosts.iter().map(HostSnapshot::name).collect();
+        assert_eq!(
+            names,
+            ["back", "other"],
+            "a restarted host is a new host, even when down again"
+        );
     }
 }

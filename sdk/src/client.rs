@@ -144,6 +144,13 @@ impl Client {
         self.get_json("/v1/hosts").await
     }
 
+    /// Retires a host that is down: its instances are placed elsewhere.
+    pub async fn remove_host(&self, name: &str) -> Result<(), ClientError> {
+        let url = self.url(&format!("/v1/hosts/{name}"));
+        self.send(self.http.delete(&url), &url).await?;
+        Ok(())
+    }
+
     pub async fn health(&self) -> Result<(), ClientError> {
         let url = self.url("/v1/health");
         self.send(self.http.get(&url).timeout(Duration::from_secs(2)), &url)

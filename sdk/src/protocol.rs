@@ -57,6 +57,10 @@ impl Names {
     pub fn status_bucket(&self) -> String {
         format!("atoll-{}-status", self.cluster)
     }
+    /// KV: host name → [`RemovedHost`]: hosts an operator retired.
+    pub fn removed_hosts_bucket(&self) -> String {
+        format!("atoll-{}-removed-hosts", self.cluster)
+    }
     /// KV: the controller's leader lease.
     pub fn leader_bucket(&self) -> String {
         format!("atoll-{}-leader", self.cluster)
@@ -126,6 +130,16 @@ pub struct Endpoint {
     /// The host's port for forwarded service calls.
     #[serde(default = "crate::cluster::default_mesh_port_value")]
     pub mesh_port: u16,
+}
+
+/// A host an operator retired (`atoll hosts rm`): its instances, even
+/// those with named volumes, are placed elsewhere. A host of that name
+/// that starts after the removal joins as a new host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovedHost {
+    pub name: String,
+    /// Server clock, Unix milliseconds.
+    pub removed_at_ms: u64,
 }
 
 /// What the controller knows about an app beyond the instances themselves:

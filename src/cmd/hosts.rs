@@ -1,4 +1,5 @@
-//! `atoll hosts`: the hosts of the cluster.
+//! `atoll hosts`: the hosts of the cluster; `atoll hosts rm NAME` retires
+//! one that is down.
 
 use crate::output::{self, Format, ServerArg};
 
@@ -9,10 +10,29 @@ pub struct Args {
     /// Output format
     #[arg(short, long, value_enum, default_value_t)]
     output: Format,
+    #[command(subcommand)]
+    action: Option<Action>,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Retire a host that is down for good: what ran there is placed on
+    /// other hosts, services with named volumes too (they start from an
+    /// empty volume; the data stays on the retired host's disk)
+    Rm {
+        /// The host's name (see `atoll hosts`)
+        name: String,
+    },
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let hosts = args.server.client()?.hosts().await?;
+    let client = args.server.client()?;
+    if let Some(Action::Rm { name }) = &args.action {
+        client.remove_host(name).await?;
+        println!("host {name} removed; its instances are placed on other hosts");
+        return Ok(());
+    }
+    let hosts = client.hosts().await?;
     if args.output == Format::Json {
         return output::json(&hosts);
     }

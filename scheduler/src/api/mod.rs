@@ -8,13 +8,13 @@ use crate::cluster::Cluster;
 use crate::views;
 use atoll_sdk::api::{DeployRequest, DeployResponse, ErrorBody};
 use atoll_sdk::digest::{self, WasmKind};
-use atoll_sdk::protocol::{AppRecord, VERSION, artifact_object_name, now_ms};
+use atoll_sdk::protocol::{AppRecord, RemovedHost, VERSION, artifact_object_name, now_ms};
 use atoll_sdk::spec::{self, App, Artifact};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{delete, get, put};
 use axum::{Json, Router};
 use futures::StreamExt;
 use std::sync::Arc;
@@ -29,6 +29,7 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
         .route("/v1/apps/{name}", get(get_app).delete(delete_app))
         .route("/v1/instances", get(list_instances))
         .route("/v1/hosts", get(list_hosts))
+        .route("/v1/hosts/{name}", delete(remove_host))
         .route("/v1/events", get(events))
         .route("/v1/logs/{app}", get(logs::app_logs))
         .route("/v1/logs/{app}/{service}", get(logs::service_logs))
@@ -107,6 +108,49 @@ async fn list_hosts(State(c): State<Arc<Cluster>>) -> Json<Vec<atoll_sdk::api::H
     let snap = c.snapshot();
     let observed = c.observed();
     Json(views::hosts(&snap, |h| observed.last_seen_ms(h)))
+}
+
+/// Retires a host that is down, so that its instances — those with named
+/// volumes too, whose data stays behind — are placed elsewhere. A host
+/// that is up is refused: stop it first.
+async fn remove_host(
+    State(c): State<Arc<Cluster>>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    let snap = c.snapshot();
+    let Some(host) = snap.host(&name) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no host named {name}"),
+        ));
+    };
+    if host.is_ready() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("host {name} is up: stop it first (its instances would keep running there)"),
+        ));
+    }
+    let record = RemovedHost {
+        name: name.clone(),
+        removed_at_ms: now_ms(),
+    };
+    let bytes = serde_json::to_vec(&record).map_err(|e| ApiError::internal("encoding", e))?;
+    c.buckets
+        .removed_hosts
+        .put(&name, bytes.into())
+        .await
+        .map_err(|e| ApiError::internal("recording the removal", e))?;
+    wait_for_mirror(&c, |c| c.removed_hosts.get(&name).is_some()).await;
+    // The controller re-places what ran there.
+    c.observed_changed.notify_one();
+    let moved = snap.assignments.get(&name).map_or(0, |a| a.instances.len());
+    c.publish_event(
+        "host-removed",
+        None,
+        format!("host {name} removed; {moved} instance(s) to place elsewhere"),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn deploy(

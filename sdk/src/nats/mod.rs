@@ -22,6 +22,7 @@ pub struct Buckets {
     pub endpoints: kv::Store,
     pub status: kv::Store,
     pub leader: kv::Store,
+    pub removed_hosts: kv::Store,
     pub artifacts: object_store::ObjectStore,
 }
 
@@ -56,6 +57,7 @@ impl Buckets {
             },
         )
         .await?;
+        let removed_hosts = open_kv(&js, kv_cfg(names.removed_hosts_bucket(), 1)).await?;
         let artifacts = open_objects(&js, &names.artifacts_bucket()).await?;
         Ok(Buckets {
             js,
@@ -65,6 +67,7 @@ impl Buckets {
             endpoints,
             status,
             leader,
+            removed_hosts,
             artifacts,
         })
     }

@@ -57,6 +57,18 @@ fn a_service_with_a_named_volume_waits_for_its_host() {
         1,
         "still assigned to its host"
     );
+
+    // Once the operator retires that host, the service moves.
+    c.remove_host(db_host);
+    c.step();
+    let other = if db_host == "h1" { "h2" } else { "h1" };
+    assert_eq!(c.spread("shop", "db"), counts(&[(other, 1)]));
+    assert!(
+        db_ids(&c.all_ids())
+            .iter()
+            .all(|i| !db_ids(&before).contains(i))
+    );
+    assert_eq!(c.step().assignments.len(), 0, "and stays there");
 }
 
 #[test]

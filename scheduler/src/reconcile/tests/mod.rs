@@ -97,6 +97,19 @@ impl Cluster {
         h.expect("known host").state = state;
     }
 
+    /// An operator removed `host` (`atoll hosts rm`), as the snapshot
+    /// shows it.
+    pub fn remove_host(&mut self, host: &str) {
+        let removed = std::collections::BTreeMap::from([(
+            host.to_string(),
+            atoll_sdk::protocol::RemovedHost {
+                name: host.to_string(),
+                removed_at_ms: u64::MAX,
+            },
+        )]);
+        crate::snapshot::drop_removed(&mut self.snap.hosts, &removed);
+    }
+
     pub fn add_host(&mut self, host: HostSnapshot) {
         self.snap.hosts.push(host);
     }
