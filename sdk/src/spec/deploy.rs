@@ -1,6 +1,6 @@
 //! `deploy:` — mode, replicas, placement (see [`super::placement`]),
-//! resources and restart policy (see [`super::container`]), in the syntax
-//! Docker Swarm defined for Compose.
+//! resources, restart policy (see [`super::container`]) and the update and
+//! rollback configs, in the syntax Docker Swarm defined for Compose.
 
 use saphyr::{Scalar, YamlData};
 
@@ -10,7 +10,7 @@ use super::keys::{self, Section};
 use super::placement::placement;
 use super::units::{parse_bytes, parse_cpus_milli};
 use super::yaml::{self, Node};
-use super::{Deploy, Mode, ResourceSpec, Resources};
+use super::{Deploy, FailureAction, Mode, ResourceSpec, Resources, UpdateConfig, UpdateOrder};
 
 /// `restart_policy` goes to `container`, with the other container keys.
 pub(super) fn deploy(
@@ -50,6 +50,14 @@ pub(super) fn deploy(
             "placement" => out.placement = placement(ctx, &p, e.value),
             "resources" => out.resources = resources(ctx, &p, e.value, container),
             "restart_policy" => container.restart_policy(ctx, &p, e.line, e.value),
+            "update_config" => {
+                let default = UpdateConfig::default();
+                out.update = update_config(ctx, &p, e.value, &keys::UPDATE_CONFIG, default);
+            }
+            "rollback_config" => {
+                let default = UpdateConfig::rollback_default();
+                out.rollback = update_config(ctx, &p, e.value, &keys::ROLLBACK_CONFIG, default);
+            }
             _ => {}
         }
     }
@@ -62,6 +70,100 @@ pub(super) fn deploy(
         );
     }
     out
+}
+
+/// `update_config` or `rollback_config` (`section` tells which): the keys
+/// given replace those of `default`. A null value means "not set".
+fn update_config(
+    ctx: &mut Ctx,
+    path: &str,
+    node: &Node,
+    section: &Section,
+    default: UpdateConfig,
+) -> UpdateConfig {
+    let is_rollback = std::ptr::eq(section, &keys::ROLLBACK_CONFIG);
+    let mut out = default;
+    let entries = ctx.mapping(path, node);
+    for e in keys::filter(ctx, section, path, entries) {
+        if e.value.data.is_null() {
+            continue;
+        }
+        let p = join(path, &e.key);
+        let line = yaml::line(e.value);
+        match e.key.as_str() {
+            "parallelism" => {
+                if let Some(n) = ctx.uint(&p, e.value, u64::from(u32::MAX)) {
+                    out.parallelism = u32::try_from(n).unwrap_or(u32::MAX);
+                }
+            }
+            "delay" => out.delay_ms = ctx.duration_ms(&p, e.value, true).unwrap_or(out.delay_ms),
+            "monitor" => {
+                out.monitor_ms = ctx.duration_ms(&p, e.value, true).unwrap_or(out.monitor_ms);
+            }
+            "order" => match ctx.string(&p, e.value).as_deref() {
+                Some("stop-first") => out.order = UpdateOrder::StopFirst,
+                Some("start-first") => out.order = UpdateOrder::StartFirst,
+                Some(other) => ctx.error(
+                    &p,
+                    line,
+                    format!("expected stop-first or start-first, found \"{other}\""),
+                ),
+                None => {}
+            },
+            "failure_action" => match ctx.string(&p, e.value).as_deref() {
+                Some("pause") => out.failure_action = FailureAction::Pause,
+                Some("continue") => out.failure_action = FailureAction::Continue,
+                Some("rollback") if is_rollback => ctx.error(
+                    &p,
+                    line,
+                    "a rollback cannot roll back: expected pause or continue",
+                ),
+                Some("rollback") => out.failure_action = FailureAction::Rollback,
+                Some(other) => {
+                    let expected = if is_rollback {
+                        "pause or continue"
+                    } else {
+                        "pause, continue or rollback"
+                    };
+                    ctx.error(&p, line, format!("expected {expected}, found \"{other}\""));
+                }
+                None => {}
+            },
+            "max_failure_ratio" => {
+                if let Some(r) = ratio(ctx, &p, e.value) {
+                    out.max_failure_ratio = r;
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A share from 0 to 1: a number, or a string holding one.
+fn ratio(ctx: &mut Ctx, path: &str, node: &Node) -> Option<f64> {
+    let value = match &node.data {
+        YamlData::Value(Scalar::Integer(i)) => Some(*i as f64),
+        YamlData::Value(Scalar::FloatingPoint(f)) => Some(f.into_inner()),
+        YamlData::Value(Scalar::String(s)) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match value {
+        // NaN is outside every range.
+        Some(r) if (0.0..=1.0).contains(&r) => Some(r),
+        _ => {
+            let found = match &node.data {
+                YamlData::Value(Scalar::String(s)) => format!("\"{s}\""),
+                YamlData::Value(Scalar::Integer(_) | Scalar::FloatingPoint(_)) => {
+                    ctx.scalar_text(path, node).unwrap_or_default()
+                }
+                _ => yaml::describe(node),
+            };
+            let m = format!("expected a number from 0 to 1, such as 0.2, found {found}");
+            ctx.error(path, yaml::line(node), m);
+            None
+        }
+    }
 }
 
 fn resources(ctx: &mut Ctx, path: &str, node: &Node, container: &mut ContainerKeys) -> Resources {

@@ -103,7 +103,7 @@ pub(super) static SERVICE: Section = Section {
         ("extra_hosts", N),
         ("gpus", N),
         ("group_add", N),
-        ("healthcheck", N),
+        ("healthcheck", S),
         ("hostname", N),
         ("init", N),
         ("ipc", N),
@@ -197,10 +197,64 @@ pub(super) static X_ATOLL: Section = Section {
         ("component", S),
         ("timeout", S),
         ("autoscale", N),
-        ("canary", N),
-        ("health", N),
+        ("canary", S),
+        ("health", S),
         ("capabilities", N),
         ("disconnect", N),
+    ],
+};
+
+/// Compose's `healthcheck` (see `health.rs`).
+pub(super) static HEALTHCHECK: Section = Section {
+    name: "services.<name>.healthcheck",
+    keys: &[
+        ("test", S),
+        ("interval", S),
+        ("timeout", S),
+        ("retries", S),
+        ("start_period", S),
+        ("disable", S),
+        (
+            "start_interval",
+            Status::Warn("ignored: atoll probes every `interval`, during the start period too"),
+        ),
+    ],
+};
+
+/// `x-atoll.health`: atoll's HTTP probe.
+pub(super) static HEALTH: Section = Section {
+    name: "services.<name>.x-atoll.health",
+    keys: &[
+        ("http", S),
+        ("port", S),
+        ("interval", S),
+        ("timeout", S),
+        ("retries", S),
+        ("start_period", S),
+        ("liveness", S),
+    ],
+};
+
+/// `x-atoll.health.liveness` as a mapping: `health` without `liveness`.
+pub(super) static LIVENESS: Section = Section {
+    name: "services.<name>.x-atoll.health.liveness",
+    keys: &[
+        ("http", S),
+        ("port", S),
+        ("interval", S),
+        ("timeout", S),
+        ("retries", S),
+        ("start_period", S),
+    ],
+};
+
+pub(super) static CANARY: Section = Section {
+    name: "services.<name>.x-atoll.canary",
+    keys: &[
+        ("image", S),
+        ("component", S),
+        ("weight", S),
+        ("replicas", S),
     ],
 };
 
@@ -230,9 +284,29 @@ pub(super) static DEPLOY: Section = Section {
         ("restart_policy", S),
         ("endpoint_mode", N),
         ("labels", N),
-        ("rollback_config", N),
-        ("update_config", N),
+        ("rollback_config", S),
+        ("update_config", S),
     ],
+};
+
+/// The keys of `update_config` and `rollback_config`.
+const UPDATE_KEYS: &[(&str, Status)] = &[
+    ("parallelism", S),
+    ("delay", S),
+    ("order", S),
+    ("monitor", S),
+    ("failure_action", S),
+    ("max_failure_ratio", S),
+];
+
+pub(super) static UPDATE_CONFIG: Section = Section {
+    name: "services.<name>.deploy.update_config",
+    keys: UPDATE_KEYS,
+};
+
+pub(super) static ROLLBACK_CONFIG: Section = Section {
+    name: "services.<name>.deploy.rollback_config",
+    keys: UPDATE_KEYS,
 };
 
 pub(super) static RESTART_POLICY: Section = Section {
@@ -286,9 +360,15 @@ pub(super) static ALL: &[&Section] = &[
     &VOLUME,
     &SERVICE,
     &MOUNT,
+    &HEALTHCHECK,
     &X_ATOLL,
+    &HEALTH,
+    &LIVENESS,
+    &CANARY,
     &PORT,
     &DEPLOY,
+    &UPDATE_CONFIG,
+    &ROLLBACK_CONFIG,
     &RESTART_POLICY,
     &PLACEMENT,
     &PREFERENCE,

@@ -7,6 +7,7 @@
 mod container;
 mod ctx;
 mod deploy;
+mod health;
 mod keys;
 mod model;
 mod parse;

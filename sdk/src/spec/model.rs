@@ -28,6 +28,66 @@ pub struct Service {
     /// component, which ignores them).
     #[serde(default)]
     pub volumes: Vec<VolumeMount>,
+    /// `healthcheck:` or `x-atoll.health`; `None`: an instance is ready as
+    /// soon as it runs.
+    #[serde(default)]
+    pub health: Option<Health>,
+    /// `x-atoll.canary`: a second version run beside this one.
+    #[serde(default)]
+    pub canary: Option<Canary>,
+}
+
+/// How an instance's health is checked.
+///
+/// `ready` gates traffic: an instance receives requests only once it has
+/// passed it, and leaves the endpoints as soon as it fails it `retries`
+/// times in a row. `live` restarts an instance that fails it `retries`
+/// times in a row; by default it is the same check (an unhealthy instance
+/// is replaced, as in Swarm).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub ready: Check,
+    /// `None`: never restarted for its health (`liveness: false`).
+    pub live: Option<Check>,
+}
+
+/// One health check and its timing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub probe: Probe,
+    /// Between the end of one probe and the start of the next.
+    pub interval_ms: u64,
+    /// A probe that takes longer fails.
+    pub timeout_ms: u64,
+    /// Failures in a row that make the instance unhealthy.
+    pub retries: u32,
+    /// After a start, failures do not count (successes do) for this long.
+    pub start_period_ms: u64,
+}
+
+/// What a health check runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Probe {
+    /// `GET path` on the instance; healthy on a 2xx or 3xx answer. `port`:
+    /// the container port (default the first `ports:` target, else 80;
+    /// components answer on any port).
+    Http { path: String, port: Option<u16> },
+    /// `healthcheck.test`: run inside the container (`CMD` as given,
+    /// `CMD-SHELL` as `/bin/sh -c …`); healthy on exit status 0.
+    Command { argv: Vec<String> },
+}
+
+/// `x-atoll.canary`: `artifact` runs beside the service's own and gets
+/// `weight` percent of its traffic (requests with `x-atoll-version: canary`
+/// always reach it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Canary {
+    pub artifact: Artifact,
+    /// 0–100.
+    pub weight: u8,
+    /// Instances of the canary. Default 1.
+    pub replicas: u32,
 }
 
 /// A named volume kept on the host under the host's data dir
@@ -145,6 +205,12 @@ pub struct Deploy {
     pub replicas: u32,
     pub placement: Placement,
     pub resources: Resources,
+    /// `update_config`: how a new version replaces the running one.
+    #[serde(default)]
+    pub update: UpdateConfig,
+    /// `rollback_config`: how a rollback replaces the failed version.
+    #[serde(default = "UpdateConfig::rollback_default")]
+    pub rollback: UpdateConfig,
 }
 
 impl Default for Deploy {
@@ -154,8 +220,70 @@ impl Default for Deploy {
             replicas: 1,
             placement: Placement::default(),
             resources: Resources::default(),
+            update: UpdateConfig::default(),
+            rollback: UpdateConfig::rollback_default(),
         }
     }
+}
+
+/// `update_config` / `rollback_config`. The defaults replace one instance
+/// at a time, starting the new one first, so nothing stops serving.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UpdateConfig {
+    /// Instances replaced at once; 0 means all at once.
+    pub parallelism: u32,
+    /// Wait between one batch being ready and the next starting.
+    pub delay_ms: u64,
+    pub order: UpdateOrder,
+    /// How long each new instance is watched after it became ready; a
+    /// failure in that time counts against the update.
+    pub monitor_ms: u64,
+    pub failure_action: FailureAction,
+    /// Share of new instances that may fail before `failure_action`.
+    pub max_failure_ratio: f64,
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        UpdateConfig {
+            parallelism: 1,
+            delay_ms: 0,
+            order: UpdateOrder::StartFirst,
+            monitor_ms: 5_000,
+            failure_action: FailureAction::Rollback,
+            max_failure_ratio: 0.0,
+        }
+    }
+}
+
+impl UpdateConfig {
+    /// A failing rollback pauses rather than rolling back again.
+    pub fn rollback_default() -> Self {
+        UpdateConfig {
+            failure_action: FailureAction::Pause,
+            ..UpdateConfig::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    /// Stop an old instance, then start its replacement.
+    StopFirst,
+    /// Start the replacement, wait until it is ready, then stop the old one.
+    StartFirst,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureAction {
+    /// Stop the update where it is.
+    Pause,
+    /// Go on regardless.
+    Continue,
+    /// Go back to the previous revision.
+    Rollback,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -1,20 +1,22 @@
 //! One entry of `services:` — its name, artifact (`image` or
-//! `x-atoll.component`), `x-atoll` settings and `environment`; ports,
-//! volumes, deploy and the container keys are delegated to their modules.
+//! `x-atoll.component`), `x-atoll` settings (with `canary`) and
+//! `environment`; ports, volumes, deploy, health checks and the container
+//! keys are delegated to their modules.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use saphyr::YamlData;
+use saphyr::{Scalar, YamlData};
 
 use super::container::ContainerKeys;
 use super::ctx::{Ctx, index, join};
 use super::deploy::deploy;
+use super::health::{AtollHealth, Healthcheck, atoll_health, healthcheck};
 use super::keys;
 use super::ports::ports;
 use super::units::is_service_name;
 use super::volumes::mounts;
 use super::yaml::{self, Node};
-use super::{Artifact, Deploy, Service};
+use super::{Artifact, Canary, Deploy, Health, Mode, Probe, Service};
 
 /// `x-atoll.timeout` when the file gives none.
 pub(super) const DEFAULT_TIMEOUT_MS: u64 = 30_000;
@@ -26,6 +28,11 @@ struct Atoll {
     has_component: bool,
     component: Option<String>,
     timeout_ms: u64,
+    /// `health`, if given (not null).
+    health: Option<AtollHealth>,
+    /// `canary`, if given (not null), with the line of its key; `None`
+    /// inside when invalid.
+    canary: Option<(Option<Canary>, usize)>,
 }
 
 /// A non-empty string without whitespace: image references and paths.
@@ -46,6 +53,8 @@ fn x_atoll(ctx: &mut Ctx, path: &str, node: &Node) -> Atoll {
         has_component: !(node.data.is_mapping() || node.data.is_null()),
         component: None,
         timeout_ms: DEFAULT_TIMEOUT_MS,
+        health: None,
+        canary: None,
     };
     let entries = ctx.mapping(path, node);
     for e in keys::filter(ctx, &keys::X_ATOLL, path, entries) {
@@ -60,10 +69,133 @@ fn x_atoll(ctx: &mut Ctx, path: &str, node: &Node) -> Atoll {
                     out.timeout_ms = ms;
                 }
             }
+            "health" => out.health = atoll_health(ctx, &p, e.line, e.value),
+            "canary" if !e.value.data.is_null() => {
+                out.canary = Some((canary(ctx, &p, e.line, e.value), e.line));
+            }
             _ => {}
         }
     }
     out
+}
+
+/// `x-atoll.canary` at `path` (its key on `line`): exactly one of `image`
+/// and `component`, a `weight` and optional `replicas`. `None` when invalid
+/// (errors were given). A null value inside means "not set".
+fn canary(ctx: &mut Ctx, path: &str, line: usize, node: &Node) -> Option<Canary> {
+    if !node.data.is_mapping() {
+        ctx.mapping(path, node);
+        return None;
+    }
+    let errors_before = ctx.errors.len();
+    let (mut has_image, mut has_component) = (false, false);
+    let mut artifact = None;
+    let mut weight = None;
+    let mut has_weight = false;
+    let mut replicas = 1;
+    let entries = ctx.mapping(path, node);
+    for e in keys::filter(ctx, &keys::CANARY, path, entries) {
+        if e.value.data.is_null() {
+            continue;
+        }
+        let p = join(path, &e.key);
+        match e.key.as_str() {
+            "image" => {
+                has_image = true;
+                let r = reference(ctx, &p, e.value, "an image reference such as nginx:1.27");
+                artifact = r.map(Artifact::Image);
+            }
+            "component" => {
+                has_component = true;
+                let r = reference(ctx, &p, e.value, "the path of a .wasm file");
+                artifact = r.map(Artifact::Component);
+            }
+            "weight" => {
+                has_weight = true;
+                weight = percent(ctx, &p, e.value);
+            }
+            "replicas" => {
+                if let Some(n) = ctx.uint(&p, e.value, u64::from(u32::MAX)) {
+                    if n == 0 {
+                        let m = "must be at least 1 (remove the canary to run none)";
+                        ctx.error(&p, yaml::line(e.value), m);
+                    }
+                    replicas = u32::try_from(n).unwrap_or(u32::MAX);
+                }
+            }
+            _ => {}
+        }
+    }
+    if has_image && has_component {
+        ctx.error(path, line, "set either `image` or `component`, not both");
+    } else if !has_image && !has_component {
+        let m = "needs `image` (an OCI image) or `component` (a .wasm file)";
+        ctx.error(path, line, m);
+    }
+    if !has_weight {
+        let m = "missing `weight`: the percentage of requests the canary gets, 0 to 100";
+        ctx.error(path, line, m);
+    }
+    if ctx.errors.len() > errors_before {
+        return None;
+    }
+    Some(Canary {
+        artifact: artifact?,
+        weight: weight?,
+        replicas,
+    })
+}
+
+/// A percentage: an integer from 0 to 100 (or a string of digits).
+fn percent(ctx: &mut Ctx, path: &str, node: &Node) -> Option<u8> {
+    let value = match &node.data {
+        YamlData::Value(Scalar::Integer(i)) => Some(*i),
+        YamlData::Value(Scalar::String(s)) if s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse::<i64>().ok()
+        }
+        _ => None,
+    };
+    match value
+        .and_then(|v| u8::try_from(v).ok())
+        .filter(|v| *v <= 100)
+    {
+        Some(v) => Some(v),
+        None => {
+            let found = match &node.data {
+                YamlData::Value(Scalar::Integer(i)) => i.to_string(),
+                YamlData::Value(Scalar::FloatingPoint(f)) => f.to_string(),
+                YamlData::Value(Scalar::String(s)) => format!("\"{s}\""),
+                _ => yaml::describe(node),
+            };
+            let m = format!("expected a percentage, an integer from 0 to 100, found {found}");
+            ctx.error(path, yaml::line(node), m);
+            None
+        }
+    }
+}
+
+/// The service's health: from `healthcheck` or `x-atoll.health`, which
+/// exclude each other (a disabled `healthcheck` does not count). A
+/// component runs no command, so its `healthcheck` is an error.
+fn settle_health(
+    ctx: &mut Ctx,
+    path: &str,
+    healthcheck: Option<Healthcheck>,
+    atoll: Option<AtollHealth>,
+    is_component: bool,
+) -> Option<Health> {
+    let Some(hc) = healthcheck.filter(|h| !h.disabled) else {
+        return atoll.and_then(|a| a.health);
+    };
+    if is_component {
+        let m = "components cannot run commands; use x-atoll.health: { http: /path }";
+        ctx.error(&join(path, "healthcheck"), hc.line, m);
+    }
+    if let Some(a) = atoll {
+        let m = "set either healthcheck or x-atoll.health, not both";
+        ctx.error(&join(path, "x-atoll.health"), a.line, m);
+    }
+    hc.health
 }
 
 /// `environment`: a map (`K: v`, scalars as text, null → empty) or a list
@@ -129,6 +261,7 @@ pub(super) fn service(
     let mut deploy_section = Deploy::default();
     let mut container = ContainerKeys::default();
     let mut volume_mounts = Vec::new();
+    let mut health_check = None;
     let entries = ctx.mapping(&path, node);
     for e in keys::filter(ctx, &keys::SERVICE, &path, entries) {
         let p = join(&path, &e.key);
@@ -141,6 +274,7 @@ pub(super) fn service(
             "environment" => environment_map = environment(ctx, &p, e.value),
             "ports" => port_list = ports(ctx, &p, name, e.value, seen_ports),
             "deploy" => deploy_section = deploy(ctx, &p, e.value, &mut container),
+            "healthcheck" => health_check = healthcheck(ctx, &p, e.line, e.value),
             "volumes" => {
                 if !e.value.data.is_null() {
                     // Container only: a component gets a warning.
@@ -153,8 +287,32 @@ pub(super) fn service(
     }
     let timeout_ms = atoll.as_ref().map_or(DEFAULT_TIMEOUT_MS, |a| a.timeout_ms);
     let has_component = atoll.as_ref().is_some_and(|a| a.has_component);
-    let component = atoll.and_then(|a| a.component);
+    let (component, atoll_health, canary) = match atoll {
+        Some(a) => (a.component, a.health, a.canary),
+        None => (None, None, None),
+    };
     let is_component = has_component && !has_image;
+    let health = settle_health(ctx, &path, health_check, atoll_health, is_component);
+    let canary = canary.and_then(|(canary, line)| {
+        let p = join(&path, "x-atoll.canary");
+        if deploy_section.mode == Mode::Global {
+            let m = "canaries need replicated mode (deploy.mode is global)";
+            ctx.error(&p, line, m);
+        }
+        let command = health
+            .as_ref()
+            .is_some_and(|h| matches!(h.ready.probe, Probe::Command { .. }));
+        if let Some(Canary {
+            artifact: Artifact::Component(_),
+            ..
+        }) = &canary
+            && command
+        {
+            let m = "a component canary cannot run the healthcheck command; use x-atoll.health: { http: /path }";
+            ctx.error(&p, line, m);
+        }
+        canary
+    });
     let artifact = match (image, component) {
         (Some(i), None) if !has_component => Artifact::Image(i),
         (None, Some(c)) if !has_image => Artifact::Component(c),
@@ -185,5 +343,7 @@ pub(super) fn service(
         } else {
             volume_mounts
         },
+        health,
+        canary,
     }
 }

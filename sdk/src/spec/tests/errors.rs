@@ -369,6 +369,7 @@ unknown: 1
             (7, "services.web.1.deploy.replicas"),
             (8, "services.web.1.deploy.mode"),
             (9, "services.api"),
+            (10, "services.api.healthcheck"),
             (11, "services.api.bogus"),
             (12, "services.api.ports[0]"),
             (13, "unknown"),

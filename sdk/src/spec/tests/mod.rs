@@ -6,6 +6,7 @@ mod container;
 mod docs;
 mod errors;
 mod garbage;
+mod health;
 mod valid;
 mod values;
 mod volumes;

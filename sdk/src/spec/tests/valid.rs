@@ -21,6 +21,14 @@ services:
     cap_drop: [ALL]
     cap_add: [net_bind_service, CAP_chown]
     stop_grace_period: 1m
+    healthcheck:
+      test: ["CMD", "curl", "-f", "http://localhost:8080/"]
+      interval: 10s
+      retries: 5
+    x-atoll:
+      canary:
+        image: ghcr.io/acme/web:1.5
+        weight: 10
     environment:
       <<: *common
       PORT: 8080
@@ -60,10 +68,21 @@ services:
         reservations:
           memory: 1.5G
           cpus: 2
+      update_config:
+        parallelism: 2
+        order: stop-first
+        failure_action: pause
+        max_failure_ratio: 0.25
+      rollback_config:
+        parallelism: 0
+        monitor: 0s
   api:
     x-atoll:
       component: ./api/target/api.wasm
       timeout: 1m30s
+      health:
+        http: /healthz
+        liveness: false
     environment:
       - DB=postgres://db
       - FLAG
@@ -80,6 +99,15 @@ fn full_file_round_trip() {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    };
+    let web_check = Check {
+        probe: Probe::Command {
+            argv: vec!["curl".into(), "-f".into(), "http://localhost:8080/".into()],
+        },
+        interval_ms: 10_000,
+        timeout_ms: 30_000,
+        retries: 5,
+        start_period_ms: 0,
     };
     let web = Service {
         name: "web".into(),
@@ -149,6 +177,18 @@ fn full_file_round_trip() {
                     pids: None,
                 },
             },
+            update: UpdateConfig {
+                parallelism: 2,
+                order: UpdateOrder::StopFirst,
+                failure_action: FailureAction::Pause,
+                max_failure_ratio: 0.25,
+                ..UpdateConfig::default()
+            },
+            rollback: UpdateConfig {
+                parallelism: 0,
+                monitor_ms: 0,
+                ..UpdateConfig::rollback_default()
+            },
         },
         container: ContainerOptions {
             entrypoint: Some(vec!["/bin/tini".into(), "--".into()]),
@@ -173,6 +213,15 @@ fn full_file_round_trip() {
             },
         },
         volumes: vec![],
+        health: Some(Health {
+            ready: web_check.clone(),
+            live: Some(web_check),
+        }),
+        canary: Some(Canary {
+            artifact: Artifact::Image("ghcr.io/acme/web:1.5".into()),
+            weight: 10,
+            replicas: 1,
+        }),
     };
     let api = Service {
         name: "api".into(),
@@ -186,6 +235,20 @@ fn full_file_round_trip() {
         },
         container: ContainerOptions::default(),
         volumes: vec![],
+        health: Some(Health {
+            ready: Check {
+                probe: Probe::Http {
+                    path: "/healthz".into(),
+                    port: None,
+                },
+                interval_ms: 2_000,
+                timeout_ms: 1_000,
+                retries: 3,
+                start_period_ms: 0,
+            },
+            live: None,
+        }),
+        canary: None,
     };
     let expected = App {
         name: "shop".into(),
@@ -211,6 +274,8 @@ fn minimal_service_gets_defaults() {
     // No container keys: the image's own settings, restarted on any exit.
     assert_eq!(web.container, ContainerOptions::default());
     assert_eq!(web.container.restart.condition, RestartCondition::Any);
+    // No health check (ready as soon as it runs), no canary.
+    assert_eq!((&web.health, &web.canary), (&None, &None));
 }
 
 #[test]

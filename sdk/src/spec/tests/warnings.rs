@@ -20,14 +20,14 @@ fn top_level_keys_not_implemented_yet() {
 
 #[test]
 fn service_keys_not_implemented_yet() {
-    let text = web("healthcheck:\n  test: [CMD, true]\nprivileged: true\ncpus: 2\nscale: 3");
+    let text = web("tty: true\nprivileged: true\ncpus: 2\nscale: 3");
     assert_eq!(
         ok(&text).warnings,
         [
-            "services.web.healthcheck: not implemented yet, ignored (line 4)",
-            "services.web.privileged: not implemented yet, ignored (line 6)",
-            "services.web.cpus: not implemented yet, ignored; use deploy.resources.limits.cpus (line 7)",
-            "services.web.scale: not implemented yet, ignored; use deploy.replicas (line 8)",
+            "services.web.tty: not implemented yet, ignored (line 4)",
+            "services.web.privileged: not implemented yet, ignored (line 5)",
+            "services.web.cpus: not implemented yet, ignored; use deploy.resources.limits.cpus (line 6)",
+            "services.web.scale: not implemented yet, ignored; use deploy.replicas (line 7)",
         ]
     );
 }
@@ -70,7 +70,6 @@ fn every_compose_service_key_is_known() {
         "extra_hosts",
         "gpus",
         "group_add",
-        "healthcheck",
         "hostname",
         "init",
         "ipc",
@@ -134,8 +133,6 @@ fn deploy_keys_not_implemented_yet() {
     assert_eq!(
         ok(&text).warnings,
         [
-            "services.web.deploy.update_config: not implemented yet, ignored (line 5)",
-            "services.web.deploy.rollback_config: not implemented yet, ignored (line 6)",
             "services.web.deploy.labels: not implemented yet, ignored (line 8)",
             "services.web.deploy.endpoint_mode: not implemented yet, ignored (line 9)",
             "services.web.deploy.resources.reservations.devices: not implemented yet, ignored (line 14)",
@@ -146,15 +143,13 @@ fn deploy_keys_not_implemented_yet() {
 
 #[test]
 fn x_atoll_keys_of_later_versions() {
-    let text = "services:\n  api:\n    x-atoll:\n      component: api.wasm\n      autoscale: {max: 3}\n      canary: {weight: 10}\n      health: {path: /healthz}\n      capabilities: [http]\n      disconnect: keep\n";
+    let text = "services:\n  api:\n    x-atoll:\n      component: api.wasm\n      autoscale: {max: 3}\n      capabilities: [http]\n      disconnect: keep\n";
     assert_eq!(
         ok(text).warnings,
         [
             "services.api.x-atoll.autoscale: not implemented yet, ignored (line 5)",
-            "services.api.x-atoll.canary: not implemented yet, ignored (line 6)",
-            "services.api.x-atoll.health: not implemented yet, ignored (line 7)",
-            "services.api.x-atoll.capabilities: not implemented yet, ignored (line 8)",
-            "services.api.x-atoll.disconnect: not implemented yet, ignored (line 9)",
+            "services.api.x-atoll.capabilities: not implemented yet, ignored (line 6)",
+            "services.api.x-atoll.disconnect: not implemented yet, ignored (line 7)",
         ]
     );
 }
