@@ -9,6 +9,7 @@ pub mod agent;
 pub mod artifacts;
 pub mod container;
 pub mod gateway;
+pub mod health;
 pub mod host_info;
 pub mod kv;
 pub mod local;

@@ -1,13 +1,19 @@
 //! The instances this host serves right now, by id: what the gateway
 //! dispatches local requests to. The supervisor adds an instance once it is
-//! running and removes it when it stops; requests already in flight keep
-//! their own handle and finish.
+//! running, marks it ready or not as its health check says, and drains it
+//! when it stops: it takes no new requests, and the ones in flight finish
+//! (bounded by the stop grace period) before it is stopped.
 
 use crate::wasm::WasmInstance;
 use atoll_sdk::spec::PortMapping;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// How often a drain looks at the in-flight count.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
 
 /// How a local instance is reached.
 #[derive(Clone)]
@@ -34,44 +40,128 @@ impl Local {
     }
 }
 
+struct Entry {
+    local: Local,
+    /// Takes requests (its health check passed, or it has none).
+    ready: bool,
+    inflight: Arc<AtomicUsize>,
+}
+
+/// Counts one request (or TCP connection) in flight on an instance.
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 #[derive(Clone, Default)]
 pub struct LocalInstances {
-    map: Arc<RwLock<HashMap<String, Local>>>,
+    map: Arc<RwLock<HashMap<String, Entry>>>,
 }
 
 impl LocalInstances {
-    pub fn get(&self, id: &str) -> Option<Local> {
-        self.map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
+    /// The instance, if it is here and ready, counted in flight until the
+    /// guard drops.
+    pub fn checkout(&self, id: &str) -> Option<(Local, InFlight)> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        let entry = map.get(id).filter(|e| e.ready)?;
+        entry.inflight.fetch_add(1, Ordering::AcqRel);
+        Some((entry.local.clone(), InFlight(entry.inflight.clone())))
     }
 
-    pub fn insert(&self, id: &str, inst: Local) {
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.to_string(), inst);
+    /// Adds a running instance; `ready` false keeps it out of traffic
+    /// until [`set_ready`](Self::set_ready).
+    pub fn insert(&self, id: &str, local: Local, ready: bool) {
+        let entry = Entry {
+            local,
+            ready,
+            inflight: Arc::default(),
+        };
+        self.write().insert(id.to_string(), entry);
+    }
+
+    pub fn set_ready(&self, id: &str, ready: bool) {
+        if let Some(e) = self.write().get_mut(id) {
+            e.ready = ready;
+        }
     }
 
     /// Apps with at least one container on this host.
-    pub fn container_apps(&self) -> std::collections::BTreeSet<String> {
-        self.map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter_map(|l| match l {
+    pub fn container_apps(&self) -> BTreeSet<String> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        map.values()
+            .filter_map(|e| match &e.local {
                 Local::Container { app, .. } => Some(app.clone()),
                 Local::Wasm(_) => None,
             })
             .collect()
     }
 
+    /// Takes the instance out at once (it crashed: nothing to wait for).
     pub fn remove(&self, id: &str) {
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
+        self.write().remove(id);
+    }
+
+    /// Takes the instance out, then waits until its requests in flight
+    /// are done, or `grace` passed; whether they all finished.
+    pub async fn drain(&self, id: &str, grace: Duration) -> bool {
+        let Some(entry) = self.write().remove(id) else {
+            return true;
+        };
+        let deadline = Instant::now() + grace;
+        while entry.inflight.load(Ordering::Acquire) > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+        true
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Entry>> {
+        self.map.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container() -> Local {
+        Local::Container {
+            app: "a".into(),
+            address: Ipv4Addr::LOCALHOST,
+            ports: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_instance_that_is_not_ready_takes_no_requests() {
+        let l = LocalInstances::default();
+        l.insert("i1", container(), false);
+        assert!(l.checkout("i1").is_none());
+        l.set_ready("i1", true);
+        assert!(l.checkout("i1").is_some());
+        assert_eq!(l.container_apps(), BTreeSet::from(["a".to_string()]));
+    }
+
+    #[tokio::test]
+    async fn a_drain_waits_for_requests_in_flight_up_to_the_grace_period() {
+        let l = LocalInstances::default();
+        l.insert("i1", container(), true);
+        let (_, guard) = l.checkout("i1").expect("ready");
+        let l2 = l.clone();
+        let done = tokio::spawn(async move { l2.drain("i1", Duration::from_secs(5)).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(l.checkout("i1").is_none(), "no new requests while draining");
+        assert!(!done.is_finished(), "waits for the request in flight");
+        drop(guard);
+        assert!(done.await.expect("drain"));
+
+        l.insert("i2", container(), true);
+        let (_, _stuck) = l.checkout("i2").expect("ready");
+        assert!(!l.drain("i2", Duration::from_millis(50)).await, "bounded");
     }
 }

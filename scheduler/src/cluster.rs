@@ -92,6 +92,7 @@ impl Cluster {
             hosts,
             assignments,
             observed: observed.instances(),
+            now_ms: now_ms(),
         }
     }
 

@@ -8,7 +8,8 @@ use crate::cluster::Cluster;
 use crate::endpoints;
 use crate::lease::Lease;
 use crate::reconcile::{Plan, reconcile};
-use atoll_sdk::protocol::{AppStatus, VERSION};
+use atoll_sdk::protocol::{AppStatus, RolloutStatus, VERSION};
+use atoll_sdk::spec::FailureAction;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +77,7 @@ async fn pass(cluster: &Cluster) -> Result<(), String> {
             .publish_event(e.kind, Some(&e.app), e.message.clone())
             .await;
     }
+    roll_back_failed(cluster, &plan).await;
     write_endpoints(cluster, &after).await
 }
 
@@ -125,6 +127,9 @@ async fn write_statuses(
                 .cloned()
                 .unwrap_or_default(),
             assigned,
+            rollouts: (plan.rollouts.get(&app.spec.name).into_iter().flatten())
+                .map(|(service, p)| (service.clone(), rollout_status(p)))
+                .collect(),
         };
         if current.get(&app.spec.name).map(|v| &v.value) != Some(&status) {
             let bytes = serde_json::to_vec(&status).map_err(|e| e.to_string())?;
@@ -139,6 +144,41 @@ async fn write_statuses(
         }
     }
     Ok(())
+}
+
+fn rollout_status(p: &crate::reconcile::Progress) -> RolloutStatus {
+    RolloutStatus {
+        updated: p.updated,
+        replicas: p.replicas,
+        failed: p.failed.as_ref().map(|(why, _)| why.clone()),
+        action: p.failed.as_ref().map(|(_, action)| match action {
+            FailureAction::Pause => "pause".to_string(),
+            FailureAction::Continue => "continue".to_string(),
+            FailureAction::Rollback => "rollback".to_string(),
+        }),
+    }
+}
+
+/// Updates whose failures call for a rollback get one: the revision before
+/// is deployed again as a new revision, which rolls the failed instances
+/// back as an update would (with `rollback_config`). A rollback that fails
+/// pauses instead of rolling back again.
+async fn roll_back_failed(cluster: &Cluster, plan: &Plan) {
+    for (app, services) in &plan.rollouts {
+        let failed = services.iter().find_map(|(service, p)| match &p.failed {
+            Some((why, FailureAction::Rollback)) => Some(format!("{service}: {why}")),
+            _ => None,
+        });
+        let Some(why) = failed else { continue };
+        match crate::revisions::restore_previous(cluster, app, &why).await {
+            Ok(Some(rev)) => {
+                let msg = format!("update failed ({why}); rolling back to revision {rev}");
+                cluster.publish_event("rollback", Some(app), msg).await;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(app, error = %e, "cannot roll back"),
+        }
+    }
 }
 
 async fn write_endpoints(

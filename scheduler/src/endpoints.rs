@@ -3,7 +3,7 @@
 //! read the result from the endpoints bucket.
 
 use crate::snapshot::Snapshot;
-use atoll_sdk::cluster::{HostState, InstanceState};
+use atoll_sdk::cluster::HostState;
 use atoll_sdk::protocol::{Endpoint, Endpoints, VERSION, endpoints_key};
 use std::collections::BTreeMap;
 
@@ -41,10 +41,7 @@ pub fn compute(snap: &Snapshot) -> BTreeMap<String, Endpoints> {
             continue;
         };
         for inst in &assignment.instances {
-            let running = snap
-                .observed
-                .get(&inst.id)
-                .is_some_and(|o| o.state == InstanceState::Running);
+            let running = (snap.observed.get(&inst.id)).is_some_and(|o| o.state.is_ready(o.health));
             let key = endpoints_key(&inst.app, &inst.service);
             if let (true, Some(eps)) = (running, out.get_mut(&key)) {
                 eps.instances.push(Endpoint {
@@ -67,7 +64,7 @@ mod tests {
     use super::*;
     use crate::reconcile::reconcile;
     use crate::snapshot::fixtures::*;
-    use atoll_sdk::cluster::InstanceStatus;
+    use atoll_sdk::cluster::{InstanceState, InstanceStatus};
 
     /// Two hosts, 4 replicas placed; `running` says which instances report
     /// running.
@@ -97,6 +94,7 @@ mod tests {
                     since_ms: 0,
                     restarts: 0,
                     pull: None,
+                    health: None,
                 },
             );
         }

@@ -16,6 +16,7 @@ pub mod lease;
 pub mod observed;
 pub mod placement;
 pub mod reconcile;
+pub mod revisions;
 pub mod server;
 pub mod snapshot;
 pub mod views;

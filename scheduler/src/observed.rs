@@ -126,9 +126,9 @@ impl Observed {
 
 fn same_states(a: &[InstanceStatus], b: &[InstanceStatus]) -> bool {
     a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(x, y)| x.id == y.id && x.state == y.state && x.reason == y.reason)
+        && a.iter().zip(b).all(|(x, y)| {
+            x.id == y.id && x.state == y.state && x.reason == y.reason && x.health == y.health
+        })
 }
 
 #[cfg(test)]
@@ -163,6 +163,7 @@ mod tests {
                     since_ms: 0,
                     restarts: 0,
                     pull: None,
+                    health: None,
                 })
                 .collect(),
         }

@@ -16,8 +16,10 @@
 mod apply;
 mod decide;
 mod instance;
+mod rollout;
 
 pub use instance::spec_hash;
+pub use rollout::Progress;
 
 use crate::snapshot::Snapshot;
 use atoll_sdk::cluster::{Assignment, InstanceSpec};
@@ -37,6 +39,8 @@ pub struct Plan {
     pub unplaced: BTreeMap<String, BTreeMap<String, String>>,
     /// What the plan does, in words, for `atoll events`.
     pub events: Vec<PlanEvent>,
+    /// app → service → how its rolling update goes, while one runs.
+    pub rollouts: BTreeMap<String, BTreeMap<String, Progress>>,
 }
 
 impl Plan {

@@ -45,6 +45,9 @@ pub struct Snapshot {
     pub assignments: BTreeMap<String, Assignment>,
     /// Last reported status of each instance, by instance id.
     pub observed: BTreeMap<String, InstanceStatus>,
+    /// When the snapshot was taken (Unix milliseconds), for the waits of
+    /// rolling updates.
+    pub now_ms: u64,
 }
 
 impl Snapshot {
@@ -152,6 +155,8 @@ pub(crate) mod fixtures {
             deploy: Deploy::default(),
             container: Default::default(),
             volumes: Vec::new(),
+            health: None,
+            canary: None,
         }
     }
 
@@ -243,6 +248,8 @@ pub(crate) mod fixtures {
             compose: String::new(),
             deployed_at_ms: 0,
             warnings: Vec::new(),
+            rollback_of: None,
+            cause: None,
         }
     }
 

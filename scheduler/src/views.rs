@@ -31,6 +31,9 @@ pub fn instances(snap: &Snapshot, app: Option<&str>) -> Vec<InstanceView> {
             };
             let restarts = observed.map_or(0, |o| o.restarts);
             let pull = observed.and_then(|o| o.pull);
+            let health = observed
+                .and_then(|o| o.health)
+                .filter(|_| state == InstanceState::Running);
             out.push(InstanceView {
                 app: inst.app.clone(),
                 service: inst.service.clone(),
@@ -42,6 +45,9 @@ pub fn instances(snap: &Snapshot, app: Option<&str>) -> Vec<InstanceView> {
                 since_ms,
                 restarts,
                 pull,
+                health,
+                ready: state.is_ready(health),
+                canary: inst.canary,
             });
         }
     }
@@ -57,10 +63,7 @@ pub fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus>) -> A
     let (mut any_failed, mut all_running) = (false, true);
     for svc in record.spec.services.values() {
         let mine: Vec<&InstanceView> = insts.iter().filter(|i| i.service == svc.name).collect();
-        let running = mine
-            .iter()
-            .filter(|i| i.state == InstanceState::Running)
-            .count() as u32;
+        let running = mine.iter().filter(|i| i.ready).count() as u32;
         let desired = match svc.deploy.mode {
             Mode::Replicated => svc.deploy.replicas,
             Mode::Global => status
@@ -90,8 +93,14 @@ pub fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus>) -> A
     // Until the controller has processed this revision, nothing the
     // instances say is about it yet.
     let processed = status.is_some_and(|s| s.revision == record.revision);
+    let rollouts = status.map(|s| &s.rollouts).filter(|r| !r.is_empty());
+    let halted = rollouts.is_some_and(|r| r.values().any(|r| r.failed.is_some()));
     let state = if !processed {
         "deploying"
+    } else if halted {
+        "paused"
+    } else if rollouts.is_some() {
+        "updating"
     } else if all_running {
         "running"
     } else if any_failed && total_running == 0 {
@@ -103,6 +112,7 @@ pub fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus>) -> A
     } else {
         "deploying"
     };
+    let update = update_text(record, status.filter(|_| processed));
     AppView {
         name: record.spec.name.clone(),
         revision: record.revision,
@@ -111,6 +121,35 @@ pub fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus>) -> A
         services,
         deployed_at_ms: record.deployed_at_ms,
         warnings: record.warnings.clone(),
+        update,
+    }
+}
+
+/// How the revision's rolling update goes, in words.
+fn update_text(record: &AppRecord, status: Option<&AppStatus>) -> Option<String> {
+    let rollouts = status.map(|s| &s.rollouts);
+    let failed = (rollouts.into_iter().flatten()).find_map(|(service, r)| {
+        r.failed
+            .as_ref()
+            .map(|why| (service, why, r.action.as_deref()))
+    });
+    if let Some((service, why, action)) = failed {
+        return Some(match action {
+            Some("rollback") if record.rollback_of.is_none() => {
+                format!("rolling back: {service}: {why}")
+            }
+            _ => format!("paused: {service}: {why}"),
+        });
+    }
+    let going: Vec<String> = (rollouts.into_iter().flatten())
+        .map(|(service, r)| format!("{service} {}/{}", r.updated, r.replicas))
+        .collect();
+    let cause = record.cause.as_deref().unwrap_or("update");
+    match (going.is_empty(), record.rollback_of) {
+        (false, Some(_)) => Some(format!("rolling back {}: {cause}", going.join(", "))),
+        (false, None) => Some(format!("updating {}", going.join(", "))),
+        (true, Some(_)) => Some(format!("rolled back: {cause}")),
+        (true, None) => None,
     }
 }
 

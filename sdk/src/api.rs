@@ -39,13 +39,19 @@ pub struct ErrorBody {
 pub struct AppView {
     pub name: String,
     pub revision: u64,
-    /// `running`, `deploying`, `degraded`, `failed` or `pending`.
+    /// `running`, `deploying`, `updating` (a rolling update runs),
+    /// `paused` (failures stopped it), `degraded`, `failed` or `pending`.
     pub status: String,
     /// Why, when not `running`.
     pub message: Option<String>,
     pub services: Vec<ServiceView>,
     pub deployed_at_ms: u64,
     pub warnings: Vec<String>,
+    /// How the last change goes or went: `updating web 2/4`, `paused: …`,
+    /// `rolling back: …`, `rolled back: …`; `None` when there is nothing to
+    /// say.
+    #[serde(default)]
+    pub update: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +84,15 @@ pub struct InstanceView {
     /// While `pulling`: bytes so far and in all.
     #[serde(default)]
     pub pull: Option<crate::cluster::PullBytes>,
+    /// The health check's verdict, for instances that have one.
+    #[serde(default)]
+    pub health: Option<crate::cluster::HealthState>,
+    /// Takes traffic: running, and healthy if it has a check.
+    #[serde(default)]
+    pub ready: bool,
+    /// A canary instance (`x-atoll.canary`).
+    #[serde(default)]
+    pub canary: bool,
 }
 
 /// One row of `atoll hosts`.

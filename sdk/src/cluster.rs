@@ -90,6 +90,12 @@ pub enum InstanceState {
 impl InstanceState {
     /// Whether the instance takes or will soon take traffic, so it counts
     /// towards the desired number of replicas.
+    /// Whether an instance in this state with this health verdict takes
+    /// traffic: running, and healthy if it has a check.
+    pub fn is_ready(self, health: Option<HealthState>) -> bool {
+        self == InstanceState::Running && matches!(health, None | Some(HealthState::Healthy))
+    }
+
     pub fn is_active(self) -> bool {
         matches!(
             self,
@@ -149,6 +155,13 @@ pub struct InstanceSpec {
     /// Named volumes mounted into a container.
     #[serde(default)]
     pub volumes: Vec<crate::spec::VolumeMount>,
+    /// How the host checks the instance's health (`None`: ready once it
+    /// runs).
+    #[serde(default)]
+    pub health: Option<crate::spec::Health>,
+    /// A canary instance (`x-atoll.canary`): balanced by the canary's weight.
+    #[serde(default)]
+    pub canary: bool,
 }
 
 /// Where a host gets an instance's code.
@@ -169,6 +182,27 @@ pub struct Assignment {
     pub instances: Vec<InstanceSpec>,
 }
 
+/// Where an instance stands with its health check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthState {
+    /// Not passed yet: no traffic.
+    Starting,
+    Healthy,
+    /// Failed `retries` times in a row: no traffic.
+    Unhealthy,
+}
+
+impl HealthState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Starting => "starting",
+            HealthState::Healthy => "healthy",
+            HealthState::Unhealthy => "unhealthy",
+        }
+    }
+}
+
 /// What a host reports about one instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceStatus {
@@ -187,6 +221,9 @@ pub struct InstanceStatus {
     /// While `pulling`: bytes downloaded so far and the image's size.
     #[serde(default)]
     pub pull: Option<PullBytes>,
+    /// The health check's verdict, for instances that have one.
+    #[serde(default)]
+    pub health: Option<HealthState>,
 }
 
 /// Progress of an image pull.

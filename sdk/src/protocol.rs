@@ -108,6 +108,13 @@ pub struct AppRecord {
     pub compose: String,
     pub deployed_at_ms: u64,
     pub warnings: Vec<String>,
+    /// Set on a revision that restores an earlier one (`atoll rollback`,
+    /// or a failed update rolled back): the revision it undoes.
+    #[serde(default)]
+    pub rollback_of: Option<u64>,
+    /// Why this revision was made, for `atoll history`.
+    #[serde(default)]
+    pub cause: Option<String>,
 }
 
 /// Where a service's ready instances are, for the gateways.
@@ -154,6 +161,21 @@ pub struct AppStatus {
     /// services, the number of matching hosts).
     #[serde(default)]
     pub assigned: std::collections::BTreeMap<String, u32>,
+    /// service → its rolling update, while one runs.
+    #[serde(default)]
+    pub rollouts: std::collections::BTreeMap<String, RolloutStatus>,
+}
+
+/// How a service's rolling update goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutStatus {
+    /// New instances ready, of `replicas`.
+    pub updated: u32,
+    pub replicas: u32,
+    /// Why the update stopped, when failures stopped it.
+    pub failed: Option<String>,
+    /// `pause`, `rollback` (being rolled back) when `failed` is set.
+    pub action: Option<String>,
 }
 
 /// Asks a host for an instance's output (container stdout/stderr, or a

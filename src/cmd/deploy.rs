@@ -29,15 +29,16 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = args.server.client()?;
-    let name = deploy_file(&client, &args.file).await?;
+    let (name, revision) = deploy_file(&client, &args.file).await?;
     if args.wait {
-        wait_running(&client, &name, Duration::from_secs(args.timeout)).await?;
+        wait_running(&client, &name, revision, Duration::from_secs(args.timeout)).await?;
     }
     Ok(())
 }
 
 /// Deploys a file; returns the app's name.
-pub async fn deploy_file(client: &Client, file: &Path) -> anyhow::Result<String> {
+/// Deploys the file; the app's name and the revision now deployed.
+pub async fn deploy_file(client: &Client, file: &Path) -> anyhow::Result<(String, u64)> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let dir = file
@@ -73,7 +74,7 @@ pub async fn deploy_file(client: &Client, file: &Path) -> anyhow::Result<String>
     } else {
         println!("app {} revision {} deployed", resp.name, resp.revision);
     }
-    Ok(resp.name)
+    Ok((resp.name, resp.revision))
 }
 
 /// Compose's default project name: the file's folder name, lowercased.
@@ -109,26 +110,50 @@ async fn upload_component(
     Ok(digest)
 }
 
-/// Polls the app until all its services run, printing progress; fails when
-/// the app fails, cannot be placed, or the timeout passes.
-pub async fn wait_running(client: &Client, name: &str, timeout: Duration) -> anyhow::Result<()> {
+/// Polls the app until all its services run `revision`, printing progress
+/// (ready instances, and the rolling update's steps); fails when the app
+/// fails, cannot be placed, its update stops or is rolled back, or the
+/// timeout passes.
+pub async fn wait_running(
+    client: &Client,
+    name: &str,
+    revision: u64,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut last = String::new();
     // A just-deployed revision needs a moment before "pending" means stuck.
     let settle = Duration::from_secs(2);
     loop {
         let app = client.app(name).await?;
-        let progress = app
+        if app.revision > revision {
+            let why = app
+                .update
+                .unwrap_or_else(|| "a newer revision was deployed".into());
+            bail!(
+                "app {name} revision {revision} did not finish: revision {} replaced it ({why})",
+                app.revision
+            );
+        }
+        let mut progress = app
             .services
             .iter()
             .map(|s| format!("{} {}/{}", s.name, s.running, s.desired))
             .collect::<Vec<_>>()
             .join(", ");
+        progress.push_str(" ready");
+        if let Some(update) = &app.update {
+            progress.push_str(&format!(" ({update})"));
+        }
         if progress != last {
-            println!("{name}: {progress} running");
+            println!("{name}: {progress}");
             last = progress;
         }
         match app.status.as_str() {
+            "paused" => bail!(
+                "app {name}: the update stopped: {}",
+                app.update.unwrap_or_default()
+            ),
             "running" => {
                 println!("app {name} is running (revision {})", app.revision);
                 return Ok(());

@@ -23,14 +23,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map(|i| {
             vec![
                 i.app.clone(),
-                i.service.clone(),
+                if i.canary {
+                    format!("{} (canary)", i.service)
+                } else {
+                    i.service.clone()
+                },
                 i.id.clone(),
                 i.host.clone(),
                 match (i.state, i.pull) {
                     (atoll_sdk::cluster::InstanceState::Pulling, Some(p)) => {
                         format!("pulling {}", output::progress(p.done, p.total))
                     }
-                    (state, _) => state.to_string(),
+                    (state, _) => match i.health {
+                        // `running (starting)`, as Docker shows `Up (health: starting)`.
+                        Some(h) => format!("{state} ({})", h.as_str()),
+                        None => state.to_string(),
+                    },
                 },
                 i.revision.to_string(),
                 i.restarts.to_string(),

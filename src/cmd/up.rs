@@ -124,8 +124,8 @@ async fn run_cluster(args: &Args, data_dir: &std::path::Path) -> anyhow::Result<
     });
     if let Some(file) = file {
         let deployed = async {
-            let app = deploy::deploy_file(&client, &file).await?;
-            deploy::wait_running(&client, &app, Duration::from_secs(120)).await?;
+            let (app, revision) = deploy::deploy_file(&client, &file).await?;
+            deploy::wait_running(&client, &app, revision, Duration::from_secs(120)).await?;
             print_try_lines(&client, &app, args.bind).await;
             anyhow::Ok(())
         };

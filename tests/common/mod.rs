@@ -411,6 +411,8 @@ fn dechunk(body: &str) -> String {
     }
 }
 
+pub mod load;
+
 pub mod tempdir {
     use std::path::{Path, PathBuf};
 

@@ -46,6 +46,12 @@ pub fn busybox_httpd(dir: &Path, arch: &str, index: &str) -> Built {
         0o755,
         b"#!/bin/sh\necho 'Content-Type: text/plain'\necho\ncat /etc/hostname\n",
     );
+    // `/cgi-bin/version`: the container's `VERSION`.
+    file(
+        "www/cgi-bin/version",
+        0o755,
+        b"#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho \"$VERSION\"\n",
+    );
     // `/cgi-bin/call?NAME[:PORT]`: an HTTP call from inside the container
     // to a service of its app, by name.
     file(
@@ -77,7 +83,9 @@ pub fn busybox_httpd(dir: &Path, arch: &str, index: &str) -> Built {
         0o644,
         b"root:x:0:0:root:/root:/bin/sh\nwww:x:33:33::/www:/bin/false\n",
     );
-    for applet in ["sh", "httpd", "cat", "tail", "sleep", "wget", "nc"] {
+    for applet in [
+        "sh", "httpd", "cat", "tail", "sleep", "wget", "nc", "test", "touch", "rm",
+    ] {
         let mut h = header(tar::EntryType::Symlink, 0o777, 0);
         tar.append_link(&mut h, format!("bin/{applet}"), "busybox")
             .expect("link");

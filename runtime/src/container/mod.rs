@@ -235,6 +235,22 @@ impl Containers {
         }
     }
 
+    /// Runs a health check command inside the container: `Ok` when it
+    /// exits with 0, else what it printed last.
+    pub async fn exec_check(
+        &self,
+        id: &str,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<(), String> {
+        match self.runtime.exec(id, argv, timeout).await {
+            Ok((true, _)) => Ok(()),
+            Ok((false, out)) if out.is_empty() => Err(format!("{} failed", argv.join(" "))),
+            Ok((false, out)) => Err(format!("{} failed: {out}", argv.join(" "))),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Stops a running container: SIGTERM, SIGKILL after `grace`.
     pub async fn stop(&self, id: &str, pid: Option<i32>, grace: Duration) {
         let Some(pid) = pid.or(self.adopt(id).await.map(|s| s.pid)) else {

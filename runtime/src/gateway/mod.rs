@@ -15,6 +15,7 @@ use crate::local::{Local, LocalInstances};
 use crate::wasm::ResponseBody;
 use atoll_sdk::cluster::service_vip;
 use bytes::Bytes;
+use forward::Unsent;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use routes::{RouteEndpoint, Table};
@@ -127,8 +128,11 @@ impl Gateway {
         while let Some((i, ep)) = attempts.next() {
             let _guard = Outstanding::enter(ep);
             match self.try_endpoint(ep, via, req).await {
-                Some(resp) => return resp,
-                None => attempts.failed(i, ep.endpoint.host != self.host),
+                Ok(resp) => return resp,
+                Err(why) => {
+                    let host_down = why == Unsent::Unreachable && ep.endpoint.host != self.host;
+                    attempts.failed(i, host_down);
+                }
             }
         }
         text(
@@ -140,20 +144,20 @@ impl Gateway {
         )
     }
 
-    /// `None` when the endpoint could not be reached.
+    /// Why not, when the request could not be sent to the endpoint.
     async fn try_endpoint(
         &self,
         ep: &RouteEndpoint,
         via: Via,
         req: &Request<Bytes>,
-    ) -> Option<Response<ResponseBody>> {
+    ) -> Result<Response<ResponseBody>, Unsent> {
         if ep.endpoint.host == self.host {
-            let inst = self.local.get(&ep.endpoint.id)?;
+            let (inst, _in_flight) = self.local.checkout(&ep.endpoint.id).ok_or(Unsent::Absent)?;
             let port = match via {
                 Via::Published(p) => inst.target_port(p),
                 Via::Service(p) => Some(p),
             };
-            return self.serve_local(&inst, port, copy_request(req)).await;
+            return (self.serve_local(&inst, port, copy_request(req)).await).ok_or(Unsent::Absent);
         }
         let mut fwd = copy_request(req);
         let headers = fwd.headers_mut();
@@ -205,8 +209,8 @@ impl Gateway {
             Ok(r) => strip_hop(r.map(Full::new)),
             Err(resp) => return resp,
         };
-        let served = match self.local.get(&id) {
-            Some(inst) => self.serve_local(&inst, Some(port), req).await,
+        let served = match self.local.checkout(&id) {
+            Some((inst, _in_flight)) => self.serve_local(&inst, Some(port), req).await,
             None => None,
         };
         served.unwrap_or_else(|| self.absent(&id))
@@ -227,8 +231,8 @@ impl Gateway {
             .by_port
             .get(&port)
             .is_some_and(|r| r.endpoints.iter().any(|e| e.endpoint.id == id));
-        let served = match self.local.get(&id).filter(|_| routed) {
-            Some(inst) => {
+        let served = match self.local.checkout(&id).filter(|_| routed) {
+            Some((inst, _in_flight)) => {
                 let target = inst.target_port(port);
                 self.serve_local(&inst, target, strip_hop(req.map(Full::new)))
                     .await
@@ -265,7 +269,7 @@ impl Gateway {
         match inst {
             Local::Wasm(w) => Some(w.handle(req).await),
             Local::Container { address, .. } => {
-                self.peers.send(&address.to_string(), port?, req).await
+                self.peers.send(&address.to_string(), port?, req).await.ok()
             }
         }
     }

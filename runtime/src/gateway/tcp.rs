@@ -52,9 +52,13 @@ impl Gateway {
         let mut attempts = Attempts::new(route);
         while let Some((i, ep)) = attempts.next() {
             let _guard = Outstanding::enter(ep);
+            // A local connection counts as in flight on its instance, so a
+            // drain waits for it (up to the grace period).
+            let mut in_flight = None;
             let upstream = if ep.endpoint.host == self.host {
-                match self.local.get(&ep.endpoint.id) {
-                    Some(Local::Container { address, .. }) => {
+                match self.local.checkout(&ep.endpoint.id) {
+                    Some((Local::Container { address, .. }, guard)) => {
+                        in_flight = Some(guard);
                         dial(&format!("{address}:{port}")).await
                     }
                     // A component speaks HTTP only.
@@ -72,6 +76,7 @@ impl Gateway {
             match upstream {
                 Some(mut up) => {
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                    drop(in_flight);
                     return;
                 }
                 None => attempts.failed(i, ep.endpoint.host != self.host),
@@ -92,9 +97,11 @@ impl Gateway {
                 "tunnels are for atoll hosts only".into(),
             );
         };
-        let upstream = match self.local.get(&id) {
-            Some(Local::Container { address, .. }) => dial(&format!("{address}:{port}")).await,
-            _ => None,
+        let (upstream, in_flight) = match self.local.checkout(&id) {
+            Some((Local::Container { address, .. }, guard)) => {
+                (dial(&format!("{address}:{port}")).await, Some(guard))
+            }
+            _ => (None, None),
         };
         let Some(mut upstream) = upstream else {
             return super::text(
@@ -110,6 +117,7 @@ impl Gateway {
                 let mut io = TokioIo::new(upgraded);
                 let _ = tokio::io::copy_bidirectional(&mut io, &mut upstream).await;
             }
+            drop(in_flight);
         });
         let empty = http_body_util::Full::new(bytes::Bytes::new())
             .map_err(|never| match never {})

@@ -135,6 +135,44 @@ impl OciRuntime {
             .map(drop)
     }
 
+    /// Runs `argv` inside the running container (a health check), bounded
+    /// by `timeout`: whether it exited with status 0, and the end of what
+    /// it printed.
+    pub async fn exec(
+        &self,
+        id: &str,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<(bool, String), RuntimeError> {
+        let mut args = vec!["exec", id];
+        args.extend(argv.iter().map(String::as_str));
+        let mut cmd = self.command(&args);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().map_err(|source| RuntimeError::Spawn {
+            binary: self.binary.clone(),
+            source,
+        })?;
+        // On timeout the child is dropped, which kills it (`kill_on_drop`).
+        let out = tokio::time::timeout(timeout, child.wait_with_output())
+            .await
+            .map_err(|_| RuntimeError::Timeout {
+                verb: "exec",
+                id: id.to_string(),
+                timeout,
+            })?
+            .map_err(|source| RuntimeError::Spawn {
+                binary: self.binary.clone(),
+                source,
+            })?;
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        let last = text.lines().rev().find(|l| !l.trim().is_empty());
+        let last: String = last.unwrap_or_default().trim().chars().take(200).collect();
+        Ok((out.status.success(), last))
+    }
+
     /// Removes the container (`--force`: kills it first if it still runs)
     /// with its cgroup. A container the runtime does not know is fine.
     pub async fn delete(&self, id: &str) -> Result<(), RuntimeError> {

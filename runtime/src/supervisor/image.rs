@@ -12,6 +12,7 @@ use super::{Backoff, Supervisor};
 use crate::container::process::{self, Exit};
 use crate::container::restart::{self, Decision, History};
 use crate::container::{Containers, Started};
+use crate::health::probe::Target;
 use crate::local::Local;
 use crate::oci::kind::ArtifactKind;
 use crate::oci::pull::{PullProgress, PulledImage};
@@ -110,7 +111,7 @@ impl Supervisor {
     async fn run_container(
         &self,
         spec: &InstanceSpec,
-        containers: &Containers,
+        containers: &Arc<Containers>,
         first: Result<Started, String>,
     ) {
         let id = &spec.id;
@@ -132,9 +133,13 @@ impl Supervisor {
                         reason,
                         success: false,
                         ran: Duration::ZERO,
+                        last: false,
                     }
                 }
             };
+            if ended.last {
+                return self.set(id, InstanceState::Failed, Some(ended.reason));
+            }
             let policy = &spec.container.restart;
             let after = match restart::decide(policy, history, ended.success, ended.ran) {
                 Decision::Stay(why) => {
@@ -164,7 +169,7 @@ impl Supervisor {
     async fn serve_container(
         &self,
         spec: &InstanceSpec,
-        containers: &Containers,
+        containers: &Arc<Containers>,
         s: Started,
         last_exit: &Option<String>,
     ) -> Option<Ended> {
@@ -174,7 +179,7 @@ impl Supervisor {
             address: s.address,
             ports: spec.ports.clone(),
         };
-        if !self.register(id, local) {
+        if !self.register(spec, local) {
             return None;
         }
         self.update(id, |slot| slot.pid = Some(s.pid));
@@ -185,16 +190,34 @@ impl Supervisor {
             tracing::info!(instance = %id, address = %s.address, pid = s.pid, startup_ms, "container running");
         }
         self.set(id, InstanceState::Running, reason);
+        let target = Target::Container {
+            id: id.clone(),
+            address: s.address,
+            default_port: spec.ports.first().map_or(80, |p| p.target),
+            containers: containers.clone(),
+        };
+        self.watch_health(spec, target);
         let began = Instant::now();
         let exit = process::wait(s.pid).await.unwrap_or(Exit::Unknown);
         self.local.remove(id);
-        self.update(id, |slot| slot.pid = None);
-        let reason = containers.exit_reason(id, exit, spec.limits.memory);
+        let mut killed_for = None;
+        self.update(id, |slot| {
+            slot.pid = None;
+            killed_for = slot.killed_for.take();
+            if let Some(w) = slot.watcher.take() {
+                w.abort();
+            }
+        });
+        let (reason, last) = match killed_for {
+            Some(kill) => (kill.reason, kill.last),
+            None => (containers.exit_reason(id, exit, spec.limits.memory), false),
+        };
         tracing::warn!(instance = %id, %reason, "container ended");
         Some(Ended {
             reason,
-            success: exit == Exit::Code(0),
+            success: exit == Exit::Code(0) && !last,
             ran: began.elapsed(),
+            last,
         })
     }
 }
@@ -206,4 +229,7 @@ struct Ended {
     /// Exit code 0 (for `restart: on-failure`).
     success: bool,
     ran: Duration,
+    /// Not to be restarted whatever the policy (it kept failing its
+    /// health check).
+    last: bool,
 }

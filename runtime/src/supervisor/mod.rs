@@ -9,6 +9,7 @@
 //! artifacts) are in [`image`]; stopping a container is asynchronous
 //! (SIGTERM, grace period, SIGKILL, clean-up), tracked until it is done.
 
+mod health;
 mod image;
 
 use crate::artifacts::Artifacts;
@@ -19,7 +20,7 @@ use crate::oci::pull::Puller;
 use crate::wasm::keyvalue::{KeyValue, KvRoute};
 use crate::wasm::{InstanceConfig, Outbound, OutboundRoute, WasmEngine, WasmInstance};
 use atoll_sdk::cluster::{
-    ArtifactRef, Assignment, InstanceSpec, InstanceState, InstanceStatus, PullBytes,
+    ArtifactRef, Assignment, HealthState, InstanceSpec, InstanceState, InstanceStatus, PullBytes,
 };
 use atoll_sdk::protocol::now_ms;
 use std::collections::BTreeMap;
@@ -41,6 +42,15 @@ struct Slot {
     /// When this host was told to run it (start-up time is measured from
     /// here).
     assigned: std::time::Instant,
+    /// The health check's verdict, when it has one.
+    health: Option<HealthState>,
+    /// The health watcher, while it runs.
+    watcher: Option<JoinHandle<()>>,
+    /// Liveness restarts since it was last healthy.
+    health_restarts: u32,
+    /// Set when the host stops the container for failing its health
+    /// check: the exit reason to report instead of the signal.
+    killed_for: Option<health::Kill>,
 }
 
 /// Exponential backoff with jitter (up to half the delay), for retries
@@ -97,6 +107,8 @@ pub struct Supervisor {
     stopping: Mutex<Vec<JoinHandle<()>>>,
     /// Notified on every state change, so the agent heartbeats at once.
     pub changed: Notify,
+    /// Itself, for the tasks it starts (health watchers).
+    me: std::sync::Weak<Supervisor>,
 }
 
 impl Supervisor {
@@ -109,7 +121,7 @@ impl Supervisor {
         logs: LogPaths,
         links: ComponentLinks,
     ) -> Arc<Self> {
-        Arc::new(Supervisor {
+        Arc::new_cyclic(|me| Supervisor {
             host: host.to_string(),
             engine,
             artifacts,
@@ -120,6 +132,7 @@ impl Supervisor {
             slots: Mutex::default(),
             stopping: Mutex::default(),
             changed: Notify::new(),
+            me: me.clone(),
         })
     }
 
@@ -174,15 +187,14 @@ impl Supervisor {
             .collect();
         for id in gone {
             if let Some(mut slot) = slots.remove(&id) {
-                if let Some(task) = slot.task.take() {
+                for task in [slot.task.take(), slot.watcher.take()]
+                    .into_iter()
+                    .flatten()
+                {
                     task.abort();
                 }
-                self.local.remove(&id);
-                if matches!(slot.spec.artifact, ArtifactRef::Image(_)) {
-                    self.stop_container(&id, &slot);
-                }
+                self.drain_and_stop(&id, &slot);
                 let _ = std::fs::remove_file(self.logs.component(&id));
-                tracing::info!(instance = %id, "stopped");
             }
         }
         for (id, spec) in wanted {
@@ -202,6 +214,10 @@ impl Supervisor {
                     pull: None,
                     pid: None,
                     assigned: std::time::Instant::now(),
+                    health: None,
+                    watcher: None,
+                    health_restarts: 0,
+                    killed_for: None,
                 },
             );
         }
@@ -222,6 +238,7 @@ impl Supervisor {
                 since_ms: s.since_ms,
                 restarts: s.restarts,
                 pull: s.pull.filter(|_| s.state == InstanceState::Pulling),
+                health: s.health.filter(|_| s.state == InstanceState::Running),
             })
             .collect()
     }
@@ -244,19 +261,30 @@ impl Supervisor {
         }
     }
 
-    /// Stops and removes a container in the background, tracked so that
-    /// shutdown waits for it.
-    fn stop_container(&self, id: &str, slot: &Slot) {
-        let Some(containers) = self.containers().cloned() else {
-            return;
-        };
+    /// Stops an unassigned instance in the background, tracked so that
+    /// shutdown waits for it: it takes no new requests, the ones in flight
+    /// finish (within its stop grace period), then a container is stopped
+    /// and removed.
+    fn drain_and_stop(&self, id: &str, slot: &Slot) {
         let grace = slot
             .spec
             .container
             .stop_grace_ms
             .map_or(DEFAULT_GRACE, Duration::from_millis);
-        let (id, pid) = (id.to_string(), slot.pid);
-        let handle = tokio::spawn(async move { containers.remove(&id, pid, grace).await });
+        let containers = match slot.spec.artifact {
+            ArtifactRef::Image(_) => self.containers().cloned(),
+            ArtifactRef::Stored(_) => None,
+        };
+        let (local, id, pid) = (self.local.clone(), id.to_string(), slot.pid);
+        let handle = tokio::spawn(async move {
+            if !local.drain(&id, grace).await {
+                tracing::info!(instance = %id, ?grace, "requests still in flight after the grace period");
+            }
+            if let Some(containers) = containers {
+                containers.remove(&id, pid, grace).await;
+            }
+            tracing::info!(instance = %id, "stopped");
+        });
         let mut stopping = self.stopping.lock().unwrap_or_else(|e| e.into_inner());
         stopping.retain(|h| !h.is_finished());
         stopping.push(handle);
@@ -282,10 +310,11 @@ impl Supervisor {
             Err(e) => return self.fail(&spec.id, e.to_string()),
         };
         let inst = WasmInstance::new(&self.engine, prepared, self.instance_config(spec));
-        if self.register(&spec.id, Local::Wasm(inst)) {
+        if self.register(spec, Local::Wasm(inst.clone())) {
             let startup_ms = self.since_assigned_ms(&spec.id);
             tracing::info!(instance = %spec.id, startup_ms, "running");
             self.set(&spec.id, InstanceState::Running, None);
+            self.watch_health(spec, crate::health::probe::Target::Wasm(inst));
         }
     }
 
@@ -298,13 +327,16 @@ impl Supervisor {
 
     /// Makes the instance reachable through the gateway, unless it was
     /// unassigned meanwhile (`converge` removed the slot and may have raced
-    /// this task's abort): never register a zombie.
-    fn register(&self, id: &str, local: Local) -> bool {
-        let slots = self.slots();
-        if !slots.contains_key(id) {
+    /// this task's abort): never register a zombie. An instance with a
+    /// health check takes traffic once it passes.
+    fn register(&self, spec: &InstanceSpec, local: Local) -> bool {
+        let mut slots = self.slots();
+        let Some(slot) = slots.get_mut(&spec.id) else {
             return false;
-        }
-        self.local.insert(id, local);
+        };
+        let checked = spec.health.is_some();
+        slot.health = checked.then_some(HealthState::Starting);
+        self.local.insert(&spec.id, local, !checked);
         true
     }
 

@@ -1,7 +1,10 @@
 //! `hello`: the smallest useful atoll service, a `wasi:http` component.
 //!
 //! `GET /json` answers `{"instance":..,"host":..,"service":..,"app":..}`;
-//! every other request answers `hello from <ATOLL_INSTANCE> on <ATOLL_HOST>`.
+//! `GET /health` answers 200, or 500 when the environment sets `UNHEALTHY`
+//! (to show health checks at work); every other request answers
+//! `hello from <ATOLL_INSTANCE> on <ATOLL_HOST>`, followed by
+//! ` (<VERSION>)` when the environment sets `VERSION`.
 //! The values come from the environment atoll gives each instance, so the
 //! answer shows which replica on which host served the request (handy to
 //! watch load balancing and the routing mesh).
@@ -21,6 +24,13 @@ impl Guest for Hello {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let path = request.path_with_query().unwrap_or_default();
         let is_get = matches!(request.method(), Method::Get);
+        if is_get && path == "/health" {
+            let (status, body) = match std::env::var("UNHEALTHY") {
+                Ok(_) => (500, "unhealthy\n"),
+                Err(_) => (200, "ok\n"),
+            };
+            return respond(response_out, status, "text/plain", body.as_bytes());
+        }
         let (content_type, body) = if is_get && (path == "/json" || path.starts_with("/json?")) {
             ("application/json", json_body())
         } else {
@@ -37,8 +47,11 @@ fn env(name: &str) -> String {
 }
 
 fn text_body() -> String {
+    let version = std::env::var("VERSION")
+        .map(|v| format!(" ({v})"))
+        .unwrap_or_default();
     format!(
-        "hello from {} on {}\n",
+        "hello from {} on {}{version}\n",
         env("ATOLL_INSTANCE"),
         env("ATOLL_HOST")
     )

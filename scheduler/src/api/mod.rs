@@ -200,6 +200,8 @@ async fn deploy(
         compose: req.compose,
         deployed_at_ms: now_ms(),
         warnings: parsed.warnings.clone(),
+        rollback_of: None,
+        cause: Some("deploy".into()),
     };
     let bytes = serde_json::to_vec(&record).map_err(|e| ApiError::internal("encoding", e))?;
     let written: Result<u64, String> = match &current {

@@ -35,8 +35,12 @@ pub(super) fn apply(
             .collect(),
         plan: Plan::default(),
     };
-    for ch in changes.values() {
+    for ((app, service), ch) in changes {
         work.stop(ch);
+        if let Some(progress) = &ch.progress {
+            let services = work.plan.rollouts.entry(app.to_string()).or_default();
+            services.insert(service.to_string(), progress.clone());
+        }
     }
     let mut candidates = work.candidates();
     for (key, ch) in changes {

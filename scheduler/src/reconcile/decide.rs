@@ -2,6 +2,7 @@
 //! which to stop (and why) and what to place. Nothing is placed here, so a
 //! rolling update can later apply a decision in batches.
 
+use super::rollout::{self, Progress};
 use super::{Desired, Key, Placed};
 use crate::placement::unmet_constraint;
 use crate::snapshot::Snapshot;
@@ -60,6 +61,8 @@ pub(super) struct ServiceChanges<'a> {
     pub keep: Vec<Placed<'a>>,
     pub stop: Vec<Stop<'a>>,
     pub place: ToPlace<'a>,
+    /// While instances of an older spec remain: how the update goes.
+    pub progress: Option<Progress>,
 }
 
 /// Decides for every service that is deployed or still has instances.
@@ -88,6 +91,7 @@ fn removed<'a>(placed: &[Placed<'a>]) -> ServiceChanges<'a> {
         keep: Vec::new(),
         stop: stops(placed, StopReason::Removed),
         place: ToPlace::Replicas(0),
+        progress: None,
     }
 }
 
@@ -112,9 +116,6 @@ fn must_stop(snap: &Snapshot, d: &Desired<'_>, p: &Placed<'_>) -> Option<StopRea
     if !host.is_ready() {
         return d.service.volumes.is_empty().then_some(StopReason::Lost);
     }
-    if p.spec.spec_hash != d.hash {
-        return Some(StopReason::Changed);
-    }
     let constraints = &d.service.deploy.placement.constraints;
     unmet_constraint(&host.info, constraints).map(|_| StopReason::Unmatched)
 }
@@ -137,12 +138,30 @@ fn sort_out<'a>(
 }
 
 /// Replicated mode: keep what may stay, up to `max_replicas_per_node` per
-/// host and `replicas` in all; place the shortfall.
+/// host and `replicas` in all; place the shortfall. Instances of an older
+/// spec are replaced by a rolling update.
 fn replicated<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> ServiceChanges<'a> {
     let (keep, mut stop) = sort_out(snap, d, placed);
     let max = d.service.deploy.placement.max_replicas_per_node;
-    let (mut keep, over) = cap_per_host(keep, max.unwrap_or(u32::MAX));
+    let (keep, over) = cap_per_host(keep, max.unwrap_or(u32::MAX));
     stop.extend(stops(&over, StopReason::Unmatched));
+    let (mut keep, old): (Vec<Placed<'a>>, Vec<Placed<'a>>) =
+        keep.into_iter().partition(|p| p.spec.spec_hash == d.hash);
+    if !old.is_empty() {
+        let cfg = if d.record.rollback_of.is_some() {
+            &d.service.deploy.rollback
+        } else {
+            &d.service.deploy.update
+        };
+        let step = rollout::step(snap, d, keep, old, cfg);
+        stop.extend(step.stop);
+        return ServiceChanges {
+            keep: step.keep,
+            stop,
+            place: ToPlace::Replicas(step.place),
+            progress: Some(step.progress),
+        };
+    }
     let replicas = d.service.deploy.replicas as usize;
     while keep.len() > replicas {
         let extra = keep.remove(pick_extra(snap, &keep));
@@ -156,6 +175,7 @@ fn replicated<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Se
         keep,
         stop,
         place: ToPlace::Replicas(missing),
+        progress: None,
     }
 }
 
@@ -196,6 +216,10 @@ fn pick_extra(snap: &Snapshot, keep: &[Placed<'_>]) -> usize {
 /// placing, against the allocations left after this plan's stops.
 fn global<'a>(snap: &'a Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> ServiceChanges<'a> {
     let (keep, mut stop) = sort_out(snap, d, placed);
+    // A changed global service is replaced host by host at once.
+    let (keep, changed): (Vec<Placed<'a>>, Vec<Placed<'a>>) =
+        keep.into_iter().partition(|p| p.spec.spec_hash == d.hash);
+    stop.extend(stops(&changed, StopReason::Changed));
     let (keep, duplicates) = cap_per_host(keep, 1);
     stop.extend(stops(&duplicates, StopReason::Extra));
     let served: BTreeSet<&str> = keep.iter().map(|p| p.host).collect();
@@ -213,5 +237,6 @@ fn global<'a>(snap: &'a Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Ser
         keep,
         stop,
         place: ToPlace::OnHosts(targets),
+        progress: None,
     }
 }

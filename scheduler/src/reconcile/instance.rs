@@ -59,5 +59,7 @@ pub(super) fn template(
         container: service.container.clone(),
         app_services: record.spec.services.keys().cloned().collect(),
         volumes: service.volumes.clone(),
+        health: service.health.clone(),
+        canary: false,
     })
 }

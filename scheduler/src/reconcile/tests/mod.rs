@@ -8,6 +8,7 @@ mod lifecycle;
 mod properties;
 mod replicated;
 mod resources;
+mod updates;
 
 use super::*;
 use crate::snapshot::HostSnapshot;
@@ -145,6 +146,7 @@ impl Cluster {
             since_ms: 0,
             restarts: 0,
             pull: None,
+            health: None,
         };
         self.snap.observed.insert(id.into(), status);
     }

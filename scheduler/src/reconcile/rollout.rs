@@ -1,0 +1,176 @@
+//! Rolling updates: a service whose instances run an older spec is moved
+//! to the new one a batch at a time, as its `update_config` says.
+//!
+//! Level-triggered like the rest of reconciliation: every pass looks at
+//! how many new instances are ready, pending or failed and how many old
+//! ones remain, and takes the next step.
+//!
+//! - `start-first` (the default): start up to `parallelism` new instances;
+//!   stop an old one for each new one that is ready; start the next batch
+//!   once the last one has been ready for `delay`. Nothing stops serving:
+//!   there are always at least `replicas` ready instances, old or new.
+//! - `stop-first`: stop `parallelism` old instances, start their
+//!   replacements, and go on once those are ready (for `delay`).
+//!
+//! A new instance that fails (exits for good, or turns unhealthy) counts
+//! against the update; past `max_failure_ratio` the update stops where it
+//! is (`pause`, and `rollback`, which the controller then carries out), or
+//! goes on regardless (`continue`).
+
+use super::decide::{Stop, StopReason};
+use super::{Desired, Placed};
+use crate::snapshot::Snapshot;
+use atoll_sdk::cluster::{HealthState, InstanceState};
+use atoll_sdk::spec::{FailureAction, UpdateConfig, UpdateOrder};
+
+/// Where a service's update stands, for the app status and `deploy --wait`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// New instances ready, of `replicas`.
+    pub updated: u32,
+    pub replicas: u32,
+    /// Set when failures stopped the update: what failed, and what
+    /// `failure_action` says to do.
+    pub failed: Option<(String, FailureAction)>,
+}
+
+/// One step of an update: which old instances stop now, and how many new
+/// ones to place.
+pub(super) struct Step<'a> {
+    pub keep: Vec<Placed<'a>>,
+    pub stop: Vec<Stop<'a>>,
+    pub place: u32,
+    pub progress: Progress,
+}
+
+/// How one new instance is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum New {
+    /// Ready for at least `delay`: its batch is done.
+    Settled,
+    /// Ready, but not yet for `delay`.
+    Ready,
+    Pending,
+    Failed,
+}
+
+fn classify(snap: &Snapshot, p: &Placed<'_>, delay_ms: u64) -> New {
+    let Some(o) = snap.observed.get(&p.spec.id) else {
+        return New::Pending;
+    };
+    match o.state {
+        InstanceState::Failed | InstanceState::Stopped | InstanceState::Lost => New::Failed,
+        _ if o.health == Some(HealthState::Unhealthy) => New::Failed,
+        s if s.is_ready(o.health) => {
+            if snap.now_ms.saturating_sub(o.since_ms) >= delay_ms {
+                New::Settled
+            } else {
+                New::Ready
+            }
+        }
+        _ => New::Pending,
+    }
+}
+
+/// The next step of updating `old` instances to `current` ones.
+pub(super) fn step<'a>(
+    snap: &Snapshot,
+    d: &Desired<'_>,
+    current: Vec<Placed<'a>>,
+    mut old: Vec<Placed<'a>>,
+    cfg: &UpdateConfig,
+) -> Step<'a> {
+    let replicas = d.service.deploy.replicas;
+    let batch = match cfg.parallelism {
+        0 => replicas.max(1),
+        p => p,
+    };
+    let states: Vec<New> = (current.iter())
+        .map(|p| classify(snap, p, cfg.delay_ms))
+        .collect();
+    let count = |k: New| states.iter().filter(|&&s| s == k).count() as u32;
+    let (settled, ready, pending, failed) = (
+        count(New::Settled),
+        count(New::Ready),
+        count(New::Pending),
+        count(New::Failed),
+    );
+    let failure = (failed > 0 && failed as f64 > cfg.max_failure_ratio * replicas as f64)
+        .then(|| first_failure(snap, &current, &states));
+    let mut progress = Progress {
+        updated: settled + ready,
+        replicas,
+        failed: None,
+    };
+    let halted = match failure {
+        Some(why) if cfg.failure_action != FailureAction::Continue => {
+            progress.failed = Some((why, cfg.failure_action));
+            true
+        }
+        _ => false,
+    };
+    // Old instances that serve nothing go first.
+    old.sort_by_key(|p| {
+        let serving = (snap.observed.get(&p.spec.id)).is_some_and(|o| o.state.is_ready(o.health));
+        (serving, p.host, &p.spec.id)
+    });
+    let total_old = old.len() as u32;
+    // A failed new instance counts as done only when failures are let go.
+    let done = settled + if halted { 0 } else { failed };
+    let in_batch = ready + pending;
+    let current_n = current.len() as u32;
+    let (stop_n, place) = if halted {
+        (0, 0)
+    } else {
+        match cfg.order {
+            UpdateOrder::StartFirst => {
+                // One old instance out for every new one ready beyond the
+                // replicas count.
+                let stop_n = (total_old + settled + ready).saturating_sub(replicas);
+                let room = batch.saturating_sub(in_batch);
+                (
+                    stop_n.min(total_old),
+                    room.min(replicas.saturating_sub(current_n)),
+                )
+            }
+            UpdateOrder::StopFirst => {
+                let stop_n = if in_batch == 0 && done == current_n {
+                    batch.min(total_old)
+                } else {
+                    0
+                };
+                let left = total_old - stop_n;
+                (stop_n, replicas.saturating_sub(current_n + left))
+            }
+        }
+    };
+    let mut keep = current;
+    let mut stop = Vec::new();
+    for (i, p) in old.into_iter().enumerate() {
+        if (i as u32) < stop_n {
+            stop.push(Stop {
+                placed: p,
+                reason: StopReason::Changed,
+            });
+        } else {
+            keep.push(p);
+        }
+    }
+    Step {
+        keep,
+        stop,
+        place,
+        progress,
+    }
+}
+
+fn first_failure(snap: &Snapshot, current: &[Placed<'_>], states: &[New]) -> String {
+    let failed = current.iter().zip(states).find(|(_, s)| **s == New::Failed);
+    let Some((p, _)) = failed else {
+        return "a new instance failed".into();
+    };
+    let reason = (snap.observed.get(&p.spec.id))
+        .and_then(|o| o.reason.clone())
+        .unwrap_or_else(|| "failed".into());
+    format!("new instance {} on {}: {reason}", p.spec.id, p.host)
+}

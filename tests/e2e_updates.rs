@@ -1,0 +1,354 @@
+//! Rolling updates without downtime: under constant load (50 clients
+//! over two hosts' published ports), a new version of a 4-replica
+//! component service and of a 3-replica container service replaces the
+//! old one with no failed request, and the answers switch from v1 to v2.
+//! A v2 that fails its health check is rolled back by itself, with no
+//! failed request either. A container whose health check turns unhealthy
+//! leaves the endpoints and is restarted.
+
+#[path = "containers/cleanup.rs"]
+mod cleanup;
+mod common;
+// Shared with the container tests, which use all of them.
+#[allow(dead_code)]
+#[path = "containers/image.rs"]
+mod image;
+#[allow(dead_code)]
+#[path = "containers/registry.rs"]
+mod registry;
+
+use cleanup::HostDirs;
+use common::load::Load;
+use common::*;
+use std::time::Duration;
+
+const CLIENTS: usize = 50;
+
+/// `(v1)` / `(v2)` at the end of the hello component's answer.
+fn hello_version(body: &str) -> String {
+    match body.trim_end().rsplit_once(" (") {
+        Some((_, v)) => v.trim_end_matches(')').to_string(),
+        None => "none".into(),
+    }
+}
+
+fn hello_compose(port: u16, version: &str, unhealthy: bool) -> String {
+    let sick = if unhealthy {
+        "\n      UNHEALTHY: \"1\""
+    } else {
+        ""
+    };
+    format!(
+        "name: roll
+services:
+  web:
+    x-atoll:
+      component: {wasm}
+      health: {{ http: /health, interval: 200ms, timeout: 1s, retries: 2 }}
+    ports: [\"{port}:80\"]
+    environment:
+      VERSION: {version}{sick}
+    deploy:
+      replicas: 4
+",
+        wasm = sample_wasm("hello").display()
+    )
+}
+
+/// Waits until every client got answers for a while, so that the update
+/// runs under load.
+fn warm_up(load: &Load) {
+    let base = load.ok();
+    wait_until("the load to get going", Duration::from_secs(10), || {
+        (load.ok() > base + 200).then_some(())
+    });
+}
+
+/// Keeps the load on until `n` requests were answered in all.
+fn until_answered(load: &Load, n: u64) {
+    wait_until(&format!("{n} answers"), Duration::from_secs(60), || {
+        (load.ok() >= n).then_some(())
+    });
+}
+
+fn deploy(c: &Cluster, file: &std::path::Path) -> std::process::Output {
+    c.atoll(&[
+        "deploy",
+        "-f",
+        &file.to_string_lossy(),
+        "--wait",
+        "--timeout",
+        "60",
+    ])
+}
+
+#[test]
+fn a_component_service_is_updated_and_a_failing_update_rolled_back_without_a_failed_request() {
+    let mut c = Cluster::start();
+    c.start_host("h1", "127.0.8.2", &[]);
+    c.start_host("h2", "127.0.8.3", &[]);
+    let port = free_port();
+    let v1 = c.compose("roll.yaml", &hello_compose(port, "v1", false));
+    c.deploy_wait(&v1);
+    let addrs: Vec<String> = ["127.0.8.2", "127.0.8.3"]
+        .iter()
+        .map(|h| format!("{h}:{port}"))
+        .collect();
+
+    // v1 → v2 under load.
+    let load = Load::start(&addrs, "/", CLIENTS, hello_version);
+    warm_up(&load);
+    let v2 = c.compose("roll.yaml", &hello_compose(port, "v2", false));
+    let out = deploy(&c, &v2);
+    let progress = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{progress}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    warm_up(&load);
+    until_answered(&load, 3000);
+    let seen = load.finish();
+    assert_eq!(
+        seen.failed, 0,
+        "failed requests during the update: {:?}",
+        seen.failures
+    );
+    assert!(seen.ok > 2000, "several thousand requests: {seen:?}");
+    assert!(seen.kinds.get("v1").is_some_and(|&n| n > 0), "{seen:?}");
+    assert!(seen.kinds.get("v2").is_some_and(|&n| n > 0), "{seen:?}");
+    assert!(
+        seen.last.iter().all(|v| v == "v2"),
+        "all on v2 at the end: {seen:?}"
+    );
+    let rows = c.instances("roll");
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r["revision"] == 2 && r["ready"] == true),
+        "{rows:?}"
+    );
+
+    // A v3 whose health check fails: the update stops at its first new
+    // instance and rolls back by itself; nothing fails meanwhile.
+    let load = Load::start(&addrs, "/", CLIENTS, hello_version);
+    warm_up(&load);
+    let bad = c.compose("roll.yaml", &hello_compose(port, "v3", true));
+    let out = deploy(&c, &bad);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "a rolled-back update fails deploy --wait: {said}"
+    );
+    let app = wait_until("the rollback to finish", Duration::from_secs(30), || {
+        let app = c.json(&["ls", "-o", "json"]);
+        let app = app.as_array()?.first()?.clone();
+        let rows = c.instances("roll");
+        let back = rows.len() == 4
+            && rows
+                .iter()
+                .all(|r| r["revision"] == 2 && r["ready"] == true)
+            && app["status"] == "running";
+        back.then_some(app)
+    });
+    warm_up(&load);
+    let seen = load.finish();
+    assert_eq!(
+        seen.failed, 0,
+        "failed requests during the rollback: {:?}",
+        seen.failures
+    );
+    assert_eq!(
+        seen.kinds.get("v3"),
+        None,
+        "no request reached the unhealthy v3: {seen:?}"
+    );
+    assert!(seen.last.iter().all(|v| v == "v2"), "{seen:?}");
+    let update = app["update"].as_str().unwrap_or_default();
+    assert!(
+        update.contains("rolled back") && update.contains("GET /health answered 500"),
+        "the status says what happened and why: {app}"
+    );
+    assert_eq!(
+        app["revision"], 4,
+        "the rollback is a revision of its own: {app}"
+    );
+    let out = c.atoll(&["ps", "roll"]);
+    let ps = String::from_utf8_lossy(&out.stdout);
+    assert!(ps.contains("running (healthy)"), "{ps}");
+}
+
+/// A cluster with the test image as `<registry>/web:1`.
+fn cluster_with_image() -> (HostDirs, Cluster, registry::Registry) {
+    let dirs = HostDirs::new();
+    let c = Cluster::start();
+    let registry = registry::Registry::start(c.dir.path());
+    let layout = c.dir.path().join("web-image");
+    image::busybox_httpd(&layout, image::host_arch(), "web\n");
+    let out = c.atoll(&[
+        "push",
+        &layout.to_string_lossy(),
+        &format!("{}/web:1", registry.host),
+        "--insecure",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (dirs, c, registry)
+}
+
+/// Starts a container host; its data dir.
+fn start_container_host(
+    c: &mut Cluster,
+    dirs: &mut HostDirs,
+    name: &str,
+    bind: &str,
+    subnet: &str,
+    reg: &str,
+) -> std::path::PathBuf {
+    let data = dirs.data(name);
+    c.start_host_at(
+        name,
+        bind,
+        &data,
+        &["--insecure-registry", reg, "--container-subnet", subnet],
+    );
+    data
+}
+
+#[test]
+fn a_container_service_is_updated_without_a_failed_request() {
+    let (mut dirs, mut c, registry) = cluster_with_image();
+    let reg = registry.host.clone();
+    start_container_host(&mut c, &mut dirs, "h1", "127.0.8.4", "10.89.220.0/24", &reg);
+    start_container_host(&mut c, &mut dirs, "h2", "127.0.8.5", "10.89.221.0/24", &reg);
+    let port = free_port();
+    let compose = |version: &str| {
+        format!(
+            "name: boxes
+services:
+  web:
+    image: {reg}/web:1
+    ports: [\"{port}:8080\"]
+    environment:
+      VERSION: {version}
+    stop_grace_period: 1s
+    x-atoll:
+      health: {{ http: /index.html, interval: 200ms, timeout: 1s, retries: 2 }}
+    deploy:
+      replicas: 3
+"
+        )
+    };
+    let v1 = c.compose("boxes.yaml", &compose("v1"));
+    c.deploy_wait(&v1);
+    let addrs: Vec<String> = ["127.0.8.4", "127.0.8.5"]
+        .iter()
+        .map(|h| format!("{h}:{port}"))
+        .collect();
+    let load = Load::start(&addrs, "/cgi-bin/version", CLIENTS, |b| {
+        b.trim().to_string()
+    });
+    warm_up(&load);
+    let v2 = c.compose("boxes.yaml", &compose("v2"));
+    let out = deploy(&c, &v2);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    warm_up(&load);
+    until_answered(&load, 2000);
+    let seen = load.finish();
+    assert_eq!(
+        seen.failed, 0,
+        "failed requests during the update: {:?}",
+        seen.failures
+    );
+    assert!(seen.ok > 1000, "{seen:?}");
+    assert!(seen.kinds.get("v1").is_some_and(|&n| n > 0), "{seen:?}");
+    assert!(
+        seen.last.iter().all(|v| v == "v2"),
+        "all on v2 at the end: {seen:?}"
+    );
+    let rows = c.instances("boxes");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r["revision"] == 2 && r["ready"] == true),
+        "{rows:?}"
+    );
+    drop(registry);
+}
+
+#[test]
+fn a_container_that_turns_unhealthy_leaves_the_endpoints_and_is_restarted() {
+    let (mut dirs, mut c, registry) = cluster_with_image();
+    let reg = registry.host.clone();
+    let data = start_container_host(&mut c, &mut dirs, "h3", "127.0.8.6", "10.89.222.0/24", &reg);
+    let port = free_port();
+    let file = c.compose(
+        "sick.yaml",
+        &format!(
+            "name: sick
+services:
+  web:
+    image: {reg}/web:1
+    entrypoint: [/bin/sh, -c, \"touch /tmp/healthy && exec /bin/httpd -f -vv -p 8080 -h /www\"]
+    ports: [\"{port}:8080\"]
+    stop_grace_period: 1s
+    healthcheck:
+      test: [CMD, test, -f, /tmp/healthy]
+      interval: 300ms
+      timeout: 2s
+      retries: 2
+    deploy:
+      replicas: 2
+"
+        ),
+    );
+    c.deploy_wait(&file);
+    let rows = c.instances("sick");
+    assert!(rows.iter().all(|r| r["health"] == "healthy"), "{rows:?}");
+    let victim = rows[0]["id"].as_str().unwrap_or_default().to_string();
+    let other = rows[1]["id"].as_str().unwrap_or_default().to_string();
+    let addr = format!("127.0.8.6:{port}");
+    let load = Load::start(std::slice::from_ref(&addr), "/cgi-bin/whoami", 10, |b| {
+        b.trim().to_string()
+    });
+    warm_up(&load);
+
+    // The file its check looks for goes: it turns unhealthy, no request
+    // reaches it any more, and it is restarted (healthy again).
+    let healthy = data
+        .join("containers")
+        .join(&victim)
+        .join("rootfs/tmp/healthy");
+    std::fs::remove_file(&healthy).expect("remove the file the check looks for");
+    wait_until(
+        "the victim to be restarted",
+        Duration::from_secs(30),
+        || {
+            let rows = c.instances("sick");
+            let row = rows.iter().find(|r| r["id"] == victim.as_str())?;
+            (row["restarts"].as_u64() >= Some(1) && row["health"] == "healthy").then_some(())
+        },
+    );
+    let seen = load.finish();
+    assert_eq!(seen.failed, 0, "{:?}", seen.failures);
+    assert!(seen.kinds.contains_key(&other), "{seen:?}");
+    let out = c.atoll(&["ps", "sick"]);
+    let ps = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        ps.contains("unhealthy: test -f /tmp/healthy failed"),
+        "the last restart's reason: {ps}"
+    );
+    drop(registry);
+}
