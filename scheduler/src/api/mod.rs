@@ -166,6 +166,16 @@ async fn deploy(
             },
         )
     })?;
+    let mut parsed = parsed;
+    for svc in parsed.app.services.values_mut() {
+        // Parsed and checked, not served yet: say so rather than pretend.
+        if svc.canary.take().is_some() {
+            parsed.warnings.push(format!(
+                "services.{}.x-atoll.canary: canaries are not served yet; ignored",
+                svc.name
+            ));
+        }
+    }
     let mut app = parsed.app;
     resolve_components(&c, &mut app, &req).await?;
     check_ports(&c, &app)?;
