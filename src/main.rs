@@ -36,6 +36,10 @@ enum Command {
     Hosts(cmd::hosts::Args),
     /// Remove an app and stop its instances
     Rm(cmd::rm::Args),
+    /// An app's revisions
+    History(cmd::history::Args),
+    /// Deploy an earlier revision of an app (or of one service) again
+    Rollback(cmd::rollback::Args),
     /// Follow cluster events
     Events(cmd::events::Args),
     /// Publish a Wasm component or an OCI image layout to a registry
@@ -71,6 +75,8 @@ fn main() -> std::process::ExitCode {
             Command::Ls(a) => cmd::ls::run(a).await,
             Command::Ps(a) => cmd::ps::run(a).await,
             Command::Hosts(a) => cmd::hosts::run(a).await,
+            Command::History(a) => cmd::history::run(a).await,
+            Command::Rollback(a) => cmd::rollback::run(a).await,
             Command::Rm(a) => cmd::rm::run(a).await,
             Command::Events(a) => cmd::events::run(a).await,
             Command::Push(a) => cmd::push::run(a).await,

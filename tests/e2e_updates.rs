@@ -180,6 +180,28 @@ fn a_component_service_is_updated_and_a_failing_update_rolled_back_without_a_fai
     let out = c.atoll(&["ps", "roll"]);
     let ps = String::from_utf8_lossy(&out.stdout);
     assert!(ps.contains("running (healthy)"), "{ps}");
+
+    // The history shows every revision; going back to v1 by hand is a
+    // rolling update like any other.
+    let history = c.json(&["history", "roll", "-o", "json"]);
+    let revisions: Vec<u64> = (history.as_array().into_iter().flatten())
+        .filter_map(|r| r["revision"].as_u64())
+        .collect();
+    assert_eq!(revisions, [1, 2, 3, 4], "{history}");
+    assert_eq!(history[3]["rollback_of"], 3, "{history}");
+    let load = Load::start(&addrs, "/", CLIENTS, hello_version);
+    warm_up(&load);
+    let out = c.atoll(&["rollback", "roll/web", "--to", "1", "--wait"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    warm_up(&load);
+    let seen = load.finish();
+    assert_eq!(seen.failed, 0, "{:?}", seen.failures);
+    assert!(seen.last.iter().all(|v| v == "v1"), "{seen:?}");
 }
 
 /// A cluster with the test image as `<registry>/web:1`.

@@ -153,12 +153,21 @@ fn update_text(record: &AppRecord, status: Option<&AppStatus>) -> Option<String>
     }
 }
 
+/// What an artifact is, as the user wrote or uploaded it.
+pub fn artifact_text(artifact: &Artifact) -> String {
+    match artifact {
+        Artifact::Component(p) => p.clone(),
+        Artifact::Stored(d) => d.clone(),
+        Artifact::Image(r) => r.clone(),
+    }
+}
+
 fn service_view(svc: &Service, desired: u32, running: u32, message: Option<String>) -> ServiceView {
-    let (kind, artifact) = match &svc.artifact {
-        Artifact::Component(p) => ("component", p.clone()),
-        Artifact::Stored(d) => ("component", d.clone()),
-        Artifact::Image(r) => ("image", r.clone()),
+    let kind = match &svc.artifact {
+        Artifact::Component(_) | Artifact::Stored(_) => "component",
+        Artifact::Image(_) => "image",
     };
+    let artifact = artifact_text(&svc.artifact);
     ServiceView {
         name: svc.name.clone(),
         kind: kind.to_string(),

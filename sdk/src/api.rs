@@ -67,6 +67,38 @@ pub struct ServiceView {
     pub message: Option<String>,
 }
 
+/// One revision of an app, for `atoll history`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevisionView {
+    pub revision: u64,
+    pub deployed_at_ms: u64,
+    /// `deploy`, or what a rollback restored and why.
+    pub cause: Option<String>,
+    /// The revision a rollback undid.
+    pub rollback_of: Option<u64>,
+    /// service → what it runs.
+    pub services: BTreeMap<String, String>,
+    /// Whether this is the revision deployed now.
+    pub current: bool,
+}
+
+/// `POST /v1/apps/{name}/rollback`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RollbackRequest {
+    /// Only this service; the whole app when `None`.
+    pub service: Option<String>,
+    /// The revision to go back to; the one before the current when `None`.
+    pub to: Option<u64>,
+}
+
+/// What a rollback did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RollbackResponse {
+    /// The new revision, which restores `restored`.
+    pub revision: u64,
+    pub restored: u64,
+}
+
 /// One row of `atoll ps`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InstanceView {

@@ -127,6 +127,23 @@ impl Client {
         self.get_json(&format!("/v1/apps/{name}")).await
     }
 
+    pub async fn history(&self, name: &str) -> Result<Vec<crate::api::RevisionView>, ClientError> {
+        self.get_json(&format!("/v1/apps/{name}/history")).await
+    }
+
+    pub async fn rollback(
+        &self,
+        name: &str,
+        req: &crate::api::RollbackRequest,
+    ) -> Result<crate::api::RollbackResponse, ClientError> {
+        let url = self.url(&format!("/v1/apps/{name}/rollback"));
+        let resp = self.send(self.http.post(&url).json(req), &url).await?;
+        resp.json().await.map_err(|e| ClientError::Decode {
+            url,
+            message: e.to_string(),
+        })
+    }
+
     pub async fn remove_app(&self, name: &str) -> Result<(), ClientError> {
         let url = self.url(&format!("/v1/apps/{name}"));
         self.send(self.http.delete(&url), &url).await?;

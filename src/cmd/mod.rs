@@ -2,6 +2,7 @@
 
 pub mod deploy;
 pub mod events;
+pub mod history;
 pub mod host;
 pub mod hosts;
 pub mod image;
@@ -10,5 +11,6 @@ pub mod ls;
 pub mod ps;
 pub mod push;
 pub mod rm;
+pub mod rollback;
 pub mod server;
 pub mod up;

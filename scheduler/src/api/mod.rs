@@ -14,7 +14,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use futures::StreamExt;
 use std::sync::Arc;
@@ -27,6 +27,8 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
         .route("/v1/health", get(|| async { "ok" }))
         .route("/v1/apps", get(list_apps).post(deploy))
         .route("/v1/apps/{name}", get(get_app).delete(delete_app))
+        .route("/v1/apps/{name}/history", get(app_history))
+        .route("/v1/apps/{name}/rollback", post(rollback))
         .route("/v1/instances", get(list_instances))
         .route("/v1/hosts", get(list_hosts))
         .route("/v1/hosts/{name}", delete(remove_host))
@@ -108,6 +110,82 @@ async fn list_hosts(State(c): State<Arc<Cluster>>) -> Json<Vec<atoll_sdk::api::H
     let snap = c.snapshot();
     let observed = c.observed();
     Json(views::hosts(&snap, |h| observed.last_seen_ms(h)))
+}
+
+/// The app's revisions still kept, oldest first.
+async fn app_history(
+    State(c): State<Arc<Cluster>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<atoll_sdk::api::RevisionView>>> {
+    let Some(current) = c.apps.get(&name) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no app named {name}"),
+        ));
+    };
+    let revisions = crate::revisions::history(&c, &name).await;
+    Ok(Json(
+        revisions
+            .iter()
+            .map(|r| atoll_sdk::api::RevisionView {
+                revision: r.revision,
+                deployed_at_ms: r.deployed_at_ms,
+                cause: r.cause.clone(),
+                rollback_of: r.rollback_of,
+                services: (r.spec.services.values())
+                    .map(|s| (s.name.clone(), views::artifact_text(&s.artifact)))
+                    .collect(),
+                current: r.revision == current.value.revision,
+            })
+            .collect(),
+    ))
+}
+
+/// Deploys an earlier revision (of the app, or of one service) again, as a
+/// new revision: a rolling update back.
+async fn rollback(
+    State(c): State<Arc<Cluster>>,
+    Path(name): Path<String>,
+    Json(req): Json<atoll_sdk::api::RollbackRequest>,
+) -> ApiResult<Json<atoll_sdk::api::RollbackResponse>> {
+    if c.apps.get(&name).is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no app named {name}"),
+        ));
+    }
+    let what = req
+        .service
+        .as_deref()
+        .map_or(String::new(), |s| format!(" of {s}"));
+    let cause = match req.to {
+        Some(rev) => format!("rollback{what} to revision {rev}"),
+        None => format!("rollback{what}"),
+    };
+    let restored = crate::revisions::restore(&c, &name, req.service.as_deref(), req.to, cause)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
+    let revision = c.apps.get(&name).map_or(0, |r| r.value.revision);
+    let revision = wait_for_revision(&c, &name, revision).await;
+    c.publish_event(
+        "rollback",
+        Some(&name),
+        format!("app {name} rolled back{what} to revision {restored} (revision {revision})"),
+    )
+    .await;
+    Ok(Json(atoll_sdk::api::RollbackResponse {
+        revision,
+        restored,
+    }))
+}
+
+/// The app's revision once the mirror shows one newer than `before`.
+async fn wait_for_revision(c: &Cluster, name: &str, before: u64) -> u64 {
+    wait_for_mirror(c, |c| {
+        c.apps.get(name).is_some_and(|r| r.value.revision > before)
+    })
+    .await;
+    c.apps.get(name).map_or(before, |r| r.value.revision)
 }
 
 /// Retires a host that is down, so that its instances — those with named
