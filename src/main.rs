@@ -38,8 +38,10 @@ enum Command {
     Rm(cmd::rm::Args),
     /// An app's revisions
     History(cmd::history::Args),
-    /// Deploy an earlier revision of an app (or of one service) again
+    /// Deploy an earlier revision of an app (or of one service) again; drop a service's canary
     Rollback(cmd::rollback::Args),
+    /// Make a service's canary its version
+    Promote(cmd::promote::Args),
     /// Follow cluster events
     Events(cmd::events::Args),
     /// Publish a Wasm component or an OCI image layout to a registry
@@ -77,6 +79,7 @@ fn main() -> std::process::ExitCode {
             Command::Hosts(a) => cmd::hosts::run(a).await,
             Command::History(a) => cmd::history::run(a).await,
             Command::Rollback(a) => cmd::rollback::run(a).await,
+            Command::Promote(a) => cmd::promote::run(a).await,
             Command::Rm(a) => cmd::rm::run(a).await,
             Command::Events(a) => cmd::events::run(a).await,
             Command::Push(a) => cmd::push::run(a).await,

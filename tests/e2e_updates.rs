@@ -374,3 +374,146 @@ services:
     );
     drop(registry);
 }
+
+/// `ok` is the faulty sample's answer (the canary here); the rest are
+/// hello's versions.
+fn canary_or_version(body: &str) -> String {
+    if body.trim() == "ok" {
+        "canary".into()
+    } else {
+        hello_version(body)
+    }
+}
+
+/// A GET with `x-atoll-version: canary`: (status, body).
+fn pinned_get(addr: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nx-atoll-version: canary\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).expect("write");
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let status = (raw.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map_or("", |x| x.1).to_string();
+    (status, body)
+}
+
+#[test]
+fn a_canary_gets_its_weight_a_pinned_tester_and_all_traffic_once_promoted() {
+    let mut c = Cluster::start();
+    c.start_host("h1", "127.0.8.7", &[]);
+    c.start_host("h2", "127.0.8.8", &[]);
+    let port = free_port();
+    let file = c.compose(
+        "canary.yaml",
+        &format!(
+            "name: bird
+services:
+  web:
+    x-atoll:
+      component: {hello}
+      canary: {{ component: {faulty}, weight: 20 }}
+    ports: [\"{port}:80\"]
+    environment:
+      VERSION: v1
+    deploy:
+      replicas: 4
+",
+            hello = sample_wasm("hello").display(),
+            faulty = sample_wasm("faulty").display(),
+        ),
+    );
+    c.deploy_wait(&file);
+    let ready_canaries = |c: &Cluster| {
+        (c.instances("bird").iter())
+            .filter(|r| r["canary"] == true && r["ready"] == true)
+            .count()
+    };
+    wait_until("the canary to be ready", Duration::from_secs(15), || {
+        (ready_canaries(&c) == 1).then_some(())
+    });
+    let addrs: Vec<String> = ["127.0.8.7", "127.0.8.8"]
+        .iter()
+        .map(|h| format!("{h}:{port}"))
+        .collect();
+
+    // 20% of the traffic, through either host.
+    let load = Load::start(&addrs, "/", 10, canary_or_version);
+    until_answered(&load, 2000);
+    let seen = load.finish();
+    assert_eq!(seen.failed, 0, "{:?}", seen.failures);
+    let share = seen.kinds.get("canary").copied().unwrap_or(0) as f64 / seen.ok as f64;
+    assert!(
+        (0.15..=0.25).contains(&share),
+        "the canary got {:.1}% of {} requests: {:?}",
+        share * 100.0,
+        seen.ok,
+        seen.kinds
+    );
+    // A tester pins requests to it.
+    for addr in &addrs {
+        for _ in 0..20 {
+            let (status, body) = pinned_get(addr);
+            assert_eq!(status, 200, "{body}");
+            assert!(body.contains("ok\n") && !body.contains("hello"), "{body}");
+        }
+    }
+
+    // Promoted: the canary's version replaces the old one, without a
+    // failed request, and then gets every request.
+    let load = Load::start(&addrs, "/", CLIENTS, canary_or_version);
+    warm_up(&load);
+    let out = c.atoll(&["promote", "bird/web", "--wait"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    warm_up(&load);
+    let seen = load.finish();
+    assert_eq!(seen.failed, 0, "{:?}", seen.failures);
+    assert!(seen.last.iter().all(|v| v == "canary"), "{seen:?}");
+    let rows = c.instances("bird");
+    assert_eq!(
+        rows.len(),
+        4,
+        "the canary went with the promotion: {rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r["canary"] == false && r["ready"] == true),
+        "{rows:?}"
+    );
+    let load = Load::start(&addrs, "/", 10, canary_or_version);
+    until_answered(&load, 500);
+    let seen = load.finish();
+    assert_eq!(
+        seen.kinds.keys().collect::<Vec<_>>(),
+        ["canary"],
+        "{seen:?}"
+    );
+
+    // A new canary, dropped by `atoll rollback APP/SERVICE`.
+    c.deploy_wait(&file);
+    wait_until(
+        "the new canary to be ready",
+        Duration::from_secs(15),
+        || (ready_canaries(&c) == 1).then_some(()),
+    );
+    let out = c.atoll(&["rollback", "bird/web", "--wait"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until("the canary to go", Duration::from_secs(15), || {
+        let rows = c.instances("bird");
+        (rows.len() == 4 && rows.iter().all(|r| r["canary"] == false)).then_some(())
+    });
+}

@@ -21,6 +21,7 @@ pub fn compute(snap: &Snapshot) -> BTreeMap<String, Endpoints> {
                     ports: svc.ports.clone(),
                     timeout_ms: svc.timeout_ms,
                     instances: Vec::new(),
+                    canary_weight: svc.canary.as_ref().map_or(0, |k| k.weight),
                 },
             );
         }
@@ -49,6 +50,7 @@ pub fn compute(snap: &Snapshot) -> BTreeMap<String, Endpoints> {
                     host: host.clone(),
                     address: address.to_string(),
                     mesh_port,
+                    canary: inst.canary,
                 });
             }
         }

@@ -83,6 +83,42 @@ struct Desired<'a> {
     record: &'a AppRecord,
     service: &'a Service,
     hash: String,
+    /// For a service's canary (`x-atoll.canary`, decided on as a service
+    /// of its own): the service it is the canary of.
+    canary_of: Option<&'a str>,
+}
+
+/// What a canary is decided as: `<service>~canary` (`~` cannot appear in a
+/// Compose service name), its instances named and routed as the service's.
+const CANARY_SUFFIX: &str = "~canary";
+
+/// The canaries of deployed services as services of their own: the
+/// service with the canary's artifact and replica count, by (app, parent).
+fn canary_services(snap: &Snapshot) -> BTreeMap<(String, String), Service> {
+    let mut out = BTreeMap::new();
+    for record in &snap.apps {
+        for service in record.spec.services.values() {
+            let Some(canary) = &service.canary else {
+                continue;
+            };
+            let mut s = service.clone();
+            s.name = format!("{}{CANARY_SUFFIX}", service.name);
+            s.artifact = canary.artifact.clone();
+            s.deploy.replicas = canary.replicas;
+            s.canary = None;
+            out.insert((record.spec.name.clone(), service.name.clone()), s);
+        }
+    }
+    out
+}
+
+/// The decision key of every canary instance's group, owned here because
+/// the instances only carry their parent's name.
+fn canary_keys(snap: &Snapshot) -> std::collections::BTreeSet<(String, String)> {
+    (snap.assignments.values().flat_map(|a| &a.instances))
+        .filter(|i| i.canary)
+        .map(|i| (i.app.clone(), format!("{}{CANARY_SUFFIX}", i.service)))
+        .collect()
 }
 
 /// An instance where it is currently assigned.
@@ -96,15 +132,20 @@ struct Placed<'a> {
 /// `new_id(app, service)` names each instance the plan creates; it is only
 /// called for instances that found a host.
 pub fn reconcile(snap: &Snapshot, new_id: &mut dyn FnMut(&str, &str) -> String) -> Plan {
-    let desired = desired(snap);
-    let existing = existing(snap);
+    let canaries = canary_services(snap);
+    let canary_keys = canary_keys(snap);
+    let desired = desired(snap, &canaries);
+    let existing = existing(snap, &canary_keys);
     let changes = decide::all(snap, &desired, &existing);
     apply::apply(snap, &desired, &changes, new_id)
 }
 
-/// Every deployed service by (app, service), in name order so that plans
-/// are deterministic whatever order the apps were read in.
-fn desired(snap: &Snapshot) -> BTreeMap<Key<'_>, Desired<'_>> {
+/// Every deployed service (and canary) by (app, service), in name order so
+/// that plans are deterministic whatever order the apps were read in.
+fn desired<'a>(
+    snap: &'a Snapshot,
+    canaries: &'a BTreeMap<(String, String), Service>,
+) -> BTreeMap<Key<'a>, Desired<'a>> {
     let mut out = BTreeMap::new();
     for record in &snap.apps {
         for service in record.spec.services.values() {
@@ -114,18 +155,39 @@ fn desired(snap: &Snapshot) -> BTreeMap<Key<'_>, Desired<'_>> {
                 record,
                 service,
                 hash,
+                canary_of: None,
             });
+            let parent = (record.spec.name.clone(), service.name.clone());
+            if let Some(canary) = canaries.get(&parent) {
+                let key = (record.spec.name.as_str(), canary.name.as_str());
+                out.entry(key).or_insert(Desired {
+                    record,
+                    service: canary,
+                    hash: spec_hash(canary),
+                    canary_of: Some(service.name.as_str()),
+                });
+            }
         }
     }
     out
 }
 
-/// Every assigned instance by (app, service), sorted by host then id.
-fn existing(snap: &Snapshot) -> BTreeMap<Key<'_>, Vec<Placed<'_>>> {
-    let mut out: BTreeMap<Key<'_>, Vec<Placed<'_>>> = BTreeMap::new();
+/// Every assigned instance by (app, service) — canary instances under
+/// their canary's key — sorted by host then id.
+fn existing<'a>(
+    snap: &'a Snapshot,
+    canary_keys: &'a std::collections::BTreeSet<(String, String)>,
+) -> BTreeMap<Key<'a>, Vec<Placed<'a>>> {
+    let mut out: BTreeMap<Key<'a>, Vec<Placed<'a>>> = BTreeMap::new();
     for (host, assignment) in &snap.assignments {
         for spec in &assignment.instances {
-            let key = (spec.app.as_str(), spec.service.as_str());
+            let mut key = (spec.app.as_str(), spec.service.as_str());
+            if spec.canary {
+                let name = format!("{}{CANARY_SUFFIX}", spec.service);
+                if let Some((_, owned)) = canary_keys.get(&(spec.app.clone(), name)) {
+                    key.1 = owned.as_str();
+                }
+            }
             out.entry(key).or_default().push(Placed { host, spec });
         }
     }

@@ -29,6 +29,69 @@ pub async fn history(cluster: &Cluster, app: &str) -> Vec<AppRecord> {
     out
 }
 
+/// Makes `service`'s canary its version (`atoll promote`): a new revision
+/// where the service runs the canary's artifact, without a canary; a
+/// rolling update then replaces the old version. The new revision.
+pub async fn promote(cluster: &Cluster, app: &str, service: &str) -> Result<u64, String> {
+    change(cluster, app, |spec| {
+        let svc = (spec.services.get_mut(service))
+            .ok_or_else(|| format!("app {app} has no service {service:?}"))?;
+        let canary = (svc.canary.take())
+            .ok_or_else(|| format!("service {service} of app {app} has no canary"))?;
+        svc.artifact = canary.artifact;
+        Ok(format!("promote the canary of {service}"))
+    })
+    .await
+}
+
+/// Stops `service`'s canary (`atoll rollback APP/SERVICE` while it has
+/// one): a new revision without it. The new revision.
+pub async fn drop_canary(cluster: &Cluster, app: &str, service: &str) -> Result<u64, String> {
+    change(cluster, app, |spec| {
+        let svc = (spec.services.get_mut(service))
+            .ok_or_else(|| format!("app {app} has no service {service:?}"))?;
+        svc.canary
+            .take()
+            .ok_or_else(|| format!("service {service} of app {app} has no canary"))?;
+        Ok(format!("drop the canary of {service}"))
+    })
+    .await
+}
+
+/// Writes a new revision: the current spec changed by `edit` (which says
+/// why, or why not).
+async fn change(
+    cluster: &Cluster,
+    app: &str,
+    edit: impl FnOnce(&mut atoll_sdk::spec::App) -> Result<String, String>,
+) -> Result<u64, String> {
+    let current = cluster
+        .apps
+        .get(app)
+        .ok_or_else(|| format!("no app named {app}"))?;
+    let now = &current.value;
+    let mut spec = now.spec.clone();
+    let cause = edit(&mut spec)?;
+    let record = AppRecord {
+        v: now.v,
+        revision: now.revision + 1,
+        spec,
+        compose: now.compose.clone(),
+        deployed_at_ms: now_ms(),
+        warnings: Vec::new(),
+        rollback_of: None,
+        cause: Some(cause),
+    };
+    let bytes = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
+    cluster
+        .buckets
+        .apps
+        .update(app, bytes.into(), current.revision)
+        .await
+        .map_err(|e| format!("app {app} changed meanwhile, try again: {e}"))?;
+    Ok(record.revision)
+}
+
 /// Deploys revision `to` of `app` again (the one before the current one
 /// when `None`) as a new revision; only `service` of it when given. The new
 /// revision's number.

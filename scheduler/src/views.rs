@@ -62,7 +62,10 @@ pub fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus>) -> A
     let mut problems = Vec::new();
     let (mut any_failed, mut all_running) = (false, true);
     for svc in record.spec.services.values() {
-        let mine: Vec<&InstanceView> = insts.iter().filter(|i| i.service == svc.name).collect();
+        // A canary's instances are not counted against the replicas.
+        let mine: Vec<&InstanceView> = (insts.iter())
+            .filter(|i| i.service == svc.name && !i.canary)
+            .collect();
         let running = mine.iter().filter(|i| i.ready).count() as u32;
         let desired = match svc.deploy.mode {
             Mode::Replicated => svc.deploy.replicas,

@@ -144,6 +144,20 @@ impl Client {
         })
     }
 
+    /// Makes `service`'s canary its version; the new revision.
+    pub async fn promote(
+        &self,
+        name: &str,
+        service: &str,
+    ) -> Result<crate::api::DeployResponse, ClientError> {
+        let url = self.url(&format!("/v1/apps/{name}/promote/{service}"));
+        let resp = self.send(self.http.post(&url), &url).await?;
+        resp.json().await.map_err(|e| ClientError::Decode {
+            url,
+            message: e.to_string(),
+        })
+    }
+
     pub async fn remove_app(&self, name: &str) -> Result<(), ClientError> {
         let url = self.url(&format!("/v1/apps/{name}"));
         self.send(self.http.delete(&url), &url).await?;

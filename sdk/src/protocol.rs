@@ -126,6 +126,9 @@ pub struct Endpoints {
     pub ports: Vec<PortMapping>,
     pub timeout_ms: u64,
     pub instances: Vec<Endpoint>,
+    /// Percent of requests for the canary instances (when there are any).
+    #[serde(default)]
+    pub canary_weight: u8,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +140,9 @@ pub struct Endpoint {
     /// The host's port for forwarded service calls.
     #[serde(default = "crate::cluster::default_mesh_port_value")]
     pub mesh_port: u16,
+    /// A canary instance: gets the service's `canary_weight` share.
+    #[serde(default)]
+    pub canary: bool,
 }
 
 /// A host an operator retired (`atoll hosts rm`): its instances, even

@@ -55,9 +55,14 @@ pub async fn deploy_file(client: &Client, file: &Path) -> anyhow::Result<(String
     })?;
     let mut artifacts = BTreeMap::new();
     for svc in parsed.app.services.values() {
-        if let Artifact::Component(path) = &svc.artifact {
-            let digest = upload_component(client, dir, &svc.name, path).await?;
-            artifacts.insert(path.clone(), digest);
+        let canary = svc.canary.as_ref().map(|k| &k.artifact);
+        for artifact in std::iter::once(&svc.artifact).chain(canary) {
+            if let Artifact::Component(path) = artifact
+                && !artifacts.contains_key(path)
+            {
+                let digest = upload_component(client, dir, &svc.name, path).await?;
+                artifacts.insert(path.clone(), digest);
+            }
         }
     }
     let req = DeployRequest {

@@ -8,6 +8,7 @@ pub mod hosts;
 pub mod image;
 pub mod logs;
 pub mod ls;
+pub mod promote;
 pub mod ps;
 pub mod push;
 pub mod rm;

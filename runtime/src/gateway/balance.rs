@@ -31,11 +31,25 @@ pub fn pick(loads: &[usize], exclude: &[usize], draws: (u64, u64)) -> Option<usi
     }
 }
 
+/// Whether a request goes to the canary instances: always when pinned to
+/// them (and there are some), else `weight` percent of the time by the
+/// uniform `draw`; never without canary instances, always without others.
+pub fn to_canary(weight: u8, pinned: bool, draw: u64, has_canary: bool, has_main: bool) -> bool {
+    match (has_canary, has_main) {
+        (false, _) => false,
+        (true, false) => true,
+        (true, true) => pinned || draw % 100 < u64::from(weight.min(100)),
+    }
+}
+
 /// The instances one request (or connection) may still try.
 pub struct Attempts<'r> {
     route: &'r Route,
     excluded: Vec<usize>,
     left: usize,
+    /// Try only canary (`Some(true)`) or only other instances first; the
+    /// rest once those all failed.
+    group: Option<bool>,
 }
 
 impl<'r> Iterator for Attempts<'r> {
@@ -51,17 +65,38 @@ impl<'r> Iterator for Attempts<'r> {
             .map(|e| e.outstanding.load(Ordering::Relaxed))
             .collect();
         let draws = (rand::random::<u64>(), rand::random::<u64>());
+        if let Some(canary) = self.group {
+            let mut out = self.excluded.clone();
+            for (j, ep) in self.route.endpoints.iter().enumerate() {
+                if ep.endpoint.canary != canary && !out.contains(&j) {
+                    out.push(j);
+                }
+            }
+            if let Some(i) = pick(&loads, &out, draws) {
+                return Some((i, &self.route.endpoints[i]));
+            }
+            // The group is exhausted: the others serve rather than nobody.
+            self.group = None;
+        }
         let i = pick(&loads, &self.excluded, draws)?;
         Some((i, &self.route.endpoints[i]))
     }
 }
 
 impl<'r> Attempts<'r> {
-    pub fn new(route: &'r Route) -> Self {
+    /// Attempts over all the route's instances, the canary ones getting
+    /// their weight (all of it when `pinned`).
+    pub fn new(route: &'r Route, pinned: bool) -> Self {
+        let eps = &route.endpoints;
+        let has_canary = eps.iter().any(|e| e.endpoint.canary);
+        let has_main = eps.iter().any(|e| !e.endpoint.canary);
+        let group = has_canary
+            .then(|| to_canary(route.canary_weight, pinned, rand::random(), true, has_main));
         Attempts {
             route,
             excluded: Vec::new(),
-            left: MAX_ATTEMPTS.min(route.endpoints.len()),
+            left: MAX_ATTEMPTS.min(eps.len()),
+            group,
         }
     }
 
@@ -128,6 +163,7 @@ mod tests {
             service: "s".into(),
             ports: Vec::new(),
             timeout: std::time::Duration::from_secs(1),
+            canary_weight: 0,
             endpoints: hosts
                 .iter()
                 .enumerate()
@@ -137,6 +173,7 @@ mod tests {
                         host: (*h).into(),
                         address: format!("addr-{h}"),
                         mesh_port: 7421,
+                        canary: false,
                     },
                     outstanding: Default::default(),
                 })
@@ -145,9 +182,37 @@ mod tests {
     }
 
     #[test]
+    fn canary_weight_pinning_and_missing_groups() {
+        let share = (0..1000u64)
+            .filter(|&d| to_canary(20, false, d, true, true))
+            .count();
+        assert_eq!(share, 200);
+        assert!(
+            to_canary(0, true, 99, true, true),
+            "a pinned request reaches the canary"
+        );
+        assert!(
+            !to_canary(100, true, 0, false, true),
+            "no canary, no canary"
+        );
+        assert!(to_canary(0, false, 0, true, false), "only canaries left");
+    }
+
+    #[test]
+    fn a_canary_group_falls_back_to_the_others_when_it_fails() {
+        let mut r = route(&["h1", "h1"]);
+        r.endpoints[1].endpoint.canary = true;
+        r.canary_weight = 100;
+        let mut a = Attempts::new(&r, false);
+        assert_eq!(a.next().map(|(i, _)| i), Some(1));
+        a.failed(1, false);
+        assert_eq!(a.next().map(|(i, _)| i), Some(0));
+    }
+
+    #[test]
     fn a_failed_remote_host_takes_its_other_instances_out() {
         let r = route(&["h1", "h2", "h2"]);
-        let mut a = Attempts::new(&r);
+        let mut a = Attempts::new(&r, false);
         a.failed(1, true);
         let (i, _) = a.next().expect("one left");
         assert_eq!(i, 0, "both h2 instances are out");
@@ -158,11 +223,11 @@ mod tests {
     #[test]
     fn a_local_failure_takes_out_only_that_instance_and_attempts_are_bounded() {
         let r = route(&["h1", "h1"]);
-        let mut a = Attempts::new(&r);
+        let mut a = Attempts::new(&r, false);
         a.failed(0, false);
         assert_eq!(a.next().map(|(i, _)| i), Some(1));
         let many = route(&["h1"; 20]);
-        let tried = Attempts::new(&many).count();
+        let tried = Attempts::new(&many, false).count();
         assert_eq!(tried, MAX_ATTEMPTS);
     }
 }

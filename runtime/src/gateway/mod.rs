@@ -30,6 +30,8 @@ pub const HOP_HEADER: &str = "x-atoll-hop";
 pub const INSTANCE_HEADER: &str = "x-atoll-instance";
 /// On a forwarded service call: the port the caller asked for.
 pub const PORT_HEADER: &str = "x-atoll-port";
+/// `x-atoll-version: canary` sends a request to the service's canary.
+pub const VERSION_HEADER: &str = "x-atoll-version";
 
 /// How a request reached the gateway, which decides the port an instance
 /// is called on.
@@ -124,7 +126,9 @@ impl Gateway {
         via: Via,
         req: &Request<Bytes>,
     ) -> Response<ResponseBody> {
-        let mut attempts = balance::Attempts::new(route);
+        // A tester pins a request to the canary with this header.
+        let pinned = (req.headers().get(VERSION_HEADER)).is_some_and(|v| v.as_bytes() == b"canary");
+        let mut attempts = balance::Attempts::new(route, pinned);
         while let Some((i, ep)) = attempts.next() {
             let _guard = Outstanding::enter(ep);
             match self.try_endpoint(ep, via, req).await {

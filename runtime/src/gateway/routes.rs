@@ -17,6 +17,8 @@ pub struct Route {
     pub ports: Vec<atoll_sdk::spec::PortMapping>,
     pub timeout: Duration,
     pub endpoints: Vec<RouteEndpoint>,
+    /// Percent of requests for the canary endpoints.
+    pub canary_weight: u8,
 }
 
 /// One ready instance with its in-flight request counter (shared across
@@ -62,6 +64,7 @@ pub fn build(all: &BTreeMap<String, Endpoints>, previous: &Table) -> Table {
             ports: eps.ports.clone(),
             timeout: Duration::from_millis(eps.timeout_ms.max(1)),
             endpoints,
+            canary_weight: eps.canary_weight,
         };
         for port in &eps.ports {
             by_port.insert(port.published, route.clone());

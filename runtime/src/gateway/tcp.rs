@@ -49,7 +49,7 @@ impl Gateway {
         else {
             return;
         };
-        let mut attempts = Attempts::new(route);
+        let mut attempts = Attempts::new(route, false);
         while let Some((i, ep)) = attempts.next() {
             let _guard = Outstanding::enter(ep);
             // A local connection counts as in flight on its instance, so a

@@ -245,6 +245,7 @@ mod tests {
                 .collect(),
             timeout: Duration::from_secs(1),
             endpoints: Vec::new(),
+            canary_weight: 0,
         }
     }
 

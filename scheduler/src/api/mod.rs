@@ -29,6 +29,7 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
         .route("/v1/apps/{name}", get(get_app).delete(delete_app))
         .route("/v1/apps/{name}/history", get(app_history))
         .route("/v1/apps/{name}/rollback", post(rollback))
+        .route("/v1/apps/{name}/promote/{service}", post(promote))
         .route("/v1/instances", get(list_instances))
         .route("/v1/hosts", get(list_hosts))
         .route("/v1/hosts/{name}", delete(remove_host))
@@ -154,6 +155,30 @@ async fn rollback(
             format!("no app named {name}"),
         ));
     }
+    // A service with a canary: the rollback drops the canary.
+    if let Some(service) = req.service.as_deref()
+        && req.to.is_none()
+        && (c.apps.get(&name))
+            .and_then(|r| {
+                r.value
+                    .spec
+                    .services
+                    .get(service)
+                    .map(|s| s.canary.is_some())
+            })
+            .unwrap_or(false)
+    {
+        let revision = crate::revisions::drop_canary(&c, &name, service)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
+        wait_for_revision(&c, &name, revision - 1).await;
+        let msg = format!("app {name}: canary of {service} dropped (revision {revision})");
+        c.publish_event("rollback", Some(&name), msg).await;
+        return Ok(Json(atoll_sdk::api::RollbackResponse {
+            revision,
+            restored: revision - 1,
+        }));
+    }
     let what = req
         .service
         .as_deref()
@@ -176,6 +201,25 @@ async fn rollback(
     Ok(Json(atoll_sdk::api::RollbackResponse {
         revision,
         restored,
+    }))
+}
+
+/// Makes a service's canary its version: a new revision, rolled out.
+async fn promote(
+    State(c): State<Arc<Cluster>>,
+    Path((name, service)): Path<(String, String)>,
+) -> ApiResult<Json<DeployResponse>> {
+    let revision = crate::revisions::promote(&c, &name, &service)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
+    wait_for_revision(&c, &name, revision - 1).await;
+    let msg = format!("app {name}: canary of {service} promoted (revision {revision})");
+    c.publish_event("promote", Some(&name), msg).await;
+    Ok(Json(DeployResponse {
+        name,
+        revision,
+        unchanged: false,
+        warnings: Vec::new(),
     }))
 }
 
@@ -244,16 +288,6 @@ async fn deploy(
             },
         )
     })?;
-    let mut parsed = parsed;
-    for svc in parsed.app.services.values_mut() {
-        // Parsed and checked, not served yet: say so rather than pretend.
-        if svc.canary.take().is_some() {
-            parsed.warnings.push(format!(
-                "services.{}.x-atoll.canary: canaries are not served yet; ignored",
-                svc.name
-            ));
-        }
-    }
     let mut app = parsed.app;
     resolve_components(&c, &mut app, &req).await?;
     check_ports(&c, &app)?;
@@ -337,10 +371,33 @@ async fn deploy(
 /// Replaces each local component path with the digest the CLI uploaded.
 async fn resolve_components(c: &Cluster, app: &mut App, req: &DeployRequest) -> ApiResult<()> {
     for svc in app.services.values_mut() {
-        let Artifact::Component(path) = &svc.artifact else {
-            continue;
+        let name = svc.name.clone();
+        let main = (
+            &mut svc.artifact,
+            format!("services.{name}.x-atoll.component"),
+        );
+        let canary = (svc.canary.as_mut()).map(|k| {
+            let at = format!("services.{name}.x-atoll.canary.component");
+            (&mut k.artifact, at)
+        });
+        for (artifact, at) in std::iter::once(main).chain(canary) {
+            resolve_component(c, artifact, &at, req).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A local component (uploaded with the deploy) → its stored digest.
+async fn resolve_component(
+    c: &Cluster,
+    artifact: &mut Artifact,
+    at: &str,
+    req: &DeployRequest,
+) -> ApiResult<()> {
+    {
+        let Artifact::Component(path) = &*artifact else {
+            return Ok(());
         };
-        let at = format!("services.{}.x-atoll.component", svc.name);
         let digest = req.artifacts.get(path).ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -358,7 +415,7 @@ async fn resolve_components(c: &Cluster, app: &mut App, req: &DeployRequest) -> 
                 ),
             ));
         }
-        svc.artifact = Artifact::Stored(digest.clone());
+        *artifact = Artifact::Stored(digest.clone());
     }
     Ok(())
 }

@@ -93,10 +93,15 @@ impl<'s> Work<'s> {
         if ch.place == ToPlace::Replicas(0) {
             return;
         }
-        let template = match template(d.record, d.service, &d.hash) {
+        let mut template = match template(d.record, d.service, &d.hash) {
             Ok(t) => t,
             Err(why) => return self.unplaced(&template_key(d), why),
         };
+        // A canary's instances are its service's, marked.
+        if let Some(parent) = d.canary_of {
+            template.service = parent.to_string();
+            template.canary = true;
+        }
         let demand = Demand {
             app: &template.app,
             service: &template.service,

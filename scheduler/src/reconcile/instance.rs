@@ -20,6 +20,10 @@ pub fn spec_hash(service: &Service) -> String {
     what_runs.deploy.replicas = 0;
     what_runs.deploy.mode = Mode::default();
     what_runs.deploy.placement = Placement::default();
+    // Rollout settings and the canary change how, not what, runs.
+    what_runs.deploy.update = Default::default();
+    what_runs.deploy.rollback = atoll_sdk::spec::UpdateConfig::rollback_default();
+    what_runs.canary = None;
     // Maps in `Service` are BTreeMaps, so the JSON (and the hash) is stable.
     let json = serde_json::to_vec(&what_runs).expect("a Service always serializes to JSON");
     sha256(&json)

@@ -43,7 +43,13 @@ fn removing_a_service_stops_only_its_instances() {
 
 #[test]
 fn a_changed_service_gets_new_instances() {
-    let svc = || service("api").replicas(2);
+    // All at once, stop first (the rolling default is in `updates.rs`).
+    let svc = || {
+        let mut s = service("api").replicas(2);
+        s.deploy.update.order = atoll_sdk::spec::UpdateOrder::StopFirst;
+        s.deploy.update.parallelism = 0;
+        s
+    };
     let mut c = Cluster::new(two_hosts(), vec![app("shop", vec![svc()])]);
     c.step();
     let old = c.all_ids();

@@ -60,9 +60,14 @@ fn other_apps_reservations_count() {
 #[test]
 fn room_freed_by_the_plan_is_reused_in_the_same_plan() {
     // One host, just big enough for one instance: a changed service can only
-    // be replaced if the old instance's reservation is released first.
+    // be replaced if the old instance's reservation is released first (a
+    // stop-first update; start-first needs room for one more).
     let hosts = vec![host("h1").capacity(128 * MIB, 4000)];
-    let svc = || service("api").reserve(100 * MIB, 0);
+    let svc = || {
+        let mut s = service("api").reserve(100 * MIB, 0);
+        s.deploy.update.order = atoll_sdk::spec::UpdateOrder::StopFirst;
+        s
+    };
     let mut c = Cluster::new(hosts, vec![app("shop", vec![svc()])]);
     c.step();
     c.deploy(app("shop", vec![svc().env("V", "2")]));

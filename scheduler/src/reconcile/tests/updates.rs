@@ -106,3 +106,48 @@ fn continue_goes_on_past_failures() {
     c.step();
     assert_eq!(by_revision(&c), (4, 2), "the next batch starts");
 }
+
+#[test]
+fn a_canary_runs_beside_the_service_and_its_weight_restarts_nothing() {
+    let with_canary = |weight: u8| {
+        let mut api = service("api").replicas(4);
+        api.canary = Some(atoll_sdk::spec::Canary {
+            artifact: atoll_sdk::spec::Artifact::Image("registry.test/api:2".into()),
+            weight,
+            replicas: 1,
+        });
+        app("shop", vec![api])
+    };
+    let mut c = Cluster::new(vec![host("h1"), host("h2")], vec![with_canary(20)]);
+    c.step();
+    let specs: Vec<atoll_sdk::cluster::InstanceSpec> = (c
+        .snap
+        .assignments
+        .values()
+        .flat_map(|a| a.instances.clone()))
+    .collect();
+    assert_eq!(specs.len(), 5);
+    let canaries: Vec<_> = specs.iter().filter(|s| s.canary).collect();
+    assert_eq!(canaries.len(), 1);
+    assert_eq!(
+        canaries[0].service, "api",
+        "named and routed as its service"
+    );
+    assert_eq!(
+        canaries[0].artifact,
+        atoll_sdk::cluster::ArtifactRef::Image("registry.test/api:2".into())
+    );
+    all_start(&mut c);
+    c.deploy(with_canary(50));
+    assert!(c.step().changes_nothing(), "a new weight is routing only");
+
+    // Promoted: the service runs the canary's artifact, the canary goes.
+    let mut promoted = service("api").replicas(4);
+    promoted.artifact = atoll_sdk::spec::Artifact::Image("registry.test/api:2".into());
+    c.deploy(app("shop", vec![promoted]));
+    c.step();
+    let left = (c.snap.assignments.values().flat_map(|a| &a.instances))
+        .filter(|s| s.canary)
+        .count();
+    assert_eq!(left, 0);
+}
