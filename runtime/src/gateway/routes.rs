@@ -100,8 +100,10 @@ mod tests {
                     host: "h1".into(),
                     address: "127.0.0.2".into(),
                     mesh_port: 7421,
+                    canary: false,
                 })
                 .collect(),
+            canary_weight: 0,
         };
         BTreeMap::from([("a.web".to_string(), e)])
     }
