@@ -372,6 +372,76 @@ services:
         ps.contains("unhealthy: test -f /tmp/healthy failed"),
         "the last restart's reason: {ps}"
     );
+
+    // A readiness-only check (`liveness: false`): the unhealthy instance
+    // stays up, and from the moment it is marked unhealthy no request
+    // reaches it; once it passes again it takes requests again.
+    let port = free_port();
+    let file = c.compose(
+        "ready.yaml",
+        &format!(
+            "name: ready
+services:
+  web:
+    image: {reg}/web:1
+    entrypoint: [/bin/sh, -c, \"touch /tmp/healthy && exec /bin/httpd -f -vv -p 8080 -h /www\"]
+    ports: [\"{port}:8080\"]
+    stop_grace_period: 1s
+    x-atoll:
+      health: {{ http: /cgi-bin/health, interval: 200ms, timeout: 1s, retries: 1, liveness: false }}
+    deploy:
+      replicas: 2
+"
+        ),
+    );
+    c.deploy_wait(&file);
+    let rows = c.instances("ready");
+    let victim = rows[0]["id"].as_str().unwrap_or_default().to_string();
+    let addr = format!("127.0.8.6:{port}");
+    let load = Load::start(std::slice::from_ref(&addr), "/cgi-bin/whoami", 10, |b| {
+        b.trim().to_string()
+    });
+    wait_until("both replicas to answer", Duration::from_secs(10), || {
+        (load.count(&victim) > 50).then_some(())
+    });
+    let healthy = data
+        .join("containers")
+        .join(&victim)
+        .join("rootfs/tmp/healthy");
+    std::fs::remove_file(&healthy).expect("remove the file the check looks for");
+    wait_until(
+        "the victim to be marked unhealthy",
+        Duration::from_secs(10),
+        || {
+            let rows = c.instances("ready");
+            let row = rows.iter().find(|r| r["id"] == victim.as_str())?;
+            (row["health"] == "unhealthy").then_some(())
+        },
+    );
+    let at_mark = load.count(&victim);
+    let base = load.ok();
+    wait_until("more answers", Duration::from_secs(10), || {
+        (load.ok() > base + 500).then_some(())
+    });
+    assert_eq!(
+        load.count(&victim),
+        at_mark,
+        "no request reached it once marked unhealthy"
+    );
+    std::fs::write(&healthy, b"").expect("put the file back");
+    wait_until(
+        "the victim to take requests again",
+        Duration::from_secs(10),
+        || (load.count(&victim) > at_mark).then_some(()),
+    );
+    let seen = load.finish();
+    assert_eq!(seen.failed, 0, "{:?}", seen.failures);
+    let rows = c.instances("ready");
+    let row = rows
+        .iter()
+        .find(|r| r["id"] == victim.as_str())
+        .expect("victim");
+    assert_eq!(row["restarts"], 0, "readiness only: never restarted: {row}");
     drop(registry);
 }
 

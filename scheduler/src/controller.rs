@@ -55,12 +55,15 @@ pub async fn run(cluster: Arc<Cluster>, server_name: String) {
 async fn pass(cluster: &Cluster) -> Result<(), String> {
     let snap = cluster.snapshot();
     let plan = reconcile(&snap, &mut new_instance_id);
-    write_assignments(cluster, &plan).await?;
-    // Statuses and endpoints follow the assignments just written.
     let mut after = snap;
     for (host, a) in &plan.assignments {
         after.assignments.insert(host.clone(), a.clone());
     }
+    // Endpoints first: gateways stop routing to the instances this plan
+    // stops before their hosts hear of it, so no request meets an
+    // instance that is already gone (new instances join once ready).
+    write_endpoints(cluster, &after).await?;
+    write_assignments(cluster, &plan).await?;
     let before = cluster.statuses.all();
     write_statuses(cluster, &after, &plan).await?;
     for e in &plan.events {
@@ -78,7 +81,7 @@ async fn pass(cluster: &Cluster) -> Result<(), String> {
             .await;
     }
     roll_back_failed(cluster, &plan).await;
-    write_endpoints(cluster, &after).await
+    Ok(())
 }
 
 async fn write_assignments(cluster: &Cluster, plan: &Plan) -> Result<(), String> {

@@ -93,15 +93,15 @@ async fn change(
 }
 
 /// Deploys revision `to` of `app` again (the one before the current one
-/// when `None`) as a new revision; only `service` of it when given. The new
-/// revision's number.
+/// when `None`) as a new revision; only `service` of it when given. The
+/// revision restored and the new revision's number.
 pub async fn restore(
     cluster: &Cluster,
     app: &str,
     service: Option<&str>,
     to: Option<u64>,
     cause: String,
-) -> Result<u64, String> {
+) -> Result<(u64, u64), String> {
     let current = cluster
         .apps
         .get(app)
@@ -156,7 +156,7 @@ pub async fn restore(
         .update(app, bytes.into(), current.revision)
         .await
         .map_err(|e| format!("app {app} changed meanwhile, try again: {e}"))?;
-    Ok(target.revision)
+    Ok((target.revision, record.revision))
 }
 
 /// A failed update's automatic rollback: to the revision before, unless
@@ -177,5 +177,6 @@ pub async fn restore_previous(
         "automatic rollback of revision {}: {why}",
         current.value.revision
     );
-    restore(cluster, app, None, None, cause).await.map(Some)
+    let (restored, _) = restore(cluster, app, None, None, cause).await?;
+    Ok(Some(restored))
 }

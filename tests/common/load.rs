@@ -84,6 +84,12 @@ impl Load {
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).ok
     }
 
+    /// Answers of kind `kind` so far.
+    pub fn count(&self, kind: &str) -> u64 {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.kinds.get(kind).copied().unwrap_or(0)
+    }
+
     pub fn finish(self) -> Seen {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {

@@ -46,6 +46,13 @@ pub fn busybox_httpd(dir: &Path, arch: &str, index: &str) -> Built {
         0o755,
         b"#!/bin/sh\necho 'Content-Type: text/plain'\necho\ncat /etc/hostname\n",
     );
+    // `/cgi-bin/health`: 200 while /tmp/healthy exists, else 500 (busybox
+    // passes a CGI's own status line through).
+    file(
+        "www/cgi-bin/health",
+        0o755,
+        b"#!/bin/sh\nif [ -f /tmp/healthy ]; then printf 'HTTP/1.0 200 OK\\r\\n\\r\\nok\\n'; else printf 'HTTP/1.0 500 Sick\\r\\n\\r\\nsick\\n'; fi\n",
+    );
     // `/cgi-bin/version`: the container's `VERSION`.
     file(
         "www/cgi-bin/version",

@@ -11,7 +11,7 @@ pub mod routes;
 mod tcp;
 pub mod vips;
 
-use crate::local::{Local, LocalInstances};
+use crate::local::{InFlight, Local, LocalInstances};
 use crate::wasm::ResponseBody;
 use atoll_sdk::cluster::service_vip;
 use bytes::Bytes;
@@ -156,12 +156,15 @@ impl Gateway {
         req: &Request<Bytes>,
     ) -> Result<Response<ResponseBody>, Unsent> {
         if ep.endpoint.host == self.host {
-            let (inst, _in_flight) = self.local.checkout(&ep.endpoint.id).ok_or(Unsent::Absent)?;
+            let (inst, in_flight) = self.local.checkout(&ep.endpoint.id).ok_or(Unsent::Absent)?;
             let port = match via {
                 Via::Published(p) => inst.target_port(p),
                 Via::Service(p) => Some(p),
             };
-            return (self.serve_local(&inst, port, copy_request(req)).await).ok_or(Unsent::Absent);
+            return (self
+                .serve_local(&inst, in_flight, port, copy_request(req))
+                .await)
+                .ok_or(Unsent::Absent);
         }
         let mut fwd = copy_request(req);
         let headers = fwd.headers_mut();
@@ -214,7 +217,7 @@ impl Gateway {
             Err(resp) => return resp,
         };
         let served = match self.local.checkout(&id) {
-            Some((inst, _in_flight)) => self.serve_local(&inst, Some(port), req).await,
+            Some((inst, in_flight)) => self.serve_local(&inst, in_flight, Some(port), req).await,
             None => None,
         };
         served.unwrap_or_else(|| self.absent(&id))
@@ -236,9 +239,9 @@ impl Gateway {
             .get(&port)
             .is_some_and(|r| r.endpoints.iter().any(|e| e.endpoint.id == id));
         let served = match self.local.checkout(&id).filter(|_| routed) {
-            Some((inst, _in_flight)) => {
+            Some((inst, in_flight)) => {
                 let target = inst.target_port(port);
-                self.serve_local(&inst, target, strip_hop(req.map(Full::new)))
+                self.serve_local(&inst, in_flight, target, strip_hop(req.map(Full::new)))
                     .await
             }
             None => None,
@@ -267,15 +270,27 @@ impl Gateway {
     async fn serve_local(
         &self,
         inst: &Local,
+        in_flight: InFlight,
         port: Option<u16>,
         req: Request<Full<Bytes>>,
     ) -> Option<Response<ResponseBody>> {
-        match inst {
-            Local::Wasm(w) => Some(w.handle(req).await),
-            Local::Container { address, .. } => {
-                self.peers.send(&address.to_string(), port?, req).await.ok()
-            }
-        }
+        let resp = match inst {
+            Local::Wasm(w) => w.handle(req).await,
+            Local::Container { address, .. } => self
+                .peers
+                .send(&address.to_string(), port?, req)
+                .await
+                .ok()?,
+        };
+        // The request is in flight until its body has been sent: a drain
+        // waits for streamed answers too.
+        Some(resp.map(|body| {
+            body.map_frame(move |frame| {
+                let _held = &in_flight;
+                frame
+            })
+            .boxed_unsync()
+        }))
     }
 }
 

@@ -6,6 +6,7 @@
 //! port headers), which the peer splices to its container.
 
 use super::balance::Attempts;
+use super::forward::Unsent;
 use super::{Gateway, HOP_HEADER, INSTANCE_HEADER, Outstanding, PORT_HEADER};
 use crate::local::Local;
 use http::{Request, Response, StatusCode};
@@ -59,10 +60,12 @@ impl Gateway {
                 match self.local.checkout(&ep.endpoint.id) {
                     Some((Local::Container { address, .. }, guard)) => {
                         in_flight = Some(guard);
-                        dial(&format!("{address}:{port}")).await
+                        dial(&format!("{address}:{port}"))
+                            .await
+                            .ok_or(Unsent::Absent)
                     }
                     // A component speaks HTTP only.
-                    _ => None,
+                    _ => Err(Unsent::Absent),
                 }
             } else {
                 tunnel(
@@ -74,12 +77,17 @@ impl Gateway {
                 .await
             };
             match upstream {
-                Some(mut up) => {
+                Ok(mut up) => {
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
                     drop(in_flight);
                     return;
                 }
-                None => attempts.failed(i, ep.endpoint.host != self.host),
+                // Only an unreachable peer takes its host's other
+                // instances out; one that refused (draining) does not.
+                Err(why) => {
+                    let host_down = why == Unsent::Unreachable && ep.endpoint.host != self.host;
+                    attempts.failed(i, host_down);
+                }
             }
         }
         tracing::debug!(app, service, port, "no instance took the TCP connection");
@@ -135,30 +143,44 @@ async fn dial(addr: &str) -> Option<TcpStream> {
     Some(s)
 }
 
-/// A tunnel through a peer's mesh port to instance `id`'s `port`.
-async fn tunnel(address: &str, mesh_port: u16, id: &str, port: u16) -> Option<TcpStream> {
-    let mut s = dial(&format!("{address}:{mesh_port}")).await?;
+/// A tunnel through the peer's mesh port to instance `id`'s `port`; why
+/// not when the peer cannot be reached or refuses (the instance is not
+/// there).
+async fn tunnel(address: &str, mesh_port: u16, id: &str, port: u16) -> Result<TcpStream, Unsent> {
+    let mut s = (dial(&format!("{address}:{mesh_port}")).await).ok_or(Unsent::Unreachable)?;
+    let refused = tunnel_open(&mut s, address, id, port).await;
+    refused.map(|()| s)
+}
+
+/// Asks for the tunnel on `s` and reads the answer's head.
+async fn tunnel_open(s: &mut TcpStream, address: &str, id: &str, port: u16) -> Result<(), Unsent> {
+    let unreachable = |_: std::io::Error| Unsent::Unreachable;
     let req = format!(
         "CONNECT {id}:{port} HTTP/1.1\r\nHost: {address}\r\n{HOP_HEADER}: 1\r\n{INSTANCE_HEADER}: {id}\r\n{PORT_HEADER}: {port}\r\n\r\n"
     );
-    s.write_all(req.as_bytes()).await.ok()?;
+    s.write_all(req.as_bytes()).await.map_err(unreachable)?;
     // Read the answer's head byte by byte: nothing past it may be taken
     // from the stream (it belongs to the spliced connection).
     let mut head = Vec::new();
     let read_head = async {
         let mut b = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
-            if s.read(&mut b).await.ok()? == 0 {
-                return None;
+            if s.read(&mut b).await.map_err(unreachable)? == 0 {
+                return Err(Unsent::Unreachable);
             }
             head.push(b[0]);
         }
-        Some(())
+        Ok(())
     };
-    tokio::time::timeout(DIAL, read_head).await.ok()??;
+    (tokio::time::timeout(DIAL, read_head).await).map_err(|_| Unsent::Unreachable)??;
     let status_ok = head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200");
-    // The 200's body is empty but announced: a content-length of 0.
-    status_ok.then_some(s)
+    // The 200's body is empty but announced: a content-length of 0. Any
+    // other answer is the peer saying the instance is not there.
+    if status_ok {
+        Ok(())
+    } else {
+        Err(Unsent::Absent)
+    }
 }
 
 #[cfg(test)]

@@ -37,12 +37,17 @@ impl Supervisor {
                 sup.on_verdict(&id, verdict, &for_restart);
             }
         }));
+        let mut task = Some(task);
         self.update(&spec.id, |slot| {
             slot.health = Some(HealthState::Starting);
-            if let Some(old) = slot.watcher.replace(task) {
+            if let Some(old) = std::mem::replace(&mut slot.watcher, task.take()) {
                 old.abort();
             }
         });
+        // Unassigned meanwhile: no slot took it, so it must not run on.
+        if let Some(orphan) = task {
+            orphan.abort();
+        }
     }
 
     fn on_verdict(self: &Arc<Self>, id: &str, verdict: Verdict, target: &Target) {

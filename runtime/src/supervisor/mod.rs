@@ -147,7 +147,7 @@ impl Supervisor {
         if keep_containers {
             let slots = std::mem::take(&mut *self.slots());
             for slot in slots.into_values() {
-                if let Some(t) = slot.task {
+                for t in [slot.task, slot.watcher].into_iter().flatten() {
                     t.abort();
                 }
             }

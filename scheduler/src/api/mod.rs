@@ -187,11 +187,11 @@ async fn rollback(
         Some(rev) => format!("rollback{what} to revision {rev}"),
         None => format!("rollback{what}"),
     };
-    let restored = crate::revisions::restore(&c, &name, req.service.as_deref(), req.to, cause)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
-    let revision = c.apps.get(&name).map_or(0, |r| r.value.revision);
-    let revision = wait_for_revision(&c, &name, revision).await;
+    let (restored, revision) =
+        crate::revisions::restore(&c, &name, req.service.as_deref(), req.to, cause)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
+    wait_for_revision(&c, &name, revision - 1).await;
     c.publish_event(
         "rollback",
         Some(&name),
@@ -541,12 +541,10 @@ async fn events(State(c): State<Arc<Cluster>>) -> ApiResult<Response> {
 
 /// Waits (at most 2 s) until the apps mirror satisfies `done`.
 async fn wait_for_mirror(c: &Cluster, done: impl Fn(&Cluster) -> bool) {
-    let mut changes = c.apps.changes();
+    // Polled, so it serves every mirror (apps, removed hosts…); bounded.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
         while !done(c) {
-            if changes.changed().await.is_err() {
-                return;
-            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     })
     .await;

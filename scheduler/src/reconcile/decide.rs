@@ -153,12 +153,26 @@ fn replicated<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Se
         } else {
             &d.service.deploy.update
         };
-        let step = rollout::step(snap, d, keep, old, cfg);
+        // A service with a named volume is replaced where its data is, and
+        // never runs twice on it: stop first, then start on that host.
+        let volumes = !d.service.volumes.is_empty();
+        let mut cfg = *cfg;
+        if volumes {
+            cfg.order = atoll_sdk::spec::UpdateOrder::StopFirst;
+        }
+        let step = rollout::step(snap, d, keep, old, &cfg);
+        let place = if volumes && step.place > 0 && !step.stop.is_empty() {
+            let mut hosts: Vec<&'a str> = step.stop.iter().map(|s| s.placed.host).collect();
+            hosts.dedup();
+            ToPlace::OnHosts(hosts)
+        } else {
+            ToPlace::Replicas(step.place)
+        };
         stop.extend(step.stop);
         return ServiceChanges {
             keep: step.keep,
             stop,
-            place: ToPlace::Replicas(step.place),
+            place,
             progress: Some(step.progress),
         };
     }

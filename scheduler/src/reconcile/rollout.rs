@@ -126,7 +126,10 @@ pub(super) fn step<'a>(
             UpdateOrder::StartFirst => {
                 // One old instance out for every new one ready beyond the
                 // replicas count.
-                let stop_n = (total_old + settled + ready).saturating_sub(replicas);
+                // A failure let go (`continue`, or under the ratio) counts
+                // as done, or the last old instance would never stop.
+                let let_go = if halted { 0 } else { failed };
+                let stop_n = (total_old + settled + ready + let_go).saturating_sub(replicas);
                 let room = batch.saturating_sub(in_batch);
                 (
                     stop_n.min(total_old),

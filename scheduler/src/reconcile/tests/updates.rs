@@ -104,7 +104,17 @@ fn continue_goes_on_past_failures() {
         .expect("a new instance");
     c.report(&new, InstanceState::Failed);
     c.step();
-    assert_eq!(by_revision(&c), (4, 2), "the next batch starts");
+    assert_eq!(
+        by_revision(&c),
+        (3, 2),
+        "the failure counts as done: an old one stops, the next batch starts"
+    );
+    // And the update finishes, failed instance and all.
+    for _ in 0..4 {
+        all_start(&mut c);
+        c.step();
+    }
+    assert_eq!(by_revision(&c), (0, 4));
 }
 
 #[test]
@@ -150,4 +160,26 @@ fn a_canary_runs_beside_the_service_and_its_weight_restarts_nothing() {
         .filter(|s| s.canary)
         .count();
     assert_eq!(left, 0);
+}
+
+#[test]
+fn a_service_with_a_named_volume_is_replaced_on_its_host_stop_first() {
+    let with_volume = |version: &str| {
+        let mut db = service("db").env("VERSION", version);
+        db.volumes = vec![atoll_sdk::spec::VolumeMount {
+            name: "data".into(),
+            target: "/data".into(),
+            read_only: false,
+        }];
+        app("shop", vec![db])
+    };
+    let mut c = Cluster::new(vec![host("h1"), host("h2")], vec![with_volume("v1")]);
+    c.step();
+    all_start(&mut c);
+    let home = c.spread("shop", "db");
+    c.deploy(with_volume("v2"));
+    let plan = c.step();
+    let kinds: Vec<&str> = plan.events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["stop", "place"], "never two on one volume");
+    assert_eq!(c.spread("shop", "db"), home, "where its data is");
 }
