@@ -42,6 +42,11 @@ enum Via {
     /// By service name, at this port (`http://api:8080/`, 80 by default).
     Service(u16),
 }
+/// Rounds over the routing table for one request when its instances all
+/// turned out to be gone, and the wait for a newer table between rounds.
+const STALE_ROUNDS: usize = 3;
+const STALE_WAIT: std::time::Duration = std::time::Duration::from_millis(25);
+
 /// Largest request body the gateway buffers (it buffers so that a request
 /// whose connection failed can be retried on another instance).
 pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
@@ -119,7 +124,10 @@ impl Gateway {
     }
 
     /// Picks an instance, and tries another when the chosen one cannot be
-    /// reached (nothing was sent to it, so a retry is safe).
+    /// reached (nothing was sent to it, so a retry is safe). When every
+    /// instance of this table said it is not there — the table is behind a
+    /// rolling update that just moved on — it tries again, a few times,
+    /// with the table as it is then.
     async fn attempt(
         &self,
         route: &routes::Route,
@@ -128,16 +136,33 @@ impl Gateway {
     ) -> Response<ResponseBody> {
         // A tester pins a request to the canary with this header.
         let pinned = (req.headers().get(VERSION_HEADER)).is_some_and(|v| v.as_bytes() == b"canary");
-        let mut attempts = balance::Attempts::new(route, pinned);
-        while let Some((i, ep)) = attempts.next() {
-            let _guard = Outstanding::enter(ep);
-            match self.try_endpoint(ep, via, req).await {
-                Ok(resp) => return resp,
-                Err(why) => {
-                    let host_down = why == Unsent::Unreachable && ep.endpoint.host != self.host;
-                    attempts.failed(i, host_down);
+        let mut fresh: Option<Arc<Table>> = None;
+        for round in 0..STALE_ROUNDS {
+            let current = match &fresh {
+                Some(t) => t
+                    .by_service
+                    .get(&(route.app.clone(), route.service.clone())),
+                None => Some(route),
+            };
+            let Some(current) = current else { break };
+            let mut attempts = balance::Attempts::new(current, pinned);
+            let mut absent = false;
+            while let Some((i, ep)) = attempts.next() {
+                let _guard = Outstanding::enter(ep);
+                match self.try_endpoint(ep, via, req).await {
+                    Ok(resp) => return resp,
+                    Err(why) => {
+                        absent |= why == Unsent::Absent;
+                        let host_down = why == Unsent::Unreachable && ep.endpoint.host != self.host;
+                        attempts.failed(i, host_down);
+                    }
                 }
             }
+            if !absent || round + 1 == STALE_ROUNDS {
+                break;
+            }
+            tokio::time::sleep(STALE_WAIT).await;
+            fresh = Some(self.table());
         }
         text(
             StatusCode::SERVICE_UNAVAILABLE,
