@@ -155,49 +155,13 @@ async fn rollback(
             format!("no app named {name}"),
         ));
     }
-    // A service with a canary: the rollback drops the canary.
-    if let Some(service) = req.service.as_deref()
-        && req.to.is_none()
-        && (c.apps.get(&name))
-            .and_then(|r| {
-                r.value
-                    .spec
-                    .services
-                    .get(service)
-                    .map(|s| s.canary.is_some())
-            })
-            .unwrap_or(false)
-    {
-        let revision = crate::revisions::drop_canary(&c, &name, service)
-            .await
-            .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
-        wait_for_revision(&c, &name, revision - 1).await;
-        let msg = format!("app {name}: canary of {service} dropped (revision {revision})");
-        c.publish_event("rollback", Some(&name), msg).await;
-        return Ok(Json(atoll_sdk::api::RollbackResponse {
-            revision,
-            restored: revision - 1,
-        }));
-    }
-    let what = req
-        .service
-        .as_deref()
-        .map_or(String::new(), |s| format!(" of {s}"));
-    let cause = match req.to {
-        Some(rev) => format!("rollback{what} to revision {rev}"),
-        None => format!("rollback{what}"),
-    };
-    let (restored, revision) =
-        crate::revisions::restore(&c, &name, req.service.as_deref(), req.to, cause)
-            .await
-            .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
-    wait_for_revision(&c, &name, revision - 1).await;
-    c.publish_event(
-        "rollback",
-        Some(&name),
-        format!("app {name} rolled back{what} to revision {restored} (revision {revision})"),
-    )
-    .await;
+    let done = crate::revisions::rollback(&c, &name, req.service.as_deref(), req.to)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
+    let (restored, revision) = (done.restored, done.revision);
+    wait_for_revision(&c, &name, revision).await;
+    let msg = format!("app {name} revision {revision}: {}", done.cause);
+    c.publish_event("rollback", Some(&name), msg).await;
     Ok(Json(atoll_sdk::api::RollbackResponse {
         revision,
         restored,
@@ -212,7 +176,7 @@ async fn promote(
     let revision = crate::revisions::promote(&c, &name, &service)
         .await
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
-    wait_for_revision(&c, &name, revision - 1).await;
+    wait_for_revision(&c, &name, revision).await;
     let msg = format!("app {name}: canary of {service} promoted (revision {revision})");
     c.publish_event("promote", Some(&name), msg).await;
     Ok(Json(DeployResponse {
@@ -223,13 +187,15 @@ async fn promote(
     }))
 }
 
-/// The app's revision once the mirror shows one newer than `before`.
-async fn wait_for_revision(c: &Cluster, name: &str, before: u64) -> u64 {
+/// Until the mirror shows `revision` of the app (bounded), so that what the
+/// caller reads next already knows it.
+async fn wait_for_revision(c: &Cluster, name: &str, revision: u64) {
     wait_for_mirror(c, |c| {
-        c.apps.get(name).is_some_and(|r| r.value.revision > before)
+        c.apps
+            .get(name)
+            .is_some_and(|r| r.value.revision >= revision)
     })
     .await;
-    c.apps.get(name).map_or(before, |r| r.value.revision)
 }
 
 /// Retires a host that is down, so that its instances — those with named
@@ -394,29 +360,25 @@ async fn resolve_component(
     at: &str,
     req: &DeployRequest,
 ) -> ApiResult<()> {
-    {
-        let Artifact::Component(path) = &*artifact else {
-            return Ok(());
-        };
-        let digest = req.artifacts.get(path).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "{at}: {path} was not uploaded with the deploy (use `atoll deploy -f FILE`)"
-                ),
-            )
-        })?;
-        let object = artifact_object_name(digest);
-        if c.buckets.artifacts.info(&object).await.is_err() {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "{at}: artifact {digest} for {path} is not in the artifact store; upload it first"
-                ),
-            ));
-        }
-        *artifact = Artifact::Stored(digest.clone());
+    let Artifact::Component(path) = &*artifact else {
+        return Ok(());
+    };
+    let digest = req.artifacts.get(path).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{at}: {path} was not uploaded with the deploy (use `atoll deploy -f FILE`)"),
+        )
+    })?;
+    let object = artifact_object_name(digest);
+    if c.buckets.artifacts.info(&object).await.is_err() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{at}: artifact {digest} for {path} is not in the artifact store; upload it first"
+            ),
+        ));
     }
+    *artifact = Artifact::Stored(digest.clone());
     Ok(())
 }
 
