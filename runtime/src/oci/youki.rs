@@ -146,26 +146,9 @@ impl OciRuntime {
     ) -> Result<(bool, String), RuntimeError> {
         let mut args = vec!["exec", id];
         args.extend(argv.iter().map(String::as_str));
-        let mut cmd = self.command(&args);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let child = cmd.spawn().map_err(|source| RuntimeError::Spawn {
-            binary: self.binary.clone(),
-            source,
-        })?;
-        // On timeout the child is dropped, which kills it (`kill_on_drop`).
-        let out = tokio::time::timeout(timeout, child.wait_with_output())
-            .await
-            .map_err(|_| RuntimeError::Timeout {
-                verb: "exec",
-                id: id.to_string(),
-                timeout,
-            })?
-            .map_err(|source| RuntimeError::Spawn {
-                binary: self.binary.clone(),
-                source,
-            })?;
+        let out = self
+            .collect(self.command(&args), "exec", id, timeout)
+            .await?;
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&out.stderr));
         let last = text.lines().rev().find(|l| !l.trim().is_empty());
@@ -208,11 +191,32 @@ impl OciRuntime {
     /// the gist of its stderr.
     async fn output(
         &self,
-        mut cmd: Command,
+        cmd: Command,
         verb: &'static str,
         id: &str,
         timeout: Duration,
     ) -> Result<String, RuntimeError> {
+        let out = self.collect(cmd, verb, id, timeout).await?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            return Err(RuntimeError::Failed {
+                verb,
+                id: id.to_string(),
+                message: summarize(&stderr),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs `cmd` (bounded by `timeout`; on timeout the child is dropped,
+    /// which kills it) and collects its status and output.
+    async fn collect(
+        &self,
+        mut cmd: Command,
+        verb: &'static str,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<std::process::Output, RuntimeError> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -231,15 +235,7 @@ impl OciRuntime {
                 binary: self.binary.clone(),
                 source,
             })?;
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            return Err(RuntimeError::Failed {
-                verb,
-                id: id.to_string(),
-                message: summarize(&stderr),
-            });
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        Ok(out)
     }
 
     async fn wait(
