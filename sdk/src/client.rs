@@ -87,10 +87,22 @@ impl Client {
     async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let url = self.url(path);
         let resp = self.send(self.http.get(&url), &url).await?;
-        resp.json().await.map_err(|e| ClientError::Decode {
-            url,
-            message: e.to_string(),
-        })
+        decode(resp, url).await
+    }
+
+    /// POSTs `body` as JSON (none when `None`) and decodes the answer.
+    async fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&(impl serde::Serialize + ?Sized)>,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let mut req = self.http.post(&url);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = self.send(req, &url).await?;
+        decode(resp, url).await
     }
 
     /// Uploads a component unless the server already has it.
@@ -111,12 +123,7 @@ impl Client {
     }
 
     pub async fn deploy(&self, req: &DeployRequest) -> Result<DeployResponse, ClientError> {
-        let url = self.url("/v1/apps");
-        let resp = self.send(self.http.post(&url).json(req), &url).await?;
-        resp.json().await.map_err(|e| ClientError::Decode {
-            url,
-            message: e.to_string(),
-        })
+        self.post_json("/v1/apps", Some(req)).await
     }
 
     pub async fn apps(&self) -> Result<Vec<AppView>, ClientError> {
@@ -136,26 +143,14 @@ impl Client {
         name: &str,
         req: &crate::api::RollbackRequest,
     ) -> Result<crate::api::RollbackResponse, ClientError> {
-        let url = self.url(&format!("/v1/apps/{name}/rollback"));
-        let resp = self.send(self.http.post(&url).json(req), &url).await?;
-        resp.json().await.map_err(|e| ClientError::Decode {
-            url,
-            message: e.to_string(),
-        })
+        let path = format!("/v1/apps/{name}/rollback");
+        self.post_json(&path, Some(req)).await
     }
 
     /// Makes `service`'s canary its version; the new revision.
-    pub async fn promote(
-        &self,
-        name: &str,
-        service: &str,
-    ) -> Result<crate::api::DeployResponse, ClientError> {
-        let url = self.url(&format!("/v1/apps/{name}/promote/{service}"));
-        let resp = self.send(self.http.post(&url), &url).await?;
-        resp.json().await.map_err(|e| ClientError::Decode {
-            url,
-            message: e.to_string(),
-        })
+    pub async fn promote(&self, name: &str, service: &str) -> Result<DeployResponse, ClientError> {
+        let path = format!("/v1/apps/{name}/promote/{service}");
+        self.post_json(&path, None::<&()>).await
     }
 
     pub async fn remove_app(&self, name: &str) -> Result<(), ClientError> {
@@ -251,4 +246,15 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// The JSON of a successful answer.
+async fn decode<T: serde::de::DeserializeOwned>(
+    resp: reqwest::Response,
+    url: String,
+) -> Result<T, ClientError> {
+    resp.json().await.map_err(|e| ClientError::Decode {
+        url,
+        message: e.to_string(),
+    })
 }

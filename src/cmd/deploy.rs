@@ -17,23 +17,38 @@ pub struct Args {
     /// The Compose file
     #[arg(short, long, default_value = "compose.yaml")]
     pub file: PathBuf,
-    /// Wait until every service runs (exit non-zero if the deploy fails)
+    #[command(flatten)]
+    pub wait: WaitArg,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+/// `--wait` and `--timeout`, for every verb that makes a revision.
+#[derive(clap::Args)]
+pub struct WaitArg {
+    /// Wait until every service runs the new revision (exit non-zero if it
+    /// fails, cannot be placed, or its update stops or is rolled back)
     #[arg(long)]
     pub wait: bool,
     /// How long --wait waits, in seconds
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
-    #[command(flatten)]
-    pub server: ServerArg,
+}
+
+impl WaitArg {
+    /// With `--wait`, [`wait_running`] for `revision` of `app`.
+    pub async fn wait(&self, client: &Client, app: &str, revision: u64) -> anyhow::Result<()> {
+        if !self.wait {
+            return Ok(());
+        }
+        wait_running(client, app, revision, Duration::from_secs(self.timeout)).await
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = args.server.client()?;
     let (name, revision) = deploy_file(&client, &args.file).await?;
-    if args.wait {
-        wait_running(&client, &name, revision, Duration::from_secs(args.timeout)).await?;
-    }
-    Ok(())
+    args.wait.wait(&client, &name, revision).await
 }
 
 /// Deploys a file; returns the app's name.

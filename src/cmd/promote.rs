@@ -1,20 +1,15 @@
 //! `atoll promote APP/SERVICE`: the service's canary becomes its version
 //! (a new revision, rolled out without downtime).
 
-use std::time::Duration;
-
+use super::deploy::WaitArg;
 use crate::output::ServerArg;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The service whose canary to promote, as `APP/SERVICE`
     target: String,
-    /// Wait until the update is done
-    #[arg(long)]
-    wait: bool,
-    /// How long --wait waits, in seconds
-    #[arg(long, default_value_t = 300)]
-    timeout: u64,
+    #[command(flatten)]
+    wait: WaitArg,
     #[command(flatten)]
     server: ServerArg,
 }
@@ -29,9 +24,5 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "app {app} revision {}: {service} runs its canary's version",
         done.revision
     );
-    if args.wait {
-        let timeout = Duration::from_secs(args.timeout);
-        super::deploy::wait_running(&client, app, done.revision, timeout).await?;
-    }
-    Ok(())
+    args.wait.wait(&client, app, done.revision).await
 }

@@ -1,8 +1,7 @@
 //! `atoll rollback APP[/SERVICE] [--to REV]`: deploys an earlier revision
 //! again (the one before the current by default), as a rolling update.
 
-use std::time::Duration;
-
+use super::deploy::WaitArg;
 use crate::output::ServerArg;
 use atoll_sdk::api::RollbackRequest;
 
@@ -13,12 +12,8 @@ pub struct Args {
     /// The revision to go back to (see `atoll history`)
     #[arg(long)]
     to: Option<u64>,
-    /// Wait until the rollback is done
-    #[arg(long)]
-    wait: bool,
-    /// How long --wait waits, in seconds
-    #[arg(long, default_value_t = 300)]
-    timeout: u64,
+    #[command(flatten)]
+    wait: WaitArg,
     #[command(flatten)]
     server: ServerArg,
 }
@@ -38,9 +33,5 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "app {app} revision {} restores revision {}",
         done.revision, done.restored
     );
-    if args.wait {
-        let timeout = Duration::from_secs(args.timeout);
-        super::deploy::wait_running(&client, &app, done.revision, timeout).await?;
-    }
-    Ok(())
+    args.wait.wait(&client, &app, done.revision).await
 }
