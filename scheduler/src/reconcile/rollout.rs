@@ -115,21 +115,19 @@ pub(super) fn step<'a>(
         (serving, p.host, &p.spec.id)
     });
     let total_old = old.len() as u32;
-    // A failed new instance counts as done only when failures are let go.
-    let done = settled + if halted { 0 } else { failed };
     let in_batch = ready + pending;
     let current_n = current.len() as u32;
+    // Past this point failures are let go (`continue`, or under the ratio):
+    // a failed new instance counts as done, or the update never finishes.
+    let done = settled + failed;
     let (stop_n, place) = if halted {
         (0, 0)
     } else {
         match cfg.order {
             UpdateOrder::StartFirst => {
-                // One old instance out for every new one ready beyond the
-                // replicas count.
-                // A failure let go (`continue`, or under the ratio) counts
-                // as done, or the last old instance would never stop.
-                let let_go = if halted { 0 } else { failed };
-                let stop_n = (total_old + settled + ready + let_go).saturating_sub(replicas);
+                // One old instance out for every new one done or ready
+                // beyond the replicas count.
+                let stop_n = (total_old + done + ready).saturating_sub(replicas);
                 let room = batch.saturating_sub(in_batch);
                 (
                     stop_n.min(total_old),

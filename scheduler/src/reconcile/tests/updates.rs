@@ -16,6 +16,16 @@ fn by_revision(c: &Cluster) -> (usize, usize) {
     (count(1), count(2))
 }
 
+/// The first instance of revision 2 reports failed; its id.
+fn fail_a_new_instance(c: &mut Cluster) -> String {
+    let new = (c.snap.assignments.values().flat_map(|a| &a.instances))
+        .find(|i| i.revision == 2)
+        .map(|i| i.id.clone())
+        .expect("a new instance");
+    c.report(&new, InstanceState::Failed);
+    new
+}
+
 /// Every instance with no report yet reports running.
 fn all_start(c: &mut Cluster) {
     let ids: Vec<String> = c
@@ -81,11 +91,7 @@ fn stop_first_in_batches_of_two() {
 fn a_failing_new_instance_halts_the_update_and_asks_for_a_rollback() {
     let mut c = running_v1(|_| {});
     c.step();
-    let new = (c.snap.assignments.values().flat_map(|a| &a.instances))
-        .find(|i| i.revision == 2)
-        .map(|i| i.id.clone())
-        .expect("a new instance");
-    c.report(&new, InstanceState::Failed);
+    let new = fail_a_new_instance(&mut c);
     let plan = c.step();
     assert_eq!(by_revision(&c), (4, 1), "the old ones keep serving");
     let failed = &plan.rollouts["shop"]["api"].failed;
@@ -98,11 +104,7 @@ fn a_failing_new_instance_halts_the_update_and_asks_for_a_rollback() {
 fn continue_goes_on_past_failures() {
     let mut c = running_v1(|s| s.deploy.update.failure_action = FailureAction::Continue);
     c.step();
-    let new = (c.snap.assignments.values().flat_map(|a| &a.instances))
-        .find(|i| i.revision == 2)
-        .map(|i| i.id.clone())
-        .expect("a new instance");
-    c.report(&new, InstanceState::Failed);
+    fail_a_new_instance(&mut c);
     c.step();
     assert_eq!(
         by_revision(&c),
