@@ -12,64 +12,18 @@ mod common;
 mod image;
 #[path = "containers/registry.rs"]
 mod registry;
+#[path = "containers/setup.rs"]
+mod setup;
 
 use cleanup::HostDirs;
 use common::*;
 use registry::Registry;
 use serde_json::Value;
+use setup::{cluster_with_image, push, start_container_host};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
-
-/// A cluster and a registry holding the test image (busybox's httpd with
-/// home page `index`) as `<registry>/web:1`, and the host data dirs to
-/// clean up. Bind in this order — `let (mut dirs, mut c, registry) = …` —
-/// so the registry and hosts are gone before the containers are cleaned up.
-fn cluster_with_image(index: &str) -> (HostDirs, Cluster, Registry) {
-    let dirs = HostDirs::new();
-    let c = Cluster::start();
-    let registry = Registry::start(c.dir.path());
-    let layout = c.dir.path().join("web-image");
-    image::busybox_httpd(&layout, image::host_arch(), index);
-    push(&c, &layout, &format!("{}/web:1", registry.host));
-    (dirs, c, registry)
-}
-
-/// Starts a container host that may pull from `registry` over plain HTTP,
-/// with its own container subnet and `more` flags.
-fn start_container_host(
-    c: &mut Cluster,
-    name: &str,
-    bind: &str,
-    data: &Path,
-    registry: &str,
-    subnet: &str,
-    more: &[&str],
-) {
-    let flags = [
-        &[
-            "--insecure-registry",
-            registry,
-            "--container-subnet",
-            subnet,
-        ][..],
-        more,
-    ]
-    .concat();
-    c.start_host_at(name, bind, data, &flags);
-}
-
-/// Pushes with the CLI; returns the manifest digest it prints.
-fn push(c: &Cluster, source: &Path, reference: &str) -> String {
-    let out = c.atoll(&["push", &source.to_string_lossy(), reference, "--insecure"]);
-    assert!(
-        out.status.success(),
-        "atoll push {reference} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 fn instance<'a>(rows: &'a [Value], id: &str) -> Option<&'a Value> {
     rows.iter().find(|r| r["id"] == id)
@@ -726,12 +680,7 @@ fn a_named_volume_keeps_its_data_through_restarts_and_redeploys() {
         rows.iter().all(|r| r["host"] == "h6"),
         "the volume service stays on its host: {rows:?}"
     );
-    let out = c.atoll(&["hosts", "rm", "h6"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    c.atoll_ok(&["hosts", "rm", "h6"]);
     let moved = format!("127.0.6.9:{port}");
     let (_, body) = wait_until("the service to run on h7", Duration::from_secs(30), || {
         let on_h7 = c

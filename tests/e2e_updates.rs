@@ -16,10 +16,13 @@ mod image;
 #[allow(dead_code)]
 #[path = "containers/registry.rs"]
 mod registry;
+#[allow(dead_code)]
+#[path = "containers/setup.rs"]
+mod setup;
 
-use cleanup::HostDirs;
 use common::load::Load;
 use common::*;
+use setup::{cluster_with_image, start_container_host};
 use std::time::Duration;
 
 const CLIENTS: usize = 50;
@@ -71,15 +74,44 @@ fn until_answered(load: &Load, n: u64) {
     });
 }
 
-fn deploy(c: &Cluster, file: &std::path::Path) -> std::process::Output {
-    c.atoll(&[
-        "deploy",
-        "-f",
-        &file.to_string_lossy(),
-        "--wait",
-        "--timeout",
-        "60",
-    ])
+/// Deploys `file` (v2) while `CLIENTS` clients send `GET path` over `addrs`
+/// until `answers` were answered; checks that no request failed, that v1
+/// answered at first and every client was on v2 at the end; what they saw.
+fn update_under_load(
+    c: &Cluster,
+    file: &std::path::Path,
+    addrs: &[String],
+    path: &str,
+    classify: fn(&str) -> String,
+    answers: u64,
+) -> common::load::Seen {
+    let load = Load::start(addrs, path, CLIENTS, classify);
+    warm_up(&load);
+    c.deploy_wait(file);
+    warm_up(&load);
+    until_answered(&load, answers);
+    let seen = load.finish();
+    assert_eq!(
+        seen.failed, 0,
+        "failed requests during the update: {:?}",
+        seen.failures
+    );
+    assert!(seen.kinds.get("v1").is_some_and(|&n| n > 0), "{seen:?}");
+    assert!(
+        seen.last.iter().all(|v| v == "v2"),
+        "all on v2 at the end: {seen:?}"
+    );
+    seen
+}
+
+/// `host:port` of `port` on each host.
+fn published(hosts: &[&str], port: u16) -> Vec<String> {
+    hosts.iter().map(|h| format!("{h}:{port}")).collect()
+}
+
+/// Whether every instance in `rows` runs `revision` and is ready.
+fn all_ready_at(rows: &[serde_json::Value], revision: u64) -> bool {
+    (rows.iter()).all(|r| r["revision"] == revision && r["ready"] == true)
 }
 
 #[test]
@@ -90,51 +122,23 @@ fn a_component_service_is_updated_and_a_failing_update_rolled_back_without_a_fai
     let port = free_port();
     let v1 = c.compose("roll.yaml", &hello_compose(port, "v1", false));
     c.deploy_wait(&v1);
-    let addrs: Vec<String> = ["127.0.8.2", "127.0.8.3"]
-        .iter()
-        .map(|h| format!("{h}:{port}"))
-        .collect();
+    let addrs = published(&["127.0.8.2", "127.0.8.3"], port);
 
     // v1 → v2 under load.
-    let load = Load::start(&addrs, "/", CLIENTS, hello_version);
-    warm_up(&load);
     let v2 = c.compose("roll.yaml", &hello_compose(port, "v2", false));
-    let out = deploy(&c, &v2);
-    let progress = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{progress}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    warm_up(&load);
-    until_answered(&load, 3000);
-    let seen = load.finish();
-    assert_eq!(
-        seen.failed, 0,
-        "failed requests during the update: {:?}",
-        seen.failures
-    );
+    let seen = update_under_load(&c, &v2, &addrs, "/", hello_version, 3000);
     assert!(seen.ok > 2000, "several thousand requests: {seen:?}");
-    assert!(seen.kinds.get("v1").is_some_and(|&n| n > 0), "{seen:?}");
     assert!(seen.kinds.get("v2").is_some_and(|&n| n > 0), "{seen:?}");
-    assert!(
-        seen.last.iter().all(|v| v == "v2"),
-        "all on v2 at the end: {seen:?}"
-    );
     let rows = c.instances("roll");
     assert_eq!(rows.len(), 4, "{rows:?}");
-    assert!(
-        rows.iter()
-            .all(|r| r["revision"] == 2 && r["ready"] == true),
-        "{rows:?}"
-    );
+    assert!(all_ready_at(&rows, 2), "{rows:?}");
 
     // A v3 whose health check fails: the update stops at its first new
     // instance and rolls back by itself; nothing fails meanwhile.
     let load = Load::start(&addrs, "/", CLIENTS, hello_version);
     warm_up(&load);
     let bad = c.compose("roll.yaml", &hello_compose(port, "v3", true));
-    let out = deploy(&c, &bad);
+    let out = c.deploy(&bad);
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -148,11 +152,7 @@ fn a_component_service_is_updated_and_a_failing_update_rolled_back_without_a_fai
         let app = c.json(&["ls", "-o", "json"]);
         let app = app.as_array()?.first()?.clone();
         let rows = c.instances("roll");
-        let back = rows.len() == 4
-            && rows
-                .iter()
-                .all(|r| r["revision"] == 2 && r["ready"] == true)
-            && app["status"] == "running";
+        let back = rows.len() == 4 && all_ready_at(&rows, 2) && app["status"] == "running";
         back.then_some(app)
     });
     warm_up(&load);
@@ -191,65 +191,20 @@ fn a_component_service_is_updated_and_a_failing_update_rolled_back_without_a_fai
     assert_eq!(history[3]["rollback_of"], 3, "{history}");
     let load = Load::start(&addrs, "/", CLIENTS, hello_version);
     warm_up(&load);
-    let out = c.atoll(&["rollback", "roll/web", "--to", "1", "--wait"]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    c.atoll_ok(&["rollback", "roll/web", "--to", "1", "--wait"]);
     warm_up(&load);
     let seen = load.finish();
     assert_eq!(seen.failed, 0, "{:?}", seen.failures);
     assert!(seen.last.iter().all(|v| v == "v1"), "{seen:?}");
 }
 
-/// A cluster with the test image as `<registry>/web:1`.
-fn cluster_with_image() -> (HostDirs, Cluster, registry::Registry) {
-    let dirs = HostDirs::new();
-    let c = Cluster::start();
-    let registry = registry::Registry::start(c.dir.path());
-    let layout = c.dir.path().join("web-image");
-    image::busybox_httpd(&layout, image::host_arch(), "web\n");
-    let out = c.atoll(&[
-        "push",
-        &layout.to_string_lossy(),
-        &format!("{}/web:1", registry.host),
-        "--insecure",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (dirs, c, registry)
-}
-
-/// Starts a container host; its data dir.
-fn start_container_host(
-    c: &mut Cluster,
-    dirs: &mut HostDirs,
-    name: &str,
-    bind: &str,
-    subnet: &str,
-    reg: &str,
-) -> std::path::PathBuf {
-    let data = dirs.data(name);
-    c.start_host_at(
-        name,
-        bind,
-        &data,
-        &["--insecure-registry", reg, "--container-subnet", subnet],
-    );
-    data
-}
-
 #[test]
 fn a_container_service_is_updated_without_a_failed_request() {
-    let (mut dirs, mut c, registry) = cluster_with_image();
+    let (mut dirs, mut c, registry) = cluster_with_image("web\n");
     let reg = registry.host.clone();
-    start_container_host(&mut c, &mut dirs, "h1", "127.0.8.4", "10.89.220.0/24", &reg);
-    start_container_host(&mut c, &mut dirs, "h2", "127.0.8.5", "10.89.221.0/24", &reg);
+    let (d1, d2) = (dirs.data("h1"), dirs.data("h2"));
+    start_container_host(&mut c, "h1", "127.0.8.4", &d1, &reg, "10.89.220.0/24", &[]);
+    start_container_host(&mut c, "h2", "127.0.8.5", &d2, &reg, "10.89.221.0/24", &[]);
     let port = free_port();
     let compose = |version: &str| {
         format!(
@@ -270,51 +225,37 @@ services:
     };
     let v1 = c.compose("boxes.yaml", &compose("v1"));
     c.deploy_wait(&v1);
-    let addrs: Vec<String> = ["127.0.8.4", "127.0.8.5"]
-        .iter()
-        .map(|h| format!("{h}:{port}"))
-        .collect();
-    let load = Load::start(&addrs, "/cgi-bin/version", CLIENTS, |b| {
-        b.trim().to_string()
-    });
-    warm_up(&load);
+    let addrs = published(&["127.0.8.4", "127.0.8.5"], port);
     let v2 = c.compose("boxes.yaml", &compose("v2"));
-    let out = deploy(&c, &v2);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    warm_up(&load);
-    until_answered(&load, 2000);
-    let seen = load.finish();
-    assert_eq!(
-        seen.failed, 0,
-        "failed requests during the update: {:?}",
-        seen.failures
+    let seen = update_under_load(
+        &c,
+        &v2,
+        &addrs,
+        "/cgi-bin/version",
+        |b| b.trim().to_string(),
+        2000,
     );
     assert!(seen.ok > 1000, "{seen:?}");
-    assert!(seen.kinds.get("v1").is_some_and(|&n| n > 0), "{seen:?}");
-    assert!(
-        seen.last.iter().all(|v| v == "v2"),
-        "all on v2 at the end: {seen:?}"
-    );
     let rows = c.instances("boxes");
     assert_eq!(rows.len(), 3, "{rows:?}");
-    assert!(
-        rows.iter()
-            .all(|r| r["revision"] == 2 && r["ready"] == true),
-        "{rows:?}"
-    );
+    assert!(all_ready_at(&rows, 2), "{rows:?}");
     drop(registry);
 }
 
 #[test]
 fn a_container_that_turns_unhealthy_leaves_the_endpoints_and_is_restarted() {
-    let (mut dirs, mut c, registry) = cluster_with_image();
+    let (mut dirs, mut c, registry) = cluster_with_image("web\n");
     let reg = registry.host.clone();
-    let data = start_container_host(&mut c, &mut dirs, "h3", "127.0.8.6", "10.89.222.0/24", &reg);
+    let data = dirs.data("h3");
+    start_container_host(
+        &mut c,
+        "h3",
+        "127.0.8.6",
+        &data,
+        &reg,
+        "10.89.222.0/24",
+        &[],
+    );
     let port = free_port();
     let file = c.compose(
         "sick.yaml",
@@ -514,10 +455,7 @@ services:
     wait_until("the canary to be ready", Duration::from_secs(15), || {
         (ready_canaries(&c) == 1).then_some(())
     });
-    let addrs: Vec<String> = ["127.0.8.7", "127.0.8.8"]
-        .iter()
-        .map(|h| format!("{h}:{port}"))
-        .collect();
+    let addrs = published(&["127.0.8.7", "127.0.8.8"], port);
 
     // 20% of the traffic, through either host.
     let load = Load::start(&addrs, "/", 10, canary_or_version);
@@ -545,13 +483,7 @@ services:
     // failed request, and then gets every request.
     let load = Load::start(&addrs, "/", CLIENTS, canary_or_version);
     warm_up(&load);
-    let out = c.atoll(&["promote", "bird/web", "--wait"]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    c.atoll_ok(&["promote", "bird/web", "--wait"]);
     warm_up(&load);
     let seen = load.finish();
     assert_eq!(seen.failed, 0, "{:?}", seen.failures);
@@ -583,13 +515,7 @@ services:
         Duration::from_secs(15),
         || (ready_canaries(&c) == 1).then_some(()),
     );
-    let out = c.atoll(&["rollback", "bird/web", "--wait"]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    c.atoll_ok(&["rollback", "bird/web", "--wait"]);
     wait_until("the canary to go", Duration::from_secs(15), || {
         let rows = c.instances("bird");
         (rows.len() == 4 && rows.iter().all(|r| r["canary"] == false)).then_some(())

@@ -301,22 +301,40 @@ impl Cluster {
         p
     }
 
-    /// Deploys and waits until the app's instances all run.
-    pub fn deploy_wait(&self, file: &Path) {
-        let out = self.atoll(&[
+    /// `atoll deploy -f FILE --wait`, bounded to 60 s, as it went.
+    pub fn deploy(&self, file: &Path) -> Output {
+        self.atoll(&[
             "deploy",
             "-f",
             &file.to_string_lossy(),
             "--wait",
             "--timeout",
             "60",
-        ]);
+        ])
+    }
+
+    /// Deploys and waits until the app's instances all run.
+    pub fn deploy_wait(&self, file: &Path) {
+        let out = self.deploy(file);
         assert!(
             out.status.success(),
             "deploy failed:\n{}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Runs the CLI and asserts it succeeded.
+    pub fn atoll_ok(&self, args: &[&str]) -> Output {
+        let out = self.atoll(args);
+        assert!(
+            out.status.success(),
+            "atoll {} failed:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
     }
 
     /// Instances of `app` in state running, with their hosts.
