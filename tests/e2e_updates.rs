@@ -521,3 +521,109 @@ services:
         (rows.len() == 4 && rows.iter().all(|r| r["canary"] == false)).then_some(())
     });
 }
+
+/// hello with a liveness check polled every 200 ms, `env` lines added to
+/// its environment, `replicas` of it, watched for 30 s after an update.
+fn watched_hello(port: u16, replicas: u32, env: &str) -> String {
+    format!(
+        "name: watch
+services:
+  web:
+    x-atoll:
+      component: {wasm}
+      health: {{ http: /health, interval: 200ms, timeout: 1s, retries: 1 }}
+    ports: [\"{port}:80\"]
+    environment:
+{env}
+    deploy:
+      replicas: {replicas}
+      update_config:
+        monitor: 30s
+",
+        wasm = sample_wasm("hello").display()
+    )
+}
+
+fn now_ms() -> u128 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.map_or(0, |d| d.as_millis())
+}
+
+#[test]
+fn an_update_whose_instances_fail_within_monitor_is_rolled_back_after_it_finished() {
+    let mut c = Cluster::start();
+    c.start_host("h1", "127.0.8.9", &[]);
+    c.start_host("h2", "127.0.8.10", &[]);
+    let port = free_port();
+    let v1 = c.compose("w.yaml", &watched_hello(port, 2, "      VERSION: v1"));
+    c.deploy_wait(&v1);
+    // v2 passes its checks for 8 s, then fails them: the update itself
+    // finishes well before that.
+    let sick_at = now_ms() + 8_000;
+    let env = format!("      VERSION: v2\n      UNHEALTHY_AFTER: \"{sick_at}\"");
+    let v2 = c.compose("w.yaml", &watched_hello(port, 2, &env));
+    c.deploy_wait(&v2);
+    assert!(
+        now_ms() < sick_at,
+        "the update took longer than the time v2 stays healthy"
+    );
+    let rows = c.instances("watch");
+    assert!(all_ready_at(&rows, 2), "v2 everywhere first: {rows:?}");
+    let app = wait_until(
+        "the rollback after monitor",
+        Duration::from_secs(40),
+        || {
+            let app = c.json(&["ls", "-o", "json"]);
+            let app = app.as_array()?.first()?.clone();
+            let rows = c.instances("watch");
+            let back = app["revision"] == 3 && rows.len() == 2 && all_ready_at(&rows, 3);
+            back.then_some(app)
+        },
+    );
+    let update = app["update"].as_str().unwrap_or_default();
+    assert!(
+        update.contains("rolled back") && update.contains("within monitor"),
+        "the status says it failed after the update: {app}"
+    );
+    let (_, body) = http_get(&format!("127.0.8.9:{port}"), "/").expect("GET");
+    assert_eq!(hello_version(&body), "v1", "{body}");
+}
+
+#[test]
+fn an_instance_that_keeps_failing_its_liveness_check_moves_to_another_host() {
+    let mut c = Cluster::start();
+    let events = c.follow_events();
+    c.start_host("h1", "127.0.8.11", &[]);
+    events.wait_for_event("host-up", "host h1", Duration::from_secs(10));
+    c.start_host("h2", "127.0.8.12", &[]);
+    let port = free_port();
+    let file = c.compose("w.yaml", &watched_hello(port, 1, "      UNHEALTHY: \"1\""));
+    // Never ready: no --wait.
+    c.atoll_ok(&["deploy", "-f", &file.to_string_lossy()]);
+    let first = wait_until("the first instance", Duration::from_secs(10), || {
+        c.instances("watch").first().cloned()
+    });
+    let (first_id, first_host) = (first["id"].clone(), first["host"].clone());
+    let other = if first_host == "h1" { "h2" } else { "h1" };
+    // Restarted in place three times, then given up on by its host and
+    // placed on the other one.
+    let moved = wait_until("a replacement elsewhere", Duration::from_secs(30), || {
+        let rows = c.instances("watch");
+        (rows.iter())
+            .find(|r| r["host"] == other && r["attempt"] == 1)
+            .cloned()
+    });
+    assert_ne!(moved["id"], first_id);
+    let rows = c.instances("watch");
+    assert_eq!(rows.len(), 1, "replaced, not added: {rows:?}");
+    let host = first_host.as_str().unwrap_or_default();
+    let id = first_id.as_str().unwrap_or_default();
+    let e = events.wait_for_event("reschedule", id, Duration::from_secs(5));
+    let msg = e["message"].as_str().unwrap_or_default();
+    assert!(msg.contains(&format!("failed for good on {host}")), "{e}");
+    events.wait_for_event(
+        "place",
+        "replacement 1 of a failed instance",
+        Duration::from_secs(5),
+    );
+}

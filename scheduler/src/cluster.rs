@@ -93,6 +93,10 @@ impl Cluster {
             assignments,
             observed: observed.instances(),
             now_ms: now_ms(),
+            updated: (self.statuses.all().into_iter())
+                .filter(|(_, s)| !s.value.updated.is_empty())
+                .map(|(app, s)| (app, s.value.updated))
+                .collect(),
         }
     }
 

@@ -97,6 +97,7 @@ mod tests {
                     restarts: 0,
                     pull: None,
                     health: None,
+                    gave_up: false,
                 },
             );
         }

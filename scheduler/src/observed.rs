@@ -164,6 +164,7 @@ mod tests {
                     restarts: 0,
                     pull: None,
                     health: None,
+                    gave_up: false,
                 })
                 .collect(),
         }

@@ -26,6 +26,9 @@ pub struct Demand<'a> {
     pub app: &'a str,
     pub service: &'a str,
     pub deploy: &'a Deploy,
+    /// Hosts to use only when no other will do: where the instance this
+    /// one replaces failed for good.
+    pub avoid: &'a [String],
 }
 
 /// A host together with what is already assigned to it, including what the
@@ -233,12 +236,13 @@ fn label_value<'a>(c: &Candidate<'a>, spread_label: &str) -> &'a str {
     c.host.info.labels.get(key).map_or("", String::as_str)
 }
 
-/// A host's score; lower is better. Compared field by field: spread over
-/// the preferred labels, then fewest instances of this service on the host,
-/// then least allocated, then the name so that ties break the same way
-/// every time.
+/// A host's score; lower is better. Compared field by field: not a host to
+/// avoid, then spread over the preferred labels, then fewest instances of
+/// this service on the host, then least allocated, then the name so that
+/// ties break the same way every time.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Score<'a> {
+    avoided: bool,
     spread: Vec<u32>,
     same_service: u32,
     allocated_ppm: u64,
@@ -254,6 +258,7 @@ fn score<'a>(c: &Candidate<'a>, demand: &Demand<'_>, spread: &SpreadCounts<'a>) 
         u64::from(cap.cpus_milli),
     );
     Score {
+        avoided: demand.avoid.iter().any(|h| h == c.name()),
         spread: spread.of(c),
         same_service: c.count(demand.app, demand.service),
         allocated_ppm: memory + cpu,

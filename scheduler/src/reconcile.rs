@@ -68,6 +68,9 @@ pub mod event_kind {
     pub const STOP: &str = "stop";
     /// An instance's host is down; it is taken off that host and re-placed.
     pub const LOST: &str = "lost";
+    /// An instance's host gave up on it; it is re-placed, elsewhere when
+    /// another host will do.
+    pub const RESCHEDULE: &str = "reschedule";
     /// Some desired instances fit nowhere. Level-triggered like the rest of
     /// the plan, so every reconcile that still cannot place them says it
     /// again: publish it only when the app status's `unplaced` changes.

@@ -1,7 +1,7 @@
 //! The plain-data view of the cluster that decision code reads.
 
 use atoll_sdk::cluster::{Assignment, HostInfo, HostState, InstanceState, InstanceStatus};
-use atoll_sdk::protocol::{AppRecord, RemovedHost};
+use atoll_sdk::protocol::{AppRecord, RemovedHost, UpdateDone};
 use std::collections::BTreeMap;
 
 /// A host as the controller sees it.
@@ -48,6 +48,9 @@ pub struct Snapshot {
     /// When the snapshot was taken (Unix milliseconds), for the waits of
     /// rolling updates.
     pub now_ms: u64,
+    /// app → service → when its last rolling update finished, for
+    /// `monitor` (from the app statuses the controller wrote).
+    pub updated: BTreeMap<String, BTreeMap<String, UpdateDone>>,
 }
 
 impl Snapshot {

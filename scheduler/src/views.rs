@@ -48,6 +48,7 @@ pub fn instances(snap: &Snapshot, app: Option<&str>) -> Vec<InstanceView> {
                 health,
                 ready: state.is_ready(health),
                 canary: inst.canary,
+                attempt: inst.attempt,
             });
         }
     }

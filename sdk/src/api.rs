@@ -125,6 +125,9 @@ pub struct InstanceView {
     /// A canary instance (`x-atoll.canary`).
     #[serde(default)]
     pub canary: bool,
+    /// How many instances it replaces that failed for good (0: none).
+    #[serde(default)]
+    pub attempt: u32,
 }
 
 /// One row of `atoll hosts`.

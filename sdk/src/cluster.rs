@@ -162,6 +162,18 @@ pub struct InstanceSpec {
     /// A canary instance (`x-atoll.canary`): balanced by the canary's weight.
     #[serde(default)]
     pub canary: bool,
+    /// How many instances before this one, in a line of replacements, were
+    /// given up on by their hosts (0 for a first placement).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
+    /// Hosts where earlier instances of that line failed for good:
+    /// placement prefers any other host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub avoid: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Where a host gets an instance's code.
@@ -224,6 +236,11 @@ pub struct InstanceStatus {
     /// The health check's verdict, for instances that have one.
     #[serde(default)]
     pub health: Option<HealthState>,
+    /// Set with `failed` when the host will not start it again (its restart
+    /// policy or its liveness restarts are used up, or it cannot run
+    /// here): the controller may re-place it elsewhere.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gave_up: bool,
 }
 
 /// Progress of an image pull.

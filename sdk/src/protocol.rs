@@ -170,6 +170,18 @@ pub struct AppStatus {
     /// service → its rolling update, while one runs.
     #[serde(default)]
     pub rollouts: std::collections::BTreeMap<String, RolloutStatus>,
+    /// service → the revision its last rolling update moved it to, and
+    /// when that update finished (Unix ms): new instances are watched for
+    /// `monitor` after it.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub updated: std::collections::BTreeMap<String, UpdateDone>,
+}
+
+/// When a service's rolling update finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateDone {
+    pub revision: u64,
+    pub at_ms: u64,
 }
 
 /// How a service's rolling update goes.

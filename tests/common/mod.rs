@@ -98,6 +98,22 @@ impl Proc {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The JSON lines of its output so far (`atoll events -o json`).
+    pub fn json_lines(&self) -> Vec<Value> {
+        (self.log().lines())
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits until a line has `kind` and a message containing `text`.
+    pub fn wait_for_event(&self, kind: &str, text: &str, limit: Duration) -> Value {
+        wait_until(&format!("a {kind} event with {text:?}"), limit, || {
+            (self.json_lines().into_iter()).find(|e| {
+                e["kind"] == kind && e["message"].as_str().is_some_and(|m| m.contains(text))
+            })
+        })
+    }
 }
 
 impl Drop for Proc {
@@ -268,6 +284,15 @@ impl Cluster {
             .env("ATOLL_SERVER", &self.api)
             .output()
             .expect("run atoll")
+    }
+
+    /// `atoll events -o json` in the background, once it is seen to follow
+    /// (the `host-up` of `host`, which must start after this call).
+    pub fn follow_events(&self) -> Proc {
+        let mut cmd = Command::new(atoll_bin());
+        cmd.args(["events", "-o", "json"])
+            .env("ATOLL_SERVER", &self.api);
+        Proc::spawn("events", &mut cmd, self.dir.path())
     }
 
     /// Runs the CLI and expects success and JSON on stdout.

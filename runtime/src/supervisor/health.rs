@@ -120,7 +120,7 @@ impl Supervisor {
             }
             Target::Wasm(_) if last => {
                 self.local.remove(id);
-                self.set(id, InstanceState::Failed, Some(reason));
+                self.fail(id, reason);
             }
             Target::Wasm(_) => {
                 // Every request gets a fresh instance: a restart is a new

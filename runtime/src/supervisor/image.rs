@@ -138,17 +138,21 @@ impl Supervisor {
                 }
             };
             if ended.last {
-                return self.set(id, InstanceState::Failed, Some(ended.reason));
+                return self.fail(id, ended.reason);
             }
             let policy = &spec.container.restart;
             let after = match restart::decide(policy, history, ended.success, ended.ran) {
                 Decision::Stay(why) => {
-                    let state = if ended.success {
-                        InstanceState::Stopped
-                    } else {
-                        InstanceState::Failed
-                    };
-                    return self.set(id, state, Some(format!("{}; {why}", ended.reason)));
+                    let reason = format!("{}; {why}", ended.reason);
+                    if ended.success {
+                        return self.set(id, InstanceState::Stopped, Some(reason));
+                    }
+                    // `restart: no` means no second run anywhere (Swarm's
+                    // `condition: none`): failed, but not re-placed.
+                    if policy.condition == atoll_sdk::spec::RestartCondition::None {
+                        return self.set(id, InstanceState::Failed, Some(reason));
+                    }
+                    return self.fail(id, reason);
                 }
                 Decision::Restart { after, history: h } => {
                     history = h;

@@ -51,6 +51,8 @@ struct Slot {
     /// Set when the host stops the container for failing its health
     /// check: the exit reason to report instead of the signal.
     killed_for: Option<health::Kill>,
+    /// Failed, and this host will not start it again.
+    gave_up: bool,
 }
 
 /// Exponential backoff with jitter (up to half the delay), for retries
@@ -218,6 +220,7 @@ impl Supervisor {
                     watcher: None,
                     health_restarts: 0,
                     killed_for: None,
+                    gave_up: false,
                 },
             );
         }
@@ -239,6 +242,7 @@ impl Supervisor {
                 restarts: s.restarts,
                 pull: s.pull.filter(|_| s.state == InstanceState::Pulling),
                 health: s.health.filter(|_| s.state == InstanceState::Running),
+                gave_up: s.gave_up && s.state == InstanceState::Failed,
             })
             .collect()
     }
@@ -357,8 +361,11 @@ impl Supervisor {
         }
     }
 
+    /// Marks an instance failed for good on this host: nothing here will
+    /// start it again, and the controller may place it elsewhere.
     fn fail(&self, id: &str, reason: String) {
         tracing::warn!(instance = id, %reason, "instance failed");
+        self.update(id, |slot| slot.gave_up = true);
         self.set(id, InstanceState::Failed, Some(reason));
     }
 

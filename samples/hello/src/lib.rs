@@ -1,7 +1,8 @@
 //! `hello`: the smallest useful atoll service, a `wasi:http` component.
 //!
 //! `GET /json` answers `{"instance":..,"host":..,"service":..,"app":..}`;
-//! `GET /health` answers 200, or 500 when the environment sets `UNHEALTHY`
+//! `GET /health` answers 200, or 500 when the environment sets `UNHEALTHY`,
+//! or sets `UNHEALTHY_AFTER` (Unix milliseconds) and that time has passed
 //! (to show health checks at work); every other request answers
 //! `hello from <ATOLL_INSTANCE> on <ATOLL_HOST>`, followed by
 //! ` (<VERSION>)` when the environment sets `VERSION`.
@@ -18,6 +19,16 @@ use wasi::http::types::{
 
 struct Hello;
 
+fn unhealthy() -> bool {
+    if std::env::var("UNHEALTHY").is_ok() {
+        return true;
+    }
+    let after = std::env::var("UNHEALTHY_AFTER").ok();
+    let after: Option<u128> = after.and_then(|v| v.parse().ok());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    matches!((after, now), (Some(after), Ok(now)) if now.as_millis() >= after)
+}
+
 wasi::http::proxy::export!(Hello);
 
 impl Guest for Hello {
@@ -25,9 +36,10 @@ impl Guest for Hello {
         let path = request.path_with_query().unwrap_or_default();
         let is_get = matches!(request.method(), Method::Get);
         if is_get && path == "/health" {
-            let (status, body) = match std::env::var("UNHEALTHY") {
-                Ok(_) => (500, "unhealthy\n"),
-                Err(_) => (200, "ok\n"),
+            let (status, body) = if unhealthy() {
+                (500, "unhealthy\n")
+            } else {
+                (200, "ok\n")
             };
             return respond(response_out, status, "text/plain", body.as_bytes());
         }

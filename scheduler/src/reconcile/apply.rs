@@ -1,7 +1,7 @@
 //! Step two of reconciliation: carry out the per-service decisions on a
 //! working copy of the assignments, then keep only the hosts that changed.
 
-use super::decide::{ServiceChanges, StopReason, ToPlace};
+use super::decide::{Heir, ServiceChanges, StopReason, ToPlace};
 use super::instance::template;
 use super::{Desired, Key, Plan, PlanEvent, event_kind};
 use crate::placement::{self, Candidate, Demand, Explain};
@@ -60,6 +60,7 @@ impl<'s> Work<'s> {
             }
             let kind = match s.reason {
                 StopReason::Lost => event_kind::LOST,
+                StopReason::GaveUp => event_kind::RESCHEDULE,
                 _ => event_kind::STOP,
             };
             let why = s.reason.describe(host);
@@ -106,9 +107,12 @@ impl<'s> Work<'s> {
             app: &template.app,
             service: &template.service,
             deploy: &d.service.deploy,
+            avoid: &[],
         };
         let explain = match &ch.place {
-            ToPlace::Replicas(n) => self.place_replicas(cands, &demand, &template, *n, new_id),
+            ToPlace::Replicas(n) => {
+                self.place_replicas(cands, &demand, &template, *n, &ch.heirs, new_id)
+            }
             ToPlace::OnHosts(hosts) => {
                 self.place_on_hosts(cands, &demand, &template, hosts, ch.keep.len(), new_id)
             }
@@ -119,19 +123,29 @@ impl<'s> Work<'s> {
     }
 
     /// Places `n` instances one at a time, so each choice sees the previous
-    /// ones (4 replicas over 2 equal hosts go 2 + 2). Stops at the first
-    /// that fits nowhere: the next would not fit either.
+    /// ones (4 replicas over 2 equal hosts go 2 + 2); the first ones are
+    /// the `heirs` of instances that failed for good, kept off their hosts
+    /// when another will do. Stops at the first that fits nowhere: the
+    /// next would not fit either.
     fn place_replicas(
         &mut self,
         cands: &mut [Candidate<'_>],
         demand: &Demand<'_>,
         template: &InstanceSpec,
         n: u32,
+        heirs: &[Heir],
         new_id: &mut dyn FnMut(&str, &str) -> String,
     ) -> Option<Explain> {
-        for _ in 0..n {
-            match placement::place(cands, demand) {
-                Ok(choice) => self.assign(&mut cands[choice.index], template, new_id),
+        for i in 0..n as usize {
+            let mut spec = template.clone();
+            let mut demand = *demand;
+            if let Some(heir) = heirs.get(i) {
+                spec.attempt = heir.attempt;
+                spec.avoid = heir.avoid.clone();
+                demand.avoid = &heir.avoid;
+            }
+            match placement::place(cands, &demand) {
+                Ok(choice) => self.assign(&mut cands[choice.index], &spec, new_id),
                 Err(explain) => return Some(explain),
             }
         }
@@ -187,7 +201,10 @@ impl<'s> Work<'s> {
         spec.id = new_id(&spec.app, &spec.service);
         cand.add(&spec.app, &spec.service, &spec.reservations);
         let host = cand.name().to_string();
-        let msg = format!("{} ({}) on {host}", spec.id, spec.service);
+        let mut msg = format!("{} ({}) on {host}", spec.id, spec.service);
+        if spec.attempt > 0 {
+            msg += &format!(" (replacement {} of a failed instance)", spec.attempt);
+        }
         self.event(event_kind::PLACE, &spec.app, msg);
         self.hosts.entry(host).or_default().push(spec);
     }

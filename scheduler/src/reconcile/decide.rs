@@ -25,6 +25,9 @@ pub(super) enum StopReason {
     /// More instances than desired (scale down, or a second instance of a
     /// global service on one host).
     Extra,
+    /// Its host gave up on it (restarts used up, or it cannot run there):
+    /// a new instance is placed, on another host if there is one.
+    GaveUp,
 }
 
 impl StopReason {
@@ -35,6 +38,7 @@ impl StopReason {
             StopReason::Changed => "service changed".into(),
             StopReason::Unmatched => format!("host {host} no longer matches the placement rules"),
             StopReason::Extra => "more instances than desired".into(),
+            StopReason::GaveUp => format!("failed for good on {host}; placing it elsewhere"),
         }
     }
 }
@@ -61,8 +65,30 @@ pub(super) struct ServiceChanges<'a> {
     pub keep: Vec<Placed<'a>>,
     pub stop: Vec<Stop<'a>>,
     pub place: ToPlace<'a>,
+    /// The first new instances placed replace ones their hosts gave up on.
+    pub heirs: Vec<Heir>,
     /// While instances of an older spec remain: how the update goes.
     pub progress: Option<Progress>,
+}
+
+/// What a replacement for an instance that failed for good inherits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Heir {
+    pub attempt: u32,
+    pub avoid: Vec<String>,
+}
+
+/// Hosts a line of replacements remembers avoiding, at most.
+const MAX_AVOIDED: usize = 8;
+
+/// How long after an instance failed for good it is re-placed: at once
+/// the first time, then 5 s doubling up to 5 min, so an artifact that
+/// fails everywhere is retried at a bounded rate rather than in a loop.
+pub(super) fn replace_after_ms(attempt: u32) -> u64 {
+    match attempt {
+        0 => 0,
+        n => (5_000u64 << (n - 1).min(6)).min(300_000),
+    }
 }
 
 /// Decides for every service that is deployed or still has instances.
@@ -91,6 +117,7 @@ fn removed<'a>(placed: &[Placed<'a>]) -> ServiceChanges<'a> {
         keep: Vec::new(),
         stop: stops(placed, StopReason::Removed),
         place: ToPlace::Replicas(0),
+        heirs: Vec::new(),
         progress: None,
     }
 }
@@ -103,8 +130,9 @@ fn stops<'a>(placed: &[Placed<'a>], reason: StopReason) -> Vec<Stop<'a>> {
 }
 
 /// Why an instance of a deployed service cannot stay where it is, if it
-/// cannot. Failed instances are not stopped here: they hold their slot and
-/// the app status shows the failure, rather than being re-placed in a loop.
+/// cannot. Failed instances are not stopped here: one its host gave up on
+/// is re-placed by [`replicated`], with a growing delay, and one its host
+/// still restarts holds its slot.
 ///
 /// A service with a named volume waits for a host that is down rather than
 /// moving: its data is on that host, and an instance elsewhere would start
@@ -173,6 +201,7 @@ fn replicated<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Se
             keep: step.keep,
             stop,
             place,
+            heirs: Vec::new(),
             progress: Some(step.progress),
         };
     }
@@ -184,12 +213,44 @@ fn replicated<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Se
             reason: StopReason::Extra,
         });
     }
+    // A failure soon after an update finished undoes the update rather
+    // than being re-placed.
+    let progress = rollout::monitor(snap, d, &keep);
+    let mut heirs = Vec::new();
+    if progress.is_none() {
+        let (given_up, stay): (Vec<Placed<'a>>, Vec<Placed<'a>>) =
+            keep.into_iter().partition(|p| due_for_replacement(snap, p));
+        keep = stay;
+        heirs = given_up.iter().map(heir).collect();
+        stop.extend(stops(&given_up, StopReason::GaveUp));
+    }
     let missing = (replicas - keep.len()) as u32;
     ServiceChanges {
         keep,
         stop,
         place: ToPlace::Replicas(missing),
-        progress: None,
+        heirs,
+        progress,
+    }
+}
+
+/// Whether the instance's host gave up on it long enough ago to place a
+/// new one (see [`replace_after_ms`]).
+fn due_for_replacement(snap: &Snapshot, p: &Placed<'_>) -> bool {
+    snap.observed.get(&p.spec.id).is_some_and(|o| {
+        o.gave_up && snap.now_ms.saturating_sub(o.since_ms) >= replace_after_ms(p.spec.attempt)
+    })
+}
+
+fn heir(p: &Placed<'_>) -> Heir {
+    let mut avoid = p.spec.avoid.clone();
+    avoid.retain(|h| h != p.host);
+    avoid.push(p.host.to_string());
+    let drop = avoid.len().saturating_sub(MAX_AVOIDED);
+    avoid.drain(..drop);
+    Heir {
+        attempt: p.spec.attempt.saturating_add(1),
+        avoid,
     }
 }
 
@@ -251,6 +312,7 @@ fn global<'a>(snap: &'a Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Ser
         keep,
         stop,
         place: ToPlace::OnHosts(targets),
+        heirs: Vec::new(),
         progress: None,
     }
 }

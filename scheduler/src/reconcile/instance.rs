@@ -65,5 +65,7 @@ pub(super) fn template(
         volumes: service.volumes.clone(),
         health: service.health.clone(),
         canary: false,
+        attempt: 0,
+        avoid: Vec::new(),
     })
 }

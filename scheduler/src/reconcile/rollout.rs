@@ -165,6 +165,55 @@ pub(super) fn step<'a>(
     }
 }
 
+/// After a service's update finished, its new instances are watched for
+/// `monitor`: failures past `max_failure_ratio` in that window undo the
+/// update when `failure_action` is `rollback` (there is nothing left to
+/// pause or continue). Answers the progress that says so.
+pub(super) fn monitor(
+    snap: &Snapshot,
+    d: &Desired<'_>,
+    current: &[Placed<'_>],
+) -> Option<Progress> {
+    let cfg = if d.record.rollback_of.is_some() {
+        &d.service.deploy.rollback
+    } else {
+        &d.service.deploy.update
+    };
+    if cfg.failure_action != FailureAction::Rollback {
+        return None;
+    }
+    let app = d.record.spec.name.as_str();
+    let done = snap.updated.get(app)?.get(&d.service.name)?;
+    if done.revision != d.record.revision || snap.now_ms >= done.at_ms + cfg.monitor_ms {
+        return None;
+    }
+    let failing = |p: &Placed<'_>| {
+        snap.observed.get(&p.spec.id).is_some_and(|o| {
+            o.state == InstanceState::Failed || o.health == Some(HealthState::Unhealthy)
+        })
+    };
+    let states: Vec<New> = (current.iter())
+        .map(|p| {
+            if failing(p) {
+                New::Failed
+            } else {
+                New::Settled
+            }
+        })
+        .collect();
+    let failed = states.iter().filter(|&&s| s == New::Failed).count();
+    let replicas = d.service.deploy.replicas;
+    if failed == 0 || failed as f64 <= cfg.max_failure_ratio * f64::from(replicas) {
+        return None;
+    }
+    let why = first_failure(snap, current, &states);
+    Some(Progress {
+        updated: replicas,
+        replicas,
+        failed: Some((format!("{why} (within monitor)"), FailureAction::Rollback)),
+    })
+}
+
 fn first_failure(snap: &Snapshot, current: &[Placed<'_>], states: &[New]) -> String {
     let failed = current.iter().zip(states).find(|(_, s)| **s == New::Failed);
     let Some((p, _)) = failed else {

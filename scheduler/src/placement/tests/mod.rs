@@ -17,6 +17,7 @@ pub(super) fn demand(svc: &Service) -> Demand<'_> {
         app: APP,
         service: &svc.name,
         deploy: &svc.deploy,
+        avoid: &[],
     }
 }
 

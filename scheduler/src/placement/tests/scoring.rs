@@ -112,3 +112,23 @@ fn max_replicas_per_node_does_not_apply_to_global_services() {
     cands[0].add(APP, "agent", &ResourceSpec::default());
     assert!(filter(&cands[0], &demand(&svc)).is_ok());
 }
+
+#[test]
+fn hosts_to_avoid_come_last_but_still_serve() {
+    // a1 is emptier and first by name; the instance failed there before.
+    let hosts = vec![host("a1"), host("a2")];
+    let svc = service("api");
+    let avoid = vec!["a1".to_string()];
+    let with_avoid = Demand {
+        avoid: &avoid,
+        ..demand(&svc)
+    };
+    let mut cands = empty(&hosts);
+    cands[1].add(APP, "api", &ResourceSpec::default());
+    let chosen = place(&cands, &with_avoid).map(|c| c.host);
+    assert_eq!(chosen.as_deref(), Ok("a2"));
+    // With no other host it goes back where it failed.
+    let alone = vec![host("a1")];
+    let chosen = place(&empty(&alone), &with_avoid).map(|c| c.host);
+    assert_eq!(chosen.as_deref(), Ok("a1"));
+}

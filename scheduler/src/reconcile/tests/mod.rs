@@ -2,6 +2,7 @@
 //! the way the controller would and checks, every time, that reconciling
 //! again changes nothing.
 
+mod failed;
 mod global;
 mod host_loss;
 mod lifecycle;
@@ -127,7 +128,15 @@ impl Cluster {
         }
     }
 
-    /// The instance's host reports it failed.
+    /// The instance's host reports that it gave up on it at `at_ms`.
+    pub fn give_up(&mut self, id: &str, at_ms: u64) {
+        self.report(id, InstanceState::Failed);
+        let status = self.snap.observed.get_mut(id).expect("just reported");
+        status.gave_up = true;
+        status.since_ms = at_ms;
+    }
+
+    /// The instance's host reports it in `state`.
     pub fn report(&mut self, id: &str, state: InstanceState) {
         let spec = self
             .snap
@@ -147,6 +156,7 @@ impl Cluster {
             restarts: 0,
             pull: None,
             health: None,
+            gave_up: false,
         };
         self.snap.observed.insert(id.into(), status);
     }
