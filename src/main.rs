@@ -44,6 +44,8 @@ enum Command {
     Promote(cmd::promote::Args),
     /// Follow cluster events
     Events(cmd::events::Args),
+    /// Live load per service and host: replicas, requests/s, p99, CPU, memory
+    Top(cmd::top::Args),
     /// Publish a Wasm component or an OCI image layout to a registry
     Push(cmd::push::Args),
     /// Load images into a host's store without a registry, and list them
@@ -82,6 +84,7 @@ fn main() -> std::process::ExitCode {
             Command::Promote(a) => cmd::promote::run(a).await,
             Command::Rm(a) => cmd::rm::run(a).await,
             Command::Events(a) => cmd::events::run(a).await,
+            Command::Top(a) => cmd::top::run(a).await,
             Command::Push(a) => cmd::push::run(a).await,
             Command::Image(a) => cmd::image::run(a).await,
             Command::Logs(a) => cmd::logs::run(a).await,

@@ -17,6 +17,12 @@ pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 
 /// Prints rows under a header, columns padded to their widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    print!("{}", table_text(header, rows));
+}
+
+/// [`table`]'s text, each line ending in a newline.
+pub fn table_text(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = String::new();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -25,7 +31,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
             }
         }
     }
-    let line = |cells: Vec<&str>| {
+    let mut line = |cells: Vec<&str>| {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
             if i + 1 == cells.len() {
@@ -34,12 +40,14 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
                 s.push_str(&format!("{c:<w$}   ", w = widths[i]));
             }
         }
-        println!("{}", s.trim_end());
+        out.push_str(s.trim_end());
+        out.push('\n');
     };
     line(header.to_vec());
     for row in rows {
         line(row.iter().map(String::as_str).collect());
     }
+    out
 }
 
 /// `3s`, `5m`, `2h`, `4d` since a Unix-millisecond timestamp.

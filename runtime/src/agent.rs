@@ -168,9 +168,26 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
     let vips = supervisor
         .containers()
         .map(|c| tokio::spawn(gateway::vips::run(gw.clone(), c.clone())));
+    let (wake_client, wake_subject) = (client.clone(), buckets.names.wake());
+    gw.set_waker(Box::new(move |app, service| {
+        let wake = atoll_sdk::protocol::Wake {
+            app: app.to_string(),
+            service: service.to_string(),
+        };
+        let (client, subject) = (wake_client.clone(), wake_subject.clone());
+        if let Ok(bytes) = serde_json::to_vec(&wake) {
+            tokio::spawn(async move { client.publish(subject, bytes.into()).await });
+        }
+    }));
+    let metrics = crate::metrics::HostMetrics::new(&cfg.name, supervisor.clone(), client.clone());
     let tasks = [
         tokio::spawn(gateway::run(gw.clone(), endpoints.view())),
-        tokio::spawn(gateway::run_mesh(gw.clone(), cfg.mesh_port)),
+        tokio::spawn(gateway::run_mesh(
+            gw.clone(),
+            cfg.mesh_port,
+            metrics.clone(),
+        )),
+        tokio::spawn(metrics.clone().publish(buckets.names.metrics(&cfg.name))),
         tokio::spawn(watch_assignment(
             buckets.assignments.clone(),
             cfg.name.clone(),

@@ -14,8 +14,10 @@ pub mod host_info;
 pub mod kv;
 pub mod local;
 pub mod logs;
+pub mod metrics;
 pub mod oci;
 pub mod supervisor;
+pub mod usage;
 pub mod wasm;
 
 pub use agent::{HostConfig, HostError, cleanup, run};

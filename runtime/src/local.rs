@@ -5,10 +5,11 @@
 //! (bounded by the stop grace period) before it is stopped.
 
 use crate::wasm::WasmInstance;
+use atoll_sdk::metrics::{LATENCY_BOUNDS_MS, bucket_of};
 use atoll_sdk::spec::PortMapping;
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -44,15 +45,58 @@ struct Entry {
     local: Local,
     /// Takes requests (its health check passed, or it has none).
     ready: bool,
-    inflight: Arc<AtomicUsize>,
+    stats: Arc<Stats>,
 }
 
-/// Counts one request (or TCP connection) in flight on an instance.
-pub struct InFlight(Arc<AtomicUsize>);
+/// An instance's request counters, for the load metrics.
+#[derive(Default)]
+pub struct Stats {
+    inflight: AtomicUsize,
+    requests: AtomicU64,
+    busy_us: AtomicU64,
+    latency: [AtomicU64; LATENCY_BOUNDS_MS.len() + 1],
+}
+
+/// The counters of one instance, read at once.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counters {
+    pub inflight: u64,
+    pub requests: u64,
+    pub busy_us: u64,
+    pub latency: Vec<u64>,
+}
+
+impl Stats {
+    fn read(&self) -> Counters {
+        Counters {
+            inflight: self.inflight.load(Ordering::Relaxed) as u64,
+            requests: self.requests.load(Ordering::Relaxed),
+            busy_us: self.busy_us.load(Ordering::Relaxed),
+            latency: self
+                .latency
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+        }
+    }
+}
+
+/// Counts one request (or TCP connection) in flight on an instance; when
+/// it drops, the request is done and its time is counted.
+pub struct InFlight {
+    stats: Arc<Stats>,
+    started: Instant,
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let took = self.started.elapsed();
+        let s = &self.stats;
+        s.requests.fetch_add(1, Ordering::Relaxed);
+        s.busy_us
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        s.latency[bucket_of(took.as_millis() as u64)].fetch_add(1, Ordering::Relaxed);
+        s.inflight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -67,8 +111,19 @@ impl LocalInstances {
     pub fn checkout(&self, id: &str) -> Option<(Local, InFlight)> {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         let entry = map.get(id).filter(|e| e.ready)?;
-        entry.inflight.fetch_add(1, Ordering::AcqRel);
-        Some((entry.local.clone(), InFlight(entry.inflight.clone())))
+        entry.stats.inflight.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlight {
+            stats: entry.stats.clone(),
+            started: Instant::now(),
+        };
+        Some((entry.local.clone(), guard))
+    }
+
+    /// The request counters of an instance served here, and how it is
+    /// reached.
+    pub fn counters(&self, id: &str) -> Option<(Counters, Local)> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        map.get(id).map(|e| (e.stats.read(), e.local.clone()))
     }
 
     /// Adds a running instance; `ready` false keeps it out of traffic
@@ -77,7 +132,7 @@ impl LocalInstances {
         let entry = Entry {
             local,
             ready,
-            inflight: Arc::default(),
+            stats: Arc::default(),
         };
         self.write().insert(id.to_string(), entry);
     }
@@ -111,7 +166,7 @@ impl LocalInstances {
             return true;
         };
         let deadline = Instant::now() + grace;
-        while entry.inflight.load(Ordering::Acquire) > 0 {
+        while entry.stats.inflight.load(Ordering::Acquire) > 0 {
             if Instant::now() >= deadline {
                 return false;
             }
@@ -147,6 +202,21 @@ mod tests {
         assert_eq!(l.container_apps(), BTreeSet::from(["a".to_string()]));
     }
 
+    #[test]
+    fn finished_requests_are_counted_with_their_time() {
+        let l = LocalInstances::default();
+        l.insert("i1", container(), true);
+        let (_, a) = l.checkout("i1").expect("ready");
+        let (_, b) = l.checkout("i1").expect("ready");
+        let counters = l.counters("i1").map(|(c, _)| (c.inflight, c.requests));
+        assert_eq!(counters, Some((2, 0)));
+        drop(a);
+        drop(b);
+        let (c, _) = l.counters("i1").expect("here");
+        assert_eq!((c.inflight, c.requests), (0, 2));
+        assert_eq!(c.latency.iter().sum::<u64>(), 2);
+    }
+
     #[tokio::test]
     async fn a_drain_waits_for_requests_in_flight_up_to_the_grace_period() {
         let l = LocalInstances::default();
@@ -159,6 +229,8 @@ mod tests {
         assert!(!done.is_finished(), "waits for the request in flight");
         drop(guard);
         assert!(done.await.expect("drain"));
+
+        assert!(l.counters("i1").is_none(), "gone once drained");
 
         l.insert("i2", container(), true);
         let (_, _stuck) = l.checkout("i2").expect("ready");

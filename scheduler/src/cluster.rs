@@ -7,7 +7,7 @@ use crate::snapshot::{HostSnapshot, Snapshot, drop_removed};
 use atoll_sdk::cluster::{Assignment, Capacity, HostInfo, HostState};
 use atoll_sdk::nats::{Buckets, Mirror, MirrorView};
 use atoll_sdk::protocol::{
-    AppRecord, AppStatus, Endpoints, Event, Heartbeat, RemovedHost, VERSION, now_ms,
+    AppRecord, AppStatus, Endpoints, Event, Heartbeat, RemovedHost, ScaleRecord, VERSION, now_ms,
 };
 use futures::StreamExt;
 use std::sync::{Arc, Mutex};
@@ -21,7 +21,15 @@ pub struct Cluster {
     pub statuses: MirrorView<AppStatus>,
     pub endpoints: MirrorView<Endpoints>,
     pub removed_hosts: MirrorView<RemovedHost>,
+    /// The autoscaler's decisions, by `app.service`.
+    pub scale: MirrorView<ScaleRecord>,
     pub observed: Mutex<Observed>,
+    /// The hosts' load samples, as rates.
+    pub load: Mutex<crate::load::LoadBoard>,
+    /// Whether this server holds the leader lease (the controller sets it).
+    pub leading: std::sync::atomic::AtomicBool,
+    /// Counters for `/metrics`.
+    pub telemetry: crate::telemetry::Telemetry,
     /// Woken when observed state changes in a way the controller acts on.
     pub observed_changed: Notify,
     pub down_after: Duration,
@@ -37,6 +45,7 @@ type Mirrors = (
     Mirror<AppStatus>,
     Mirror<Endpoints>,
     Mirror<RemovedHost>,
+    Mirror<ScaleRecord>,
 );
 
 impl Cluster {
@@ -46,7 +55,12 @@ impl Cluster {
         let statuses = Mirror::start(buckets.status.clone()).await;
         let endpoints = Mirror::start(buckets.endpoints.clone()).await;
         let removed_hosts = Mirror::start(buckets.removed_hosts.clone()).await;
+        let scale = Mirror::start(buckets.scale.clone()).await;
         Arc::new(Cluster {
+            scale: scale.view(),
+            load: Mutex::default(),
+            leading: Default::default(),
+            telemetry: Default::default(),
             apps: apps.view(),
             assignments: assignments.view(),
             statuses: statuses.view(),
@@ -57,12 +71,16 @@ impl Cluster {
             observed_changed: Notify::new(),
             down_after,
             started: Instant::now(),
-            _mirrors: (apps, assignments, statuses, endpoints, removed_hosts),
+            _mirrors: (apps, assignments, statuses, endpoints, removed_hosts, scale),
         })
     }
 
     pub fn observed(&self) -> std::sync::MutexGuard<'_, Observed> {
         self.observed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn load(&self) -> std::sync::MutexGuard<'_, crate::load::LoadBoard> {
+        self.load.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A consistent-enough copy of everything decision code reads. Hosts
@@ -93,6 +111,9 @@ impl Cluster {
             assignments,
             observed: observed.instances(),
             now_ms: now_ms(),
+            scale: (self.scale.all().into_values())
+                .map(|r| ((r.value.app, r.value.service), r.value.replicas))
+                .collect(),
             updated: (self.statuses.all().into_iter())
                 .filter(|(_, s)| !s.value.updated.is_empty())
                 .map(|(app, s)| (app, s.value.updated))
@@ -118,7 +139,8 @@ impl Cluster {
             && self.assignments.loaded()
             && self.statuses.loaded()
             && self.endpoints.loaded()
-            && self.removed_hosts.loaded();
+            && self.removed_hosts.loaded()
+            && self.scale.loaded();
         if !loaded {
             return false;
         }
@@ -159,6 +181,28 @@ fn unknown_host(name: &str) -> HostInfo {
         capacity: Capacity::default(),
         started_at_ms: 0,
         version: String::new(),
+    }
+}
+
+/// Feeds the hosts' load samples into the load board.
+pub async fn watch_load(cluster: Arc<Cluster>) {
+    let client = cluster.buckets.js.client();
+    let subject = cluster.buckets.names.metrics_all();
+    let mut sub = match client.subscribe(subject.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(%subject, error = %e, "cannot subscribe to load samples");
+            return;
+        }
+    };
+    while let Some(msg) = sub.next().await {
+        match serde_json::from_slice::<atoll_sdk::metrics::HostSample>(&msg.payload) {
+            Ok(s) if s.v == VERSION => cluster.load().record(s),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(subject = %msg.subject, error = %e, "ignoring a malformed load sample")
+            }
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub async fn run(cluster: Arc<Cluster>, server_name: String) {
         let now_leading = lease.hold().await;
         if now_leading != leading {
             leading = now_leading;
+            (cluster.leading).store(leading, std::sync::atomic::Ordering::Relaxed);
             let what = if leading {
                 "is now the leader"
             } else {
@@ -39,6 +40,7 @@ pub async fn run(cluster: Arc<Cluster>, server_name: String) {
             if let Err(e) = pass(&cluster).await {
                 tracing::warn!(error = %e, "reconcile pass failed; retrying");
             }
+            cluster.telemetry.reconciled(started.elapsed());
             tracing::debug!(took = ?started.elapsed(), "reconcile pass");
         }
         tokio::select! {
@@ -66,6 +68,9 @@ async fn pass(cluster: &Cluster) -> Result<(), String> {
     write_assignments(cluster, &plan).await?;
     let before = cluster.statuses.all();
     write_statuses(cluster, &after, &plan).await?;
+    let placed = (plan.events.iter()).filter(|e| e.kind == crate::reconcile::event_kind::PLACE);
+    (cluster.telemetry.placements)
+        .fetch_add(placed.count() as u64, std::sync::atomic::Ordering::Relaxed);
     for e in &plan.events {
         // An unplaceable service would say so on every pass; its status
         // (written above) carries it, and the event fires when it changes.

@@ -22,6 +22,7 @@ pub fn compute(snap: &Snapshot) -> BTreeMap<String, Endpoints> {
                     timeout_ms: svc.timeout_ms,
                     instances: Vec::new(),
                     canary_weight: svc.canary.as_ref().map_or(0, |k| k.weight),
+                    wake: svc.autoscale.is_some_and(|a| a.min == 0),
                 },
             );
         }

@@ -137,10 +137,29 @@ struct Placed<'a> {
 pub fn reconcile(snap: &Snapshot, new_id: &mut dyn FnMut(&str, &str) -> String) -> Plan {
     let canaries = canary_services(snap);
     let canary_keys = canary_keys(snap);
-    let desired = desired(snap, &canaries);
+    let scaled = scaled_services(snap);
+    let desired = desired(snap, &canaries, &scaled);
     let existing = existing(snap, &canary_keys);
     let changes = decide::all(snap, &desired, &existing);
     apply::apply(snap, &desired, &changes, new_id)
+}
+
+/// Autoscaled services whose replica count is not the file's: the
+/// service with the autoscaler's count, by (app, service).
+fn scaled_services(snap: &Snapshot) -> BTreeMap<(String, String), Service> {
+    let mut out = BTreeMap::new();
+    for record in &snap.apps {
+        for service in record.spec.services.values() {
+            let key = (record.spec.name.clone(), service.name.clone());
+            let n = crate::autoscale::replicas(service, snap.scale.get(&key).copied());
+            if n != service.deploy.replicas {
+                let mut s = service.clone();
+                s.deploy.replicas = n;
+                out.insert(key, s);
+            }
+        }
+    }
+    out
 }
 
 /// Every deployed service (and canary) by (app, service), in name order so
@@ -148,11 +167,14 @@ pub fn reconcile(snap: &Snapshot, new_id: &mut dyn FnMut(&str, &str) -> String) 
 fn desired<'a>(
     snap: &'a Snapshot,
     canaries: &'a BTreeMap<(String, String), Service>,
+    scaled: &'a BTreeMap<(String, String), Service>,
 ) -> BTreeMap<Key<'a>, Desired<'a>> {
     let mut out = BTreeMap::new();
     for record in &snap.apps {
         for service in record.spec.services.values() {
             let key = (record.spec.name.as_str(), service.name.as_str());
+            let owned = (record.spec.name.clone(), service.name.clone());
+            let service = scaled.get(&owned).unwrap_or(service);
             let hash = spec_hash(service);
             out.entry(key).or_insert(Desired {
                 record,

@@ -48,6 +48,9 @@ pub struct Snapshot {
     /// When the snapshot was taken (Unix milliseconds), for the waits of
     /// rolling updates.
     pub now_ms: u64,
+    /// (app, service) → replicas the autoscaler decided, for services
+    /// with `x-atoll.autoscale`.
+    pub scale: BTreeMap<(String, String), u32>,
     /// app → service → when its last rolling update finished, for
     /// `monitor` (from the app statuses the controller wrote).
     pub updated: BTreeMap<String, BTreeMap<String, UpdateDone>>,
@@ -160,6 +163,7 @@ pub(crate) mod fixtures {
             volumes: Vec::new(),
             health: None,
             canary: None,
+            autoscale: None,
         }
     }
 

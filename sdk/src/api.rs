@@ -146,3 +146,44 @@ pub struct HostView {
     pub last_seen_ms: u64,
     pub version: String,
 }
+
+/// `atoll top`: the load of every service and host right now.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TopView {
+    pub services: Vec<ServiceTop>,
+    pub hosts: Vec<HostTop>,
+}
+
+/// One service in `atoll top`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceTop {
+    pub app: String,
+    pub service: String,
+    /// Instances wanted (the autoscaler's count for an autoscaled service).
+    pub replicas: u32,
+    /// Instances taking traffic.
+    pub ready: u32,
+    pub rps: f64,
+    /// Average requests in flight, summed over the instances.
+    pub inflight: f64,
+    /// 99th percentile latency over the last second, in milliseconds
+    /// (a bucket bound); `None` without requests.
+    pub p99_ms: Option<u64>,
+    /// Percent of one CPU, summed over the instances.
+    pub cpu_percent: f64,
+    pub memory: u64,
+    /// `min–max on <metric> <target>` for an autoscaled service.
+    pub autoscale: Option<String>,
+}
+
+/// One host in `atoll top`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostTop {
+    pub name: String,
+    pub state: String,
+    /// Percent of the whole machine; `None` before its second sample.
+    pub cpu_percent: Option<f64>,
+    pub memory_used: u64,
+    pub memory_total: u64,
+    pub instances: u32,
+}

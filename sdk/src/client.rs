@@ -166,6 +166,11 @@ impl Client {
         }
     }
 
+    /// The load of every service and host (`atoll top`).
+    pub async fn top(&self) -> Result<crate::api::TopView, ClientError> {
+        self.get_json("/v1/top").await
+    }
+
     pub async fn hosts(&self) -> Result<Vec<HostView>, ClientError> {
         self.get_json("/v1/hosts").await
     }

@@ -68,6 +68,15 @@ pub enum HostState {
     Down,
 }
 
+impl HostState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostState::Ready => "ready",
+            HostState::Down => "down",
+        }
+    }
+}
+
 /// The lifecycle of an instance, as its host reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

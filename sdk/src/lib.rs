@@ -12,6 +12,8 @@
 pub mod api;
 pub mod cluster;
 pub mod digest;
+pub mod metrics;
+pub mod prometheus;
 pub mod protocol;
 pub mod spec;
 

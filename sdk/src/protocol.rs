@@ -33,6 +33,19 @@ impl Names {
     pub fn heartbeat_all(&self) -> String {
         format!("atoll.{}.hb.*", self.cluster)
     }
+    /// Load samples of one host ([`crate::metrics::HostSample`]), about
+    /// once a second.
+    pub fn metrics(&self, host: &str) -> String {
+        format!("atoll.{}.metrics.{host}", self.cluster)
+    }
+    pub fn metrics_all(&self) -> String {
+        format!("atoll.{}.metrics.*", self.cluster)
+    }
+    /// Wake-ups of services scaled to zero ([`Wake`]), sent by a gateway
+    /// holding a request for one.
+    pub fn wake(&self) -> String {
+        format!("atoll.{}.wake", self.cluster)
+    }
     /// Requests for instance logs, answered by `host` ([`LogRequest`]).
     pub fn log_requests(&self, host: &str) -> String {
         format!("atoll.{}.logs.{host}", self.cluster)
@@ -60,6 +73,10 @@ impl Names {
     /// KV: host name → [`RemovedHost`]: hosts an operator retired.
     pub fn removed_hosts_bucket(&self) -> String {
         format!("atoll-{}-removed-hosts", self.cluster)
+    }
+    /// KV: `app.service` → [`ScaleRecord`]: the autoscaler's decisions.
+    pub fn scale_bucket(&self) -> String {
+        format!("atoll-{}-scale", self.cluster)
     }
     /// KV: the controller's leader lease.
     pub fn leader_bucket(&self) -> String {
@@ -96,6 +113,26 @@ pub struct Heartbeat {
     pub instances: Vec<InstanceStatus>,
 }
 
+/// The autoscaler's last decision for a service (`x-atoll.autoscale`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScaleRecord {
+    pub v: u32,
+    pub app: String,
+    pub service: String,
+    pub replicas: u32,
+    /// When it was decided (Unix ms).
+    pub at_ms: u64,
+    pub reason: String,
+}
+
+/// A gateway holds a request for a service that has no instance (scaled
+/// to zero) and asks for one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wake {
+    pub app: String,
+    pub service: String,
+}
+
 /// An app's desired state, one KV entry per app; each deploy writes a new
 /// revision.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +166,10 @@ pub struct Endpoints {
     /// Percent of requests for the canary instances (when there are any).
     #[serde(default)]
     pub canary_weight: u8,
+    /// Scaled to zero when idle (`autoscale.min: 0`): a gateway holds a
+    /// request while no instance is ready and asks for one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wake: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

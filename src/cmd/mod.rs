@@ -14,4 +14,5 @@ pub mod push;
 pub mod rm;
 pub mod rollback;
 pub mod server;
+pub mod top;
 pub mod up;

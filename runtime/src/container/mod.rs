@@ -7,7 +7,7 @@
 //! and `container.log`); `youki/` is the runtime's state; `images/` the
 //! unpacked images; `net/` the bridge's subnet and address leases.
 
-mod bundle;
+pub(crate) mod bundle;
 pub mod process;
 pub mod restart;
 

@@ -178,6 +178,7 @@ mod tests {
                     outstanding: Default::default(),
                 })
                 .collect(),
+            wake: false,
         }
     }
 

@@ -39,7 +39,7 @@ pub async fn run(gw: Arc<Gateway>, endpoints: MirrorView<Endpoints>) {
 
 /// Takes service calls other hosts forward on `bind:port`, binding again
 /// (every second) until it can.
-pub async fn run_mesh(gw: Arc<Gateway>, port: u16) {
+pub async fn run_mesh(gw: Arc<Gateway>, port: u16, metrics: Arc<crate::metrics::HostMetrics>) {
     let addr = SocketAddr::new(gw.bind, port);
     let listener = loop {
         match tokio::net::TcpListener::bind(addr).await {
@@ -52,10 +52,16 @@ pub async fn run_mesh(gw: Arc<Gateway>, port: u16) {
     };
     tracing::info!(%addr, "mesh port open");
     accept(listener, move |stream| {
-        let gw = gw.clone();
+        let (gw, metrics) = (gw.clone(), metrics.clone());
         serve_http(stream, move |req| {
-            let gw = gw.clone();
+            let (gw, metrics) = (gw.clone(), metrics.clone());
             async move {
+                // The host's Prometheus endpoint shares the mesh port.
+                if req.uri().path() == "/metrics" && !req.headers().contains_key(super::HOP_HEADER)
+                {
+                    let text = tokio::task::spawn_blocking(move || metrics.render()).await;
+                    return super::prometheus_text(text.unwrap_or_default());
+                }
                 if req.method() == http::Method::CONNECT {
                     gw.serve_tunnel(req).await
                 } else {

@@ -51,10 +51,22 @@ const STALE_WAIT: std::time::Duration = std::time::Duration::from_millis(25);
 /// whose connection failed can be retried on another instance).
 pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
 
+/// How long a request for a service scaled to zero is held while an
+/// instance starts; past it, 503 with `Retry-After`.
+pub const WAKE_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
+/// A held request asks again this often, in case a wake-up was lost.
+const WAKE_AGAIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Asks the control plane for an instance of (app, service).
+pub type Waker = Box<dyn Fn(&str, &str) + Send + Sync>;
+
 pub struct Gateway {
     host: String,
     bind: IpAddr,
     table: RwLock<Arc<Table>>,
+    /// Woken whenever the table is replaced.
+    table_changed: tokio::sync::Notify,
+    waker: std::sync::OnceLock<Waker>,
     local: LocalInstances,
     peers: forward::Peers,
     vips: vips::ServiceAddresses,
@@ -66,6 +78,8 @@ impl Gateway {
             host: host.to_string(),
             bind,
             table: RwLock::default(),
+            table_changed: tokio::sync::Notify::new(),
+            waker: std::sync::OnceLock::new(),
             local,
             peers: forward::Peers::new(),
             vips: vips::ServiceAddresses::default(),
@@ -78,6 +92,45 @@ impl Gateway {
 
     fn set_table(&self, t: Table) {
         *self.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(t);
+        self.table_changed.notify_waiters();
+    }
+
+    /// Sets how the gateway asks for an instance of a service scaled to
+    /// zero (once; later calls are ignored).
+    pub fn set_waker(&self, waker: Waker) {
+        let _ = self.waker.set(waker);
+    }
+
+    /// Holds a request for a service that has no ready instance and scales
+    /// from zero: asks for one, and waits (bounded by [`WAKE_HOLD`]) for a
+    /// table in which the service has an endpoint.
+    async fn hold(&self, app: &str, service: &str) -> Option<Arc<Table>> {
+        let deadline = tokio::time::Instant::now() + WAKE_HOLD;
+        let key = (app.to_string(), service.to_string());
+        let mut asked: Option<tokio::time::Instant> = None;
+        loop {
+            let changed = self.table_changed.notified();
+            let table = self.table();
+            if table
+                .by_service
+                .get(&key)
+                .is_some_and(|r| !r.endpoints.is_empty())
+            {
+                return Some(table);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            if asked.is_none_or(|at| now >= at + WAKE_AGAIN) {
+                if let Some(wake) = self.waker.get() {
+                    wake(app, service);
+                }
+                asked = Some(now);
+            }
+            let until = deadline.min(now + WAKE_AGAIN);
+            let _ = tokio::time::timeout_at(until, changed).await;
+        }
     }
 
     /// Serves one request that arrived on published port `port`.
@@ -104,8 +157,34 @@ impl Gateway {
     }
 
     /// Serves `req` from the route's instances within the service's
-    /// timeout (504 past it).
+    /// timeout (504 past it). A service scaled to zero is woken first.
     async fn balance(
+        &self,
+        route: &routes::Route,
+        via: Via,
+        req: &Request<Bytes>,
+    ) -> Response<ResponseBody> {
+        if route.endpoints.is_empty() && route.wake {
+            let woken = self.hold(&route.app, &route.service).await;
+            let key = (route.app.clone(), route.service.clone());
+            let Some(route) = woken.as_ref().and_then(|t| t.by_service.get(&key)) else {
+                let mut resp = text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "service {} of app {} is starting from zero and was not ready within {WAKE_HOLD:?}; retry",
+                        route.service, route.app
+                    ),
+                );
+                resp.headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return resp;
+            };
+            return self.balance_ready(route, via, req).await;
+        }
+        self.balance_ready(route, via, req).await
+    }
+
+    async fn balance_ready(
         &self,
         route: &routes::Route,
         via: Via,
@@ -422,6 +501,25 @@ fn copy_request(req: &Request<Bytes>) -> Request<Full<Bytes>> {
     *out.version_mut() = req.version();
     *out.headers_mut() = req.headers().clone();
     out
+}
+
+/// A Prometheus exposition.
+fn prometheus_text(text: String) -> Response<ResponseBody> {
+    let mut resp = text_raw(StatusCode::OK, text);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(atoll_sdk::prometheus::CONTENT_TYPE),
+    );
+    resp
+}
+
+fn text_raw(status: StatusCode, body: String) -> Response<ResponseBody> {
+    let body = Full::new(Bytes::from(body))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    resp
 }
 
 /// A short plain-text answer from the gateway itself.

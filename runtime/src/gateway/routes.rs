@@ -19,6 +19,9 @@ pub struct Route {
     pub endpoints: Vec<RouteEndpoint>,
     /// Percent of requests for the canary endpoints.
     pub canary_weight: u8,
+    /// Scaled to zero when idle: a request finding no endpoint is held
+    /// while an instance starts.
+    pub wake: bool,
 }
 
 /// One ready instance with its in-flight request counter (shared across
@@ -65,6 +68,7 @@ pub fn build(all: &BTreeMap<String, Endpoints>, previous: &Table) -> Table {
             timeout: Duration::from_millis(eps.timeout_ms.max(1)),
             endpoints,
             canary_weight: eps.canary_weight,
+            wake: eps.wake,
         };
         for port in &eps.ports {
             by_port.insert(port.published, route.clone());
@@ -104,6 +108,7 @@ mod tests {
                 })
                 .collect(),
             canary_weight: 0,
+            wake: false,
         };
         BTreeMap::from([("a.web".to_string(), e)])
     }

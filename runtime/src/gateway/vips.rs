@@ -246,6 +246,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             endpoints: Vec::new(),
             canary_weight: 0,
+            wake: false,
         }
     }
 

@@ -228,6 +228,39 @@ impl Supervisor {
         self.changed.notify_one();
     }
 
+    /// The load of every instance served here: request counters from the
+    /// gateway, CPU and memory from the cgroup or the Wasm stores.
+    pub fn load_samples(&self) -> Vec<atoll_sdk::metrics::InstanceSample> {
+        let specs: Vec<(String, String, String)> = (self.slots().iter())
+            .map(|(id, s)| (id.clone(), s.spec.app.clone(), s.spec.service.clone()))
+            .collect();
+        let mut out = Vec::new();
+        for (id, app, service) in specs {
+            let Some((c, local)) = self.local.counters(&id) else {
+                continue;
+            };
+            let (cpu_us, memory) = match local {
+                Local::Wasm(w) => w.usage(),
+                Local::Container { .. } => {
+                    let (cpu, memory) = crate::usage::container(&id);
+                    (cpu.unwrap_or(0), memory.unwrap_or(0))
+                }
+            };
+            out.push(atoll_sdk::metrics::InstanceSample {
+                id,
+                app,
+                service,
+                requests: c.requests,
+                inflight: c.inflight,
+                busy_us: c.busy_us,
+                latency: c.latency,
+                cpu_us,
+                memory,
+            });
+        }
+        out
+    }
+
     pub fn statuses(&self) -> Vec<InstanceStatus> {
         self.slots()
             .iter()

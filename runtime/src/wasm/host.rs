@@ -133,6 +133,11 @@ pub(crate) struct MemoryLimiter {
 }
 
 impl MemoryLimiter {
+    /// Linear memory granted so far, in bytes.
+    pub(crate) fn used(&self) -> u64 {
+        self.used
+    }
+
     fn new(limit: u64) -> Self {
         Self {
             limit,

@@ -47,6 +47,16 @@ struct Inner {
     log: Option<wasmtime_wasi::cli::OutputFile>,
     outbound: Option<super::OutboundRoute>,
     kv: Option<super::keyvalue::KvRoute>,
+    usage: std::sync::Arc<Usage>,
+}
+
+/// What a component's requests used, for the load metrics.
+#[derive(Default)]
+struct Usage {
+    /// Time in the guest (instantiation and the handler), in µs.
+    wasm_us: std::sync::atomic::AtomicU64,
+    /// Linear memory of the last request's store, in bytes.
+    memory: std::sync::atomic::AtomicU64,
 }
 
 /// Why a request produced no response from the guest.
@@ -80,8 +90,17 @@ impl WasmInstance {
                     .map(wasmtime_wasi::cli::OutputFile::new),
                 outbound: cfg.outbound,
                 kv: cfg.kv,
+                usage: Default::default(),
             }),
         }
+    }
+
+    /// Time spent in the guest (µs, cumulative) and the memory of its
+    /// last store (bytes).
+    pub fn usage(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let u = &self.inner.usage;
+        (u.wasm_us.load(Relaxed), u.memory.load(Relaxed))
     }
 
     /// Digest of the component this instance runs.
@@ -127,6 +146,7 @@ impl WasmInstance {
         let wall_clock = inner.timeout + WALL_CLOCK_GRACE;
         let task_digest = digest.clone();
         let (failure_tx, failure_rx) = oneshot::channel();
+        let usage = inner.usage.clone();
         let task = tokio::spawn(async move {
             let run = async {
                 let proxy = pre
@@ -139,10 +159,17 @@ impl WasmInstance {
                     .await
                     .map_err(|e| guest_failure(&e))
             };
+            let entered = Instant::now();
             let result = match tokio::time::timeout(wall_clock, run).await {
                 Ok(result) => result,
                 Err(_) => Err(Failure::Deadline),
             };
+            {
+                use std::sync::atomic::Ordering::Relaxed;
+                let took = entered.elapsed().as_micros() as u64;
+                usage.wasm_us.fetch_add(took, Relaxed);
+                usage.memory.store(store.data().limiter.used(), Relaxed);
+            }
             // The limiter knows better than the error chain why the guest
             // stopped: the trap may surface as a plain host error.
             let result = match (result, store.data_mut().limiter.exceeded.take()) {

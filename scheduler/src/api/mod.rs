@@ -3,6 +3,7 @@
 //! what is wrong.
 
 mod logs;
+mod top;
 
 use crate::cluster::Cluster;
 use crate::views;
@@ -34,6 +35,8 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
         .route("/v1/hosts", get(list_hosts))
         .route("/v1/hosts/{name}", delete(remove_host))
         .route("/v1/events", get(events))
+        .route("/v1/top", get(top::top))
+        .route("/metrics", get(top::metrics))
         .route("/v1/logs/{app}", get(logs::app_logs))
         .route("/v1/logs/{app}/{service}", get(logs::service_logs))
         .route(

@@ -23,6 +23,7 @@ pub struct Buckets {
     pub status: kv::Store,
     pub leader: kv::Store,
     pub removed_hosts: kv::Store,
+    pub scale: kv::Store,
     pub artifacts: object_store::ObjectStore,
 }
 
@@ -58,6 +59,7 @@ impl Buckets {
         )
         .await?;
         let removed_hosts = open_kv(&js, kv_cfg(names.removed_hosts_bucket(), 1)).await?;
+        let scale = open_kv(&js, kv_cfg(names.scale_bucket(), 1)).await?;
         let artifacts = open_objects(&js, &names.artifacts_bucket()).await?;
         Ok(Buckets {
             js,
@@ -68,6 +70,7 @@ impl Buckets {
             status,
             leader,
             removed_hosts,
+            scale,
             artifacts,
         })
     }

@@ -196,7 +196,7 @@ pub(super) static X_ATOLL: Section = Section {
     keys: &[
         ("component", S),
         ("timeout", S),
-        ("autoscale", N),
+        ("autoscale", S),
         ("canary", S),
         ("health", S),
         ("capabilities", N),
@@ -246,6 +246,22 @@ pub(super) static LIVENESS: Section = Section {
         ("retries", S),
         ("start_period", S),
     ],
+};
+
+pub(super) static AUTOSCALE: Section = Section {
+    name: "services.<name>.x-atoll.autoscale",
+    keys: &[
+        ("min", S),
+        ("max", S),
+        ("target", S),
+        ("scale_up_window", S),
+        ("scale_down_window", S),
+    ],
+};
+
+pub(super) static AUTOSCALE_TARGET: Section = Section {
+    name: "services.<name>.x-atoll.autoscale.target",
+    keys: &[("inflight", S), ("rps", S), ("cpu", S)],
 };
 
 pub(super) static CANARY: Section = Section {
@@ -364,6 +380,8 @@ pub(super) static ALL: &[&Section] = &[
     &X_ATOLL,
     &HEALTH,
     &LIVENESS,
+    &AUTOSCALE,
+    &AUTOSCALE_TARGET,
     &CANARY,
     &PORT,
     &DEPLOY,

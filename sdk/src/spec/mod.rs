@@ -4,6 +4,7 @@
 //! [`App`] plus warnings (Compose keys atoll does not implement yet), or a
 //! list of errors that each name the path and line of the offending key.
 
+mod autoscale;
 mod container;
 mod ctx;
 mod deploy;

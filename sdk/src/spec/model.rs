@@ -35,6 +35,38 @@ pub struct Service {
     /// `x-atoll.canary`: a second version run beside this one.
     #[serde(default)]
     pub canary: Option<Canary>,
+    /// `x-atoll.autoscale`: the replica count follows the load.
+    #[serde(default)]
+    pub autoscale: Option<Autoscale>,
+}
+
+/// `x-atoll.autoscale`: replicas between `min` and `max`, as many as keep
+/// the metric per instance at `target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Autoscale {
+    /// 0: scale to zero when idle (components only).
+    pub min: u32,
+    pub max: u32,
+    pub metric: ScaleMetric,
+    /// The target per instance, in thousandths (in-flight requests,
+    /// requests per second, or percent of one CPU).
+    pub target_milli: u64,
+    /// Scale up to the highest need seen in this window.
+    pub scale_up_window_ms: u64,
+    /// Scale down only to the highest need seen in this window.
+    pub scale_down_window_ms: u64,
+}
+
+/// What `x-atoll.autoscale.target` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScaleMetric {
+    /// Requests in flight per instance (concurrency, as in Knative).
+    Inflight,
+    /// Requests per second per instance.
+    Rps,
+    /// CPU per instance, in percent of one CPU.
+    Cpu,
 }
 
 /// How an instance's health is checked.

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use saphyr::{Scalar, YamlData};
 
+use super::autoscale::autoscale;
 use super::container::ContainerKeys;
 use super::ctx::{Ctx, index, join};
 use super::deploy::deploy;
@@ -16,7 +17,7 @@ use super::ports::ports;
 use super::units::is_service_name;
 use super::volumes::mounts;
 use super::yaml::{self, Node};
-use super::{Artifact, Canary, Deploy, Health, Mode, Probe, Service};
+use super::{Artifact, Autoscale, Canary, Deploy, Health, Mode, Probe, Service};
 
 /// `x-atoll.timeout` when the file gives none.
 pub(super) const DEFAULT_TIMEOUT_MS: u64 = 30_000;
@@ -33,6 +34,8 @@ struct Atoll {
     /// `canary`, if given (not null), with the line of its key; `None`
     /// inside when invalid.
     canary: Option<(Option<Canary>, usize)>,
+    /// `autoscale`, if given and valid, with the line of its key.
+    autoscale: Option<(Autoscale, usize)>,
 }
 
 /// A non-empty string without whitespace: image references and paths.
@@ -55,6 +58,7 @@ fn x_atoll(ctx: &mut Ctx, path: &str, node: &Node) -> Atoll {
         timeout_ms: DEFAULT_TIMEOUT_MS,
         health: None,
         canary: None,
+        autoscale: None,
     };
     let entries = ctx.mapping(path, node);
     for e in keys::filter(ctx, &keys::X_ATOLL, path, entries) {
@@ -72,6 +76,9 @@ fn x_atoll(ctx: &mut Ctx, path: &str, node: &Node) -> Atoll {
             "health" => out.health = atoll_health(ctx, &p, e.line, e.value),
             "canary" if !e.value.data.is_null() => {
                 out.canary = Some((canary(ctx, &p, e.line, e.value), e.line));
+            }
+            "autoscale" if !e.value.data.is_null() => {
+                out.autoscale = autoscale(ctx, &p, e.line, e.value).map(|a| (a, e.line));
             }
             _ => {}
         }
@@ -287,9 +294,9 @@ pub(super) fn service(
     }
     let timeout_ms = atoll.as_ref().map_or(DEFAULT_TIMEOUT_MS, |a| a.timeout_ms);
     let has_component = atoll.as_ref().is_some_and(|a| a.has_component);
-    let (component, atoll_health, canary) = match atoll {
-        Some(a) => (a.component, a.health, a.canary),
-        None => (None, None, None),
+    let (component, atoll_health, canary, autoscale) = match atoll {
+        Some(a) => (a.component, a.health, a.canary, a.autoscale),
+        None => (None, None, None, None),
     };
     let is_component = has_component && !has_image;
     let health = settle_health(ctx, &path, health_check, atoll_health, is_component);
@@ -312,6 +319,20 @@ pub(super) fn service(
             ctx.error(&p, line, m);
         }
         canary
+    });
+    let autoscale = autoscale.map(|(a, line)| {
+        let p = join(&path, "x-atoll.autoscale");
+        if deploy_section.mode == Mode::Global {
+            let m = "autoscaling needs replicated mode (deploy.mode is global)";
+            ctx.error(&p, line, m);
+        } else if a.min == 0 && !is_component {
+            let m = "`min: 0` (scale to zero) is for components; a container service needs min 1 or more";
+            ctx.error(&p, line, m);
+        } else if !is_component && !volume_mounts.is_empty() {
+            let m = "a service with a named volume runs once per volume and cannot autoscale";
+            ctx.error(&p, line, m);
+        }
+        a
     });
     let artifact = match (image, component) {
         (Some(i), None) if !has_component => Artifact::Image(i),
@@ -345,5 +366,6 @@ pub(super) fn service(
         },
         health,
         canary,
+        autoscale,
     }
 }

@@ -376,3 +376,45 @@ unknown: 1
         ]
     );
 }
+
+#[test]
+fn autoscale_errors_name_what_is_wrong() {
+    let cases = [
+        (
+            "x-atoll: { component: a.wasm, autoscale: { min: 0 } }",
+            "missing `max`",
+        ),
+        (
+            "x-atoll: { component: a.wasm, autoscale: { max: 2 } }",
+            "missing `target`",
+        ),
+        (
+            "x-atoll: { component: a.wasm, autoscale: { min: 3, max: 2, target: { rps: 10 } } }",
+            "`min` (3) is above `max` (2)",
+        ),
+        (
+            "x-atoll: { component: a.wasm, autoscale: { max: 2, target: { rps: 10, cpu: 5 } } }",
+            "exactly one of",
+        ),
+        (
+            "x-atoll: { component: a.wasm, autoscale: { max: 2, target: { rps: 0 } } }",
+            "a number above 0",
+        ),
+        (
+            "x-atoll: { component: a.wasm, autoscale: { max: 2, target: { memory: 5 } } }",
+            "unknown key",
+        ),
+        (
+            "image: nginx\n    x-atoll: { autoscale: { min: 0, max: 2, target: { rps: 1 } } }",
+            "scale to zero) is for components",
+        ),
+    ];
+    for (svc, want) in cases {
+        let text = format!("services:\n  api:\n    {svc}\n");
+        let errors = errors(&text);
+        assert!(
+            errors.iter().any(|e| e.to_string().contains(want)),
+            "{svc}: want {want:?} in {errors:?}"
+        );
+    }
+}

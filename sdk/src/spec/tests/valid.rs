@@ -222,6 +222,7 @@ fn full_file_round_trip() {
             weight: 10,
             replicas: 1,
         }),
+        autoscale: None,
     };
     let api = Service {
         name: "api".into(),
@@ -249,6 +250,7 @@ fn full_file_round_trip() {
             live: None,
         }),
         canary: None,
+        autoscale: None,
     };
     let expected = App {
         name: "shop".into(),
@@ -378,4 +380,40 @@ services:
 ";
     let parsed = ok(text);
     assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+}
+
+#[test]
+fn autoscale_reads_its_bounds_target_and_windows() {
+    let app = ok("services:
+  api:
+    x-atoll:
+      component: api.wasm
+      autoscale:
+        min: 0
+        max: 6
+        target: { inflight: 2.5 }
+        scale_down_window: 30s
+  web:
+    image: nginx
+    x-atoll:
+      autoscale: { max: 3, target: { cpu: \"50%\" } }
+");
+    let app = app.app;
+    let api = app.services["api"].autoscale.expect("api autoscales");
+    assert_eq!(
+        api,
+        Autoscale {
+            min: 0,
+            max: 6,
+            metric: ScaleMetric::Inflight,
+            target_milli: 2_500,
+            scale_up_window_ms: 6_000,
+            scale_down_window_ms: 30_000,
+        }
+    );
+    let web = app.services["web"].autoscale.expect("web autoscales");
+    assert_eq!(
+        (web.min, web.max, web.metric, web.target_milli),
+        (1, 3, ScaleMetric::Cpu, 50_000)
+    );
 }

@@ -1,0 +1,179 @@
+//! The host's load metrics: a [`HostSample`] published on NATS about once a
+//! second (the controller's autoscaler and `atoll top` read them), and the
+//! same figures as Prometheus text at `/metrics` on the mesh port.
+
+use crate::supervisor::Supervisor;
+use atoll_sdk::metrics::{HostSample, InstanceSample, LATENCY_BOUNDS_MS};
+use atoll_sdk::prometheus::{Exposition, Kind};
+use atoll_sdk::protocol::{VERSION, now_ms};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a host publishes its sample.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
+pub struct HostMetrics {
+    host: String,
+    supervisor: Arc<Supervisor>,
+    client: async_nats::Client,
+}
+
+impl HostMetrics {
+    pub fn new(host: &str, supervisor: Arc<Supervisor>, client: async_nats::Client) -> Arc<Self> {
+        Arc::new(HostMetrics {
+            host: host.to_string(),
+            supervisor,
+            client,
+        })
+    }
+
+    pub fn sample(&self) -> HostSample {
+        let (cpu_busy_us, cpus, memory_used, memory_total) = crate::usage::machine();
+        HostSample {
+            v: VERSION,
+            host: self.host.clone(),
+            at_ms: now_ms(),
+            cpu_busy_us,
+            cpus,
+            memory_used,
+            memory_total,
+            instances: self.supervisor.load_samples(),
+        }
+    }
+
+    /// Publishes a sample every [`SAMPLE_INTERVAL`], forever.
+    pub async fn publish(self: Arc<Self>, subject: String) {
+        let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let sample = self.sample();
+            if let Ok(bytes) = serde_json::to_vec(&sample)
+                && let Err(e) = self.client.publish(subject.clone(), bytes.into()).await
+            {
+                tracing::debug!(error = %e, "load sample not sent");
+            }
+        }
+    }
+
+    /// The Prometheus exposition of this host.
+    pub fn render(&self) -> String {
+        let sample = self.sample();
+        let mut e = Exposition::new();
+        e.family(
+            "atoll_host_instances",
+            "Instances assigned to this host, by state.",
+            Kind::Gauge,
+        );
+        let mut by_state = std::collections::BTreeMap::new();
+        for s in self.supervisor.statuses() {
+            *by_state.entry(s.state.as_str()).or_insert(0u64) += 1;
+        }
+        for (state, n) in by_state {
+            e.sample("atoll_host_instances", &[("state", state)], n as f64);
+        }
+        let bounds: Vec<f64> = LATENCY_BOUNDS_MS
+            .iter()
+            .map(|ms| *ms as f64 / 1000.0)
+            .collect();
+        let labels = |i: &InstanceSample| {
+            [
+                ("app", i.app.clone()),
+                ("service", i.service.clone()),
+                ("instance", i.id.clone()),
+            ]
+        };
+        type Pick = fn(&InstanceSample) -> f64;
+        let families: [(&str, &str, Kind, Pick); 4] = [
+            (
+                "atoll_instance_requests_total",
+                "Requests (and TCP connections) an instance finished.",
+                Kind::Counter,
+                |i| i.requests as f64,
+            ),
+            (
+                "atoll_instance_requests_in_flight",
+                "Requests an instance is serving.",
+                Kind::Gauge,
+                |i| i.inflight as f64,
+            ),
+            (
+                "atoll_instance_cpu_seconds_total",
+                "CPU time of an instance (a container's cgroup, a component's time in Wasm).",
+                Kind::Counter,
+                |i| i.cpu_us as f64 / 1e6,
+            ),
+            (
+                "atoll_instance_memory_bytes",
+                "Memory of an instance (a container's cgroup, a component's last store).",
+                Kind::Gauge,
+                |i| i.memory as f64,
+            ),
+        ];
+        for (name, help, kind, value) in families {
+            e.family(name, help, kind);
+            for i in &sample.instances {
+                let l = labels(i);
+                let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                e.sample(name, &l, value(i));
+            }
+        }
+        let name = "atoll_instance_request_duration_seconds";
+        e.family(
+            name,
+            "How long an instance took to answer.",
+            Kind::Histogram,
+        );
+        for i in &sample.instances {
+            let l = labels(i);
+            let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            e.histogram(name, &l, &bounds, &i.latency, i.busy_us as f64 / 1e6);
+        }
+        e.family(
+            "atoll_host_cpu_seconds_total",
+            "CPU time the machine spent busy, all CPUs.",
+            Kind::Counter,
+        )
+        .sample(
+            "atoll_host_cpu_seconds_total",
+            &[],
+            sample.cpu_busy_us as f64 / 1e6,
+        );
+        e.family(
+            "atoll_host_memory_used_bytes",
+            "Memory in use on the machine.",
+            Kind::Gauge,
+        )
+        .sample(
+            "atoll_host_memory_used_bytes",
+            &[],
+            sample.memory_used as f64,
+        );
+        e.family(
+            "atoll_host_memory_total_bytes",
+            "Memory of the machine.",
+            Kind::Gauge,
+        )
+        .sample(
+            "atoll_host_memory_total_bytes",
+            &[],
+            sample.memory_total as f64,
+        );
+        let connects = self
+            .client
+            .statistics()
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed);
+        e.family(
+            "atoll_nats_reconnects_total",
+            "Times this host reconnected to NATS.",
+            Kind::Counter,
+        )
+        .sample(
+            "atoll_nats_reconnects_total",
+            &[],
+            connects.saturating_sub(1) as f64,
+        );
+        e.finish()
+    }
+}

@@ -1,0 +1,43 @@
+//! `GET /v1/top` (the load of every service and host) and `GET /metrics`
+//! (the server's Prometheus exposition).
+
+use crate::cluster::Cluster;
+use crate::top::{self, ServerCounters};
+use atoll_sdk::api::TopView;
+use atoll_sdk::protocol::now_ms;
+use axum::Json;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+pub async fn top(State(c): State<Arc<Cluster>>) -> Json<TopView> {
+    let snap = c.snapshot();
+    let now = now_ms();
+    let (loads, hosts) = {
+        let board = c.load();
+        (board.services(now), board.hosts(now))
+    };
+    Json(top::view(&snap, &loads, &hosts))
+}
+
+pub async fn metrics(State(c): State<Arc<Cluster>>) -> impl IntoResponse {
+    let snap = c.snapshot();
+    let loads = c.load().services(now_ms());
+    let client = c.buckets.js.client();
+    let connects = client.statistics().connects.load(Ordering::Relaxed);
+    let counters = ServerCounters {
+        placements: c.telemetry.placements.load(Ordering::Relaxed),
+        reconciles: c.telemetry.reconcile_histogram(),
+        nats_reconnects: connects.saturating_sub(1),
+        leading: c.leading.load(Ordering::Relaxed),
+    };
+    let text = top::exposition(&snap, &loads, &counters);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            atoll_sdk::prometheus::CONTENT_TYPE,
+        )],
+        text,
+    )
+}

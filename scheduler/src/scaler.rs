@@ -1,0 +1,165 @@
+//! The autoscaler's shell: every second, on the leader, it adds each
+//! autoscaled service's load to its history, asks [`crate::autoscale`]
+//! for a count, and writes a changed count to the scale bucket (the
+//! controller places or stops instances to match). It also answers the
+//! gateways' wake-ups for services scaled to zero.
+
+use crate::autoscale::{self, Input, Observation};
+use crate::cluster::Cluster;
+use atoll_sdk::protocol::{ScaleRecord, VERSION, Wake, endpoints_key, now_ms};
+use atoll_sdk::spec::Autoscale;
+use futures::StreamExt;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// How often the autoscaler looks at the load.
+const TICK: Duration = Duration::from_secs(1);
+
+type Key = (String, String);
+
+pub async fn run(cluster: Arc<Cluster>) {
+    let client = cluster.buckets.js.client();
+    let subject = cluster.buckets.names.wake();
+    let mut wakes = match client.subscribe(subject.clone()).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(%subject, error = %e, "cannot subscribe to wake-ups");
+            None
+        }
+    };
+    let mut histories: BTreeMap<Key, Vec<Observation>> = BTreeMap::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let wake = async {
+            match wakes.as_mut() {
+                Some(w) => w.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tick.tick() => {
+                if cluster.leading.load(Ordering::Relaxed) {
+                    step(&cluster, &mut histories).await;
+                }
+            }
+            Some(msg) = wake => {
+                if let (true, Ok(w)) = (cluster.leading.load(Ordering::Relaxed), serde_json::from_slice::<Wake>(&msg.payload)) {
+                    wake_up(&cluster, &w).await;
+                }
+            }
+        }
+    }
+}
+
+/// Every autoscaled service of every app, with its settings.
+fn autoscaled(cluster: &Cluster) -> BTreeMap<Key, (Autoscale, u32, u64)> {
+    let mut out = BTreeMap::new();
+    for record in cluster.apps.all().into_values().map(|v| v.value) {
+        for s in record.spec.services.values() {
+            if let Some(a) = s.autoscale {
+                let key = (record.spec.name.clone(), s.name.clone());
+                out.insert(key, (a, s.deploy.replicas, record.deployed_at_ms));
+            }
+        }
+    }
+    out
+}
+
+/// The count last decided for a service and when: its record, or the
+/// initial count as of its deploy.
+fn current(
+    cluster: &Cluster,
+    key: &Key,
+    a: &Autoscale,
+    replicas: u32,
+    deployed_ms: u64,
+) -> (u32, u64) {
+    match cluster.scale.get(&endpoints_key(&key.0, &key.1)) {
+        Some(r) => (r.value.replicas, r.value.at_ms),
+        None => (autoscale::initial_replicas(a, replicas), deployed_ms),
+    }
+}
+
+async fn step(cluster: &Cluster, histories: &mut BTreeMap<Key, Vec<Observation>>) {
+    let now = now_ms();
+    let loads = cluster.load().services(now);
+    let services = autoscaled(cluster);
+    histories.retain(|k, _| services.contains_key(k));
+    let statuses = cluster.statuses.all();
+    for (key, (a, replicas, deployed_ms)) in &services {
+        let load = loads.get(key).map_or(0.0, |l| l.metric(a.metric));
+        let history = histories.entry(key.clone()).or_default();
+        history.push(Observation { at_ms: now, load });
+        let keep = a.scale_down_window_ms.max(a.scale_up_window_ms) + TICK.as_millis() as u64 * 2;
+        history.retain(|o| o.at_ms + keep >= now);
+        let (current, changed_ms) = current(cluster, key, a, *replicas, *deployed_ms);
+        // Some instances found no host: grow no further than what runs.
+        let status = statuses.get(&key.0).map(|s| &s.value);
+        let room = status
+            .filter(|s| s.unplaced.contains_key(&key.1))
+            .map(|s| s.assigned.get(&key.1).copied().unwrap_or(0));
+        let input = Input {
+            cfg: a,
+            current,
+            changed_ms,
+            history,
+            now_ms: now,
+            room,
+        };
+        if let Some(d) = autoscale::decide(&input) {
+            set(cluster, key, current, d.replicas, d.reason).await;
+        }
+    }
+    // Decisions for services that are gone, or no longer autoscaled.
+    for (name, _) in cluster.scale.all() {
+        let known = (services.keys()).any(|(app, s)| endpoints_key(app, s) == name);
+        if !known {
+            let _ = cluster.buckets.scale.delete(&name).await;
+        }
+    }
+}
+
+/// A gateway holds a request for a service with no instance: one now.
+async fn wake_up(cluster: &Cluster, w: &Wake) {
+    let key = (w.app.clone(), w.service.clone());
+    let Some((a, replicas, deployed_ms)) = autoscaled(cluster).remove(&key) else {
+        return;
+    };
+    let (current, _) = current(cluster, &key, &a, replicas, deployed_ms);
+    if current == 0 {
+        set(cluster, &key, 0, 1, "a request is waiting".into()).await;
+    }
+}
+
+async fn set(cluster: &Cluster, key: &Key, from: u32, to: u32, reason: String) {
+    let record = ScaleRecord {
+        v: VERSION,
+        app: key.0.clone(),
+        service: key.1.clone(),
+        replicas: to,
+        at_ms: now_ms(),
+        reason: reason.clone(),
+    };
+    let Ok(bytes) = serde_json::to_vec(&record) else {
+        return;
+    };
+    let name = endpoints_key(&key.0, &key.1);
+    if let Err(e) = cluster.buckets.scale.put(&name, bytes.into()).await {
+        tracing::warn!(service = name, error = %e, "cannot record a scaling decision");
+        return;
+    }
+    // The mirror catches up on its own; the controller should not wait
+    // for it: the snapshot reads the mirror, so wake it once it has.
+    let msg = format!("{}: {from} → {to} ({reason})", key.1);
+    cluster.publish_event("autoscale", Some(&key.0), msg).await;
+    for _ in 0..50 {
+        if cluster.scale.get(&name).is_some_and(|r| r.value == record) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    cluster.observed_changed.notify_one();
+}

@@ -1,0 +1,176 @@
+//! Load metrics: what each host publishes about its instances about once a
+//! second (on [`crate::protocol::Names::metrics`]), and the plain
+//! arithmetic that turns two samples into rates.
+//!
+//! Counters are cumulative since the instance started, so a lost or late
+//! sample only widens the interval the next one is compared over.
+
+use serde::{Deserialize, Serialize};
+
+/// Upper bounds of the latency histogram's buckets, in milliseconds; a last
+/// bucket counts everything slower.
+pub const LATENCY_BOUNDS_MS: [u64; 13] =
+    [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+
+/// A host's sample of itself and of every instance it serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostSample {
+    pub v: u32,
+    pub host: String,
+    /// Unix milliseconds when it was taken.
+    pub at_ms: u64,
+    /// CPU time the whole machine spent busy, cumulative, in microseconds
+    /// (from `/proc/stat`).
+    pub cpu_busy_us: u64,
+    /// CPUs of the machine.
+    pub cpus: u32,
+    pub memory_used: u64,
+    pub memory_total: u64,
+    pub instances: Vec<InstanceSample>,
+}
+
+/// One instance's counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSample {
+    pub id: String,
+    pub app: String,
+    pub service: String,
+    /// Requests (or TCP connections) finished.
+    pub requests: u64,
+    /// Requests in flight right now.
+    pub inflight: u64,
+    /// Time spent serving requests, summed over requests, in microseconds:
+    /// its growth over an interval is the average concurrency.
+    pub busy_us: u64,
+    /// Finished requests per latency bucket ([`LATENCY_BOUNDS_MS`], then
+    /// the slower ones).
+    pub latency: Vec<u64>,
+    /// CPU time, cumulative, in microseconds: a container's cgroup, a
+    /// component's time in Wasm.
+    pub cpu_us: u64,
+    /// Memory in use: a container's cgroup, a component's largest store.
+    pub memory: u64,
+}
+
+/// An instance's load over the interval between two samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rates {
+    pub rps: f64,
+    /// Average requests in flight.
+    pub concurrency: f64,
+    /// Percent of one CPU.
+    pub cpu_percent: f64,
+    pub memory: u64,
+    /// Finished requests per latency bucket in the interval.
+    pub latency: [u64; LATENCY_BOUNDS_MS.len() + 1],
+}
+
+/// The load between `before` and `now` (same instance), `secs` apart. A
+/// counter that went backwards (the instance restarted in place) counts
+/// from zero.
+pub fn rates(before: Option<&InstanceSample>, now: &InstanceSample, secs: f64) -> Rates {
+    let secs = secs.max(0.001);
+    let delta = |b: Option<u64>, n: u64| match b {
+        Some(b) if b <= n => n - b,
+        _ => n,
+    };
+    let mut latency = [0u64; LATENCY_BOUNDS_MS.len() + 1];
+    for (i, slot) in latency.iter_mut().enumerate() {
+        let n = now.latency.get(i).copied().unwrap_or(0);
+        let b = before.map(|b| b.latency.get(i).copied().unwrap_or(0));
+        *slot = delta(b, n);
+    }
+    let busy = delta(before.map(|b| b.busy_us), now.busy_us) as f64 / 1e6;
+    Rates {
+        rps: delta(before.map(|b| b.requests), now.requests) as f64 / secs,
+        // Requests still in flight have not added their time yet; the
+        // gauge keeps a long request from looking idle.
+        concurrency: (busy / secs).max(now.inflight as f64),
+        cpu_percent: delta(before.map(|b| b.cpu_us), now.cpu_us) as f64 / 1e6 / secs * 100.0,
+        memory: now.memory,
+        latency,
+    }
+}
+
+/// The latency below which `q` (0–1) of the requests counted in `buckets`
+/// finished, in milliseconds: the upper bound of the bucket that reaches
+/// it (the slowest bucket reports twice the last bound). `None` without
+/// requests.
+pub fn quantile_ms(buckets: &[u64], q: f64) -> Option<u64> {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let want = (q * total as f64).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (i, n) in buckets.iter().enumerate() {
+        seen += n;
+        if seen >= want {
+            let last = LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.len() - 1];
+            return Some(LATENCY_BOUNDS_MS.get(i).copied().unwrap_or(last * 2));
+        }
+    }
+    None
+}
+
+/// The bucket a request that took `ms` falls in.
+pub fn bucket_of(ms: u64) -> usize {
+    LATENCY_BOUNDS_MS
+        .iter()
+        .position(|&b| ms <= b)
+        .unwrap_or(LATENCY_BOUNDS_MS.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(requests: u64, busy_us: u64, cpu_us: u64) -> InstanceSample {
+        InstanceSample {
+            requests,
+            busy_us,
+            cpu_us,
+            latency: vec![requests],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rates_are_deltas_over_the_interval() {
+        let r = rates(
+            Some(&sample(100, 1_000_000, 0)),
+            &sample(300, 5_000_000, 500_000),
+            2.0,
+        );
+        assert_eq!(r.rps, 100.0);
+        assert_eq!(r.concurrency, 2.0);
+        assert_eq!(r.cpu_percent, 25.0);
+        assert_eq!(r.latency[0], 200);
+    }
+
+    #[test]
+    fn a_counter_that_went_back_counts_from_zero() {
+        let r = rates(Some(&sample(500, 0, 0)), &sample(20, 0, 0), 1.0);
+        assert_eq!(r.rps, 20.0);
+    }
+
+    #[test]
+    fn requests_in_flight_keep_a_slow_service_busy() {
+        let mut now = sample(0, 0, 0);
+        now.inflight = 3;
+        assert_eq!(rates(Some(&sample(0, 0, 0)), &now, 1.0).concurrency, 3.0);
+    }
+
+    #[test]
+    fn quantiles_answer_bucket_bounds() {
+        let mut b = vec![0u64; LATENCY_BOUNDS_MS.len() + 1];
+        b[bucket_of(1)] = 98;
+        b[bucket_of(40)] = 1;
+        b[bucket_of(60_000)] = 1;
+        assert_eq!(quantile_ms(&b, 0.5), Some(1));
+        assert_eq!(quantile_ms(&b, 0.99), Some(50));
+        assert_eq!(quantile_ms(&b, 1.0), Some(20_000));
+        assert_eq!(quantile_ms(&[0, 0], 0.99), None);
+        assert_eq!((bucket_of(0), bucket_of(2), bucket_of(3)), (0, 1, 2));
+    }
+}
