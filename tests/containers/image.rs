@@ -80,6 +80,13 @@ pub fn busybox_httpd(dir: &Path, arch: &str, index: &str) -> Built {
         0o755,
         b"#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho ping | nc -w 2 \"${QUERY_STRING%:*}\" \"${QUERY_STRING#*:}\" 2>&1\n",
     );
+    // `/cgi-bin/burn`: spins the CPU for a while (shell arithmetic), for
+    // autoscaling on CPU.
+    file(
+        "www/cgi-bin/burn",
+        0o755,
+        b"#!/bin/sh\necho 'Content-Type: text/plain'\necho\ni=0\nwhile test $i -lt 20000; do i=$((i+1)); done\necho burnt\n",
+    );
     file(
         "bin/echo1",
         0o755,

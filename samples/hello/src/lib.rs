@@ -3,7 +3,9 @@
 //! `GET /json` answers `{"instance":..,"host":..,"service":..,"app":..}`;
 //! `GET /health` answers 200, or 500 when the environment sets `UNHEALTHY`,
 //! or sets `UNHEALTHY_AFTER` (Unix milliseconds) and that time has passed
-//! (to show health checks at work); every other request answers
+//! (to show health checks at work); `GET /sleep?ms=N` answers after N
+//! milliseconds (at most 10 s: load that keeps requests in flight, for
+//! autoscaling); every other request answers
 //! `hello from <ATOLL_INSTANCE> on <ATOLL_HOST>`, followed by
 //! ` (<VERSION>)` when the environment sets `VERSION`.
 //! The values come from the environment atoll gives each instance, so the
@@ -42,6 +44,11 @@ impl Guest for Hello {
                 (200, "ok\n")
             };
             return respond(response_out, status, "text/plain", body.as_bytes());
+        }
+        if let Some(ms) = path.strip_prefix("/sleep?ms=").filter(|_| is_get) {
+            let ms = ms.parse::<u64>().unwrap_or(0).min(10_000);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            return respond(response_out, 200, "text/plain; charset=utf-8", text_body().as_bytes());
         }
         let (content_type, body) = if is_get && (path == "/json" || path.starts_with("/json?")) {
             ("application/json", json_body())
