@@ -350,7 +350,9 @@ async fn heartbeat(
         }
         tokio::select! {
             _ = supervisor.changed.notified() => {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                // Batches a burst of changes; short, as a new instance
+                // takes traffic only once the server has heard it runs.
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
             _ = tokio::time::sleep(Duration::from_millis(HEARTBEAT_INTERVAL_MS)) => {}
         }
