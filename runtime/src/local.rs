@@ -9,7 +9,7 @@ use atoll_sdk::metrics::{LATENCY_BOUNDS_MS, bucket_of};
 use atoll_sdk::spec::PortMapping;
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -49,12 +49,36 @@ struct Entry {
 }
 
 /// An instance's request counters, for the load metrics.
-#[derive(Default)]
 pub struct Stats {
-    inflight: AtomicUsize,
+    /// Times are µs since this instant.
+    epoch: Instant,
+    /// Kept together so that a reader sees them consistent: the busy time
+    /// it computes never goes backwards.
+    busy: std::sync::Mutex<Busy>,
     requests: AtomicU64,
-    busy_us: AtomicU64,
     latency: [AtomicU64; LATENCY_BOUNDS_MS.len() + 1],
+}
+
+#[derive(Default)]
+struct Busy {
+    inflight: u64,
+    /// Time of finished requests.
+    finished_us: u64,
+    /// Sum of the start times of the requests in flight: with their count
+    /// it gives the time they have spent so far, so a long request adds to
+    /// the busy time as it goes rather than all at once when it ends.
+    started_sum_us: u64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            epoch: Instant::now(),
+            busy: Default::default(),
+            requests: AtomicU64::new(0),
+            latency: Default::default(),
+        }
+    }
 }
 
 /// The counters of one instance, read at once.
@@ -62,19 +86,43 @@ pub struct Stats {
 pub struct Counters {
     pub inflight: u64,
     pub requests: u64,
+    /// Time spent serving, requests in flight included.
     pub busy_us: u64,
     pub latency: Vec<u64>,
 }
 
 impl Stats {
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    fn busy(&self) -> std::sync::MutexGuard<'_, Busy> {
+        self.busy.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn inflight(&self) -> u64 {
+        self.busy().inflight
+    }
+
+    fn start(&self) -> u64 {
+        let now = self.now_us();
+        let mut b = self.busy();
+        b.inflight += 1;
+        b.started_sum_us += now;
+        now
+    }
+
     fn read(&self) -> Counters {
+        let (inflight, busy_us) = {
+            let b = self.busy();
+            let ongoing = (b.inflight * self.now_us()).saturating_sub(b.started_sum_us);
+            (b.inflight, b.finished_us + ongoing)
+        };
         Counters {
-            inflight: self.inflight.load(Ordering::Relaxed) as u64,
+            inflight,
             requests: self.requests.load(Ordering::Relaxed),
-            busy_us: self.busy_us.load(Ordering::Relaxed),
-            latency: self
-                .latency
-                .iter()
+            busy_us,
+            latency: (self.latency.iter())
                 .map(|b| b.load(Ordering::Relaxed))
                 .collect(),
         }
@@ -85,18 +133,23 @@ impl Stats {
 /// it drops, the request is done and its time is counted.
 pub struct InFlight {
     stats: Arc<Stats>,
-    started: Instant,
+    started_us: u64,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let took = self.started.elapsed();
         let s = &self.stats;
+        let took_us = {
+            let mut b = s.busy();
+            let took = s.now_us().saturating_sub(self.started_us);
+            b.inflight = b.inflight.saturating_sub(1);
+            b.started_sum_us = b.started_sum_us.saturating_sub(self.started_us);
+            b.finished_us += took;
+            took
+        };
         s.requests.fetch_add(1, Ordering::Relaxed);
-        s.busy_us
-            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
-        s.latency[bucket_of(took.as_millis() as u64)].fetch_add(1, Ordering::Relaxed);
-        s.inflight.fetch_sub(1, Ordering::AcqRel);
+        // Bucket bounds are upper bounds: 1.2 ms is not within 1 ms.
+        s.latency[bucket_of(took_us.div_ceil(1000))].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -111,10 +164,9 @@ impl LocalInstances {
     pub fn checkout(&self, id: &str) -> Option<(Local, InFlight)> {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         let entry = map.get(id).filter(|e| e.ready)?;
-        entry.stats.inflight.fetch_add(1, Ordering::AcqRel);
         let guard = InFlight {
             stats: entry.stats.clone(),
-            started: Instant::now(),
+            started_us: entry.stats.start(),
         };
         Some((entry.local.clone(), guard))
     }
@@ -166,7 +218,7 @@ impl LocalInstances {
             return true;
         };
         let deadline = Instant::now() + grace;
-        while entry.stats.inflight.load(Ordering::Acquire) > 0 {
+        while entry.stats.inflight() > 0 {
             if Instant::now() >= deadline {
                 return false;
             }
@@ -210,6 +262,12 @@ mod tests {
         let (_, b) = l.checkout("i1").expect("ready");
         let counters = l.counters("i1").map(|(c, _)| (c.inflight, c.requests));
         assert_eq!(counters, Some((2, 0)));
+        std::thread::sleep(Duration::from_millis(5));
+        let (c, _) = l.counters("i1").expect("here");
+        assert!(
+            c.busy_us >= 10_000,
+            "time in flight counts before it ends: {c:?}"
+        );
         drop(a);
         drop(b);
         let (c, _) = l.counters("i1").expect("here");

@@ -80,7 +80,7 @@ impl HostMetrics {
             [
                 ("app", i.app.clone()),
                 ("service", i.service.clone()),
-                ("instance", i.id.clone()),
+                ("instance_id", i.id.clone()),
             ]
         };
         type Pick = fn(&InstanceSample) -> f64;

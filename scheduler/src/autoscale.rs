@@ -13,6 +13,10 @@
 
 use atoll_sdk::spec::{Autoscale, ScaleMetric};
 
+/// However short `scale_down_window` is, a service goes to zero only after
+/// this long without load and without a change.
+pub const MIN_IDLE_BEFORE_ZERO_MS: u64 = 3_000;
+
 /// The service's summed load at one moment.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Observation {
@@ -66,13 +70,18 @@ pub fn decide(input: &Input<'_>) -> Option<Decision> {
         .map(need)
         .max()
         .unwrap_or_else(|| need(latest));
-    let covered =
-        (input.history.first()).is_some_and(|o| o.at_ms + cfg.scale_down_window_ms <= now);
-    let settled = now.saturating_sub(input.changed_ms) >= cfg.scale_down_window_ms;
     let down = within(cfg.scale_down_window_ms)
         .map(need)
         .max()
         .unwrap_or(0);
+    // Down to zero only after a few samples with no load at all: a
+    // service just woken must serve the requests it was woken for first.
+    let quiet_ms = match down {
+        0 => cfg.scale_down_window_ms.max(MIN_IDLE_BEFORE_ZERO_MS),
+        _ => cfg.scale_down_window_ms,
+    };
+    let covered = (input.history.first()).is_some_and(|o| o.at_ms + quiet_ms <= now);
+    let settled = now.saturating_sub(input.changed_ms) >= quiet_ms;
     let current = input.current;
     let mut want = if up > current {
         up
@@ -237,6 +246,17 @@ mod tests {
         assert_eq!(run(&c, 1, 0, &h, None), Some(0));
         let busy = history(0, &[0.0, 0.0, 0.5]);
         assert_eq!(run(&c, 0, 0, &busy, None), Some(1));
+    }
+
+    #[test]
+    fn a_woken_service_is_not_sent_back_to_zero_at_once() {
+        let mut c = cfg(0, 3);
+        c.scale_down_window_ms = 0;
+        // Woken at 10 s; no load has been seen yet.
+        let h = history(10_000, &[0.0, 0.0, 0.0]);
+        assert_eq!(run(&c, 1, 10_000, &h, None), None);
+        let h = history(10_000, &[0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(run(&c, 1, 10_000, &h, None), Some(0), "after 3 s");
     }
 
     #[test]

@@ -197,7 +197,7 @@ pub async fn watch_load(cluster: Arc<Cluster>) {
     };
     while let Some(msg) = sub.next().await {
         match serde_json::from_slice::<atoll_sdk::metrics::HostSample>(&msg.payload) {
-            Ok(s) if s.v == VERSION => cluster.load().record(s),
+            Ok(s) if s.v == VERSION => cluster.load().record(s, now_ms()),
             Ok(_) => {}
             Err(e) => {
                 tracing::debug!(subject = %msg.subject, error = %e, "ignoring a malformed load sample")

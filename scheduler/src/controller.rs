@@ -170,7 +170,12 @@ fn updates_done(
     };
     let mut done = before.updated.clone();
     for service in before.rollouts.keys() {
-        if rollouts.is_none_or(|r| !r.contains_key(service)) {
+        // A failure `monitor` reported, once it clears, is not a second
+        // end of the same update.
+        let known = done
+            .get(service)
+            .is_some_and(|d| d.revision == app.revision);
+        if !known && rollouts.is_none_or(|r| !r.contains_key(service)) {
             let at = UpdateDone {
                 revision: app.revision,
                 at_ms: now_ms,

@@ -27,12 +27,13 @@ pub struct ServiceLoad {
     pub memory: u64,
     /// Finished requests per latency bucket over the last interval.
     pub latency: [u64; LATENCY_BOUNDS_MS.len() + 1],
-    /// Cumulative counters summed over the instances now running (for
-    /// the Prometheus histogram).
+    /// Counters of every request the service answered since this server
+    /// started (for the Prometheus histogram): they only grow, whatever
+    /// instances come and go.
     pub totals: Totals,
 }
 
-/// Cumulative counters of a service's current instances.
+/// A service's requests since the server started.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Totals {
     pub requests: u64,
@@ -55,7 +56,7 @@ impl ServiceLoad {
         quantile_ms(&self.latency, 0.99)
     }
 
-    fn add(&mut self, r: &Rates, s: &InstanceSample) {
+    fn add(&mut self, r: &Rates) {
         self.instances += 1;
         self.rps += r.rps;
         self.concurrency += r.concurrency;
@@ -64,11 +65,16 @@ impl ServiceLoad {
         for (sum, n) in self.latency.iter_mut().zip(r.latency) {
             *sum += n;
         }
-        self.totals.requests += s.requests;
-        self.totals.busy_us += s.busy_us;
-        for (sum, n) in self.totals.latency.iter_mut().zip(&s.latency) {
+    }
+}
+
+impl Totals {
+    fn add(&mut self, r: &Rates) {
+        for (sum, n) in self.latency.iter_mut().zip(r.latency) {
             *sum += n;
         }
+        self.requests += r.latency.iter().sum::<u64>();
+        self.busy_us += (r.busy_s * 1e6) as u64;
     }
 }
 
@@ -84,6 +90,9 @@ pub struct HostLoad {
 
 #[derive(Debug, Clone)]
 struct Latest {
+    /// When this server received it (Unix ms, the server's clock: hosts'
+    /// clocks may be off).
+    received_ms: u64,
     sample: HostSample,
     /// Instance rates against the sample before (none for a first sample).
     rates: Vec<Rates>,
@@ -93,32 +102,48 @@ struct Latest {
 #[derive(Debug, Clone, Default)]
 pub struct LoadBoard {
     hosts: BTreeMap<String, Latest>,
+    totals: BTreeMap<(String, String), Totals>,
 }
 
 impl LoadBoard {
-    /// Takes a host's new sample. Its first sample only sets the baseline;
-    /// one older than the last is ignored.
-    pub fn record(&mut self, sample: HostSample) {
+    /// Takes a host's new sample, received at `received_ms`. Its first
+    /// sample, and an instance's first appearance, only set a baseline.
+    /// The interval is measured on the host's clock when it moved forward
+    /// (samples are stamped when taken), else on the server's.
+    pub fn record(&mut self, sample: HostSample, received_ms: u64) {
         let before = self.hosts.get(&sample.host);
-        if before.is_some_and(|b| b.sample.at_ms >= sample.at_ms) {
-            return;
-        }
         let (rates, cpu_percent) = match before {
             None => (Vec::new(), 0.0),
             Some(b) => {
-                let secs = (sample.at_ms - b.sample.at_ms) as f64 / 1000.0;
+                let ms = match sample.at_ms.checked_sub(b.sample.at_ms) {
+                    Some(ms) if ms > 0 => ms,
+                    _ => received_ms.saturating_sub(b.received_ms).max(1),
+                };
+                let secs = ms as f64 / 1000.0;
                 let prev: BTreeMap<&str, &InstanceSample> = (b.sample.instances.iter())
                     .map(|i| (i.id.as_str(), i))
                     .collect();
                 let rates = (sample.instances.iter())
-                    .map(|i| atoll_sdk::metrics::rates(prev.get(i.id.as_str()).copied(), i, secs))
+                    .map(|i| match prev.get(i.id.as_str()) {
+                        Some(p) => rates(Some(p), i, secs),
+                        None => Rates {
+                            concurrency: i.inflight as f64,
+                            memory: i.memory,
+                            ..Rates::default()
+                        },
+                    })
                     .collect();
                 let busy = sample.cpu_busy_us.saturating_sub(b.sample.cpu_busy_us) as f64;
                 let all = secs * 1e6 * f64::from(sample.cpus.max(1));
                 (rates, (busy / all * 100.0).min(100.0))
             }
         };
+        for (s, r) in sample.instances.iter().zip(&rates) {
+            let key = (s.app.clone(), s.service.clone());
+            self.totals.entry(key).or_default().add(r);
+        }
         let latest = Latest {
+            received_ms,
             sample,
             rates,
             cpu_percent,
@@ -132,14 +157,13 @@ impl LoadBoard {
         let mut out: BTreeMap<(String, String), ServiceLoad> = BTreeMap::new();
         for h in self.fresh(now_ms) {
             for (i, s) in h.sample.instances.iter().enumerate() {
-                let r = h
-                    .rates
-                    .get(i)
-                    .copied()
-                    .unwrap_or_else(|| rates(Some(s), s, 1.0));
+                let r = h.rates.get(i).copied().unwrap_or_default();
                 let key = (s.app.clone(), s.service.clone());
-                out.entry(key).or_default().add(&r, s);
+                out.entry(key).or_default().add(&r);
             }
+        }
+        for (key, load) in out.iter_mut() {
+            load.totals = self.totals.get(key).cloned().unwrap_or_default();
         }
         out
     }
@@ -149,7 +173,7 @@ impl LoadBoard {
         (self.fresh(now_ms))
             .map(|h| {
                 let load = HostLoad {
-                    at_ms: h.sample.at_ms,
+                    at_ms: h.received_ms,
                     cpu_percent: h.cpu_percent,
                     memory_used: h.sample.memory_used,
                     memory_total: h.sample.memory_total,
@@ -160,7 +184,7 @@ impl LoadBoard {
     }
 
     fn fresh(&self, now_ms: u64) -> impl Iterator<Item = &Latest> {
-        (self.hosts.values()).filter(move |h| now_ms.saturating_sub(h.sample.at_ms) <= STALE_MS)
+        (self.hosts.values()).filter(move |h| now_ms.saturating_sub(h.received_ms) <= STALE_MS)
     }
 }
 
@@ -193,25 +217,23 @@ mod tests {
         }
     }
 
+    fn web(b: &LoadBoard, now_ms: u64) -> ServiceLoad {
+        b.services(now_ms)[&("a".into(), "web".into())].clone()
+    }
+
     #[test]
     fn services_sum_their_instances_over_hosts() {
         let mut b = LoadBoard::default();
-        b.record(host(
-            "h1",
-            1_000,
-            vec![inst("i1", "web", 0, 0), inst("i2", "db", 0, 0)],
-        ));
-        b.record(host("h2", 1_000, vec![inst("i3", "web", 0, 0)]));
-        assert!(
-            b.services(1_000)[&("a".into(), "web".into())].rps == 0.0,
-            "a baseline only"
-        );
-        b.record(host(
-            "h1",
+        let first = vec![inst("i1", "web", 0, 0), inst("i2", "db", 0, 0)];
+        b.record(host("h1", 1_000, first), 1_000);
+        b.record(host("h2", 1_000, vec![inst("i3", "web", 0, 0)]), 1_000);
+        assert_eq!(web(&b, 1_000).rps, 0.0, "a baseline only");
+        let second = vec![inst("i1", "web", 100, 2_000_000), inst("i2", "db", 10, 0)];
+        b.record(host("h1", 2_000, second), 2_000);
+        b.record(
+            host("h2", 2_000, vec![inst("i3", "web", 50, 1_000_000)]),
             2_000,
-            vec![inst("i1", "web", 100, 2_000_000), inst("i2", "db", 10, 0)],
-        ));
-        b.record(host("h2", 2_000, vec![inst("i3", "web", 50, 1_000_000)]));
+        );
         let s = b.services(2_000);
         let web = &s[&("a".into(), "web".into())];
         assert_eq!((web.instances, web.rps, web.concurrency), (2, 150.0, 3.0));
@@ -221,21 +243,47 @@ mod tests {
     }
 
     #[test]
-    fn a_host_that_stopped_reporting_drops_out() {
+    fn freshness_is_judged_on_the_servers_clock() {
         let mut b = LoadBoard::default();
-        b.record(host("h1", 1_000, vec![inst("i1", "web", 0, 0)]));
-        b.record(host("h1", 2_000, vec![inst("i1", "web", 10, 0)]));
-        assert_eq!(b.services(2_000 + STALE_MS).len(), 1);
-        assert!(b.services(2_001 + STALE_MS).is_empty());
-        assert!(b.hosts(2_001 + STALE_MS).is_empty());
+        // The host's clock is an hour behind.
+        b.record(host("h1", 1_000, vec![inst("i1", "web", 0, 0)]), 3_600_000);
+        b.record(host("h1", 2_000, vec![inst("i1", "web", 10, 0)]), 3_601_000);
+        assert_eq!(web(&b, 3_601_000 + STALE_MS).rps, 10.0);
+        assert!(b.services(3_601_001 + STALE_MS).is_empty());
+        assert!(b.hosts(3_601_001 + STALE_MS).is_empty());
     }
 
     #[test]
-    fn an_older_sample_is_ignored() {
+    fn a_host_clock_that_steps_back_falls_back_to_the_servers() {
         let mut b = LoadBoard::default();
-        b.record(host("h1", 1_000, vec![inst("i1", "web", 0, 0)]));
-        b.record(host("h1", 2_000, vec![inst("i1", "web", 10, 0)]));
-        b.record(host("h1", 1_500, vec![inst("i1", "web", 5, 0)]));
-        assert_eq!(b.services(2_000)[&("a".into(), "web".into())].rps, 10.0);
+        b.record(host("h1", 5_000, vec![inst("i1", "web", 0, 0)]), 1_000);
+        b.record(host("h1", 1_000, vec![inst("i1", "web", 20, 0)]), 3_000);
+        assert_eq!(web(&b, 3_000).rps, 10.0, "20 requests over 2 s");
+    }
+
+    #[test]
+    fn a_new_instance_starts_from_a_baseline() {
+        let mut b = LoadBoard::default();
+        b.record(host("h1", 1_000, vec![]), 1_000);
+        // Its first sample shows all it did since it started: not a rate.
+        let mut fresh = inst("i1", "web", 500, 9_000_000);
+        fresh.cpu_us = 5_000_000;
+        fresh.inflight = 2;
+        b.record(host("h1", 2_000, vec![fresh]), 2_000);
+        let w = web(&b, 2_000);
+        assert_eq!((w.rps, w.cpu_percent, w.concurrency), (0.0, 0.0, 2.0));
+    }
+
+    #[test]
+    fn totals_only_grow_as_instances_come_and_go() {
+        let mut b = LoadBoard::default();
+        b.record(host("h1", 1_000, vec![inst("i1", "web", 0, 0)]), 1_000);
+        b.record(host("h1", 2_000, vec![inst("i1", "web", 30, 3_000)]), 2_000);
+        assert_eq!(web(&b, 2_000).totals.requests, 30);
+        // i1 stopped, i2 started.
+        b.record(host("h1", 3_000, vec![inst("i2", "web", 5, 0)]), 3_000);
+        b.record(host("h1", 4_000, vec![inst("i2", "web", 15, 0)]), 4_000);
+        let t = web(&b, 4_000).totals;
+        assert_eq!((t.requests, t.busy_us), (40, 3_000));
     }
 }

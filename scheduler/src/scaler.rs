@@ -41,17 +41,23 @@ pub async fn run(cluster: Arc<Cluster>) {
         };
         tokio::select! {
             _ = tick.tick() => {
-                if cluster.leading.load(Ordering::Relaxed) {
+                if acting(&cluster) {
                     step(&cluster, &mut histories).await;
                 }
             }
             Some(msg) = wake => {
-                if let (true, Ok(w)) = (cluster.leading.load(Ordering::Relaxed), serde_json::from_slice::<Wake>(&msg.payload)) {
+                if let (true, Ok(w)) = (acting(&cluster), serde_json::from_slice::<Wake>(&msg.payload)) {
                     wake_up(&cluster, &w).await;
                 }
             }
         }
     }
+}
+
+/// Only the leader decides, and only once it has read the apps and the
+/// earlier decisions (an unread bucket looks empty).
+fn acting(cluster: &Cluster) -> bool {
+    cluster.leading.load(Ordering::Relaxed) && cluster.settled()
 }
 
 /// Every autoscaled service of every app, with its settings.

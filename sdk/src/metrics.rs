@@ -63,6 +63,8 @@ pub struct Rates {
     pub memory: u64,
     /// Finished requests per latency bucket in the interval.
     pub latency: [u64; LATENCY_BOUNDS_MS.len() + 1],
+    /// Time spent serving in the interval, in seconds.
+    pub busy_s: f64,
 }
 
 /// The load between `before` and `now` (same instance), `secs` apart. A
@@ -89,6 +91,7 @@ pub fn rates(before: Option<&InstanceSample>, now: &InstanceSample, secs: f64) -
         cpu_percent: delta(before.map(|b| b.cpu_us), now.cpu_us) as f64 / 1e6 / secs * 100.0,
         memory: now.memory,
         latency,
+        busy_s: busy,
     }
 }
 

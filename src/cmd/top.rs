@@ -24,6 +24,9 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = args.server.client()?;
+    if !args.interval.is_finite() {
+        anyhow::bail!("--interval must be a number of seconds");
+    }
     let every = Duration::from_secs_f64(args.interval.clamp(0.2, 3600.0));
     loop {
         let mut view = client.top().await?;

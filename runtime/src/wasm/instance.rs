@@ -50,6 +50,29 @@ struct Inner {
     usage: std::sync::Arc<Usage>,
 }
 
+/// Counts the time spent polling `inner` — the guest running, and the
+/// host calls it makes — but not the time it waits (on an outgoing call,
+/// say): the component's CPU time, near enough.
+struct Timed<F> {
+    inner: std::pin::Pin<Box<F>>,
+    usage: std::sync::Arc<Usage>,
+}
+
+impl<F: std::future::Future> std::future::Future for Timed<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let started = Instant::now();
+        let polled = self.inner.as_mut().poll(cx);
+        let us = started.elapsed().as_micros() as u64;
+        (self.usage.wasm_us).fetch_add(us, std::sync::atomic::Ordering::Relaxed);
+        polled
+    }
+}
+
 /// What a component's requests used, for the load metrics.
 #[derive(Default)]
 struct Usage {
@@ -159,17 +182,18 @@ impl WasmInstance {
                     .await
                     .map_err(|e| guest_failure(&e))
             };
-            let entered = Instant::now();
+            let run = Timed {
+                inner: Box::pin(run),
+                usage: usage.clone(),
+            };
             let result = match tokio::time::timeout(wall_clock, run).await {
                 Ok(result) => result,
                 Err(_) => Err(Failure::Deadline),
             };
-            {
-                use std::sync::atomic::Ordering::Relaxed;
-                let took = entered.elapsed().as_micros() as u64;
-                usage.wasm_us.fetch_add(took, Relaxed);
-                usage.memory.store(store.data().limiter.used(), Relaxed);
-            }
+            let memory = store.data().limiter.used();
+            usage
+                .memory
+                .store(memory, std::sync::atomic::Ordering::Relaxed);
             // The limiter knows better than the error chain why the guest
             // stopped: the trap may surface as a plain host error.
             let result = match (result, store.data_mut().limiter.exceeded.take()) {

@@ -426,6 +426,12 @@ async fn delete_app(
         .await
         .map_err(|e| ApiError::internal("deleting desired state", e))?;
     wait_for_mirror(&c, |c| c.apps.get(&name).is_none()).await;
+    // Its autoscaling decisions go with it: a new app of the same name
+    // starts from its file's counts.
+    let prefix = atoll_sdk::protocol::endpoints_key(&name, "");
+    for key in c.scale.all().into_keys().filter(|k| k.starts_with(&prefix)) {
+        let _ = c.buckets.scale.delete(&key).await;
+    }
     c.publish_event("remove", Some(&name), format!("app {name} removed"))
         .await;
     Ok(StatusCode::NO_CONTENT)

@@ -24,6 +24,8 @@ pub fn spec_hash(service: &Service) -> String {
     what_runs.deploy.update = Default::default();
     what_runs.deploy.rollback = atoll_sdk::spec::UpdateConfig::rollback_default();
     what_runs.canary = None;
+    // How many run is not what runs.
+    what_runs.autoscale = None;
     // Maps in `Service` are BTreeMaps, so the JSON (and the hash) is stable.
     let json = serde_json::to_vec(&what_runs).expect("a Service always serializes to JSON");
     sha256(&json)

@@ -169,8 +169,18 @@ fn an_unuploaded_component_is_unplaced_not_run() {
 #[test]
 fn the_spec_hash_ignores_how_many_and_where() {
     let base = service("api");
+    let mut autoscaled = service("api");
+    autoscaled.autoscale = Some(atoll_sdk::spec::Autoscale {
+        min: 0,
+        max: 5,
+        metric: atoll_sdk::spec::ScaleMetric::Rps,
+        target_milli: 1_000,
+        scale_up_window_ms: 1,
+        scale_down_window_ms: 1,
+    });
     let same = [
         service("api").replicas(9),
+        autoscaled,
         service("api").global(),
         service("api")
             .constraint("node.hostname == h1")
