@@ -576,7 +576,10 @@ fn an_update_whose_instances_fail_within_monitor_is_rolled_back_after_it_finishe
             let app = c.json(&["ls", "-o", "json"]);
             let app = app.as_array()?.first()?.clone();
             let rows = c.instances("watch");
-            let back = app["revision"] == 3 && rows.len() == 2 && all_ready_at(&rows, 3);
+            let back = app["revision"] == 3
+                && app["status"] == "running"
+                && rows.len() == 2
+                && all_ready_at(&rows, 3);
             back.then_some(app)
         },
     );

@@ -137,18 +137,26 @@ impl OciRuntime {
 
     /// Runs `argv` inside the running container (a health check), bounded
     /// by `timeout`: whether it exited with status 0, and the end of what
-    /// it printed.
+    /// it printed. A command still running at the timeout is killed inside
+    /// the container too, not only the runtime process that started it.
     pub async fn exec(
         &self,
         id: &str,
         argv: &[String],
         timeout: Duration,
     ) -> Result<(bool, String), RuntimeError> {
-        let mut args = vec!["exec", id];
+        static EXECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = EXECS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid_file = self.root.join(format!("{id}.exec-{n}.pid"));
+        let pid_arg = pid_file.to_string_lossy().into_owned();
+        let mut args = vec!["exec", "--pid-file", &pid_arg, id];
         args.extend(argv.iter().map(String::as_str));
-        let out = self
-            .collect(self.command(&args), "exec", id, timeout)
-            .await?;
+        let out = self.collect(self.command(&args), "exec", id, timeout).await;
+        if matches!(out, Err(RuntimeError::Timeout { .. })) {
+            kill_pid_in(&pid_file);
+        }
+        let _ = std::fs::remove_file(&pid_file);
+        let out = out?;
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&out.stderr));
         let last = text.lines().rev().find(|l| !l.trim().is_empty());
@@ -334,9 +342,64 @@ pub fn last_lines(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
+/// SIGKILL to the process whose PID the runtime wrote to `pid_file`.
+fn kill_pid_in(pid_file: &std::path::Path) {
+    let pid = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        .filter(|&pid| pid > 1);
+    if let Some(pid) = pid {
+        // SAFETY: kill(2) with a PID the runtime reported for a process it
+        // started; a PID that is gone already yields ESRCH, ignored.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::summarize;
+    use super::*;
+
+    /// A stand-in runtime whose `exec` starts a long sleep, reports its
+    /// PID like youki does (and in a second file, for the test), and waits.
+    #[tokio::test]
+    async fn an_exec_past_its_timeout_is_killed_inside_too() {
+        let dir = std::env::temp_dir().join(format!("atoll-exec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let fake = dir.join("runtime");
+        // argv: --root ROOT exec --pid-file FILE ID CMD…
+        let script = "#!/bin/sh\nsleep 30 &\necho $! > \"$5\"\necho $! > \"$5.seen\"\nwait\n";
+        std::fs::write(&fake, script).expect("fake");
+        let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(&fake, mode).expect("chmod");
+        let rt = OciRuntime::new(&fake, &dir);
+        let argv = ["true".to_string()];
+        let out = rt.exec("c1", &argv, Duration::from_millis(300)).await;
+        assert!(matches!(out, Err(RuntimeError::Timeout { .. })), "{out:?}");
+        let seen = std::fs::read_to_string(dir.join("c1.exec-0.pid.seen")).expect("pid");
+        let pid: u32 = seen.trim().parse().expect("a pid");
+        assert!(
+            !dir.join("c1.exec-0.pid").exists(),
+            "the PID file is removed"
+        );
+        // Gone, or a zombie waiting for init to reap it.
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+                let state = st
+                    .rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().next());
+                state != Some("Z")
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while alive() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(!alive(), "the check's process {pid} survived its timeout");
+    }
 
     #[test]
     fn the_cause_is_picked_out_of_a_runtime_error_report() {
