@@ -114,6 +114,11 @@ impl Cluster {
             scale: (self.scale.all().into_values())
                 .map(|r| ((r.value.app, r.value.service), r.value.replicas))
                 .collect(),
+            unplaced: (self.statuses.all().into_iter())
+                .flat_map(|(app, s)| {
+                    (s.value.unplaced.into_keys()).map(move |svc| (app.clone(), svc))
+                })
+                .collect(),
             updated: (self.statuses.all().into_iter())
                 .filter(|(_, s)| !s.value.updated.is_empty())
                 .map(|(app, s)| (app, s.value.updated))

@@ -51,6 +51,9 @@ pub struct Snapshot {
     /// (app, service) → replicas the autoscaler decided, for services
     /// with `x-atoll.autoscale`.
     pub scale: BTreeMap<(String, String), u32>,
+    /// (app, service) whose instances did not all find a host in the last
+    /// pass (a start-first update then makes room by stopping first).
+    pub unplaced: std::collections::BTreeSet<(String, String)>,
     /// app → service → when its last rolling update finished, for
     /// `monitor` (from the app statuses the controller wrote).
     pub updated: BTreeMap<String, BTreeMap<String, UpdateDone>>,

@@ -291,10 +291,22 @@ fn pick_extra(snap: &Snapshot, keep: &[Placed<'_>]) -> usize {
 /// placing, against the allocations left after this plan's stops.
 fn global<'a>(snap: &'a Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> ServiceChanges<'a> {
     let (keep, mut stop) = sort_out(snap, d, placed);
-    // A changed global service is replaced host by host at once.
-    let (keep, changed): (Vec<Placed<'a>>, Vec<Placed<'a>>) =
+    let (mut keep, changed): (Vec<Placed<'a>>, Vec<Placed<'a>>) =
         keep.into_iter().partition(|p| p.spec.spec_hash == d.hash);
-    stop.extend(stops(&changed, StopReason::Changed));
+    // A changed global service is replaced a few hosts at a time; the old
+    // instances left for later keep their hosts (and serve).
+    let mut progress = None;
+    if !changed.is_empty() {
+        let cfg = if d.record.rollback_of.is_some() {
+            &d.service.deploy.rollback
+        } else {
+            &d.service.deploy.update
+        };
+        let (now, later, p) = rollout::global_step(snap, cfg, &keep, changed);
+        stop.extend(stops(&now, StopReason::Changed));
+        keep.extend(later);
+        progress = Some(p);
+    }
     let (keep, duplicates) = cap_per_host(keep, 1);
     stop.extend(stops(&duplicates, StopReason::Extra));
     let served: BTreeSet<&str> = keep.iter().map(|p| p.host).collect();
@@ -313,6 +325,6 @@ fn global<'a>(snap: &'a Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Ser
         stop,
         place: ToPlace::OnHosts(targets),
         heirs: Vec::new(),
-        progress: None,
+        progress,
     }
 }

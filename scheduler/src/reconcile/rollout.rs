@@ -45,7 +45,7 @@ pub(super) struct Step<'a> {
 
 /// How one new instance is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum New {
+pub(super) enum New {
     /// Ready for at least `delay`: its batch is done.
     Settled,
     /// Ready, but not yet for `delay`.
@@ -54,7 +54,7 @@ enum New {
     Failed,
 }
 
-fn classify(snap: &Snapshot, p: &Placed<'_>, delay_ms: u64) -> New {
+pub(super) fn classify(snap: &Snapshot, p: &Placed<'_>, delay_ms: u64) -> New {
     let Some(o) = snap.observed.get(&p.spec.id) else {
         return New::Pending;
     };
@@ -120,10 +120,19 @@ pub(super) fn step<'a>(
     // Past this point failures are let go (`continue`, or under the ratio):
     // a failed new instance counts as done, or the update never finishes.
     let done = settled + failed;
+    // Start-first needs room for one more instance; when the last pass
+    // found none, this batch goes stop-first instead.
+    let key = (d.record.spec.name.clone(), d.service.name.clone());
+    let order = match cfg.order {
+        UpdateOrder::StartFirst if in_batch == 0 && snap.unplaced.contains(&key) => {
+            UpdateOrder::StopFirst
+        }
+        order => order,
+    };
     let (stop_n, place) = if halted {
         (0, 0)
     } else {
-        match cfg.order {
+        match order {
             UpdateOrder::StartFirst => {
                 // One old instance out for every new one done or ready
                 // beyond the replicas count.
@@ -212,6 +221,52 @@ pub(super) fn monitor(
         replicas,
         failed: Some((format!("{why} (within monitor)"), FailureAction::Rollback)),
     })
+}
+
+/// The next step of a global service's update: host by host, at most
+/// `parallelism` hosts at a time, each stop-first (one instance per host):
+/// the old instances to stop now — their hosts then get a new one in the
+/// same plan — and how it goes. The other hosts serve meanwhile.
+pub(super) fn global_step<'a>(
+    snap: &Snapshot,
+    cfg: &UpdateConfig,
+    current: &[Placed<'a>],
+    mut old: Vec<Placed<'a>>,
+) -> (Vec<Placed<'a>>, Vec<Placed<'a>>, Progress) {
+    let hosts = (current.len() + old.len()) as u32;
+    let states: Vec<New> = (current.iter())
+        .map(|p| classify(snap, p, cfg.delay_ms))
+        .collect();
+    let count = |k: New| states.iter().filter(|&&s| s == k).count() as u32;
+    let (settled, ready, pending, failed) = (
+        count(New::Settled),
+        count(New::Ready),
+        count(New::Pending),
+        count(New::Failed),
+    );
+    let mut progress = Progress {
+        updated: settled + ready,
+        replicas: hosts,
+        failed: None,
+    };
+    let failing = failed > 0 && failed as f64 > cfg.max_failure_ratio * f64::from(hosts);
+    if failing && cfg.failure_action != FailureAction::Continue {
+        let why = first_failure(snap, current, &states);
+        progress.failed = Some((why, cfg.failure_action));
+        return (Vec::new(), old, progress);
+    }
+    let batch = match cfg.parallelism {
+        0 => hosts.max(1),
+        p => p,
+    };
+    let now = batch.saturating_sub(ready + pending) as usize;
+    // Hosts whose old instance serves nothing go first, then by name.
+    old.sort_by_key(|p| {
+        let serving = (snap.observed.get(&p.spec.id)).is_some_and(|o| o.state.is_ready(o.health));
+        (serving, p.host, &p.spec.id)
+    });
+    let stay = old.split_off(now.min(old.len()));
+    (old, stay, progress)
 }
 
 fn first_failure(snap: &Snapshot, current: &[Placed<'_>], states: &[New]) -> String {

@@ -118,3 +118,69 @@ fn no_matching_host_at_all_is_explained() {
         "0/3 hosts available: 3 failed constraint node.labels.site == moon"
     );
 }
+
+/// Instances of fleet/agent by revision: (old, new).
+fn by_revision(c: &Cluster) -> (usize, usize) {
+    let revs: Vec<u64> = (c.snap.assignments.values().flat_map(|a| &a.instances))
+        .map(|i| i.revision)
+        .collect();
+    let count = |r| revs.iter().filter(|&&x| x == r).count();
+    (count(1), count(2))
+}
+
+fn all_running(c: &mut Cluster) {
+    for id in c.all_ids() {
+        if !c.snap.observed.contains_key(&id) {
+            c.report(&id, InstanceState::Running);
+        }
+    }
+}
+
+fn updated_fleet() -> Cluster {
+    let hosts = vec![
+        host("e1").label("site", "edge"),
+        host("e2").label("site", "edge"),
+        host("e3").label("site", "edge"),
+    ];
+    let mut c = Cluster::new(hosts, vec![app("fleet", vec![agent()])]);
+    c.step();
+    all_running(&mut c);
+    c.deploy(app("fleet", vec![agent().env("V", "2")]));
+    c
+}
+
+#[test]
+fn an_update_goes_host_by_host() {
+    let mut c = updated_fleet();
+    let plan = c.step();
+    assert_eq!(by_revision(&c), (2, 1), "one host at a time");
+    assert_eq!(plan.rollouts["fleet"]["agent"].replicas, 3);
+    c.step();
+    assert_eq!(by_revision(&c), (2, 1), "waits for the new one to be ready");
+    let mut seen = vec![by_revision(&c)];
+    for _ in 0..3 {
+        all_running(&mut c);
+        c.step();
+        seen.push(by_revision(&c));
+    }
+    assert_eq!(seen, [(2, 1), (1, 2), (0, 3), (0, 3)]);
+    assert_eq!(c.spread("fleet", "agent").len(), 3, "one on each host");
+    assert!(c.step().rollouts.is_empty(), "done");
+}
+
+#[test]
+fn a_failing_global_update_stops_and_asks_for_its_action() {
+    let mut c = updated_fleet();
+    c.step();
+    let new = (c.snap.assignments.values().flat_map(|a| &a.instances))
+        .find(|i| i.revision == 2)
+        .map(|i| i.id.clone())
+        .expect("a new instance");
+    c.report(&new, InstanceState::Failed);
+    let plan = c.step();
+    let progress = &plan.rollouts["fleet"]["agent"];
+    let (why, action) = progress.failed.clone().expect("stopped");
+    assert!(why.contains(&new), "{why}");
+    assert_eq!(action, atoll_sdk::spec::FailureAction::Rollback);
+    assert_eq!(by_revision(&c), (2, 1), "the other hosts keep the old one");
+}

@@ -185,3 +185,54 @@ fn a_service_with_a_named_volume_is_replaced_on_its_host_stop_first() {
     assert_eq!(kinds, ["stop", "place"], "never two on one volume");
     assert_eq!(c.spread("shop", "db"), home, "where its data is");
 }
+
+#[test]
+fn start_first_on_a_full_cluster_falls_back_to_stop_first() {
+    // Two hosts with room for exactly two instances each.
+    let hosts = vec![
+        host("h1").capacity(200 * MIB, 4000),
+        host("h2").capacity(200 * MIB, 4000),
+    ];
+    let full = |version: &str| {
+        let api = service("api")
+            .replicas(4)
+            .env("VERSION", version)
+            .reserve(100 * MIB, 0);
+        app("shop", vec![api])
+    };
+    let mut c = Cluster::new(hosts, vec![full("v1")]);
+    c.step();
+    all_start(&mut c);
+    c.deploy(full("v2"));
+    let plan = c.step();
+    assert_eq!(by_revision(&c), (4, 0), "no room for a fifth");
+    assert!(
+        plan.unplaced["shop"].contains_key("api"),
+        "{:?}",
+        plan.unplaced
+    );
+    // The controller's status says so; the next pass stops one first.
+    c.snap.unplaced.insert(("shop".into(), "api".into()));
+    let plan = c.plan();
+    c.snap = apply(&c.snap, &plan);
+    assert_eq!(by_revision(&c), (3, 1), "replaced in place");
+    c.snap.unplaced.clear();
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        all_start(&mut c);
+        let plan = c.plan();
+        c.snap = apply(&c.snap, &plan);
+        let short = plan
+            .unplaced
+            .get("shop")
+            .is_some_and(|u| u.contains_key("api"));
+        if short {
+            c.snap.unplaced.insert(("shop".into(), "api".into()));
+        } else {
+            c.snap.unplaced.clear();
+        }
+        seen.push(by_revision(&c));
+    }
+    assert_eq!(seen.last(), Some(&(0, 4)), "finished: {seen:?}");
+    assert!(seen.iter().all(|(old, new)| old + new <= 4), "{seen:?}");
+}
