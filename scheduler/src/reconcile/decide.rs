@@ -176,15 +176,10 @@ fn replicated<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Se
     let (mut keep, old): (Vec<Placed<'a>>, Vec<Placed<'a>>) =
         keep.into_iter().partition(|p| p.spec.spec_hash == d.hash);
     if !old.is_empty() {
-        let cfg = if d.record.rollback_of.is_some() {
-            &d.service.deploy.rollback
-        } else {
-            &d.service.deploy.update
-        };
         // A service with a named volume is replaced where its data is, and
         // never runs twice on it: stop first, then start on that host.
         let volumes = !d.service.volumes.is_empty();
-        let mut cfg = *cfg;
+        let mut cfg = *rollout::config(d);
         if volumes {
             cfg.order = atoll_sdk::spec::UpdateOrder::StopFirst;
         }
@@ -297,11 +292,7 @@ fn global<'a>(snap: &'a Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Ser
     // instances left for later keep their hosts (and serve).
     let mut progress = None;
     if !changed.is_empty() {
-        let cfg = if d.record.rollback_of.is_some() {
-            &d.service.deploy.rollback
-        } else {
-            &d.service.deploy.update
-        };
+        let cfg = rollout::config(d);
         let (now, later, p) = rollout::global_step(snap, cfg, &keep, changed);
         stop.extend(stops(&now, StopReason::Changed));
         keep.extend(later);

@@ -85,16 +85,8 @@ pub(super) fn step<'a>(
         0 => replicas.max(1),
         p => p,
     };
-    let states: Vec<New> = (current.iter())
-        .map(|p| classify(snap, p, cfg.delay_ms))
-        .collect();
-    let count = |k: New| states.iter().filter(|&&s| s == k).count() as u32;
-    let (settled, ready, pending, failed) = (
-        count(New::Settled),
-        count(New::Ready),
-        count(New::Pending),
-        count(New::Failed),
-    );
+    let (states, t) = tally(snap, &current, cfg.delay_ms);
+    let (settled, ready, pending, failed) = (t.settled, t.ready, t.pending, t.failed);
     let failure = (failed > 0 && failed as f64 > cfg.max_failure_ratio * replicas as f64)
         .then(|| first_failure(snap, &current, &states));
     let mut progress = Progress {
@@ -109,11 +101,7 @@ pub(super) fn step<'a>(
         }
         _ => false,
     };
-    // Old instances that serve nothing go first.
-    old.sort_by_key(|p| {
-        let serving = (snap.observed.get(&p.spec.id)).is_some_and(|o| o.state.is_ready(o.health));
-        (serving, p.host, &p.spec.id)
-    });
+    idle_first(snap, &mut old);
     let total_old = old.len() as u32;
     let in_batch = ready + pending;
     let current_n = current.len() as u32;
@@ -183,11 +171,7 @@ pub(super) fn monitor(
     d: &Desired<'_>,
     current: &[Placed<'_>],
 ) -> Option<Progress> {
-    let cfg = if d.record.rollback_of.is_some() {
-        &d.service.deploy.rollback
-    } else {
-        &d.service.deploy.update
-    };
+    let cfg = config(d);
     if cfg.failure_action != FailureAction::Rollback {
         return None;
     }
@@ -234,16 +218,8 @@ pub(super) fn global_step<'a>(
     mut old: Vec<Placed<'a>>,
 ) -> (Vec<Placed<'a>>, Vec<Placed<'a>>, Progress) {
     let hosts = (current.len() + old.len()) as u32;
-    let states: Vec<New> = (current.iter())
-        .map(|p| classify(snap, p, cfg.delay_ms))
-        .collect();
-    let count = |k: New| states.iter().filter(|&&s| s == k).count() as u32;
-    let (settled, ready, pending, failed) = (
-        count(New::Settled),
-        count(New::Ready),
-        count(New::Pending),
-        count(New::Failed),
-    );
+    let (states, t) = tally(snap, current, cfg.delay_ms);
+    let (settled, ready, pending, failed) = (t.settled, t.ready, t.pending, t.failed);
     let mut progress = Progress {
         updated: settled + ready,
         replicas: hosts,
@@ -260,13 +236,50 @@ pub(super) fn global_step<'a>(
         p => p,
     };
     let now = batch.saturating_sub(ready + pending) as usize;
-    // Hosts whose old instance serves nothing go first, then by name.
+    idle_first(snap, &mut old);
+    let stay = old.split_off(now.min(old.len()));
+    (old, stay, progress)
+}
+
+/// How many new instances are in each state.
+struct Tally {
+    settled: u32,
+    ready: u32,
+    pending: u32,
+    failed: u32,
+}
+
+/// Each new instance's state, and how many are in each.
+fn tally(snap: &Snapshot, current: &[Placed<'_>], delay_ms: u64) -> (Vec<New>, Tally) {
+    let states: Vec<New> = (current.iter())
+        .map(|p| classify(snap, p, delay_ms))
+        .collect();
+    let count = |k: New| states.iter().filter(|&&s| s == k).count() as u32;
+    let t = Tally {
+        settled: count(New::Settled),
+        ready: count(New::Ready),
+        pending: count(New::Pending),
+        failed: count(New::Failed),
+    };
+    (states, t)
+}
+
+/// Old instances that serve nothing go first, then by host and id.
+fn idle_first(snap: &Snapshot, old: &mut [Placed<'_>]) {
     old.sort_by_key(|p| {
         let serving = (snap.observed.get(&p.spec.id)).is_some_and(|o| o.state.is_ready(o.health));
         (serving, p.host, &p.spec.id)
     });
-    let stay = old.split_off(now.min(old.len()));
-    (old, stay, progress)
+}
+
+/// The settings a change of `d` rolls out with: `rollback_config` for a
+/// revision that restores an earlier one, `update_config` otherwise.
+pub(super) fn config<'a>(d: &Desired<'a>) -> &'a UpdateConfig {
+    if d.record.rollback_of.is_some() {
+        &d.service.deploy.rollback
+    } else {
+        &d.service.deploy.update
+    }
 }
 
 fn first_failure(snap: &Snapshot, current: &[Placed<'_>], states: &[New]) -> String {
