@@ -91,6 +91,9 @@ impl<'s> Work<'s> {
         ch: &ServiceChanges<'_>,
         new_id: &mut dyn FnMut(&str, &str) -> String,
     ) {
+        if let Some((old, n)) = ch.restore {
+            self.restore(cands, d, old, n, new_id);
+        }
         if ch.place == ToPlace::Replicas(0) {
             return;
         }
@@ -118,6 +121,29 @@ impl<'s> Work<'s> {
             }
         };
         if let Some(explain) = explain {
+            self.unplaced(&template_key(d), explain.to_string());
+        }
+    }
+
+    /// Places `n` copies of an old instance (a stopped update keeps its
+    /// count on the version that works).
+    fn restore(
+        &mut self,
+        cands: &mut [Candidate<'_>],
+        d: &Desired<'_>,
+        old: &InstanceSpec,
+        n: u32,
+        new_id: &mut dyn FnMut(&str, &str) -> String,
+    ) {
+        let mut template = old.clone();
+        (template.attempt, template.avoid) = (0, Vec::new());
+        let demand = Demand {
+            app: &old.app,
+            service: &old.service,
+            deploy: &d.service.deploy,
+            avoid: &[],
+        };
+        if let Some(explain) = self.place_replicas(cands, &demand, &template, n, &[], new_id) {
             self.unplaced(&template_key(d), explain.to_string());
         }
     }

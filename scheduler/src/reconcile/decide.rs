@@ -67,6 +67,8 @@ pub(super) struct ServiceChanges<'a> {
     pub place: ToPlace<'a>,
     /// The first new instances placed replace ones their hosts gave up on.
     pub heirs: Vec<Heir>,
+    /// Copies of an old instance to place (a stopped update's lost ones).
+    pub restore: Option<(&'a atoll_sdk::cluster::InstanceSpec, u32)>,
     /// While instances of an older spec remain: how the update goes.
     pub progress: Option<Progress>,
 }
@@ -118,6 +120,7 @@ fn removed<'a>(placed: &[Placed<'a>]) -> ServiceChanges<'a> {
         stop: stops(placed, StopReason::Removed),
         place: ToPlace::Replicas(0),
         heirs: Vec::new(),
+        restore: None,
         progress: None,
     }
 }
@@ -197,6 +200,7 @@ fn replicated<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Se
             stop,
             place,
             heirs: Vec::new(),
+            restore: step.restore,
             progress: Some(step.progress),
         };
     }
@@ -225,6 +229,7 @@ fn replicated<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Se
         stop,
         place: ToPlace::Replicas(missing),
         heirs,
+        restore: None,
         progress,
     }
 }
@@ -316,6 +321,7 @@ fn global<'a>(snap: &'a Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Ser
         stop,
         place: ToPlace::OnHosts(targets),
         heirs: Vec::new(),
+        restore: None,
         progress,
     }
 }

@@ -40,6 +40,10 @@ pub(super) struct Step<'a> {
     pub keep: Vec<Placed<'a>>,
     pub stop: Vec<Stop<'a>>,
     pub place: u32,
+    /// While the update is stopped: copies of an old instance to place,
+    /// for old ones lost meanwhile (the service keeps its count on the
+    /// version that works).
+    pub restore: Option<(&'a atoll_sdk::cluster::InstanceSpec, u32)>,
     pub progress: Progress,
 }
 
@@ -142,6 +146,12 @@ pub(super) fn step<'a>(
             }
         }
     };
+    // Stopped: old instances lost meanwhile come back as they were.
+    let healthy_new = current_n - failed;
+    let restore = (halted && total_old > 0)
+        .then(|| replicas.saturating_sub(healthy_new + total_old))
+        .filter(|&n| n > 0)
+        .and_then(|n| old.first().map(|p| (p.spec, n)));
     let mut keep = current;
     let mut stop = Vec::new();
     for (i, p) in old.into_iter().enumerate() {
@@ -158,6 +168,7 @@ pub(super) fn step<'a>(
         keep,
         stop,
         place,
+        restore,
         progress,
     }
 }

@@ -236,3 +236,42 @@ fn start_first_on_a_full_cluster_falls_back_to_stop_first() {
     assert_eq!(seen.last(), Some(&(0, 4)), "finished: {seen:?}");
     assert!(seen.iter().all(|(old, new)| old + new <= 4), "{seen:?}");
 }
+
+#[test]
+fn a_paused_update_keeps_the_count_on_the_old_version() {
+    let mut c = running_v1(|s| s.deploy.update.failure_action = FailureAction::Pause);
+    c.step();
+    let failed = fail_a_new_instance(&mut c);
+    let plan = c.step();
+    assert!(plan.rollouts["shop"]["api"].failed.is_some(), "paused");
+    let failed_host = (c.snap.assignments.iter())
+        .find(|(_, a)| a.instances.iter().any(|i| i.id == failed))
+        .map(|(h, _)| h.clone())
+        .expect("assigned");
+    let other = if failed_host == "h1" { "h2" } else { "h1" };
+    // The host without the failed instance dies: its old instances are
+    // lost, and come back as old ones on the other host.
+    c.set_state(other, HostState::Down);
+    let plan = c.step();
+    assert!(
+        plan.rollouts["shop"]["api"].failed.is_some(),
+        "still paused"
+    );
+    let v1_on = |c: &Cluster, h: &str| {
+        (c.snap
+            .assignments
+            .get(h)
+            .into_iter()
+            .flat_map(|a| &a.instances))
+        .filter(|i| i.revision == 1)
+        .count()
+    };
+    assert_eq!(
+        v1_on(&c, &failed_host),
+        4,
+        "four old ones serve: {:?}",
+        c.spread("shop", "api")
+    );
+    assert_eq!(v1_on(&c, other), 0);
+    assert_eq!(by_revision(&c).1, 1, "no more of the failing version");
+}
