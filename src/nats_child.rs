@@ -21,8 +21,18 @@ pub fn socket_addr(url: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("--nats {url}: no address"))
 }
 
+/// Whether a NATS server answers at `addr`: it greets every client with
+/// `INFO`. (A bare connection is not proof: a socket polling a free port in
+/// the ephemeral range can connect to itself.)
 pub fn answers(addr: SocketAddr) -> bool {
-    TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
+    use std::io::Read;
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else {
+        return false;
+    };
+    let mut greeting = [0u8; 4];
+    s.set_read_timeout(Some(Duration::from_millis(500))).is_ok()
+        && s.read_exact(&mut greeting).is_ok()
+        && &greeting == b"INFO"
 }
 
 impl NatsChild {

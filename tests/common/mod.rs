@@ -189,10 +189,20 @@ impl Cluster {
         let addr: SocketAddr = format!("{}:{}", self.nats_ip, self.nats_port)
             .parse()
             .expect("addr");
+        // NATS greets every client with `INFO`; waiting for the greeting
+        // (not just a connection) rules out a socket that connected to
+        // itself, which the kernel allows when the ephemeral source port
+        // happens to be the port being polled.
         wait_until(
             "nats-server to accept connections",
             Duration::from_secs(10),
-            || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok(),
+            || {
+                let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+                s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+                let mut greeting = [0u8; 4];
+                s.read_exact(&mut greeting).ok()?;
+                (&greeting == b"INFO").then_some(())
+            },
         );
     }
 
