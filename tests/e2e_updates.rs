@@ -217,7 +217,7 @@ services:
       VERSION: {version}
     stop_grace_period: 1s
     x-atoll:
-      health: {{ http: /index.html, interval: 200ms, timeout: 1s, retries: 2 }}
+      health: {{ http: /index.html, interval: 200ms, timeout: 1s, retries: 2, start_period: 5s }}
     deploy:
       replicas: 3
 "
