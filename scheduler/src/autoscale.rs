@@ -145,6 +145,76 @@ pub fn replicas(service: &atoll_sdk::spec::Service, decided: Option<u32>) -> u32
     }
 }
 
+/// One autoscaled service at one tick of the autoscaler.
+#[derive(Debug, Clone, Copy)]
+pub struct Tick {
+    pub cfg: Autoscale,
+    /// The replica count decided last, and when.
+    pub current: u32,
+    pub changed_ms: u64,
+    /// See [`Input::room`].
+    pub room: Option<u32>,
+    /// Its summed load now.
+    pub load: f64,
+}
+
+/// Observations kept beyond the longer window (a tick may come late).
+const HISTORY_SLACK_MS: u64 = 2_000;
+
+/// The autoscaler's memory between ticks: each service's recent load.
+#[derive(Debug, Clone)]
+pub struct Histories<K> {
+    by_service: std::collections::BTreeMap<K, Vec<Observation>>,
+}
+
+impl<K> Default for Histories<K> {
+    fn default() -> Self {
+        Histories {
+            by_service: Default::default(),
+        }
+    }
+}
+
+impl<K: Ord + Clone> Histories<K> {
+    /// Records each service's load at `now_ms` (keeping what its windows
+    /// need), forgets the services no longer given, and answers the
+    /// changes to make: (service, count now, decision).
+    pub fn tick(
+        &mut self,
+        services: &std::collections::BTreeMap<K, Tick>,
+        now_ms: u64,
+    ) -> Vec<(K, u32, Decision)> {
+        self.by_service.retain(|k, _| services.contains_key(k));
+        let mut out = Vec::new();
+        for (key, t) in services {
+            let history = self.by_service.entry(key.clone()).or_default();
+            history.push(Observation {
+                at_ms: now_ms,
+                load: t.load,
+            });
+            let keep = t.cfg.scale_down_window_ms.max(t.cfg.scale_up_window_ms) + HISTORY_SLACK_MS;
+            history.retain(|o| o.at_ms + keep >= now_ms);
+            let input = Input {
+                cfg: &t.cfg,
+                current: t.current,
+                changed_ms: t.changed_ms,
+                history,
+                now_ms,
+                room: t.room,
+            };
+            if let Some(d) = decide(&input) {
+                out.push((key.clone(), t.current, d));
+            }
+        }
+        out
+    }
+
+    /// Observations kept for `key`, oldest first.
+    pub fn of(&self, key: &K) -> &[Observation] {
+        self.by_service.get(key).map_or(&[], Vec::as_slice)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +342,36 @@ mod tests {
     fn min_is_enforced_even_without_load() {
         let c = cfg(2, 5);
         assert_eq!(run(&c, 1, 0, &history(0, &[0.0]), None), Some(2));
+    }
+
+    #[test]
+    fn ticks_keep_what_the_windows_need_and_forget_gone_services() {
+        let c = cfg(1, 10);
+        let mut h: Histories<&str> = Histories::default();
+        let tick = |load| Tick {
+            cfg: c,
+            current: 1,
+            changed_ms: 0,
+            room: None,
+            load,
+        };
+        let mut changes = Vec::new();
+        for s in 0..40u64 {
+            let services = std::collections::BTreeMap::from([("api", tick(0.0))]);
+            changes.extend(h.tick(&services, s * 1_000));
+        }
+        assert!(changes.is_empty(), "idle at min: {changes:?}");
+        // 30 s window + 2 s slack: observations from 7 s on.
+        assert_eq!(h.of(&"api").len(), 33);
+        let busy = std::collections::BTreeMap::from([("api", tick(20.0))]);
+        let changes = h.tick(&busy, 40_000);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(
+            (changes[0].0, changes[0].1, changes[0].2.replicas),
+            ("api", 1, 5)
+        );
+        h.tick(&std::collections::BTreeMap::new(), 41_000);
+        assert!(h.of(&"api").is_empty(), "forgotten once gone");
     }
 
     #[test]

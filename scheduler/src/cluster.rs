@@ -79,6 +79,18 @@ impl Cluster {
         self.observed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Waits (at most 2 s) until the mirrors satisfy `done`, after a write
+    /// whose effect the next step reads from them.
+    pub async fn wait_for_mirror(&self, done: impl Fn(&Cluster) -> bool) {
+        // Polled, so it serves every mirror (apps, removed hosts…); bounded.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while !done(self) {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+    }
+
     pub fn load(&self) -> std::sync::MutexGuard<'_, crate::load::LoadBoard> {
         self.load.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -105,6 +117,15 @@ impl Cluster {
             }
         }
         drop_removed(&mut hosts, &self.removed());
+        // What the controller's last pass said of each app.
+        let statuses = self.statuses.all();
+        let unplaced = (statuses.iter())
+            .flat_map(|(app, s)| (s.value.unplaced.keys()).map(|svc| (app.clone(), svc.clone())))
+            .collect();
+        let updated = (statuses.into_iter())
+            .filter(|(_, s)| !s.value.updated.is_empty())
+            .map(|(app, s)| (app, s.value.updated))
+            .collect();
         Snapshot {
             apps: self.apps.all().into_values().map(|v| v.value).collect(),
             hosts,
@@ -114,15 +135,8 @@ impl Cluster {
             scale: (self.scale.all().into_values())
                 .map(|r| ((r.value.app, r.value.service), r.value.replicas))
                 .collect(),
-            unplaced: (self.statuses.all().into_iter())
-                .flat_map(|(app, s)| {
-                    (s.value.unplaced.into_keys()).map(move |svc| (app.clone(), svc))
-                })
-                .collect(),
-            updated: (self.statuses.all().into_iter())
-                .filter(|(_, s)| !s.value.updated.is_empty())
-                .map(|(app, s)| (app, s.value.updated))
-                .collect(),
+            unplaced,
+            updated,
         }
     }
 
@@ -155,6 +169,19 @@ impl Cluster {
         let observed = self.observed();
         let removed = self.removed();
         (self.assignments.all().keys()).all(|h| observed.knows(h) || removed.contains_key(h))
+    }
+
+    /// A subscription to `subject` (`what` names it in the error logged
+    /// when there is none).
+    pub async fn subscribe(&self, subject: String, what: &str) -> Option<async_nats::Subscriber> {
+        let client = self.buckets.js.client();
+        match client.subscribe(subject.clone()).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(%subject, error = %e, "cannot subscribe to {what}");
+                None
+            }
+        }
     }
 
     pub async fn publish_event(&self, kind: &str, app: Option<&str>, message: String) {
@@ -191,14 +218,9 @@ fn unknown_host(name: &str) -> HostInfo {
 
 /// Feeds the hosts' load samples into the load board.
 pub async fn watch_load(cluster: Arc<Cluster>) {
-    let client = cluster.buckets.js.client();
     let subject = cluster.buckets.names.metrics_all();
-    let mut sub = match client.subscribe(subject.clone()).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(%subject, error = %e, "cannot subscribe to load samples");
-            return;
-        }
+    let Some(mut sub) = cluster.subscribe(subject, "load samples").await else {
+        return;
     };
     while let Some(msg) = sub.next().await {
         match serde_json::from_slice::<atoll_sdk::metrics::HostSample>(&msg.payload) {
@@ -213,14 +235,9 @@ pub async fn watch_load(cluster: Arc<Cluster>) {
 
 /// Feeds heartbeats into observed state, and marks silent hosts down.
 pub async fn watch_heartbeats(cluster: Arc<Cluster>) {
-    let client = cluster.buckets.js.client();
     let subject = cluster.buckets.names.heartbeat_all();
-    let mut sub = match client.subscribe(subject.clone()).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(%subject, error = %e, "cannot subscribe to heartbeats");
-            return;
-        }
+    let Some(mut sub) = cluster.subscribe(subject, "heartbeats").await else {
+        return;
     };
     let sweeper = tokio::spawn(sweep_loop(cluster.clone()));
     while let Some(msg) = sub.next().await {

@@ -8,7 +8,7 @@ use crate::cluster::Cluster;
 use crate::endpoints;
 use crate::lease::Lease;
 use crate::reconcile::{Plan, reconcile};
-use atoll_sdk::protocol::{AppStatus, RolloutStatus, UpdateDone, VERSION};
+use atoll_sdk::protocol::{AppStatus, RolloutStatus, VERSION};
 use atoll_sdk::spec::FailureAction;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -129,7 +129,7 @@ async fn write_statuses(
         let rollouts = plan.rollouts.get(&app.spec.name);
         let before = current.get(&app.spec.name).map(|v| &v.value);
         let status = AppStatus {
-            updated: updates_done(app, before, rollouts, snap.now_ms),
+            updated: crate::reconcile::updates_done(app, before, rollouts, snap.now_ms),
             v: VERSION,
             revision: app.revision,
             unplaced: plan
@@ -155,40 +155,6 @@ async fn write_statuses(
         }
     }
     Ok(())
-}
-
-/// When each service's last update finished: the ones whose rollout the
-/// last status showed and this plan no longer has finish now.
-fn updates_done(
-    app: &atoll_sdk::protocol::AppRecord,
-    before: Option<&AppStatus>,
-    rollouts: Option<&BTreeMap<String, crate::reconcile::Progress>>,
-    now_ms: u64,
-) -> BTreeMap<String, UpdateDone> {
-    let Some(before) = before else {
-        return BTreeMap::new();
-    };
-    let mut done = before.updated.clone();
-    for service in before.rollouts.keys() {
-        // A failure `monitor` reported, once it clears, is not a second
-        // end of the same update.
-        let known = done
-            .get(service)
-            .is_some_and(|d| d.revision == app.revision);
-        if !known && rollouts.is_none_or(|r| !r.contains_key(service)) {
-            let at = UpdateDone {
-                revision: app.revision,
-                at_ms: now_ms,
-            };
-            done.insert(service.clone(), at);
-        }
-    }
-    let deployed = |s: &String| {
-        let parent = s.split('~').next().unwrap_or(s);
-        app.spec.services.contains_key(parent)
-    };
-    done.retain(|s, _| deployed(s));
-    done
 }
 
 fn rollout_status(p: &crate::reconcile::Progress) -> RolloutStatus {

@@ -19,7 +19,7 @@ mod instance;
 mod rollout;
 
 pub use instance::spec_hash;
-pub use rollout::Progress;
+pub use rollout::{Progress, updates_done};
 
 use crate::snapshot::Snapshot;
 use atoll_sdk::cluster::{Assignment, InstanceSpec};
@@ -113,6 +113,12 @@ fn canary_services(snap: &Snapshot) -> BTreeMap<(String, String), Service> {
         }
     }
     out
+}
+
+/// The deployed service a decision key stands for: a canary's parent, or
+/// the service itself.
+pub fn decided_for(key: &str) -> &str {
+    key.strip_suffix(CANARY_SUFFIX).unwrap_or(key)
 }
 
 /// The decision key of every canary instance's group, owned here because

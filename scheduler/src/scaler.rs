@@ -4,7 +4,7 @@
 //! controller places or stops instances to match). It also answers the
 //! gateways' wake-ups for services scaled to zero.
 
-use crate::autoscale::{self, Input, Observation};
+use crate::autoscale::{self, Histories, Tick};
 use crate::cluster::Cluster;
 use atoll_sdk::protocol::{ScaleRecord, VERSION, Wake, endpoints_key, now_ms};
 use atoll_sdk::spec::Autoscale;
@@ -20,16 +20,9 @@ const TICK: Duration = Duration::from_secs(1);
 type Key = (String, String);
 
 pub async fn run(cluster: Arc<Cluster>) {
-    let client = cluster.buckets.js.client();
     let subject = cluster.buckets.names.wake();
-    let mut wakes = match client.subscribe(subject.clone()).await {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::error!(%subject, error = %e, "cannot subscribe to wake-ups");
-            None
-        }
-    };
-    let mut histories: BTreeMap<Key, Vec<Observation>> = BTreeMap::new();
+    let mut wakes = cluster.subscribe(subject, "wake-ups").await;
+    let mut histories = Histories::default();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -89,35 +82,31 @@ fn current(
     }
 }
 
-async fn step(cluster: &Cluster, histories: &mut BTreeMap<Key, Vec<Observation>>) {
+async fn step(cluster: &Cluster, histories: &mut Histories<Key>) {
     let now = now_ms();
     let loads = cluster.load().services(now);
     let services = autoscaled(cluster);
-    histories.retain(|k, _| services.contains_key(k));
     let statuses = cluster.statuses.all();
-    for (key, (a, replicas, deployed_ms)) in &services {
-        let load = loads.get(key).map_or(0.0, |l| l.metric(a.metric));
-        let history = histories.entry(key.clone()).or_default();
-        history.push(Observation { at_ms: now, load });
-        let keep = a.scale_down_window_ms.max(a.scale_up_window_ms) + TICK.as_millis() as u64 * 2;
-        history.retain(|o| o.at_ms + keep >= now);
-        let (current, changed_ms) = current(cluster, key, a, *replicas, *deployed_ms);
-        // Some instances found no host: grow no further than what runs.
-        let status = statuses.get(&key.0).map(|s| &s.value);
-        let room = status
-            .filter(|s| s.unplaced.contains_key(&key.1))
-            .map(|s| s.assigned.get(&key.1).copied().unwrap_or(0));
-        let input = Input {
-            cfg: a,
-            current,
-            changed_ms,
-            history,
-            now_ms: now,
-            room,
-        };
-        if let Some(d) = autoscale::decide(&input) {
-            set(cluster, key, current, d.replicas, d.reason).await;
-        }
+    let ticks = (services.iter())
+        .map(|(key, (a, replicas, deployed_ms))| {
+            let (current, changed_ms) = current(cluster, key, a, *replicas, *deployed_ms);
+            // Some instances found no host: grow no further than what runs.
+            let status = statuses.get(&key.0).map(|s| &s.value);
+            let room = status
+                .filter(|s| s.unplaced.contains_key(&key.1))
+                .map(|s| s.assigned.get(&key.1).copied().unwrap_or(0));
+            let tick = Tick {
+                cfg: *a,
+                current,
+                changed_ms,
+                room,
+                load: loads.get(key).map_or(0.0, |l| l.metric(a.metric)),
+            };
+            (key.clone(), tick)
+        })
+        .collect();
+    for (key, from, d) in histories.tick(&ticks, now) {
+        set(cluster, &key, from, d.replicas, d.reason).await;
     }
     // Decisions for services that are gone, or no longer autoscaled.
     for (name, _) in cluster.scale.all() {
@@ -157,15 +146,12 @@ async fn set(cluster: &Cluster, key: &Key, from: u32, to: u32, reason: String) {
         tracing::warn!(service = name, error = %e, "cannot record a scaling decision");
         return;
     }
-    // The mirror catches up on its own; the controller should not wait
-    // for it: the snapshot reads the mirror, so wake it once it has.
     let msg = format!("{}: {from} → {to} ({reason})", key.1);
     cluster.publish_event("autoscale", Some(&key.0), msg).await;
-    for _ in 0..50 {
-        if cluster.scale.get(&name).is_some_and(|r| r.value == record) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    // The controller's snapshot reads the mirror: wake it once that shows
+    // the decision.
+    cluster
+        .wait_for_mirror(|c| c.scale.get(&name).is_some_and(|r| r.value == record))
+        .await;
     cluster.observed_changed.notify_one();
 }

@@ -193,7 +193,7 @@ async fn promote(
 /// Until the mirror shows `revision` of the app (bounded), so that what the
 /// caller reads next already knows it.
 async fn wait_for_revision(c: &Cluster, name: &str, revision: u64) {
-    wait_for_mirror(c, |c| {
+    c.wait_for_mirror(|c| {
         c.apps
             .get(name)
             .is_some_and(|r| r.value.revision >= revision)
@@ -231,7 +231,8 @@ async fn remove_host(
         .put(&name, bytes.into())
         .await
         .map_err(|e| ApiError::internal("recording the removal", e))?;
-    wait_for_mirror(&c, |c| c.removed_hosts.get(&name).is_some()).await;
+    c.wait_for_mirror(|c| c.removed_hosts.get(&name).is_some())
+        .await;
     // The controller re-places what ran there.
     c.observed_changed.notify_one();
     let moved = snap.assignments.get(&name).map_or(0, |a| a.instances.len());
@@ -319,10 +320,8 @@ async fn deploy(
     })?;
     // Read-your-writes: answer once this server's mirror has the new
     // revision, so the client's next GET sees it.
-    wait_for_mirror(&c, |c| {
-        c.apps.get(&name).is_some_and(|v| v.revision >= kv_revision)
-    })
-    .await;
+    c.wait_for_mirror(|c| c.apps.get(&name).is_some_and(|v| v.revision >= kv_revision))
+        .await;
     c.publish_event(
         "deploy",
         Some(&name),
@@ -425,7 +424,7 @@ async fn delete_app(
         .delete(&name)
         .await
         .map_err(|e| ApiError::internal("deleting desired state", e))?;
-    wait_for_mirror(&c, |c| c.apps.get(&name).is_none()).await;
+    c.wait_for_mirror(|c| c.apps.get(&name).is_none()).await;
     // Its autoscaling decisions go with it: a new app of the same name
     // starts from its file's counts.
     let prefix = atoll_sdk::protocol::endpoints_key(&name, "");
@@ -508,17 +507,6 @@ async fn events(State(c): State<Arc<Cluster>>) -> ApiResult<Response> {
         .header("content-type", "application/x-ndjson")
         .body(Body::from_stream(stream))
         .map_err(|e| ApiError::internal("events", e))
-}
-
-/// Waits (at most 2 s) until the apps mirror satisfies `done`.
-async fn wait_for_mirror(c: &Cluster, done: impl Fn(&Cluster) -> bool) {
-    // Polled, so it serves every mirror (apps, removed hosts…); bounded.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
-        while !done(c) {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    })
-    .await;
 }
 
 /// The revision of an app's last deploy still in history (0 for a new

@@ -21,7 +21,9 @@ use super::decide::{Stop, StopReason};
 use super::{Desired, Placed};
 use crate::snapshot::Snapshot;
 use atoll_sdk::cluster::{HealthState, InstanceState};
+use atoll_sdk::protocol::{AppRecord, AppStatus, UpdateDone};
 use atoll_sdk::spec::{FailureAction, UpdateConfig, UpdateOrder};
+use std::collections::BTreeMap;
 
 /// Where a service's update stands, for the app status and `deploy --wait`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,6 +252,35 @@ pub(super) fn global_step<'a>(
     idle_first(snap, &mut old);
     let stay = old.split_off(now.min(old.len()));
     (old, stay, progress)
+}
+
+/// When each service's last update finished, for the app status (and
+/// `monitor`): the services whose rollout the status `before` showed and
+/// `rollouts` (this plan's) no longer has finish at `now_ms`.
+pub fn updates_done(
+    app: &AppRecord,
+    before: Option<&AppStatus>,
+    rollouts: Option<&BTreeMap<String, Progress>>,
+    now_ms: u64,
+) -> BTreeMap<String, UpdateDone> {
+    let Some(before) = before else {
+        return BTreeMap::new();
+    };
+    let mut done = before.updated.clone();
+    for service in before.rollouts.keys() {
+        // A failure `monitor` reported, once it clears, is not a second
+        // end of the same update.
+        let known = (done.get(service)).is_some_and(|d| d.revision == app.revision);
+        if !known && rollouts.is_none_or(|r| !r.contains_key(service)) {
+            let at = UpdateDone {
+                revision: app.revision,
+                at_ms: now_ms,
+            };
+            done.insert(service.clone(), at);
+        }
+    }
+    done.retain(|s, _| app.spec.services.contains_key(super::decided_for(s)));
+    done
 }
 
 /// How many new instances are in each state.

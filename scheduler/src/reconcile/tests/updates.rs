@@ -275,3 +275,85 @@ fn a_paused_update_keeps_the_count_on_the_old_version() {
     assert_eq!(v1_on(&c, other), 0);
     assert_eq!(by_revision(&c).1, 1, "no more of the failing version");
 }
+
+mod finished {
+    use super::*;
+    use crate::reconcile::updates_done;
+    use atoll_sdk::protocol::{AppStatus, RolloutStatus, UpdateDone};
+
+    fn status(rolling: &[&str], updated: &[(&str, u64)]) -> AppStatus {
+        let rollout = RolloutStatus {
+            updated: 0,
+            replicas: 1,
+            failed: None,
+            action: None,
+        };
+        AppStatus {
+            v: 1,
+            revision: 2,
+            unplaced: Default::default(),
+            assigned: Default::default(),
+            rollouts: (rolling.iter())
+                .map(|s| (s.to_string(), rollout.clone()))
+                .collect(),
+            updated: (updated.iter())
+                .map(|(s, rev)| {
+                    (
+                        s.to_string(),
+                        UpdateDone {
+                            revision: *rev,
+                            at_ms: 5,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn record() -> AppRecord {
+        let mut r = app("shop", vec![service("api"), service("web")]);
+        r.revision = 2;
+        r
+    }
+
+    #[test]
+    fn an_update_finishes_when_its_rollout_leaves_the_plan() {
+        let before = status(&["api", "web"], &[]);
+        let still = BTreeMap::from([(
+            "web".to_string(),
+            Progress {
+                updated: 0,
+                replicas: 1,
+                failed: None,
+            },
+        )]);
+        let done = updates_done(&record(), Some(&before), Some(&still), 100);
+        assert_eq!(done.keys().collect::<Vec<_>>(), ["api"]);
+        assert_eq!(
+            done["api"],
+            UpdateDone {
+                revision: 2,
+                at_ms: 100
+            }
+        );
+        assert!(
+            updates_done(&record(), None, None, 100).is_empty(),
+            "no status yet"
+        );
+    }
+
+    #[test]
+    fn a_second_end_of_the_same_revision_keeps_the_first_time() {
+        // `monitor` reported a failure for api, which then cleared.
+        let before = status(&["api"], &[("api", 2)]);
+        let done = updates_done(&record(), Some(&before), None, 100);
+        assert_eq!(done["api"].at_ms, 5);
+    }
+
+    #[test]
+    fn services_no_longer_deployed_are_dropped_canaries_kept() {
+        let before = status(&[], &[("gone", 1), ("web~canary", 2), ("api", 1)]);
+        let done = updates_done(&record(), Some(&before), None, 100);
+        assert_eq!(done.keys().collect::<Vec<_>>(), ["api", "web~canary"]);
+    }
+}
