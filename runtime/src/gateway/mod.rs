@@ -505,33 +505,27 @@ fn copy_request(req: &Request<Bytes>) -> Request<Full<Bytes>> {
 
 /// A Prometheus exposition.
 fn prometheus_text(text: String) -> Response<ResponseBody> {
-    let mut resp = text_raw(StatusCode::OK, text);
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static(atoll_sdk::prometheus::CONTENT_TYPE),
-    );
-    resp
+    with_body(StatusCode::OK, text, atoll_sdk::prometheus::CONTENT_TYPE)
 }
 
-fn text_raw(status: StatusCode, body: String) -> Response<ResponseBody> {
+/// A short plain-text answer from the gateway itself.
+pub fn text(status: StatusCode, msg: String) -> Response<ResponseBody> {
+    with_body(status, msg + "\n", "text/plain; charset=utf-8")
+}
+
+fn with_body(
+    status: StatusCode,
+    body: String,
+    content_type: &'static str,
+) -> Response<ResponseBody> {
     let body = Full::new(Bytes::from(body))
         .map_err(|never| match never {})
         .boxed_unsync();
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
-    resp
-}
-
-/// A short plain-text answer from the gateway itself.
-pub fn text(status: StatusCode, msg: String) -> Response<ResponseBody> {
-    let body = Full::new(Bytes::from(msg + "\n"))
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    let mut resp = Response::new(body);
-    *resp.status_mut() = status;
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
+        HeaderValue::from_static(content_type),
     );
     resp
 }

@@ -93,8 +93,7 @@ pub(super) fn step<'a>(
     };
     let (states, t) = tally(snap, &current, cfg.delay_ms);
     let (settled, ready, pending, failed) = (t.settled, t.ready, t.pending, t.failed);
-    let failure = (failed > 0 && failed as f64 > cfg.max_failure_ratio * replicas as f64)
-        .then(|| first_failure(snap, &current, &states));
+    let failure = too_many(cfg, failed, replicas).then(|| first_failure(snap, &current, &states));
     let mut progress = Progress {
         updated: settled + ready,
         replicas,
@@ -198,21 +197,12 @@ pub(super) fn monitor(
             o.state == InstanceState::Failed || o.health == Some(HealthState::Unhealthy)
         })
     };
-    let states: Vec<New> = (current.iter())
-        .map(|p| {
-            if failing(p) {
-                New::Failed
-            } else {
-                New::Settled
-            }
-        })
-        .collect();
-    let failed = states.iter().filter(|&&s| s == New::Failed).count();
+    let failed: Vec<&Placed<'_>> = current.iter().filter(|p| failing(p)).collect();
     let replicas = d.service.deploy.replicas;
-    if failed == 0 || failed as f64 <= cfg.max_failure_ratio * f64::from(replicas) {
+    if !too_many(cfg, failed.len() as u32, replicas) {
         return None;
     }
-    let why = first_failure(snap, current, &states);
+    let why = failure_of(snap, failed[0]);
     Some(Progress {
         updated: replicas,
         replicas,
@@ -238,7 +228,7 @@ pub(super) fn global_step<'a>(
         replicas: hosts,
         failed: None,
     };
-    let failing = failed > 0 && failed as f64 > cfg.max_failure_ratio * f64::from(hosts);
+    let failing = too_many(cfg, failed, hosts);
     if failing && cfg.failure_action != FailureAction::Continue {
         let why = first_failure(snap, current, &states);
         progress.failed = Some((why, cfg.failure_action));
@@ -324,11 +314,21 @@ pub(super) fn config<'a>(d: &Desired<'a>) -> &'a UpdateConfig {
     }
 }
 
+/// Whether `failed` new instances of `total` stop the update.
+fn too_many(cfg: &UpdateConfig, failed: u32, total: u32) -> bool {
+    failed > 0 && f64::from(failed) > cfg.max_failure_ratio * f64::from(total)
+}
+
 fn first_failure(snap: &Snapshot, current: &[Placed<'_>], states: &[New]) -> String {
     let failed = current.iter().zip(states).find(|(_, s)| **s == New::Failed);
-    let Some((p, _)) = failed else {
-        return "a new instance failed".into();
-    };
+    match failed {
+        Some((p, _)) => failure_of(snap, p),
+        None => "a new instance failed".into(),
+    }
+}
+
+/// What failed, where and why, for the app status.
+fn failure_of(snap: &Snapshot, p: &Placed<'_>) -> String {
     let reason = (snap.observed.get(&p.spec.id))
         .and_then(|o| o.reason.clone())
         .unwrap_or_else(|| "failed".into());
