@@ -31,6 +31,18 @@ pub struct Demand<'a> {
     pub avoid: &'a [String],
 }
 
+impl<'a> Demand<'a> {
+    /// One instance of `spec`'s service, avoiding no host.
+    pub fn of(spec: &'a InstanceSpec, deploy: &'a Deploy) -> Self {
+        Demand {
+            app: &spec.app,
+            service: &spec.service,
+            deploy,
+            avoid: &[],
+        }
+    }
+}
+
 /// A host together with what is already assigned to it, including what the
 /// caller placed earlier in the same plan.
 #[derive(Debug, Clone)]

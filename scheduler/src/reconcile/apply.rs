@@ -106,12 +106,7 @@ impl<'s> Work<'s> {
             template.service = parent.to_string();
             template.canary = true;
         }
-        let demand = Demand {
-            app: &template.app,
-            service: &template.service,
-            deploy: &d.service.deploy,
-            avoid: &[],
-        };
+        let demand = Demand::of(&template, &d.service.deploy);
         let explain = match &ch.place {
             ToPlace::Replicas(n) => {
                 self.place_replicas(cands, &demand, &template, *n, &ch.heirs, new_id)
@@ -137,12 +132,7 @@ impl<'s> Work<'s> {
     ) {
         let mut template = old.clone();
         (template.attempt, template.avoid) = (0, Vec::new());
-        let demand = Demand {
-            app: &old.app,
-            service: &old.service,
-            deploy: &d.service.deploy,
-            avoid: &[],
-        };
+        let demand = Demand::of(&template, &d.service.deploy);
         if let Some(explain) = self.place_replicas(cands, &demand, &template, n, &[], new_id) {
             self.unplaced(&template_key(d), explain.to_string());
         }
