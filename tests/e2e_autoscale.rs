@@ -168,26 +168,14 @@ services:
     wait_until("zero instances", Duration::from_secs(20), || {
         (assigned(&c, "stuck") == 0).then_some(())
     });
-    let raw = raw_get(&format!("127.0.10.5:{port}"), "/");
+    let addr = format!("127.0.10.5:{port}");
+    let raw = http_get_raw(&addr, "/", &[], Duration::from_secs(30)).expect("GET");
     assert!(raw.starts_with("HTTP/1.1 503"), "{raw}");
     assert!(
         raw.to_ascii_lowercase().contains("retry-after: 1\r\n"),
         "{raw}"
     );
     assert!(raw.contains("starting from zero"), "{raw}");
-}
-
-/// The whole raw answer to `GET path`.
-fn raw_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).expect("write");
-    let mut raw = String::new();
-    let _ = s.read_to_string(&mut raw);
-    raw
 }
 
 #[test]

@@ -406,19 +406,7 @@ fn canary_or_version(body: &str) -> String {
 
 /// A GET with `x-atoll-version: canary`: (status, body).
 fn pinned_get(addr: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    let req = format!(
-        "GET / HTTP/1.1\r\nHost: {addr}\r\nx-atoll-version: canary\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).expect("write");
-    let mut raw = String::new();
-    let _ = s.read_to_string(&mut raw);
-    let status = (raw.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map_or("", |x| x.1).to_string();
-    (status, body)
+    http_get_with(addr, "/", &[("x-atoll-version", "canary")]).expect("GET")
 }
 
 #[test]

@@ -417,18 +417,16 @@ pub fn http_request(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, 
 
 /// A minimal HTTP/1.1 GET with a 10 s bound: (status, body).
 pub fn http_get(hostport: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let addr: SocketAddr = hostport
-        .parse()
-        .map_err(|e| std::io::Error::other(format!("{hostport}: {e}")))?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).to_string();
+    http_get_with(hostport, path, &[])
+}
+
+/// [`http_get`] with extra request headers.
+pub fn http_get_with(
+    hostport: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
+    let text = http_get_raw(hostport, path, headers, Duration::from_secs(10))?;
     let status = text
         .split_whitespace()
         .nth(1)
@@ -439,6 +437,31 @@ pub fn http_get(hostport: &str, path: &str) -> std::io::Result<(u16, String)> {
         .map(|x| x.1.to_string())
         .unwrap_or_default();
     Ok((status, dechunk(&body)))
+}
+
+/// The whole raw answer (status line, headers, body) to a GET with extra
+/// `headers`, read for at most `timeout`.
+pub fn http_get_raw(
+    hostport: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> std::io::Result<String> {
+    let addr: SocketAddr = hostport
+        .parse()
+        .map_err(|e| std::io::Error::other(format!("{hostport}: {e}")))?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(timeout))?;
+    let extra: String = (headers.iter())
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\n{extra}Connection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    Ok(String::from_utf8_lossy(&raw).to_string())
 }
 
 /// Undoes chunked transfer encoding when present (good enough for tests:
