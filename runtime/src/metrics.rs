@@ -3,7 +3,7 @@
 //! same figures as Prometheus text at `/metrics` on the mesh port.
 
 use crate::supervisor::Supervisor;
-use atoll_sdk::metrics::{HostSample, InstanceSample, LATENCY_BOUNDS_MS};
+use atoll_sdk::metrics::{HostSample, InstanceSample, latency_bounds_s};
 use atoll_sdk::prometheus::{Exposition, Kind};
 use atoll_sdk::protocol::{VERSION, now_ms};
 use std::sync::Arc;
@@ -72,17 +72,7 @@ impl HostMetrics {
         for (state, n) in by_state {
             e.sample("atoll_host_instances", &[("state", state)], n as f64);
         }
-        let bounds: Vec<f64> = LATENCY_BOUNDS_MS
-            .iter()
-            .map(|ms| *ms as f64 / 1000.0)
-            .collect();
-        let labels = |i: &InstanceSample| {
-            [
-                ("app", i.app.clone()),
-                ("service", i.service.clone()),
-                ("instance_id", i.id.clone()),
-            ]
-        };
+        let bounds = latency_bounds_s();
         type Pick = fn(&InstanceSample) -> f64;
         let families: [(&str, &str, Kind, Pick); 4] = [
             (
@@ -113,9 +103,7 @@ impl HostMetrics {
         for (name, help, kind, value) in families {
             e.family(name, help, kind);
             for i in &sample.instances {
-                let l = labels(i);
-                let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                e.sample(name, &l, value(i));
+                e.sample(name, &labels(i), value(i));
             }
         }
         let name = "atoll_instance_request_duration_seconds";
@@ -125,9 +113,13 @@ impl HostMetrics {
             Kind::Histogram,
         );
         for i in &sample.instances {
-            let l = labels(i);
-            let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            e.histogram(name, &l, &bounds, &i.latency, i.busy_us as f64 / 1e6);
+            e.histogram(
+                name,
+                &labels(i),
+                &bounds,
+                &i.latency,
+                i.busy_us as f64 / 1e6,
+            );
         }
         e.family(
             "atoll_host_cpu_seconds_total",
@@ -176,4 +168,13 @@ impl HostMetrics {
         );
         e.finish()
     }
+}
+
+/// An instance's labels in the exposition.
+fn labels(i: &InstanceSample) -> [(&'static str, &str); 3] {
+    [
+        ("app", i.app.as_str()),
+        ("service", i.service.as_str()),
+        ("instance_id", i.id.as_str()),
+    ]
 }

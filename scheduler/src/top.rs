@@ -5,7 +5,7 @@ use crate::load::{HostLoad, ServiceLoad};
 use crate::snapshot::Snapshot;
 use crate::telemetry::RECONCILE_BOUNDS_S;
 use atoll_sdk::api::{HostTop, ServiceTop, TopView};
-use atoll_sdk::metrics::LATENCY_BOUNDS_MS;
+use atoll_sdk::metrics::latency_bounds_s;
 use atoll_sdk::prometheus::{Exposition, Kind};
 use atoll_sdk::spec::{Mode, ScaleMetric};
 use std::collections::BTreeMap;
@@ -159,10 +159,7 @@ pub fn exposition(snap: &Snapshot, loads: &Loads, counters: &ServerCounters) -> 
         "Latency of the requests the service's current instances answered.",
         Kind::Histogram,
     );
-    let bounds: Vec<f64> = LATENCY_BOUNDS_MS
-        .iter()
-        .map(|ms| *ms as f64 / 1000.0)
-        .collect();
+    let bounds = latency_bounds_s();
     for ((app, service), l) in loads {
         let sum = l.totals.busy_us as f64 / 1e6;
         e.histogram(

@@ -12,6 +12,14 @@ use serde::{Deserialize, Serialize};
 pub const LATENCY_BOUNDS_MS: [u64; 13] =
     [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 
+/// [`LATENCY_BOUNDS_MS`] in seconds, as Prometheus histograms name them.
+pub fn latency_bounds_s() -> Vec<f64> {
+    LATENCY_BOUNDS_MS
+        .iter()
+        .map(|ms| *ms as f64 / 1000.0)
+        .collect()
+}
+
 /// A host's sample of itself and of every instance it serves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostSample {
