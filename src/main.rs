@@ -2,8 +2,10 @@
 //! its own file under `cmd/` and is a thin layer over the libraries.
 
 mod cmd;
+mod host_options;
 mod nats_child;
 mod output;
+mod signals;
 
 use clap::{Parser, Subcommand};
 
@@ -57,7 +59,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     // TLS clients (the API client, the registry puller) share one rustls
     // build without a default crypto provider: pick ring, once, up front.
-    atoll_runtime::oci::pull::install_crypto_provider();
+    atoll_runtime::install_crypto_provider();
     let cli = Cli::parse();
     init_logging(matches!(
         cli.command,

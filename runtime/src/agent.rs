@@ -3,23 +3,25 @@
 //! so a host that restarts while the control plane is unreachable goes on
 //! running what it last knew.
 
+mod assignment;
+mod data_dir;
+mod heartbeat;
+
+use crate::app_state::NatsKv;
 use crate::artifacts::Artifacts;
-use crate::container::{ContainerConfig, Containers};
+use crate::container::network::Subnet;
+use crate::container::{ContainerConfig, ContainerDriver, Containers};
+use crate::driver::{Driver, Drivers};
 use crate::gateway::{self, Gateway};
 use crate::host_info;
-use crate::kv::NatsKv;
-use crate::local::LocalInstances;
+use crate::local_instances::LocalInstances;
 use crate::logs::{self, LogPaths};
-use crate::oci::network::Subnet;
 use crate::oci::pull::{PullConfig, Puller};
-use crate::supervisor::Supervisor;
-use crate::supervisor::{ComponentLinks, ImageSupport};
-use crate::wasm::{WasmConfig, WasmEngine};
-use async_nats::jetstream::kv::{self, Operation};
-use atoll_sdk::cluster::{Assignment, Capacity, HostInfo};
+use crate::supervisor::{Sources, Supervisor};
+use crate::wasm::{ComponentLinks, WasmConfig, WasmDriver, WasmEngine};
+use atoll_sdk::cluster::Capacity;
 use atoll_sdk::nats::{Buckets, Mirror, connect};
-use atoll_sdk::protocol::{Endpoints, HEARTBEAT_INTERVAL_MS, Heartbeat, VERSION, now_ms};
-use futures::StreamExt;
+use atoll_sdk::protocol::{Endpoints, now_ms};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::IpAddr;
@@ -106,7 +108,7 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
     })?;
     // Two hosts on one data dir would fight over its containers, leases
     // and cache: the second is refused while the first runs (or stops).
-    let _lock = lock_data_dir(&cfg.data_dir)?;
+    let _lock = data_dir::lock(&cfg.data_dir)?;
     let client = connect(&cfg.nats_url, &format!("host-{}", cfg.name))
         .await
         .map_err(HostError::Nats)?;
@@ -125,34 +127,36 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
         cache_dir: cfg.data_dir.join("compiled"),
     })?;
     let local = LocalInstances::default();
-    let artifacts = Artifacts::new(cfg.data_dir.join("artifacts"), buckets.artifacts.clone());
-    let images = image_support(&cfg).await?;
+    let (puller, containers) = image_support(&cfg).await?;
     let log_paths = LogPaths::new(&cfg.data_dir);
     // The gateway first: components call services through it.
     let gw = Gateway::new(&cfg.name, cfg.bind, local.clone());
-    let outbound: Arc<dyn crate::wasm::Outbound> =
-        Arc::new(gateway::ServiceCalls(Arc::downgrade(&gw)));
-    let supervisor = Supervisor::new(
-        &cfg.name,
-        engine,
-        artifacts,
-        local,
-        images,
-        log_paths.clone(),
-        ComponentLinks {
-            outbound: Some(outbound),
-            kv: Some(Arc::new(NatsKv::new(
-                buckets.js.clone(),
-                buckets.names.clone(),
-            ))),
+    let links = ComponentLinks {
+        outbound: Some(Arc::new(gateway::ServiceCalls::new(Arc::downgrade(&gw)))),
+        kv: Some(Arc::new(NatsKv::new(
+            buckets.js.clone(),
+            buckets.names.clone(),
+        ))),
+    };
+    let wasm = WasmDriver::new(engine, &cfg.name, log_paths.clone(), links);
+    let drivers = Drivers {
+        wasm: Arc::new(wasm),
+        containers: match &containers {
+            Ok(c) => Ok(Arc::new(ContainerDriver::new(c.clone(), &cfg.name)) as Arc<dyn Driver>),
+            Err(why) => Err(why.clone()),
         },
-    );
+    };
+    let sources = Sources {
+        artifacts: Artifacts::new(cfg.data_dir.join("artifacts"), buckets.artifacts.clone()),
+        puller,
+    };
+    let supervisor = Supervisor::new(drivers, sources, local);
 
     let cache = cfg.data_dir.join("assignment.json");
-    let cached = load_cached(&cache).unwrap_or_default();
+    let cached = data_dir::load_cached(&cache).unwrap_or_default();
     // Containers a previous run left behind that are not assigned any more
     // go now; the assigned ones are adopted by `converge`.
-    if let Some(containers) = supervisor.containers() {
+    if let Ok(containers) = &containers {
         let keep = cached.instances.iter().map(|i| i.id.clone()).collect();
         containers.remove_all_except(&keep).await;
     }
@@ -165,9 +169,8 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
     }
     let endpoints: Mirror<Endpoints> = Mirror::start(buckets.endpoints.clone()).await;
     // Service addresses live on the container bridge.
-    let vips = supervisor
-        .containers()
-        .map(|c| tokio::spawn(gateway::vips::run(gw.clone(), c.clone())));
+    let vips =
+        (containers.as_ref().ok()).map(|c| tokio::spawn(gateway::vips::run(gw.clone(), c.clone())));
     let (wake_client, wake_subject) = (client.clone(), buckets.names.wake());
     gw.set_waker(Box::new(move |app, service| {
         let wake = atoll_sdk::protocol::Wake {
@@ -188,18 +191,21 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
             metrics.clone(),
         )),
         tokio::spawn(metrics.clone().publish(buckets.names.metrics(&cfg.name))),
-        tokio::spawn(watch_assignment(
+        tokio::spawn(assignment::watch(
             buckets.assignments.clone(),
             cfg.name.clone(),
-            supervisor.clone(),
             cache,
+            {
+                let supervisor = supervisor.clone();
+                move |a| supervisor.converge(a)
+            },
         )),
         tokio::spawn(logs::serve(
             client.clone(),
             buckets.names.log_requests(&cfg.name),
             log_paths,
         )),
-        tokio::spawn(heartbeat(
+        tokio::spawn(heartbeat::send(
             client.clone(),
             buckets.names.heartbeat(&cfg.name),
             info,
@@ -226,50 +232,19 @@ pub async fn cleanup(cfg: HostConfig) -> Result<(), HostError> {
         path: cfg.data_dir.clone(),
         source,
     })?;
-    let _lock = lock_data_dir(&cfg.data_dir)?;
-    match image_support(&cfg).await?.containers {
+    let _lock = data_dir::lock(&cfg.data_dir)?;
+    match image_support(&cfg).await?.1 {
         Ok(containers) => containers.teardown().await,
         Err(why) => tracing::warn!(%why, "nothing to clean: containers are not available"),
     }
     Ok(())
 }
 
-/// Holds an exclusive lock on `<data>/host.lock` for as long as the
-/// returned file lives; the file says which process holds it.
-fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, HostError> {
-    use std::io::{Read, Seek, Write};
-    use std::os::fd::AsRawFd;
-    let path = dir.join("host.lock");
-    let io_err = |source| HostError::DataDir {
-        path: path.clone(),
-        source,
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io_err)?;
-    // SAFETY: flock on a descriptor this function owns.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let mut text = String::new();
-        let _ = file.read_to_string(&mut text);
-        return Err(HostError::Locked {
-            path: dir.to_path_buf(),
-            holder: text.trim().parse().ok(),
-        });
-    }
-    file.set_len(0).map_err(io_err)?;
-    file.rewind().map_err(io_err)?;
-    write!(file, "{}", std::process::id()).map_err(io_err)?;
-    Ok(file)
-}
-
 /// The puller (always: Wasm artifacts need no OCI runtime) and the
-/// container driver, or why there is none.
-async fn image_support(cfg: &HostConfig) -> Result<ImageSupport, HostError> {
+/// host's containers, or why it cannot run any.
+async fn image_support(
+    cfg: &HostConfig,
+) -> Result<(Arc<Puller>, Result<Arc<Containers>, String>), HostError> {
     let mut pull = PullConfig::new(cfg.data_dir.join("blobs"));
     pull.insecure_registries = cfg.insecure_registries.clone();
     pull.docker_config = cfg.registry_auth.clone();
@@ -286,93 +261,5 @@ async fn image_support(cfg: &HostConfig) -> Result<ImageSupport, HostError> {
             Err(e.to_string())
         }
     };
-    Ok(ImageSupport { puller, containers })
-}
-
-/// Follows this host's assignment key; level-triggered, so a missed
-/// update is harmless: the next value is the whole truth.
-async fn watch_assignment(
-    kv: kv::Store,
-    host: String,
-    supervisor: Arc<Supervisor>,
-    cache: PathBuf,
-) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match kv.watch_with_history(&host).await {
-            Ok(mut watch) => {
-                backoff = Duration::from_millis(100);
-                while let Some(entry) = watch.next().await {
-                    let Ok(entry) = entry else { break };
-                    let assignment = match entry.operation {
-                        Operation::Put => {
-                            match serde_json::from_slice::<Assignment>(&entry.value) {
-                                Ok(a) => a,
-                                Err(e) => {
-                                    tracing::error!(error = %e, "ignoring an undecodable assignment");
-                                    continue;
-                                }
-                            }
-                        }
-                        Operation::Delete | Operation::Purge => Assignment::default(),
-                    };
-                    save_cached(&cache, &assignment);
-                    supervisor.converge(&assignment);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot watch the assignment; retrying"),
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
-/// Every interval, and at once (debounced) when an instance changes state.
-async fn heartbeat(
-    client: async_nats::Client,
-    subject: String,
-    info: HostInfo,
-    supervisor: Arc<Supervisor>,
-) {
-    let mut seq = 0u64;
-    loop {
-        seq += 1;
-        let hb = Heartbeat {
-            v: VERSION,
-            host: info.clone(),
-            seq,
-            instances: supervisor.statuses(),
-        };
-        if let Ok(bytes) = serde_json::to_vec(&hb)
-            && let Err(e) = client.publish(subject.clone(), bytes.into()).await
-        {
-            tracing::warn!(error = %e, "heartbeat not sent");
-        }
-        tokio::select! {
-            _ = supervisor.changed.notified() => {
-                // Batches a burst of changes; short, as a new instance
-                // takes traffic only once the server has heard it runs.
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            _ = tokio::time::sleep(Duration::from_millis(HEARTBEAT_INTERVAL_MS)) => {}
-        }
-    }
-}
-
-fn load_cached(path: &PathBuf) -> Option<Assignment> {
-    let bytes = std::fs::read(path).ok()?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| tracing::warn!(path = %path.display(), error = %e, "ignoring a corrupt cached assignment"))
-        .ok()
-}
-
-fn save_cached(path: &PathBuf, a: &Assignment) {
-    let tmp = path.with_extension("json.part");
-    let result = serde_json::to_vec(a)
-        .map_err(std::io::Error::other)
-        .and_then(|bytes| std::fs::write(&tmp, bytes))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
-        tracing::warn!(path = %path.display(), error = %e, "cannot cache the assignment");
-    }
+    Ok((puller, containers))
 }

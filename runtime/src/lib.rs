@@ -3,21 +3,46 @@
 //! A host joins the cluster over NATS, heartbeats, watches its assignment
 //! and makes what it runs match it ([`supervisor`]), and serves the
 //! published ports of the whole cluster through its [`gateway`]. Drivers
-//! run instances: [`wasm`] for components (wasmtime).
+//! run instances behind one seam ([`driver`]): [`wasm`] runs components
+//! in-process (wasmtime), [`container`] runs OCI containers through an OCI
+//! runtime binary (youki, runc or crun). [`oci`] gets images onto the host.
+//!
+//! The public surface is what the CLI and the tests use: [`run`] and
+//! [`cleanup`] with their [`HostConfig`], [`host_info`], the image tools of
+//! [`oci`], the Wasm driver ([`wasm`]) and [`Subnet`]. Everything else is
+//! internal to the host.
 
-pub mod agent;
-pub mod artifacts;
-pub mod container;
-pub mod gateway;
-pub mod health;
+mod agent;
+mod app_state;
+mod artifacts;
+mod container;
+mod driver;
+mod gateway;
+mod health;
 pub mod host_info;
-pub mod kv;
-pub mod local;
-pub mod logs;
-pub mod metrics;
+mod local_instances;
+mod logs;
+mod metrics;
 pub mod oci;
-pub mod supervisor;
-pub mod usage;
+mod supervisor;
+#[cfg(test)]
+mod test_nats;
 pub mod wasm;
 
 pub use agent::{HostConfig, HostError, cleanup, run};
+pub use container::network::{NetError, Subnet};
+
+/// Installs ring as rustls's process-wide crypto provider, once.
+///
+/// `oci-client` is built without a bundled TLS crypto provider (the default
+/// one, aws-lc-rs, is a large C build); rustls then needs a process-wide
+/// default, which is ring, the provider the rest of the tree already uses.
+/// Installing fails harmlessly if one is already set. Called by the CLI at
+/// start-up, and by the registry clients before they connect (so library
+/// users need not remember it).
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -28,7 +28,7 @@ impl HostMetrics {
     }
 
     pub fn sample(&self) -> HostSample {
-        let (cpu_busy_us, cpus, memory_used, memory_total) = crate::usage::machine();
+        let (cpu_busy_us, cpus, memory_used, memory_total) = crate::host_info::machine_usage();
         HostSample {
             v: VERSION,
             host: self.host.clone(),

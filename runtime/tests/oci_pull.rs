@@ -8,11 +8,10 @@ mod registry;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use atoll_runtime::install_crypto_provider;
 use atoll_runtime::oci::kind::ArtifactKind;
 use atoll_runtime::oci::platform::Platform;
-use atoll_runtime::oci::pull::{
-    PullConfig, PullError, PullProgress, PulledImage, Puller, install_crypto_provider,
-};
+use atoll_runtime::oci::pull::{PullConfig, PullError, PullProgress, PulledImage, Puller};
 use atoll_runtime::oci::store::sha256_digest;
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::manifest::{OCI_IMAGE_MEDIA_TYPE, OciImageIndex};

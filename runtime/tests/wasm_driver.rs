@@ -307,3 +307,60 @@ async fn compiled_code_is_reused_from_memory_and_from_disk() {
         .expect("prepare");
     assert_eq!(third.cache_stats().compiled, 1);
 }
+
+#[tokio::test]
+async fn compiled_components_nothing_uses_are_let_go_but_the_most_recent_few() {
+    let cache = TempDir::new("release");
+    let bytes = component("hello");
+    let engine = engine(&cache);
+    // Six components (one artifact under six digests), used in order; the
+    // first is still served by an instance.
+    let digests: Vec<String> = (1..=6).map(|i| format!("sha256:v{i}")).collect();
+    let mut held = None;
+    for d in &digests {
+        let prepared = engine.prepare(d, &bytes).await.expect("prepare");
+        if held.is_none() {
+            held = Some(WasmInstance::new(
+                &engine,
+                prepared,
+                config(Duration::from_secs(5), None),
+            ));
+        }
+    }
+    assert_eq!(engine.cached_components(), 6);
+
+    engine.release_unused();
+    // In use: v1. Idle: v2..v6, of which the four used last stay.
+    assert_eq!(
+        engine.cached_components(),
+        5,
+        "v2, the oldest idle one, is let go"
+    );
+    let before = engine.cache_stats();
+    engine.prepare("sha256:v6", &bytes).await.expect("prepare");
+    engine.prepare("sha256:v2", &bytes).await.expect("prepare");
+    let after = engine.cache_stats();
+    assert_eq!(
+        after.memory_hits - before.memory_hits,
+        1,
+        "v6 stayed in memory"
+    );
+    assert_eq!(
+        after.loaded_from_disk - before.loaded_from_disk,
+        1,
+        "v2 comes back from disk, not recompiled"
+    );
+
+    // The instance still serves after its neighbours went, and once it is
+    // gone its component is idle like the rest.
+    let hello = held.take().expect("held");
+    let (status, _) = text(hello.handle(get("/")).await).await;
+    assert_eq!(status, StatusCode::OK);
+    drop(hello);
+    engine.release_unused();
+    assert_eq!(engine.cached_components(), wasm_keep_idle());
+}
+
+fn wasm_keep_idle() -> usize {
+    atoll_runtime::wasm::KEEP_IDLE
+}

@@ -51,7 +51,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     args.wait.wait(&client, &name, revision).await
 }
 
-/// Deploys a file; returns the app's name.
 /// Deploys the file; the app's name and the revision now deployed.
 pub async fn deploy_file(client: &Client, file: &Path) -> anyhow::Result<(String, u64)> {
     let text =

@@ -12,7 +12,7 @@ use atoll_runtime::oci::layout::{self, LoadOptions, RefIndex};
 use atoll_runtime::oci::store::BlobStore;
 use serde::Serialize;
 
-use crate::cmd::host::default_data_dir;
+use crate::host_options::default_data_dir;
 use crate::output::{self, Format};
 
 #[derive(clap::Args)]

@@ -25,6 +25,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(n) = args.name {
         cfg.name = n;
     }
-    atoll_scheduler::run(cfg, super::up::shutdown_signal()).await?;
+    atoll_scheduler::run(cfg, crate::signals::shutdown()).await?;
     Ok(())
 }

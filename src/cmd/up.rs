@@ -3,7 +3,8 @@
 //! answers; runs the server and one host in this process; deploys FILE;
 //! Ctrl-C stops everything.
 
-use super::{deploy, host};
+use super::deploy;
+use crate::host_options::{ContainerArgs, default_data_dir, parse_labels};
 use crate::nats_child::{self, NatsChild};
 use anyhow::Context;
 use atoll_runtime::{HostConfig, host_info};
@@ -38,11 +39,11 @@ pub struct Args {
     #[arg(long = "host", value_name = "NAME[:K=V,…]")]
     hosts: Vec<String>,
     #[command(flatten)]
-    containers: host::ContainerArgs,
+    containers: ContainerArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let data_dir = args.data_dir.clone().unwrap_or_else(host::default_data_dir);
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let nats_addr = nats_child::socket_addr(&args.nats)?;
@@ -73,7 +74,7 @@ async fn run_cluster(args: &Args, data_dir: &std::path::Path) -> anyhow::Result<
         let _ = rx.wait_for(|s| *s).await;
     };
     let name = host_info::machine_hostname();
-    let mut hosts = vec![(name.clone(), args.bind, host::parse_labels(&args.labels)?)];
+    let mut hosts = vec![(name.clone(), args.bind, parse_labels(&args.labels)?)];
     for (i, spec) in args.hosts.iter().enumerate() {
         let (extra_name, labels) = parse_host(spec)?;
         hosts.push((extra_name, nth_address(args.bind, i + 1)?, labels));
@@ -134,7 +135,7 @@ async fn run_cluster(args: &Args, data_dir: &std::path::Path) -> anyhow::Result<
         }
     }
     println!("press Ctrl-C to stop");
-    shutdown_signal().await;
+    crate::signals::shutdown().await;
     println!("stopping");
     let _ = stop_tx.send(true);
     let (s, h) = tokio::join!(server, host);
@@ -156,7 +157,7 @@ fn parse_host(spec: &str) -> anyhow::Result<(String, std::collections::BTreeMap<
         .filter(|l| !l.is_empty())
         .map(str::to_string)
         .collect();
-    Ok((name.to_string(), host::parse_labels(&labels)?))
+    Ok((name.to_string(), parse_labels(&labels)?))
 }
 
 /// The `n`th address after `bind` (127.0.0.1 → 127.0.0.2 …): extra hosts
@@ -204,22 +205,5 @@ async fn print_try_lines(client: &atoll_sdk::client::Client, app: &str, bind: Ip
                 }
             }
         }
-    }
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let terminated = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminated => {}
     }
 }

@@ -6,16 +6,11 @@ use std::path::Path;
 use atoll_sdk::cluster::InstanceSpec;
 
 use super::ContainerError;
-use crate::oci::network::Attachment;
+use super::cgroup::cgroups_path;
+use crate::container::network::Attachment;
+use crate::container::rootfs;
+use crate::container::spec::{self, EtcFiles, SpecInput, user};
 use crate::oci::pull::PulledImage;
-use crate::oci::rootfs;
-use crate::oci::runtime_spec::{self, EtcFiles, SpecInput, user};
-
-/// Where the runtime puts each container's cgroup (relative to the
-/// hierarchy's root).
-pub fn cgroups_path(id: &str) -> String {
-    format!("/atoll/{id}")
-}
 
 pub fn prepare(
     volumes_root: &Path,
@@ -30,7 +25,7 @@ pub fn prepare(
     let config = image.config.clone().unwrap_or_default();
     let merged = rootfs::mount_overlay(lower, bundle)?;
     let opts = &spec.container;
-    let args = runtime_spec::args(&config, opts)?;
+    let args = spec::args(&config, opts)?;
     let env: Vec<(String, String)> = spec
         .env
         .iter()
@@ -53,13 +48,13 @@ pub fn prepare(
                 .iter()
                 .find_map(|kv| kv.strip_prefix("PATH=").map(str::to_string))
         })
-        .unwrap_or_else(|| runtime_spec::DEFAULT_PATH.to_string());
+        .unwrap_or_else(|| spec::DEFAULT_PATH.to_string());
     let cwd = opts
         .working_dir
         .clone()
         .or(config.working_dir.clone())
         .unwrap_or_else(|| "/".into());
-    runtime_spec::find_executable(&merged, &args[0], &path, &cwd)?;
+    spec::find_executable(&merged, &args[0], &path, &cwd)?;
     let resolved = user::resolve(&merged, opts.user.as_deref().or(config.user.as_deref()))?;
 
     let etc = EtcFiles {
@@ -101,10 +96,10 @@ pub fn prepare(
         netns: Some(net.netns.clone()),
         cgroups_path: cgroups_path(&spec.id),
         etc_files: Some(etc),
-        nofile: runtime_spec::nofile_limit(),
+        nofile: spec::nofile_limit(),
         volumes,
     };
-    let oci = runtime_spec::build(&input).map_err(|e| ContainerError::Spec(e.to_string()))?;
+    let oci = spec::build(&input).map_err(|e| ContainerError::Spec(e.to_string()))?;
     let json = serde_json::to_vec_pretty(&oci).map_err(|e| ContainerError::Spec(e.to_string()))?;
     std::fs::write(bundle.join("config.json"), json).map_err(io("writing config.json".into()))?;
     Ok(())
@@ -122,24 +117,4 @@ fn resolv_conf() -> String {
         })
         .map(|l| format!("{l}\n"))
         .collect()
-}
-
-/// Whether the kernel's OOM killer ended a process of the container's
-/// memory cgroup (v1 `memory.oom_control`, v2 `memory.events`).
-pub fn oom_killed(id: &str) -> bool {
-    let rel = cgroups_path(id);
-    let files = [
-        format!("/sys/fs/cgroup/memory{rel}/memory.oom_control"),
-        format!("/sys/fs/cgroup{rel}/memory.events"),
-        format!("/sys/fs/cgroup/unified{rel}/memory.events"),
-    ];
-    files.iter().any(|f| {
-        std::fs::read_to_string(f).is_ok_and(|text| {
-            text.lines().any(|l| {
-                l.strip_prefix("oom_kill ")
-                    .and_then(|n| n.trim().parse::<u64>().ok())
-                    .is_some_and(|n| n > 0)
-            })
-        })
-    })
 }

@@ -10,17 +10,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use tokio::io::unix::AsyncFd;
 
-/// How a container's init process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    Code(i32),
-    Signal(i32),
-    /// Not our child (adopted after a restart): it ended, how is unknown.
-    Unknown,
-}
+pub(crate) use crate::driver::Exit;
 
 /// Makes this process the reaper of its orphaned descendants.
-pub fn become_subreaper() -> std::io::Result<()> {
+pub(crate) fn become_subreaper() -> std::io::Result<()> {
     // SAFETY: prctl with integer arguments only.
     let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     if rc != 0 {
@@ -30,7 +23,7 @@ pub fn become_subreaper() -> std::io::Result<()> {
 }
 
 /// Whether `pid` exists (a zombie counts: it has not been reaped).
-pub fn exists(pid: i32) -> bool {
+pub(crate) fn exists(pid: i32) -> bool {
     // SAFETY: signal 0 only checks for existence.
     unsafe { libc::kill(pid, 0) == 0 }
 }
@@ -46,7 +39,7 @@ fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
 }
 
 /// Waits until `pid` ends and reaps it if it is our child.
-pub async fn wait(pid: i32) -> std::io::Result<Exit> {
+pub(crate) async fn wait(pid: i32) -> std::io::Result<Exit> {
     let fd = match pidfd_open(pid) {
         Ok(fd) => fd,
         // Already gone (and reaped by someone): nothing to wait for.

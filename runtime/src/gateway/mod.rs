@@ -11,8 +11,10 @@ pub mod routes;
 mod tcp;
 pub mod vips;
 
-use crate::local::{InFlight, Local, LocalInstances};
+use crate::driver::Reach;
+use crate::local_instances::{InFlight, LocalInstances};
 use crate::wasm::ResponseBody;
+use crate::wasm::links::AddressError;
 use atoll_sdk::cluster::service_vip;
 use bytes::Bytes;
 use forward::Unsent;
@@ -373,14 +375,14 @@ impl Gateway {
     /// retry elsewhere).
     async fn serve_local(
         &self,
-        inst: &Local,
+        inst: &Reach,
         in_flight: InFlight,
         port: Option<u16>,
         req: Request<Full<Bytes>>,
     ) -> Option<Response<ResponseBody>> {
         let resp = match inst {
-            Local::Wasm(w) => w.handle(req).await,
-            Local::Container { address, .. } => self
+            Reach::InProcess(h) => h.handle(req).await,
+            Reach::Network { address, .. } => self
                 .peers
                 .send(&address.to_string(), port?, req)
                 .await
@@ -409,7 +411,13 @@ fn strip_hop(mut req: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
 
 /// Components' service calls, through the gateway (held weakly: instances
 /// live in the gateway's table, which must not keep the gateway alive).
-pub struct ServiceCalls(pub std::sync::Weak<Gateway>);
+pub struct ServiceCalls(std::sync::Weak<Gateway>);
+
+impl ServiceCalls {
+    pub fn new(gateway: std::sync::Weak<Gateway>) -> Self {
+        ServiceCalls(gateway)
+    }
+}
 
 impl crate::wasm::Outbound for ServiceCalls {
     fn call(
@@ -427,13 +435,14 @@ impl crate::wasm::Outbound for ServiceCalls {
         &self,
         app: String,
         name: String,
-    ) -> futures::future::BoxFuture<'static, Result<std::net::Ipv4Addr, String>> {
+    ) -> futures::future::BoxFuture<'static, Result<std::net::Ipv4Addr, AddressError>> {
         let gw = self.0.upgrade();
         Box::pin(async move {
-            let gw = gw.ok_or("the host is stopping")?;
+            let gw = gw.ok_or(AddressError::Stopping)?;
             let key = (app, name);
             if !gw.table().by_service.contains_key(&key) {
-                return Err(format!("app {} has no service {:?}", key.0, key.1));
+                let (app, service) = key;
+                return Err(AddressError::NoService { app, service });
             }
             let vip = service_vip(&key.0, &key.1);
             gw.vips.ready(&key.0, vip).await?;

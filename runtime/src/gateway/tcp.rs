@@ -8,7 +8,7 @@
 use super::balance::Attempts;
 use super::forward::Unsent;
 use super::{Gateway, HOP_HEADER, INSTANCE_HEADER, Outstanding, PORT_HEADER};
-use crate::local::Local;
+use crate::driver::Reach;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
@@ -58,7 +58,7 @@ impl Gateway {
             let mut in_flight = None;
             let upstream = if ep.endpoint.host == self.host {
                 match self.local.checkout(&ep.endpoint.id) {
-                    Some((Local::Container { address, .. }, guard)) => {
+                    Some((Reach::Network { address, .. }, guard)) => {
                         in_flight = Some(guard);
                         dial(&format!("{address}:{port}"))
                             .await
@@ -106,7 +106,7 @@ impl Gateway {
             );
         };
         let (upstream, in_flight) = match self.local.checkout(&id) {
-            Some((Local::Container { address, .. }, guard)) => {
+            Some((Reach::Network { address, .. }, guard)) => {
                 (dial(&format!("{address}:{port}")).await, Some(guard))
             }
             _ => (None, None),

@@ -17,7 +17,8 @@ use super::listeners::{accept, serve_http};
 use super::routes::Route;
 use super::{Gateway, read_body, text};
 use crate::container::Containers;
-use crate::oci::network;
+use crate::container::network;
+use crate::wasm::links::AddressError;
 use atoll_sdk::cluster::service_vip;
 use http::StatusCode;
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,11 +55,9 @@ pub struct ServiceAddresses {
 impl ServiceAddresses {
     /// Waits (bounded) until `vip`, service `service` of `app`, is served
     /// here, asking for the app's addresses first.
-    pub async fn ready(&self, app: &str, vip: Ipv4Addr) -> Result<(), String> {
+    pub async fn ready(&self, app: &str, vip: Ipv4Addr) -> Result<(), AddressError> {
         if !self.enabled.load(Ordering::Relaxed) {
-            return Err(
-                "this host cannot serve service addresses (containers are not enabled)".into(),
-            );
+            return Err(AddressError::Disabled);
         }
         let fresh = (self.asked.lock())
             .unwrap_or_else(|e| e.into_inner())
@@ -69,9 +68,7 @@ impl ServiceAddresses {
         let mut rx = self.ready.subscribe();
         match tokio::time::timeout(READY_WAIT, rx.wait_for(|r| r.contains(&vip))).await {
             Ok(Ok(_)) => Ok(()),
-            _ => Err(format!(
-                "service address {vip} is not served on this host yet"
-            )),
+            _ => Err(AddressError::NotServed(vip)),
         }
     }
 
@@ -117,7 +114,7 @@ pub async fn run(gw: Arc<Gateway>, containers: Arc<Containers>) {
     loop {
         let table = gw.table();
         let asked = shared.asked(&table.by_service);
-        let mut apps = gw.local.container_apps();
+        let mut apps = gw.local.bridged_apps();
         // A component-only host makes the bridge for the addresses.
         if !asked.is_empty()
             && let Err(e) = containers.network_ready().await

@@ -38,6 +38,7 @@ use super::layout::{RefEntry, RefIndex};
 use super::platform::{Platform, select};
 use super::registry;
 use super::store::{BlobStore, DEFAULT_MAX_BLOB_BYTES, StoreError, sha256_digest};
+use crate::install_crypto_provider;
 pub use error::PullError;
 use error::{Context, Fetching};
 
@@ -474,15 +475,4 @@ impl Puller {
             Err(_) => Err(cx.timed_out(what)),
         }
     }
-}
-
-/// `oci-client` is built without a bundled TLS crypto provider (the default
-/// one, aws-lc-rs, is a large C build); rustls then needs a process-wide
-/// default, which is ring, the provider the rest of the tree already uses.
-/// Installing fails harmlessly if one is already set.
-pub fn install_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
 }

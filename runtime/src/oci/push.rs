@@ -31,9 +31,9 @@ use tokio::io::AsyncReadExt;
 
 use super::auth::AuthError;
 use super::layout::{LayoutError, MAX_METADATA_BYTES, OciLayout};
-use super::pull::install_crypto_provider;
 use super::registry::{self, Problem};
 use super::store::sha256_digest;
+use crate::install_crypto_provider;
 
 /// Config media type of a Wasm artifact (CNCF Wasm OCI artifact format).
 pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";

@@ -5,10 +5,12 @@
 
 use std::sync::Arc;
 
+use crate::driver::DEFAULT_GRACE;
+
 use atoll_sdk::cluster::{HealthState, InstanceSpec, InstanceState};
 
 use super::Supervisor;
-use crate::container::DEFAULT_GRACE;
+use crate::driver::Running;
 use crate::health::probe::Target;
 use crate::health::{self, Verdict};
 
@@ -25,16 +27,19 @@ pub(super) struct Kill {
 
 impl Supervisor {
     /// Starts the instance's health watcher, if it has a check.
-    pub(super) fn watch_health(&self, spec: &InstanceSpec, target: Target) {
+    pub(super) fn watch_health(&self, spec: &InstanceSpec, running: Arc<dyn Running>) {
         let Some(check) = spec.health.clone() else {
             return;
         };
         let weak = self.me.clone();
         let id = spec.id.clone();
-        let for_restart = target.clone();
+        let target = Target {
+            running,
+            default_port: spec.ports.first().map_or(80, |p| p.target),
+        };
         let task = tokio::spawn(health::watch(check, target, move |verdict| {
             if let Some(sup) = weak.upgrade() {
-                sup.on_verdict(&id, verdict, &for_restart);
+                sup.on_verdict(&id, verdict);
             }
         }));
         let mut task = Some(task);
@@ -50,7 +55,7 @@ impl Supervisor {
         }
     }
 
-    fn on_verdict(self: &Arc<Self>, id: &str, verdict: Verdict, target: &Target) {
+    fn on_verdict(self: &Arc<Self>, id: &str, verdict: Verdict) {
         match verdict {
             Verdict::Ready(state, why) => {
                 let ready = state == HealthState::Healthy;
@@ -80,21 +85,21 @@ impl Supervisor {
                 });
                 self.changed.notify_one();
             }
-            Verdict::Restart(why) => self.restart_unhealthy(id, why, target),
+            Verdict::Restart(why) => self.restart_unhealthy(id, why),
         }
     }
 
-    /// The liveness check failed: restart the instance in place, or fail
-    /// it after too many restarts.
-    fn restart_unhealthy(self: &Arc<Self>, id: &str, why: String, target: &Target) {
+    /// The liveness check failed: stop the instance, whose run loop starts
+    /// it again (or fails it, after too many restarts).
+    fn restart_unhealthy(self: &Arc<Self>, id: &str, why: String) {
         self.local.set_ready(id, false);
         let mut restarts = 0;
-        let mut pid = None;
+        let mut running = None;
         let mut grace = DEFAULT_GRACE;
         self.update(id, |slot| {
             slot.health_restarts += 1;
             restarts = slot.health_restarts;
-            pid = slot.pid;
+            running = slot.running.clone();
             if let Some(ms) = slot.spec.container.stop_grace_ms {
                 grace = std::time::Duration::from_millis(ms);
             }
@@ -106,32 +111,12 @@ impl Supervisor {
             format!("unhealthy: {why}")
         };
         tracing::warn!(instance = id, %reason, "failed its liveness check");
-        match target {
-            Target::Container { containers, .. } => {
-                let kill = super::health::Kill {
-                    reason: reason.clone(),
-                    last,
-                };
-                self.update(id, |slot| slot.killed_for = Some(kill));
-                // The container's run loop sees it exit, and restarts it
-                // (or not) with this reason.
-                let (containers, id) = (containers.clone(), id.to_string());
-                tokio::spawn(async move { containers.stop(&id, pid, grace).await });
-            }
-            Target::Wasm(_) if last => {
-                self.local.remove(id);
-                self.fail(id, reason);
-            }
-            Target::Wasm(_) => {
-                // Every request gets a fresh instance: a restart is a new
-                // verdict from scratch.
-                self.update(id, |slot| slot.restarts += 1);
-                self.set(id, InstanceState::Running, Some(reason));
-                let spec = self.slots().get(id).map(|s| s.spec.clone());
-                if let Some(spec) = spec {
-                    self.watch_health(&spec, target.clone());
-                }
-            }
-        }
+        let Some(running) = running else {
+            return;
+        };
+        self.update(id, |slot| slot.killed_for = Some(Kill { reason, last }));
+        // The run loop sees it end, and restarts it (or not) with this
+        // reason.
+        tokio::spawn(async move { running.stop(grace).await });
     }
 }

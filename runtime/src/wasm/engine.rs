@@ -34,8 +34,38 @@ struct EngineInner {
     pooling: bool,
     /// One cell per digest, so concurrent `prepare`s of the same artifact
     /// compile it once and the others wait for the result.
-    prepared: Mutex<HashMap<String, Arc<OnceCell<Prepared>>>>,
+    prepared: Mutex<HashMap<String, Cached>>,
+    /// Counts `prepare` calls: the order of last use.
+    uses: AtomicU64,
     stats: Stats,
+}
+
+/// Compiled components no instance holds that stay in memory, the most
+/// recently used first: a service scaled to zero, or rolled back to the
+/// revision before, starts again without loading its code from disk.
+pub const KEEP_IDLE: usize = 4;
+
+struct Cached {
+    cell: Arc<OnceCell<Prepared>>,
+    last_used: u64,
+}
+
+impl Cached {
+    /// Nothing but the cache holds it: no instance, no `prepare` under way.
+    fn idle(&self) -> bool {
+        Arc::strong_count(&self.cell) == 1
+            && self
+                .cell
+                .get()
+                .is_none_or(|p| Arc::strong_count(&p.inner) == 1)
+    }
+}
+
+/// Which idle entries (digest, last use) to let go: all but the `keep`
+/// most recently used.
+fn to_release(mut idle: Vec<(String, u64)>, keep: usize) -> Vec<String> {
+    idle.sort_by_key(|(_, last_used)| std::cmp::Reverse(*last_used));
+    idle.into_iter().skip(keep).map(|(d, _)| d).collect()
 }
 
 #[derive(Default)]
@@ -109,7 +139,7 @@ impl WasmEngine {
         // context grants nothing but TCP to the app's own services.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
-        super::keyvalue::add_to_linker(&mut linker).map_err(engine_err)?;
+        super::wasi_keyvalue::add_to_linker(&mut linker).map_err(engine_err)?;
         super::names::add_to_linker(&mut linker).map_err(engine_err)?;
         spawn_epoch_ticker(&engine)?;
         Ok(Self {
@@ -119,6 +149,7 @@ impl WasmEngine {
                 disk,
                 pooling,
                 prepared: Mutex::new(HashMap::new()),
+                uses: AtomicU64::new(0),
                 stats: Stats::default(),
             }),
         })
@@ -153,12 +184,14 @@ impl WasmEngine {
     pub async fn prepare(&self, digest: &str, bytes: &[u8]) -> Result<Prepared, WasmError> {
         check_digest(digest)?;
         let cell = {
-            let mut map = self
-                .inner
-                .prepared
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            map.entry(digest.to_string()).or_default().clone()
+            let last_used = self.inner.uses.fetch_add(1, Ordering::Relaxed);
+            let mut map = self.cache();
+            let entry = map.entry(digest.to_string()).or_insert_with(|| Cached {
+                cell: Arc::default(),
+                last_used,
+            });
+            entry.last_used = last_used;
+            entry.cell.clone()
         };
         if let Some(prepared) = cell.get() {
             self.inner.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
@@ -181,16 +214,27 @@ impl WasmEngine {
         Ok(prepared.clone())
     }
 
-    /// Forgets the prepared component of `digest` (when no revision on this
-    /// host uses it any more). Its compiled code stays on disk; instances
-    /// still holding the [`Prepared`] keep working.
-    pub fn evict(&self, digest: &str) {
-        let mut map = self
-            .inner
-            .prepared
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.remove(digest);
+    /// Lets go of compiled components no instance uses any more, but for
+    /// the [`KEEP_IDLE`] most recently used. Their compiled code stays on
+    /// disk; instances still holding a [`Prepared`] keep working.
+    pub fn release_unused(&self) {
+        let mut map = self.cache();
+        let idle = (map.iter())
+            .filter(|(_, c)| c.idle())
+            .map(|(d, c)| (d.clone(), c.last_used))
+            .collect();
+        for digest in to_release(idle, KEEP_IDLE) {
+            map.remove(&digest);
+        }
+    }
+
+    /// How many components are compiled in memory.
+    pub fn cached_components(&self) -> usize {
+        self.cache().len()
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+        (self.inner.prepared.lock()).unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Blocking: disk cache, else validate + compile + write the cache; then
@@ -289,4 +333,19 @@ fn spawn_epoch_ticker(engine: &Engine) -> Result<(), WasmError> {
         .map_err(|e| WasmError::Engine {
             reason: format!("starting the epoch thread failed: {e}"),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_release;
+
+    #[test]
+    fn idle_components_beyond_the_most_recently_used_are_released() {
+        let idle = |v: &[(&str, u64)]| v.iter().map(|(d, u)| (d.to_string(), *u)).collect();
+        let mut out = to_release(idle(&[("a", 1), ("b", 5), ("c", 3), ("d", 2)]), 2);
+        out.sort();
+        assert_eq!(out, ["a", "d"], "b and c were used last");
+        assert!(to_release(idle(&[("a", 1)]), 4).is_empty());
+        assert_eq!(to_release(idle(&[("a", 1), ("b", 2)]), 0).len(), 2);
+    }
 }

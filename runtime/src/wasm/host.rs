@@ -3,9 +3,8 @@
 
 use std::time::Instant;
 
-use super::keyvalue::KvRoute;
-use super::names::socket_check;
-use super::outbound::{OutboundRoute, ServiceHooks};
+use super::links::{KvRoute, OutboundRoute, socket_check};
+use super::outbound::ServiceHooks;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::cli::OutputFile;

@@ -46,7 +46,7 @@ struct Inner {
     timeout: Duration,
     log: Option<wasmtime_wasi::cli::OutputFile>,
     outbound: Option<super::OutboundRoute>,
-    kv: Option<super::keyvalue::KvRoute>,
+    kv: Option<super::KvRoute>,
     usage: std::sync::Arc<Usage>,
 }
 

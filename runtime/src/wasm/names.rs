@@ -12,16 +12,14 @@
 //! functions below; its resource type cannot be built outside that crate,
 //! so the address stream is a resource of ours.
 
-use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
+use std::net::IpAddr;
 
 use wasmtime::component::{Linker, Resource, ResourceType};
 use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress};
 use wasmtime_wasi::p2::{DynPollable, Network, Pollable, subscribe};
-use wasmtime_wasi::sockets::SocketAddrUse;
 
 use super::host::HostState;
-use super::outbound::OutboundRoute;
+use super::links::OutboundRoute;
 
 /// The interface shadowed: the version `wasmtime-wasi` links, which
 /// serves every 0.2.x import.
@@ -114,33 +112,17 @@ async fn resolve(route: Option<OutboundRoute>, name: &str) -> Result<Vec<IpAddr>
     }
 }
 
-/// The socket check of a component's store: connecting to its app's
-/// service addresses (and the implicit bind that comes with it) only.
-pub(crate) fn socket_check(
-    route: OutboundRoute,
-) -> impl Fn(SocketAddr, SocketAddrUse) -> Pin<Box<dyn Future<Output = bool> + Send + Sync>>
-+ Send
-+ Sync
-+ 'static {
-    move |addr, use_| {
-        let allowed = match use_ {
-            SocketAddrUse::TcpConnect => route.to.may_connect(&route.app, addr.ip()),
-            // `connect` binds an unbound socket to the wildcard address.
-            SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
-            _ => false,
-        };
-        Box::pin(std::future::ready(allowed))
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::{Outbound, ResponseBody};
+    use super::super::ResponseBody;
+    use super::super::links::{AddressError, Outbound, socket_check};
     use super::*;
     use bytes::Bytes;
     use futures::future::BoxFuture;
     use std::net::Ipv4Addr;
+    use std::net::SocketAddr;
     use std::sync::Arc;
+    use wasmtime_wasi::sockets::SocketAddrUse;
 
     /// A gateway whose app `shop` has one service, `db`, at 10.90.0.7.
     struct OneService;
@@ -162,11 +144,11 @@ mod tests {
             &self,
             app: String,
             name: String,
-        ) -> BoxFuture<'static, Result<Ipv4Addr, String>> {
+        ) -> BoxFuture<'static, Result<Ipv4Addr, AddressError>> {
             Box::pin(async move {
                 (app == "shop" && name == "db")
                     .then_some(DB)
-                    .ok_or_else(|| "no such service".to_string())
+                    .ok_or(AddressError::NoService { app, service: name })
             })
         }
 

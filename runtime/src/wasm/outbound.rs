@@ -4,58 +4,16 @@
 //! (capabilities are denied by default: no calls out of the app).
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use super::ResponseBody;
+use super::links::OutboundRoute;
 
 /// Largest request body a component may send to a service.
 pub const MAX_OUTGOING_BODY: usize = 16 * 1024 * 1024;
-
-/// Where service calls go (the host's gateway).
-pub trait Outbound: Send + Sync {
-    /// `None` when `app` has no service `service`.
-    fn call(
-        &self,
-        app: String,
-        service: String,
-        port: u16,
-        req: Request<Bytes>,
-    ) -> BoxFuture<'static, Option<Response<ResponseBody>>>;
-
-    /// The address service `name` of `app` answers plain TCP on, once this
-    /// host serves it; why not otherwise.
-    fn service_address(
-        &self,
-        app: String,
-        name: String,
-    ) -> BoxFuture<'static, Result<Ipv4Addr, String>>;
-
-    /// Whether a component of `app` may open a connection to `ip` (one of
-    /// its app's service addresses).
-    fn may_connect(&self, app: &str, ip: IpAddr) -> bool;
-}
-
-/// A component's route out: its app and the gateway.
-#[derive(Clone)]
-pub struct OutboundRoute {
-    pub app: String,
-    pub to: Arc<dyn Outbound>,
-}
-
-impl std::fmt::Debug for OutboundRoute {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutboundRoute")
-            .field("app", &self.app)
-            .finish_non_exhaustive()
-    }
-}
 
 /// The wasi-http hooks of one request's store.
 #[derive(Default)]

@@ -10,7 +10,8 @@
 //!
 //! Capabilities are denied by default: the guest sees only the environment
 //! it is given, no preopened directories, no arguments, and sockets only to
-//! its app's services (TCP, by service name: `names.rs`). Its
+//! its app's services (TCP, by service name: `names.rs`; what it may
+//! reach at all is in `links.rs`). Its
 //! stdout/stderr go to the instance's log file (`InstanceConfig::log`).
 //!
 //! Body types: [`WasmInstance::handle`] takes any `hyper::Request<B>` whose
@@ -21,22 +22,26 @@
 
 mod body;
 mod cache;
+mod driver;
 mod engine;
 mod error;
 mod host;
 mod instance;
-pub mod keyvalue;
+pub(crate) mod links;
 mod names;
 mod outbound;
+mod wasi_keyvalue;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use body::GuestBodyError;
-pub use engine::{CacheStats, Prepared, WasmEngine};
+pub(crate) use driver::WasmDriver;
+pub use engine::{CacheStats, KEEP_IDLE, Prepared, WasmEngine};
 pub use error::WasmError;
 pub use instance::WasmInstance;
-pub use outbound::{MAX_OUTGOING_BODY, Outbound, OutboundRoute};
+pub(crate) use links::{ComponentLinks, KvRoute, Outbound, OutboundRoute};
+pub use outbound::MAX_OUTGOING_BODY;
 
 /// Error type of the bodies the driver hands out.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -78,5 +83,5 @@ pub struct InstanceConfig {
     /// `None`.
     pub outbound: Option<OutboundRoute>,
     /// Its key-value storage; `wasi:keyvalue` is denied when `None`.
-    pub kv: Option<keyvalue::KvRoute>,
+    pub kv: Option<KvRoute>,
 }

@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 use atoll_sdk::spec::ContainerOptions;
 
-use super::super::kind::ImageConfig;
+use crate::oci::kind::ImageConfig;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CommandError {

@@ -1,6 +1,8 @@
 //! The container driver: runs image services through an OCI runtime
-//! binary, each container in its own network namespace on the host's
-//! bridge, its root an overlay over the shared unpacked image.
+//! binary ([`oci_runtime`]: youki, runc or crun), each container in its own
+//! network namespace on the host's bridge ([`network`]), its root an overlay
+//! over the shared unpacked image ([`rootfs`]), its OCI runtime spec built
+//! from the service ([`spec`], written into the bundle by [`bundle`]).
 //!
 //! Layout under the host's data dir: `containers/<instance>/` is the bundle
 //! (`config.json`, `rootfs` overlay mount, `upper`, `work`, the etc files
@@ -8,8 +10,13 @@
 //! unpacked images; `net/` the bridge's subnet and address leases.
 
 pub(crate) mod bundle;
-pub mod process;
-pub mod restart;
+pub(crate) mod cgroup;
+mod driver;
+pub(crate) mod network;
+pub(crate) mod oci_runtime;
+pub(crate) mod process;
+pub(crate) mod rootfs;
+pub(crate) mod spec;
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -18,16 +25,15 @@ use std::time::Duration;
 
 use atoll_sdk::cluster::InstanceSpec;
 
-use crate::oci::network::{NetError, Network, Subnet};
+use crate::driver::{ExecError, Exit};
 use crate::oci::pull::PulledImage;
-use crate::oci::rootfs::{self, Images, RootfsError};
-use crate::oci::runtime_spec::CommandError;
 use crate::oci::store::BlobStore;
-use crate::oci::youki::{self, OciRuntime, RuntimeError};
-use process::Exit;
+pub(crate) use driver::ContainerDriver;
+use network::{NetError, Network, Subnet};
+use oci_runtime::{OciRuntime, RuntimeError};
+use rootfs::{Images, RootfsError};
+use spec::CommandError;
 
-/// Default `stop_grace_period`, as in Compose.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 /// After SIGKILL, how long to wait for the process to be gone.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
@@ -42,7 +48,7 @@ pub enum ContainerError {
     #[error(transparent)]
     Command(#[from] CommandError),
     #[error(transparent)]
-    User(#[from] crate::oci::runtime_spec::user::UserError),
+    User(#[from] crate::container::spec::user::UserError),
     #[error("runtime spec: {0}")]
     Spec(String),
     #[error("container {id} has lost its network address; it must be started anew")]
@@ -175,14 +181,26 @@ impl Containers {
     }
 
     /// Starts an exited container again in its existing bundle and network.
+    ///
+    /// The runtime's record of the last run is deleted first. When that
+    /// fails (there is none: the last `create` failed), the new `create`
+    /// still runs, and its error, if any, is the one reported: a clean-up
+    /// error must not hide why the container does not run.
     pub async fn restart(&self, id: &str) -> Result<Started, ContainerError> {
         let address = self
             .network
             .address_of(id)
             .ok_or_else(|| ContainerError::NoAddress { id: id.to_string() })?;
-        self.runtime.delete(id).await?;
-        let pid = self.create_and_start(id, &self.bundle(id)).await?;
-        Ok(Started { pid, address })
+        let cleanup = self.runtime.delete(id).await.err();
+        match self.create_and_start(id, &self.bundle(id)).await {
+            Ok(pid) => Ok(Started { pid, address }),
+            Err(cause) => {
+                if let Some(e) = cleanup {
+                    tracing::debug!(instance = id, error = %e, "runtime delete before the restart failed");
+                }
+                Err(cause)
+            }
+        }
     }
 
     async fn create_and_start(&self, id: &str, bundle: &Path) -> Result<i32, ContainerError> {
@@ -217,7 +235,7 @@ impl Containers {
     /// and the last lines it printed. Reads the cgroup, so call it before
     /// the container is deleted.
     pub fn exit_reason(&self, id: &str, exit: Exit, memory_limit: Option<u64>) -> String {
-        let oom = bundle::oom_killed(id);
+        let oom = cgroup::oom_killed(id);
         let what = match (oom, exit) {
             (true, _) => match memory_limit {
                 Some(m) => format!("OOM killed (memory limit {} MiB)", m >> 20),
@@ -227,7 +245,7 @@ impl Containers {
             (false, Exit::Signal(s)) => format!("killed by signal {s}"),
             (false, Exit::Unknown) => "exited".to_string(),
         };
-        let tail = youki::last_lines(&self.log_path(id), 3);
+        let tail = oci_runtime::last_lines(&self.log_path(id), 3);
         if tail.is_empty() {
             what
         } else {
@@ -242,12 +260,14 @@ impl Containers {
         id: &str,
         argv: &[String],
         timeout: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), ExecError> {
         match self.runtime.exec(id, argv, timeout).await {
             Ok((true, _)) => Ok(()),
-            Ok((false, out)) if out.is_empty() => Err(format!("{} failed", argv.join(" "))),
-            Ok((false, out)) => Err(format!("{} failed: {out}", argv.join(" "))),
-            Err(e) => Err(e.to_string()),
+            Ok((false, output)) => Err(ExecError::Failed {
+                command: argv.join(" "),
+                output,
+            }),
+            Err(e) => Err(ExecError::Runtime(e.to_string())),
         }
     }
 

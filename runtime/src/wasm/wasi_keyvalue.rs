@@ -1,16 +1,14 @@
 //! `wasi:keyvalue/store` (0.2.0-draft, WIT in `sdk/wit/keyvalue/`) for
 //! components: each bucket a component opens is its app's, kept by the
-//! host's [`KeyValue`] backend (the cluster's JetStream, see
-//! `crate::kv`), so state outlives instances and hosts. `atomics` and
+//! host's `KeyValue` backend (`links.rs`; the cluster's JetStream, see
+//! `crate::app_state`), so state outlives instances and hosts. `atomics` and
 //! `batch` are not linked: a component importing them fails to start with
 //! the missing import named.
 
-use std::sync::Arc;
-
-use futures::future::BoxFuture;
 use wasmtime::component::{HasSelf, Linker, Resource};
 
 use super::host::HostState;
+use super::links::{KvRoute, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
 wasmtime::component::bindgen!({
     path: "../sdk/wit/keyvalue",
@@ -26,11 +24,6 @@ wasmtime::component::bindgen!({
 
 use wasi::keyvalue::store;
 
-/// Largest value a component may store.
-pub const MAX_VALUE_BYTES: usize = 1 << 20;
-/// Longest key.
-pub const MAX_KEY_BYTES: usize = 1024;
-
 /// A bucket a component opened: its app's bucket of that name.
 pub struct Bucket {
     name: String,
@@ -39,7 +32,6 @@ pub struct Bucket {
 /// What a store call can fail with, as the guest sees it.
 #[derive(Debug)]
 pub enum KvError {
-    NoSuchStore,
     AccessDenied,
     Other(String),
 }
@@ -47,41 +39,6 @@ pub enum KvError {
 impl From<wasmtime::component::ResourceTableError> for KvError {
     fn from(e: wasmtime::component::ResourceTableError) -> Self {
         KvError::Other(e.to_string())
-    }
-}
-
-/// The storage behind the interface.
-pub trait KeyValue: Send + Sync {
-    fn get(
-        &self,
-        app: &str,
-        bucket: &str,
-        key: &str,
-    ) -> BoxFuture<'static, Result<Option<Vec<u8>>, String>>;
-    fn set(
-        &self,
-        app: &str,
-        bucket: &str,
-        key: &str,
-        value: Vec<u8>,
-    ) -> BoxFuture<'static, Result<(), String>>;
-    fn delete(&self, app: &str, bucket: &str, key: &str) -> BoxFuture<'static, Result<(), String>>;
-    /// Every key of the bucket, sorted.
-    fn keys(&self, app: &str, bucket: &str) -> BoxFuture<'static, Result<Vec<String>, String>>;
-}
-
-/// A component's access to key-value storage: its app and the backend.
-#[derive(Clone)]
-pub struct KvRoute {
-    pub app: String,
-    pub store: Arc<dyn KeyValue>,
-}
-
-impl std::fmt::Debug for KvRoute {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KvRoute")
-            .field("app", &self.app)
-            .finish_non_exhaustive()
     }
 }
 
@@ -110,7 +67,6 @@ impl store::Host for HostState {
 
     fn convert_error(&mut self, err: KvError) -> wasmtime::Result<store::Error> {
         Ok(match err {
-            KvError::NoSuchStore => store::Error::NoSuchStore,
             KvError::AccessDenied => store::Error::AccessDenied,
             KvError::Other(m) => store::Error::Other(m),
         })
@@ -129,7 +85,7 @@ impl store::HostBucket for HostState {
             .store
             .get(&route.app, &name, &key)
             .await
-            .map_err(KvError::Other)
+            .map_err(|e| KvError::Other(e.to_string()))
     }
 
     async fn set(
@@ -150,7 +106,7 @@ impl store::HostBucket for HostState {
             .store
             .set(&route.app, &name, &key, value)
             .await
-            .map_err(KvError::Other)
+            .map_err(|e| KvError::Other(e.to_string()))
     }
 
     async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Result<(), KvError> {
@@ -160,7 +116,7 @@ impl store::HostBucket for HostState {
             .store
             .delete(&route.app, &name, &key)
             .await
-            .map_err(KvError::Other)
+            .map_err(|e| KvError::Other(e.to_string()))
     }
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Result<bool, KvError> {
@@ -170,7 +126,7 @@ impl store::HostBucket for HostState {
             .store
             .get(&route.app, &name, &key)
             .await
-            .map_err(KvError::Other)?;
+            .map_err(|e| KvError::Other(e.to_string()))?;
         Ok(value.is_some())
     }
 
@@ -186,7 +142,7 @@ impl store::HostBucket for HostState {
             .store
             .keys(&route.app, &name)
             .await
-            .map_err(KvError::Other)?;
+            .map_err(|e| KvError::Other(e.to_string()))?;
         let start = usize::try_from(cursor.unwrap_or(0))
             .unwrap_or(usize::MAX)
             .min(keys.len());

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::pull::PulledImage;
-use super::store::{BlobStore, sha256_hex};
-use super::unpack::{self, Layer, Limits};
+use crate::oci::pull::PulledImage;
+use crate::oci::store::{BlobStore, sha256_hex};
+use crate::oci::unpack::{self, Layer, Limits};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {

@@ -7,8 +7,8 @@
 //! instance is still `starting` it is probed at least every 500 ms, so a
 //! new instance takes traffic soon after it can.
 
-pub mod probe;
-pub mod verdict;
+pub(crate) mod probe;
+pub(crate) mod verdict;
 
 use atoll_sdk::cluster::HealthState;
 use atoll_sdk::spec::{Check, Health};
@@ -21,7 +21,7 @@ const STARTING_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What a watcher tells the supervisor.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// The readiness verdict changed; the last failure when not healthy.
     Ready(HealthState, Option<String>),
     /// The liveness check failed `retries` times in a row: restart it. The
@@ -30,7 +30,7 @@ pub enum Verdict {
 }
 
 /// Watches one instance until aborted, or until it asks for a restart.
-pub async fn watch(health: Health, target: Target, on: impl Fn(Verdict) + Send + Sync) {
+pub(crate) async fn watch(health: Health, target: Target, on: impl Fn(Verdict) + Send + Sync) {
     let started = Instant::now();
     match health.live {
         Some(live) if live == health.ready => {
@@ -68,7 +68,7 @@ async fn run_check(
         let result = probe::run(&check.probe, target, timeout).await;
         let before = tracker.state();
         let after = tracker.record(result.is_ok(), started.elapsed());
-        let failure = result.err();
+        let failure = result.err().map(|e| e.to_string());
         if role != Role::Live && after != before {
             on(Verdict::Ready(after, failure.clone()));
         }

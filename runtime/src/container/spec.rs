@@ -27,7 +27,7 @@ use oci_spec::runtime::{
     get_default_readonly_paths,
 };
 
-use super::kind::ImageConfig;
+use crate::oci::kind::ImageConfig;
 pub use command::{CommandError, args, find_executable};
 pub use user::ResolvedUser;
 

@@ -4,11 +4,9 @@
 //! when it stops: it takes no new requests, and the ones in flight finish
 //! (bounded by the stop grace period) before it is stopped.
 
-use crate::wasm::WasmInstance;
+use crate::driver::Reach;
 use atoll_sdk::metrics::{LATENCY_BOUNDS_MS, bucket_of};
-use atoll_sdk::spec::PortMapping;
 use std::collections::{BTreeSet, HashMap};
-use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -16,40 +14,15 @@ use std::time::{Duration, Instant};
 /// How often a drain looks at the in-flight count.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
 
-/// How a local instance is reached.
-#[derive(Clone)]
-pub enum Local {
-    /// A component, called in-process.
-    Wasm(WasmInstance),
-    /// A container, reached over the host's bridge at its address.
-    Container {
-        app: String,
-        address: Ipv4Addr,
-        ports: Vec<PortMapping>,
-    },
-}
-
-impl Local {
-    /// The container port behind published port `port`.
-    pub fn target_port(&self, port: u16) -> Option<u16> {
-        match self {
-            Local::Wasm(_) => None,
-            Local::Container { ports, .. } => {
-                ports.iter().find(|p| p.published == port).map(|p| p.target)
-            }
-        }
-    }
-}
-
 struct Entry {
-    local: Local,
+    reach: Reach,
     /// Takes requests (its health check passed, or it has none).
     ready: bool,
     stats: Arc<Stats>,
 }
 
 /// An instance's request counters, for the load metrics.
-pub struct Stats {
+pub(crate) struct Stats {
     /// Times are µs since this instant.
     epoch: Instant,
     /// Kept together so that a reader sees them consistent: the busy time
@@ -83,7 +56,7 @@ impl Default for Stats {
 
 /// The counters of one instance, read at once.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub inflight: u64,
     pub requests: u64,
     /// Time spent serving, requests in flight included.
@@ -131,7 +104,7 @@ impl Stats {
 
 /// Counts one request (or TCP connection) in flight on an instance; when
 /// it drops, the request is done and its time is counted.
-pub struct InFlight {
+pub(crate) struct InFlight {
     stats: Arc<Stats>,
     started_us: u64,
 }
@@ -154,66 +127,66 @@ impl Drop for InFlight {
 }
 
 #[derive(Clone, Default)]
-pub struct LocalInstances {
+pub(crate) struct LocalInstances {
     map: Arc<RwLock<HashMap<String, Entry>>>,
 }
 
 impl LocalInstances {
     /// The instance, if it is here and ready, counted in flight until the
     /// guard drops.
-    pub fn checkout(&self, id: &str) -> Option<(Local, InFlight)> {
+    pub(crate) fn checkout(&self, id: &str) -> Option<(Reach, InFlight)> {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         let entry = map.get(id).filter(|e| e.ready)?;
         let guard = InFlight {
             stats: entry.stats.clone(),
             started_us: entry.stats.start(),
         };
-        Some((entry.local.clone(), guard))
+        Some((entry.reach.clone(), guard))
     }
 
-    /// The request counters of an instance served here, and how it is
-    /// reached.
-    pub fn counters(&self, id: &str) -> Option<(Counters, Local)> {
+    /// The request counters of an instance served here.
+    pub(crate) fn counters(&self, id: &str) -> Option<Counters> {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        map.get(id).map(|e| (e.stats.read(), e.local.clone()))
+        map.get(id).map(|e| e.stats.read())
     }
 
     /// Adds a running instance; `ready` false keeps it out of traffic
     /// until [`set_ready`](Self::set_ready).
-    pub fn insert(&self, id: &str, local: Local, ready: bool) {
+    pub(crate) fn insert(&self, id: &str, reach: Reach, ready: bool) {
         let entry = Entry {
-            local,
+            reach,
             ready,
             stats: Arc::default(),
         };
         self.write().insert(id.to_string(), entry);
     }
 
-    pub fn set_ready(&self, id: &str, ready: bool) {
+    pub(crate) fn set_ready(&self, id: &str, ready: bool) {
         if let Some(e) = self.write().get_mut(id) {
             e.ready = ready;
         }
     }
 
-    /// Apps with at least one container on this host.
-    pub fn container_apps(&self) -> BTreeSet<String> {
+    /// Apps with at least one instance on this host's bridge (they
+    /// need their service addresses there).
+    pub(crate) fn bridged_apps(&self) -> BTreeSet<String> {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         map.values()
-            .filter_map(|e| match &e.local {
-                Local::Container { app, .. } => Some(app.clone()),
-                Local::Wasm(_) => None,
+            .filter_map(|e| match &e.reach {
+                Reach::Network { app, .. } => Some(app.clone()),
+                Reach::InProcess(_) => None,
             })
             .collect()
     }
 
     /// Takes the instance out at once (it crashed: nothing to wait for).
-    pub fn remove(&self, id: &str) {
+    pub(crate) fn remove(&self, id: &str) {
         self.write().remove(id);
     }
 
     /// Takes the instance out, then waits until its requests in flight
     /// are done, or `grace` passed; whether they all finished.
-    pub async fn drain(&self, id: &str, grace: Duration) -> bool {
+    pub(crate) async fn drain(&self, id: &str, grace: Duration) -> bool {
         let Some(entry) = self.write().remove(id) else {
             return true;
         };
@@ -236,10 +209,10 @@ impl LocalInstances {
 mod tests {
     use super::*;
 
-    fn container() -> Local {
-        Local::Container {
+    fn container() -> Reach {
+        Reach::Network {
             app: "a".into(),
-            address: Ipv4Addr::LOCALHOST,
+            address: std::net::Ipv4Addr::LOCALHOST,
             ports: Vec::new(),
         }
     }
@@ -251,7 +224,7 @@ mod tests {
         assert!(l.checkout("i1").is_none());
         l.set_ready("i1", true);
         assert!(l.checkout("i1").is_some());
-        assert_eq!(l.container_apps(), BTreeSet::from(["a".to_string()]));
+        assert_eq!(l.bridged_apps(), BTreeSet::from(["a".to_string()]));
     }
 
     #[test]
@@ -260,17 +233,17 @@ mod tests {
         l.insert("i1", container(), true);
         let (_, a) = l.checkout("i1").expect("ready");
         let (_, b) = l.checkout("i1").expect("ready");
-        let counters = l.counters("i1").map(|(c, _)| (c.inflight, c.requests));
+        let counters = l.counters("i1").map(|c| (c.inflight, c.requests));
         assert_eq!(counters, Some((2, 0)));
         std::thread::sleep(Duration::from_millis(5));
-        let (c, _) = l.counters("i1").expect("here");
+        let c = l.counters("i1").expect("here");
         assert!(
             c.busy_us >= 10_000,
             "time in flight counts before it ends: {c:?}"
         );
         drop(a);
         drop(b);
-        let (c, _) = l.counters("i1").expect("here");
+        let c = l.counters("i1").expect("here");
         assert_eq!((c.inflight, c.requests), (0, 2));
         assert_eq!(c.latency.iter().sum::<u64>(), 2);
     }

@@ -16,7 +16,7 @@ use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use tokio::sync::Mutex;
 
-use crate::wasm::keyvalue::{KeyValue, MAX_VALUE_BYTES};
+use crate::wasm::links::{KeyValue, MAX_VALUE_BYTES, StoreError};
 
 /// Bound on one storage call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,7 +38,7 @@ impl NatsKv {
         }
     }
 
-    async fn store(&self, app: &str) -> Result<kv::Store, String> {
+    async fn store(&self, app: &str) -> Result<kv::Store, StoreError> {
         let mut open = self.open.lock().await;
         if let Some(s) = open.get(app) {
             return Ok(s.clone());
@@ -49,9 +49,13 @@ impl NatsKv {
             max_value_size: i32::try_from(MAX_VALUE_BYTES).unwrap_or(i32::MAX),
             ..Default::default()
         };
-        let store = atoll_sdk::nats::open_kv(&self.js, cfg)
-            .await
-            .map_err(|e| format!("state of app {app} is unavailable: {e}"))?;
+        let store =
+            atoll_sdk::nats::open_kv(&self.js, cfg)
+                .await
+                .map_err(|e| StoreError::Unavailable {
+                    app: app.to_string(),
+                    reason: e.to_string(),
+                })?;
         open.insert(app.to_string(), store.clone());
         Ok(store)
     }
@@ -88,12 +92,23 @@ pub fn user_key(bucket: &str, nats: &str) -> Option<String> {
 }
 
 async fn bounded<T>(
-    what: &str,
-    f: impl std::future::Future<Output = Result<T, String>>,
-) -> Result<T, String> {
+    op: &'static str,
+    f: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
     tokio::time::timeout(CALL_TIMEOUT, f)
         .await
-        .map_err(|_| format!("{what}: no answer from NATS within {CALL_TIMEOUT:?}"))?
+        .map_err(|_| StoreError::Timeout {
+            op,
+            timeout: CALL_TIMEOUT,
+        })?
+}
+
+/// A NATS error of operation `op`.
+fn failed(op: &'static str) -> impl Fn(&dyn std::fmt::Display) -> StoreError {
+    move |e| StoreError::Failed {
+        op,
+        reason: e.to_string(),
+    }
 }
 
 impl KeyValue for NatsKv {
@@ -102,11 +117,11 @@ impl KeyValue for NatsKv {
         app: &str,
         bucket: &str,
         key: &str,
-    ) -> BoxFuture<'static, Result<Option<Vec<u8>>, String>> {
+    ) -> BoxFuture<'static, Result<Option<Vec<u8>>, StoreError>> {
         let (this, app, k) = (self.clone(), app.to_string(), nats_key(bucket, key));
         Box::pin(bounded("get", async move {
             let store = this.store(&app).await?;
-            let v = store.get(&k).await.map_err(|e| e.to_string())?;
+            let v = store.get(&k).await.map_err(|e| failed("get")(&e))?;
             Ok(v.map(|b| b.to_vec()))
         }))
     }
@@ -117,36 +132,41 @@ impl KeyValue for NatsKv {
         bucket: &str,
         key: &str,
         value: Vec<u8>,
-    ) -> BoxFuture<'static, Result<(), String>> {
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
         let (this, app, k) = (self.clone(), app.to_string(), nats_key(bucket, key));
         Box::pin(bounded("set", async move {
             let store = this.store(&app).await?;
             store
                 .put(&k, value.into())
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| failed("set")(&e))?;
             Ok(())
         }))
     }
 
-    fn delete(&self, app: &str, bucket: &str, key: &str) -> BoxFuture<'static, Result<(), String>> {
+    fn delete(
+        &self,
+        app: &str,
+        bucket: &str,
+        key: &str,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
         let (this, app, k) = (self.clone(), app.to_string(), nats_key(bucket, key));
         Box::pin(bounded("delete", async move {
             let store = this.store(&app).await?;
             // Purge: the key's history goes too, and a later `keys` does
             // not list it.
-            store.purge(&k).await.map_err(|e| e.to_string())?;
+            store.purge(&k).await.map_err(|e| failed("delete")(&e))?;
             Ok(())
         }))
     }
 
-    fn keys(&self, app: &str, bucket: &str) -> BoxFuture<'static, Result<Vec<String>, String>> {
+    fn keys(&self, app: &str, bucket: &str) -> BoxFuture<'static, Result<Vec<String>, StoreError>> {
         let (this, app, bucket) = (self.clone(), app.to_string(), bucket.to_string());
         Box::pin(bounded("list", async move {
             let store = this.store(&app).await?;
             let all: Vec<String> = match store.keys().await {
-                Ok(keys) => keys.try_collect().await.map_err(|e| e.to_string())?,
-                Err(e) => return Err(e.to_string()),
+                Ok(keys) => keys.try_collect().await.map_err(|e| failed("list")(&e))?,
+                Err(e) => return Err(failed("list")(&e)),
             };
             let mut keys: Vec<String> = all.iter().filter_map(|k| user_key(&bucket, k)).collect();
             keys.sort();

@@ -1,0 +1,136 @@
+//! Following this host's assignment key. Level-triggered: a missed update
+//! is harmless, the next value is the whole truth; each one is cached on
+//! disk before it is applied.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_nats::jetstream::kv::{self, Operation};
+use atoll_sdk::cluster::Assignment;
+use futures::StreamExt;
+
+use super::data_dir::save_cached;
+
+/// Follows this host's assignment key; level-triggered, so a missed
+/// update is harmless: the next value is the whole truth.
+pub(super) async fn watch(
+    kv: kv::Store,
+    host: String,
+    cache: PathBuf,
+    apply: impl Fn(&Assignment) + Send + 'static,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match kv.watch_with_history(&host).await {
+            Ok(mut watch) => {
+                backoff = Duration::from_millis(100);
+                while let Some(entry) = watch.next().await {
+                    let Ok(entry) = entry else { break };
+                    let assignment = match entry.operation {
+                        Operation::Put => {
+                            match serde_json::from_slice::<Assignment>(&entry.value) {
+                                Ok(a) => a,
+                                Err(e) => {
+                                    tracing::error!(error = %e, "ignoring an undecodable assignment");
+                                    continue;
+                                }
+                            }
+                        }
+                        Operation::Delete | Operation::Purge => Assignment::default(),
+                    };
+                    save_cached(&cache, &assignment);
+                    apply(&assignment);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot watch the assignment; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_nats::TestNats;
+    use std::sync::{Arc, Mutex};
+
+    async fn seen_until(
+        seen: &Arc<Mutex<Vec<Assignment>>>,
+        what: &str,
+        f: impl Fn(&[Assignment]) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if f(&seen.lock().expect("lock")) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "waited 10 s for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn every_assignment_is_cached_then_applied_and_a_deleted_key_means_nothing() {
+        let nats = TestNats::start("assignment");
+        let client = async_nats::connect(&nats.url).await.expect("connect");
+        let js = async_nats::jetstream::new(client);
+        let store = js
+            .create_key_value(kv::Config {
+                bucket: "assignments".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("bucket");
+        let dir = std::env::temp_dir().join(format!("atoll-watch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let cache = dir.join("assignment.json");
+        let seen = Arc::new(Mutex::new(Vec::<Assignment>::new()));
+        let record = seen.clone();
+        let task = tokio::spawn(watch(store.clone(), "h1".into(), cache.clone(), move |a| {
+            record.lock().expect("lock").push(a.clone())
+        }));
+
+        let put = |host: &str| {
+            let a = Assignment {
+                host: host.into(),
+                instances: Vec::new(),
+            };
+            serde_json::to_vec(&a).expect("json")
+        };
+        store.put("h1", put("h1").into()).await.expect("put");
+        seen_until(&seen, "the first assignment", |s| !s.is_empty()).await;
+        store.put("h2", put("h2").into()).await.expect("put other");
+        store
+            .put("h1", b"{garbage".to_vec().into())
+            .await
+            .expect("put garbage");
+        store.put("h1", put("h1-again").into()).await.expect("put");
+        seen_until(&seen, "the second assignment", |s| s.len() >= 2).await;
+        {
+            let s = seen.lock().expect("lock");
+            let hosts: Vec<&str> = s.iter().map(|a| a.host.as_str()).collect();
+            assert_eq!(
+                hosts,
+                ["h1", "h1-again"],
+                "its own key only; garbage skipped"
+            );
+        }
+        let cached: Assignment =
+            serde_json::from_slice(&std::fs::read(&cache).expect("cache")).expect("cached json");
+        assert_eq!(cached.host, "h1-again", "cached before it is applied");
+
+        store.delete("h1").await.expect("delete");
+        seen_until(&seen, "the deletion", |s| s.len() >= 3).await;
+        let last = seen.lock().expect("lock").last().cloned().expect("last");
+        assert!(
+            last.instances.is_empty() && last.host.is_empty(),
+            "{last:?}"
+        );
+        task.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
