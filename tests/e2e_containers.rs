@@ -449,6 +449,58 @@ services:
     }
 }
 
+/// An OCI runtime that fails every `create` the way a host without a
+/// usable cgroup setup does, and then cannot `delete` what it half made:
+/// the reason shown must stay the cause, not the clean-up's failure.
+const BROKEN_RUNTIME: &str = "#!/bin/sh
+for a in \"$@\"; do
+  case \"$a\" in
+    create) echo 'ERROR libcontainer: cgroup error: failed to detect cgroup setup' >&2; exit 1;;
+    delete) echo 'ERROR youki: container is in creating state and cannot be deleted' >&2; exit 1;;
+  esac
+done
+exec youki \"$@\"
+";
+
+#[test]
+fn a_container_the_runtime_cannot_create_keeps_showing_why() {
+    let (mut dirs, mut c, registry) = cluster_with_image("never served\n");
+    let runtime = c.dir.path().join("broken-runtime");
+    std::fs::write(&runtime, BROKEN_RUNTIME).expect("write the runtime");
+    std::fs::set_permissions(&runtime, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("make it executable");
+    let data = dirs.data("h9");
+    let flags = ["--oci-runtime", &runtime.to_string_lossy()].map(str::to_string);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    start_container_host(&mut c, "h9", "127.0.6.9", &data, &registry.host, "10.89.219.0/24", &flags);
+    let file = c.compose(
+        "broken.yaml",
+        &format!(
+            "name: broken\nservices:\n  web:\n    image: {}/web:1\n    deploy:\n      restart_policy:\n        delay: 100ms\n",
+            registry.host
+        ),
+    );
+    c.deploy(&file);
+    // Restarted twice: both restarts went through the failing delete.
+    let row = wait_until("two failed restarts", Duration::from_secs(60), || {
+        let rows = c.instances("broken");
+        let row = rows.first()?.clone();
+        (row["restarts"].as_u64()? >= 2).then_some(row)
+    });
+    let reason = row["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("cgroup error: failed to detect cgroup setup"),
+        "the cause is shown: {row}"
+    );
+    assert!(!reason.contains("delete"), "not the clean-up's failure: {row}");
+    let id = row["id"].as_str().expect("id").to_string();
+    let out = c.atoll(&["rm", "broken"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_until(&format!("{id} to be cleaned up"), Duration::from_secs(20), || {
+        leftovers(&data, &id).is_empty().then_some(())
+    });
+}
+
 /// Container pid of each running instance of `app`, from the host's data.
 fn pids(c: &Cluster, data: &Path, app: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = c

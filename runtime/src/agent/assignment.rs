@@ -78,13 +78,11 @@ mod tests {
         let nats = TestNats::start("assignment");
         let client = async_nats::connect(&nats.url).await.expect("connect");
         let js = async_nats::jetstream::new(client);
-        let store = js
-            .create_key_value(kv::Config {
-                bucket: "assignments".into(),
-                ..Default::default()
-            })
-            .await
-            .expect("bucket");
+        let cfg = kv::Config {
+            bucket: "assignments".into(),
+            ..Default::default()
+        };
+        let store = atoll_sdk::nats::open_kv(&js, cfg).await.expect("bucket");
         let dir = std::env::temp_dir().join(format!("atoll-watch-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let cache = dir.join("assignment.json");
