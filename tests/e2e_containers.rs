@@ -467,12 +467,23 @@ fn a_container_the_runtime_cannot_create_keeps_showing_why() {
     let (mut dirs, mut c, registry) = cluster_with_image("never served\n");
     let runtime = c.dir.path().join("broken-runtime");
     std::fs::write(&runtime, BROKEN_RUNTIME).expect("write the runtime");
-    std::fs::set_permissions(&runtime, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("make it executable");
+    std::fs::set_permissions(
+        &runtime,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("make it executable");
     let data = dirs.data("h9");
     let flags = ["--oci-runtime", &runtime.to_string_lossy()].map(str::to_string);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    start_container_host(&mut c, "h9", "127.0.6.9", &data, &registry.host, "10.89.219.0/24", &flags);
+    start_container_host(
+        &mut c,
+        "h9",
+        "127.0.6.9",
+        &data,
+        &registry.host,
+        "10.89.219.0/24",
+        &flags,
+    );
     let file = c.compose(
         "broken.yaml",
         &format!(
@@ -492,13 +503,22 @@ fn a_container_the_runtime_cannot_create_keeps_showing_why() {
         reason.contains("cgroup error: failed to detect cgroup setup"),
         "the cause is shown: {row}"
     );
-    assert!(!reason.contains("delete"), "not the clean-up's failure: {row}");
+    assert!(
+        !reason.contains("delete"),
+        "not the clean-up's failure: {row}"
+    );
     let id = row["id"].as_str().expect("id").to_string();
     let out = c.atoll(&["rm", "broken"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    wait_until(&format!("{id} to be cleaned up"), Duration::from_secs(20), || {
-        leftovers(&data, &id).is_empty().then_some(())
-    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until(
+        &format!("{id} to be cleaned up"),
+        Duration::from_secs(20),
+        || leftovers(&data, &id).is_empty().then_some(()),
+    );
 }
 
 /// Container pid of each running instance of `app`, from the host's data.

@@ -18,7 +18,7 @@ mod transitions;
 use crate::driver::{DEFAULT_GRACE, Driver, Drivers, Running};
 use crate::local_instances::LocalInstances;
 use atoll_sdk::cluster::{
-    Assignment, HealthState, InstanceSpec, InstanceState, InstanceStatus, PullBytes,
+    ArtifactRef, Assignment, HealthState, InstanceSpec, InstanceState, InstanceStatus, PullBytes,
 };
 use atoll_sdk::protocol::now_ms;
 use std::collections::BTreeMap;
@@ -271,7 +271,14 @@ impl Supervisor {
             .stop_grace_ms
             .map_or(DEFAULT_GRACE, Duration::from_millis);
         let (local, id) = (self.local.clone(), id.to_string());
-        let (driver, running) = (slot.driver, slot.running);
+        // Unassigned before its task chose a driver (it was still being
+        // fetched, or not yet adopted): an image's instance may still have
+        // a container from an earlier run of this host.
+        let driver = slot.driver.or_else(|| match slot.spec.artifact {
+            ArtifactRef::Image(_) => self.drivers.adopter().cloned(),
+            ArtifactRef::Stored(_) => None,
+        });
+        let running = slot.running;
         let handle = tokio::spawn(async move {
             if !local.drain(&id, grace).await {
                 tracing::info!(instance = %id, ?grace, "requests still in flight after the grace period");

@@ -81,6 +81,7 @@ impl Driver for ContainerDriver {
     fn adopt<'a>(&'a self, spec: &'a InstanceSpec) -> BoxFuture<'a, Option<Arc<dyn Running>>> {
         Box::pin(async move {
             let started = self.containers.adopt(&spec.id).await?;
+            tracing::info!(instance = %spec.id, pid = started.pid, "adopted a running container");
             Some(self.running(spec, started))
         })
     }

@@ -54,7 +54,6 @@ impl Supervisor {
         if let (ArtifactRef::Image(_), Some(driver)) = (&spec.artifact, self.drivers.adopter())
             && let Some(running) = driver.adopt(&spec).await
         {
-            tracing::info!(instance = %id, pid = ?running.pid(), "adopted a running instance");
             let driver = driver.clone();
             self.update(id, |slot| slot.driver = Some(driver.clone()));
             return self.run(&spec, &driver, Ok(running)).await;
