@@ -1,7 +1,11 @@
 use std::io::Write as _;
 
+use oci_client::manifest::OCI_IMAGE_MEDIA_TYPE;
+
+use super::paths::{join_inside, safe_name};
 use super::*;
 use crate::oci::kind::ArtifactKind;
+use crate::oci::store::sha256_digest;
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
