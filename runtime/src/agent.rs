@@ -131,7 +131,7 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
     // The gateway first: components call services through it.
     let gw = Gateway::new(&cfg.name, cfg.bind, local.clone());
     let outbound: Arc<dyn crate::wasm::Outbound> =
-        Arc::new(gateway::ServiceCalls(Arc::downgrade(&gw)));
+        Arc::new(gateway::ServiceCalls::new(Arc::downgrade(&gw)));
     let supervisor = Supervisor::new(
         &cfg.name,
         engine,
