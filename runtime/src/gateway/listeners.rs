@@ -1,7 +1,8 @@
 //! Opens and closes the published ports as the routing table changes, and
 //! the mesh port; the accept loop and HTTP serving every listener shares.
 
-use super::{Gateway, ResponseBody, routes};
+use super::responses::prometheus_text;
+use super::{Gateway, HOP_HEADER, ResponseBody, routes};
 use atoll_sdk::nats::MirrorView;
 use atoll_sdk::protocol::Endpoints;
 use http::{Request, Response};
@@ -57,10 +58,9 @@ pub async fn run_mesh(gw: Arc<Gateway>, port: u16, metrics: Arc<crate::metrics::
             let (gw, metrics) = (gw.clone(), metrics.clone());
             async move {
                 // The host's Prometheus endpoint shares the mesh port.
-                if req.uri().path() == "/metrics" && !req.headers().contains_key(super::HOP_HEADER)
-                {
+                if req.uri().path() == "/metrics" && !req.headers().contains_key(HOP_HEADER) {
                     let text = tokio::task::spawn_blocking(move || metrics.render()).await;
-                    return super::prometheus_text(text.unwrap_or_default());
+                    return prometheus_text(text.unwrap_or_default());
                 }
                 if req.method() == http::Method::CONNECT {
                     gw.serve_tunnel(req).await

@@ -5,10 +5,10 @@
 //! tunnel to the peer's mesh port (`CONNECT` with the hop, instance and
 //! port headers), which the peer splices to its container.
 
-use super::balance::Attempts;
+use super::attempts::{Attempts, Outstanding};
 use super::forward::Unsent;
-use super::{Gateway, HOP_HEADER, INSTANCE_HEADER, Outstanding, PORT_HEADER};
-use crate::driver::Reach;
+use super::forwarded::forwarded_to;
+use super::{Gateway, HOP_HEADER, INSTANCE_HEADER, PORT_HEADER, ResponseBody, text};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
@@ -50,34 +50,24 @@ impl Gateway {
         else {
             return;
         };
-        let mut attempts = Attempts::new(route, false);
+        // Draws from the thread RNG, one call at a time: a `ThreadRng`
+        // itself is not `Send`, and the attempts are held across awaits.
+        let mut attempts = Attempts::new(route, false, rand::random::<u64>);
         while let Some((i, ep)) = attempts.next() {
             let _guard = Outstanding::enter(ep);
             // A local connection counts as in flight on its instance, so a
             // drain waits for it (up to the grace period).
-            let mut in_flight = None;
             let upstream = if ep.endpoint.host == self.host {
-                match self.local.checkout(&ep.endpoint.id) {
-                    Some((Reach::Network { address, .. }, guard)) => {
-                        in_flight = Some(guard);
-                        dial(&format!("{address}:{port}"))
-                            .await
-                            .ok_or(Unsent::Absent)
-                    }
-                    // A component speaks HTTP only.
-                    _ => Err(Unsent::Absent),
-                }
+                (self.dial_local(&ep.endpoint.id, port).await)
+                    .map(|(stream, in_flight)| (stream, Some(in_flight)))
+                    .ok_or(Unsent::Absent)
             } else {
-                tunnel(
-                    &ep.endpoint.address,
-                    ep.endpoint.mesh_port,
-                    &ep.endpoint.id,
-                    port,
-                )
-                .await
+                let (address, mesh) = (&ep.endpoint.address, ep.endpoint.mesh_port);
+                let stream = tunnel(address, mesh, &ep.endpoint.id, port).await;
+                stream.map(|s| (s, None))
             };
             match upstream {
-                Ok(mut up) => {
+                Ok((mut up, in_flight)) => {
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
                     drop(in_flight);
                     return;
@@ -98,21 +88,15 @@ impl Gateway {
     pub async fn serve_tunnel(
         &self,
         req: Request<hyper::body::Incoming>,
-    ) -> Response<super::ResponseBody> {
-        let Some((id, port)) = super::forwarded_to(req.headers()) else {
-            return super::text(
+    ) -> Response<ResponseBody> {
+        let Some((id, port)) = forwarded_to(req.headers()) else {
+            return text(
                 StatusCode::BAD_REQUEST,
                 "tunnels are for atoll hosts only".into(),
             );
         };
-        let (upstream, in_flight) = match self.local.checkout(&id) {
-            Some((Reach::Network { address, .. }, guard)) => {
-                (dial(&format!("{address}:{port}")).await, Some(guard))
-            }
-            _ => (None, None),
-        };
-        let Some(mut upstream) = upstream else {
-            return super::text(
+        let Some((mut upstream, in_flight)) = self.dial_local(&id, port).await else {
+            return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "instance {id} is not a reachable container on host {}",
@@ -134,7 +118,7 @@ impl Gateway {
     }
 }
 
-async fn dial(addr: &str) -> Option<TcpStream> {
+pub(super) async fn dial(addr: &str) -> Option<TcpStream> {
     let s = tokio::time::timeout(DIAL, TcpStream::connect(addr))
         .await
         .ok()?

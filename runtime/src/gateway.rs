@@ -1,0 +1,143 @@
+//! The gateway: every host listens on every published port of the cluster
+//! (on its `--bind` address) and balances each request over the ready
+//! instances of the service behind that port — local ones in-process,
+//! remote ones through the peer host's gateway. No NATS on the request
+//! path: the routing table comes from a mirror of the endpoints bucket.
+//!
+//! This file holds the gateway, its table and the request path; each
+//! policy on that path is a file of its own: `wake` (hold a request for a
+//! service scaled to zero), `timeout`, `retry` (another instance on
+//! connect failure, another round on a stale table), `attempts` and
+//! `balance` (which instances to try), `dispatch` (reaching one),
+//! `forwarded` (serving what other hosts forwarded), `service_calls`
+//! (components' calls by name) and `responses`.
+
+mod attempts;
+pub mod balance;
+mod dispatch;
+mod forward;
+mod forwarded;
+mod listeners;
+mod responses;
+mod retry;
+pub mod routes;
+mod service_calls;
+mod tcp;
+mod timeout;
+pub mod vips;
+mod wake;
+
+pub use listeners::{run, run_mesh};
+pub(crate) use responses::read_body;
+pub use responses::text;
+pub use service_calls::ServiceCalls;
+pub use wake::Waker;
+
+use crate::local_instances::LocalInstances;
+use crate::wasm::ResponseBody;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use routes::{Route, Table};
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock, RwLock};
+
+/// Set on requests one gateway forwards to another: the receiver serves
+/// them from the named local instance only, so a request never loops.
+pub const HOP_HEADER: &str = "x-atoll-hop";
+/// The instance a forwarded request is for.
+pub const INSTANCE_HEADER: &str = "x-atoll-instance";
+/// On a forwarded service call: the port the caller asked for.
+pub const PORT_HEADER: &str = "x-atoll-port";
+/// `x-atoll-version: canary` sends a request to the service's canary.
+pub const VERSION_HEADER: &str = "x-atoll-version";
+
+/// How a request reached the gateway, which decides the port an instance
+/// is called on.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    /// On a published port: a container gets the target port behind it.
+    Published(u16),
+    /// By service name, at this port (`http://api:8080/`, 80 by default).
+    Service(u16),
+}
+
+pub struct Gateway {
+    host: String,
+    bind: IpAddr,
+    table: RwLock<Arc<Table>>,
+    /// Woken whenever the table is replaced.
+    table_changed: tokio::sync::Notify,
+    waker: OnceLock<Waker>,
+    local: LocalInstances,
+    peers: forward::Peers,
+    vips: vips::ServiceAddresses,
+}
+
+impl Gateway {
+    pub fn new(host: &str, bind: IpAddr, local: LocalInstances) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            host: host.to_string(),
+            bind,
+            table: RwLock::default(),
+            table_changed: tokio::sync::Notify::new(),
+            waker: OnceLock::new(),
+            local,
+            peers: forward::Peers::new(),
+            vips: vips::ServiceAddresses::default(),
+        })
+    }
+
+    fn table(&self) -> Arc<Table> {
+        self.table.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_table(&self, t: Table) {
+        *self.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(t);
+        self.table_changed.notify_waiters();
+    }
+
+    /// Serves one request that arrived on published port `port`.
+    pub async fn handle<B>(&self, port: u16, req: Request<B>) -> Response<ResponseBody>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let req = match read_body(req).await {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        if req.headers().contains_key(HOP_HEADER) {
+            return self.serve_forwarded(port, req).await;
+        }
+        let table = self.table();
+        let Some(route) = table.by_port.get(&port) else {
+            return text(
+                StatusCode::NOT_FOUND,
+                format!("no service is published on port {port}"),
+            );
+        };
+        self.balance(route, Via::Published(port), &req).await
+    }
+
+    /// Serves `req` from the route's instances: a service scaled to zero
+    /// is woken first, then the attempts (and their retries) run within
+    /// the service's timeout.
+    async fn balance(
+        &self,
+        route: &Route,
+        via: Via,
+        req: &Request<Bytes>,
+    ) -> Response<ResponseBody> {
+        let woken;
+        let route = if wake::asleep(route) {
+            woken = match self.wake(route).await {
+                Ok(r) => r,
+                Err(resp) => return resp,
+            };
+            &woken
+        } else {
+            route
+        };
+        timeout::within(route, self.attempt(route, via, req)).await
+    }
+}

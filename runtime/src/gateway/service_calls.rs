@@ -1,0 +1,83 @@
+//! Components' calls by service name (`http://api/…`, or a socket to
+//! `api:5432`): the runtime hands a component's outgoing request to the
+//! gateway, which balances it over the service's ready instances across
+//! the cluster like any other request. Names resolve within the caller's
+//! app only; a socket may connect only to its own app's service addresses.
+
+use super::{Gateway, ResponseBody, Via};
+use crate::wasm::links::AddressError;
+use atoll_sdk::cluster::service_vip;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http::{Request, Response};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Weak;
+
+impl Gateway {
+    /// A call by service name from inside `app` (a component's outgoing
+    /// HTTP to `http://api/…`): balanced over the service's ready
+    /// instances cluster-wide. `None` when the app has no such service.
+    pub async fn call_service(
+        &self,
+        app: &str,
+        service: &str,
+        port: u16,
+        req: Request<Bytes>,
+    ) -> Option<Response<ResponseBody>> {
+        let table = self.table();
+        let route = table
+            .by_service
+            .get(&(app.to_string(), service.to_string()))?;
+        Some(self.balance(route, Via::Service(port), &req).await)
+    }
+}
+
+/// Components' service calls, through the gateway (held weakly: instances
+/// live in the gateway's table, which must not keep the gateway alive).
+pub struct ServiceCalls(Weak<Gateway>);
+
+impl ServiceCalls {
+    pub fn new(gateway: Weak<Gateway>) -> ServiceCalls {
+        ServiceCalls(gateway)
+    }
+}
+
+impl crate::wasm::Outbound for ServiceCalls {
+    fn call(
+        &self,
+        app: String,
+        service: String,
+        port: u16,
+        req: Request<Bytes>,
+    ) -> BoxFuture<'static, Option<Response<ResponseBody>>> {
+        let gw = self.0.upgrade();
+        Box::pin(async move { gw?.call_service(&app, &service, port, req).await })
+    }
+
+    fn service_address(
+        &self,
+        app: String,
+        name: String,
+    ) -> BoxFuture<'static, Result<Ipv4Addr, AddressError>> {
+        let gw = self.0.upgrade();
+        Box::pin(async move {
+            let gw = gw.ok_or(AddressError::Stopping)?;
+            let key = (app, name);
+            if !gw.table().by_service.contains_key(&key) {
+                let (app, service) = key;
+                return Err(AddressError::NoService { app, service });
+            }
+            let vip = service_vip(&key.0, &key.1);
+            gw.vips.ready(&key.0, vip).await?;
+            Ok(vip)
+        })
+    }
+
+    fn may_connect(&self, app: &str, ip: IpAddr) -> bool {
+        let (Some(gw), IpAddr::V4(ip)) = (self.0.upgrade(), ip) else {
+            return false;
+        };
+        gw.vips.is_ready(ip)
+            && (gw.table().by_service.keys()).any(|(a, s)| a == app && service_vip(a, s) == ip)
+    }
+}
