@@ -2,8 +2,8 @@
 //! desired-state store. Every error answers with an [`ErrorBody`] that says
 //! what is wrong.
 
+mod load;
 mod logs;
-mod top;
 
 use crate::cluster::Cluster;
 use crate::views;
@@ -35,8 +35,8 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
         .route("/v1/hosts", get(list_hosts))
         .route("/v1/hosts/{name}", delete(remove_host))
         .route("/v1/events", get(events))
-        .route("/v1/top", get(top::top))
-        .route("/metrics", get(top::metrics))
+        .route("/v1/top", get(load::top))
+        .route("/metrics", get(load::metrics))
         .route("/v1/logs/{app}", get(logs::app_logs))
         .route("/v1/logs/{app}/{service}", get(logs::service_logs))
         .route(

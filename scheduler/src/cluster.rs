@@ -25,7 +25,7 @@ pub struct Cluster {
     pub scale: MirrorView<ScaleRecord>,
     pub observed: Mutex<Observed>,
     /// The hosts' load samples, as rates.
-    pub load: Mutex<crate::load::LoadBoard>,
+    pub load: Mutex<crate::load_board::LoadBoard>,
     /// Whether this server holds the leader lease (the controller sets it).
     pub leading: std::sync::atomic::AtomicBool,
     /// Counters for `/metrics`.
@@ -91,7 +91,7 @@ impl Cluster {
         .await;
     }
 
-    pub fn load(&self) -> std::sync::MutexGuard<'_, crate::load::LoadBoard> {
+    pub fn load(&self) -> std::sync::MutexGuard<'_, crate::load_board::LoadBoard> {
         self.load.lock().unwrap_or_else(|e| e.into_inner())
     }
 

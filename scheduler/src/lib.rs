@@ -14,16 +14,15 @@ pub mod cluster;
 pub mod controller;
 pub mod endpoints;
 pub mod lease;
-pub mod load;
+pub mod load_board;
+pub mod load_report;
 pub mod observed;
 pub mod placement;
 pub mod reconcile;
 pub mod revisions;
-pub mod scaler;
 pub mod server;
 pub mod snapshot;
 pub mod telemetry;
-pub mod top;
 pub mod views;
 
 pub use server::{ServerConfig, ServerError, run};

@@ -64,7 +64,7 @@ pub async fn run(
     let cluster = Cluster::open(buckets, cfg.down_after).await;
     let heartbeats = tokio::spawn(cluster::watch_heartbeats(cluster.clone()));
     let load = tokio::spawn(cluster::watch_load(cluster.clone()));
-    let scaler = tokio::spawn(crate::scaler::run(cluster.clone()));
+    let scaler = tokio::spawn(crate::autoscale::run(cluster.clone()));
     let control = tokio::spawn(controller::run(cluster.clone(), cfg.name.clone()));
     tracing::info!(listen = %cfg.listen, nats = %cfg.nats_url, "atoll server ready");
     let served = axum::serve(listener, api::router(cluster))

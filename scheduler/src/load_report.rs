@@ -1,7 +1,9 @@
-//! `atoll top` and the server's `/metrics`: the load board's sums joined
-//! with what is deployed and where. Plain functions of plain data.
+//! What the load board shows users: the view of `atoll top` and the
+//! server's Prometheus exposition (`/metrics`) — the board's sums joined
+//! with what is deployed and where. Plain functions of plain data; the
+//! HTTP handlers are in `api/load.rs`.
 
-use crate::load::{HostLoad, ServiceLoad};
+use crate::load_board::{HostLoad, ServiceLoad};
 use crate::snapshot::Snapshot;
 use crate::telemetry::RECONCILE_BOUNDS_S;
 use atoll_sdk::api::{HostTop, ServiceTop, TopView};

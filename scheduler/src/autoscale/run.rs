@@ -1,10 +1,10 @@
-//! The autoscaler's shell: every second, on the leader, it adds each
-//! autoscaled service's load to its history, asks [`crate::autoscale`]
-//! for a count, and writes a changed count to the scale bucket (the
+//! The autoscaler's I/O loop: every second, on the leader, it adds each
+//! autoscaled service's load to its history, asks [`super::decide`] for a
+//! count, and writes a changed count to the scale bucket (the
 //! controller places or stops instances to match). It also answers the
 //! gateways' wake-ups for services scaled to zero.
 
-use crate::autoscale::{self, Histories, Tick};
+use super::decide::{self, Histories, Tick};
 use crate::cluster::Cluster;
 use atoll_sdk::protocol::{ScaleRecord, VERSION, Wake, endpoints_key, now_ms};
 use atoll_sdk::spec::Autoscale;
@@ -78,7 +78,7 @@ fn current(
 ) -> (u32, u64) {
     match cluster.scale.get(&endpoints_key(&key.0, &key.1)) {
         Some(r) => (r.value.replicas, r.value.at_ms),
-        None => (autoscale::initial_replicas(a, replicas), deployed_ms),
+        None => (decide::initial_replicas(a, replicas), deployed_ms),
     }
 }
 

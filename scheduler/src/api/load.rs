@@ -1,8 +1,9 @@
 //! `GET /v1/top` (the load of every service and host) and `GET /metrics`
-//! (the server's Prometheus exposition).
+//! (the server's Prometheus exposition): the [`crate::load_report`] of the
+//! current snapshot and load board, over HTTP.
 
 use crate::cluster::Cluster;
-use crate::top::{self, ServerCounters};
+use crate::load_report::{self, ServerCounters};
 use atoll_sdk::api::TopView;
 use atoll_sdk::protocol::now_ms;
 use axum::Json;
@@ -18,7 +19,7 @@ pub async fn top(State(c): State<Arc<Cluster>>) -> Json<TopView> {
         let board = c.load();
         (board.services(now), board.hosts(now))
     };
-    Json(top::view(&snap, &loads, &hosts))
+    Json(load_report::view(&snap, &loads, &hosts))
 }
 
 pub async fn metrics(State(c): State<Arc<Cluster>>) -> impl IntoResponse {
@@ -32,7 +33,7 @@ pub async fn metrics(State(c): State<Arc<Cluster>>) -> impl IntoResponse {
         nats_reconnects: connects.saturating_sub(1),
         leading: c.leading.load(Ordering::Relaxed),
     };
-    let text = top::exposition(&snap, &loads, &counters);
+    let text = load_report::exposition(&snap, &loads, &counters);
     (
         [(
             axum::http::header::CONTENT_TYPE,
