@@ -2,6 +2,7 @@
 //! desired-state store. Every error answers with an [`ErrorBody`] that says
 //! what is wrong.
 
+mod error;
 mod load;
 mod logs;
 
@@ -14,9 +15,10 @@ use atoll_sdk::spec::{self, App, Artifact};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
+use error::{ApiError, ApiResult};
 use futures::StreamExt;
 use std::sync::Arc;
 
@@ -46,32 +48,6 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_ARTIFACT_BYTES))
         .with_state(cluster)
 }
-
-/// An API error: a status and a message, with details for Compose files.
-pub struct ApiError(StatusCode, ErrorBody);
-
-impl ApiError {
-    fn new(status: StatusCode, msg: impl Into<String>) -> Self {
-        ApiError(
-            status,
-            ErrorBody {
-                error: msg.into(),
-                details: vec![],
-            },
-        )
-    }
-    fn internal(what: &str, e: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("{what}: {e}"))
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(self.1)).into_response()
-    }
-}
-
-type ApiResult<T> = Result<T, ApiError>;
 
 async fn list_apps(State(c): State<Arc<Cluster>>) -> Json<Vec<atoll_sdk::api::AppView>> {
     let snap = c.snapshot();

@@ -2,7 +2,7 @@
 //! gathered from the hosts that run the instances over NATS and streamed
 //! as text lines, prefixed with the instance id when there are several.
 
-use super::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult};
 use crate::cluster::Cluster;
 use atoll_sdk::protocol::{LOG_LEASE_MS, LogChunk, LogRequest, VERSION};
 use axum::body::{Body, Bytes};

@@ -17,8 +17,8 @@
 //! is (`pause`, and `rollback`, which the controller then carries out), or
 //! goes on regardless (`continue`).
 
-use super::decide::{Stop, StopReason};
-use super::{Desired, Placed};
+use super::input::{Desired, Placed, decided_for};
+use super::stop::{Stop, StopReason};
 use crate::snapshot::Snapshot;
 use atoll_sdk::cluster::{HealthState, InstanceState};
 use atoll_sdk::protocol::{AppRecord, AppStatus, UpdateDone};
@@ -269,7 +269,7 @@ pub fn updates_done(
             done.insert(service.clone(), at);
         }
     }
-    done.retain(|s, _| app.spec.services.contains_key(super::decided_for(s)));
+    done.retain(|s, _| app.spec.services.contains_key(decided_for(s)));
     done
 }
 
