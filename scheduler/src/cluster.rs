@@ -91,6 +91,11 @@ impl Cluster {
         .await;
     }
 
+    /// Wakes the controller for a pass now (it also runs every second).
+    pub fn wake_controller(&self) {
+        self.observed_changed.notify_one();
+    }
+
     pub fn load(&self) -> std::sync::MutexGuard<'_, crate::load_board::LoadBoard> {
         self.load.lock().unwrap_or_else(|e| e.into_inner())
     }

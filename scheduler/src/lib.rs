@@ -9,10 +9,13 @@
 //! leader [`lease`].
 
 pub mod api;
+pub mod artifacts;
 pub mod autoscale;
+pub mod cas;
 pub mod cluster;
 pub mod controller;
 pub mod endpoints;
+pub mod host_removal;
 pub mod lease;
 pub mod load_board;
 pub mod load_report;

@@ -11,8 +11,10 @@
 //! updates them between placements.
 
 mod explain;
+mod ports;
 
 pub use explain::{Explain, Rejection};
+pub(crate) use ports::{PortConflict, check_ports};
 
 use crate::snapshot::HostSnapshot;
 use atoll_sdk::cluster::{Capacity, HostInfo, InstanceSpec};

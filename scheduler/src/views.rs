@@ -2,7 +2,7 @@
 //! built from a [`Snapshot`] and the controller's app statuses.
 
 use crate::snapshot::Snapshot;
-use atoll_sdk::api::{AppView, HostView, InstanceView, ServiceView};
+use atoll_sdk::api::{AppView, HostView, InstanceView, RevisionView, ServiceView};
 use atoll_sdk::cluster::{Capacity, HostState, InstanceState};
 use atoll_sdk::protocol::{AppRecord, AppStatus};
 use atoll_sdk::spec::{Artifact, Mode, Service};
@@ -155,6 +155,23 @@ fn update_text(record: &AppRecord, status: Option<&AppStatus>) -> Option<String>
         (true, Some(_)) => Some(format!("rolled back: {cause}")),
         (true, None) => None,
     }
+}
+
+/// The kept revisions of an app, oldest first; `current` is the revision
+/// deployed now.
+pub fn revisions(kept: &[AppRecord], current: u64) -> Vec<RevisionView> {
+    (kept.iter())
+        .map(|r| RevisionView {
+            revision: r.revision,
+            deployed_at_ms: r.deployed_at_ms,
+            cause: r.cause.clone(),
+            rollback_of: r.rollback_of,
+            services: (r.spec.services.values())
+                .map(|s| (s.name.clone(), artifact_text(&s.artifact)))
+                .collect(),
+            current: r.revision == current,
+        })
+        .collect()
 }
 
 /// What an artifact is, as the user wrote or uploaded it.
