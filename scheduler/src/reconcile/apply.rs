@@ -101,7 +101,7 @@ impl<'s> Work<'s> {
         }
         let mut template = match template(d.record, d.service, &d.hash) {
             Ok(t) => t,
-            Err(why) => return self.unplaced(&template_key(d), why),
+            Err(why) => return self.unplaced(&template_key(d), why.to_string()),
         };
         // A canary's instances are its service's, marked.
         if let Some(parent) = d.canary_of {
