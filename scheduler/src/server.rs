@@ -35,8 +35,8 @@ impl ServerConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("{0}")]
-    Nats(String),
+    #[error(transparent)]
+    Nats(#[from] atoll_sdk::nats::ConnectError),
     #[error(transparent)]
     Buckets(#[from] atoll_sdk::nats::BucketError),
     #[error("cannot listen on {addr}: {source}")]
@@ -51,9 +51,7 @@ pub async fn run(
     cfg: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let client = connect(&cfg.nats_url, &cfg.name)
-        .await
-        .map_err(ServerError::Nats)?;
+    let client = connect(&cfg.nats_url, &cfg.name).await?;
     let buckets = Buckets::open(client, &cfg.cluster).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
