@@ -96,6 +96,21 @@ impl Cluster {
         self.observed_changed.notify_one();
     }
 
+    /// Completes when something woke the controller (see
+    /// [`Cluster::wake_controller`]).
+    pub async fn controller_woken(&self) {
+        self.observed_changed.notified().await;
+    }
+
+    /// Whether this server holds the leader lease.
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_leading(&self, leading: bool) {
+        (self.leading).store(leading, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn load(&self) -> std::sync::MutexGuard<'_, crate::load_board::LoadBoard> {
         self.load.lock().unwrap_or_else(|e| e.into_inner())
     }

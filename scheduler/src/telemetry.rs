@@ -9,12 +9,21 @@ pub const RECONCILE_BOUNDS_S: [f64; 8] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 
 #[derive(Default)]
 pub struct Telemetry {
-    pub placements: AtomicU64,
+    placements: AtomicU64,
     reconciles: [AtomicU64; RECONCILE_BOUNDS_S.len() + 1],
     reconcile_us: AtomicU64,
 }
 
 impl Telemetry {
+    /// Counts `n` more instances placed.
+    pub fn placed(&self, n: u64) {
+        self.placements.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn placements(&self) -> u64 {
+        self.placements.load(Ordering::Relaxed)
+    }
+
     pub fn reconciled(&self, took: Duration) {
         let s = took.as_secs_f64();
         let i = (RECONCILE_BOUNDS_S.iter())

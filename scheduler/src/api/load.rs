@@ -28,10 +28,10 @@ pub async fn metrics(State(c): State<Arc<Cluster>>) -> impl IntoResponse {
     let client = c.buckets.js.client();
     let connects = client.statistics().connects.load(Ordering::Relaxed);
     let counters = ServerCounters {
-        placements: c.telemetry.placements.load(Ordering::Relaxed),
+        placements: c.telemetry.placements(),
         reconciles: c.telemetry.reconcile_histogram(),
         nats_reconnects: connects.saturating_sub(1),
-        leading: c.leading.load(Ordering::Relaxed),
+        leading: c.is_leading(),
     };
     let text = load_report::exposition(&snap, &loads, &counters);
     (

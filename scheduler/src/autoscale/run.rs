@@ -11,7 +11,6 @@ use atoll_sdk::spec::Autoscale;
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// How often the autoscaler looks at the load.
@@ -50,7 +49,7 @@ pub async fn run(cluster: Arc<Cluster>) {
 /// Only the leader decides, and only once it has read the apps and the
 /// earlier decisions (an unread bucket looks empty).
 fn acting(cluster: &Cluster) -> bool {
-    cluster.leading.load(Ordering::Relaxed) && cluster.settled()
+    cluster.is_leading() && cluster.settled()
 }
 
 /// Every autoscaled service of every app, with its settings.
@@ -153,5 +152,5 @@ async fn set(cluster: &Cluster, key: &Key, from: u32, to: u32, reason: String) {
     cluster
         .wait_for_mirror(|c| c.scale.get(&name).is_some_and(|r| r.value == record))
         .await;
-    cluster.observed_changed.notify_one();
+    cluster.wake_controller();
 }
