@@ -12,10 +12,10 @@ use atoll_sdk::prometheus::{Exposition, Kind};
 use atoll_sdk::spec::{Mode, ScaleMetric};
 use std::collections::BTreeMap;
 
-pub type Loads = BTreeMap<(String, String), ServiceLoad>;
+pub(crate) type Loads = BTreeMap<(String, String), ServiceLoad>;
 
 /// Every deployed service and every known host with their load.
-pub fn view(snap: &Snapshot, loads: &Loads, hosts: &BTreeMap<String, HostLoad>) -> TopView {
+pub(crate) fn view(snap: &Snapshot, loads: &Loads, hosts: &BTreeMap<String, HostLoad>) -> TopView {
     let views = crate::views::instances(snap, None);
     let mut services = Vec::new();
     for record in &snap.apps {
@@ -73,7 +73,7 @@ pub fn view(snap: &Snapshot, loads: &Loads, hosts: &BTreeMap<String, HostLoad>) 
 }
 
 /// What the server counts itself.
-pub struct ServerCounters {
+pub(crate) struct ServerCounters {
     pub placements: u64,
     /// Per-bucket counts ([`RECONCILE_BOUNDS_S`], then +Inf) and the sum.
     pub reconciles: (Vec<u64>, f64),
@@ -82,7 +82,7 @@ pub struct ServerCounters {
 }
 
 /// The server's Prometheus exposition.
-pub fn exposition(snap: &Snapshot, loads: &Loads, counters: &ServerCounters) -> String {
+pub(crate) fn exposition(snap: &Snapshot, loads: &Loads, counters: &ServerCounters) -> String {
     let mut e = Exposition::new();
     e.family(
         "atoll_instances",

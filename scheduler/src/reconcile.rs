@@ -21,16 +21,15 @@ mod plan;
 mod rollout;
 mod stop;
 
-pub use instance::spec_hash;
-pub use plan::{Plan, PlanEvent, event_kind};
-pub use rollout::{Progress, updates_done};
+pub(crate) use plan::{Plan, PlanEvent, event_kind};
+pub(crate) use rollout::{Progress, updates_done};
 
 use crate::snapshot::Snapshot;
 
 /// Computes the plan that makes the assignments match the desired apps.
 /// `new_id(app, service)` names each instance the plan creates; it is only
 /// called for instances that found a host.
-pub fn reconcile(snap: &Snapshot, new_id: &mut dyn FnMut(&str, &str) -> String) -> Plan {
+pub(crate) fn reconcile(snap: &Snapshot, new_id: &mut dyn FnMut(&str, &str) -> String) -> Plan {
     let canaries = input::canary_services(snap);
     let canary_keys = input::canary_keys(snap);
     let scaled = input::scaled_services(snap);

@@ -9,7 +9,7 @@ use atoll_sdk::spec::{Artifact, Mode, Service};
 use std::collections::BTreeMap;
 
 /// Every assigned instance with the state its host reported.
-pub fn instances(snap: &Snapshot, app: Option<&str>) -> Vec<InstanceView> {
+pub(crate) fn instances(snap: &Snapshot, app: Option<&str>) -> Vec<InstanceView> {
     let host_state: BTreeMap<&str, HostState> = snap
         .hosts
         .iter()
@@ -57,7 +57,7 @@ pub fn instances(snap: &Snapshot, app: Option<&str>) -> Vec<InstanceView> {
 }
 
 /// One app with its services, counts and an overall status.
-pub fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus>) -> AppView {
+pub(crate) fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus>) -> AppView {
     let insts = instances(snap, Some(&record.spec.name));
     let mut services = Vec::new();
     let mut problems = Vec::new();
@@ -159,7 +159,7 @@ fn update_text(record: &AppRecord, status: Option<&AppStatus>) -> Option<String>
 
 /// The kept revisions of an app, oldest first; `current` is the revision
 /// deployed now.
-pub fn revisions(kept: &[AppRecord], current: u64) -> Vec<RevisionView> {
+pub(crate) fn revisions(kept: &[AppRecord], current: u64) -> Vec<RevisionView> {
     (kept.iter())
         .map(|r| RevisionView {
             revision: r.revision,
@@ -175,7 +175,7 @@ pub fn revisions(kept: &[AppRecord], current: u64) -> Vec<RevisionView> {
 }
 
 /// What an artifact is, as the user wrote or uploaded it.
-pub fn artifact_text(artifact: &Artifact) -> String {
+pub(crate) fn artifact_text(artifact: &Artifact) -> String {
     match artifact {
         Artifact::Component(p) => p.clone(),
         Artifact::Stored(d) => d.clone(),
@@ -209,7 +209,7 @@ fn service_view(svc: &Service, desired: u32, running: u32, message: Option<Strin
 }
 
 /// Every known host, with what is assigned to it.
-pub fn hosts(snap: &Snapshot, last_seen_ms: impl Fn(&str) -> u64) -> Vec<HostView> {
+pub(crate) fn hosts(snap: &Snapshot, last_seen_ms: impl Fn(&str) -> u64) -> Vec<HostView> {
     snap.hosts
         .iter()
         .map(|h| {

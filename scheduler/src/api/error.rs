@@ -17,7 +17,7 @@ pub(super) struct ApiError(StatusCode, ErrorBody);
 pub(super) type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
-    pub fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, msg: impl Into<String>) -> Self {
         ApiError(
             status,
             ErrorBody {
@@ -28,17 +28,17 @@ impl ApiError {
     }
 
     /// The server cannot do its part now (NATS, the buckets).
-    pub fn internal(what: &str, e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(what: &str, e: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("{what}: {e}"))
     }
 
-    pub fn no_app(name: &str) -> Self {
+    pub(crate) fn no_app(name: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, format!("no app named {name}"))
     }
 
     /// A Compose file that does not parse or validate: one detail line per
     /// problem, each naming its path and line.
-    pub fn invalid_compose(errors: SpecErrors) -> Self {
+    pub(crate) fn invalid_compose(errors: SpecErrors) -> Self {
         ApiError(
             StatusCode::BAD_REQUEST,
             ErrorBody {

@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-pub async fn top(State(c): State<Arc<Cluster>>) -> Json<TopView> {
+pub(crate) async fn top(State(c): State<Arc<Cluster>>) -> Json<TopView> {
     let snap = c.snapshot();
     let now = now_ms();
     let (loads, hosts) = {
@@ -22,7 +22,7 @@ pub async fn top(State(c): State<Arc<Cluster>>) -> Json<TopView> {
     Json(load_report::view(&snap, &loads, &hosts))
 }
 
-pub async fn metrics(State(c): State<Arc<Cluster>>) -> impl IntoResponse {
+pub(crate) async fn metrics(State(c): State<Arc<Cluster>>) -> impl IntoResponse {
     let snap = c.snapshot();
     let loads = c.load().services(now_ms());
     let client = c.buckets.js.client();

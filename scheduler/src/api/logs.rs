@@ -18,13 +18,13 @@ use std::time::Duration;
 const HOST_ANSWER: Duration = Duration::from_secs(5);
 
 #[derive(serde::Deserialize)]
-pub struct LogQuery {
+pub(crate) struct LogQuery {
     tail: Option<usize>,
     #[serde(default)]
     follow: bool,
 }
 
-pub async fn app_logs(
+pub(crate) async fn app_logs(
     State(c): State<Arc<Cluster>>,
     Path(app): Path<String>,
     Query(q): Query<LogQuery>,
@@ -32,7 +32,7 @@ pub async fn app_logs(
     stream(c, app, None, q).await
 }
 
-pub async fn service_logs(
+pub(crate) async fn service_logs(
     State(c): State<Arc<Cluster>>,
     Path((app, service)): Path<(String, String)>,
     Query(q): Query<LogQuery>,

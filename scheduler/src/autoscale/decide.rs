@@ -15,18 +15,18 @@ use atoll_sdk::spec::{Autoscale, ScaleMetric};
 
 /// However short `scale_down_window` is, a service goes to zero only after
 /// this long without load and without a change.
-pub const MIN_IDLE_BEFORE_ZERO_MS: u64 = 3_000;
+pub(crate) const MIN_IDLE_BEFORE_ZERO_MS: u64 = 3_000;
 
 /// The service's summed load at one moment.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Observation {
+pub(crate) struct Observation {
     pub at_ms: u64,
     pub load: f64,
 }
 
 /// What the autoscaler knows of one service.
 #[derive(Debug, Clone, Copy)]
-pub struct Input<'a> {
+pub(crate) struct Input<'a> {
     pub cfg: &'a Autoscale,
     /// The replica count decided last.
     pub current: u32,
@@ -42,13 +42,13 @@ pub struct Input<'a> {
 
 /// A new replica count, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub replicas: u32,
     pub reason: String,
 }
 
 /// The new count, if it changes.
-pub fn decide(input: &Input<'_>) -> Option<Decision> {
+pub(crate) fn decide(input: &Input<'_>) -> Option<Decision> {
     let cfg = input.cfg;
     let now = input.now_ms;
     let target = cfg.target_milli as f64 / 1000.0;
@@ -128,14 +128,14 @@ fn reason(cfg: &Autoscale, load: f64, target: f64, need: u32, want: u32) -> Stri
 
 /// A service's replica count before the autoscaler's first decision:
 /// `deploy.replicas` within the bounds.
-pub fn initial_replicas(cfg: &Autoscale, replicas: u32) -> u32 {
+pub(crate) fn initial_replicas(cfg: &Autoscale, replicas: u32) -> u32 {
     replicas.clamp(cfg.min, cfg.max.max(cfg.min))
 }
 
 /// The replica count a service runs: the autoscaler's decision (or the
 /// initial count) within the bounds, or `deploy.replicas` without
 /// autoscaling.
-pub fn replicas(service: &atoll_sdk::spec::Service, decided: Option<u32>) -> u32 {
+pub(crate) fn replicas(service: &atoll_sdk::spec::Service, decided: Option<u32>) -> u32 {
     match &service.autoscale {
         None => service.deploy.replicas,
         Some(a) => {
@@ -147,7 +147,7 @@ pub fn replicas(service: &atoll_sdk::spec::Service, decided: Option<u32>) -> u32
 
 /// One autoscaled service at one tick of the autoscaler.
 #[derive(Debug, Clone, Copy)]
-pub struct Tick {
+pub(crate) struct Tick {
     pub cfg: Autoscale,
     /// The replica count decided last, and when.
     pub current: u32,
@@ -163,7 +163,7 @@ const HISTORY_SLACK_MS: u64 = 2_000;
 
 /// The autoscaler's memory between ticks: each service's recent load.
 #[derive(Debug, Clone)]
-pub struct Histories<K> {
+pub(crate) struct Histories<K> {
     by_service: std::collections::BTreeMap<K, Vec<Observation>>,
 }
 
@@ -179,7 +179,7 @@ impl<K: Ord + Clone> Histories<K> {
     /// Records each service's load at `now_ms` (keeping what its windows
     /// need), forgets the services no longer given, and answers the
     /// changes to make: (service, count now, decision).
-    pub fn tick(
+    pub(crate) fn tick(
         &mut self,
         services: &std::collections::BTreeMap<K, Tick>,
         now_ms: u64,
@@ -211,7 +211,7 @@ impl<K: Ord + Clone> Histories<K> {
 
     /// Observations kept for `key`, oldest first.
     #[cfg(test)]
-    pub fn of(&self, key: &K) -> &[Observation] {
+    pub(crate) fn of(&self, key: &K) -> &[Observation] {
         self.by_service.get(key).map_or(&[], Vec::as_slice)
     }
 }

@@ -18,7 +18,7 @@ const TICK: Duration = Duration::from_secs(1);
 
 type Key = (String, String);
 
-pub async fn run(cluster: Arc<Cluster>) {
+pub(crate) async fn run(cluster: Arc<Cluster>) {
     let subject = cluster.buckets.names.wake();
     let mut wakes = cluster.subscribe(subject, "wake-ups").await;
     let mut histories = Histories::default();

@@ -15,7 +15,7 @@ use atoll_sdk::spec::{Artifact, Mode, Placement, Service};
 /// enforces placement on the instances it keeps (moving only those whose
 /// host no longer matches). Everything else, including `deploy` fields
 /// added later, counts, which errs on the side of replacing.
-pub fn spec_hash(service: &Service) -> String {
+pub(crate) fn spec_hash(service: &Service) -> String {
     let mut what_runs = service.clone();
     what_runs.deploy.replicas = 0;
     what_runs.deploy.mode = Mode::default();

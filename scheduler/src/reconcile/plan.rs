@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 /// What the controller must write, and what to tell the user.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Hosts whose assignment must change → their new full assignment,
     /// instances sorted by id. Hosts whose assignment is unchanged are
     /// absent.
@@ -23,14 +23,15 @@ pub struct Plan {
 
 impl Plan {
     /// Whether no assignment changes: the cluster already matches.
-    pub fn changes_nothing(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn changes_nothing(&self) -> bool {
         self.assignments.is_empty()
     }
 }
 
 /// One human-readable step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanEvent {
+pub(crate) struct PlanEvent {
     /// One of [`event_kind`]; the `kind` of the published
     /// [`atoll_sdk::protocol::Event`].
     pub kind: &'static str,
@@ -39,18 +40,18 @@ pub struct PlanEvent {
 }
 
 /// The kinds of [`PlanEvent`]s.
-pub mod event_kind {
+pub(crate) mod event_kind {
     /// A new instance is assigned to a host.
-    pub const PLACE: &str = "place";
+    pub(crate) const PLACE: &str = "place";
     /// An instance is taken off a host that is up.
-    pub const STOP: &str = "stop";
+    pub(crate) const STOP: &str = "stop";
     /// An instance's host is down; it is taken off that host and re-placed.
-    pub const LOST: &str = "lost";
+    pub(crate) const LOST: &str = "lost";
     /// An instance's host gave up on it; it is re-placed, elsewhere when
     /// another host will do.
-    pub const RESCHEDULE: &str = "reschedule";
+    pub(crate) const RESCHEDULE: &str = "reschedule";
     /// Some desired instances fit nowhere. Level-triggered like the rest of
     /// the plan, so every reconcile that still cannot place them says it
     /// again: publish it only when the app status's `unplaced` changes.
-    pub const UNPLACEABLE: &str = "unplaceable";
+    pub(crate) const UNPLACEABLE: &str = "unplaceable";
 }

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 
 /// Where a service's update stands, for the app status and `deploy --wait`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Progress {
+pub(crate) struct Progress {
     /// New instances ready, of `replicas`.
     pub updated: u32,
     pub replicas: u32,
@@ -247,7 +247,7 @@ pub(super) fn global_step<'a>(
 /// When each service's last update finished, for the app status (and
 /// `monitor`): the services whose rollout the status `before` showed and
 /// `rollouts` (this plan's) no longer has finish at `now_ms`.
-pub fn updates_done(
+pub(crate) fn updates_done(
     app: &AppRecord,
     before: Option<&AppStatus>,
     rollouts: Option<&BTreeMap<String, Progress>>,

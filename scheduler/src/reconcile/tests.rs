@@ -11,6 +11,7 @@ mod replicated;
 mod resources;
 mod updates;
 
+use super::instance::spec_hash;
 use super::*;
 use crate::snapshot::HostSnapshot;
 use crate::snapshot::fixtures::*;
