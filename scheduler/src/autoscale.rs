@@ -2,7 +2,7 @@
 //!
 //! - [`decide`]: the decision, pure — how many instances a service with
 //!   `x-atoll.autoscale` should run, from the load it had lately, and the
-//!   autoscaler's memory of that load between ticks ([`Histories`]).
+//!   autoscaler's memory of that load between ticks (`Histories`).
 //! - [`run`]: the I/O loop around it — every second, on the leader, it
 //!   gathers each autoscaled service's load from the load board, asks
 //!   [`decide`] for a count and writes a changed count to the scale bucket

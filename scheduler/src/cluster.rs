@@ -1,6 +1,8 @@
 //! The server's shared view of the cluster: mirrors of the JetStream
-//! buckets plus the observed state fed by heartbeats. The API and the
-//! controller both read it; only the controller writes assignments.
+//! buckets plus the observed state fed by heartbeats and the load board
+//! fed by load samples. The API, the controller and the autoscaler read
+//! it; apps are written only by [`crate::revisions`], assignments only by
+//! the controller.
 
 use crate::observed::{Changes, Observed};
 use crate::snapshot::{HostSnapshot, Snapshot, drop_removed};

@@ -8,7 +8,9 @@
 //!
 //! Everything here is a pure function of its arguments: the caller builds
 //! the [`Candidate`]s (with whatever it already decided to put on them) and
-//! updates them between placements.
+//! updates them between placements. The one cluster-wide rule that is not
+//! about hosts, a published port per service, is checked at deploy time
+//! ([`check_ports`]).
 
 mod explain;
 mod ports;

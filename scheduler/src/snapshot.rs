@@ -33,7 +33,8 @@ pub(crate) fn drop_removed(hosts: &mut Vec<HostSnapshot>, removed: &BTreeMap<Str
 }
 
 /// Everything reconciliation needs, read by the controller shell from
-/// JetStream (desired apps, assignments) and from heartbeats (hosts,
+/// JetStream (desired apps, assignments, the autoscaler's counts, what the
+/// last pass said in the app statuses) and from heartbeats (hosts,
 /// observed instance states).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Snapshot {

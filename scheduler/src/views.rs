@@ -1,5 +1,6 @@
-//! What the API shows: apps, instances and hosts as the user sees them,
-//! built from a [`Snapshot`] and the controller's app statuses.
+//! What the API shows: apps, instances, hosts and revisions as the user
+//! sees them, built from a [`Snapshot`], the controller's app statuses and
+//! the apps' kept revisions.
 
 use crate::snapshot::Snapshot;
 use atoll_sdk::api::{AppView, HostView, InstanceView, RevisionView, ServiceView};

@@ -1,5 +1,7 @@
-//! Opening the cluster's JetStream buckets. The server and the hosts both
-//! call [`Buckets::open`]: whichever starts first creates them, with the
+//! The NATS side of the shared language: connecting ([`connect`]),
+//! opening the cluster's JetStream buckets, and mirroring a KV bucket in
+//! memory ([`Mirror`]). The server and the hosts both call
+//! [`Buckets::open`]: whichever starts first creates the buckets, with the
 //! same configuration, so start order does not matter.
 
 mod mirror;
