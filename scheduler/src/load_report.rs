@@ -84,6 +84,15 @@ pub(crate) struct ServerCounters {
 /// The server's Prometheus exposition.
 pub(crate) fn exposition(snap: &Snapshot, loads: &Loads, counters: &ServerCounters) -> String {
     let mut e = Exposition::new();
+    instances_and_hosts(&mut e, snap);
+    desired_replicas(&mut e, snap);
+    service_load(&mut e, loads);
+    server_counters(&mut e, counters);
+    e.finish()
+}
+
+/// `atoll_instances` by app, service and state; `atoll_hosts` by state.
+fn instances_and_hosts(e: &mut Exposition, snap: &Snapshot) {
     e.family(
         "atoll_instances",
         "Instances by app, service and state.",
@@ -111,6 +120,10 @@ pub(crate) fn exposition(snap: &Snapshot, loads: &Loads, counters: &ServerCounte
     for (state, n) in hosts {
         e.sample("atoll_hosts", &[("state", state)], n as f64);
     }
+}
+
+/// `atoll_service_replicas_desired` of every replicated service.
+fn desired_replicas(e: &mut Exposition, snap: &Snapshot) {
     e.family(
         "atoll_service_replicas_desired",
         "Instances a service should run.",
@@ -126,6 +139,10 @@ pub(crate) fn exposition(snap: &Snapshot, loads: &Loads, counters: &ServerCounte
             }
         }
     }
+}
+
+/// Each service's load gauges and its request-latency histogram.
+fn service_load(e: &mut Exposition, loads: &Loads) {
     type Pick = fn(&ServiceLoad) -> f64;
     let gauges: [(&str, &str, Pick); 4] = [
         (
@@ -172,6 +189,11 @@ pub(crate) fn exposition(snap: &Snapshot, loads: &Loads, counters: &ServerCounte
             sum,
         );
     }
+}
+
+/// What the server counts itself: placements, reconcile durations, NATS
+/// reconnects, leadership.
+fn server_counters(e: &mut Exposition, counters: &ServerCounters) {
     e.family(
         "atoll_placements_total",
         "Instances the controller placed.",
@@ -211,7 +233,6 @@ pub(crate) fn exposition(snap: &Snapshot, loads: &Loads, counters: &ServerCounte
         &[],
         if counters.leading { 1.0 } else { 0.0 },
     );
-    e.finish()
 }
 
 #[cfg(test)]

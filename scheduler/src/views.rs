@@ -64,36 +64,14 @@ pub(crate) fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus
     let mut problems = Vec::new();
     let (mut any_failed, mut all_running) = (false, true);
     for svc in record.spec.services.values() {
-        // A canary's instances are not counted against the replicas.
-        let mine: Vec<&InstanceView> = (insts.iter())
-            .filter(|i| i.service == svc.name && !i.canary)
-            .collect();
-        let running = mine.iter().filter(|i| i.ready).count() as u32;
-        let desired = match svc.deploy.mode {
-            Mode::Replicated => svc.deploy.replicas,
-            Mode::Global => status
-                .and_then(|s| s.assigned.get(&svc.name).copied())
-                .unwrap_or(mine.len() as u32),
-        };
-        let failed = mine.iter().find(|i| i.state == InstanceState::Failed);
-        let unplaced = status.and_then(|s| s.unplaced.get(&svc.name));
-        let message = match (unplaced, failed) {
-            (Some(why), _) => Some(why.clone()),
-            (None, Some(f)) => Some(format!(
-                "instance {} failed: {}",
-                f.id,
-                f.reason.as_deref().unwrap_or("no reason given")
-            )),
-            (None, None) => None,
-        };
-        any_failed |= failed.is_some();
-        all_running &= running == desired && unplaced.is_none();
-        if let Some(m) = &message {
+        let s = service_of(svc, &insts, status);
+        any_failed |= s.failed;
+        all_running &= s.view.running == s.view.desired && !s.unplaced;
+        if let Some(m) = &s.view.message {
             problems.push(format!("{}: {m}", svc.name));
         }
-        services.push(service_view(svc, desired, running, message));
+        services.push(s.view);
     }
-    let unplaced = status.is_some_and(|s| !s.unplaced.is_empty());
     let total_running: u32 = services.iter().map(|s| s.running).sum();
     // Until the controller has processed this revision, nothing the
     // instances say is about it yet.
@@ -112,12 +90,11 @@ pub(crate) fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus
         "failed"
     } else if any_failed {
         "degraded"
-    } else if unplaced {
+    } else if status.is_some_and(|s| !s.unplaced.is_empty()) {
         "pending"
     } else {
         "deploying"
     };
-    let update = update_text(record, status.filter(|_| processed));
     AppView {
         name: record.spec.name.clone(),
         revision: record.revision,
@@ -126,7 +103,46 @@ pub(crate) fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus
         services,
         deployed_at_ms: record.deployed_at_ms,
         warnings: record.warnings.clone(),
-        update,
+        update: update_text(record, status.filter(|_| processed)),
+    }
+}
+
+/// One service of an app as the user sees it.
+struct ServiceState {
+    view: ServiceView,
+    /// One of its instances failed.
+    failed: bool,
+    /// Some of its instances found no host.
+    unplaced: bool,
+}
+
+fn service_of(svc: &Service, insts: &[InstanceView], status: Option<&AppStatus>) -> ServiceState {
+    // A canary's instances are not counted against the replicas.
+    let mine: Vec<&InstanceView> = (insts.iter())
+        .filter(|i| i.service == svc.name && !i.canary)
+        .collect();
+    let running = mine.iter().filter(|i| i.ready).count() as u32;
+    let desired = match svc.deploy.mode {
+        Mode::Replicated => svc.deploy.replicas,
+        Mode::Global => status
+            .and_then(|s| s.assigned.get(&svc.name).copied())
+            .unwrap_or(mine.len() as u32),
+    };
+    let failed = mine.iter().find(|i| i.state == InstanceState::Failed);
+    let unplaced = status.and_then(|s| s.unplaced.get(&svc.name));
+    let message = match (unplaced, failed) {
+        (Some(why), _) => Some(why.clone()),
+        (None, Some(f)) => Some(format!(
+            "instance {} failed: {}",
+            f.id,
+            f.reason.as_deref().unwrap_or("no reason given")
+        )),
+        (None, None) => None,
+    };
+    ServiceState {
+        view: service_view(svc, desired, running, message),
+        failed: failed.is_some(),
+        unplaced: unplaced.is_some(),
     }
 }
 

@@ -52,15 +52,7 @@ pub(crate) fn decide(input: &Input<'_>) -> Option<Decision> {
     let cfg = input.cfg;
     let now = input.now_ms;
     let target = cfg.target_milli as f64 / 1000.0;
-    let need = |o: &Observation| -> u32 {
-        if o.load <= 0.0 {
-            return 0;
-        }
-        // A hair under a whole multiple counts as that multiple.
-        (o.load / target - 1e-9)
-            .ceil()
-            .clamp(0.0, f64::from(u32::MAX)) as u32
-    };
+    let need = |o: &Observation| need(o.load, target);
     let within = |window: u64| {
         let since = now.saturating_sub(window);
         (input.history.iter()).filter(move |o| o.at_ms >= since && o.at_ms <= now)
@@ -111,6 +103,17 @@ pub(crate) fn decide(input: &Input<'_>) -> Option<Decision> {
         replicas: want,
         reason: reason(cfg, load, target, peak, want),
     })
+}
+
+/// Instances needed to bring each to `target`: `ceil(load / target)`.
+fn need(load: f64, target: f64) -> u32 {
+    if load <= 0.0 {
+        return 0;
+    }
+    // A hair under a whole multiple counts as that multiple.
+    (load / target - 1e-9)
+        .ceil()
+        .clamp(0.0, f64::from(u32::MAX)) as u32
 }
 
 fn reason(cfg: &Autoscale, load: f64, target: f64, need: u32, want: u32) -> String {

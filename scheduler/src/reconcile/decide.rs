@@ -141,30 +141,7 @@ fn replicated<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Se
     let (mut keep, old): (Vec<Placed<'a>>, Vec<Placed<'a>>) =
         keep.into_iter().partition(|p| p.spec.spec_hash == d.hash);
     if !old.is_empty() {
-        // A service with a named volume is replaced where its data is, and
-        // never runs twice on it: stop first, then start on that host.
-        let volumes = !d.service.volumes.is_empty();
-        let mut cfg = *rollout::config(d);
-        if volumes {
-            cfg.order = atoll_sdk::spec::UpdateOrder::StopFirst;
-        }
-        let step = rollout::step(snap, d, keep, old, &cfg);
-        let place = if volumes && step.place > 0 && !step.stop.is_empty() {
-            let mut hosts: Vec<&'a str> = step.stop.iter().map(|s| s.placed.host).collect();
-            hosts.dedup();
-            ToPlace::OnHosts(hosts)
-        } else {
-            ToPlace::Replicas(step.place)
-        };
-        stop.extend(step.stop);
-        return ServiceChanges {
-            keep: step.keep,
-            stop,
-            place,
-            heirs: Vec::new(),
-            restore: step.restore,
-            progress: Some(step.progress),
-        };
+        return rolling(snap, d, keep, old, stop);
     }
     let replicas = d.service.deploy.replicas as usize;
     while keep.len() > replicas {
@@ -193,6 +170,41 @@ fn replicated<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Se
         heirs,
         restore: None,
         progress,
+    }
+}
+
+/// A replicated service with instances of an older spec: the next step of
+/// its rolling update, besides the `stop`s already decided.
+fn rolling<'a>(
+    snap: &Snapshot,
+    d: &Desired<'_>,
+    current: Vec<Placed<'a>>,
+    old: Vec<Placed<'a>>,
+    mut stop: Vec<Stop<'a>>,
+) -> ServiceChanges<'a> {
+    // A service with a named volume is replaced where its data is, and
+    // never runs twice on it: stop first, then start on that host.
+    let volumes = !d.service.volumes.is_empty();
+    let mut cfg = *rollout::config(d);
+    if volumes {
+        cfg.order = atoll_sdk::spec::UpdateOrder::StopFirst;
+    }
+    let step = rollout::step(snap, d, current, old, &cfg);
+    let place = if volumes && step.place > 0 && !step.stop.is_empty() {
+        let mut hosts: Vec<&'a str> = step.stop.iter().map(|s| s.placed.host).collect();
+        hosts.dedup();
+        ToPlace::OnHosts(hosts)
+    } else {
+        ToPlace::Replicas(step.place)
+    };
+    stop.extend(step.stop);
+    ServiceChanges {
+        keep: step.keep,
+        stop,
+        place,
+        heirs: Vec::new(),
+        restore: step.restore,
+        progress: Some(step.progress),
     }
 }
 

@@ -82,63 +82,14 @@ pub(crate) fn rolled_back(
     service: Option<&str>,
     to: Option<u64>,
 ) -> Result<Next, NextError> {
-    let app = &now.spec.name;
     if let (Some(name), None) = (service, to)
-        && now
-            .spec
-            .services
-            .get(name)
-            .is_some_and(|s| s.canary.is_some())
+        && let Some(next) = without_canary(now, name)
     {
-        let mut spec = now.spec.clone();
-        if let Some(svc) = spec.services.get_mut(name) {
-            svc.canary = None;
-        }
-        return Ok(Next {
-            spec,
-            compose: now.compose.clone(),
-            restored: now.revision,
-            rollback_of: None,
-            cause: format!("drop the canary of {name}"),
-        });
+        return Ok(next);
     }
-    let target = match to {
-        Some(rev) => revisions
-            .iter()
-            .find(|r| r.revision == rev)
-            .ok_or_else(|| NextError::NoRevision {
-                app: app.clone(),
-                revision: rev,
-                kept: revisions.iter().map(|r| r.revision).collect(),
-            })?,
-        None => (revisions.iter().rev())
-            .find(|r| r.revision < now.revision)
-            .ok_or_else(|| NextError::NoneBefore {
-                app: app.clone(),
-                revision: now.revision,
-            })?,
-    };
+    let target = target(now, revisions, to)?;
     let spec = match service {
-        Some(name) => {
-            let old = target
-                .spec
-                .services
-                .get(name)
-                .ok_or_else(|| NextError::NotInRevision {
-                    app: app.clone(),
-                    revision: target.revision,
-                    service: name.to_string(),
-                })?;
-            if !now.spec.services.contains_key(name) {
-                return Err(NextError::NoService {
-                    app: app.clone(),
-                    service: name.to_string(),
-                });
-            }
-            let mut spec = now.spec.clone();
-            spec.services.insert(name.to_string(), old.clone());
-            spec
-        }
+        Some(name) => with_service_of(now, target, name)?,
         None => target.spec.clone(),
     };
     let what = service.map_or(String::new(), |s| format!(" of {s}"));
@@ -153,6 +104,62 @@ pub(crate) fn rolled_back(
         rollback_of: Some(now.revision),
         cause,
     })
+}
+
+/// `now` without `service`'s canary, if it has one.
+fn without_canary(now: &AppRecord, service: &str) -> Option<Next> {
+    let mut spec = now.spec.clone();
+    spec.services.get_mut(service)?.canary.take()?;
+    Some(Next {
+        spec,
+        compose: now.compose.clone(),
+        restored: now.revision,
+        rollback_of: None,
+        cause: format!("drop the canary of {service}"),
+    })
+}
+
+/// The kept revision a rollback restores: `to`, or the one before `now`.
+fn target<'r>(
+    now: &AppRecord,
+    revisions: &'r [AppRecord],
+    to: Option<u64>,
+) -> Result<&'r AppRecord, NextError> {
+    let app = &now.spec.name;
+    match to {
+        Some(rev) => {
+            (revisions.iter().find(|r| r.revision == rev)).ok_or_else(|| NextError::NoRevision {
+                app: app.clone(),
+                revision: rev,
+                kept: revisions.iter().map(|r| r.revision).collect(),
+            })
+        }
+        None => (revisions.iter().rev())
+            .find(|r| r.revision < now.revision)
+            .ok_or_else(|| NextError::NoneBefore {
+                app: app.clone(),
+                revision: now.revision,
+            }),
+    }
+}
+
+/// `now`'s spec with `service` as `target` had it.
+fn with_service_of(now: &AppRecord, target: &AppRecord, service: &str) -> Result<App, NextError> {
+    let app = &now.spec.name;
+    let old = (target.spec.services.get(service)).ok_or_else(|| NextError::NotInRevision {
+        app: app.clone(),
+        revision: target.revision,
+        service: service.to_string(),
+    })?;
+    if !now.spec.services.contains_key(service) {
+        return Err(NextError::NoService {
+            app: app.clone(),
+            service: service.to_string(),
+        });
+    }
+    let mut spec = now.spec.clone();
+    spec.services.insert(service.to_string(), old.clone());
+    Ok(spec)
 }
 
 #[cfg(test)]
