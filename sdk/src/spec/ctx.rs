@@ -8,7 +8,7 @@
 
 use saphyr::{Scalar, YamlData};
 
-use super::parse::SpecError;
+use super::error::SpecError;
 use super::units::{parse_duration_ms, parse_duration_ms_or_zero};
 use super::yaml::{self, Node, Source};
 
