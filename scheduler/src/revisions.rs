@@ -13,8 +13,6 @@
 
 mod next;
 
-pub(crate) use next::NextError;
-
 use crate::cas::{CasError, compare_and_set};
 use crate::cluster::Cluster;
 use crate::placement::{PortConflict, check_ports};
@@ -23,7 +21,7 @@ use atoll_sdk::nats::Versioned;
 use atoll_sdk::protocol::{AppRecord, VERSION, endpoints_key, now_ms};
 use atoll_sdk::spec::App;
 use futures::StreamExt;
-use next::{Next, promoted, rolled_back};
+use next::{Next, NextError, promoted, rolled_back};
 use std::time::Duration;
 
 /// Why desired state was not changed.
