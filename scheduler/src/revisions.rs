@@ -4,7 +4,8 @@
 //! history keeps the last 16: a deploy of a new file, a promotion of a
 //! canary, a rollback (an earlier revision's spec deployed again as a new
 //! revision, as `kubectl rollout undo` does, so the history only grows and
-//! every change is a rolling update), and the removal of the app.
+//! every change is a rolling update). Removing an app deletes its key; the
+//! history stays, so a later deploy of the name counts on from it.
 //!
 //! What a promotion or a rollback makes of the current spec is decided by
 //! plain functions ([`next`]); [`put`] writes every new revision, with
@@ -79,8 +80,10 @@ pub(crate) async fn deploy(
     compose: String,
     warnings: Vec<String>,
 ) -> Result<Deployed, RevisionError> {
-    let deployed = cluster.apps.all().into_values().map(|v| v.value.spec);
-    check_ports(&app, &deployed.collect::<Vec<_>>())?;
+    let others: Vec<App> = (cluster.apps.all().into_values())
+        .map(|v| v.value.spec)
+        .collect();
+    check_ports(&app, &others)?;
     let name = app.name.clone();
     let current = (cluster.buckets.apps.entry(&name).await)
         .map_err(|source| RevisionError::Read { source })?
