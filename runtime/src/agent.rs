@@ -111,7 +111,7 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
     let _lock = data_dir::lock(&cfg.data_dir)?;
     let client = connect(&cfg.nats_url, &format!("host-{}", cfg.name))
         .await
-        .map_err(HostError::Nats)?;
+        .map_err(|e| HostError::Nats(e.to_string()))?;
     let buckets = Buckets::open(client.clone(), &cfg.cluster).await?;
     let capacity = cfg.capacity.unwrap_or_else(host_info::machine_capacity);
     let mut info = host_info::build(

@@ -1,6 +1,8 @@
 //! The server's shared view of the cluster: mirrors of the JetStream
-//! buckets plus the observed state fed by heartbeats. The API and the
-//! controller both read it; only the controller writes assignments.
+//! buckets plus the observed state fed by heartbeats and the load board
+//! fed by load samples. The API, the controller and the autoscaler read
+//! it; apps are written only by [`crate::revisions`], assignments only by
+//! the controller.
 
 use crate::observed::{Changes, Observed};
 use crate::snapshot::{HostSnapshot, Snapshot, drop_removed};
@@ -14,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-pub struct Cluster {
+pub(crate) struct Cluster {
     pub buckets: Buckets,
     pub apps: MirrorView<AppRecord>,
     pub assignments: MirrorView<Assignment>,
@@ -23,17 +25,19 @@ pub struct Cluster {
     pub removed_hosts: MirrorView<RemovedHost>,
     /// The autoscaler's decisions, by `app.service`.
     pub scale: MirrorView<ScaleRecord>,
-    pub observed: Mutex<Observed>,
-    /// The hosts' load samples, as rates.
-    pub load: Mutex<crate::load::LoadBoard>,
-    /// Whether this server holds the leader lease (the controller sets it).
-    pub leading: std::sync::atomic::AtomicBool,
     /// Counters for `/metrics`.
     pub telemetry: crate::telemetry::Telemetry,
-    /// Woken when observed state changes in a way the controller acts on.
-    pub observed_changed: Notify,
-    pub down_after: Duration,
-    pub started: Instant,
+    /// Read through [`Cluster::observed`].
+    observed: Mutex<Observed>,
+    /// The hosts' load samples, as rates; read through [`Cluster::load`].
+    load: Mutex<crate::load_board::LoadBoard>,
+    /// Whether this server holds the leader lease (the controller sets it).
+    leading: std::sync::atomic::AtomicBool,
+    /// Woken when something changed that the controller acts on.
+    observed_changed: Notify,
+    /// A host silent this long is down.
+    down_after: Duration,
+    started: Instant,
     _mirrors: Mirrors,
 }
 
@@ -49,7 +53,7 @@ type Mirrors = (
 );
 
 impl Cluster {
-    pub async fn open(buckets: Buckets, down_after: Duration) -> Arc<Cluster> {
+    pub(crate) async fn open(buckets: Buckets, down_after: Duration) -> Arc<Cluster> {
         let apps = Mirror::start(buckets.apps.clone()).await;
         let assignments = Mirror::start(buckets.assignments.clone()).await;
         let statuses = Mirror::start(buckets.status.clone()).await;
@@ -75,13 +79,13 @@ impl Cluster {
         })
     }
 
-    pub fn observed(&self) -> std::sync::MutexGuard<'_, Observed> {
+    pub(crate) fn observed(&self) -> std::sync::MutexGuard<'_, Observed> {
         self.observed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Waits (at most 2 s) until the mirrors satisfy `done`, after a write
     /// whose effect the next step reads from them.
-    pub async fn wait_for_mirror(&self, done: impl Fn(&Cluster) -> bool) {
+    pub(crate) async fn wait_for_mirror(&self, done: impl Fn(&Cluster) -> bool) {
         // Polled, so it serves every mirror (apps, removed hosts…); bounded.
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             while !done(self) {
@@ -91,7 +95,27 @@ impl Cluster {
         .await;
     }
 
-    pub fn load(&self) -> std::sync::MutexGuard<'_, crate::load::LoadBoard> {
+    /// Wakes the controller for a pass now (it also runs every second).
+    pub(crate) fn wake_controller(&self) {
+        self.observed_changed.notify_one();
+    }
+
+    /// Completes when something woke the controller (see
+    /// [`Cluster::wake_controller`]).
+    pub(crate) async fn controller_woken(&self) {
+        self.observed_changed.notified().await;
+    }
+
+    /// Whether this server holds the leader lease.
+    pub(crate) fn is_leading(&self) -> bool {
+        self.leading.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_leading(&self, leading: bool) {
+        (self.leading).store(leading, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn load(&self) -> std::sync::MutexGuard<'_, crate::load_board::LoadBoard> {
         self.load.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -99,7 +123,7 @@ impl Cluster {
     /// named in assignments but never heard from are listed as down once
     /// the start-up grace period is over (their heartbeats would have
     /// arrived by then). Hosts an operator removed are left out.
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let observed = self.observed();
         let mut hosts = observed.hosts();
         let assignments: std::collections::BTreeMap<String, Assignment> = self
@@ -141,7 +165,7 @@ impl Cluster {
     }
 
     /// Hosts an operator removed, by name.
-    pub fn removed(&self) -> std::collections::BTreeMap<String, RemovedHost> {
+    pub(crate) fn removed(&self) -> std::collections::BTreeMap<String, RemovedHost> {
         (self.removed_hosts.all().into_iter())
             .map(|(k, v)| (k, v.value))
             .collect()
@@ -151,7 +175,7 @@ impl Cluster {
     /// grace period after start is over. Before that, a restarted server
     /// would take live hosts for dead ones (removed hosts are not waited
     /// for).
-    pub fn settled(&self) -> bool {
+    pub(crate) fn settled(&self) -> bool {
         // An apps mirror that has not loaded yet looks like "no apps", and
         // reconciling that would stop everything.
         let loaded = self.apps.loaded()
@@ -173,7 +197,11 @@ impl Cluster {
 
     /// A subscription to `subject` (`what` names it in the error logged
     /// when there is none).
-    pub async fn subscribe(&self, subject: String, what: &str) -> Option<async_nats::Subscriber> {
+    pub(crate) async fn subscribe(
+        &self,
+        subject: String,
+        what: &str,
+    ) -> Option<async_nats::Subscriber> {
         let client = self.buckets.js.client();
         match client.subscribe(subject.clone()).await {
             Ok(s) => Some(s),
@@ -184,7 +212,7 @@ impl Cluster {
         }
     }
 
-    pub async fn publish_event(&self, kind: &str, app: Option<&str>, message: String) {
+    pub(crate) async fn publish_event(&self, kind: &str, app: Option<&str>, message: String) {
         let event = Event {
             v: VERSION,
             at_ms: now_ms(),
@@ -217,7 +245,7 @@ fn unknown_host(name: &str) -> HostInfo {
 }
 
 /// Feeds the hosts' load samples into the load board.
-pub async fn watch_load(cluster: Arc<Cluster>) {
+pub(crate) async fn watch_load(cluster: Arc<Cluster>) {
     let subject = cluster.buckets.names.metrics_all();
     let Some(mut sub) = cluster.subscribe(subject, "load samples").await else {
         return;
@@ -234,7 +262,7 @@ pub async fn watch_load(cluster: Arc<Cluster>) {
 }
 
 /// Feeds heartbeats into observed state, and marks silent hosts down.
-pub async fn watch_heartbeats(cluster: Arc<Cluster>) {
+pub(crate) async fn watch_heartbeats(cluster: Arc<Cluster>) {
     let subject = cluster.buckets.names.heartbeat_all();
     let Some(mut sub) = cluster.subscribe(subject, "heartbeats").await else {
         return;

@@ -8,7 +8,7 @@ use atoll_sdk::protocol::{Endpoint, Endpoints, VERSION, endpoints_key};
 use std::collections::BTreeMap;
 
 /// Every service of every app → its endpoints (ready instances only).
-pub fn compute(snap: &Snapshot) -> BTreeMap<String, Endpoints> {
+pub(crate) fn compute(snap: &Snapshot) -> BTreeMap<String, Endpoints> {
     let mut out: BTreeMap<String, Endpoints> = BTreeMap::new();
     for app in &snap.apps {
         for svc in app.spec.services.values() {

@@ -1,29 +1,37 @@
-//! The atoll control plane.
+//! The atoll control plane: `atoll server`.
+//!
+//! Its public surface is [`run`] and its [`ServerConfig`] (and
+//! [`ServerError`]); everything else is internal to the crate.
 //!
 //! Decisions are plain functions over plain data: [`placement`] chooses a
-//! host for an instance, [`reconcile`] turns desired and observed state into
-//! a [`reconcile::Plan`] of per-host assignments, [`endpoints`] and
-//! [`views`] derive what gateways and users see. The I/O shells around
-//! them are the HTTP [`api`], the [`cluster`] view fed by JetStream and
-//! heartbeats, the [`controller`] loop that applies plans, and the
+//! host for an instance (and checks published ports across the cluster),
+//! [`reconcile`] turns desired and observed state into a
+//! [`reconcile::Plan`] of per-host assignments, [`autoscale`] decides
+//! replica counts from the [`load_board`], and [`endpoints`], [`views`]
+//! and [`load_report`] derive what gateways and users see. Around them are
+//! the I/O shells: the HTTP [`api`], the [`cluster`] view fed by JetStream
+//! and heartbeats, [`revisions`] (the one writer of desired state), the
+//! [`controller`] loop that applies plans, the autoscaler's loop and the
 //! leader [`lease`].
 
-pub mod api;
-pub mod autoscale;
-pub mod cluster;
-pub mod controller;
-pub mod endpoints;
-pub mod lease;
-pub mod load;
-pub mod observed;
-pub mod placement;
-pub mod reconcile;
-pub mod revisions;
-pub mod scaler;
-pub mod server;
-pub mod snapshot;
-pub mod telemetry;
-pub mod top;
-pub mod views;
+mod api;
+mod artifacts;
+mod autoscale;
+mod cas;
+mod cluster;
+mod controller;
+mod endpoints;
+mod host_removal;
+mod lease;
+mod load_board;
+mod load_report;
+mod observed;
+mod placement;
+mod reconcile;
+mod revisions;
+mod server;
+mod snapshot;
+mod telemetry;
+mod views;
 
 pub use server::{ServerConfig, ServerError, run};

@@ -18,14 +18,14 @@ struct SeenHost {
 
 /// Hosts and their instances as last reported.
 #[derive(Debug, Default)]
-pub struct Observed {
+pub(crate) struct Observed {
     hosts: BTreeMap<String, SeenHost>,
 }
 
 /// What a heartbeat or a sweep changed, so the controller wakes only when
 /// something it decides on moved.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Changes {
+pub(crate) struct Changes {
     pub hosts_up: Vec<String>,
     pub hosts_down: Vec<String>,
     /// Some instance changed state (or appeared, or vanished).
@@ -33,14 +33,14 @@ pub struct Changes {
 }
 
 impl Changes {
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.instances || !self.hosts_up.is_empty() || !self.hosts_down.is_empty()
     }
 }
 
 impl Observed {
     /// Takes a heartbeat in.
-    pub fn record(&mut self, hb: Heartbeat, now: Instant, now_ms: u64) -> Changes {
+    pub(crate) fn record(&mut self, hb: Heartbeat, now: Instant, now_ms: u64) -> Changes {
         let mut changes = Changes::default();
         let name = hb.host.name.clone();
         match self.hosts.get_mut(&name) {
@@ -75,7 +75,7 @@ impl Observed {
     }
 
     /// Marks hosts silent for longer than `timeout` as down.
-    pub fn sweep(&mut self, now: Instant, timeout: Duration) -> Changes {
+    pub(crate) fn sweep(&mut self, now: Instant, timeout: Duration) -> Changes {
         let mut changes = Changes::default();
         for (name, seen) in &mut self.hosts {
             if seen.state == HostState::Ready && now.duration_since(seen.last_seen) > timeout {
@@ -88,17 +88,17 @@ impl Observed {
 
     /// Counts every host as heard from now (used while the server itself
     /// is cut off from NATS, when silence says nothing about the hosts).
-    pub fn touch_all(&mut self, now: Instant) {
+    pub(crate) fn touch_all(&mut self, now: Instant) {
         for seen in self.hosts.values_mut() {
             seen.last_seen = now;
         }
     }
 
-    pub fn knows(&self, host: &str) -> bool {
+    pub(crate) fn knows(&self, host: &str) -> bool {
         self.hosts.contains_key(host)
     }
 
-    pub fn hosts(&self) -> Vec<HostSnapshot> {
+    pub(crate) fn hosts(&self) -> Vec<HostSnapshot> {
         self.hosts
             .values()
             .map(|s| HostSnapshot {
@@ -108,13 +108,13 @@ impl Observed {
             .collect()
     }
 
-    pub fn last_seen_ms(&self, host: &str) -> u64 {
+    pub(crate) fn last_seen_ms(&self, host: &str) -> u64 {
         self.hosts.get(host).map_or(0, |s| s.last_seen_ms)
     }
 
     /// Instance statuses by id, from hosts that are up. Instances of a down
     /// host are absent: the controller treats them as lost.
-    pub fn instances(&self) -> BTreeMap<String, InstanceStatus> {
+    pub(crate) fn instances(&self) -> BTreeMap<String, InstanceStatus> {
         self.hosts
             .values()
             .filter(|s| s.state == HostState::Ready)

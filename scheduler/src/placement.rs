@@ -8,11 +8,15 @@
 //!
 //! Everything here is a pure function of its arguments: the caller builds
 //! the [`Candidate`]s (with whatever it already decided to put on them) and
-//! updates them between placements.
+//! updates them between placements. The one cluster-wide rule that is not
+//! about hosts, a published port per service, is checked at deploy time
+//! ([`check_ports`]).
 
 mod explain;
+mod ports;
 
-pub use explain::{Explain, Rejection};
+pub(crate) use explain::{Explain, Rejection};
+pub(crate) use ports::{PortConflict, check_ports};
 
 use crate::snapshot::HostSnapshot;
 use atoll_sdk::cluster::{Capacity, HostInfo, InstanceSpec};
@@ -22,7 +26,7 @@ use std::collections::BTreeMap;
 /// What is being placed: one instance of `app`/`service`, deployed with
 /// `deploy`.
 #[derive(Debug, Clone, Copy)]
-pub struct Demand<'a> {
+pub(crate) struct Demand<'a> {
     pub app: &'a str,
     pub service: &'a str,
     pub deploy: &'a Deploy,
@@ -33,7 +37,7 @@ pub struct Demand<'a> {
 
 impl<'a> Demand<'a> {
     /// One instance of `spec`'s service, avoiding no host.
-    pub fn of(spec: &'a InstanceSpec, deploy: &'a Deploy) -> Self {
+    pub(crate) fn of(spec: &'a InstanceSpec, deploy: &'a Deploy) -> Self {
         Demand {
             app: &spec.app,
             service: &spec.service,
@@ -46,17 +50,17 @@ impl<'a> Demand<'a> {
 /// A host together with what is already assigned to it, including what the
 /// caller placed earlier in the same plan.
 #[derive(Debug, Clone)]
-pub struct Candidate<'a> {
-    pub host: &'a HostSnapshot,
+pub(crate) struct Candidate<'a> {
+    host: &'a HostSnapshot,
     /// Sum of the reservations of every instance assigned to the host.
-    pub reserved: Capacity,
+    reserved: Capacity,
     /// Number of instances on the host, by (app, service).
-    pub instances: BTreeMap<(String, String), u32>,
+    instances: BTreeMap<(String, String), u32>,
 }
 
 /// The host [`place`] chose.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Choice {
+pub(crate) struct Choice {
     /// Index of the host in the candidates given to [`place`].
     pub index: usize,
     pub host: String,
@@ -64,7 +68,7 @@ pub struct Choice {
 
 impl<'a> Candidate<'a> {
     /// A host with nothing on it.
-    pub fn new(host: &'a HostSnapshot) -> Self {
+    pub(crate) fn new(host: &'a HostSnapshot) -> Self {
         Candidate {
             host,
             reserved: Capacity::default(),
@@ -73,7 +77,7 @@ impl<'a> Candidate<'a> {
     }
 
     /// A host running `instances`.
-    pub fn with_instances<'i>(
+    pub(crate) fn with_instances<'i>(
         host: &'a HostSnapshot,
         instances: impl IntoIterator<Item = &'i InstanceSpec>,
     ) -> Self {
@@ -85,7 +89,7 @@ impl<'a> Candidate<'a> {
     }
 
     /// Counts one more instance on the host.
-    pub fn add(&mut self, app: &str, service: &str, reservations: &ResourceSpec) {
+    pub(crate) fn add(&mut self, app: &str, service: &str, reservations: &ResourceSpec) {
         *self
             .instances
             .entry((app.to_string(), service.to_string()))
@@ -94,12 +98,12 @@ impl<'a> Candidate<'a> {
         self.reserved.cpus_milli += reservations.cpus_milli.unwrap_or(0);
     }
 
-    pub fn name(&self) -> &'a str {
+    pub(crate) fn name(&self) -> &'a str {
         self.host.name()
     }
 
     /// How many instances of `app`/`service` the host has.
-    pub fn count(&self, app: &str, service: &str) -> u32 {
+    pub(crate) fn count(&self, app: &str, service: &str) -> u32 {
         // Avoids allocating a key for every lookup of a hot loop.
         self.instances
             .iter()
@@ -110,7 +114,7 @@ impl<'a> Candidate<'a> {
 
 /// Chooses the best host for one instance of `demand`, or explains why
 /// none will do.
-pub fn place(candidates: &[Candidate<'_>], demand: &Demand<'_>) -> Result<Choice, Explain> {
+pub(crate) fn place(candidates: &[Candidate<'_>], demand: &Demand<'_>) -> Result<Choice, Explain> {
     let mut rejected = BTreeMap::new();
     let mut feasible = Vec::new();
     for (index, c) in candidates.iter().enumerate() {
@@ -141,7 +145,7 @@ pub fn place(candidates: &[Candidate<'_>], demand: &Demand<'_>) -> Result<Choice
 /// Whether the host can take one more instance of `demand`; the first
 /// filter that fails says why not. Cheap checks come first, so that a host
 /// that is down is reported as down rather than as full.
-pub fn filter(c: &Candidate<'_>, demand: &Demand<'_>) -> Result<(), Rejection> {
+pub(crate) fn filter(c: &Candidate<'_>, demand: &Demand<'_>) -> Result<(), Rejection> {
     if !c.host.is_ready() {
         return Err(Rejection::Down);
     }
@@ -160,7 +164,7 @@ pub fn filter(c: &Candidate<'_>, demand: &Demand<'_>) -> Result<(), Rejection> {
 }
 
 /// The first constraint the host does not satisfy.
-pub fn unmet_constraint<'c>(
+pub(crate) fn unmet_constraint<'c>(
     info: &HostInfo,
     constraints: &'c [Constraint],
 ) -> Option<&'c Constraint> {
@@ -169,7 +173,7 @@ pub fn unmet_constraint<'c>(
 
 /// Whether the host satisfies one constraint. A label the host does not
 /// have never equals anything and always differs (Swarm's behaviour).
-pub fn satisfies(info: &HostInfo, constraint: &Constraint) -> bool {
+pub(crate) fn satisfies(info: &HostInfo, constraint: &Constraint) -> bool {
     let actual = match &constraint.field {
         ConstraintField::Label(key) => info.labels.get(key).map(String::as_str),
         ConstraintField::Hostname => Some(info.name.as_str()),

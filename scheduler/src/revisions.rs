@@ -1,21 +1,219 @@
-//! Revisions of an app: every deploy writes one to the apps bucket, whose
-//! history keeps the last 16. A rollback deploys an earlier revision's
-//! spec again as a new revision (as `kubectl rollout undo` does), so the
-//! history only grows and every change is a rolling update.
+//! Desired state: the one writer of the apps bucket.
+//!
+//! Every change of an app is a new **revision** in the bucket, whose
+//! history keeps the last 16: a deploy of a new file, a promotion of a
+//! canary, a rollback (an earlier revision's spec deployed again as a new
+//! revision, as `kubectl rollout undo` does, so the history only grows and
+//! every change is a rolling update). Removing an app deletes its key; the
+//! history stays, so a later deploy of the name counts on from it.
 //!
 //! What a promotion or a rollback makes of the current spec is decided by
-//! plain functions ([`promoted`], [`rolled_back`]); one writer puts the
-//! result in the bucket (compare-and-set on the current revision).
+//! plain functions ([`next`]); [`put`] writes every new revision, with
+//! compare-and-set on the KV revision the current one was read at, so two
+//! servers (or two users) changing one app at once cannot both win.
 
+mod next;
+
+use crate::cas::{CasError, compare_and_set};
 use crate::cluster::Cluster;
+use crate::placement::{PortConflict, check_ports};
+use async_nats::jetstream::kv;
 use atoll_sdk::nats::Versioned;
-use atoll_sdk::protocol::{AppRecord, now_ms};
+use atoll_sdk::protocol::{AppRecord, VERSION, endpoints_key, now_ms};
 use atoll_sdk::spec::App;
 use futures::StreamExt;
+use next::{Next, NextError, promoted, rolled_back};
 use std::time::Duration;
 
+/// Why desired state was not changed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RevisionError {
+    #[error("no app named {app}")]
+    NoApp { app: String },
+    #[error(transparent)]
+    Next(#[from] NextError),
+    #[error(transparent)]
+    Ports(#[from] PortConflict),
+    #[error("reading desired state: {source}")]
+    Read { source: kv::EntryError },
+    #[error("encoding: {source}")]
+    Encode { source: serde_json::Error },
+    /// A deploy lost the race against another change of the same app.
+    #[error("app {app} was changed by another deploy at the same time; deploy again ({source})")]
+    Raced { app: String, source: CasError },
+    /// A promotion or rollback lost the race against another change.
+    #[error("app {app} changed meanwhile, try again: {source}")]
+    Changed { app: String, source: CasError },
+    #[error("deleting desired state: {source}")]
+    Delete { source: kv::DeleteError },
+}
+
+impl RevisionError {
+    /// Whether the bucket could not be read or written (rather than the
+    /// change being refused).
+    pub(crate) fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            RevisionError::Read { .. }
+                | RevisionError::Encode { .. }
+                | RevisionError::Delete { .. }
+        )
+    }
+}
+
+/// What a deploy stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Deployed {
+    pub revision: u64,
+    /// The file matched the current revision: nothing was written.
+    pub unchanged: bool,
+}
+
+/// Deploys `app` (parsed from `compose`, its components resolved) as the
+/// app's next revision, unless it is the current one already. Refused
+/// when it would publish a port another app publishes. Answers once this
+/// server's mirror has the new revision (read-your-writes: the caller's
+/// next GET sees it).
+pub(crate) async fn deploy(
+    cluster: &Cluster,
+    app: App,
+    compose: String,
+    warnings: Vec<String>,
+) -> Result<Deployed, RevisionError> {
+    let others: Vec<App> = (cluster.apps.all().into_values())
+        .map(|v| v.value.spec)
+        .collect();
+    check_ports(&app, &others)?;
+    let name = app.name.clone();
+    let current = (cluster.buckets.apps.entry(&name).await)
+        .map_err(|source| RevisionError::Read { source })?
+        .filter(|e| e.operation == kv::Operation::Put);
+    let previous: Option<AppRecord> =
+        (current.as_ref()).and_then(|e| serde_json::from_slice(&e.value).ok());
+    if let Some(prev) = &previous
+        && prev.spec == app
+    {
+        return Ok(Deployed {
+            revision: prev.revision,
+            unchanged: true,
+        });
+    }
+    let revision = match &previous {
+        Some(p) => p.revision + 1,
+        None => last_revision(cluster, &name).await + 1,
+    };
+    let record = AppRecord {
+        v: VERSION,
+        revision,
+        spec: app,
+        compose,
+        deployed_at_ms: now_ms(),
+        warnings,
+        rollback_of: None,
+        cause: Some("deploy".into()),
+    };
+    let kv_revision = put(cluster, &name, &record, current.map(|e| e.revision))
+        .await
+        .map_err(|e| e.into_error(&name, |app, source| RevisionError::Raced { app, source }))?;
+    cluster
+        .wait_for_mirror(|c| c.apps.get(&name).is_some_and(|v| v.revision >= kv_revision))
+        .await;
+    let msg = format!("app {name} revision {revision} deployed");
+    cluster.publish_event("deploy", Some(&name), msg).await;
+    Ok(Deployed {
+        revision,
+        unchanged: false,
+    })
+}
+
+/// Makes `service`'s canary its version (`atoll promote`); the new
+/// revision.
+pub(crate) async fn promote(
+    cluster: &Cluster,
+    app: &str,
+    service: &str,
+) -> Result<u64, RevisionError> {
+    let current = current(cluster, app)?;
+    let next = promoted(&current.value, service)?;
+    let revision = write(cluster, app, &current, next).await?;
+    wait_for_revision(cluster, app, revision).await;
+    let msg = format!("app {app}: canary of {service} promoted (revision {revision})");
+    cluster.publish_event("promote", Some(app), msg).await;
+    Ok(revision)
+}
+
+/// A revision written by a rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RolledBack {
+    /// The revision whose spec it restores.
+    pub restored: u64,
+    pub revision: u64,
+}
+
+/// `atoll rollback`: revision `to` (the one before the current when
+/// `None`) of the app, or of `service` only, deployed again as a new
+/// revision (see [`next::rolled_back`]).
+pub(crate) async fn rollback(
+    cluster: &Cluster,
+    app: &str,
+    service: Option<&str>,
+    to: Option<u64>,
+) -> Result<RolledBack, RevisionError> {
+    let current = current(cluster, app)?;
+    let revisions = history(cluster, app).await;
+    let next = rolled_back(&current.value, &revisions, service, to)?;
+    let (restored, cause) = (next.restored, next.cause.clone());
+    let revision = write(cluster, app, &current, next).await?;
+    wait_for_revision(cluster, app, revision).await;
+    let msg = format!("app {app} revision {revision}: {cause}");
+    cluster.publish_event("rollback", Some(app), msg).await;
+    Ok(RolledBack { restored, revision })
+}
+
+/// A failed update's automatic rollback: to the revision before, unless
+/// the current revision is itself a rollback (that one pauses instead).
+/// The revision restored, if a rollback was made.
+pub(crate) async fn restore_previous(
+    cluster: &Cluster,
+    app: &str,
+    why: &str,
+) -> Result<Option<u64>, RevisionError> {
+    let Some(current) = cluster.apps.get(app) else {
+        return Ok(None);
+    };
+    if current.value.rollback_of.is_some() {
+        return Ok(None);
+    }
+    let revisions = history(cluster, app).await;
+    let mut next = rolled_back(&current.value, &revisions, None, None)?;
+    next.cause = format!(
+        "automatic rollback of revision {}: {why}",
+        current.value.revision
+    );
+    let restored = next.restored;
+    write(cluster, app, &current, next).await?;
+    Ok(Some(restored))
+}
+
+/// Removes the app (its history stays, so a later deploy of the same name
+/// keeps counting revisions up). Its autoscaling decisions go with it: a
+/// new app of the same name starts from its file's counts.
+pub(crate) async fn remove(cluster: &Cluster, app: &str) -> Result<(), RevisionError> {
+    current(cluster, app)?;
+    (cluster.buckets.apps.delete(app).await).map_err(|source| RevisionError::Delete { source })?;
+    cluster.wait_for_mirror(|c| c.apps.get(app).is_none()).await;
+    let prefix = endpoints_key(app, "");
+    for key in (cluster.scale.all().into_keys()).filter(|k| k.starts_with(&prefix)) {
+        // A leftover record is deleted by the autoscaler's next tick.
+        let _ = cluster.buckets.scale.delete(&key).await;
+    }
+    let msg = format!("app {app} removed");
+    cluster.publish_event("remove", Some(app), msg).await;
+    Ok(())
+}
+
 /// Every revision of `app` still in the bucket's history, oldest first.
-pub async fn history(cluster: &Cluster, app: &str) -> Vec<AppRecord> {
+pub(crate) async fn history(cluster: &Cluster, app: &str) -> Vec<AppRecord> {
     let Ok(mut entries) = cluster.buckets.apps.history(app).await else {
         return Vec::new();
     };
@@ -35,176 +233,18 @@ pub async fn history(cluster: &Cluster, app: &str) -> Vec<AppRecord> {
     out
 }
 
-/// A revision to write after the current one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Next {
-    pub spec: App,
-    /// The Compose text it comes from.
-    pub compose: String,
-    /// The revision whose spec it restores (the current one when it only
-    /// drops a canary).
-    pub restored: u64,
-    /// Set when it undoes the current revision.
-    pub rollback_of: Option<u64>,
-    pub cause: String,
+/// The revision of an app's last deploy still in history (0 for a new
+/// name), so an app removed and deployed again keeps counting up and no
+/// leftover status of its old life passes for the new one.
+async fn last_revision(cluster: &Cluster, app: &str) -> u64 {
+    (history(cluster, app).await.last()).map_or(0, |r| r.revision)
 }
 
-/// `service`'s canary made its version (`atoll promote`): the service runs
-/// the canary's artifact, without a canary.
-pub fn promoted(now: &AppRecord, service: &str) -> Result<Next, String> {
-    let app = &now.spec.name;
-    let mut spec = now.spec.clone();
-    let svc = (spec.services.get_mut(service))
-        .ok_or_else(|| format!("app {app} has no service {service:?}"))?;
-    let canary = (svc.canary.take())
-        .ok_or_else(|| format!("service {service} of app {app} has no canary"))?;
-    svc.artifact = canary.artifact;
-    Ok(Next {
-        spec,
-        compose: now.compose.clone(),
-        restored: now.revision,
-        rollback_of: None,
-        cause: format!("promote the canary of {service}"),
+/// The app's current revision, as this server's mirror has it.
+pub(crate) fn current(cluster: &Cluster, app: &str) -> Result<Versioned<AppRecord>, RevisionError> {
+    (cluster.apps.get(app)).ok_or_else(|| RevisionError::NoApp {
+        app: app.to_string(),
     })
-}
-
-/// What `atoll rollback` makes of the current revision `now`, given the
-/// kept `revisions`: revision `to` (the one before `now` when `None`) again,
-/// or only `service` of it. A service that has a canary, rolled back
-/// without `to`, drops the canary instead.
-pub fn rolled_back(
-    now: &AppRecord,
-    revisions: &[AppRecord],
-    service: Option<&str>,
-    to: Option<u64>,
-) -> Result<Next, String> {
-    let app = &now.spec.name;
-    if let (Some(name), None) = (service, to)
-        && now
-            .spec
-            .services
-            .get(name)
-            .is_some_and(|s| s.canary.is_some())
-    {
-        let mut spec = now.spec.clone();
-        if let Some(svc) = spec.services.get_mut(name) {
-            svc.canary = None;
-        }
-        return Ok(Next {
-            spec,
-            compose: now.compose.clone(),
-            restored: now.revision,
-            rollback_of: None,
-            cause: format!("drop the canary of {name}"),
-        });
-    }
-    let target = match to {
-        Some(rev) => revisions
-            .iter()
-            .find(|r| r.revision == rev)
-            .ok_or_else(|| {
-                let kept: Vec<String> = revisions.iter().map(|r| r.revision.to_string()).collect();
-                format!(
-                    "app {app} has no revision {rev} (kept: {})",
-                    kept.join(", ")
-                )
-            })?,
-        None => (revisions.iter().rev())
-            .find(|r| r.revision < now.revision)
-            .ok_or_else(|| format!("app {app} has no revision before {}", now.revision))?,
-    };
-    let spec = match service {
-        Some(name) => {
-            let old = target.spec.services.get(name).ok_or_else(|| {
-                format!(
-                    "revision {} of app {app} has no service {name:?}",
-                    target.revision
-                )
-            })?;
-            if !now.spec.services.contains_key(name) {
-                return Err(format!("app {app} has no service {name:?}"));
-            }
-            let mut spec = now.spec.clone();
-            spec.services.insert(name.to_string(), old.clone());
-            spec
-        }
-        None => target.spec.clone(),
-    };
-    let what = service.map_or(String::new(), |s| format!(" of {s}"));
-    let cause = match to {
-        Some(rev) => format!("rollback{what} to revision {rev}"),
-        None => format!("rollback{what}"),
-    };
-    Ok(Next {
-        spec,
-        compose: target.compose.clone(),
-        restored: target.revision,
-        rollback_of: Some(now.revision),
-        cause,
-    })
-}
-
-/// Makes `service`'s canary its version; the new revision.
-pub async fn promote(cluster: &Cluster, app: &str, service: &str) -> Result<u64, String> {
-    let current = current(cluster, app)?;
-    let next = promoted(&current.value, service)?;
-    write(cluster, app, &current, next).await
-}
-
-/// A revision written by a rollback.
-pub struct RolledBack {
-    /// The revision whose spec it restores.
-    pub restored: u64,
-    pub revision: u64,
-    pub cause: String,
-}
-
-/// `atoll rollback` (see [`rolled_back`]).
-pub async fn rollback(
-    cluster: &Cluster,
-    app: &str,
-    service: Option<&str>,
-    to: Option<u64>,
-) -> Result<RolledBack, String> {
-    let current = current(cluster, app)?;
-    let revisions = history(cluster, app).await;
-    let next = rolled_back(&current.value, &revisions, service, to)?;
-    let (restored, cause) = (next.restored, next.cause.clone());
-    let revision = write(cluster, app, &current, next).await?;
-    Ok(RolledBack {
-        restored,
-        revision,
-        cause,
-    })
-}
-
-/// A failed update's automatic rollback: to the revision before, unless
-/// the current revision is itself a rollback (that one pauses instead).
-/// The revision restored, if a rollback was made.
-pub async fn restore_previous(
-    cluster: &Cluster,
-    app: &str,
-    why: &str,
-) -> Result<Option<u64>, String> {
-    let Some(current) = cluster.apps.get(app) else {
-        return Ok(None);
-    };
-    if current.value.rollback_of.is_some() {
-        return Ok(None);
-    }
-    let revisions = history(cluster, app).await;
-    let mut next = rolled_back(&current.value, &revisions, None, None)?;
-    next.cause = format!(
-        "automatic rollback of revision {}: {why}",
-        current.value.revision
-    );
-    let restored = next.restored;
-    write(cluster, app, &current, next).await?;
-    Ok(Some(restored))
-}
-
-fn current(cluster: &Cluster, app: &str) -> Result<Versioned<AppRecord>, String> {
-    (cluster.apps.get(app)).ok_or_else(|| format!("no app named {app}"))
 }
 
 /// Writes `next` as the revision after `current`, unless the app changed
@@ -214,7 +254,7 @@ async fn write(
     app: &str,
     current: &Versioned<AppRecord>,
     next: Next,
-) -> Result<u64, String> {
+) -> Result<u64, RevisionError> {
     let now = &current.value;
     let record = AppRecord {
         v: now.v,
@@ -226,107 +266,46 @@ async fn write(
         rollback_of: next.rollback_of,
         cause: Some(next.cause),
     };
-    let bytes = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
-    cluster
-        .buckets
-        .apps
-        .update(app, bytes.into(), current.revision)
+    put(cluster, app, &record, Some(current.revision))
         .await
-        .map_err(|e| format!("app {app} changed meanwhile, try again: {e}"))?;
+        .map_err(|e| e.into_error(app, |app, source| RevisionError::Changed { app, source }))?;
     Ok(record.revision)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::snapshot::fixtures::{ServiceExt, app, service};
-    use atoll_sdk::spec::{Artifact, Canary};
+/// Why [`put`] failed.
+enum PutError {
+    Encode(serde_json::Error),
+    Cas(CasError),
+}
 
-    fn revision(n: u64, version: &str) -> AppRecord {
-        let mut r = app(
-            "shop",
-            vec![service("api").env("V", version), service("db")],
-        );
-        r.revision = n;
-        r.compose = format!("compose {n}");
-        r
-    }
-
-    fn with_canary(mut r: AppRecord) -> AppRecord {
-        if let Some(api) = r.spec.services.get_mut("api") {
-            api.canary = Some(Canary {
-                artifact: Artifact::Image("registry.test/api:2".into()),
-                weight: 20,
-                replicas: 1,
-            });
+impl PutError {
+    /// The [`RevisionError`] of a write to `app`; `raced` names a lost race.
+    fn into_error(self, app: &str, raced: fn(String, CasError) -> RevisionError) -> RevisionError {
+        match self {
+            PutError::Encode(source) => RevisionError::Encode { source },
+            PutError::Cas(source) => raced(app.to_string(), source),
         }
-        r
     }
+}
 
-    #[test]
-    fn a_rollback_restores_the_revision_before_or_the_one_named() {
-        let kept = [revision(1, "1"), revision(2, "2"), revision(3, "3")];
-        let back = rolled_back(&kept[2], &kept, None, None).expect("one before");
-        assert_eq!(back.restored, 2);
-        assert_eq!(back.spec, kept[1].spec);
-        assert_eq!(back.compose, "compose 2");
-        assert_eq!(back.rollback_of, Some(3));
-        assert_eq!(back.cause, "rollback");
-        let to_1 = rolled_back(&kept[2], &kept, None, Some(1)).expect("named");
-        assert_eq!(
-            (to_1.restored, to_1.cause.as_str()),
-            (1, "rollback to revision 1")
-        );
-        let missing = rolled_back(&kept[2], &kept, None, Some(9));
-        assert_eq!(
-            missing,
-            Err("app shop has no revision 9 (kept: 1, 2, 3)".into())
-        );
-        let first = rolled_back(&kept[0], &kept, None, None);
-        assert_eq!(first, Err("app shop has no revision before 1".into()));
-    }
+/// The one write of the apps bucket: `record` as the value of `app`, if
+/// its key is still at KV revision `expected` (`None`: the app has no
+/// value).
+async fn put(
+    cluster: &Cluster,
+    app: &str,
+    record: &AppRecord,
+    expected: Option<u64>,
+) -> Result<u64, PutError> {
+    let bytes = serde_json::to_vec(record).map_err(PutError::Encode)?;
+    let kv = &cluster.buckets.apps;
+    (compare_and_set(kv, app, bytes.into(), expected).await).map_err(PutError::Cas)
+}
 
-    #[test]
-    fn a_service_rollback_changes_that_service_only() {
-        let mut now = revision(2, "2");
-        if let Some(db) = now.spec.services.get_mut("db") {
-            db.deploy.replicas = 3;
-        }
-        let kept = [revision(1, "1"), now.clone()];
-        let back = rolled_back(&now, &kept, Some("api"), None).expect("api");
-        assert_eq!(back.spec.services["api"], kept[0].spec.services["api"]);
-        assert_eq!(
-            back.spec.services["db"].deploy.replicas, 3,
-            "db as it is now"
-        );
-        assert_eq!(back.cause, "rollback of api");
-        let nope = rolled_back(&now, &kept, Some("web"), None);
-        assert_eq!(
-            nope,
-            Err("revision 1 of app shop has no service \"web\"".into())
-        );
-    }
-
-    #[test]
-    fn a_canary_is_dropped_by_a_service_rollback_and_promoted_into_its_service() {
-        let now = with_canary(revision(2, "2"));
-        let kept = [revision(1, "1"), now.clone()];
-        let dropped = rolled_back(&now, &kept, Some("api"), None).expect("drop");
-        assert_eq!(
-            dropped.spec,
-            revision(2, "2").spec,
-            "the same, without the canary"
-        );
-        assert_eq!((dropped.restored, dropped.rollback_of), (2, None));
-        assert_eq!(dropped.cause, "drop the canary of api");
-
-        let promoted = promoted(&now, "api").expect("promote");
-        let api = &promoted.spec.services["api"];
-        assert_eq!(api.artifact, Artifact::Image("registry.test/api:2".into()));
-        assert_eq!(api.canary, None);
-        assert_eq!(
-            super::promoted(&revision(2, "2"), "api"),
-            Err("service api of app shop has no canary".into())
-        );
-    }
+/// Until the mirror shows `revision` of the app (bounded), so that what the
+/// caller reads next already knows it.
+async fn wait_for_revision(cluster: &Cluster, app: &str, revision: u64) {
+    cluster
+        .wait_for_mirror(|c| (c.apps.get(app)).is_some_and(|r| r.value.revision >= revision))
+        .await;
 }

@@ -1,5 +1,6 @@
 //! `atoll server`: connects to NATS, opens the buckets, and runs the
-//! heartbeat watcher, the controller and the HTTP API until shut down.
+//! heartbeat and load watchers, the controller, the autoscaler and the
+//! HTTP API until shut down.
 
 use crate::cluster::{self, Cluster};
 use crate::{api, controller};
@@ -35,8 +36,8 @@ impl ServerConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("{0}")]
-    Nats(String),
+    #[error(transparent)]
+    Nats(#[from] atoll_sdk::nats::ConnectError),
     #[error(transparent)]
     Buckets(#[from] atoll_sdk::nats::BucketError),
     #[error("cannot listen on {addr}: {source}")]
@@ -51,9 +52,7 @@ pub async fn run(
     cfg: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let client = connect(&cfg.nats_url, &cfg.name)
-        .await
-        .map_err(ServerError::Nats)?;
+    let client = connect(&cfg.nats_url, &cfg.name).await?;
     let buckets = Buckets::open(client, &cfg.cluster).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -64,7 +63,7 @@ pub async fn run(
     let cluster = Cluster::open(buckets, cfg.down_after).await;
     let heartbeats = tokio::spawn(cluster::watch_heartbeats(cluster.clone()));
     let load = tokio::spawn(cluster::watch_load(cluster.clone()));
-    let scaler = tokio::spawn(crate::scaler::run(cluster.clone()));
+    let autoscaler = tokio::spawn(crate::autoscale::run(cluster.clone()));
     let control = tokio::spawn(controller::run(cluster.clone(), cfg.name.clone()));
     tracing::info!(listen = %cfg.listen, nats = %cfg.nats_url, "atoll server ready");
     let served = axum::serve(listener, api::router(cluster))
@@ -72,7 +71,7 @@ pub async fn run(
         .await;
     heartbeats.abort();
     load.abort();
-    scaler.abort();
+    autoscaler.abort();
     control.abort();
     served.map_err(|source| ServerError::Listen {
         addr: cfg.listen,

@@ -6,17 +6,17 @@ use std::collections::BTreeMap;
 
 /// A host as the controller sees it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HostSnapshot {
+pub(crate) struct HostSnapshot {
     pub info: HostInfo,
     pub state: HostState,
 }
 
 impl HostSnapshot {
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.info.name
     }
 
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.state == HostState::Ready
     }
 }
@@ -24,7 +24,7 @@ impl HostSnapshot {
 /// Leaves out the hosts an operator removed: a removed host's instances
 /// then count as lost (named volumes or not) and nothing is placed on it.
 /// A host that started after its removal is a new host and stays.
-pub fn drop_removed(hosts: &mut Vec<HostSnapshot>, removed: &BTreeMap<String, RemovedHost>) {
+pub(crate) fn drop_removed(hosts: &mut Vec<HostSnapshot>, removed: &BTreeMap<String, RemovedHost>) {
     hosts.retain(|h| {
         removed
             .get(h.name())
@@ -33,10 +33,11 @@ pub fn drop_removed(hosts: &mut Vec<HostSnapshot>, removed: &BTreeMap<String, Re
 }
 
 /// Everything reconciliation needs, read by the controller shell from
-/// JetStream (desired apps, assignments) and from heartbeats (hosts,
+/// JetStream (desired apps, assignments, the autoscaler's counts, what the
+/// last pass said in the app statuses) and from heartbeats (hosts,
 /// observed instance states).
 #[derive(Debug, Clone, Default)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// Desired state: every deployed app, latest revision.
     pub apps: Vec<AppRecord>,
     /// Every known host, ready or down.
@@ -61,23 +62,18 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// The host named `name`, if it ever joined.
-    pub fn host(&self, name: &str) -> Option<&HostSnapshot> {
+    pub(crate) fn host(&self, name: &str) -> Option<&HostSnapshot> {
         self.hosts.iter().find(|h| h.info.name == name)
     }
 
-    /// Whether `name` is a known host that currently sends heartbeats.
-    pub fn is_ready(&self, name: &str) -> bool {
-        self.host(name).is_some_and(HostSnapshot::is_ready)
-    }
-
     /// The desired state of the app named `name`.
-    pub fn app(&self, name: &str) -> Option<&AppRecord> {
+    pub(crate) fn app(&self, name: &str) -> Option<&AppRecord> {
         self.apps.iter().find(|a| a.spec.name == name)
     }
 
     /// The last state an instance's host reported for it; `None` when no
     /// report arrived yet (a freshly assigned instance).
-    pub fn observed_state(&self, id: &str) -> Option<InstanceState> {
+    pub(crate) fn observed_state(&self, id: &str) -> Option<InstanceState> {
         self.observed.get(id).map(|s| s.state)
     }
 }

@@ -5,17 +5,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds of the reconcile-duration histogram, in seconds.
-pub const RECONCILE_BOUNDS_S: [f64; 8] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5];
+pub(crate) const RECONCILE_BOUNDS_S: [f64; 8] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5];
 
 #[derive(Default)]
-pub struct Telemetry {
-    pub placements: AtomicU64,
+pub(crate) struct Telemetry {
+    placements: AtomicU64,
     reconciles: [AtomicU64; RECONCILE_BOUNDS_S.len() + 1],
     reconcile_us: AtomicU64,
 }
 
 impl Telemetry {
-    pub fn reconciled(&self, took: Duration) {
+    /// Counts `n` more instances placed.
+    pub(crate) fn placed(&self, n: u64) {
+        self.placements.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn placements(&self) -> u64 {
+        self.placements.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn reconciled(&self, took: Duration) {
         let s = took.as_secs_f64();
         let i = (RECONCILE_BOUNDS_S.iter())
             .position(|b| s <= *b)
@@ -26,7 +35,7 @@ impl Telemetry {
     }
 
     /// Per-bucket counts and the sum in seconds.
-    pub fn reconcile_histogram(&self) -> (Vec<u64>, f64) {
+    pub(crate) fn reconcile_histogram(&self) -> (Vec<u64>, f64) {
         let counts = self
             .reconciles
             .iter()

@@ -1,15 +1,16 @@
-//! What the API shows: apps, instances and hosts as the user sees them,
-//! built from a [`Snapshot`] and the controller's app statuses.
+//! What the API shows: apps, instances, hosts and revisions as the user
+//! sees them, built from a [`Snapshot`], the controller's app statuses and
+//! the apps' kept revisions.
 
 use crate::snapshot::Snapshot;
-use atoll_sdk::api::{AppView, HostView, InstanceView, ServiceView};
+use atoll_sdk::api::{AppView, HostView, InstanceView, RevisionView, ServiceView};
 use atoll_sdk::cluster::{Capacity, HostState, InstanceState};
 use atoll_sdk::protocol::{AppRecord, AppStatus};
 use atoll_sdk::spec::{Artifact, Mode, Service};
 use std::collections::BTreeMap;
 
 /// Every assigned instance with the state its host reported.
-pub fn instances(snap: &Snapshot, app: Option<&str>) -> Vec<InstanceView> {
+pub(crate) fn instances(snap: &Snapshot, app: Option<&str>) -> Vec<InstanceView> {
     let host_state: BTreeMap<&str, HostState> = snap
         .hosts
         .iter()
@@ -57,42 +58,20 @@ pub fn instances(snap: &Snapshot, app: Option<&str>) -> Vec<InstanceView> {
 }
 
 /// One app with its services, counts and an overall status.
-pub fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus>) -> AppView {
+pub(crate) fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus>) -> AppView {
     let insts = instances(snap, Some(&record.spec.name));
     let mut services = Vec::new();
     let mut problems = Vec::new();
     let (mut any_failed, mut all_running) = (false, true);
     for svc in record.spec.services.values() {
-        // A canary's instances are not counted against the replicas.
-        let mine: Vec<&InstanceView> = (insts.iter())
-            .filter(|i| i.service == svc.name && !i.canary)
-            .collect();
-        let running = mine.iter().filter(|i| i.ready).count() as u32;
-        let desired = match svc.deploy.mode {
-            Mode::Replicated => svc.deploy.replicas,
-            Mode::Global => status
-                .and_then(|s| s.assigned.get(&svc.name).copied())
-                .unwrap_or(mine.len() as u32),
-        };
-        let failed = mine.iter().find(|i| i.state == InstanceState::Failed);
-        let unplaced = status.and_then(|s| s.unplaced.get(&svc.name));
-        let message = match (unplaced, failed) {
-            (Some(why), _) => Some(why.clone()),
-            (None, Some(f)) => Some(format!(
-                "instance {} failed: {}",
-                f.id,
-                f.reason.as_deref().unwrap_or("no reason given")
-            )),
-            (None, None) => None,
-        };
-        any_failed |= failed.is_some();
-        all_running &= running == desired && unplaced.is_none();
-        if let Some(m) = &message {
+        let s = service_of(svc, &insts, status);
+        any_failed |= s.failed;
+        all_running &= s.view.running == s.view.desired && !s.unplaced;
+        if let Some(m) = &s.view.message {
             problems.push(format!("{}: {m}", svc.name));
         }
-        services.push(service_view(svc, desired, running, message));
+        services.push(s.view);
     }
-    let unplaced = status.is_some_and(|s| !s.unplaced.is_empty());
     let total_running: u32 = services.iter().map(|s| s.running).sum();
     // Until the controller has processed this revision, nothing the
     // instances say is about it yet.
@@ -111,12 +90,11 @@ pub fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus>) -> A
         "failed"
     } else if any_failed {
         "degraded"
-    } else if unplaced {
+    } else if status.is_some_and(|s| !s.unplaced.is_empty()) {
         "pending"
     } else {
         "deploying"
     };
-    let update = update_text(record, status.filter(|_| processed));
     AppView {
         name: record.spec.name.clone(),
         revision: record.revision,
@@ -125,7 +103,46 @@ pub fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus>) -> A
         services,
         deployed_at_ms: record.deployed_at_ms,
         warnings: record.warnings.clone(),
-        update,
+        update: update_text(record, status.filter(|_| processed)),
+    }
+}
+
+/// One service of an app as the user sees it.
+struct ServiceState {
+    view: ServiceView,
+    /// One of its instances failed.
+    failed: bool,
+    /// Some of its instances found no host.
+    unplaced: bool,
+}
+
+fn service_of(svc: &Service, insts: &[InstanceView], status: Option<&AppStatus>) -> ServiceState {
+    // A canary's instances are not counted against the replicas.
+    let mine: Vec<&InstanceView> = (insts.iter())
+        .filter(|i| i.service == svc.name && !i.canary)
+        .collect();
+    let running = mine.iter().filter(|i| i.ready).count() as u32;
+    let desired = match svc.deploy.mode {
+        Mode::Replicated => svc.deploy.replicas,
+        Mode::Global => status
+            .and_then(|s| s.assigned.get(&svc.name).copied())
+            .unwrap_or(mine.len() as u32),
+    };
+    let failed = mine.iter().find(|i| i.state == InstanceState::Failed);
+    let unplaced = status.and_then(|s| s.unplaced.get(&svc.name));
+    let message = match (unplaced, failed) {
+        (Some(why), _) => Some(why.clone()),
+        (None, Some(f)) => Some(format!(
+            "instance {} failed: {}",
+            f.id,
+            f.reason.as_deref().unwrap_or("no reason given")
+        )),
+        (None, None) => None,
+    };
+    ServiceState {
+        view: service_view(svc, desired, running, message),
+        failed: failed.is_some(),
+        unplaced: unplaced.is_some(),
     }
 }
 
@@ -157,8 +174,25 @@ fn update_text(record: &AppRecord, status: Option<&AppStatus>) -> Option<String>
     }
 }
 
+/// The kept revisions of an app, oldest first; `current` is the revision
+/// deployed now.
+pub(crate) fn revisions(kept: &[AppRecord], current: u64) -> Vec<RevisionView> {
+    (kept.iter())
+        .map(|r| RevisionView {
+            revision: r.revision,
+            deployed_at_ms: r.deployed_at_ms,
+            cause: r.cause.clone(),
+            rollback_of: r.rollback_of,
+            services: (r.spec.services.values())
+                .map(|s| (s.name.clone(), artifact_text(&s.artifact)))
+                .collect(),
+            current: r.revision == current,
+        })
+        .collect()
+}
+
 /// What an artifact is, as the user wrote or uploaded it.
-pub fn artifact_text(artifact: &Artifact) -> String {
+pub(crate) fn artifact_text(artifact: &Artifact) -> String {
     match artifact {
         Artifact::Component(p) => p.clone(),
         Artifact::Stored(d) => d.clone(),
@@ -192,7 +226,7 @@ fn service_view(svc: &Service, desired: u32, running: u32, message: Option<Strin
 }
 
 /// Every known host, with what is assigned to it.
-pub fn hosts(snap: &Snapshot, last_seen_ms: impl Fn(&str) -> u64) -> Vec<HostView> {
+pub(crate) fn hosts(snap: &Snapshot, last_seen_ms: impl Fn(&str) -> u64) -> Vec<HostView> {
     snap.hosts
         .iter()
         .map(|h| {

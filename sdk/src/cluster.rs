@@ -97,14 +97,16 @@ pub enum InstanceState {
 }
 
 impl InstanceState {
-    /// Whether the instance takes or will soon take traffic, so it counts
-    /// towards the desired number of replicas.
     /// Whether an instance in this state with this health verdict takes
-    /// traffic: running, and healthy if it has a check.
+    /// traffic: running, and healthy if it has a check (a check that has
+    /// not passed yet, or failed, keeps it out).
     pub fn is_ready(self, health: Option<HealthState>) -> bool {
         self == InstanceState::Running && matches!(health, None | Some(HealthState::Healthy))
     }
 
+    /// Whether the instance runs or is on its way to running (pending,
+    /// pulling, starting). When a service scales down, instances that are
+    /// not active go first: they serve nothing.
     pub fn is_active(self) -> bool {
         matches!(
             self,
@@ -271,7 +273,29 @@ pub fn machine_hostname() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::service_vip;
+    use super::{HealthState, InstanceState, service_vip};
+
+    #[test]
+    fn ready_means_running_and_healthy_if_checked() {
+        use HealthState::*;
+        assert!(InstanceState::Running.is_ready(None));
+        assert!(InstanceState::Running.is_ready(Some(Healthy)));
+        assert!(!InstanceState::Running.is_ready(Some(Starting)));
+        assert!(!InstanceState::Running.is_ready(Some(Unhealthy)));
+        assert!(!InstanceState::Starting.is_ready(None));
+        assert!(!InstanceState::Stopping.is_ready(Some(Healthy)));
+    }
+
+    #[test]
+    fn active_means_running_or_on_the_way() {
+        use InstanceState::*;
+        for s in [Pending, Pulling, Starting, Running] {
+            assert!(s.is_active(), "{s}");
+        }
+        for s in [Failed, Stopping, Stopped, Lost] {
+            assert!(!s.is_active(), "{s}");
+        }
+    }
 
     #[test]
     fn service_addresses_are_stable_distinct_and_usable() {

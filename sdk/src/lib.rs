@@ -3,8 +3,12 @@
 //! Everything the control plane, the hosts and the CLI must agree on lives
 //! here: the Compose application model and its validation ([`spec`]), the
 //! cluster model of hosts, instances and assignments ([`cluster`]), the NATS
-//! protocol ([`protocol`]), the HTTP API's types ([`api`]) and, behind the
-//! `client` feature, a typed client of the server API ([`client`]).
+//! protocol ([`protocol`]), load samples and their rates ([`metrics`]), the
+//! Prometheus text format ([`prometheus`]), artifact digests ([`digest`])
+//! and the HTTP API's types ([`api`]). Behind features: a typed client of
+//! the server API (`client`), and the cluster's JetStream buckets, their
+//! in-memory mirrors and the NATS connection (`nats`; with `testing`, a
+//! real nats-server for tests).
 //!
 //! The model needs no async runtime: decision code in the scheduler and the
 //! runtime works on these plain types.

@@ -2,8 +2,9 @@
 //! gathered from the hosts that run the instances over NATS and streamed
 //! as text lines, prefixed with the instance id when there are several.
 
-use super::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult};
 use crate::cluster::Cluster;
+use crate::snapshot::Snapshot;
 use atoll_sdk::protocol::{LOG_LEASE_MS, LogChunk, LogRequest, VERSION};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -13,18 +14,19 @@ use futures::StreamExt;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc::Sender;
 
 /// How long a host may take to send a tail.
 const HOST_ANSWER: Duration = Duration::from_secs(5);
 
 #[derive(serde::Deserialize)]
-pub struct LogQuery {
+pub(crate) struct LogQuery {
     tail: Option<usize>,
     #[serde(default)]
     follow: bool,
 }
 
-pub async fn app_logs(
+pub(crate) async fn app_logs(
     State(c): State<Arc<Cluster>>,
     Path(app): Path<String>,
     Query(q): Query<LogQuery>,
@@ -32,7 +34,7 @@ pub async fn app_logs(
     stream(c, app, None, q).await
 }
 
-pub async fn service_logs(
+pub(crate) async fn service_logs(
     State(c): State<Arc<Cluster>>,
     Path((app, service)): Path<(String, String)>,
     Query(q): Query<LogQuery>,
@@ -46,38 +48,12 @@ async fn stream(
     service: Option<String>,
     q: LogQuery,
 ) -> ApiResult<Response> {
-    let snap = c.snapshot();
-    let Some(record) = snap.apps.iter().find(|a| a.spec.name == app) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no app named {app}"),
-        ));
-    };
-    if let Some(s) = &service
-        && !record.spec.services.contains_key(s)
-    {
-        let known: Vec<&String> = record.spec.services.keys().collect();
-        let m = format!("app {app} has no service {s} (services: {known:?})");
-        return Err(ApiError::new(StatusCode::NOT_FOUND, m));
-    }
-    let targets: Vec<(String, String)> = snap
-        .assignments
-        .iter()
-        .flat_map(|(host, a)| {
-            a.instances
-                .iter()
-                .filter(|i| i.app == app && service.as_ref().is_none_or(|s| *s == i.service))
-                .map(|i| (host.clone(), i.id.clone()))
-        })
-        .collect();
+    let targets = targets(&c.snapshot(), &app, service.as_deref())?;
     let client = c.buckets.js.client();
     let reply = client.new_inbox();
-    let mut sub = client
-        .subscribe(reply.clone())
-        .await
+    let sub = (client.subscribe(reply.clone()).await)
         .map_err(|e| ApiError::internal("subscribing for logs", e))?;
-    let requests: Vec<(String, Vec<u8>)> = targets
-        .iter()
+    let requests: Vec<(String, Vec<u8>)> = (targets.iter())
         .filter_map(|(host, id)| {
             let req = LogRequest {
                 v: VERSION,
@@ -90,62 +66,16 @@ async fn stream(
             Some((c.buckets.names.log_requests(host), bytes))
         })
         .collect();
-    for (subject, bytes) in &requests {
-        let _ = client.publish(subject.clone(), bytes.clone().into()).await;
-    }
-    let prefix = targets.len() > 1;
+    let relay = Relay {
+        client,
+        requests,
+        open: targets.iter().map(|(_, id)| id.clone()).collect(),
+        prefix: targets.len() > 1,
+        follow: q.follow,
+    };
+    relay.ask().await;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-    let follow = q.follow;
-    tokio::spawn(async move {
-        let mut open: BTreeSet<String> = targets.iter().map(|(_, id)| id.clone()).collect();
-        let mut renew = tokio::time::interval(Duration::from_millis(LOG_LEASE_MS / 3));
-        renew.tick().await;
-        let first_deadline = tokio::time::sleep(HOST_ANSWER);
-        tokio::pin!(first_deadline);
-        let mut deadline_passed = false;
-        let mut heard: BTreeSet<String> = BTreeSet::new();
-        while !open.is_empty() {
-            tokio::select! {
-                msg = sub.next() => {
-                    let Some(msg) = msg else { break };
-                    let Ok(chunk) = serde_json::from_slice::<LogChunk>(&msg.payload) else { continue };
-                    heard.insert(chunk.instance.clone());
-                    let text = render(&chunk, prefix);
-                    if chunk.eof {
-                        open.remove(&chunk.instance);
-                    }
-                    if !text.is_empty() && tx.send(Bytes::from(text)).await.is_err() {
-                        return;
-                    }
-                }
-                // The client went away: stop, and the hosts stop when the
-                // lease runs out.
-                _ = tx.closed() => return,
-                _ = renew.tick(), if follow => {
-                    for (subject, bytes) in &requests {
-                        let _ = client.publish(subject.clone(), bytes.clone().into()).await;
-                    }
-                }
-                _ = &mut first_deadline, if !deadline_passed => {
-                    deadline_passed = true;
-                    // Hosts that never answered are down or cut off; without
-                    // `follow`, what has not ended by now is not waited for.
-                    let silent: Vec<String> = open.iter().filter(|id| !heard.contains(*id)).cloned().collect();
-                    let mut text = String::new();
-                    for id in &silent {
-                        push_line(&mut text, prefix, id, "(its host did not answer)");
-                        open.remove(id);
-                    }
-                    if !follow {
-                        open.clear();
-                    }
-                    if !text.is_empty() {
-                        let _ = tx.send(Bytes::from(text)).await;
-                    }
-                }
-            }
-        }
-    });
+    tokio::spawn(relay.run(sub, tx));
     let body = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
@@ -155,6 +85,107 @@ async fn stream(
         .header("content-type", "text/plain; charset=utf-8")
         .body(Body::from_stream(body))
         .map_err(|e| ApiError::internal("logs", e))
+}
+
+/// The (host, instance id) of every instance of `app` (of `service` only,
+/// when given).
+fn targets(snap: &Snapshot, app: &str, service: Option<&str>) -> ApiResult<Vec<(String, String)>> {
+    let Some(record) = snap.app(app) else {
+        return Err(ApiError::no_app(app));
+    };
+    if let Some(s) = service
+        && !record.spec.services.contains_key(s)
+    {
+        let known: Vec<&String> = record.spec.services.keys().collect();
+        let m = format!("app {app} has no service {s} (services: {known:?})");
+        return Err(ApiError::new(StatusCode::NOT_FOUND, m));
+    }
+    Ok((snap.assignments.iter())
+        .flat_map(|(host, a)| {
+            (a.instances.iter())
+                .filter(|i| i.app == app && service.is_none_or(|s| s == i.service))
+                .map(|i| (host.clone(), i.id.clone()))
+        })
+        .collect())
+}
+
+/// Relays the hosts' log chunks to the client until every instance's log
+/// ended, the client went away, or (without `follow`) the hosts had their
+/// time to answer.
+struct Relay {
+    client: async_nats::Client,
+    /// (subject, request) to each instance's host; sent again to renew a
+    /// `follow` before its lease runs out.
+    requests: Vec<(String, Vec<u8>)>,
+    /// Instances whose log has not ended.
+    open: BTreeSet<String>,
+    /// Several instances: each line says whose it is.
+    prefix: bool,
+    follow: bool,
+}
+
+impl Relay {
+    async fn ask(&self) {
+        for (subject, bytes) in &self.requests {
+            let msg = bytes.clone().into();
+            let _ = self.client.publish(subject.clone(), msg).await;
+        }
+    }
+
+    async fn run(mut self, mut sub: async_nats::Subscriber, tx: Sender<Bytes>) {
+        let mut renew = tokio::time::interval(Duration::from_millis(LOG_LEASE_MS / 3));
+        renew.tick().await;
+        let first_deadline = tokio::time::sleep(HOST_ANSWER);
+        tokio::pin!(first_deadline);
+        let mut deadline_passed = false;
+        let mut heard: BTreeSet<String> = BTreeSet::new();
+        while !self.open.is_empty() {
+            tokio::select! {
+                msg = sub.next() => {
+                    let Some(msg) = msg else { break };
+                    let Ok(chunk) = serde_json::from_slice::<LogChunk>(&msg.payload) else { continue };
+                    heard.insert(chunk.instance.clone());
+                    let text = render(&chunk, self.prefix);
+                    if chunk.eof {
+                        self.open.remove(&chunk.instance);
+                    }
+                    if !text.is_empty() && tx.send(Bytes::from(text)).await.is_err() {
+                        return;
+                    }
+                }
+                // The client went away: stop, and the hosts stop when the
+                // lease runs out.
+                _ = tx.closed() => return,
+                _ = renew.tick(), if self.follow => self.ask().await,
+                _ = &mut first_deadline, if !deadline_passed => {
+                    deadline_passed = true;
+                    let text = self.give_up_on_silent(&heard);
+                    if !text.is_empty() {
+                        let _ = tx.send(Bytes::from(text)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hosts that never answered are down or cut off: their instances are
+    /// closed with a line that says so. Without `follow`, what has not
+    /// ended by now is not waited for.
+    fn give_up_on_silent(&mut self, heard: &BTreeSet<String>) -> String {
+        let silent: Vec<String> = (self.open.iter())
+            .filter(|id| !heard.contains(*id))
+            .cloned()
+            .collect();
+        let mut text = String::new();
+        for id in &silent {
+            push_line(&mut text, self.prefix, id, "(its host did not answer)");
+            self.open.remove(id);
+        }
+        if !self.follow {
+            self.open.clear();
+        }
+        text
+    }
 }
 
 /// A chunk's lines (and its error, if any) as text.

@@ -9,7 +9,7 @@ use std::fmt;
 
 /// Why one host cannot take an instance: the first filter it failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rejection {
+pub(crate) enum Rejection {
     /// The host is down.
     Down,
     /// The host does not satisfy this placement constraint.
@@ -27,14 +27,14 @@ impl Rejection {
     /// Whether the host would qualify if it had more room: it is up and
     /// matches the placement rules, so the service is short of capacity
     /// rather than of matching hosts.
-    pub fn is_resources(&self) -> bool {
+    pub(crate) fn is_resources(&self) -> bool {
         matches!(self, Rejection::Memory { .. } | Rejection::Cpu { .. })
     }
 }
 
 /// Why no host (or not every host, in global mode) could take an instance.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Explain {
+pub(crate) struct Explain {
     /// Hosts considered.
     pub hosts: usize,
     /// Hosts that can take (or, in global mode, already run) the instance;

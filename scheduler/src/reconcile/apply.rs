@@ -1,9 +1,11 @@
 //! Step two of reconciliation: carry out the per-service decisions on a
 //! working copy of the assignments, then keep only the hosts that changed.
 
-use super::decide::{Heir, ServiceChanges, StopReason, ToPlace};
+use super::decide::{Heir, ServiceChanges, ToPlace};
+use super::input::{Desired, Key};
 use super::instance::template;
-use super::{Desired, Key, Plan, PlanEvent, event_kind};
+use super::plan::{Plan, PlanEvent, event_kind};
+use super::stop::StopReason;
 use crate::placement::{self, Candidate, Demand, Explain};
 use crate::snapshot::Snapshot;
 use atoll_sdk::cluster::{Assignment, InstanceSpec};
@@ -99,7 +101,7 @@ impl<'s> Work<'s> {
         }
         let mut template = match template(d.record, d.service, &d.hash) {
             Ok(t) => t,
-            Err(why) => return self.unplaced(&template_key(d), why),
+            Err(why) => return self.unplaced(&template_key(d), why.to_string()),
         };
         // A canary's instances are its service's, marked.
         if let Some(parent) = d.canary_of {

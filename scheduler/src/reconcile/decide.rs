@@ -2,52 +2,14 @@
 //! which to stop (and why) and what to place. Nothing is placed here, so a
 //! rolling update can later apply a decision in batches.
 
+use super::input::{Desired, Key, Placed};
 use super::rollout::{self, Progress};
-use super::{Desired, Key, Placed};
+use super::stop::{Stop, StopReason};
 use crate::placement::unmet_constraint;
 use crate::snapshot::Snapshot;
 use atoll_sdk::spec::Mode;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Why an instance is taken off its host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum StopReason {
-    /// Its host is down (or unknown): it is re-placed elsewhere, and the
-    /// host stops it if it comes back.
-    Lost,
-    /// Its app or service is no longer deployed.
-    Removed,
-    /// Its service changed (another spec hash): a new instance replaces it.
-    Changed,
-    /// Its host no longer satisfies the placement rules: it moves.
-    Unmatched,
-    /// More instances than desired (scale down, or a second instance of a
-    /// global service on one host).
-    Extra,
-    /// Its host gave up on it (restarts used up, or it cannot run there):
-    /// a new instance is placed, on another host if there is one.
-    GaveUp,
-}
-
-impl StopReason {
-    pub(super) fn describe(self, host: &str) -> String {
-        match self {
-            StopReason::Lost => format!("host {host} is down"),
-            StopReason::Removed => "no longer deployed".into(),
-            StopReason::Changed => "service changed".into(),
-            StopReason::Unmatched => format!("host {host} no longer matches the placement rules"),
-            StopReason::Extra => "more instances than desired".into(),
-            StopReason::GaveUp => format!("failed for good on {host}; placing it elsewhere"),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(super) struct Stop<'a> {
-    pub placed: Placed<'a>,
-    pub reason: StopReason,
-}
 
 /// New instances a service needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,30 +141,7 @@ fn replicated<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Se
     let (mut keep, old): (Vec<Placed<'a>>, Vec<Placed<'a>>) =
         keep.into_iter().partition(|p| p.spec.spec_hash == d.hash);
     if !old.is_empty() {
-        // A service with a named volume is replaced where its data is, and
-        // never runs twice on it: stop first, then start on that host.
-        let volumes = !d.service.volumes.is_empty();
-        let mut cfg = *rollout::config(d);
-        if volumes {
-            cfg.order = atoll_sdk::spec::UpdateOrder::StopFirst;
-        }
-        let step = rollout::step(snap, d, keep, old, &cfg);
-        let place = if volumes && step.place > 0 && !step.stop.is_empty() {
-            let mut hosts: Vec<&'a str> = step.stop.iter().map(|s| s.placed.host).collect();
-            hosts.dedup();
-            ToPlace::OnHosts(hosts)
-        } else {
-            ToPlace::Replicas(step.place)
-        };
-        stop.extend(step.stop);
-        return ServiceChanges {
-            keep: step.keep,
-            stop,
-            place,
-            heirs: Vec::new(),
-            restore: step.restore,
-            progress: Some(step.progress),
-        };
+        return rolling(snap, d, keep, old, stop);
     }
     let replicas = d.service.deploy.replicas as usize;
     while keep.len() > replicas {
@@ -231,6 +170,41 @@ fn replicated<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Se
         heirs,
         restore: None,
         progress,
+    }
+}
+
+/// A replicated service with instances of an older spec: the next step of
+/// its rolling update, besides the `stop`s already decided.
+fn rolling<'a>(
+    snap: &Snapshot,
+    d: &Desired<'_>,
+    current: Vec<Placed<'a>>,
+    old: Vec<Placed<'a>>,
+    mut stop: Vec<Stop<'a>>,
+) -> ServiceChanges<'a> {
+    // A service with a named volume is replaced where its data is, and
+    // never runs twice on it: stop first, then start on that host.
+    let volumes = !d.service.volumes.is_empty();
+    let mut cfg = *rollout::config(d);
+    if volumes {
+        cfg.order = atoll_sdk::spec::UpdateOrder::StopFirst;
+    }
+    let step = rollout::step(snap, d, current, old, &cfg);
+    let place = if volumes && step.place > 0 && !step.stop.is_empty() {
+        let mut hosts: Vec<&'a str> = step.stop.iter().map(|s| s.placed.host).collect();
+        hosts.dedup();
+        ToPlace::OnHosts(hosts)
+    } else {
+        ToPlace::Replicas(step.place)
+    };
+    stop.extend(step.stop);
+    ServiceChanges {
+        keep: step.keep,
+        stop,
+        place,
+        heirs: Vec::new(),
+        restore: step.restore,
+        progress: Some(step.progress),
     }
 }
 

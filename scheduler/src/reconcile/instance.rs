@@ -15,7 +15,7 @@ use atoll_sdk::spec::{Artifact, Mode, Placement, Service};
 /// enforces placement on the instances it keeps (moving only those whose
 /// host no longer matches). Everything else, including `deploy` fields
 /// added later, counts, which errs on the side of replacing.
-pub fn spec_hash(service: &Service) -> String {
+pub(crate) fn spec_hash(service: &Service) -> String {
     let mut what_runs = service.clone();
     what_runs.deploy.replicas = 0;
     what_runs.deploy.mode = Mode::default();
@@ -31,24 +31,27 @@ pub fn spec_hash(service: &Service) -> String {
     sha256(&json)
 }
 
+/// A service whose component is still a local path: the server uploads
+/// local components and rewrites them to their digests before storing the
+/// app, so seeing one here is a server bug, reported on the service rather
+/// than crashing the controller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("component {path} was not uploaded to the artifact store; deploy it again")]
+pub(super) struct NotUploaded {
+    pub path: String,
+}
+
 /// An instance of `service` with an empty id, filled in once it has a host;
 /// or why the service cannot run.
 pub(super) fn template(
     record: &AppRecord,
     service: &Service,
     hash: &str,
-) -> Result<InstanceSpec, String> {
+) -> Result<InstanceSpec, NotUploaded> {
     let artifact = match &service.artifact {
         Artifact::Stored(digest) => ArtifactRef::Stored(digest.clone()),
         Artifact::Image(reference) => ArtifactRef::Image(reference.clone()),
-        // The server uploads local components and rewrites them to
-        // `Stored` before storing the app; seeing one here is a server bug,
-        // reported on the service rather than crashing the controller.
-        Artifact::Component(path) => {
-            return Err(format!(
-                "component {path} was not uploaded to the artifact store; deploy it again"
-            ));
-        }
+        Artifact::Component(path) => return Err(NotUploaded { path: path.clone() }),
     };
     Ok(InstanceSpec {
         id: String::new(),

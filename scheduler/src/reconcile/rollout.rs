@@ -17,8 +17,8 @@
 //! is (`pause`, and `rollback`, which the controller then carries out), or
 //! goes on regardless (`continue`).
 
-use super::decide::{Stop, StopReason};
-use super::{Desired, Placed};
+use super::input::{Desired, Placed, decided_for};
+use super::stop::{Stop, StopReason};
 use crate::snapshot::Snapshot;
 use atoll_sdk::cluster::{HealthState, InstanceState};
 use atoll_sdk::protocol::{AppRecord, AppStatus, UpdateDone};
@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 
 /// Where a service's update stands, for the app status and `deploy --wait`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Progress {
+pub(crate) struct Progress {
     /// New instances ready, of `replicas`.
     pub updated: u32,
     pub replicas: u32,
@@ -87,15 +87,10 @@ pub(super) fn step<'a>(
     cfg: &UpdateConfig,
 ) -> Step<'a> {
     let replicas = d.service.deploy.replicas;
-    let batch = match cfg.parallelism {
-        0 => replicas.max(1),
-        p => p,
-    };
     let (states, t) = tally(snap, &current, cfg.delay_ms);
-    let (settled, ready, pending, failed) = (t.settled, t.ready, t.pending, t.failed);
-    let failure = too_many(cfg, failed, replicas).then(|| first_failure(snap, &current, &states));
+    let failure = too_many(cfg, t.failed, replicas).then(|| first_failure(snap, &current, &states));
     let mut progress = Progress {
-        updated: settled + ready,
+        updated: t.settled + t.ready,
         replicas,
         failed: None,
     };
@@ -108,47 +103,14 @@ pub(super) fn step<'a>(
     };
     idle_first(snap, &mut old);
     let total_old = old.len() as u32;
-    let in_batch = ready + pending;
     let current_n = current.len() as u32;
-    // Past this point failures are let go (`continue`, or under the ratio):
-    // a failed new instance counts as done, or the update never finishes.
-    let done = settled + failed;
-    // Start-first needs room for one more instance; when the last pass
-    // found none, this batch goes stop-first instead.
-    let key = (d.record.spec.name.clone(), d.service.name.clone());
-    let order = match cfg.order {
-        UpdateOrder::StartFirst if in_batch == 0 && snap.unplaced.contains(&key) => {
-            UpdateOrder::StopFirst
-        }
-        order => order,
-    };
     let (stop_n, place) = if halted {
         (0, 0)
     } else {
-        match order {
-            UpdateOrder::StartFirst => {
-                // One old instance out for every new one done or ready
-                // beyond the replicas count.
-                let stop_n = (total_old + done + ready).saturating_sub(replicas);
-                let room = batch.saturating_sub(in_batch);
-                (
-                    stop_n.min(total_old),
-                    room.min(replicas.saturating_sub(current_n)),
-                )
-            }
-            UpdateOrder::StopFirst => {
-                let stop_n = if in_batch == 0 && done == current_n {
-                    batch.min(total_old)
-                } else {
-                    0
-                };
-                let left = total_old - stop_n;
-                (stop_n, replicas.saturating_sub(current_n + left))
-            }
-        }
+        batch(snap, d, cfg, &t, total_old, current_n)
     };
     // Stopped: old instances lost meanwhile come back as they were.
-    let healthy_new = current_n - failed;
+    let healthy_new = current_n - t.failed;
     let restore = (halted && total_old > 0)
         .then(|| replicas.saturating_sub(healthy_new + total_old))
         .filter(|&n| n > 0)
@@ -171,6 +133,57 @@ pub(super) fn step<'a>(
         place,
         restore,
         progress,
+    }
+}
+
+/// How many of the `total_old` old instances stop now and how many new
+/// ones to place, given how the `current_n` new ones are doing (`t`).
+fn batch(
+    snap: &Snapshot,
+    d: &Desired<'_>,
+    cfg: &UpdateConfig,
+    t: &Tally,
+    total_old: u32,
+    current_n: u32,
+) -> (u32, u32) {
+    let replicas = d.service.deploy.replicas;
+    let batch = match cfg.parallelism {
+        0 => replicas.max(1),
+        p => p,
+    };
+    let in_batch = t.ready + t.pending;
+    // Past this point failures are let go (`continue`, or under the ratio):
+    // a failed new instance counts as done, or the update never finishes.
+    let done = t.settled + t.failed;
+    // Start-first needs room for one more instance; when the last pass
+    // found none, this batch goes stop-first instead.
+    let key = (d.record.spec.name.clone(), d.service.name.clone());
+    let order = match cfg.order {
+        UpdateOrder::StartFirst if in_batch == 0 && snap.unplaced.contains(&key) => {
+            UpdateOrder::StopFirst
+        }
+        order => order,
+    };
+    match order {
+        UpdateOrder::StartFirst => {
+            // One old instance out for every new one done or ready beyond
+            // the replicas count.
+            let stop_n = (total_old + done + t.ready).saturating_sub(replicas);
+            let room = batch.saturating_sub(in_batch);
+            (
+                stop_n.min(total_old),
+                room.min(replicas.saturating_sub(current_n)),
+            )
+        }
+        UpdateOrder::StopFirst => {
+            let stop_n = if in_batch == 0 && done == current_n {
+                batch.min(total_old)
+            } else {
+                0
+            };
+            let left = total_old - stop_n;
+            (stop_n, replicas.saturating_sub(current_n + left))
+        }
     }
 }
 
@@ -247,7 +260,7 @@ pub(super) fn global_step<'a>(
 /// When each service's last update finished, for the app status (and
 /// `monitor`): the services whose rollout the status `before` showed and
 /// `rollouts` (this plan's) no longer has finish at `now_ms`.
-pub fn updates_done(
+pub(crate) fn updates_done(
     app: &AppRecord,
     before: Option<&AppStatus>,
     rollouts: Option<&BTreeMap<String, Progress>>,
@@ -269,7 +282,7 @@ pub fn updates_done(
             done.insert(service.clone(), at);
         }
     }
-    done.retain(|s, _| app.spec.services.contains_key(super::decided_for(s)));
+    done.retain(|s, _| app.spec.services.contains_key(decided_for(s)));
     done
 }
 

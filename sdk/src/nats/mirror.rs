@@ -123,6 +123,28 @@ async fn run<T: DeserializeOwned>(
     }
 }
 
+/// Why a mirror's load or watch stopped (it then reloads).
+#[derive(Debug, thiserror::Error)]
+enum MirrorError {
+    #[error("reading the bucket's stream info: {0}")]
+    Info(#[source] async_nats::jetstream::stream::InfoError),
+    #[error("listing the keys: {0}")]
+    Keys(#[source] kv::HistoryError),
+    #[error("listing the keys: {0}")]
+    Key(#[source] kv::WatcherError),
+    #[error("reading key {key}: {source}")]
+    Entry { key: String, source: kv::EntryError },
+    #[error("watching from revision {revision}: {source}")]
+    Watch {
+        revision: u64,
+        source: kv::WatchError,
+    },
+    #[error("reading the watch: {0}")]
+    Watched(#[source] kv::WatcherError),
+    #[error("watch ended")]
+    Ended,
+}
+
 fn rand_jitter(max: u64) -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -136,21 +158,18 @@ async fn sync_and_watch<T: DeserializeOwned>(
     map: &RwLock<Map<T>>,
     tx: &watch::Sender<u64>,
     loaded: &mut Option<tokio::sync::oneshot::Sender<()>>,
-) -> Result<(), String> {
-    let last = store
-        .stream
-        .get_info()
-        .await
-        .map_err(|e| e.to_string())?
-        .state
-        .last_sequence;
+) -> Result<(), MirrorError> {
+    let info = store.stream.get_info().await.map_err(MirrorError::Info)?;
+    let last = info.state.last_sequence;
     let mut fresh: Map<T> = BTreeMap::new();
-    let mut keys = store.keys().await.map_err(|e| e.to_string())?;
+    let mut keys = store.keys().await.map_err(MirrorError::Keys)?;
     while let Some(key) = keys.next().await {
-        let key = key.map_err(|e| e.to_string())?;
-        if let Some(entry) = store.entry(&key).await.map_err(|e| e.to_string())?
-            && let Some(v) = decode(&entry)
-        {
+        let key = key.map_err(MirrorError::Key)?;
+        let entry = (store.entry(&key).await).map_err(|source| MirrorError::Entry {
+            key: key.clone(),
+            source,
+        })?;
+        if let Some(v) = entry.as_ref().and_then(decode) {
             fresh.insert(key, v);
         }
     }
@@ -159,12 +178,11 @@ async fn sync_and_watch<T: DeserializeOwned>(
     if let Some(l) = loaded.take() {
         let _ = l.send(());
     }
-    let mut watch = store
-        .watch_all_from_revision(last + 1)
-        .await
-        .map_err(|e| e.to_string())?;
+    let revision = last + 1;
+    let mut watch = (store.watch_all_from_revision(revision).await)
+        .map_err(|source| MirrorError::Watch { revision, source })?;
     while let Some(entry) = watch.next().await {
-        let entry = entry.map_err(|e| e.to_string())?;
+        let entry = entry.map_err(MirrorError::Watched)?;
         // An ordered consumer re-created after a reconnect may replay from
         // the start; the load already covered everything up to `last`.
         if entry.revision <= last {
@@ -173,7 +191,7 @@ async fn sync_and_watch<T: DeserializeOwned>(
         apply(map, entry);
         tx.send_modify(|n| *n += 1);
     }
-    Err("watch ended".into())
+    Err(MirrorError::Ended)
 }
 
 fn decode<T: DeserializeOwned>(entry: &kv::Entry) -> Option<Versioned<T>> {
@@ -207,5 +225,122 @@ fn apply<T: DeserializeOwned>(map: &RwLock<Map<T>>, entry: kv::Entry) {
         None => {
             map.remove(&entry.key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nats::testing::{TestNats, wait_until};
+    use async_nats::jetstream;
+
+    /// Bound of every wait for the mirror to catch up.
+    const WAIT: Duration = Duration::from_secs(15);
+
+    async fn bucket(nats: &TestNats) -> kv::Store {
+        let client = (crate::nats::connect(&nats.url(), "mirror-test").await).expect("connect");
+        let cfg = kv::Config {
+            bucket: "mirror_test".into(),
+            history: 1,
+            ..Default::default()
+        };
+        (crate::nats::open_kv(&jetstream::new(client), cfg).await).expect("bucket")
+    }
+
+    async fn put(kv: &kv::Store, key: &str, value: u32) -> u64 {
+        let bytes = serde_json::to_vec(&value).expect("json");
+        kv.put(key, bytes.into()).await.expect("put")
+    }
+
+    fn values(view: &MirrorView<u32>) -> Vec<(String, u32)> {
+        (view.all().into_iter())
+            .map(|(k, v)| (k, v.value))
+            .collect()
+    }
+
+    fn pairs(expected: &[(&str, u32)]) -> Vec<(String, u32)> {
+        (expected.iter())
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_first_load_has_every_key_with_its_revision() {
+        let nats = TestNats::start();
+        let kv = bucket(&nats).await;
+        put(&kv, "a", 1).await;
+        let b = put(&kv, "b", 2).await;
+        kv.put("junk", "not json".into()).await.expect("put");
+        let deleted = put(&kv, "gone", 3).await;
+        kv.delete("gone").await.expect("delete");
+        let mirror: Mirror<u32> = Mirror::start(kv.clone()).await;
+        let view = mirror.view();
+        assert!(view.loaded(), "loaded once start returns");
+        assert_eq!(
+            values(&view),
+            pairs(&[("a", 1), ("b", 2)]),
+            "undecodable and deleted keys are left out"
+        );
+        assert_eq!(view.get("b").map(|v| v.revision), Some(b));
+        assert!(deleted > b);
+    }
+
+    #[tokio::test]
+    async fn an_empty_bucket_loads_as_known_and_empty() {
+        let nats = TestNats::start();
+        let mirror: Mirror<u32> = Mirror::start(bucket(&nats).await).await;
+        let view = mirror.view();
+        assert!(view.loaded());
+        assert!(view.all().is_empty());
+    }
+
+    #[tokio::test]
+    async fn updates_and_deletes_follow_and_wake_the_watchers() {
+        let nats = TestNats::start();
+        let kv = bucket(&nats).await;
+        put(&kv, "a", 1).await;
+        put(&kv, "b", 2).await;
+        let mirror: Mirror<u32> = Mirror::start(kv.clone()).await;
+        let view = mirror.view();
+        let mut changes = view.changes();
+        changes.mark_unchanged();
+        let a2 = put(&kv, "a", 10).await;
+        kv.delete("b").await.expect("delete");
+        put(&kv, "c", 3).await;
+        wait_until("the mirror to follow", WAIT, || {
+            values(&view) == pairs(&[("a", 10), ("c", 3)])
+        })
+        .await;
+        assert_eq!(view.get("a").map(|v| v.revision), Some(a2));
+        let woken = tokio::time::timeout(WAIT, changes.changed()).await;
+        assert!(matches!(woken, Ok(Ok(()))), "a change wakes its watchers");
+        // A purge (as the bucket's max age would) removes the key too.
+        kv.purge("c").await.expect("purge");
+        wait_until("the purge", WAIT, || view.get("c").is_none()).await;
+    }
+
+    #[tokio::test]
+    async fn the_mirror_catches_up_after_nats_restarts() {
+        let mut nats = TestNats::start();
+        let kv = bucket(&nats).await;
+        put(&kv, "a", 1).await;
+        let mirror: Mirror<u32> = Mirror::start(kv.clone()).await;
+        let view = mirror.view();
+        assert_eq!(values(&view), pairs(&[("a", 1)]));
+        nats.stop();
+        nats.resume();
+        // The client reconnects on its own; writes fail until it has.
+        let bytes = || serde_json::to_vec(&2u32).expect("json");
+        let started = std::time::Instant::now();
+        while kv.put("a", bytes().into()).await.is_err() {
+            assert!(started.elapsed() < WAIT, "no reconnect within {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        put(&kv, "b", 5).await;
+        wait_until("the mirror after the restart", WAIT, || {
+            values(&view) == pairs(&[("a", 2), ("b", 5)])
+        })
+        .await;
+        assert!(view.loaded());
     }
 }

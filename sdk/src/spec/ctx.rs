@@ -8,7 +8,7 @@
 
 use saphyr::{Scalar, YamlData};
 
-use super::parse::SpecError;
+use super::error::SpecError;
 use super::units::{parse_duration_ms, parse_duration_ms_or_zero};
 use super::yaml::{self, Node, Source};
 
@@ -50,10 +50,10 @@ impl<'s> Ctx<'s> {
         }
     }
 
-    pub fn error(&mut self, path: &str, line: usize, message: impl Into<String>) {
+    pub fn error(&mut self, path: &str, line: usize, message: impl std::fmt::Display) {
         self.errors.push(SpecError {
             path: path.to_string(),
-            message: message.into(),
+            message: message.to_string(),
             line,
         });
     }
@@ -164,8 +164,10 @@ impl<'s> Ctx<'s> {
     /// as an integer) and `0s` are allowed.
     pub fn duration_ms(&mut self, path: &str, node: &Node, zero_ok: bool) -> Option<u64> {
         let parsed = match &node.data {
-            YamlData::Value(Scalar::String(s)) if zero_ok => parse_duration_ms_or_zero(s),
-            YamlData::Value(Scalar::String(s)) => parse_duration_ms(s),
+            YamlData::Value(Scalar::String(s)) if zero_ok => {
+                parse_duration_ms_or_zero(s).map_err(|e| e.to_string())
+            }
+            YamlData::Value(Scalar::String(s)) => parse_duration_ms(s).map_err(|e| e.to_string()),
             YamlData::Value(Scalar::Integer(0)) if zero_ok => Ok(0),
             _ => Err(format!(
                 "expected a duration such as 30s or 1m30s, found {}",

@@ -232,7 +232,7 @@ fn memory(ctx: &mut Ctx, path: &str, node: &Node) -> Option<u64> {
     let parsed = match &node.data {
         YamlData::Value(Scalar::Integer(i)) => u64::try_from(*i)
             .map_err(|_| format!("invalid size {i}: expected a non-negative number of bytes")),
-        YamlData::Value(Scalar::String(s)) => parse_bytes(s),
+        YamlData::Value(Scalar::String(s)) => parse_bytes(s).map_err(|e| e.to_string()),
         _ => {
             let found = yaml::describe(node);
             Err(format!(
@@ -264,7 +264,7 @@ fn cpus(ctx: &mut Ctx, path: &str, node: &Node) -> Option<u32> {
         YamlData::Value(Scalar::Integer(_) | Scalar::FloatingPoint(_) | Scalar::String(_)) => {
             // Numbers as written: `0.1` must not go through a float.
             let text = ctx.scalar_text(path, node).unwrap_or_default();
-            parse_cpus_milli(&text)
+            parse_cpus_milli(&text).map_err(|e| e.to_string())
         }
         _ => {
             let found = yaml::describe(node);

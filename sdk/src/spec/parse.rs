@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::App;
 use super::ctx::{Ctx, Entry};
+use super::error::{SpecError, SpecErrors};
 use super::keys;
 use super::service::service;
 use super::units::is_app_name;
@@ -24,36 +25,6 @@ pub struct Parsed {
     /// Compose keys atoll does not implement yet, each naming its path.
     pub warnings: Vec<String>,
 }
-
-/// One problem in a Compose file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message} (line {line})")]
-pub struct SpecError {
-    /// Dotted path of the key (`services.web.deploy.replicas`); empty for the
-    /// document itself.
-    pub path: String,
-    pub message: String,
-    /// 1-based line in the Compose file.
-    pub line: usize,
-}
-
-/// All problems found in a Compose file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpecErrors(pub Vec<SpecError>);
-
-impl std::fmt::Display for SpecErrors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for SpecErrors {}
 
 /// Parses and validates a Compose file. `default_name` is used when the file
 /// has no top-level `name` (the CLI passes the Compose file's folder name).

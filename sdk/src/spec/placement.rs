@@ -13,6 +13,17 @@ use super::{Constraint, ConstraintField, ConstraintOp, Placement, Preference};
 
 const FIELDS: &str = "node.labels.<key>, node.hostname, node.platform.arch or node.platform.os";
 
+/// Why a constraint does not parse; each names the constraint as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum ConstraintError {
+    #[error("invalid constraint \"{0}\": expected <field> == <value> or <field> != <value>")]
+    NoOperator(String),
+    #[error("invalid constraint \"{0}\": expected one value after the operator")]
+    NotOneValue(String),
+    #[error("unsupported constraint \"{0}\": the field must be {FIELDS}")]
+    Field(String),
+}
+
 /// `node.labels.<key>`: the label key, which must not be empty.
 fn label_key(field: &str) -> Option<&str> {
     field
@@ -21,25 +32,19 @@ fn label_key(field: &str) -> Option<&str> {
 }
 
 /// Parses `<field> == <value>` or `<field> != <value>`.
-pub(super) fn parse_constraint(s: &str) -> Result<Constraint, String> {
+pub(super) fn parse_constraint(s: &str) -> Result<Constraint, ConstraintError> {
     let eq = s.find("==");
     let ne = s.find("!=");
     let (at, op) = match (eq, ne) {
         (Some(e), Some(n)) if n < e => (n, ConstraintOp::Ne),
         (Some(e), _) => (e, ConstraintOp::Eq),
         (None, Some(n)) => (n, ConstraintOp::Ne),
-        (None, None) => {
-            return Err(format!(
-                "invalid constraint \"{s}\": expected <field> == <value> or <field> != <value>"
-            ));
-        }
+        (None, None) => return Err(ConstraintError::NoOperator(s.to_string())),
     };
     let field = s[..at].trim();
     let value = s[at + 2..].trim();
     if value.is_empty() || value.contains("==") || value.contains("!=") {
-        return Err(format!(
-            "invalid constraint \"{s}\": expected one value after the operator"
-        ));
+        return Err(ConstraintError::NotOneValue(s.to_string()));
     }
     let field = match field {
         "node.hostname" => ConstraintField::Hostname,
@@ -47,11 +52,7 @@ pub(super) fn parse_constraint(s: &str) -> Result<Constraint, String> {
         "node.platform.os" => ConstraintField::Os,
         f => match label_key(f) {
             Some(k) => ConstraintField::Label(k.to_string()),
-            None => {
-                return Err(format!(
-                    "unsupported constraint \"{s}\": the field must be {FIELDS}"
-                ));
-            }
+            None => return Err(ConstraintError::Field(s.to_string())),
         },
     };
     Ok(Constraint {
@@ -170,7 +171,7 @@ mod tests {
             "node.labels.zone == a == b",
             "",
         ] {
-            let e = parse_constraint(input).unwrap_err();
+            let e = parse_constraint(input).unwrap_err().to_string();
             assert!(e.contains(&format!("\"{input}\"")), "{input}: {e}");
         }
     }

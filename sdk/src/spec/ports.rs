@@ -13,7 +13,7 @@ use saphyr::{Scalar, YamlData};
 use super::PortMapping;
 use super::ctx::{Ctx, index, join};
 use super::keys;
-use super::units::parse_port;
+use super::units::{UnitError, parse_port};
 use super::yaml::{self, Node};
 
 /// A parsed short-form entry.
@@ -25,39 +25,68 @@ pub(super) struct Short {
     pub host_ip: Option<String>,
 }
 
+/// Why a port entry cannot be published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum PortError {
+    #[error("udp is not supported: atoll publishes tcp ports only")]
+    Udp,
+    #[error("unknown protocol \"{0}\": expected tcp")]
+    Protocol(String),
+    #[error("port ranges are not supported")]
+    Range,
+    /// Which port (`published` or `target`) is missing.
+    #[error("the {0} port is missing: atoll does not pick random ports")]
+    Missing(&'static str),
+    #[error(transparent)]
+    Number(#[from] UnitError),
+    #[error("unclosed [ in the host address")]
+    UnclosedHost,
+    #[error("expected :PORT after the host address")]
+    NoPortAfterHost,
+}
+
+/// A short-form entry that does not parse: the entry as written, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid port \"{text}\": {reason}")]
+pub(super) struct ShortPortError {
+    pub text: String,
+    pub reason: PortError,
+}
+
 /// Refuses what atoll cannot publish: `/udp` and other protocols, ranges.
-fn protocol(proto: &str) -> Result<(), String> {
+fn protocol(proto: &str) -> Result<(), PortError> {
     match proto {
         "tcp" => Ok(()),
-        "udp" => Err("udp is not supported: atoll publishes tcp ports only".into()),
-        other => Err(format!("unknown protocol \"{other}\": expected tcp")),
+        "udp" => Err(PortError::Udp),
+        other => Err(PortError::Protocol(other.to_string())),
     }
 }
 
-fn one_port(part: &str, what: &str) -> Result<u16, String> {
+fn one_port(part: &str, what: &'static str) -> Result<u16, PortError> {
     if part.contains('-') {
-        return Err("port ranges are not supported".into());
+        return Err(PortError::Range);
     }
     if part.is_empty() {
-        return Err(format!(
-            "the {what} port is missing: atoll does not pick random ports"
-        ));
+        return Err(PortError::Missing(what));
     }
-    parse_port(part)
+    Ok(parse_port(part)?)
 }
 
 /// `[HOST:][PUBLISHED:]TARGET[/PROTOCOL]`, with `[::1]` for IPv6 hosts.
-pub(super) fn parse_short(s: &str) -> Result<Short, String> {
-    let wrap = |m: String| format!("invalid port \"{s}\": {m}");
+pub(super) fn parse_short(s: &str) -> Result<Short, ShortPortError> {
+    let wrap = |reason: PortError| ShortPortError {
+        text: s.to_string(),
+        reason,
+    };
     let (spec, proto) = s.trim().rsplit_once('/').unwrap_or((s.trim(), "tcp"));
     protocol(proto).map_err(wrap)?;
     let (host_ip, ports) = if let Some(rest) = spec.strip_prefix('[') {
         let (host, rest) = rest
             .split_once(']')
-            .ok_or_else(|| wrap("unclosed [ in the host address".into()))?;
+            .ok_or_else(|| wrap(PortError::UnclosedHost))?;
         let rest = rest
             .strip_prefix(':')
-            .ok_or_else(|| wrap("expected :PORT after the host address".into()))?;
+            .ok_or_else(|| wrap(PortError::NoPortAfterHost))?;
         (Some(host.to_string()), rest)
     } else if spec.matches(':').count() >= 2 {
         // HOST:PUBLISHED:TARGET. An unbracketed IPv6 host has colons of its
@@ -88,7 +117,7 @@ pub(super) fn parse_short(s: &str) -> Result<Short, String> {
 }
 
 /// A port given as a YAML integer or a string of digits.
-fn port_value(ctx: &mut Ctx, path: &str, node: &Node, what: &str) -> Option<u16> {
+fn port_value(ctx: &mut Ctx, path: &str, node: &Node, what: &'static str) -> Option<u16> {
     let text = match &node.data {
         YamlData::Value(Scalar::Integer(i)) => i.to_string(),
         YamlData::Value(Scalar::String(s)) => s.to_string(),
@@ -266,9 +295,14 @@ mod tests {
             ("[::1", "unclosed"),
         ];
         for (input, expected) in cases {
-            let e = parse_short(input).unwrap_err();
+            let e = parse_short(input).unwrap_err().to_string();
             assert!(e.contains(expected), "{input}: {e}");
             assert!(e.starts_with(&format!("invalid port \"{input}\"")), "{e}");
         }
+        let udp = parse_short("53:53/udp").unwrap_err();
+        assert_eq!(
+            (udp.text.as_str(), udp.reason),
+            ("53:53/udp", PortError::Udp)
+        );
     }
 }

@@ -17,7 +17,9 @@ use super::ports::ports;
 use super::units::is_service_name;
 use super::volumes::mounts;
 use super::yaml::{self, Node};
-use super::{Artifact, Autoscale, Canary, Deploy, Health, Mode, Probe, Service};
+use super::{
+    Artifact, Autoscale, Canary, Deploy, Health, Mode, PortMapping, Probe, Service, VolumeMount,
+};
 
 /// `x-atoll.timeout` when the file gives none.
 pub(super) const DEFAULT_TIMEOUT_MS: u64 = 30_000;
@@ -260,112 +262,169 @@ pub(super) fn service(
         let m = "invalid service name: use letters, digits, '-' and '_', starting with a letter or digit (no dots)";
         ctx.error(&path, name_line, m);
     }
-    let mut has_image = false;
-    let mut image = None;
-    let mut atoll = None;
-    let mut environment_map = BTreeMap::new();
-    let mut port_list = Vec::new();
-    let mut deploy_section = Deploy::default();
-    let mut container = ContainerKeys::default();
-    let mut volume_mounts = Vec::new();
-    let mut health_check = None;
-    let entries = ctx.mapping(&path, node);
-    for e in keys::filter(ctx, &keys::SERVICE, &path, entries) {
-        let p = join(&path, &e.key);
-        match e.key.as_str() {
-            "image" => {
-                has_image = true;
-                image = reference(ctx, &p, e.value, "an image reference such as nginx:1.27");
-            }
-            "x-atoll" => atoll = Some(x_atoll(ctx, &p, e.value)),
-            "environment" => environment_map = environment(ctx, &p, e.value),
-            "ports" => port_list = ports(ctx, &p, name, e.value, seen_ports),
-            "deploy" => deploy_section = deploy(ctx, &p, e.value, &mut container),
-            "healthcheck" => health_check = healthcheck(ctx, &p, e.line, e.value),
-            "volumes" => {
-                if !e.value.data.is_null() {
-                    // Container only: a component gets a warning.
-                    container.note(&p, e.line);
-                }
-                volume_mounts = mounts(ctx, &p, e.value, volumes);
-            }
-            key => container.read(ctx, key, &p, e.line, e.value),
-        }
-    }
-    let timeout_ms = atoll.as_ref().map_or(DEFAULT_TIMEOUT_MS, |a| a.timeout_ms);
-    let has_component = atoll.as_ref().is_some_and(|a| a.has_component);
-    let (component, atoll_health, canary, autoscale) = match atoll {
+    let k = service_keys(ctx, &path, name, node, seen_ports, volumes);
+    let timeout_ms = k
+        .atoll
+        .as_ref()
+        .map_or(DEFAULT_TIMEOUT_MS, |a| a.timeout_ms);
+    let has_component = k.atoll.as_ref().is_some_and(|a| a.has_component);
+    let (component, atoll_health, canary, autoscale) = match k.atoll {
         Some(a) => (a.component, a.health, a.canary, a.autoscale),
         None => (None, None, None, None),
     };
-    let is_component = has_component && !has_image;
-    let health = settle_health(ctx, &path, health_check, atoll_health, is_component);
-    let canary = canary.and_then(|(canary, line)| {
-        let p = join(&path, "x-atoll.canary");
-        if deploy_section.mode == Mode::Global {
-            let m = "canaries need replicated mode (deploy.mode is global)";
-            ctx.error(&p, line, m);
-        }
-        let command = health
-            .as_ref()
-            .is_some_and(|h| matches!(h.ready.probe, Probe::Command { .. }));
-        if let Some(Canary {
-            artifact: Artifact::Component(_),
-            ..
-        }) = &canary
-            && command
-        {
-            let m = "a component canary cannot run the healthcheck command; use x-atoll.health: { http: /path }";
-            ctx.error(&p, line, m);
-        }
-        canary
-    });
+    let is_component = has_component && !k.has_image;
+    let health = settle_health(ctx, &path, k.healthcheck, atoll_health, is_component);
+    let mode = k.deploy.mode;
+    let canary = canary
+        .and_then(|(canary, line)| check_canary(ctx, &path, line, canary, mode, health.as_ref()));
     let autoscale = autoscale.map(|(a, line)| {
-        let p = join(&path, "x-atoll.autoscale");
-        if deploy_section.mode == Mode::Global {
-            let m = "autoscaling needs replicated mode (deploy.mode is global)";
-            ctx.error(&p, line, m);
-        } else if a.min == 0 && !is_component {
-            let m = "`min: 0` (scale to zero) is for components; a container service needs min 1 or more";
-            ctx.error(&p, line, m);
-        } else if !is_component && !volume_mounts.is_empty() {
-            let m = "a service with a named volume runs once per volume and cannot autoscale";
-            ctx.error(&p, line, m);
-        }
-        a
+        let with_volumes = !k.volumes.is_empty();
+        check_autoscale(ctx, &path, line, a, mode, is_component, with_volumes)
     });
-    let artifact = match (image, component) {
+    let given = (k.has_image, has_component);
+    let artifact = artifact(ctx, &path, name_line, (k.image, component), given);
+    Service {
+        name: name.to_string(),
+        artifact,
+        timeout_ms,
+        environment: k.environment,
+        ports: k.ports,
+        deploy: k.deploy,
+        container: k.container.finish(ctx, &path, is_component),
+        // A component ignores its volumes (with the warning above), so they
+        // do not tie it to a host either.
+        volumes: if is_component { Vec::new() } else { k.volumes },
+        health,
+        canary,
+        autoscale,
+    }
+}
+
+/// What the service runs: its image or its component. `given` says which
+/// of the two keys the file has (with a value that parsed or not).
+fn artifact(
+    ctx: &mut Ctx,
+    path: &str,
+    name_line: usize,
+    (image, component): (Option<String>, Option<String>),
+    (has_image, has_component): (bool, bool),
+) -> Artifact {
+    match (image, component) {
         (Some(i), None) if !has_component => Artifact::Image(i),
         (None, Some(c)) if !has_image => Artifact::Component(c),
         // Errors were given (or are given below); the value is never used.
         (i, c) => {
             if has_image && has_component {
                 let m = "set either `image` or `x-atoll.component`, not both";
-                ctx.error(&path, name_line, m);
+                ctx.error(path, name_line, m);
             } else if !has_image && !has_component {
                 let m = "needs `image` (an OCI image) or `x-atoll.component` (a .wasm file)";
-                ctx.error(&path, name_line, m);
+                ctx.error(path, name_line, m);
             }
             Artifact::Image(i.or(c).unwrap_or_default())
         }
-    };
-    Service {
-        name: name.to_string(),
-        artifact,
-        timeout_ms,
-        environment: environment_map,
-        ports: port_list,
-        deploy: deploy_section,
-        container: container.finish(ctx, &path, is_component),
-        // A component ignores its volumes (with the warning above), so they
-        // do not tie it to a host either.
-        volumes: if is_component {
-            Vec::new()
-        } else {
-            volume_mounts
-        },
-        health,
-        canary,
-        autoscale,
     }
+}
+
+/// A service's keys as read, before they are checked against each other.
+#[derive(Default)]
+struct ServiceKeys {
+    has_image: bool,
+    image: Option<String>,
+    atoll: Option<Atoll>,
+    environment: BTreeMap<String, String>,
+    ports: Vec<PortMapping>,
+    deploy: Deploy,
+    container: ContainerKeys,
+    volumes: Vec<VolumeMount>,
+    healthcheck: Option<Healthcheck>,
+}
+
+fn service_keys(
+    ctx: &mut Ctx,
+    path: &str,
+    name: &str,
+    node: &Node,
+    seen_ports: &mut BTreeMap<u16, String>,
+    volumes: &BTreeSet<String>,
+) -> ServiceKeys {
+    let mut k = ServiceKeys::default();
+    let entries = ctx.mapping(path, node);
+    for e in keys::filter(ctx, &keys::SERVICE, path, entries) {
+        let p = join(path, &e.key);
+        match e.key.as_str() {
+            "image" => {
+                k.has_image = true;
+                k.image = reference(ctx, &p, e.value, "an image reference such as nginx:1.27");
+            }
+            "x-atoll" => k.atoll = Some(x_atoll(ctx, &p, e.value)),
+            "environment" => k.environment = environment(ctx, &p, e.value),
+            "ports" => k.ports = ports(ctx, &p, name, e.value, seen_ports),
+            "deploy" => k.deploy = deploy(ctx, &p, e.value, &mut k.container),
+            "healthcheck" => k.healthcheck = healthcheck(ctx, &p, e.line, e.value),
+            "volumes" => {
+                if !e.value.data.is_null() {
+                    // Container only: a component gets a warning.
+                    k.container.note(&p, e.line);
+                }
+                k.volumes = mounts(ctx, &p, e.value, volumes);
+            }
+            key => k.container.read(ctx, key, &p, e.line, e.value),
+        }
+    }
+    k
+}
+
+/// A canary needs replicated mode, and a component canary cannot run a
+/// healthcheck command.
+fn check_canary(
+    ctx: &mut Ctx,
+    path: &str,
+    line: usize,
+    canary: Option<Canary>,
+    mode: Mode,
+    health: Option<&Health>,
+) -> Option<Canary> {
+    let p = join(path, "x-atoll.canary");
+    if mode == Mode::Global {
+        let m = "canaries need replicated mode (deploy.mode is global)";
+        ctx.error(&p, line, m);
+    }
+    let command = health.is_some_and(|h| matches!(h.ready.probe, Probe::Command { .. }));
+    if let Some(Canary {
+        artifact: Artifact::Component(_),
+        ..
+    }) = &canary
+        && command
+    {
+        let m = "a component canary cannot run the healthcheck command; use x-atoll.health: { http: /path }";
+        ctx.error(&p, line, m);
+    }
+    canary
+}
+
+/// Autoscaling needs replicated mode; only components scale to zero; a
+/// container with a named volume runs once per volume.
+fn check_autoscale(
+    ctx: &mut Ctx,
+    path: &str,
+    line: usize,
+    a: Autoscale,
+    mode: Mode,
+    is_component: bool,
+    with_volumes: bool,
+) -> Autoscale {
+    let p = join(path, "x-atoll.autoscale");
+    if mode == Mode::Global {
+        let m = "autoscaling needs replicated mode (deploy.mode is global)";
+        ctx.error(&p, line, m);
+    } else if a.min == 0 && !is_component {
+        let m =
+            "`min: 0` (scale to zero) is for components; a container service needs min 1 or more";
+        ctx.error(&p, line, m);
+    } else if !is_component && with_volumes {
+        let m = "a service with a named volume runs once per volume and cannot autoscale";
+        ctx.error(&p, line, m);
+    }
+    a
 }

@@ -1,10 +1,39 @@
 //! Pure parsers for the value syntaxes of a Compose file: names, durations,
 //! byte sizes, CPU counts and port numbers.
 //!
-//! They work on text and return `Err(message)`; the converters attach the
-//! path and line. Arithmetic is exact (integers, not floats) so `1.5G` is
+//! They work on text and return a [`UnitError`] that names the text; the
+//! converters attach the path and line. Arithmetic is exact (integers, not floats) so `1.5G` is
 //! exactly 1610612736 bytes, and every overflow is an error, never a wrap or
 //! a panic.
+
+/// Why a value's text does not parse. Each names the text as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum UnitError {
+    #[error(
+        "invalid duration \"{0}\": expected a number and a unit (ms, s, m, h), such as 30s or 1m30s"
+    )]
+    Duration(String),
+    #[error("duration \"{0}\" is too large")]
+    DurationTooLarge(String),
+    /// `min` is the shortest duration allowed, in words.
+    #[error("duration \"{text}\" is too short: the minimum is {min}")]
+    DurationTooShort { text: String, min: &'static str },
+    #[error("invalid size \"{0}\": expected a number of bytes or a size such as 512k, 64M or 1.5G")]
+    Size(String),
+    #[error("size \"{0}\" is too large")]
+    SizeTooLarge(String),
+    #[error("invalid CPU count \"{0}\": expected a number such as 0.5 or 2")]
+    Cpus(String),
+    #[error("CPU count \"{0}\" is too large")]
+    CpusTooLarge(String),
+    /// `quote` is `single` or `double`.
+    #[error("unterminated {quote} quote in \"{text}\": close it, or write the command as a list")]
+    Unterminated { text: String, quote: &'static str },
+    #[error("\"{0}\" ends with a lone backslash: write \\\\ for a backslash")]
+    LoneBackslash(String),
+    #[error("\"{0}\" is not a port number (1-65535)")]
+    Port(String),
+}
 
 /// `^[a-z0-9][a-z0-9_-]*$`: app names become NATS subjects and bucket names.
 pub(super) fn is_app_name(s: &str) -> bool {
@@ -59,26 +88,22 @@ impl Decimal {
 
 /// A Compose duration (`30s`, `1m30s`, `1.5s`, `500ms`) in milliseconds.
 /// The syntax is Go's `time.ParseDuration`, which Compose uses, without sign.
-pub(super) fn parse_duration_ms(s: &str) -> Result<u64, String> {
+pub(super) fn parse_duration_ms(s: &str) -> Result<u64, UnitError> {
     duration_ms(s, false)
 }
 
 /// As [`parse_duration_ms`], but zero (`0`, `0s`) is allowed: a stop grace
 /// period or a restart delay of zero means "at once".
-pub(super) fn parse_duration_ms_or_zero(s: &str) -> Result<u64, String> {
+pub(super) fn parse_duration_ms_or_zero(s: &str) -> Result<u64, UnitError> {
     duration_ms(s, true)
 }
 
-fn duration_ms(s: &str, zero_ok: bool) -> Result<u64, String> {
+fn duration_ms(s: &str, zero_ok: bool) -> Result<u64, UnitError> {
     // Go accepts a bare "0", and only that, without a unit.
     if zero_ok && s.trim() == "0" {
         return Ok(0);
     }
-    let bad = || {
-        format!(
-            "invalid duration \"{s}\": expected a number and a unit (ms, s, m, h), such as 30s or 1m30s"
-        )
-    };
+    let bad = || UnitError::Duration(s.to_string());
     let mut rest = s.trim();
     if rest.is_empty() {
         return Err(bad());
@@ -109,24 +134,19 @@ fn duration_ms(s: &str, zero_ok: bool) -> Result<u64, String> {
         rest = tail;
     }
     let ms = u64::try_from(total_ns / 1_000_000)
-        .map_err(|_| format!("duration \"{s}\" is too large"))?;
+        .map_err(|_| UnitError::DurationTooLarge(s.to_string()))?;
     if ms == 0 && !(zero_ok && total_ns == 0) {
         let min = if zero_ok { "1ms (or 0)" } else { "1ms" };
-        return Err(format!(
-            "duration \"{s}\" is too short: the minimum is {min}"
-        ));
+        let text = s.to_string();
+        return Err(UnitError::DurationTooShort { text, min });
     }
     Ok(ms)
 }
 
 /// A Compose byte size (`64M`, `64m`, `1g`, `512k`, `100b`, `1.5G`, `1GiB`,
 /// `100`) in bytes. Units are powers of 1024, as in Compose (go-units).
-pub(super) fn parse_bytes(s: &str) -> Result<u64, String> {
-    let bad = || {
-        format!(
-            "invalid size \"{s}\": expected a number of bytes or a size such as 512k, 64M or 1.5G"
-        )
-    };
+pub(super) fn parse_bytes(s: &str) -> Result<u64, UnitError> {
+    let bad = || UnitError::Size(s.to_string());
     let t = s.trim();
     let num_end = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -159,17 +179,17 @@ pub(super) fn parse_bytes(s: &str) -> Result<u64, String> {
     let bytes = Decimal::parse(num)
         .and_then(|d| d.scale(1u128 << shift))
         .ok_or_else(bad)?;
-    u64::try_from(bytes).map_err(|_| format!("size \"{s}\" is too large"))
+    u64::try_from(bytes).map_err(|_| UnitError::SizeTooLarge(s.to_string()))
 }
 
 /// A CPU count (`0.5`, `2`, `1.25`) in thousandths, rounded to the nearest.
-pub(super) fn parse_cpus_milli(s: &str) -> Result<u32, String> {
-    let bad = || format!("invalid CPU count \"{s}\": expected a number such as 0.5 or 2");
+pub(super) fn parse_cpus_milli(s: &str) -> Result<u32, UnitError> {
+    let bad = || UnitError::Cpus(s.to_string());
     let d = Decimal::parse(s.trim()).ok_or_else(bad)?;
     // Round half up: scale to ten-thousandths, then to the nearest thousandth.
     let tenth_milli = d.scale(10_000).ok_or_else(bad)?;
     let milli = tenth_milli.saturating_add(5) / 10;
-    u32::try_from(milli).map_err(|_| format!("CPU count \"{s}\" is too large"))
+    u32::try_from(milli).map_err(|_| UnitError::CpusTooLarge(s.to_string()))
 }
 
 /// Splits a command line into words the way a POSIX shell does, without
@@ -180,7 +200,7 @@ pub(super) fn parse_cpus_milli(s: &str) -> Result<u32, String> {
 /// backslash makes the next character literal (a backslash-newline joins
 /// lines). `$`, `*`, `~` and `#` are ordinary characters. `''` is an empty
 /// word.
-pub(super) fn split_words(s: &str) -> Result<Vec<String>, String> {
+pub(super) fn split_words(s: &str) -> Result<Vec<String>, UnitError> {
     let mut words = Vec::new();
     let mut word = String::new();
     // A word has started, even if empty so far (`''`).
@@ -230,11 +250,7 @@ pub(super) fn split_words(s: &str) -> Result<Vec<String>, String> {
                     in_word = true;
                     word.push(c);
                 }
-                None => {
-                    return Err(format!(
-                        "\"{s}\" ends with a lone backslash: write \\\\ for a backslash"
-                    ));
-                }
+                None => return Err(UnitError::LoneBackslash(s.to_string())),
             },
             c => {
                 in_word = true;
@@ -248,16 +264,17 @@ pub(super) fn split_words(s: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-fn unterminated(s: &str, kind: &str) -> String {
-    format!("unterminated {kind} quote in \"{s}\": close it, or write the command as a list")
+fn unterminated(s: &str, quote: &'static str) -> UnitError {
+    let text = s.to_string();
+    UnitError::Unterminated { text, quote }
 }
 
 /// A port number, 1 to 65535, written in decimal.
-pub(super) fn parse_port(s: &str) -> Result<u16, String> {
+pub(super) fn parse_port(s: &str) -> Result<u16, UnitError> {
     let t = s.trim();
     match t.parse::<u16>() {
         Ok(p) if p > 0 && t.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
-        _ => Err(format!("\"{s}\" is not a port number (1-65535)")),
+        _ => Err(UnitError::Port(s.to_string())),
     }
 }
 
@@ -292,7 +309,15 @@ mod tests {
         for bad in ["", "30", "s", "1x", "-1s", "1.2.3s", "abc", "1s 2s"] {
             assert!(parse_duration_ms(bad).is_err(), "{bad}");
         }
-        assert!(parse_duration_ms("0s").unwrap_err().contains("too short"));
+        let short = parse_duration_ms("0s").unwrap_err();
+        assert_eq!(
+            short.to_string(),
+            "duration \"0s\" is too short: the minimum is 1ms"
+        );
+        assert_eq!(
+            parse_duration_ms("1x").unwrap_err().to_string(),
+            "invalid duration \"1x\": expected a number and a unit (ms, s, m, h), such as 30s or 1m30s"
+        );
         assert!(parse_duration_ms("999999999999999999999h").is_err());
     }
 
@@ -303,7 +328,7 @@ mod tests {
             assert!(parse_duration_ms(zero).is_err(), "{zero}");
         }
         assert_eq!(parse_duration_ms_or_zero("10s"), Ok(10_000));
-        let e = parse_duration_ms_or_zero("500us").unwrap_err();
+        let e = parse_duration_ms_or_zero("500us").unwrap_err().to_string();
         assert!(e.contains("too short: the minimum is 1ms (or 0)"), "{e}");
         for bad in ["", "00", "-0s", "0x"] {
             assert!(parse_duration_ms_or_zero(bad).is_err(), "{bad}");
@@ -327,7 +352,14 @@ mod tests {
         for bad in ["", "M", "abc", "1x", "-1M", "1.5.5G", "64MBB", ".5G", "1bb"] {
             assert!(parse_bytes(bad).is_err(), "{bad}");
         }
-        assert!(parse_bytes("99999999p").unwrap_err().contains("too large"));
+        assert_eq!(
+            parse_bytes("99999999p").unwrap_err().to_string(),
+            "size \"99999999p\" is too large"
+        );
+        assert_eq!(
+            parse_bytes("1x").unwrap_err().to_string(),
+            "invalid size \"1x\": expected a number of bytes or a size such as 512k, 64M or 1.5G"
+        );
     }
 
     #[test]
@@ -342,10 +374,13 @@ mod tests {
         for bad in ["", "x", "-1", "50%", "1,5"] {
             assert!(parse_cpus_milli(bad).is_err(), "{bad}");
         }
-        assert!(
-            parse_cpus_milli("5000000")
-                .unwrap_err()
-                .contains("too large")
+        assert_eq!(
+            parse_cpus_milli("5000000").unwrap_err(),
+            UnitError::CpusTooLarge("5000000".into())
+        );
+        assert_eq!(
+            parse_cpus_milli("x").unwrap_err().to_string(),
+            "invalid CPU count \"x\": expected a number such as 0.5 or 2"
         );
     }
 
@@ -356,5 +391,9 @@ mod tests {
         for bad in ["0", "65536", "", "+80", "8o", "-1"] {
             assert!(parse_port(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            parse_port("8o").unwrap_err().to_string(),
+            "\"8o\" is not a port number (1-65535)"
+        );
     }
 }

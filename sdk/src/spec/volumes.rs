@@ -13,7 +13,7 @@ use saphyr::{Scalar, YamlData};
 
 use super::VolumeMount;
 use super::container::boolean;
-use super::ctx::{Ctx, index, join};
+use super::ctx::{Ctx, Entry, index, join};
 use super::keys;
 use super::yaml::{self, Node};
 
@@ -147,31 +147,14 @@ fn long(
     node: &Node,
     declared: &BTreeSet<String>,
 ) -> Option<VolumeMount> {
-    let mut ok = true;
-    let mut is_bind = false;
-    let mut source = None;
-    let mut target = None;
-    let mut read_only = false;
     let entries = ctx.mapping(path, node);
     let entries = keys::filter(ctx, &keys::MOUNT, path, entries);
     // `type` first, so a bind mount's source is not also reported as an
     // undeclared volume.
-    if let Some(e) = entries.iter().find(|e| e.key == "type") {
-        let p = join(path, "type");
-        match ctx.string(&p, e.value).as_deref() {
-            Some("volume") => {}
-            Some("bind" | "tmpfs") => {
-                ctx.error(&p, yaml::line(e.value), BIND);
-                is_bind = true;
-            }
-            Some(other) => {
-                let m = format!("unsupported mount type \"{other}\": only `volume` is supported");
-                ctx.error(&p, yaml::line(e.value), m);
-                ok = false;
-            }
-            None => ok = false,
-        }
-    }
+    let kind = mount_type(ctx, path, &entries);
+    let mut ok = kind != MountType::Unusable;
+    let mut is_bind = kind == MountType::Bind;
+    let (mut source, mut target, mut read_only) = (None, None, false);
     for e in &entries {
         let p = join(path, &e.key);
         let line = yaml::line(e.value);
@@ -210,17 +193,45 @@ fn long(
         ctx.error(path, line, m);
     }
     if target.is_none() {
-        ctx.error(
-            path,
-            line,
-            "missing `target`: the absolute path to mount the volume at",
-        );
+        let m = "missing `target`: the absolute path to mount the volume at";
+        ctx.error(path, line, m);
     }
     Some(VolumeMount {
         name: source?,
         target: target?,
         read_only,
     })
+}
+
+/// What a long-form mount's `type` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MountType {
+    /// `volume`, or no `type`.
+    Volume,
+    /// `bind` or `tmpfs`: refused (said here), its `source` not checked.
+    Bind,
+    /// Another type, or not a string: refused (said here).
+    Unusable,
+}
+
+fn mount_type(ctx: &mut Ctx, path: &str, entries: &[Entry<'_, '_>]) -> MountType {
+    let Some(e) = entries.iter().find(|e| e.key == "type") else {
+        return MountType::Volume;
+    };
+    let p = join(path, "type");
+    match ctx.string(&p, e.value).as_deref() {
+        Some("volume") => MountType::Volume,
+        Some("bind" | "tmpfs") => {
+            ctx.error(&p, yaml::line(e.value), BIND);
+            MountType::Bind
+        }
+        Some(other) => {
+            let m = format!("unsupported mount type \"{other}\": only `volume` is supported");
+            ctx.error(&p, yaml::line(e.value), m);
+            MountType::Unusable
+        }
+        None => MountType::Unusable,
+    }
 }
 
 /// A volume name, which must be declared at the top level.

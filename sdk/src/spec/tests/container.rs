@@ -58,7 +58,7 @@ fn shell_words() {
         ("'", "unterminated single quote"),
         ("echo \\", "lone backslash"),
     ] {
-        let e = split_words(bad).unwrap_err();
+        let e = split_words(bad).unwrap_err().to_string();
         assert!(e.contains(kind) && e.contains(bad), "{bad:?}: {e}");
     }
 }

@@ -1,8 +1,9 @@
 //! `GET /v1/top` (the load of every service and host) and `GET /metrics`
-//! (the server's Prometheus exposition).
+//! (the server's Prometheus exposition): the [`crate::load_report`] of the
+//! current snapshot and load board, over HTTP.
 
 use crate::cluster::Cluster;
-use crate::top::{self, ServerCounters};
+use crate::load_report::{self, ServerCounters};
 use atoll_sdk::api::TopView;
 use atoll_sdk::protocol::now_ms;
 use axum::Json;
@@ -11,28 +12,28 @@ use axum::response::IntoResponse;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-pub async fn top(State(c): State<Arc<Cluster>>) -> Json<TopView> {
+pub(crate) async fn top(State(c): State<Arc<Cluster>>) -> Json<TopView> {
     let snap = c.snapshot();
     let now = now_ms();
     let (loads, hosts) = {
         let board = c.load();
         (board.services(now), board.hosts(now))
     };
-    Json(top::view(&snap, &loads, &hosts))
+    Json(load_report::view(&snap, &loads, &hosts))
 }
 
-pub async fn metrics(State(c): State<Arc<Cluster>>) -> impl IntoResponse {
+pub(crate) async fn metrics(State(c): State<Arc<Cluster>>) -> impl IntoResponse {
     let snap = c.snapshot();
     let loads = c.load().services(now_ms());
     let client = c.buckets.js.client();
     let connects = client.statistics().connects.load(Ordering::Relaxed);
     let counters = ServerCounters {
-        placements: c.telemetry.placements.load(Ordering::Relaxed),
+        placements: c.telemetry.placements(),
         reconciles: c.telemetry.reconcile_histogram(),
         nats_reconnects: connects.saturating_sub(1),
-        leading: c.leading.load(Ordering::Relaxed),
+        leading: c.is_leading(),
     };
-    let text = top::exposition(&snap, &loads, &counters);
+    let text = load_report::exposition(&snap, &loads, &counters);
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -1,7 +1,9 @@
-//! `atoll top` and the server's `/metrics`: the load board's sums joined
-//! with what is deployed and where. Plain functions of plain data.
+//! What the load board shows users: the view of `atoll top` and the
+//! server's Prometheus exposition (`/metrics`) — the board's sums joined
+//! with what is deployed and where. Plain functions of plain data; the
+//! HTTP handlers are in `api/load.rs`.
 
-use crate::load::{HostLoad, ServiceLoad};
+use crate::load_board::{HostLoad, ServiceLoad};
 use crate::snapshot::Snapshot;
 use crate::telemetry::RECONCILE_BOUNDS_S;
 use atoll_sdk::api::{HostTop, ServiceTop, TopView};
@@ -10,10 +12,10 @@ use atoll_sdk::prometheus::{Exposition, Kind};
 use atoll_sdk::spec::{Mode, ScaleMetric};
 use std::collections::BTreeMap;
 
-pub type Loads = BTreeMap<(String, String), ServiceLoad>;
+pub(crate) type Loads = BTreeMap<(String, String), ServiceLoad>;
 
 /// Every deployed service and every known host with their load.
-pub fn view(snap: &Snapshot, loads: &Loads, hosts: &BTreeMap<String, HostLoad>) -> TopView {
+pub(crate) fn view(snap: &Snapshot, loads: &Loads, hosts: &BTreeMap<String, HostLoad>) -> TopView {
     let views = crate::views::instances(snap, None);
     let mut services = Vec::new();
     for record in &snap.apps {
@@ -71,7 +73,7 @@ pub fn view(snap: &Snapshot, loads: &Loads, hosts: &BTreeMap<String, HostLoad>) 
 }
 
 /// What the server counts itself.
-pub struct ServerCounters {
+pub(crate) struct ServerCounters {
     pub placements: u64,
     /// Per-bucket counts ([`RECONCILE_BOUNDS_S`], then +Inf) and the sum.
     pub reconciles: (Vec<u64>, f64),
@@ -80,8 +82,17 @@ pub struct ServerCounters {
 }
 
 /// The server's Prometheus exposition.
-pub fn exposition(snap: &Snapshot, loads: &Loads, counters: &ServerCounters) -> String {
+pub(crate) fn exposition(snap: &Snapshot, loads: &Loads, counters: &ServerCounters) -> String {
     let mut e = Exposition::new();
+    instances_and_hosts(&mut e, snap);
+    desired_replicas(&mut e, snap);
+    service_load(&mut e, loads);
+    server_counters(&mut e, counters);
+    e.finish()
+}
+
+/// `atoll_instances` by app, service and state; `atoll_hosts` by state.
+fn instances_and_hosts(e: &mut Exposition, snap: &Snapshot) {
     e.family(
         "atoll_instances",
         "Instances by app, service and state.",
@@ -109,6 +120,10 @@ pub fn exposition(snap: &Snapshot, loads: &Loads, counters: &ServerCounters) -> 
     for (state, n) in hosts {
         e.sample("atoll_hosts", &[("state", state)], n as f64);
     }
+}
+
+/// `atoll_service_replicas_desired` of every replicated service.
+fn desired_replicas(e: &mut Exposition, snap: &Snapshot) {
     e.family(
         "atoll_service_replicas_desired",
         "Instances a service should run.",
@@ -124,6 +139,10 @@ pub fn exposition(snap: &Snapshot, loads: &Loads, counters: &ServerCounters) -> 
             }
         }
     }
+}
+
+/// Each service's load gauges and its request-latency histogram.
+fn service_load(e: &mut Exposition, loads: &Loads) {
     type Pick = fn(&ServiceLoad) -> f64;
     let gauges: [(&str, &str, Pick); 4] = [
         (
@@ -170,6 +189,11 @@ pub fn exposition(snap: &Snapshot, loads: &Loads, counters: &ServerCounters) -> 
             sum,
         );
     }
+}
+
+/// What the server counts itself: placements, reconcile durations, NATS
+/// reconnects, leadership.
+fn server_counters(e: &mut Exposition, counters: &ServerCounters) {
     e.family(
         "atoll_placements_total",
         "Instances the controller placed.",
@@ -209,7 +233,6 @@ pub fn exposition(snap: &Snapshot, loads: &Loads, counters: &ServerCounters) -> 
         &[],
         if counters.leading { 1.0 } else { 0.0 },
     );
-    e.finish()
 }
 
 #[cfg(test)]

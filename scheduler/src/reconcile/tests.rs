@@ -11,10 +11,13 @@ mod replicated;
 mod resources;
 mod updates;
 
+use super::instance::spec_hash;
 use super::*;
 use crate::snapshot::HostSnapshot;
 use crate::snapshot::fixtures::*;
 use atoll_sdk::cluster::{HostState, InstanceState, InstanceStatus};
+use atoll_sdk::protocol::AppRecord;
+use std::collections::BTreeMap;
 
 /// The snapshot after the controller wrote the plan's assignments.
 pub(super) fn apply(snap: &Snapshot, plan: &Plan) -> Snapshot {

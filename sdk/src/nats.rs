@@ -1,8 +1,13 @@
-//! Opening the cluster's JetStream buckets. The server and the hosts both
-//! call [`Buckets::open`]: whichever starts first creates them, with the
+//! The NATS side of the shared language: connecting ([`connect`]),
+//! opening the cluster's JetStream buckets, and mirroring a KV bucket in
+//! memory ([`Mirror`]). The server and the hosts both call
+//! [`Buckets::open`]: whichever starts first creates the buckets, with the
 //! same configuration, so start order does not matter.
 
 mod mirror;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 pub use mirror::{Mirror, MirrorView, Versioned};
 
 use crate::protocol::Names;
@@ -129,14 +134,25 @@ async fn open_objects(
     }
 }
 
+/// The first connection to NATS failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to NATS at {url}: {source}")]
+pub struct ConnectError {
+    pub url: String,
+    pub source: async_nats::ConnectError,
+}
+
 /// Connects to NATS with bounded, named errors and unlimited reconnects
 /// (a host must survive NATS restarts: edge autonomy).
-pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, String> {
+pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, ConnectError> {
     async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(Duration::from_secs(3))
         .max_reconnects(None)
         .connect(url)
         .await
-        .map_err(|e| format!("cannot connect to NATS at {url}: {e}"))
+        .map_err(|source| ConnectError {
+            url: url.to_string(),
+            source,
+        })
 }

@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 
 /// A host's samples older than this are left out of the sums (the host is
 /// down, or its samples stopped).
-pub const STALE_MS: u64 = 3_000;
+pub(crate) const STALE_MS: u64 = 3_000;
 
 /// One service's load: the sum over its instances.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ServiceLoad {
+pub(crate) struct ServiceLoad {
     /// Instances that reported.
     pub instances: u32,
     pub rps: f64,
@@ -35,7 +35,7 @@ pub struct ServiceLoad {
 
 /// A service's requests since the server started.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Totals {
+pub(crate) struct Totals {
     pub requests: u64,
     pub busy_us: u64,
     pub latency: [u64; LATENCY_BOUNDS_MS.len() + 1],
@@ -44,7 +44,7 @@ pub struct Totals {
 impl ServiceLoad {
     /// The value `x-atoll.autoscale.target` compares against, summed over
     /// the instances.
-    pub fn metric(&self, m: ScaleMetric) -> f64 {
+    pub(crate) fn metric(&self, m: ScaleMetric) -> f64 {
         match m {
             ScaleMetric::Inflight => self.concurrency,
             ScaleMetric::Rps => self.rps,
@@ -52,7 +52,7 @@ impl ServiceLoad {
         }
     }
 
-    pub fn p99_ms(&self) -> Option<u64> {
+    pub(crate) fn p99_ms(&self) -> Option<u64> {
         quantile_ms(&self.latency, 0.99)
     }
 
@@ -80,7 +80,7 @@ impl Totals {
 
 /// One host's machine load.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HostLoad {
+pub(crate) struct HostLoad {
     pub at_ms: u64,
     /// Percent of the whole machine (all CPUs).
     pub cpu_percent: f64,
@@ -100,7 +100,7 @@ struct Latest {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct LoadBoard {
+pub(crate) struct LoadBoard {
     hosts: BTreeMap<String, Latest>,
     totals: BTreeMap<(String, String), Totals>,
 }
@@ -110,7 +110,7 @@ impl LoadBoard {
     /// sample, and an instance's first appearance, only set a baseline.
     /// The interval is measured on the host's clock when it moved forward
     /// (samples are stamped when taken), else on the server's.
-    pub fn record(&mut self, sample: HostSample, received_ms: u64) {
+    pub(crate) fn record(&mut self, sample: HostSample, received_ms: u64) {
         let before = self.hosts.get(&sample.host);
         let (rates, cpu_percent) = match before {
             None => (Vec::new(), 0.0),
@@ -153,7 +153,7 @@ impl LoadBoard {
 
     /// Every service's load, from the hosts that reported in the last
     /// [`STALE_MS`].
-    pub fn services(&self, now_ms: u64) -> BTreeMap<(String, String), ServiceLoad> {
+    pub(crate) fn services(&self, now_ms: u64) -> BTreeMap<(String, String), ServiceLoad> {
         let mut out: BTreeMap<(String, String), ServiceLoad> = BTreeMap::new();
         for h in self.fresh(now_ms) {
             for (i, s) in h.sample.instances.iter().enumerate() {
@@ -169,7 +169,7 @@ impl LoadBoard {
     }
 
     /// Every host's machine load, from the hosts that reported lately.
-    pub fn hosts(&self, now_ms: u64) -> BTreeMap<String, HostLoad> {
+    pub(crate) fn hosts(&self, now_ms: u64) -> BTreeMap<String, HostLoad> {
         (self.fresh(now_ms))
             .map(|h| {
                 let load = HostLoad {

@@ -1,17 +1,16 @@
-//! The autoscaler's shell: every second, on the leader, it adds each
-//! autoscaled service's load to its history, asks [`crate::autoscale`]
-//! for a count, and writes a changed count to the scale bucket (the
+//! The autoscaler's I/O loop: every second, on the leader, it adds each
+//! autoscaled service's load to its history, asks [`super::decide`] for a
+//! count, and writes a changed count to the scale bucket (the
 //! controller places or stops instances to match). It also answers the
 //! gateways' wake-ups for services scaled to zero.
 
-use crate::autoscale::{self, Histories, Tick};
+use super::decide::{self, Histories, Tick};
 use crate::cluster::Cluster;
 use atoll_sdk::protocol::{ScaleRecord, VERSION, Wake, endpoints_key, now_ms};
 use atoll_sdk::spec::Autoscale;
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// How often the autoscaler looks at the load.
@@ -19,7 +18,7 @@ const TICK: Duration = Duration::from_secs(1);
 
 type Key = (String, String);
 
-pub async fn run(cluster: Arc<Cluster>) {
+pub(crate) async fn run(cluster: Arc<Cluster>) {
     let subject = cluster.buckets.names.wake();
     let mut wakes = cluster.subscribe(subject, "wake-ups").await;
     let mut histories = Histories::default();
@@ -50,7 +49,7 @@ pub async fn run(cluster: Arc<Cluster>) {
 /// Only the leader decides, and only once it has read the apps and the
 /// earlier decisions (an unread bucket looks empty).
 fn acting(cluster: &Cluster) -> bool {
-    cluster.leading.load(Ordering::Relaxed) && cluster.settled()
+    cluster.is_leading() && cluster.settled()
 }
 
 /// Every autoscaled service of every app, with its settings.
@@ -78,7 +77,7 @@ fn current(
 ) -> (u32, u64) {
     match cluster.scale.get(&endpoints_key(&key.0, &key.1)) {
         Some(r) => (r.value.replicas, r.value.at_ms),
-        None => (autoscale::initial_replicas(a, replicas), deployed_ms),
+        None => (decide::initial_replicas(a, replicas), deployed_ms),
     }
 }
 
@@ -153,5 +152,5 @@ async fn set(cluster: &Cluster, key: &Key, from: u32, to: u32, reason: String) {
     cluster
         .wait_for_mirror(|c| c.scale.get(&name).is_some_and(|r| r.value == record))
         .await;
-    cluster.observed_changed.notify_one();
+    cluster.wake_controller();
 }

@@ -8,6 +8,7 @@ mod autoscale;
 mod container;
 mod ctx;
 mod deploy;
+mod error;
 mod health;
 mod keys;
 mod model;
@@ -22,5 +23,6 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 
+pub use error::{SpecError, SpecErrors};
 pub use model::*;
-pub use parse::{Parsed, SpecError, SpecErrors, parse};
+pub use parse::{Parsed, parse};

@@ -1,0 +1,196 @@
+//! The HTTP API (`/v1/...`): thin handlers that parse the request, call
+//! the cluster view or a library module ([`crate::revisions`] for desired
+//! state, [`crate::artifacts`], [`crate::host_removal`]) and answer. Every
+//! error answers with an [`atoll_sdk::api::ErrorBody`] that says what is
+//! wrong.
+
+mod error;
+mod load;
+mod logs;
+
+use crate::cluster::Cluster;
+use crate::{artifacts, host_removal, revisions, views};
+use atoll_sdk::api::{
+    AppView, DeployRequest, DeployResponse, HostView, InstanceView, RevisionView, RollbackRequest,
+    RollbackResponse,
+};
+use atoll_sdk::spec;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use error::{ApiError, ApiResult};
+use futures::StreamExt;
+use std::sync::Arc;
+
+/// Largest component upload.
+const MAX_ARTIFACT_BYTES: usize = 128 * 1024 * 1024;
+
+pub(crate) fn router(cluster: Arc<Cluster>) -> Router {
+    Router::new()
+        .route("/v1/health", get(|| async { "ok" }))
+        .route("/v1/apps", get(list_apps).post(deploy))
+        .route("/v1/apps/{name}", get(get_app).delete(delete_app))
+        .route("/v1/apps/{name}/history", get(app_history))
+        .route("/v1/apps/{name}/rollback", post(rollback))
+        .route("/v1/apps/{name}/promote/{service}", post(promote))
+        .route("/v1/instances", get(list_instances))
+        .route("/v1/hosts", get(list_hosts))
+        .route("/v1/hosts/{name}", delete(remove_host))
+        .route("/v1/events", get(events))
+        .route("/v1/top", get(load::top))
+        .route("/metrics", get(load::metrics))
+        .route("/v1/logs/{app}", get(logs::app_logs))
+        .route("/v1/logs/{app}/{service}", get(logs::service_logs))
+        .route(
+            "/v1/artifacts/{digest}",
+            put(put_artifact).head(head_artifact),
+        )
+        .layer(DefaultBodyLimit::max(MAX_ARTIFACT_BYTES))
+        .with_state(cluster)
+}
+
+type Shared = State<Arc<Cluster>>;
+
+async fn list_apps(State(c): Shared) -> Json<Vec<AppView>> {
+    let snap = c.snapshot();
+    let statuses = c.statuses.all();
+    let status = |name: &str| statuses.get(name).map(|s| &s.value);
+    Json(
+        (snap.apps.iter())
+            .map(|a| views::app(&snap, a, status(&a.spec.name)))
+            .collect(),
+    )
+}
+
+async fn get_app(State(c): Shared, Path(name): Path<String>) -> ApiResult<Json<AppView>> {
+    let snap = c.snapshot();
+    let record = snap.app(&name).ok_or_else(|| ApiError::no_app(&name))?;
+    let status = c.statuses.get(&name).map(|s| s.value);
+    Ok(Json(views::app(&snap, record, status.as_ref())))
+}
+
+#[derive(serde::Deserialize)]
+struct InstanceQuery {
+    app: Option<String>,
+}
+
+async fn list_instances(
+    State(c): Shared,
+    Query(q): Query<InstanceQuery>,
+) -> Json<Vec<InstanceView>> {
+    Json(views::instances(&c.snapshot(), q.app.as_deref()))
+}
+
+async fn list_hosts(State(c): Shared) -> Json<Vec<HostView>> {
+    let snap = c.snapshot();
+    let observed = c.observed();
+    Json(views::hosts(&snap, |h| observed.last_seen_ms(h)))
+}
+
+/// The app's revisions still kept, oldest first.
+async fn app_history(
+    State(c): Shared,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<RevisionView>>> {
+    let current = revisions::current(&c, &name)?;
+    let kept = revisions::history(&c, &name).await;
+    Ok(Json(views::revisions(&kept, current.value.revision)))
+}
+
+/// Deploys an earlier revision (of the app, or of one service) again, as a
+/// new revision: a rolling update back.
+async fn rollback(
+    State(c): Shared,
+    Path(name): Path<String>,
+    Json(req): Json<RollbackRequest>,
+) -> ApiResult<Json<RollbackResponse>> {
+    let done = revisions::rollback(&c, &name, req.service.as_deref(), req.to).await?;
+    Ok(Json(RollbackResponse {
+        revision: done.revision,
+        restored: done.restored,
+    }))
+}
+
+/// Makes a service's canary its version: a new revision, rolled out.
+async fn promote(
+    State(c): Shared,
+    Path((name, service)): Path<(String, String)>,
+) -> ApiResult<Json<DeployResponse>> {
+    let revision = revisions::promote(&c, &name, &service).await?;
+    Ok(Json(DeployResponse {
+        name,
+        revision,
+        unchanged: false,
+        warnings: Vec::new(),
+    }))
+}
+
+/// Retires a host that is down, so that its instances are placed
+/// elsewhere (see [`host_removal`]).
+async fn remove_host(State(c): Shared, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    host_removal::remove_host(&c, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Parses and checks the Compose file, stores its components' digests in
+/// place of their paths, and stores it as the app's next revision.
+async fn deploy(
+    State(c): Shared,
+    Json(req): Json<DeployRequest>,
+) -> ApiResult<Json<DeployResponse>> {
+    let parsed = spec::parse(&req.compose, &req.default_name).map_err(ApiError::invalid_compose)?;
+    let mut app = parsed.app;
+    artifacts::resolve_components(&c, &mut app, &req.artifacts).await?;
+    let name = app.name.clone();
+    let warnings = parsed.warnings;
+    let done = revisions::deploy(&c, app, req.compose, warnings.clone()).await?;
+    Ok(Json(DeployResponse {
+        name,
+        revision: done.revision,
+        unchanged: done.unchanged,
+        warnings,
+    }))
+}
+
+async fn delete_app(State(c): Shared, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    revisions::remove(&c, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn put_artifact(
+    State(c): Shared,
+    Path(claimed): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    match artifacts::store(&c, &claimed, &body).await? {
+        artifacts::Stored::Existing => Ok(StatusCode::OK),
+        artifacts::Stored::New => Ok(StatusCode::CREATED),
+    }
+}
+
+async fn head_artifact(State(c): Shared, Path(digest): Path<String>) -> StatusCode {
+    match artifacts::exists(&c, &digest).await {
+        true => StatusCode::OK,
+        false => StatusCode::NOT_FOUND,
+    }
+}
+
+/// Newline-delimited JSON events, as they happen.
+async fn events(State(c): Shared) -> ApiResult<Response> {
+    let sub = (c.buckets.js.client())
+        .subscribe(c.buckets.names.events())
+        .await
+        .map_err(|e| ApiError::internal("subscribing to events", e))?;
+    let stream = sub.map(|m| {
+        let mut line = m.payload.to_vec();
+        line.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(line))
+    });
+    Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError::internal("events", e))
+}

@@ -1,0 +1,150 @@
+//! A real `nats-server` for tests of code that talks to NATS (the KV
+//! mirror, the leader lease): started with JetStream on a free loopback
+//! port and a store in a fresh temporary directory, ready once it sends its
+//! `INFO` greeting, killed — and its directory removed — when dropped.
+//!
+//! Compiled for the sdk's own tests and, behind the `testing` feature, for
+//! other crates' tests. The `nats-server` binary is looked up on `PATH`,
+//! then in `/usr/sbin` and `/usr/bin` (where Debian puts it); a test that
+//! cannot find it fails, naming what is missing.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a started server may take to greet.
+const READY_WITHIN: Duration = Duration::from_secs(10);
+
+/// A running `nats-server`; see the module docs.
+pub struct TestNats {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl TestNats {
+    /// Starts a server with JetStream, in a fresh store.
+    pub fn start() -> TestNats {
+        let mut nats = TestNats {
+            child: None,
+            port: free_port(),
+            dir: temp_dir(),
+        };
+        nats.resume();
+        nats
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (clients see the connection drop); its store stays
+    /// for [`resume`](Self::resume).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and store, and waits for
+    /// its greeting. Panics, saying why, when it does not come up.
+    pub fn resume(&mut self) {
+        self.stop();
+        let store = self.dir.join("store");
+        let child = Command::new(binary())
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start nats-server ({}): {e}", binary().display()));
+        self.child = Some(child);
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let started = Instant::now();
+        while !greets(addr) {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("nats-server exited at start: {status}");
+            }
+            assert!(
+                started.elapsed() < READY_WITHIN,
+                "nats-server did not greet on {addr} within {READY_WITHIN:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestNats {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether a server on `addr` sends its `INFO` greeting: a bare connection
+/// is not enough (a socket polling a free port can connect to itself).
+fn greets(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let mut greeting = [0u8; 4];
+    s.set_read_timeout(Some(Duration::from_millis(500))).is_ok()
+        && s.read_exact(&mut greeting).is_ok()
+        && &greeting == b"INFO"
+}
+
+fn binary() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let dirs = on_path
+        .into_iter()
+        .chain(["/usr/sbin", "/usr/bin"].map(PathBuf::from));
+    dirs.map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("nats-server"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A new directory under the system's temporary directory.
+fn temp_dir() -> PathBuf {
+    static COUNT: AtomicU32 = AtomicU32::new(0);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    let name = format!("atoll-nats-{}-{n}", std::process::id());
+    let dir = std::env::temp_dir().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
+/// Polls `done` every 10 ms until it holds; panics naming `what` after
+/// `limit`.
+pub async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
