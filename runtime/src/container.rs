@@ -50,7 +50,9 @@ pub enum ContainerError {
     #[error(transparent)]
     User(#[from] crate::container::spec::user::UserError),
     #[error("runtime spec: {0}")]
-    Spec(String),
+    Spec(#[from] oci_spec::OciSpecError),
+    #[error("runtime spec: {0}")]
+    SpecJson(#[from] serde_json::Error),
     #[error("container {id} has lost its network address; it must be started anew")]
     NoAddress { id: String },
     #[error("{what}: {source}")]

@@ -25,8 +25,6 @@ mod logs;
 mod metrics;
 pub mod oci;
 mod supervisor;
-#[cfg(test)]
-mod test_nats;
 pub mod wasm;
 
 pub use agent::{HostConfig, HostError, cleanup, run};

@@ -52,7 +52,7 @@ pub(super) async fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_nats::TestNats;
+    use atoll_sdk::nats::testing::TestNats;
     use std::sync::{Arc, Mutex};
 
     async fn seen_until(
@@ -75,8 +75,8 @@ mod tests {
 
     #[tokio::test]
     async fn every_assignment_is_cached_then_applied_and_a_deleted_key_means_nothing() {
-        let nats = TestNats::start("assignment");
-        let client = async_nats::connect(&nats.url).await.expect("connect");
+        let nats = TestNats::start();
+        let client = async_nats::connect(nats.url()).await.expect("connect");
         let js = async_nats::jetstream::new(client);
         let cfg = kv::Config {
             bucket: "assignments".into(),

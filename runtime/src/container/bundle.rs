@@ -99,8 +99,8 @@ pub fn prepare(
         nofile: spec::nofile_limit(),
         volumes,
     };
-    let oci = spec::build(&input).map_err(|e| ContainerError::Spec(e.to_string()))?;
-    let json = serde_json::to_vec_pretty(&oci).map_err(|e| ContainerError::Spec(e.to_string()))?;
+    let oci = spec::build(&input)?;
+    let json = serde_json::to_vec_pretty(&oci)?;
     std::fs::write(bundle.join("config.json"), json).map_err(io("writing config.json".into()))?;
     Ok(())
 }

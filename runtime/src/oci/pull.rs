@@ -181,8 +181,11 @@ impl Puller {
                     source,
                 }
             })?;
-        let client = registry::client(&self.insecure_registries, self.timeout)
-            .map_err(|message| PullError::Client { message })?;
+        let client = registry::client(&self.insecure_registries, self.timeout).map_err(|e| {
+            PullError::Client {
+                message: e.to_string(),
+            }
+        })?;
 
         let (manifest, manifest_digest) = self.manifest(&client, &parsed, &auth, &cx).await?;
         let kind = classify(&manifest).map_err(|source| PullError::Kind {

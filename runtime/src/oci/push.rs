@@ -299,8 +299,11 @@ impl Pusher {
                     source,
                 }
             })?;
-        let client = registry::client(&self.insecure_registries, self.timeout)
-            .map_err(|message| PushError::Client { message })?;
+        let client = registry::client(&self.insecure_registries, self.timeout).map_err(|e| {
+            PushError::Client {
+                message: e.to_string(),
+            }
+        })?;
         // Authenticates for push up front: a refusal is reported as such
         // rather than as the first upload failing.
         cx.bounded(

@@ -19,7 +19,10 @@ use super::auth::{self, AuthError};
 /// every connect and read bounded by `timeout`. One per operation: it
 /// caches credentials per registry forever, and the docker config may
 /// change between operations.
-pub fn client(insecure: &[String], timeout: Duration) -> Result<Client, String> {
+pub fn client(
+    insecure: &[String],
+    timeout: Duration,
+) -> Result<Client, oci_client::errors::OciDistributionError> {
     Client::try_from(ClientConfig {
         protocol: ClientProtocol::HttpsExcept(insecure.to_vec()),
         platform_resolver: None,
@@ -27,7 +30,6 @@ pub fn client(insecure: &[String], timeout: Duration) -> Result<Client, String> 
         read_timeout: Some(timeout),
         ..ClientConfig::default()
     })
-    .map_err(|err| err.to_string())
 }
 
 /// Credentials for `registry` from a docker config file; anonymous

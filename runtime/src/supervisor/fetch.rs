@@ -23,6 +23,16 @@ const MAX_FETCH_BACKOFF: Duration = Duration::from_secs(15);
 /// Largest Wasm layer read into memory.
 const MAX_WASM_BYTES: u64 = 256 << 20;
 
+/// Why an artifact can never be had here.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FetchError {
+    #[error("image {reference}: {source}")]
+    WasmLayer {
+        reference: String,
+        source: crate::oci::store::StoreError,
+    },
+}
+
 /// Where artifacts come from.
 pub(crate) struct Sources {
     /// Components uploaded with their app (the object store).
@@ -59,7 +69,7 @@ impl Backoff {
 impl Supervisor {
     /// The instance's artifact, once it arrived; `Err` (why) when it never
     /// can: an image's Wasm layer that cannot be read.
-    pub(super) async fn fetch(&self, spec: &InstanceSpec) -> Result<Artifact, String> {
+    pub(super) async fn fetch(&self, spec: &InstanceSpec) -> Result<Artifact, FetchError> {
         match &spec.artifact {
             ArtifactRef::Stored(digest) => {
                 let bytes = self.fetch_component(&spec.id, digest).await;
@@ -77,7 +87,10 @@ impl Supervisor {
                                 digest: layer_digest.clone(),
                                 bytes,
                             }),
-                            Err(e) => Err(format!("image {reference}: {e}")),
+                            Err(source) => Err(FetchError::WasmLayer {
+                                reference: reference.clone(),
+                                source,
+                            }),
                         }
                     }
                     ArtifactKind::Container => Ok(Artifact::Image(image)),

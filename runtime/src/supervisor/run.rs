@@ -60,7 +60,7 @@ impl Supervisor {
         }
         let artifact = match self.fetch(&spec).await {
             Ok(a) => a,
-            Err(reason) => return self.fail(id, reason),
+            Err(e) => return self.fail(id, e.to_string()),
         };
         let driver = match self.drivers.for_artifact(&artifact) {
             Ok(d) => d,

@@ -159,10 +159,10 @@ pub(super) fn entry_names(
 }
 
 pub(super) fn normalize(source: &Path, reference: &str) -> Result<String, LayoutError> {
-    normalize_reference(reference).map_err(|message| LayoutError::BadReference {
+    normalize_reference(reference).map_err(|e| LayoutError::BadReference {
         path: source.to_owned(),
         reference: reference.to_owned(),
-        message,
+        message: e.to_string(),
     })
 }
 

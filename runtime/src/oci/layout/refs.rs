@@ -33,8 +33,8 @@ pub struct RefIndex {
 /// The normalized form of an image reference: registry, repository and tag
 /// spelled out (`app` → `docker.io/library/app:latest`), so that the names
 /// a user writes and the names an archive carries meet.
-pub fn normalize_reference(reference: &str) -> Result<String, String> {
-    let parsed: Reference = reference.parse().map_err(|err| format!("{err}"))?;
+pub fn normalize_reference(reference: &str) -> Result<String, oci_client::ParseError> {
+    let parsed: Reference = reference.parse()?;
     Ok(parsed.whole())
 }
 
