@@ -6,8 +6,12 @@
 //! container. The gateway reaches a running instance through its
 //! [`Reach`]; health checks and load metrics go through the same handle.
 //!
-//! A new runtime is one new folder with a `Driver` and a `Running`, and a
-//! line in [`Drivers::for_artifact`] naming the artifacts it runs.
+//! A new runtime is a new folder with a `Driver` and a `Running`. Around
+//! it: the kind of artifact it runs ([`Artifact`], fetched in
+//! `supervisor/fetch.rs`), its place in [`Drivers`] and
+//! [`Drivers::for_artifact`], and its construction in the agent. Neither
+//! the scheduler nor the gateway changes, unless it is reached in a way
+//! [`Reach`] does not know yet.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;

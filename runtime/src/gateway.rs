@@ -13,25 +13,25 @@
 //! (components' calls by name) and `responses`.
 
 mod attempts;
-pub mod balance;
+pub(crate) mod balance;
 mod dispatch;
 mod forward;
 mod forwarded;
 mod listeners;
 mod responses;
 mod retry;
-pub mod routes;
+pub(crate) mod routes;
 mod service_calls;
 mod tcp;
 mod timeout;
-pub mod vips;
+pub(crate) mod vips;
 mod wake;
 
-pub use listeners::{run, run_mesh};
+pub(crate) use listeners::{run, run_mesh};
 pub(crate) use responses::read_body;
-pub use responses::text;
-pub use service_calls::ServiceCalls;
-pub use wake::Waker;
+pub(crate) use responses::text;
+pub(crate) use service_calls::ServiceCalls;
+pub(crate) use wake::Waker;
 
 use crate::local_instances::LocalInstances;
 use crate::wasm::ResponseBody;

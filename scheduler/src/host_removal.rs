@@ -1,4 +1,4 @@
-//! An operator retires a host that is down (`atoll host rm`): it is
+//! An operator retires a host that is down (`atoll hosts rm`): it is
 //! recorded in the removed-hosts bucket, so that its instances — those
 //! with named volumes too, whose data stays behind — are placed elsewhere.
 //! A host that is up is refused: it must be stopped first, or its

@@ -1,6 +1,7 @@
 //! The routing table: published port → the service behind it and its ready
-//! endpoints, and `(app, service)` → the same, for calls by service name. Rebuilt from the endpoints bucket mirror on every change, so
-//! the request path never waits on NATS.
+//! endpoints, and `(app, service)` → the same, for calls by service name.
+//! Rebuilt from the endpoints bucket mirror on every change, so the
+//! request path never waits on NATS.
 
 use atoll_sdk::protocol::{Endpoint, Endpoints};
 use std::collections::BTreeMap;
