@@ -25,6 +25,10 @@ pub struct ContainerArgs {
     /// Leave containers running when the host stops, for its next run to adopt
     #[arg(long)]
     keep_containers: bool,
+    /// Static init binary run as PID 1 of `init: true` containers (default:
+    /// tini-static from Debian's tini package, or docker-init)
+    #[arg(long, value_name = "FILE")]
+    init_binary: Option<PathBuf>,
 }
 
 impl ContainerArgs {
@@ -38,6 +42,7 @@ impl ContainerArgs {
             None => None,
         };
         cfg.keep_containers = self.keep_containers;
+        cfg.init_binary = self.init_binary.clone();
         Ok(())
     }
 }

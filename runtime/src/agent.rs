@@ -52,6 +52,9 @@ pub struct HostConfig {
     pub keep_containers: bool,
     /// Where other hosts forward service calls (`--mesh-port`).
     pub mesh_port: u16,
+    /// The static init binary for `init: true` (`--init-binary`); a
+    /// known one is looked for when `None`.
+    pub init_binary: Option<PathBuf>,
 }
 
 impl HostConfig {
@@ -73,6 +76,7 @@ impl HostConfig {
             container_subnet: None,
             keep_containers: false,
             mesh_port: atoll_sdk::cluster::DEFAULT_MESH_PORT,
+            init_binary: None,
         }
     }
 }
@@ -253,6 +257,7 @@ async fn image_support(
         data_dir: cfg.data_dir.clone(),
         runtime: cfg.oci_runtime.clone(),
         subnet: cfg.container_subnet,
+        init_binary: cfg.init_binary.clone(),
     };
     let containers = match Containers::new(&container_cfg, puller.store().clone()).await {
         Ok(c) => Ok(Arc::new(c)),

@@ -11,12 +11,16 @@
 
 pub(crate) mod bundle;
 pub(crate) mod cgroup;
+mod copy_up;
 mod driver;
+pub(crate) mod facts;
+mod inside;
 pub(crate) mod network;
 pub(crate) mod oci_runtime;
 pub(crate) mod process;
 pub(crate) mod rootfs;
 pub(crate) mod spec;
+mod volumes;
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -53,6 +57,10 @@ pub enum ContainerError {
     Spec(#[from] oci_spec::OciSpecError),
     #[error("runtime spec: {0}")]
     SpecJson(#[from] serde_json::Error),
+    #[error(
+        "`init: true` needs a static init binary on the host (tini-static, from Debian's tini package, or --init-binary); none was found"
+    )]
+    NoInit,
     #[error("container {id} has lost its network address; it must be started anew")]
     NoAddress { id: String },
     #[error("{what}: {source}")]
@@ -70,6 +78,7 @@ impl ContainerError {
             self,
             ContainerError::Command(_)
                 | ContainerError::User(_)
+                | ContainerError::NoInit
                 | ContainerError::Rootfs(RootfsError::Unpack { .. })
         )
     }
@@ -83,6 +92,26 @@ pub struct ContainerConfig {
     pub runtime: PathBuf,
     /// `--container-subnet`; picked automatically when `None`.
     pub subnet: Option<Subnet>,
+    /// `--init-binary`: the static init for `init: true`; looked for when
+    /// `None` ([`find_init`]).
+    pub init_binary: Option<PathBuf>,
+}
+
+/// Static init binaries a host may mount into any image for `init: true`
+/// (a dynamically linked one would need the host's libraries inside).
+const INIT_CANDIDATES: &[&str] = &[
+    "/usr/bin/tini-static",
+    "/usr/local/bin/tini-static",
+    "/usr/bin/docker-init",
+    "/usr/libexec/docker/docker-init",
+];
+
+/// The first static init binary this host has.
+pub(crate) fn find_init() -> Option<PathBuf> {
+    INIT_CANDIDATES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
 }
 
 /// A started container.
@@ -99,6 +128,8 @@ pub struct Containers {
     dir: PathBuf,
     /// Named volumes, `<app>/<name>` below.
     volumes: PathBuf,
+    /// The init binary for `init: true`, if the host has one.
+    init: Option<PathBuf>,
 }
 
 impl Containers {
@@ -119,12 +150,20 @@ impl Containers {
             what: format!("creating {}", dir.display()),
             source,
         })?;
+        let init = cfg.init_binary.clone().or_else(find_init);
+        match &init {
+            Some(path) => tracing::info!(init = %path.display(), "init binary for `init: true`"),
+            None => tracing::warn!(
+                "no static init binary (tini-static): services with `init: true` will fail here"
+            ),
+        }
         Ok(Containers {
             runtime,
             network,
             images: Images::new(cfg.data_dir.join("images"), store),
             dir,
             volumes: cfg.data_dir.join("volumes"),
+            init,
         })
     }
 
@@ -162,15 +201,16 @@ impl Containers {
             let _ = self.runtime.delete(&spec.id).await;
         }
         let attachment = self.network.attach(&spec.id).await?;
-        let prepared = bundle::prepare(
-            &self.volumes,
-            &bundle,
-            &lower,
+        let prepared = bundle::prepare(&bundle::Inputs {
+            volumes_root: &self.volumes,
+            bundle: &bundle,
+            lower: &lower,
             spec,
             image,
             host,
-            &attachment,
-        );
+            net: &attachment,
+            init: self.init.as_deref(),
+        });
         if let Err(e) = prepared {
             self.network.detach(&spec.id).await;
             return Err(e);
@@ -273,7 +313,8 @@ impl Containers {
         }
     }
 
-    /// Stops a running container: SIGTERM, SIGKILL after `grace`.
+    /// Stops a running container: its stop signal (`SIGTERM` unless the
+    /// service or the image says otherwise), SIGKILL after `grace`.
     pub async fn stop(&self, id: &str, pid: Option<i32>, grace: Duration) {
         let Some(pid) = pid.or(self.adopt(id).await.map(|s| s.pid)) else {
             return;
@@ -281,8 +322,9 @@ impl Containers {
         if !process::exists(pid) {
             return;
         }
-        if let Err(e) = self.runtime.kill(id, "TERM").await {
-            tracing::debug!(instance = id, error = %e, "SIGTERM through the runtime failed");
+        let signal = facts::Facts::read(&self.bundle(id)).stop_signal;
+        if let Err(e) = self.runtime.kill(id, &signal).await {
+            tracing::debug!(instance = id, %signal, error = %e, "stop signal through the runtime failed");
         }
         if tokio::time::timeout(grace, process::wait(pid))
             .await

@@ -36,7 +36,7 @@ pub(crate) enum Artifact {
     /// A Wasm component: its content digest and bytes.
     Component { digest: String, bytes: Vec<u8> },
     /// A container image in the host's image store.
-    Image(PulledImage),
+    Image(Box<PulledImage>),
 }
 
 impl Artifact {
@@ -167,6 +167,12 @@ pub(crate) trait Running: Send + Sync {
 
     /// Its main process, for the host's log.
     fn pid(&self) -> Option<i32> {
+        None
+    }
+
+    /// The health check its artifact declares (an image's `HEALTHCHECK`),
+    /// used when the service has none of its own.
+    fn artifact_health(&self) -> Option<atoll_sdk::spec::Health> {
         None
     }
 }

@@ -309,7 +309,7 @@ impl Supervisor {
         let Some(slot) = slots.get_mut(&spec.id) else {
             return false;
         };
-        let checked = spec.health.is_some();
+        let checked = health::health_of(spec, running.as_ref()).is_some();
         slot.health = checked.then_some(HealthState::Starting);
         slot.running = Some(running.clone());
         self.local.insert(&spec.id, running.reach(), !checked);

@@ -5,22 +5,39 @@ use std::path::Path;
 
 use atoll_sdk::cluster::InstanceSpec;
 
-use super::ContainerError;
 use super::cgroup::cgroups_path;
+use super::{ContainerError, volumes};
 use crate::container::network::Attachment;
 use crate::container::rootfs;
 use crate::container::spec::{self, EtcFiles, SpecInput, user};
 use crate::oci::pull::PulledImage;
 
-pub fn prepare(
-    volumes_root: &Path,
-    bundle: &Path,
-    lower: &Path,
-    spec: &InstanceSpec,
-    image: &PulledImage,
-    host: &str,
-    net: &Attachment,
-) -> Result<(), ContainerError> {
+/// What one container's bundle is made from.
+pub(crate) struct Inputs<'a> {
+    /// Where named volumes live (`<data>/volumes`).
+    pub volumes_root: &'a Path,
+    pub bundle: &'a Path,
+    /// The unpacked image (the overlay's lower layer).
+    pub lower: &'a Path,
+    pub spec: &'a InstanceSpec,
+    pub image: &'a PulledImage,
+    pub host: &'a str,
+    pub net: &'a Attachment,
+    /// The host's init binary, for `init: true`.
+    pub init: Option<&'a Path>,
+}
+
+pub(crate) fn prepare(inputs: &Inputs) -> Result<(), ContainerError> {
+    let Inputs {
+        volumes_root,
+        bundle,
+        lower,
+        spec,
+        image,
+        host,
+        net,
+        init,
+    } = *inputs;
     let io = |what: String| move |source| ContainerError::Io { what, source };
     let config = image.config.clone().unwrap_or_default();
     let merged = rootfs::mount_overlay(lower, bundle)?;
@@ -77,14 +94,17 @@ pub fn prepare(
     std::fs::write(&etc.hostname, format!("{}\n", spec.id))
         .map_err(io("writing /etc/hostname".into()))?;
 
-    // Named volumes: a directory per app and name, kept when the
-    // container goes, shared by the app's containers on this host.
     let mut volumes = Vec::new();
-    for v in &spec.volumes {
-        let dir = volumes_root.join(&spec.app).join(&v.name);
-        std::fs::create_dir_all(&dir).map_err(io(format!("creating volume {}", v.name)))?;
-        volumes.push((dir, v.target.clone(), v.read_only));
+    for v in volumes::plan(volumes_root, bundle, spec, &config.volumes) {
+        volumes::make(&v, lower, &spec.id)
+            .map_err(io(format!("making the volume at {}", v.target)))?;
+        volumes.push((v.dir, v.target, v.read_only));
     }
+    let init = match (spec.container.init, init) {
+        (false, _) => None,
+        (true, Some(path)) => Some(path.to_path_buf()),
+        (true, None) => return Err(ContainerError::NoInit),
+    };
     let input = SpecInput {
         hostname: &spec.id,
         image: &config,
@@ -98,7 +118,11 @@ pub fn prepare(
         etc_files: Some(etc),
         nofile: spec::nofile_limit(),
         volumes,
+        init,
     };
+    super::facts::Facts::of(&config, opts, spec.health.is_some())
+        .write(bundle)
+        .map_err(io("writing facts.json".into()))?;
     let oci = spec::build(&input)?;
     let json = serde_json::to_vec_pretty(&oci)?;
     std::fs::write(bundle.join("config.json"), json).map_err(io("writing config.json".into()))?;

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atoll_sdk::cluster::InstanceSpec;
-use atoll_sdk::spec::PortMapping;
+use atoll_sdk::spec::{Health, PortMapping};
 use futures::future::BoxFuture;
 
+use super::facts::Facts;
 use super::{ContainerError, Containers, Started, cgroup, process};
 use crate::driver::{
     Artifact, Driver, ExecError, Exit, Lifecycle, Reach, Running, StartError, Usage,
@@ -29,7 +30,9 @@ impl ContainerDriver {
     }
 
     fn running(&self, spec: &InstanceSpec, started: Started) -> Arc<dyn Running> {
+        let facts = Facts::read(&self.containers.bundle(&spec.id));
         Arc::new(RunningContainer {
+            health: facts.health,
             containers: self.containers.clone(),
             id: spec.id.clone(),
             app: spec.app.clone(),
@@ -104,6 +107,8 @@ impl Driver for ContainerDriver {
 /// One run of a container.
 struct RunningContainer {
     containers: Arc<Containers>,
+    /// The image's own check.
+    health: Option<Health>,
     id: String,
     app: String,
     ports: Vec<PortMapping>,
@@ -156,5 +161,9 @@ impl Running for RunningContainer {
 
     fn pid(&self) -> Option<i32> {
         Some(self.pid)
+    }
+
+    fn artifact_health(&self) -> Option<Health> {
+        self.health.clone()
     }
 }

@@ -15,9 +15,9 @@ mod seccomp;
 mod tests;
 pub mod user;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use atoll_sdk::spec::{ContainerOptions, ResourceSpec};
+use atoll_sdk::spec::{ContainerOptions, ResourceSpec, TmpfsMount};
 use oci_spec::OciSpecError;
 use oci_spec::runtime::{
     LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder,
@@ -74,9 +74,17 @@ pub struct SpecInput<'a> {
     pub etc_files: Option<EtcFiles>,
     /// `RLIMIT_NOFILE` for the process.
     pub nofile: u64,
-    /// Named volumes: a host directory, where it goes, read-only or not.
+    /// Volumes: a host directory, where it goes, read-only or not.
     pub volumes: Vec<(PathBuf, String, bool)>,
+    /// `init: true`: the host's init binary, mounted at [`INIT_PATH`] and
+    /// run as PID 1 before the command.
+    pub init: Option<PathBuf>,
 }
+
+/// Where the init binary is mounted (Docker's path for its `--init`).
+pub const INIT_PATH: &str = "/sbin/docker-init";
+/// `/dev/shm` without `shm_size`, as Docker.
+const DEFAULT_SHM: u64 = 64 << 20;
 
 /// Host-side files for the container's name resolution.
 pub struct EtcFiles {
@@ -89,9 +97,18 @@ pub struct EtcFiles {
 /// bundle's `config.json`.
 pub fn build(input: &SpecInput) -> Result<Spec, OciSpecError> {
     let caps = caps::effective(&input.options.cap_add, &input.options.cap_drop);
+    // With `init`, the init is PID 1 and runs the command as its child.
+    let args: Vec<String> = match &input.init {
+        Some(_) => [INIT_PATH, "--"]
+            .map(String::from)
+            .into_iter()
+            .chain(input.args.iter().cloned())
+            .collect(),
+        None => input.args.clone(),
+    };
     let process = ProcessBuilder::default()
         .terminal(false)
-        .args(input.args.clone())
+        .args(args)
         .env(environment(input.image, input.env))
         .cwd(working_dir(input.image, input.options))
         .user(
@@ -106,13 +123,7 @@ pub fn build(input: &SpecInput) -> Result<Spec, OciSpecError> {
         // it is the safer default: setuid binaries gain nothing).
         .no_new_privileges(true)
         .capabilities(caps::to_linux(&caps, input.user.uid == 0))
-        .rlimits(vec![
-            PosixRlimitBuilder::default()
-                .typ(PosixRlimitType::RlimitNofile)
-                .soft(input.nofile)
-                .hard(input.nofile)
-                .build()?,
-        ])
+        .rlimits(rlimits(input)?)
         .build()?;
     let root = RootBuilder::default()
         .path("rootfs")
@@ -149,6 +160,54 @@ fn environment(image: &ImageConfig, extra: &[(String, String)]) -> Vec<String> {
     out.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
+/// `ulimits:`, with `nofile` at [`SpecInput::nofile`] unless it is given.
+fn rlimits(input: &SpecInput) -> Result<Vec<oci_spec::runtime::PosixRlimit>, OciSpecError> {
+    let mut limits = Vec::new();
+    let given = &input.options.ulimits;
+    if !given.iter().any(|u| u.name == "nofile") {
+        limits.push((PosixRlimitType::RlimitNofile, input.nofile, input.nofile));
+    }
+    for u in given {
+        // The names were checked when the file was parsed.
+        if let Some(typ) = rlimit_type(&u.name) {
+            limits.push((typ, u.soft, u.hard));
+        }
+    }
+    limits
+        .into_iter()
+        .map(|(typ, soft, hard)| {
+            PosixRlimitBuilder::default()
+                .typ(typ)
+                .soft(soft)
+                .hard(hard)
+                .build()
+        })
+        .collect()
+}
+
+fn rlimit_type(name: &str) -> Option<PosixRlimitType> {
+    use PosixRlimitType::*;
+    Some(match name {
+        "as" => RlimitAs,
+        "core" => RlimitCore,
+        "cpu" => RlimitCpu,
+        "data" => RlimitData,
+        "fsize" => RlimitFsize,
+        "locks" => RlimitLocks,
+        "memlock" => RlimitMemlock,
+        "msgqueue" => RlimitMsgqueue,
+        "nice" => RlimitNice,
+        "nofile" => RlimitNofile,
+        "nproc" => RlimitNproc,
+        "rss" => RlimitRss,
+        "rtprio" => RlimitRtprio,
+        "rttime" => RlimitRttime,
+        "sigpending" => RlimitSigpending,
+        "stack" => RlimitStack,
+        _ => return None,
+    })
+}
+
 fn working_dir(image: &ImageConfig, options: &ContainerOptions) -> PathBuf {
     let dir = options.working_dir.as_ref().or(image.working_dir.as_ref());
     PathBuf::from(dir.map_or("/", String::as_str))
@@ -160,6 +219,15 @@ fn truncate_hostname(name: &str) -> String {
 
 fn mounts(input: &SpecInput) -> Result<Vec<oci_spec::runtime::Mount>, OciSpecError> {
     let mut mounts = get_default_mounts();
+    let shm = input.options.shm_size.unwrap_or(DEFAULT_SHM);
+    for m in mounts
+        .iter_mut()
+        .filter(|m| m.destination() == Path::new("/dev/shm"))
+    {
+        let options = ["nosuid", "noexec", "nodev", "mode=1777"].map(String::from);
+        let size = format!("size={}k", shm.div_ceil(1024));
+        m.set_options(Some(options.into_iter().chain([size]).collect()));
+    }
     if let Some(etc) = &input.etc_files {
         let ro = if input.options.read_only { "ro" } else { "rw" };
         for (dest, src) in [
@@ -188,7 +256,36 @@ fn mounts(input: &SpecInput) -> Result<Vec<oci_spec::runtime::Mount>, OciSpecErr
                 .build()?,
         );
     }
+    for t in &input.options.tmpfs {
+        mounts.push(tmpfs_mount(t)?);
+    }
+    if let Some(init) = &input.init {
+        mounts.push(
+            MountBuilder::default()
+                .destination(INIT_PATH)
+                .typ("bind")
+                .source(init)
+                .options(vec!["bind".into(), "ro".into(), "nosuid".into()])
+                .build()?,
+        );
+    }
     Ok(mounts)
+}
+
+/// A `tmpfs` mount: `nosuid,nodev` as Docker, mode 1777 unless given.
+fn tmpfs_mount(t: &TmpfsMount) -> Result<oci_spec::runtime::Mount, OciSpecError> {
+    let mut options: Vec<String> = vec!["nosuid".into(), "nodev".into()];
+    options.extend(t.flags.iter().cloned());
+    options.push(format!("mode={:o}", t.mode.unwrap_or(0o1777)));
+    if let Some(size) = t.size {
+        options.push(format!("size={}k", size.div_ceil(1024)));
+    }
+    MountBuilder::default()
+        .destination(&t.target)
+        .typ("tmpfs")
+        .source("tmpfs")
+        .options(options)
+        .build()
 }
 
 fn linux(input: &SpecInput, caps: &caps::CapSet) -> Result<oci_spec::runtime::Linux, OciSpecError> {
@@ -216,6 +313,8 @@ fn linux(input: &SpecInput, caps: &caps::CapSet) -> Result<oci_spec::runtime::Li
         "net.ipv4.ip_unprivileged_port_start".to_string(),
         "0".to_string(),
     );
+    // `sysctls:`: namespaced ones only (checked when the file was parsed).
+    sysctl.extend(input.options.sysctls.clone());
     LinuxBuilder::default()
         .namespaces(namespaces)
         .resources(resources(input.limits)?)

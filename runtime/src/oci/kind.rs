@@ -105,6 +105,34 @@ pub struct ImageConfig {
     pub env: Vec<String>,
     pub working_dir: Option<String>,
     pub user: Option<String>,
+    /// `Volumes`: paths that get a volume of their own, sorted.
+    pub volumes: Vec<String>,
+    /// `StopSignal` (`SIGQUIT`), as written.
+    pub stop_signal: Option<String>,
+    /// `Healthcheck`, as written.
+    pub healthcheck: Option<ImageHealthcheck>,
+    /// `ExposedPorts` (`8080/tcp`), sorted.
+    pub exposed_ports: Vec<String>,
+}
+
+/// An image's `HEALTHCHECK`: durations in nanoseconds, zero meaning "the
+/// default", as Docker writes them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageHealthcheck {
+    /// `["CMD", …]`, `["CMD-SHELL", "…"]` or `["NONE"]`.
+    #[serde(default)]
+    pub test: Vec<String>,
+    #[serde(default)]
+    pub interval: u64,
+    #[serde(default)]
+    pub timeout: u64,
+    #[serde(default)]
+    pub start_period: u64,
+    #[serde(default)]
+    pub start_interval: u64,
+    #[serde(default)]
+    pub retries: u32,
 }
 
 #[derive(Deserialize)]
@@ -128,6 +156,14 @@ struct RunConfig {
     working_dir: Option<String>,
     #[serde(default)]
     user: Option<String>,
+    #[serde(default)]
+    volumes: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    stop_signal: Option<String>,
+    #[serde(default)]
+    healthcheck: Option<ImageHealthcheck>,
+    #[serde(default)]
+    exposed_ports: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 impl ImageConfig {
@@ -147,6 +183,10 @@ impl ImageConfig {
             env: run.env.unwrap_or_default(),
             working_dir: run.working_dir.filter(|dir| !dir.is_empty()),
             user: run.user.filter(|user| !user.is_empty()),
+            volumes: run.volumes.unwrap_or_default().into_keys().collect(),
+            stop_signal: run.stop_signal.filter(|s| !s.is_empty()),
+            healthcheck: run.healthcheck.filter(|h| !h.test.is_empty()),
+            exposed_ports: run.exposed_ports.unwrap_or_default().into_keys().collect(),
         })
     }
 }
@@ -252,18 +292,29 @@ mod tests {
     fn parses_run_config() {
         let json = br#"{"architecture":"amd64","os":"linux","config":{
             "Entrypoint":["/bin/app"],"Cmd":["--port","80"],"Env":["A=1"],
-            "WorkingDir":"/srv","User":"1000:1000","ExposedPorts":{"80/tcp":{}}}}"#;
+            "WorkingDir":"/srv","User":"1000:1000","ExposedPorts":{"80/tcp":{}},
+            "Volumes":{"/data":{},"/cache":{}},"StopSignal":"SIGQUIT",
+            "Healthcheck":{"Test":["CMD-SHELL","true"],"Interval":1000000000,"Retries":2}}}"#;
         let config = ImageConfig::parse(json).unwrap();
         assert_eq!(config.entrypoint, ["/bin/app"]);
         assert_eq!(config.cmd, ["--port", "80"]);
         assert_eq!(config.env, ["A=1"]);
         assert_eq!(config.working_dir.as_deref(), Some("/srv"));
         assert_eq!(config.user.as_deref(), Some("1000:1000"));
+        assert_eq!(config.volumes, ["/cache", "/data"]);
+        assert_eq!(config.stop_signal.as_deref(), Some("SIGQUIT"));
+        assert_eq!(config.exposed_ports, ["80/tcp"]);
+        let check = config.healthcheck.expect("healthcheck");
+        assert_eq!(check.test, ["CMD-SHELL", "true"]);
+        assert_eq!(
+            (check.interval, check.timeout, check.retries),
+            (1_000_000_000, 0, 2)
+        );
     }
 
     #[test]
     fn nulls_empties_and_missing_config_are_defaults() {
-        let json = br#"{"config":{"Entrypoint":null,"Cmd":null,"WorkingDir":"","User":""}}"#;
+        let json = br#"{"config":{"Entrypoint":null,"Cmd":null,"WorkingDir":"","User":"","Volumes":null,"StopSignal":"","Healthcheck":{"Test":[]}}}"#;
         assert_eq!(ImageConfig::parse(json).unwrap(), ImageConfig::default());
         assert_eq!(ImageConfig::parse(b"{}").unwrap(), ImageConfig::default());
         assert!(ImageConfig::parse(b"not json").is_err());

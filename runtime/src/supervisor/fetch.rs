@@ -93,7 +93,7 @@ impl Supervisor {
                             }),
                         }
                     }
-                    ArtifactKind::Container => Ok(Artifact::Image(image)),
+                    ArtifactKind::Container => Ok(Artifact::Image(Box::new(image))),
                 }
             }
         }

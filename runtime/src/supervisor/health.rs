@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::driver::DEFAULT_GRACE;
 
 use atoll_sdk::cluster::{HealthState, InstanceSpec, InstanceState};
+use atoll_sdk::spec::Health;
 
 use super::Supervisor;
 use crate::driver::Running;
@@ -17,6 +18,12 @@ use crate::health::{self, Verdict};
 /// Liveness restarts without a healthy verdict in between, after which the
 /// instance is failed instead.
 const MAX_HEALTH_RESTARTS: u32 = 3;
+
+/// The instance's check: the service's own, else the one its artifact
+/// declares (an image's `HEALTHCHECK`, unless the service turned it off).
+pub(super) fn health_of(spec: &InstanceSpec, running: &dyn Running) -> Option<Health> {
+    spec.health.clone().or_else(|| running.artifact_health())
+}
 
 /// Why the host stopped a container.
 pub(super) struct Kill {
@@ -28,7 +35,7 @@ pub(super) struct Kill {
 impl Supervisor {
     /// Starts the instance's health watcher, if it has a check.
     pub(super) fn watch_health(&self, spec: &InstanceSpec, running: Arc<dyn Running>) {
-        let Some(check) = spec.health.clone() else {
+        let Some(check) = health_of(spec, running.as_ref()) else {
             return;
         };
         let weak = self.me.clone();

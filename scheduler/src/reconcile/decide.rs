@@ -107,7 +107,7 @@ fn must_stop(snap: &Snapshot, d: &Desired<'_>, p: &Placed<'_>) -> Option<StopRea
         return Some(StopReason::Lost);
     };
     if !host.is_ready() {
-        return d.service.volumes.is_empty().then_some(StopReason::Lost);
+        return (!d.service.has_named_volumes()).then_some(StopReason::Lost);
     }
     let constraints = &d.service.deploy.placement.constraints;
     unmet_constraint(&host.info, constraints).map(|_| StopReason::Unmatched)
@@ -184,7 +184,7 @@ fn rolling<'a>(
 ) -> ServiceChanges<'a> {
     // A service with a named volume is replaced where its data is, and
     // never runs twice on it: stop first, then start on that host.
-    let volumes = !d.service.volumes.is_empty();
+    let volumes = d.service.has_named_volumes();
     let mut cfg = *rollout::config(d);
     if volumes {
         cfg.order = atoll_sdk::spec::UpdateOrder::StopFirst;

@@ -1,7 +1,9 @@
 //! The Compose keys that shape a container: `entrypoint`, `command`,
 //! `working_dir`, `user`, `read_only`, `security_opt`, `cap_add`,
-//! `cap_drop`, `stop_grace_period` and `restart` from the service, and
-//! `restart_policy` (plus `resources.limits.pids`) from `deploy`.
+//! `cap_drop`, `stop_grace_period`, `restart`, `init`, `tmpfs` and (read in
+//! `kernel`) `stop_signal`, `shm_size`, `ulimits` and `sysctls` from the
+//! service, and `restart_policy` (plus `resources.limits.pids`) from
+//! `deploy`.
 //!
 //! [`ContainerKeys`] collects them in whatever order the file gives them;
 //! [`ContainerKeys::finish`] then settles what depends on several keys
@@ -12,10 +14,10 @@
 use saphyr::{Scalar, YamlData};
 
 use super::ctx::{Ctx, index, join};
-use super::keys;
 use super::units::split_words;
 use super::yaml::{self, Node};
 use super::{ContainerOptions, RestartCondition, RestartPolicy};
+use super::{kernel, keys, tmpfs};
 
 /// Linux capabilities (`capabilities(7)`), without the `CAP_` prefix.
 const CAPABILITIES: &[&str] = &[
@@ -102,6 +104,12 @@ impl ContainerKeys {
             "cap_drop" => o.cap_drop = capabilities(ctx, path, node),
             "stop_grace_period" => o.stop_grace_ms = ctx.duration_ms(path, node, true),
             "restart" => self.restart = restart(ctx, path, node).map(|r| (r, line)),
+            "init" => o.init = boolean(ctx, path, node).unwrap_or(false),
+            "stop_signal" => o.stop_signal = kernel::stop_signal(ctx, path, node),
+            "shm_size" => o.shm_size = kernel::shm_size(ctx, path, node),
+            "ulimits" => o.ulimits = kernel::ulimits(ctx, path, node),
+            "sysctls" => o.sysctls = kernel::sysctls(ctx, path, node),
+            "tmpfs" => o.tmpfs.extend(tmpfs::service_key(ctx, path, node)),
             _ => return,
         }
         self.given.push((path.to_string(), line));

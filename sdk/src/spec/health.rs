@@ -176,7 +176,7 @@ pub(super) fn healthcheck(
     }
     // Whether a test is needed is unknown when `disable` is invalid.
     if !has_test && disable.is_some() {
-        let m = "missing `test`: the command to run, such as [\"CMD\", \"curl\", \"-f\", \"http://localhost/\"] (atoll does not use an image's HEALTHCHECK)";
+        let m = "missing `test`: the command to run, such as [\"CMD\", \"curl\", \"-f\", \"http://localhost/\"] (leave `healthcheck` out to use the image's HEALTHCHECK; atoll does not yet change only its timing)";
         ctx.error(path, line, m);
     }
     if let Some(Test::Run(argv)) = test

@@ -40,6 +40,14 @@ pub struct Service {
     pub autoscale: Option<Autoscale>,
 }
 
+impl Service {
+    /// Whether a named volume ties the service to the host that holds it
+    /// (anonymous volumes are each instance's own).
+    pub fn has_named_volumes(&self) -> bool {
+        self.volumes.iter().any(|v| v.name.is_some())
+    }
+}
+
 /// `x-atoll.autoscale`: replicas between `min` and `max`, as many as keep
 /// the metric per instance at `target`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,18 +130,62 @@ pub struct Canary {
     pub replicas: u32,
 }
 
-/// A named volume kept on the host under the host's data dir
-/// (`<data dir>/volumes/<app>/<name>`), mounted at `target` inside the
-/// container. It outlives instances and deploys, and ties the service to
-/// the host that holds it.
+/// A volume mounted at `target` inside the container.
+///
+/// A named volume is kept on the host under the host's data dir
+/// (`<data dir>/volumes/<app>/<name>`): it outlives instances and deploys,
+/// and ties the service to the host that holds it. An anonymous one
+/// (`- /data`, or the long form without `source`) is the instance's own
+/// and goes with it. A new volume is filled from the image's content at
+/// `target` (files, owners, modes), as Docker does, unless `nocopy`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeMount {
-    /// The volume's name, declared under the top-level `volumes:`.
-    pub name: String,
+    /// The volume's name, declared under the top-level `volumes:`; `None`
+    /// for an anonymous volume.
+    #[serde(default)]
+    pub name: Option<String>,
     /// Absolute path inside the container, without a trailing slash.
     pub target: String,
     /// `:ro` / `read_only: true`: mounted read-only.
     pub read_only: bool,
+    /// `volume: {nocopy: true}`: a new volume starts empty.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub nocopy: bool,
+}
+
+/// A `tmpfs` mount: memory-backed, empty at every start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TmpfsMount {
+    /// Absolute path inside the container.
+    pub target: String,
+    /// `size=` in bytes; `None`: the kernel's default (half the memory).
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// `mode=` (octal in Compose); `None`: 1777, as Docker.
+    #[serde(default)]
+    pub mode: Option<u32>,
+    /// Mount flags given with it: `ro`, `noexec`, `nosuid`, `nodev` (and
+    /// their opposites).
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub flags: Vec<String>,
+}
+
+/// One `ulimits:` entry: a resource limit of the container's processes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    /// Compose's name: `nofile`, `nproc`, `memlock`, … (`RLIMIT_` + upper
+    /// case is the kernel's).
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_empty<T>(v: &[T]) -> bool {
+    v.is_empty()
 }
 
 /// The Compose keys that shape a container (`command`, `entrypoint`,
@@ -163,6 +215,30 @@ pub struct ContainerOptions {
     pub stop_grace_ms: Option<u64>,
     /// `restart:` or `deploy.restart_policy` (the latter wins).
     pub restart: RestartPolicy,
+    /// `init: true`: a small init runs as PID 1, forwards signals to the
+    /// command and reaps its orphans.
+    #[serde(skip_serializing_if = "is_false")]
+    pub init: bool,
+    /// `stop_signal:`, without the `SIG` prefix (`QUIT`); `None`: the
+    /// image's `StopSignal`, else `TERM`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// `shm_size:` in bytes; `None`: 64 MiB, as Docker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<u64>,
+    /// `ulimits:`; `nofile` defaults to 65536 (or the host's hard limit).
+    #[serde(skip_serializing_if = "is_empty")]
+    pub ulimits: Vec<Ulimit>,
+    /// `sysctls:`, namespaced ones only (`net.*`, IPC, `fs.mqueue.*`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    /// `tmpfs:` and `volumes: [{type: tmpfs}]`.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub tmpfs: Vec<TmpfsMount>,
+    /// `healthcheck: {disable: true}` (or `test: ["NONE"]`): the image's
+    /// `HEALTHCHECK` is not used either.
+    #[serde(skip_serializing_if = "is_false")]
+    pub no_image_healthcheck: bool,
 }
 
 /// When an exited container is started again.

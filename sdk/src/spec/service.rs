@@ -15,11 +15,9 @@ use super::health::{AtollHealth, Healthcheck, atoll_health, healthcheck};
 use super::keys;
 use super::ports::ports;
 use super::units::is_service_name;
-use super::volumes::mounts;
+use super::volumes::{Mounts, mounts};
 use super::yaml::{self, Node};
-use super::{
-    Artifact, Autoscale, Canary, Deploy, Health, Mode, PortMapping, Probe, Service, VolumeMount,
-};
+use super::{Artifact, Autoscale, Canary, Deploy, Health, Mode, PortMapping, Probe, Service};
 
 /// `x-atoll.timeout` when the file gives none.
 pub(super) const DEFAULT_TIMEOUT_MS: u64 = 30_000;
@@ -273,12 +271,14 @@ pub(super) fn service(
         None => (None, None, None, None),
     };
     let is_component = has_component && !k.has_image;
+    // `disable: true` turns the image's HEALTHCHECK off too.
+    let no_image_check = k.healthcheck.as_ref().is_some_and(|h| h.disabled);
     let health = settle_health(ctx, &path, k.healthcheck, atoll_health, is_component);
     let mode = k.deploy.mode;
     let canary = canary
         .and_then(|(canary, line)| check_canary(ctx, &path, line, canary, mode, health.as_ref()));
     let autoscale = autoscale.map(|(a, line)| {
-        let with_volumes = !k.volumes.is_empty();
+        let with_volumes = k.volumes.volumes.iter().any(|v| v.name.is_some());
         check_autoscale(ctx, &path, line, a, mode, is_component, with_volumes)
     });
     let given = (k.has_image, has_component);
@@ -290,10 +290,19 @@ pub(super) fn service(
         environment: k.environment,
         ports: k.ports,
         deploy: k.deploy,
-        container: k.container.finish(ctx, &path, is_component),
+        container: {
+            let mut c = k.container.finish(ctx, &path, is_component);
+            c.tmpfs.extend(k.volumes.tmpfs);
+            c.no_image_healthcheck = no_image_check;
+            c
+        },
         // A component ignores its volumes (with the warning above), so they
         // do not tie it to a host either.
-        volumes: if is_component { Vec::new() } else { k.volumes },
+        volumes: if is_component {
+            Vec::new()
+        } else {
+            k.volumes.volumes
+        },
         health,
         canary,
         autoscale,
@@ -336,7 +345,7 @@ struct ServiceKeys {
     ports: Vec<PortMapping>,
     deploy: Deploy,
     container: ContainerKeys,
-    volumes: Vec<VolumeMount>,
+    volumes: Mounts,
     healthcheck: Option<Healthcheck>,
 }
 

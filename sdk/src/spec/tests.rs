@@ -7,6 +7,7 @@ mod docs;
 mod errors;
 mod garbage;
 mod health;
+mod kernel;
 mod valid;
 mod values;
 mod volumes;

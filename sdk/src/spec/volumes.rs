@@ -1,21 +1,24 @@
-//! Named volumes: the top-level `volumes:` declarations and each service's
+//! Volumes: the top-level `volumes:` declarations and each service's
 //! `volumes:` mounts.
 //!
 //! A named volume is a directory atoll keeps on the host (under the host's
-//! data dir), mounted into the container. Only named volumes are
-//! supported: bind mounts (a host path as the source, `type: bind`) and
-//! `tmpfs` are errors, and a mount must name a volume declared at the top
-//! level, so a typo in a name is caught rather than creating a new volume.
+//! data dir), mounted into the container; a mount must name a volume
+//! declared at the top level, so a typo in a name is caught rather than
+//! creating a new volume. An anonymous volume (`- /data`, or the long form
+//! without `source`) is the instance's own. The long form's `type: tmpfs`
+//! is a `tmpfs` mount (as the service key `tmpfs:`). Bind mounts (a host
+//! path as the source, `type: bind`) are errors.
 
 use std::collections::BTreeSet;
 
 use saphyr::{Scalar, YamlData};
 
-use super::VolumeMount;
 use super::container::boolean;
 use super::ctx::{Ctx, Entry, index, join};
 use super::keys;
+use super::tmpfs;
 use super::yaml::{self, Node};
+use super::{TmpfsMount, VolumeMount};
 
 const BIND: &str = "bind mounts are not supported: declare a named volume under the top-level `volumes:` and use NAME:/path";
 const SHORT: &str = "NAME:/path or NAME:/path:ro";
@@ -51,15 +54,39 @@ pub(super) fn declarations(ctx: &mut Ctx, node: &Node) -> BTreeSet<String> {
     declared
 }
 
-/// A service's `volumes:` list, short (`NAME:/path[:ro|rw]`) or long
-/// (`{type: volume, source, target, read_only}`) items.
+/// What a service's `volumes:` mounts.
+#[derive(Default)]
+pub(super) struct Mounts {
+    pub volumes: Vec<VolumeMount>,
+    /// Long-form items of `type: tmpfs`.
+    pub tmpfs: Vec<TmpfsMount>,
+}
+
+/// One item of a service's `volumes:`.
+enum Mount {
+    Volume(VolumeMount),
+    Tmpfs(TmpfsMount),
+}
+
+impl Mount {
+    fn target(&self) -> &str {
+        match self {
+            Mount::Volume(v) => &v.target,
+            Mount::Tmpfs(t) => &t.target,
+        }
+    }
+}
+
+/// A service's `volumes:` list, short (`NAME:/path[:ro|rw]`, `/path`) or
+/// long (`{type: volume|tmpfs, source, target, read_only, volume, tmpfs}`)
+/// items.
 pub(super) fn mounts(
     ctx: &mut Ctx,
     path: &str,
     node: &Node,
     declared: &BTreeSet<String>,
-) -> Vec<VolumeMount> {
-    let mut out: Vec<VolumeMount> = Vec::new();
+) -> Mounts {
+    let mut out: Vec<Mount> = Vec::new();
     // Index of the item that mounted each target, for the duplicate error.
     let mut targets: Vec<usize> = Vec::new();
     for (i, item) in ctx.sequence(path, node).iter().enumerate() {
@@ -77,33 +104,42 @@ pub(super) fn mounts(
         let Some(mount) = mount else {
             continue;
         };
-        if let Some(j) = out.iter().position(|m| m.target == mount.target) {
+        if let Some(j) = out.iter().position(|m| m.target() == mount.target()) {
             let first = index(path, targets[j]);
-            let m = format!("{} is already a mount target (in {first})", mount.target);
+            let m = format!("{} is already a mount target (in {first})", mount.target());
             ctx.error(&p, yaml::line(item), m);
             continue;
         }
         out.push(mount);
         targets.push(i);
     }
-    out
+    let mut mounts = Mounts::default();
+    for m in out {
+        match m {
+            Mount::Volume(v) => mounts.volumes.push(v),
+            Mount::Tmpfs(t) => mounts.tmpfs.push(t),
+        }
+    }
+    mounts
 }
 
-/// `NAME:/path` or `NAME:/path:ro|rw`.
+/// `NAME:/path`, `NAME:/path:ro|rw`, or `/path` (anonymous).
 fn short(
     ctx: &mut Ctx,
     path: &str,
     line: usize,
     text: &str,
     declared: &BTreeSet<String>,
-) -> Option<VolumeMount> {
+) -> Option<Mount> {
     let parts: Vec<&str> = text.split(':').collect();
     if parts.len() == 1 && is_host_path(text) {
-        let m = format!(
-            "anonymous volumes are not supported: declare a named volume under the top-level `volumes:` and use NAME:{text}"
-        );
-        ctx.error(path, line, m);
-        return None;
+        let target = target_path(ctx, path, line, text)?;
+        return Some(Mount::Volume(VolumeMount {
+            name: None,
+            target,
+            read_only: false,
+            nocopy: false,
+        }));
     }
     if let Some(source) = parts.first()
         && parts.len() > 1
@@ -132,21 +168,18 @@ fn short(
     };
     let name = volume_name(ctx, path, line, name, declared);
     let target = target_path(ctx, path, line, target);
-    Some(VolumeMount {
-        name: name?,
+    Some(Mount::Volume(VolumeMount {
+        name: Some(name?),
         target: target?,
         read_only,
-    })
+        nocopy: false,
+    }))
 }
 
-/// The long form: `type` (only `volume`; default `volume`), `source`,
-/// `target`, `read_only`.
-fn long(
-    ctx: &mut Ctx,
-    path: &str,
-    node: &Node,
-    declared: &BTreeSet<String>,
-) -> Option<VolumeMount> {
+/// The long form: `type` (`volume`, the default, or `tmpfs`), `source`
+/// (none: anonymous), `target`, `read_only`, `volume: {nocopy}`,
+/// `tmpfs: {size, mode}`.
+fn long(ctx: &mut Ctx, path: &str, node: &Node, declared: &BTreeSet<String>) -> Option<Mount> {
     let entries = ctx.mapping(path, node);
     let entries = keys::filter(ctx, &keys::MOUNT, path, entries);
     // `type` first, so a bind mount's source is not also reported as an
@@ -155,12 +188,13 @@ fn long(
     let mut ok = kind != MountType::Unusable;
     let mut is_bind = kind == MountType::Bind;
     let (mut source, mut target, mut read_only) = (None, None, false);
+    let (mut nocopy, mut tmpfs_options) = (false, None);
     for e in &entries {
         let p = join(path, &e.key);
         let line = yaml::line(e.value);
         match e.key.as_str() {
             "source" => match ctx.string(&p, e.value) {
-                Some(_) if is_bind => {}
+                Some(_) if is_bind || kind == MountType::Tmpfs => {}
                 Some(s) if is_host_path(&s) => {
                     ctx.error(&p, line, BIND);
                     is_bind = true;
@@ -181,6 +215,11 @@ fn long(
                 Some(b) => read_only = b,
                 None => ok = false,
             },
+            "volume" => match volume_options(ctx, &p, e.value) {
+                Some(n) => nocopy = n,
+                None => ok = false,
+            },
+            "tmpfs" => tmpfs_options = Some(e.value),
             _ => {}
         }
     }
@@ -188,19 +227,45 @@ fn long(
         return None;
     }
     let line = yaml::line(node);
-    if source.is_none() {
-        let m = "missing `source`: anonymous volumes are not supported; name a volume declared under the top-level `volumes:`";
-        ctx.error(path, line, m);
-    }
-    if target.is_none() {
+    let Some(target) = target else {
         let m = "missing `target`: the absolute path to mount the volume at";
         ctx.error(path, line, m);
+        return None;
+    };
+    if kind == MountType::Tmpfs {
+        let p = join(path, "tmpfs");
+        return tmpfs::long(ctx, &p, tmpfs_options, target, read_only).map(Mount::Tmpfs);
     }
-    Some(VolumeMount {
-        name: source?,
-        target: target?,
+    Some(Mount::Volume(VolumeMount {
+        name: source,
+        target,
         read_only,
-    })
+        nocopy,
+    }))
+}
+
+/// The long form's `volume: {nocopy, subpath}`: whether `nocopy`.
+fn volume_options(ctx: &mut Ctx, path: &str, node: &Node) -> Option<bool> {
+    let mut nocopy = Some(false);
+    for e in ctx.mapping(path, node) {
+        let p = join(path, &e.key);
+        match e.key.as_str() {
+            "nocopy" => nocopy = boolean(ctx, &p, e.value),
+            "subpath" => {
+                ctx.error(&p, e.line, "not supported: mount the whole volume");
+                nocopy = None;
+            }
+            other => {
+                ctx.error(
+                    &p,
+                    e.line,
+                    format!("unknown key \"{other}\": nocopy or subpath"),
+                );
+                nocopy = None;
+            }
+        }
+    }
+    nocopy
 }
 
 /// What a long-form mount's `type` says.
@@ -208,7 +273,9 @@ fn long(
 enum MountType {
     /// `volume`, or no `type`.
     Volume,
-    /// `bind` or `tmpfs`: refused (said here), its `source` not checked.
+    /// `tmpfs`.
+    Tmpfs,
+    /// `bind`: refused (said here), its `source` not checked.
     Bind,
     /// Another type, or not a string: refused (said here).
     Unusable,
@@ -221,12 +288,13 @@ fn mount_type(ctx: &mut Ctx, path: &str, entries: &[Entry<'_, '_>]) -> MountType
     let p = join(path, "type");
     match ctx.string(&p, e.value).as_deref() {
         Some("volume") => MountType::Volume,
-        Some("bind" | "tmpfs") => {
+        Some("tmpfs") => MountType::Tmpfs,
+        Some("bind") => {
             ctx.error(&p, yaml::line(e.value), BIND);
             MountType::Bind
         }
         Some(other) => {
-            let m = format!("unsupported mount type \"{other}\": only `volume` is supported");
+            let m = format!("unsupported mount type \"{other}\": `volume` or `tmpfs`");
             ctx.error(&p, yaml::line(e.value), m);
             MountType::Unusable
         }

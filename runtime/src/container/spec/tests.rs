@@ -7,7 +7,7 @@ fn image() -> ImageConfig {
         cmd: vec!["-f".into(), "-p".into(), "80".into()],
         env: vec!["PATH=/bin".into(), "MODE=image".into()],
         working_dir: Some("/www".into()),
-        user: None,
+        ..ImageConfig::default()
     }
 }
 
@@ -31,6 +31,7 @@ fn input<'a>(
         etc_files: None,
         nofile: 1024,
         volumes: vec![("/data/volumes/shop/db".into(), "/var/lib/db".into(), true)],
+        init: None,
     }
 }
 
@@ -170,4 +171,81 @@ fn executables_resolve_through_symlinks_inside_the_root() {
     ));
     assert!(find_executable(&root, "escape", "/bin", "/").is_err());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn init_tmpfs_shm_ulimits_and_sysctls_reach_the_spec() {
+    let img = image();
+    let options = ContainerOptions {
+        shm_size: Some(256 << 20),
+        tmpfs: vec![atoll_sdk::spec::TmpfsMount {
+            target: "/run".into(),
+            size: Some(1 << 20),
+            mode: Some(0o755),
+            flags: vec!["noexec".into()],
+        }],
+        ulimits: vec![atoll_sdk::spec::Ulimit {
+            name: "nproc".into(),
+            soft: 100,
+            hard: 200,
+        }],
+        sysctls: [("net.core.somaxconn".to_string(), "1024".to_string())].into(),
+        ..Default::default()
+    };
+    let (limits, user) = (ResourceSpec::default(), ResolvedUser::default());
+    let mut inp = input(&img, &options, &limits, &[], &user);
+    inp.init = Some("/usr/bin/tini-static".into());
+    let json = serde_json::to_value(build(&inp).expect("spec")).expect("json");
+    let args = json["process"]["args"].as_array().expect("args");
+    assert_eq!(
+        args[..3],
+        ["/sbin/docker-init", "--", "/bin/httpd"],
+        "the init runs the command"
+    );
+    let mounts = json["mounts"].as_array().expect("mounts");
+    let at = |dest: &str| mounts.iter().find(|m| m["destination"] == dest).cloned();
+    let init = at("/sbin/docker-init").expect("the init is mounted");
+    assert_eq!(init["source"], "/usr/bin/tini-static");
+    let run = at("/run").expect("tmpfs");
+    assert_eq!(run["type"], "tmpfs");
+    assert_eq!(
+        run["options"],
+        serde_json::json!(["nosuid", "nodev", "noexec", "mode=755", "size=1024k"])
+    );
+    let shm = at("/dev/shm").expect("shm").to_string();
+    assert!(shm.contains("size=262144k"), "{shm}");
+    let rlimits = json["process"]["rlimits"].to_string();
+    assert!(
+        rlimits.contains("RLIMIT_NOFILE") && rlimits.contains("RLIMIT_NPROC"),
+        "{rlimits}"
+    );
+    assert_eq!(json["linux"]["sysctl"]["net.core.somaxconn"], "1024");
+    assert_eq!(
+        json["linux"]["sysctl"]["net.ipv4.ip_unprivileged_port_start"],
+        "0"
+    );
+
+    let plain = serde_json::to_value(
+        build(&input(
+            &img,
+            &ContainerOptions::default(),
+            &limits,
+            &[],
+            &user,
+        ))
+        .expect("spec"),
+    )
+    .expect("json");
+    let shm = plain["mounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["destination"] == "/dev/shm")
+        .expect("shm")
+        .to_string();
+    assert!(shm.contains("size=65536k"), "64 MiB by default: {shm}");
+    assert_eq!(
+        plain["process"]["args"][0], "/bin/httpd",
+        "no init unless asked"
+    );
 }

@@ -27,9 +27,10 @@ fn instances_of_a_down_host_are_re_placed_on_survivors() {
 fn a_service_with_a_named_volume_waits_for_its_host() {
     let mut db = service("db");
     db.volumes = vec![atoll_sdk::spec::VolumeMount {
-        name: "data".into(),
+        name: Some("data".into()),
         target: "/data".into(),
         read_only: false,
+        nocopy: false,
     }];
     let mut c = Cluster::new(
         vec![host("h1"), host("h2")],

@@ -169,9 +169,10 @@ fn a_service_with_a_named_volume_is_replaced_on_its_host_stop_first() {
     let with_volume = |version: &str| {
         let mut db = service("db").env("VERSION", version);
         db.volumes = vec![atoll_sdk::spec::VolumeMount {
-            name: "data".into(),
+            name: Some("data".into()),
             target: "/data".into(),
             read_only: false,
+            nocopy: false,
         }];
         app("shop", vec![db])
     };

@@ -211,6 +211,7 @@ fn full_file_round_trip() {
                 max_attempts: Some(3),
                 window_ms: Some(120_000),
             },
+            ..ContainerOptions::default()
         },
         volumes: vec![],
         health: Some(Health {

@@ -20,9 +20,10 @@ fn mounts(body: &str) -> Vec<VolumeMount> {
 
 fn mount(name: &str, target: &str, read_only: bool) -> VolumeMount {
     VolumeMount {
-        name: name.into(),
+        name: Some(name.into()),
         target: target.into(),
         read_only,
+        nocopy: false,
     }
 }
 
@@ -105,14 +106,11 @@ fn declaration_settings_are_ignored_with_a_warning() {
 
 #[test]
 fn long_syntax_options_are_ignored_with_a_warning() {
-    let body = "volumes:\n  - type: volume\n    source: data\n    target: /data\n    volume: {nocopy: true, subpath: sub}\n    consistency: cached";
+    let body = "volumes:\n  - type: volume\n    source: data\n    target: /data\n    volume: {nocopy: false}\n    consistency: cached";
     let parsed = ok(&with_volumes(body));
     assert_eq!(
         parsed.warnings,
-        [
-            "services.web.volumes[0].volume: not implemented yet, ignored (line 8)",
-            "services.web.volumes[0].consistency: not implemented yet, ignored (line 9)",
-        ]
+        ["services.web.volumes[0].consistency: not implemented yet, ignored (line 9)"]
     );
     assert_eq!(
         parsed.app.services["web"].volumes,
@@ -171,11 +169,6 @@ fn bind_mounts_are_errors() {
         5,
     );
     long(
-        "volumes:\n  - type: tmpfs\n    target: /tmp",
-        "services.web.volumes[0].type",
-        5,
-    );
-    long(
         "volumes:\n  - source: /srv/data\n    target: /data",
         "services.web.volumes[0].source",
         5,
@@ -188,22 +181,56 @@ fn bind_mounts_are_errors() {
 }
 
 #[test]
-fn anonymous_volumes_are_errors() {
-    let e = one_error(
-        &with_volumes("volumes: [/data]"),
-        "services.web.volumes[0]",
-        4,
+fn anonymous_volumes_are_the_instances_own() {
+    let anonymous = |target: &str, nocopy: bool| VolumeMount {
+        name: None,
+        target: target.into(),
+        read_only: false,
+        nocopy,
+    };
+    assert_eq!(
+        mounts("volumes: [/data, /cache/]"),
+        [anonymous("/data", false), anonymous("/cache", false)]
     );
     assert_eq!(
-        e.message,
-        "anonymous volumes are not supported: declare a named volume under the top-level `volumes:` and use NAME:/data"
+        mounts("volumes:\n  - type: volume\n    target: /data\n    volume: {nocopy: true}"),
+        [anonymous("/data", true)]
+    );
+    let parsed = ok(&with_volumes("volumes: [/data]"));
+    assert!(
+        !parsed.app.services["web"].has_named_volumes(),
+        "not tied to a host"
+    );
+}
+
+#[test]
+fn nocopy_and_tmpfs_in_the_long_form() {
+    let mut data = mount("data", "/data", false);
+    data.nocopy = true;
+    assert_eq!(
+        mounts("volumes:\n  - source: data\n    target: /data\n    volume:\n      nocopy: true"),
+        [data]
+    );
+    let parsed = ok(&with_volumes(
+        "volumes:\n  - type: tmpfs\n    target: /scratch\n    tmpfs: {size: 16m, mode: 1770}",
+    ));
+    let web = &parsed.app.services["web"];
+    assert!(web.volumes.is_empty());
+    assert_eq!(
+        web.container.tmpfs,
+        [TmpfsMount {
+            target: "/scratch".into(),
+            size: Some(16 << 20),
+            mode: Some(0o1770),
+            flags: vec![],
+        }]
     );
     let e = one_error(
-        &with_volumes("volumes:\n  - type: volume\n    target: /data"),
-        "services.web.volumes[0]",
-        5,
+        &with_volumes("volumes:\n  - source: data\n    target: /data\n    volume: {subpath: x}"),
+        "services.web.volumes[0].volume.subpath",
+        7,
     );
-    assert!(e.message.starts_with("missing `source`"), "{e}");
+    assert_eq!(e.message, "not supported: mount the whole volume");
 }
 
 #[test]
@@ -278,7 +305,7 @@ fn malformed_long_syntax() {
             "type: npipe\n    source: data\n    target: /data",
             "services.web.volumes[0].type",
             5,
-            "unsupported mount type \"npipe\": only `volume` is supported",
+            "unsupported mount type \"npipe\": `volume` or `tmpfs`",
         ),
         (
             "type: 1\n    source: data\n    target: /data",
