@@ -160,14 +160,32 @@ where
         .await;
 }
 
-/// A published port's connections.
+/// A published port's connections: HTTP is balanced per request; any
+/// other TCP (a database's protocol, say) is spliced to one instance of
+/// the service, at the container port behind the published one — the
+/// routing mesh is L4 for them, as Swarm's.
 async fn accept_published(gw: Arc<Gateway>, port: u16, listener: tokio::net::TcpListener) {
     accept(listener, move |stream| {
         let gw = gw.clone();
-        serve_http(stream, move |req| {
-            let gw = gw.clone();
-            async move { gw.handle(port, req).await }
-        })
+        async move {
+            if !super::tcp::speaks_http(&stream).await {
+                let table = gw.table();
+                let Some(route) = table.by_port.get(&port) else {
+                    return;
+                };
+                let target = (route.ports.iter())
+                    .find(|p| p.published == port)
+                    .map_or(port, |p| p.target);
+                return gw
+                    .tcp_to_service(&route.app, &route.service, target, stream)
+                    .await;
+            }
+            serve_http(stream, move |req| {
+                let gw = gw.clone();
+                async move { gw.handle(port, req).await }
+            })
+            .await
+        }
     })
     .await;
 }

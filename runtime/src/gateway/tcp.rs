@@ -39,6 +39,18 @@ pub fn looks_like_http(first: &[u8]) -> bool {
         })
 }
 
+/// Whether a new connection's first bytes are an HTTP request. A client
+/// that says nothing first (server-speaks-first protocols, such as
+/// MySQL's) is taken as TCP after [`PEEK`](super::vips::PEEK).
+pub(super) async fn speaks_http(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 8];
+    let n = match tokio::time::timeout(super::vips::PEEK, stream.peek(&mut first)).await {
+        Ok(Ok(n)) => n,
+        _ => 0,
+    };
+    looks_like_http(&first[..n])
+}
+
 impl Gateway {
     /// Splices `client` to an instance of `service` of `app` at `port`;
     /// closes it when none can be reached.

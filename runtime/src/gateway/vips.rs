@@ -30,7 +30,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 /// How long a new connection may stay silent before it is taken as TCP.
-const PEEK: Duration = Duration::from_millis(300);
+pub(super) const PEEK: Duration = Duration::from_millis(300);
 /// How often the wanted addresses are compared with the present ones.
 const SYNC_EVERY: Duration = Duration::from_millis(500);
 
@@ -196,14 +196,8 @@ async fn serve(
         let (gw, app, service) = (gw.clone(), app.clone(), service.clone());
         async move {
             // HTTP is proxied per request; anything else is spliced to one
-            // instance. A client that says nothing first (server-speaks-
-            // first protocols) is TCP.
-            let mut first = [0u8; 8];
-            let n = match tokio::time::timeout(PEEK, stream.peek(&mut first)).await {
-                Ok(Ok(n)) => n,
-                _ => 0,
-            };
-            if !super::tcp::looks_like_http(&first[..n]) {
+            // instance.
+            if !super::tcp::speaks_http(&stream).await {
                 return gw.tcp_to_service(&app, &service, port, stream).await;
             }
             serve_http(stream, move |req| {
