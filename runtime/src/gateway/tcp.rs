@@ -39,12 +39,15 @@ pub fn looks_like_http(first: &[u8]) -> bool {
         })
 }
 
+/// How long a new connection may stay silent before it is taken as TCP.
+const PEEK: Duration = Duration::from_millis(300);
+
 /// Whether a new connection's first bytes are an HTTP request. A client
 /// that says nothing first (server-speaks-first protocols, such as
-/// MySQL's) is taken as TCP after [`PEEK`](super::vips::PEEK).
+/// MySQL's) is taken as TCP after [`PEEK`].
 pub(super) async fn speaks_http(stream: &TcpStream) -> bool {
     let mut first = [0u8; 8];
-    let n = match tokio::time::timeout(super::vips::PEEK, stream.peek(&mut first)).await {
+    let n = match tokio::time::timeout(PEEK, stream.peek(&mut first)).await {
         Ok(Ok(n)) => n,
         _ => 0,
     };

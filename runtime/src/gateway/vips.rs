@@ -29,8 +29,6 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-/// How long a new connection may stay silent before it is taken as TCP.
-pub(super) const PEEK: Duration = Duration::from_millis(300);
 /// How often the wanted addresses are compared with the present ones.
 const SYNC_EVERY: Duration = Duration::from_millis(500);
 
