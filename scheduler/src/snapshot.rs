@@ -163,6 +163,7 @@ pub(crate) mod fixtures {
             health: None,
             canary: None,
             autoscale: None,
+            disconnect: Default::default(),
         }
     }
 

@@ -181,6 +181,13 @@ pub struct InstanceSpec {
     /// placement prefers any other host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub avoid: Vec<String>,
+    /// The service's `x-atoll.disconnect` (its host reads `stop_after`).
+    #[serde(default, skip_serializing_if = "crate::spec::Disconnect::is_default")]
+    pub disconnect: crate::spec::Disconnect,
+    /// The instance this one replaced while its host was silent: on heal,
+    /// one of the two stays (`disconnect.reconcile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -8,6 +8,7 @@ mod autoscale;
 mod container;
 mod ctx;
 mod deploy;
+mod disconnect;
 mod error;
 mod health;
 mod kernel;

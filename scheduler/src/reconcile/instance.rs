@@ -26,6 +26,8 @@ pub(crate) fn spec_hash(service: &Service) -> String {
     what_runs.canary = None;
     // How many run is not what runs.
     what_runs.autoscale = None;
+    // Nor what happens to them when their host is cut off.
+    what_runs.disconnect = Default::default();
     // Maps in `Service` are BTreeMaps, so the JSON (and the hash) is stable.
     let json = serde_json::to_vec(&what_runs).expect("a Service always serializes to JSON");
     sha256(&json)
@@ -72,5 +74,7 @@ pub(super) fn template(
         canary: false,
         attempt: 0,
         avoid: Vec::new(),
+        disconnect: service.disconnect,
+        replaces: None,
     })
 }

@@ -200,7 +200,18 @@ pub(super) static X_ATOLL: Section = Section {
         ("canary", S),
         ("health", S),
         ("capabilities", N),
-        ("disconnect", N),
+        ("disconnect", S),
+    ],
+};
+
+/// `x-atoll.disconnect`: the edge policy (see `disconnect.rs`).
+pub(super) static DISCONNECT: Section = Section {
+    name: "services.<name>.x-atoll.disconnect",
+    keys: &[
+        ("lost_after", S),
+        ("replace", S),
+        ("reconcile", S),
+        ("stop_after", S),
     ],
 };
 
@@ -383,6 +394,7 @@ pub(super) static ALL: &[&Section] = &[
     &AUTOSCALE,
     &AUTOSCALE_TARGET,
     &CANARY,
+    &DISCONNECT,
     &PORT,
     &DEPLOY,
     &UPDATE_CONFIG,

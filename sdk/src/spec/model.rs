@@ -38,6 +38,66 @@ pub struct Service {
     /// `x-atoll.autoscale`: the replica count follows the load.
     #[serde(default)]
     pub autoscale: Option<Autoscale>,
+    /// `x-atoll.disconnect`: what a silent host's instances are taken for.
+    #[serde(default, skip_serializing_if = "Disconnect::is_default")]
+    pub disconnect: Disconnect,
+}
+
+/// `x-atoll.disconnect`, modelled on Nomad's `disconnect` block: how long
+/// the instances of a host that went silent count as still running, what
+/// happens then, and which copy stays when the host is heard again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Disconnect {
+    /// `lost_after`: how long (from when the server last heard the host)
+    /// its instances count as running. 0: lost as soon as the host is down.
+    pub lost_after_ms: u64,
+    /// `replace`: start replacements elsewhere once lost.
+    pub replace: bool,
+    /// `reconcile`: which copy of a replaced instance stays on heal.
+    pub reconcile: HealPolicy,
+    /// `stop_after`: the cut-off host itself stops these instances after
+    /// this long alone; `None`: never.
+    pub stop_after_ms: Option<u64>,
+}
+
+impl Default for Disconnect {
+    fn default() -> Self {
+        Disconnect {
+            lost_after_ms: 0,
+            replace: true,
+            reconcile: HealPolicy::BestScore,
+            stop_after_ms: None,
+        }
+    }
+}
+
+impl Disconnect {
+    pub fn is_default(&self) -> bool {
+        *self == Disconnect::default()
+    }
+}
+
+/// `x-atoll.disconnect.reconcile`: when a host is heard again and one of
+/// its instances was replaced meanwhile, which of the two keeps running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealPolicy {
+    KeepOriginal,
+    KeepReplacement,
+    /// The one on the host placement scores better (the original on a tie).
+    #[default]
+    BestScore,
+}
+
+impl HealPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealPolicy::KeepOriginal => "keep_original",
+            HealPolicy::KeepReplacement => "keep_replacement",
+            HealPolicy::BestScore => "best_score",
+        }
+    }
 }
 
 impl Service {

@@ -11,13 +11,16 @@ use super::autoscale::autoscale;
 use super::container::ContainerKeys;
 use super::ctx::{Ctx, index, join};
 use super::deploy::deploy;
+use super::disconnect::disconnect;
 use super::health::{AtollHealth, Healthcheck, atoll_health, healthcheck};
 use super::keys;
 use super::ports::ports;
 use super::units::is_service_name;
 use super::volumes::{Mounts, mounts};
 use super::yaml::{self, Node};
-use super::{Artifact, Autoscale, Canary, Deploy, Health, Mode, PortMapping, Probe, Service};
+use super::{
+    Artifact, Autoscale, Canary, Deploy, Disconnect, Health, Mode, PortMapping, Probe, Service,
+};
 
 /// `x-atoll.timeout` when the file gives none.
 pub(super) const DEFAULT_TIMEOUT_MS: u64 = 30_000;
@@ -36,6 +39,8 @@ struct Atoll {
     canary: Option<(Option<Canary>, usize)>,
     /// `autoscale`, if given and valid, with the line of its key.
     autoscale: Option<(Autoscale, usize)>,
+    /// `disconnect`, with the line of its key.
+    disconnect: Option<(Disconnect, usize)>,
 }
 
 /// A non-empty string without whitespace: image references and paths.
@@ -59,6 +64,7 @@ fn x_atoll(ctx: &mut Ctx, path: &str, node: &Node) -> Atoll {
         health: None,
         canary: None,
         autoscale: None,
+        disconnect: None,
     };
     let entries = ctx.mapping(path, node);
     for e in keys::filter(ctx, &keys::X_ATOLL, path, entries) {
@@ -79,6 +85,9 @@ fn x_atoll(ctx: &mut Ctx, path: &str, node: &Node) -> Atoll {
             }
             "autoscale" if !e.value.data.is_null() => {
                 out.autoscale = autoscale(ctx, &p, e.line, e.value).map(|a| (a, e.line));
+            }
+            "disconnect" if !e.value.data.is_null() => {
+                out.disconnect = Some((disconnect(ctx, &p, e.value), e.line));
             }
             _ => {}
         }
@@ -266,9 +275,9 @@ pub(super) fn service(
         .as_ref()
         .map_or(DEFAULT_TIMEOUT_MS, |a| a.timeout_ms);
     let has_component = k.atoll.as_ref().is_some_and(|a| a.has_component);
-    let (component, atoll_health, canary, autoscale) = match k.atoll {
-        Some(a) => (a.component, a.health, a.canary, a.autoscale),
-        None => (None, None, None, None),
+    let (component, atoll_health, canary, autoscale, disconnect) = match k.atoll {
+        Some(a) => (a.component, a.health, a.canary, a.autoscale, a.disconnect),
+        None => (None, None, None, None, None),
     };
     let is_component = has_component && !k.has_image;
     // `disable: true` turns the image's HEALTHCHECK off too.
@@ -306,6 +315,7 @@ pub(super) fn service(
         health,
         canary,
         autoscale,
+        disconnect: disconnect.map(|(d, _)| d).unwrap_or_default(),
     }
 }
 

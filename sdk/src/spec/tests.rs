@@ -3,6 +3,7 @@
 //! path and line of each error.
 
 mod container;
+mod disconnect;
 mod docs;
 mod errors;
 mod garbage;

@@ -224,6 +224,7 @@ fn full_file_round_trip() {
             replicas: 1,
         }),
         autoscale: None,
+        disconnect: Disconnect::default(),
     };
     let api = Service {
         name: "api".into(),
@@ -252,6 +253,7 @@ fn full_file_round_trip() {
         }),
         canary: None,
         autoscale: None,
+        disconnect: Disconnect::default(),
     };
     let expected = App {
         name: "shop".into(),

@@ -137,13 +137,11 @@ fn deploy_keys_not_implemented_yet() {
 
 #[test]
 fn x_atoll_keys_of_later_versions() {
-    let text = "services:\n  api:\n    x-atoll:\n      component: api.wasm\n      capabilities: [http]\n      disconnect: keep\n";
+    let text =
+        "services:\n  api:\n    x-atoll:\n      component: api.wasm\n      capabilities: [http]\n";
     assert_eq!(
         ok(text).warnings,
-        [
-            "services.api.x-atoll.capabilities: not implemented yet, ignored (line 5)",
-            "services.api.x-atoll.disconnect: not implemented yet, ignored (line 6)",
-        ]
+        ["services.api.x-atoll.capabilities: not implemented yet, ignored (line 5)"]
     );
 }
 
