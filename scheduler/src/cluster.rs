@@ -35,10 +35,34 @@ pub(crate) struct Cluster {
     leading: std::sync::atomic::AtomicBool,
     /// Woken when something changed that the controller acts on.
     observed_changed: Notify,
-    /// A host silent this long is down.
-    down_after: Duration,
+    /// How silence is judged.
+    detection: Detection,
     started: Instant,
+    /// When this server's own NATS connection last came back, while its
+    /// reconnect grace runs; `None` once it has passed (or before any loss).
+    nats_back: Mutex<Option<Instant>>,
     _mirrors: Mirrors,
+}
+
+/// How the server judges silence.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Detection {
+    /// A host silent this long is `disconnected`.
+    pub down_after: Duration,
+    /// More than this share of the hosts silent within one window: hold.
+    pub mass_loss: f64,
+    /// After this server's NATS connection comes back, hosts have this
+    /// long to be heard before any is declared silent.
+    pub reconnect_grace: Duration,
+}
+
+impl Detection {
+    /// The window within which hosts going silent count as one mass loss:
+    /// a few heartbeat timeouts, at least 10 s (clients reconnect with
+    /// backoff, and a cut link silences its hosts over a few beats).
+    fn window_ms(&self) -> u64 {
+        (self.down_after.as_millis() as u64 * 3).max(10_000)
+    }
 }
 
 /// Mirrors stop their watch tasks when dropped; the cluster keeps them
@@ -53,7 +77,7 @@ type Mirrors = (
 );
 
 impl Cluster {
-    pub(crate) async fn open(buckets: Buckets, down_after: Duration) -> Arc<Cluster> {
+    pub(crate) async fn open(buckets: Buckets, detection: Detection) -> Arc<Cluster> {
         let apps = Mirror::start(buckets.apps.clone()).await;
         let assignments = Mirror::start(buckets.assignments.clone()).await;
         let statuses = Mirror::start(buckets.status.clone()).await;
@@ -73,8 +97,9 @@ impl Cluster {
             buckets,
             observed: Mutex::new(Observed::default()),
             observed_changed: Notify::new(),
-            down_after,
+            detection,
             started: Instant::now(),
+            nats_back: Mutex::default(),
             _mirrors: (apps, assignments, statuses, endpoints, removed_hosts, scale),
         })
     }
@@ -132,11 +157,17 @@ impl Cluster {
             .into_iter()
             .map(|(k, v)| (k, v.value))
             .collect();
+        // Never heard since this server started: silent since the start-up
+        // grace ended (the controller does not act before).
+        let grace_end = now_ms().saturating_sub(self.started.elapsed().as_millis() as u64)
+            + self.detection.down_after.as_millis() as u64;
         for host in assignments.keys() {
             if !observed.knows(host) {
                 hosts.push(HostSnapshot {
                     info: unknown_host(host),
-                    state: HostState::Down,
+                    state: HostState::Disconnected,
+                    joined_ms: 0,
+                    silent_since_ms: Some(grace_end),
                 });
             }
         }
@@ -150,11 +181,15 @@ impl Cluster {
             .filter(|(_, s)| !s.value.updated.is_empty())
             .map(|(app, s)| (app, s.value.updated))
             .collect();
+        let hold = self.hold_reason(&hosts);
         Snapshot {
             apps: self.apps.all().into_values().map(|v| v.value).collect(),
             hosts,
             assignments,
             observed: observed.instances(),
+            seen_since: observed.seen_since(),
+            unconfirmed: observed.unconfirmed(),
+            hold,
             now_ms: now_ms(),
             scale: (self.scale.all().into_values())
                 .map(|r| ((r.value.app, r.value.service), r.value.replicas))
@@ -162,6 +197,35 @@ impl Cluster {
             unplaced,
             updated,
         }
+    }
+
+    /// Why the controller holds now, if it does: this server lost NATS
+    /// (or got it back so recently that hosts may not have reconnected
+    /// yet), or more than the mass-loss share of the hosts went silent
+    /// together.
+    fn hold_reason(&self, hosts: &[HostSnapshot]) -> Option<String> {
+        let client = self.buckets.js.client();
+        if client.connection_state() != async_nats::connection::State::Connected {
+            return Some("this server lost its connection to NATS".into());
+        }
+        if self.in_reconnect_grace() {
+            return Some("this server's connection to NATS just came back".into());
+        }
+        let silent: Vec<u64> = hosts.iter().filter_map(|h| h.silent_since_ms).collect();
+        let d = &self.detection;
+        crate::mass_loss::holding(&silent, hosts.len(), d.window_ms(), d.mass_loss).then(|| {
+            format!(
+                "{} of {} hosts went silent together (more than {:.0}%)",
+                silent.len(),
+                hosts.len(),
+                d.mass_loss * 100.0
+            )
+        })
+    }
+
+    fn in_reconnect_grace(&self) -> bool {
+        let back = self.nats_back.lock().unwrap_or_else(|e| e.into_inner());
+        back.is_some_and(|t| t.elapsed() < self.detection.reconnect_grace)
     }
 
     /// Hosts an operator removed, by name.
@@ -187,7 +251,7 @@ impl Cluster {
         if !loaded {
             return false;
         }
-        if self.started.elapsed() > self.down_after {
+        if self.started.elapsed() > self.detection.down_after {
             return true;
         }
         let observed = self.observed();
@@ -287,18 +351,39 @@ pub(crate) async fn watch_heartbeats(cluster: Arc<Cluster>) {
 }
 
 /// Silence means a host is gone only while this server itself hears NATS:
-/// while disconnected, and for a full period after reconnecting, every host
-/// counts as just seen.
+/// while disconnected every host counts as just seen, and after
+/// reconnecting no host is declared silent within the reconnect grace
+/// (hosts reconnect with backoff too); each has its full timeout from
+/// when it is heard again.
 async fn sweep_loop(cluster: Arc<Cluster>) {
     let client = cluster.buckets.js.client();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut was_connected = true;
     loop {
         tick.tick().await;
-        if client.connection_state() != async_nats::connection::State::Connected {
-            cluster.observed().touch_all(Instant::now());
+        let now = Instant::now();
+        let connected = client.connection_state() == async_nats::connection::State::Connected;
+        if !connected {
+            was_connected = false;
+            cluster.observed().touch_all(now);
             continue;
         }
-        let changes = cluster.observed().sweep(Instant::now(), cluster.down_after);
+        if !was_connected {
+            was_connected = true;
+            let grace = cluster
+                .detection
+                .reconnect_grace
+                .max(cluster.detection.down_after);
+            cluster.observed().grace(now, now + grace);
+            *cluster.nats_back.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+            tracing::info!(
+                ?grace,
+                "NATS is back: hosts have the reconnect grace to be heard"
+            );
+        }
+        let changes = cluster
+            .observed()
+            .sweep(now, now_ms(), cluster.detection.down_after);
         announce(&cluster, changes).await;
     }
 }
@@ -316,9 +401,9 @@ async fn announce(cluster: &Cluster, changes: Changes) {
     for h in changes.hosts_down {
         cluster
             .publish_event(
-                "host-down",
+                "disconnected",
                 None,
-                format!("host {h} missed its heartbeats: down"),
+                format!("host {h} missed its heartbeats: disconnected"),
             )
             .await;
     }

@@ -54,6 +54,8 @@ pub(crate) async fn run(cluster: Arc<Cluster>, server_name: String) {
     // A CAS conflict is retried as soon as the mirror shows the new value.
     let mut assignments_changed = cluster.assignments.changes();
     let mut leading = false;
+    // Why the last pass held (mass loss), to say when that changes.
+    let mut held: Option<String> = None;
     loop {
         let now_leading = lease.hold().await;
         if now_leading != leading {
@@ -69,8 +71,9 @@ pub(crate) async fn run(cluster: Arc<Cluster>, server_name: String) {
         }
         if leading && cluster.settled() {
             let started = Instant::now();
-            if let Err(e) = pass(&cluster).await {
-                tracing::warn!(error = %e, "reconcile pass failed; retrying");
+            match pass(&cluster).await {
+                Ok(hold) => announce_hold(&cluster, &mut held, hold).await,
+                Err(e) => tracing::warn!(error = %e, "reconcile pass failed; retrying"),
             }
             cluster.telemetry.reconciled(started.elapsed());
             tracing::debug!(took = ?started.elapsed(), "reconcile pass");
@@ -84,10 +87,24 @@ pub(crate) async fn run(cluster: Arc<Cluster>, server_name: String) {
     }
 }
 
-/// One reconcile pass. Errors leave the rest for the next pass: every step
-/// is idempotent.
-async fn pass(cluster: &Cluster) -> Result<(), PassError> {
+/// Says when the controller starts or stops holding.
+async fn announce_hold(cluster: &Cluster, held: &mut Option<String>, now: Option<String>) {
+    if *held == now {
+        return;
+    }
+    let msg = match &now {
+        Some(why) => format!("mass loss: holding, nothing is taken off silent hosts: {why}"),
+        None => "mass loss: over, silent hosts are judged again".to_string(),
+    };
+    cluster.publish_event("mass-loss", None, msg).await;
+    *held = now;
+}
+
+/// One reconcile pass; why it held, if it did. Errors leave the rest for
+/// the next pass: every step is idempotent.
+async fn pass(cluster: &Cluster) -> Result<Option<String>, PassError> {
     let snap = cluster.snapshot();
+    let hold = snap.hold.clone();
     let plan = reconcile(&snap, &mut new_instance_id);
     let after = writes::after(snap, &plan);
     let statuses = values(cluster.statuses.all());
@@ -104,7 +121,7 @@ async fn pass(cluster: &Cluster) -> Result<(), PassError> {
         cluster.publish_event(e.kind, Some(&e.app), e.message).await;
     }
     roll_back(cluster, &w.rollbacks).await;
-    Ok(())
+    Ok(hold)
 }
 
 fn values<V>(mirrored: BTreeMap<String, Versioned<V>>) -> BTreeMap<String, V> {

@@ -7,7 +7,9 @@
 //! host for an instance (and checks published ports across the cluster),
 //! [`reconcile`] turns desired and observed state into a
 //! [`reconcile::Plan`] of per-host assignments, [`autoscale`] decides
-//! replica counts from the [`load_board`], and [`endpoints`], [`views`]
+//! replica counts from the [`load_board`], [`disconnect`] and
+//! [`mass_loss`] say what a silent host's instances are taken for, and
+//! [`endpoints`], [`views`]
 //! and [`load_report`] derive what gateways and users see. Around them are
 //! the I/O shells: the HTTP [`api`], the [`cluster`] view fed by JetStream
 //! and heartbeats, [`revisions`] (the one writer of desired state), the
@@ -20,11 +22,13 @@ mod autoscale;
 mod cas;
 mod cluster;
 mod controller;
+mod disconnect;
 mod endpoints;
 mod host_removal;
 mod lease;
 mod load_board;
 mod load_report;
+mod mass_loss;
 mod observed;
 mod placement;
 mod reconcile;

@@ -1,8 +1,13 @@
 //! Observed state: what hosts say in their heartbeats. Plain data; the
 //! caller passes the time, so host-loss detection is unit-tested.
+//!
+//! Every duration is judged on the server's clock: when a host was first
+//! heard in this run (`joined_ms`), when it went silent, and when each
+//! instance was first seen in its current state (`seen_since`). What a
+//! host says of its own clock is shown, never compared.
 
 use crate::snapshot::HostSnapshot;
-use atoll_sdk::cluster::{HostInfo, HostState, InstanceStatus};
+use atoll_sdk::cluster::{HealthState, HostInfo, HostState, InstanceState, InstanceStatus};
 use atoll_sdk::protocol::Heartbeat;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -13,6 +18,10 @@ struct SeenHost {
     state: HostState,
     last_seen: Instant,
     last_seen_ms: u64,
+    /// When this run of the host was first heard (server clock, ms).
+    joined_ms: u64,
+    /// When it was declared silent (server clock, ms), while it is.
+    silent_since_ms: Option<u64>,
     instances: Vec<InstanceStatus>,
 }
 
@@ -20,6 +29,12 @@ struct SeenHost {
 #[derive(Debug, Default)]
 pub(crate) struct Observed {
     hosts: BTreeMap<String, SeenHost>,
+    /// Instance id → its state and health, and since when the server has
+    /// seen them so (server clock, ms).
+    seen: BTreeMap<String, (InstanceState, Option<HealthState>, u64)>,
+    /// No host is declared silent before this (after this server's own
+    /// connection to NATS came back, hosts need time to reconnect too).
+    not_before: Option<Instant>,
 }
 
 /// What a heartbeat or a sweep changed, so the controller wakes only when
@@ -27,6 +42,7 @@ pub(crate) struct Observed {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Changes {
     pub hosts_up: Vec<String>,
+    /// Hosts that stopped heartbeating (now `disconnected`).
     pub hosts_down: Vec<String>,
     /// Some instance changed state (or appeared, or vanished).
     pub instances: bool,
@@ -43,15 +59,34 @@ impl Observed {
     pub(crate) fn record(&mut self, hb: Heartbeat, now: Instant, now_ms: u64) -> Changes {
         let mut changes = Changes::default();
         let name = hb.host.name.clone();
+        for i in &hb.instances {
+            let entry = self
+                .seen
+                .entry(i.id.clone())
+                .or_insert((i.state, i.health, now_ms));
+            if (entry.0, entry.1) != (i.state, i.health) {
+                *entry = (i.state, i.health, now_ms);
+            }
+        }
         match self.hosts.get_mut(&name) {
             Some(seen) => {
-                if seen.state == HostState::Down || seen.info.started_at_ms != hb.host.started_at_ms
-                {
+                let new_run = seen.info.started_at_ms != hb.host.started_at_ms;
+                if seen.state != HostState::Ready || new_run {
                     changes.hosts_up.push(name.clone());
                 }
+                if new_run {
+                    seen.joined_ms = now_ms;
+                }
                 changes.instances = !same_states(&seen.instances, &hb.instances);
+                // What this host no longer reports is forgotten.
+                for gone in
+                    (seen.instances.iter()).filter(|o| !hb.instances.iter().any(|i| i.id == o.id))
+                {
+                    self.seen.remove(&gone.id);
+                }
                 seen.info = hb.host;
                 seen.state = HostState::Ready;
+                seen.silent_since_ms = None;
                 seen.last_seen = now;
                 seen.last_seen_ms = now_ms;
                 seen.instances = hb.instances;
@@ -66,6 +101,8 @@ impl Observed {
                         state: HostState::Ready,
                         last_seen: now,
                         last_seen_ms: now_ms,
+                        joined_ms: now_ms,
+                        silent_since_ms: None,
                         instances: hb.instances,
                     },
                 );
@@ -74,12 +111,17 @@ impl Observed {
         changes
     }
 
-    /// Marks hosts silent for longer than `timeout` as down.
-    pub(crate) fn sweep(&mut self, now: Instant, timeout: Duration) -> Changes {
+    /// Marks hosts silent for longer than `timeout` as disconnected (not
+    /// before the reconnect grace, if one runs).
+    pub(crate) fn sweep(&mut self, now: Instant, now_ms: u64, timeout: Duration) -> Changes {
         let mut changes = Changes::default();
+        if self.not_before.is_some_and(|t| now < t) {
+            return changes;
+        }
         for (name, seen) in &mut self.hosts {
             if seen.state == HostState::Ready && now.duration_since(seen.last_seen) > timeout {
-                seen.state = HostState::Down;
+                seen.state = HostState::Disconnected;
+                seen.silent_since_ms = Some(now_ms);
                 changes.hosts_down.push(name.clone());
             }
         }
@@ -94,6 +136,14 @@ impl Observed {
         }
     }
 
+    /// After this server's connection to NATS came back: no host is
+    /// declared silent before `until`, and each has its full timeout from
+    /// when it is heard again.
+    pub(crate) fn grace(&mut self, now: Instant, until: Instant) {
+        self.touch_all(now);
+        self.not_before = Some(until);
+    }
+
     pub(crate) fn knows(&self, host: &str) -> bool {
         self.hosts.contains_key(host)
     }
@@ -104,6 +154,8 @@ impl Observed {
             .map(|s| HostSnapshot {
                 info: s.info.clone(),
                 state: s.state,
+                joined_ms: s.joined_ms,
+                silent_since_ms: s.silent_since_ms,
             })
             .collect()
     }
@@ -112,14 +164,34 @@ impl Observed {
         self.hosts.get(host).map_or(0, |s| s.last_seen_ms)
     }
 
-    /// Instance statuses by id, from hosts that are up. Instances of a down
-    /// host are absent: the controller treats them as lost.
+    /// Instance statuses by id, from hosts that are up. Instances of a
+    /// silent host are not observed: see [`Observed::unconfirmed`].
     pub(crate) fn instances(&self) -> BTreeMap<String, InstanceStatus> {
+        self.statuses(|s| s.state == HostState::Ready)
+    }
+
+    /// The last statuses silent hosts reported, by id: what their
+    /// instances were doing when last heard of.
+    pub(crate) fn unconfirmed(&self) -> BTreeMap<String, InstanceStatus> {
+        self.statuses(|s| s.state != HostState::Ready)
+    }
+
+    fn statuses(&self, which: impl Fn(&SeenHost) -> bool) -> BTreeMap<String, InstanceStatus> {
         self.hosts
             .values()
-            .filter(|s| s.state == HostState::Ready)
+            .filter(|s| which(s))
             .flat_map(|s| s.instances.iter().cloned())
             .map(|i| (i.id.clone(), i))
+            .collect()
+    }
+
+    /// Since when (server clock, ms) each instance of a host that is up has
+    /// been in its current state and health.
+    pub(crate) fn seen_since(&self) -> BTreeMap<String, u64> {
+        let here = self.instances();
+        (self.seen.iter())
+            .filter(|(id, _)| here.contains_key(*id))
+            .map(|(id, (_, _, since))| (id.clone(), *since))
             .collect()
     }
 }
@@ -179,17 +251,70 @@ mod tests {
         assert_eq!(o.instances().len(), 1);
 
         let timeout = Duration::from_secs(3);
-        assert!(!o.sweep(t0 + Duration::from_secs(2), timeout).any());
-        let c = o.sweep(t0 + Duration::from_secs(4), timeout);
+        assert!(!o.sweep(t0 + Duration::from_secs(2), 2_000, timeout).any());
+        let c = o.sweep(t0 + Duration::from_secs(4), 4_000, timeout);
         assert_eq!(c.hosts_down, vec!["h1".to_string()]);
         assert!(
             o.instances().is_empty(),
-            "a down host's instances are not observed"
+            "a silent host's instances are not observed"
         );
-        assert_eq!(o.hosts()[0].state, HostState::Down);
+        assert_eq!(o.unconfirmed().len(), 1, "but their last state is kept");
+        assert_eq!(o.hosts()[0].state, HostState::Disconnected);
+        assert_eq!(
+            o.hosts()[0].silent_since_ms,
+            Some(4_000),
+            "on the server's clock"
+        );
 
-        let c = o.record(hb("h1", 1, &[]), t0 + Duration::from_secs(5), 0);
+        let c = o.record(hb("h1", 1, &[]), t0 + Duration::from_secs(5), 5_000);
         assert_eq!(c.hosts_up, vec!["h1".to_string()]);
+        assert_eq!(o.hosts()[0].silent_since_ms, None);
+        assert_eq!(o.hosts()[0].joined_ms, 0, "the same run of the host");
+    }
+
+    #[test]
+    fn after_a_reconnect_no_host_is_silent_before_the_grace_ends() {
+        let mut o = Observed::default();
+        let t0 = Instant::now();
+        o.record(hb("h1", 1, &[]), t0, 0);
+        o.record(hb("h2", 1, &[]), t0, 0);
+        let timeout = Duration::from_secs(3);
+        // The server's link came back at t0 + 1 s; hosts get until t0 + 11 s.
+        let back = t0 + Duration::from_secs(1);
+        o.grace(back, back + Duration::from_secs(10));
+        assert!(
+            !o.sweep(t0 + Duration::from_secs(6), 6_000, timeout).any(),
+            "within the grace"
+        );
+        // h1 is heard at 8 s: it has its full timeout from then.
+        o.record(hb("h1", 1, &[]), t0 + Duration::from_secs(8), 8_000);
+        let c = o.sweep(t0 + Duration::from_secs(11), 11_000, timeout);
+        assert_eq!(
+            c.hosts_down,
+            vec!["h2".to_string()],
+            "h2 was never heard again"
+        );
+        assert!(!o.sweep(t0 + Duration::from_secs(11), 11_000, timeout).any());
+        let c = o.sweep(t0 + Duration::from_millis(11_100), 11_100, timeout);
+        assert_eq!(c.hosts_down, vec!["h1".to_string()]);
+    }
+
+    #[test]
+    fn instances_are_timed_on_the_servers_clock() {
+        let mut o = Observed::default();
+        let t0 = Instant::now();
+        // The host's own clock says 999_999: it is shown, never compared.
+        let mut beat = hb("h1", 1, &[("i1", InstanceState::Starting)]);
+        beat.instances[0].since_ms = 999_999;
+        o.record(beat, t0, 100);
+        o.record(hb("h1", 1, &[("i1", InstanceState::Starting)]), t0, 200);
+        assert_eq!(o.seen_since()["i1"], 100, "unchanged state: first seen");
+        o.record(hb("h1", 1, &[("i1", InstanceState::Running)]), t0, 300);
+        assert_eq!(o.seen_since()["i1"], 300);
+        o.record(hb("h1", 2, &[("i1", InstanceState::Running)]), t0, 400);
+        assert_eq!(o.hosts()[0].joined_ms, 400, "a new run of the host joined");
+        o.record(hb("h1", 2, &[]), t0, 500);
+        assert!(o.seen.is_empty(), "no longer reported: forgotten");
     }
 
     #[test]

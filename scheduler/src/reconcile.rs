@@ -15,6 +15,7 @@
 
 mod apply;
 mod decide;
+mod heal;
 mod input;
 mod instance;
 mod plan;

@@ -18,8 +18,14 @@ pub struct ServerConfig {
     /// Names this server in the leader lease; a restart under the same name
     /// takes the lease back at once.
     pub name: String,
-    /// A host silent this long is down.
+    /// A host silent this long is `disconnected` (`--host-down-after`).
     pub down_after: Duration,
+    /// More than this share of the hosts going silent within one window
+    /// makes the controller hold (`--mass-loss`).
+    pub mass_loss: f64,
+    /// After this server's own NATS connection comes back, no host is
+    /// declared silent before this has passed (`--reconnect-grace`).
+    pub reconnect_grace: Duration,
 }
 
 impl ServerConfig {
@@ -30,6 +36,8 @@ impl ServerConfig {
             listen,
             name: format!("server-{}-{listen}", atoll_sdk::cluster::machine_hostname()),
             down_after: Duration::from_millis(HEARTBEAT_INTERVAL_MS * MISSED_HEARTBEATS_DOWN),
+            mass_loss: 0.5,
+            reconnect_grace: Duration::from_secs(10),
         }
     }
 }
@@ -60,7 +68,12 @@ pub async fn run(
             addr: cfg.listen,
             source,
         })?;
-    let cluster = Cluster::open(buckets, cfg.down_after).await;
+    let detection = cluster::Detection {
+        down_after: cfg.down_after,
+        mass_loss: cfg.mass_loss,
+        reconnect_grace: cfg.reconnect_grace,
+    };
+    let cluster = Cluster::open(buckets, detection).await;
     let heartbeats = tokio::spawn(cluster::watch_heartbeats(cluster.clone()));
     let load = tokio::spawn(cluster::watch_load(cluster.clone()));
     let autoscaler = tokio::spawn(crate::autoscale::run(cluster.clone()));

@@ -8,7 +8,13 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct HostSnapshot {
     pub info: HostInfo,
+    /// `Ready` or `Disconnected` (silent); whether a silent host counts as
+    /// `down` depends on its instances' policies (see `disconnect.rs`).
     pub state: HostState,
+    /// When this run of the host was first heard (server clock, ms).
+    pub joined_ms: u64,
+    /// When it went silent (server clock, ms), while it is.
+    pub silent_since_ms: Option<u64>,
 }
 
 impl HostSnapshot {
@@ -23,12 +29,13 @@ impl HostSnapshot {
 
 /// Leaves out the hosts an operator removed: a removed host's instances
 /// then count as lost (named volumes or not) and nothing is placed on it.
-/// A host that started after its removal is a new host and stays.
+/// A host that joined after its removal (both on the server's clock) is a
+/// new host and stays.
 pub(crate) fn drop_removed(hosts: &mut Vec<HostSnapshot>, removed: &BTreeMap<String, RemovedHost>) {
     hosts.retain(|h| {
         removed
             .get(h.name())
-            .is_none_or(|r| h.info.started_at_ms > r.removed_at_ms)
+            .is_none_or(|r| h.joined_ms > r.removed_at_ms)
     });
 }
 
@@ -44,8 +51,18 @@ pub(crate) struct Snapshot {
     pub hosts: Vec<HostSnapshot>,
     /// Current assignments by host name.
     pub assignments: BTreeMap<String, Assignment>,
-    /// Last reported status of each instance, by instance id.
+    /// Last reported status of each instance on a host that is up, by
+    /// instance id.
     pub observed: BTreeMap<String, InstanceStatus>,
+    /// Since when (server clock, ms) each observed instance has been in
+    /// its state: the durations decisions wait are judged on this, never
+    /// on a host's clock.
+    pub seen_since: BTreeMap<String, u64>,
+    /// The last status silent hosts reported of their instances.
+    pub unconfirmed: BTreeMap<String, InstanceStatus>,
+    /// Why nothing is taken off silent hosts now (this server lost NATS,
+    /// or most of the fleet went silent at once), when it is held.
+    pub hold: Option<String>,
     /// When the snapshot was taken (Unix milliseconds), for the waits of
     /// rolling updates.
     pub now_ms: u64,
@@ -93,6 +110,7 @@ pub(crate) mod fixtures {
     /// A ready `x86_64`/`linux` host with 1 GiB and 4 CPUs, labelled like a
     /// real host (`hostname`, `arch`, `os`).
     pub fn host(name: &str) -> HostSnapshot {
+        let joined_ms = 1;
         let labels = [("hostname", name), ("arch", "x86_64"), ("os", "linux")]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -113,6 +131,8 @@ pub(crate) mod fixtures {
                 version: "test".into(),
             },
             state: HostState::Ready,
+            joined_ms,
+            silent_since_ms: None,
         }
     }
 
@@ -123,6 +143,7 @@ pub(crate) mod fixtures {
         fn os(self, os: &str) -> Self;
         fn capacity(self, memory: u64, cpus_milli: u32) -> Self;
         fn down(self) -> Self;
+        fn silent_since(self, ms: u64) -> Self;
     }
 
     impl HostExt for HostSnapshot {
@@ -143,7 +164,13 @@ pub(crate) mod fixtures {
             self
         }
         fn down(mut self) -> Self {
-            self.state = HostState::Down;
+            self.state = HostState::Disconnected;
+            self.silent_since_ms = Some(0);
+            self
+        }
+        fn silent_since(mut self, ms: u64) -> Self {
+            self.state = HostState::Disconnected;
+            self.silent_since_ms = Some(ms);
             self
         }
     }
@@ -275,8 +302,10 @@ mod tests {
     use super::*;
     use atoll_sdk::cluster::Capacity;
 
-    fn host(name: &str, started_at_ms: u64, state: HostState) -> HostSnapshot {
+    fn host(name: &str, joined_ms: u64, state: HostState) -> HostSnapshot {
         HostSnapshot {
+            joined_ms,
+            silent_since_ms: None,
             info: HostInfo {
                 name: name.into(),
                 address: String::new(),
@@ -285,7 +314,7 @@ mod tests {
                 arch: String::new(),
                 os: String::new(),
                 capacity: Capacity::default(),
-                started_at_ms,
+                started_at_ms: 0,
                 version: String::new(),
             },
             state,

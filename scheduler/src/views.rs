@@ -2,19 +2,21 @@
 //! sees them, built from a [`Snapshot`], the controller's app statuses and
 //! the apps' kept revisions.
 
+use crate::disconnect::{self, Presence};
 use crate::snapshot::Snapshot;
 use atoll_sdk::api::{AppView, HostView, InstanceView, RevisionView, ServiceView};
-use atoll_sdk::cluster::{Capacity, HostState, InstanceState};
+use atoll_sdk::cluster::{Capacity, InstanceState};
 use atoll_sdk::protocol::{AppRecord, AppStatus};
 use atoll_sdk::spec::{Artifact, Mode, Service};
 use std::collections::BTreeMap;
 
-/// Every assigned instance with the state its host reported.
+/// Every assigned instance with the state its host reported; on a silent
+/// host, what it last reported (unconfirmed) until it counts as lost.
 pub(crate) fn instances(snap: &Snapshot, app: Option<&str>) -> Vec<InstanceView> {
-    let host_state: BTreeMap<&str, HostState> = snap
-        .hosts
-        .iter()
-        .map(|h| (h.info.name.as_str(), h.state))
+    let holding = snap.hold.is_some();
+    let replaced_by: BTreeMap<&str, &str> = (snap.assignments.values())
+        .flat_map(|a| &a.instances)
+        .filter_map(|i| Some((i.replaces.as_deref()?, i.id.as_str())))
         .collect();
     let mut out = Vec::new();
     for (host, assignment) in &snap.assignments {
@@ -22,10 +24,25 @@ pub(crate) fn instances(snap: &Snapshot, app: Option<&str>) -> Vec<InstanceView>
             if app.is_some_and(|a| a != inst.app) {
                 continue;
             }
-            let observed = snap.observed.get(&inst.id);
-            let (state, reason, since_ms) = match (host_state.get(host.as_str()), observed) {
-                (Some(HostState::Down), _) => {
-                    (InstanceState::Lost, Some(format!("host {host} is down")), 0)
+            let presence = snap
+                .host(host)
+                .map(|h| disconnect::presence(h, &inst.disconnect, snap.now_ms, holding));
+            let unconfirmed = presence == Some(Presence::Unconfirmed);
+            let observed = match presence {
+                Some(Presence::Unconfirmed) => snap.unconfirmed.get(&inst.id),
+                _ => snap.observed.get(&inst.id),
+            };
+            let (state, reason, since_ms) = match (presence, observed) {
+                (None, _) => (InstanceState::Lost, Some(format!("host {host} is gone")), 0),
+                (Some(Presence::Lost { silent_ms }), _) => {
+                    let mut why = format!(
+                        "host {host} silent for {:.0}s: lost",
+                        silent_ms as f64 / 1000.0
+                    );
+                    if let Some(r) = replaced_by.get(inst.id.as_str()) {
+                        why += &format!(", replaced by {r}");
+                    }
+                    (InstanceState::Lost, Some(why), 0)
                 }
                 (_, Some(o)) => (o.state, o.reason.clone(), o.since_ms),
                 (_, None) => (InstanceState::Pending, None, 0),
@@ -50,6 +67,8 @@ pub(crate) fn instances(snap: &Snapshot, app: Option<&str>) -> Vec<InstanceView>
                 ready: state.is_ready(health),
                 canary: inst.canary,
                 attempt: inst.attempt,
+                unconfirmed,
+                replaces: inst.replaces.clone(),
             });
         }
     }
@@ -241,9 +260,14 @@ pub(crate) fn hosts(snap: &Snapshot, last_seen_ms: impl Fn(&str) -> u64) -> Vec<
                     memory: acc.memory + i.reservations.memory.unwrap_or(0),
                     cpus_milli: acc.cpus_milli + i.reservations.cpus_milli.unwrap_or(0),
                 });
+            let holding = snap.hold.is_some();
+            let any_unconfirmed = assigned.iter().any(|i| {
+                disconnect::presence(h, &i.disconnect, snap.now_ms, holding)
+                    == Presence::Unconfirmed
+            });
             HostView {
                 name: h.info.name.clone(),
-                state: h.state,
+                state: disconnect::host_state(h, any_unconfirmed, holding),
                 address: h.info.address.clone(),
                 labels: h.info.labels.clone(),
                 arch: h.info.arch.clone(),

@@ -128,6 +128,14 @@ pub struct InstanceView {
     /// How many instances it replaces that failed for good (0: none).
     #[serde(default)]
     pub attempt: u32,
+    /// Its host is silent: `state` is what it last said, not confirmed
+    /// since (the instance still counts as running, per its
+    /// `x-atoll.disconnect.lost_after`).
+    #[serde(default)]
+    pub unconfirmed: bool,
+    /// The instance this one replaced while its host was silent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 /// One row of `atoll hosts`.

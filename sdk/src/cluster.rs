@@ -64,7 +64,11 @@ pub struct Capacity {
 pub enum HostState {
     /// Heartbeats arrive.
     Ready,
-    /// No heartbeat for the down timeout: its instances are lost.
+    /// No heartbeat for the down timeout, but some of its instances still
+    /// count as running (`x-atoll.disconnect.lost_after`, or the control
+    /// plane holds after a mass loss).
+    Disconnected,
+    /// Silent, and none of its instances counts as running any more.
     Down,
 }
 
@@ -72,6 +76,7 @@ impl HostState {
     pub fn as_str(self) -> &'static str {
         match self {
             HostState::Ready => "ready",
+            HostState::Disconnected => "disconnected",
             HostState::Down => "down",
         }
     }

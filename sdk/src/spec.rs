@@ -28,5 +28,13 @@ mod tests;
 
 pub use error::{SpecError, SpecErrors};
 pub use kernel::signal_name;
+
+/// A duration as Compose writes them (`30s`, `1m30s`, `500ms`), for
+/// command-line flags that take one.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    units::parse_duration_ms(text)
+        .map(std::time::Duration::from_millis)
+        .map_err(|e| e.to_string())
+}
 pub use model::*;
 pub use parse::{Parsed, parse};

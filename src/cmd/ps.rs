@@ -34,6 +34,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     (atoll_sdk::cluster::InstanceState::Pulling, Some(p)) => {
                         format!("pulling {}", output::progress(p.done, p.total))
                     }
+                    // Its host is silent: what it last said.
+                    (state, _) if i.unconfirmed => format!("{state} (unconfirmed)"),
                     (state, _) => match i.health {
                         // `running (starting)`, as Docker shows `Up (health: starting)`.
                         Some(h) => format!("{state} ({})", h.as_str()),

@@ -17,6 +17,42 @@ pub struct Args {
     /// This server's name in the leader election (default: server-<listen>)
     #[arg(long)]
     name: Option<String>,
+    #[command(flatten)]
+    detection: DetectionArgs,
+}
+
+/// How the server judges silent hosts (shared with `atoll up`).
+#[derive(clap::Args, Clone)]
+pub struct DetectionArgs {
+    /// A host silent this long is `disconnected` (its instances then count
+    /// as running per their `x-atoll.disconnect.lost_after`)
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = atoll_sdk::spec::parse_duration)]
+    host_down_after: std::time::Duration,
+    /// When more than this share of the hosts go silent together, re-place
+    /// nothing until they are heard again
+    #[arg(long, value_name = "SHARE", default_value_t = 0.5, value_parser = share)]
+    mass_loss: f64,
+    /// After this server's own connection to NATS comes back, hosts have
+    /// this long to be heard before any is declared silent
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = atoll_sdk::spec::parse_duration)]
+    reconnect_grace: std::time::Duration,
+}
+
+impl DetectionArgs {
+    pub fn apply(&self, cfg: &mut ServerConfig) {
+        cfg.down_after = self.host_down_after;
+        cfg.mass_loss = self.mass_loss;
+        cfg.reconnect_grace = self.reconnect_grace;
+    }
+}
+
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "expected a share between 0 and 1 (0.5 is half), found {text:?}"
+        )),
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -25,6 +61,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(n) = args.name {
         cfg.name = n;
     }
+    args.detection.apply(&mut cfg);
     atoll_scheduler::run(cfg, crate::signals::shutdown()).await?;
     Ok(())
 }

@@ -63,10 +63,22 @@ impl<'s> Work<'s> {
             let kind = match s.reason {
                 StopReason::Lost => event_kind::LOST,
                 StopReason::GaveUp => event_kind::RESCHEDULE,
+                StopReason::Healed { .. } => event_kind::HEAL,
                 _ => event_kind::STOP,
             };
             let why = s.reason.describe(host);
-            let msg = format!("{} ({}) on {host}: {why}", spec.id, spec.service);
+            let msg = match s.reason {
+                StopReason::Healed { policy, original } => {
+                    let kept = if original { "replacement" } else { "original" };
+                    format!(
+                        "kept {kept}: stopping {} ({}) on {host} (reconcile: {})",
+                        spec.id,
+                        spec.service,
+                        policy.as_str()
+                    )
+                }
+                _ => format!("{} ({}) on {host}: {why}", spec.id, spec.service),
+            };
             self.event(kind, &spec.app, msg);
         }
     }
@@ -157,13 +169,25 @@ impl<'s> Work<'s> {
         for i in 0..n as usize {
             let mut spec = template.clone();
             let mut demand = *demand;
-            if let Some(heir) = heirs.get(i) {
+            let heir = heirs.get(i);
+            if let Some(heir) = heir {
                 spec.attempt = heir.attempt;
                 spec.avoid = heir.avoid.clone();
                 demand.avoid = &heir.avoid;
+                spec.replaces = heir.replaces.as_ref().map(|(id, _, _)| id.clone());
             }
             match placement::place(cands, &demand) {
-                Ok(choice) => self.assign(&mut cands[choice.index], &spec, new_id),
+                Ok(choice) => {
+                    if let Some((id, host, silent_ms)) = heir.and_then(|h| h.replaces.as_ref()) {
+                        let msg = format!(
+                            "{id} ({}) on {host}: host {host} silent for {:.1}s: lost",
+                            spec.service,
+                            *silent_ms as f64 / 1000.0
+                        );
+                        self.event(event_kind::LOST, &spec.app, msg);
+                    }
+                    self.assign(&mut cands[choice.index], &spec, new_id)
+                }
                 Err(explain) => return Some(explain),
             }
         }
@@ -223,7 +247,14 @@ impl<'s> Work<'s> {
         if spec.attempt > 0 {
             msg += &format!(" (replacement {} of a failed instance)", spec.attempt);
         }
-        self.event(event_kind::PLACE, &spec.app, msg);
+        let kind = match &spec.replaces {
+            Some(original) => {
+                msg += &format!(" replaces {original}");
+                event_kind::REPLACED
+            }
+            None => event_kind::PLACE,
+        };
+        self.event(kind, &spec.app, msg);
         self.hosts.entry(host).or_default().push(spec);
     }
 

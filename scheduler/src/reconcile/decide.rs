@@ -2,9 +2,11 @@
 //! which to stop (and why) and what to place. Nothing is placed here, so a
 //! rolling update can later apply a decision in batches.
 
+use super::heal;
 use super::input::{Desired, Key, Placed};
 use super::rollout::{self, Progress};
 use super::stop::{Stop, StopReason};
+use crate::disconnect::{self, Presence};
 use crate::placement::unmet_constraint;
 use crate::snapshot::Snapshot;
 use atoll_sdk::spec::Mode;
@@ -35,11 +37,14 @@ pub(super) struct ServiceChanges<'a> {
     pub progress: Option<Progress>,
 }
 
-/// What a replacement for an instance that failed for good inherits.
+/// What a replacement for an instance that failed for good, or that was
+/// lost with its silent host, inherits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Heir {
     pub attempt: u32,
     pub avoid: Vec<String>,
+    /// The lost instance it replaces: (id, host, how long silent).
+    pub replaces: Option<(String, String, u64)>,
 }
 
 /// Hosts a line of replacements remembers avoiding, at most.
@@ -94,47 +99,70 @@ fn stops<'a>(placed: &[Placed<'a>], reason: StopReason) -> Vec<Stop<'a>> {
         .collect()
 }
 
-/// Why an instance of a deployed service cannot stay where it is, if it
-/// cannot. Failed instances are not stopped here: one its host gave up on
-/// is re-placed by [`replicated`], with a growing delay, and one its host
-/// still restarts holds its slot.
-///
-/// A service with a named volume waits for a host that is down rather than
-/// moving: its data is on that host, and an instance elsewhere would start
-/// from an empty volume.
-fn must_stop(snap: &Snapshot, d: &Desired<'_>, p: &Placed<'_>) -> Option<StopReason> {
-    let Some(host) = snap.host(p.host) else {
-        return Some(StopReason::Lost);
-    };
-    if !host.is_ready() {
-        return (!d.service.has_named_volumes()).then_some(StopReason::Lost);
-    }
-    let constraints = &d.service.deploy.placement.constraints;
-    unmet_constraint(&host.info, constraints).map(|_| StopReason::Unmatched)
+/// Where each instance of a service stands.
+struct Sorted<'a> {
+    /// Stay where they are, and count.
+    keep: Vec<Placed<'a>>,
+    stop: Vec<Stop<'a>>,
+    /// Lost with their silent host, to be replaced elsewhere: they stay
+    /// assigned there (the host, cut off, runs them on; on heal one of each
+    /// pair stays) but no longer count.
+    lost: Vec<(Placed<'a>, u64)>,
 }
 
-/// Splits instances into those that may stay and those that must stop.
-fn sort_out<'a>(
-    snap: &Snapshot,
-    d: &Desired<'_>,
-    placed: &[Placed<'a>],
-) -> (Vec<Placed<'a>>, Vec<Stop<'a>>) {
-    let mut keep = Vec::new();
-    let mut stop = Vec::new();
+/// Sorts a service's instances by where they may stay. Failed instances
+/// are not stopped here: one its host gave up on is re-placed by
+/// [`replicated`], with a growing delay, and one its host still restarts
+/// holds its slot. An instance on a silent host counts as running until
+/// its `lost_after`; then it is lost, and replaced unless it cannot move
+/// ([`disconnect::replaceable`]: it then waits for its host). An instance
+/// on a host that is gone (an operator removed it) is stopped.
+fn sort_out<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Sorted<'a> {
+    let mut out = Sorted {
+        keep: Vec::new(),
+        stop: Vec::new(),
+        lost: Vec::new(),
+    };
+    let holding = snap.hold.is_some();
     for &p in placed {
-        match must_stop(snap, d, &p) {
-            Some(reason) => stop.push(Stop { placed: p, reason }),
-            None => keep.push(p),
+        let Some(host) = snap.host(p.host) else {
+            let reason = StopReason::Lost;
+            out.stop.push(Stop { placed: p, reason });
+            continue;
+        };
+        match disconnect::presence(host, &d.service.disconnect, snap.now_ms, holding) {
+            Presence::Here => {
+                let constraints = &d.service.deploy.placement.constraints;
+                match unmet_constraint(&host.info, constraints) {
+                    Some(_) => out.stop.push(Stop {
+                        placed: p,
+                        reason: StopReason::Unmatched,
+                    }),
+                    None => out.keep.push(p),
+                }
+            }
+            Presence::Unconfirmed => out.keep.push(p),
+            Presence::Lost { silent_ms } if disconnect::replaceable(d.service) => {
+                out.lost.push((p, silent_ms))
+            }
+            Presence::Lost { .. } => out.keep.push(p),
         }
     }
-    (keep, stop)
+    out
 }
 
 /// Replicated mode: keep what may stay, up to `max_replicas_per_node` per
 /// host and `replicas` in all; place the shortfall. Instances of an older
 /// spec are replaced by a rolling update.
 fn replicated<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> ServiceChanges<'a> {
-    let (keep, mut stop) = sort_out(snap, d, placed);
+    let Sorted {
+        mut keep,
+        mut stop,
+        lost,
+    } = sort_out(snap, d, placed);
+    // A host heard again after its instances were replaced: one of each
+    // pair stays.
+    heal::settle(snap, d, &mut keep, &mut stop);
     let max = d.service.deploy.placement.max_replicas_per_node;
     let (keep, over) = cap_per_host(keep, max.unwrap_or(u32::MAX));
     stop.extend(stops(&over, StopReason::Unmatched));
@@ -154,12 +182,24 @@ fn replicated<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Se
     // A failure soon after an update finished undoes the update rather
     // than being re-placed.
     let progress = rollout::monitor(snap, d, &keep);
-    let mut heirs = Vec::new();
+    // The lost instances that have no replacement yet get one first.
+    let mut heirs: Vec<Heir> = (lost.iter())
+        .filter(|(o, _)| {
+            !keep
+                .iter()
+                .any(|k| k.spec.replaces.as_deref() == Some(&o.spec.id))
+        })
+        .map(|(o, silent_ms)| Heir {
+            attempt: 0,
+            avoid: Vec::new(),
+            replaces: Some((o.spec.id.clone(), o.host.to_string(), *silent_ms)),
+        })
+        .collect();
     if progress.is_none() {
         let (given_up, stay): (Vec<Placed<'a>>, Vec<Placed<'a>>) =
             keep.into_iter().partition(|p| due_for_replacement(snap, p));
         keep = stay;
-        heirs = given_up.iter().map(heir).collect();
+        heirs.extend(given_up.iter().map(heir));
         stop.extend(stops(&given_up, StopReason::GaveUp));
     }
     let missing = (replicas - keep.len()) as u32;
@@ -212,7 +252,13 @@ fn rolling<'a>(
 /// new one (see [`replace_after_ms`]).
 fn due_for_replacement(snap: &Snapshot, p: &Placed<'_>) -> bool {
     snap.observed.get(&p.spec.id).is_some_and(|o| {
-        o.gave_up && snap.now_ms.saturating_sub(o.since_ms) >= replace_after_ms(p.spec.attempt)
+        // How long it has been failed, on the server's clock.
+        let since = snap
+            .seen_since
+            .get(&p.spec.id)
+            .copied()
+            .unwrap_or(snap.now_ms);
+        o.gave_up && snap.now_ms.saturating_sub(since) >= replace_after_ms(p.spec.attempt)
     })
 }
 
@@ -225,6 +271,7 @@ fn heir(p: &Placed<'_>) -> Heir {
     Heir {
         attempt: p.spec.attempt.saturating_add(1),
         avoid,
+        replaces: None,
     }
 }
 
@@ -264,7 +311,8 @@ fn pick_extra(snap: &Snapshot, keep: &[Placed<'_>]) -> usize {
 /// constraints. Whether a host without one has room is checked when
 /// placing, against the allocations left after this plan's stops.
 fn global<'a>(snap: &'a Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> ServiceChanges<'a> {
-    let (keep, mut stop) = sort_out(snap, d, placed);
+    // Never replaced elsewhere: nothing of a global service is lost.
+    let Sorted { keep, mut stop, .. } = sort_out(snap, d, placed);
     let (mut keep, changed): (Vec<Placed<'a>>, Vec<Placed<'a>>) =
         keep.into_iter().partition(|p| p.spec.spec_hash == d.hash);
     // A changed global service is replaced a few hosts at a time; the old

@@ -45,8 +45,14 @@ pub(crate) mod event_kind {
     pub(crate) const PLACE: &str = "place";
     /// An instance is taken off a host that is up.
     pub(crate) const STOP: &str = "stop";
-    /// An instance's host is down; it is taken off that host and re-placed.
+    /// An instance's host is silent for longer than its `lost_after` (or
+    /// gone): it is replaced elsewhere.
     pub(crate) const LOST: &str = "lost";
+    /// A new instance replaces one lost with its silent host.
+    pub(crate) const REPLACED: &str = "replaced";
+    /// A host is heard again: of an original and its replacement, one
+    /// stays (`kept original` / `kept replacement`).
+    pub(crate) const HEAL: &str = "heal";
     /// An instance's host gave up on it; it is re-placed, elsewhere when
     /// another host will do.
     pub(crate) const RESCHEDULE: &str = "reschedule";

@@ -68,7 +68,13 @@ pub(super) fn classify(snap: &Snapshot, p: &Placed<'_>, delay_ms: u64) -> New {
         InstanceState::Failed | InstanceState::Stopped | InstanceState::Lost => New::Failed,
         _ if o.health == Some(HealthState::Unhealthy) => New::Failed,
         s if s.is_ready(o.health) => {
-            if snap.now_ms.saturating_sub(o.since_ms) >= delay_ms {
+            // Ready since when, on the server's clock.
+            let since = snap
+                .seen_since
+                .get(&p.spec.id)
+                .copied()
+                .unwrap_or(snap.now_ms);
+            if snap.now_ms.saturating_sub(since) >= delay_ms {
                 New::Settled
             } else {
                 New::Ready

@@ -22,6 +22,13 @@ pub(super) enum StopReason {
     /// Its host gave up on it (restarts used up, or it cannot run there):
     /// a new instance is placed, on another host if there is one.
     GaveUp,
+    /// Its host is heard again after it was replaced (or it is the
+    /// replacement): one of the pair stays, by `x-atoll.disconnect.reconcile`.
+    Healed {
+        policy: atoll_sdk::spec::HealPolicy,
+        /// This one is the original (the replacement stays).
+        original: bool,
+    },
 }
 
 impl StopReason {
@@ -33,6 +40,17 @@ impl StopReason {
             StopReason::Unmatched => format!("host {host} no longer matches the placement rules"),
             StopReason::Extra => "more instances than desired".into(),
             StopReason::GaveUp => format!("failed for good on {host}; placing it elsewhere"),
+            StopReason::Healed { policy, original } => {
+                let kept = if original {
+                    "its replacement"
+                } else {
+                    "the original"
+                };
+                format!(
+                    "host heard again: {kept} stays (reconcile: {})",
+                    policy.as_str()
+                )
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the way the controller would and checks, every time, that reconciling
 //! again changes nothing.
 
+mod disconnect;
 mod failed;
 mod global;
 mod host_loss;
@@ -97,9 +98,14 @@ impl Cluster {
         ids
     }
 
+    /// The host turns silent (from now, on the snapshot's clock) or is
+    /// heard again.
     pub fn set_state(&mut self, host: &str, state: HostState) {
+        let now = self.snap.now_ms;
         let h = self.snap.hosts.iter_mut().find(|h| h.name() == host);
-        h.expect("known host").state = state;
+        let h = h.expect("known host");
+        h.state = state;
+        h.silent_since_ms = (state != HostState::Ready).then_some(now);
     }
 
     /// An operator removed `host` (`atoll hosts rm`), as the snapshot
@@ -137,6 +143,7 @@ impl Cluster {
         let status = self.snap.observed.get_mut(id).expect("just reported");
         status.gave_up = true;
         status.since_ms = at_ms;
+        self.snap.seen_since.insert(id.into(), at_ms);
     }
 
     /// The instance's host reports it in `state`.
@@ -162,6 +169,7 @@ impl Cluster {
             gave_up: false,
         };
         self.snap.observed.insert(id.into(), status);
+        self.snap.seen_since.insert(id.into(), 0);
     }
 }
 

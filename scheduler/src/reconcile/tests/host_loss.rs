@@ -3,24 +3,34 @@
 use super::*;
 
 #[test]
-fn instances_of_a_down_host_are_re_placed_on_survivors() {
+fn instances_of_a_silent_host_are_replaced_on_survivors_and_stay_assigned_there() {
     let hosts = vec![host("h1"), host("h2"), host("h3")];
     let mut c = Cluster::new(hosts, vec![app("shop", vec![service("api").replicas(3)])]);
     c.step();
     let lost = c.ids_on("h2");
 
-    c.set_state("h2", HostState::Down);
+    c.set_state("h2", HostState::Disconnected);
     let plan = c.step();
-    assert_eq!(kinds(&plan), ["lost", "place"]);
-    assert_eq!(
-        plan.events[0].message,
-        format!("{} (api) on h2: host h2 is down", lost[0])
+    assert_eq!(kinds(&plan), ["lost", "replaced"]);
+    assert!(
+        plan.events[0]
+            .message
+            .starts_with(&format!("{} (api) on h2: host h2 silent for", lost[0])),
+        "{}",
+        plan.events[0].message
     );
-    // The down host's assignment is emptied, so it stops the instance if
-    // it comes back.
-    assert_eq!(plan.assignments["h2"].instances, vec![]);
-    assert_eq!(c.spread("shop", "api"), counts(&[("h1", 2), ("h3", 1)]));
-    assert!(!c.all_ids().contains(&lost[0]));
+    // The silent host keeps its assignment: cut off, it runs on, and the
+    // pair is settled when it is heard again.
+    assert_eq!(c.ids_on("h2"), lost);
+    let replacement = (c.snap.assignments.values())
+        .flat_map(|a| &a.instances)
+        .find(|i| i.replaces.as_deref() == Some(&lost[0]))
+        .expect("a replacement names what it replaces");
+    assert_ne!(replacement.id, lost[0]);
+    assert_eq!(
+        c.spread("shop", "api"),
+        counts(&[("h1", 2), ("h2", 1), ("h3", 1)])
+    );
 }
 
 #[test]
@@ -73,18 +83,26 @@ fn a_service_with_a_named_volume_waits_for_its_host() {
 }
 
 #[test]
-fn a_host_coming_back_changes_nothing() {
+fn a_host_coming_back_after_its_instance_was_replaced_leaves_exactly_the_replicas() {
     let mut c = Cluster::new(
         vec![host("h1"), host("h2")],
         vec![app("shop", vec![service("api").replicas(2)])],
     );
     c.step();
-    c.set_state("h1", HostState::Down);
+    c.set_state("h1", HostState::Disconnected);
     c.step();
+    assert_eq!(c.spread("shop", "api"), counts(&[("h1", 1), ("h2", 2)]));
     c.set_state("h1", HostState::Ready);
     let plan = c.step();
-    assert!(plan.changes_nothing(), "no rebalancing on return: {plan:?}");
-    assert_eq!(c.spread("shop", "api"), counts(&[("h2", 2)]));
+    // best_score: h1 has none of the service besides the original, h2 has
+    // one more: the original stays, the replacement goes.
+    assert_eq!(kinds(&plan), ["heal"]);
+    assert!(
+        plan.events[0].message.starts_with("kept original"),
+        "{}",
+        plan.events[0].message
+    );
+    assert_eq!(c.spread("shop", "api"), counts(&[("h1", 1), ("h2", 1)]));
 }
 
 #[test]
@@ -101,22 +119,25 @@ fn an_unknown_host_counts_as_down() {
 }
 
 #[test]
-fn with_every_host_down_nothing_can_be_placed() {
+fn with_every_host_silent_nothing_is_taken_off_and_the_fleet_heals_in_place() {
     let mut c = Cluster::new(
         vec![host("h1"), host("h2")],
         vec![app("shop", vec![service("api").replicas(2)])],
     );
     c.step();
-    c.set_state("h1", HostState::Down);
-    c.set_state("h2", HostState::Down);
+    let before = c.all_ids();
+    c.set_state("h1", HostState::Disconnected);
+    c.set_state("h2", HostState::Disconnected);
     let plan = c.step();
-    assert_eq!(kinds(&plan), ["lost", "lost", "unplaceable"]);
+    assert_eq!(kinds(&plan), ["unplaceable"], "nowhere to put replacements");
     assert_eq!(plan.unplaced["shop"]["api"], "0/2 hosts available: 2 down");
-    assert!(c.all_ids().is_empty());
+    assert_eq!(c.all_ids(), before, "nothing is taken off a silent host");
 
+    c.set_state("h1", HostState::Ready);
     c.set_state("h2", HostState::Ready);
-    c.step();
-    assert_eq!(c.spread("shop", "api"), counts(&[("h2", 2)]));
+    let plan = c.step();
+    assert!(plan.changes_nothing(), "{plan:?}");
+    assert_eq!(c.all_ids(), before, "same instances, nothing restarted");
 }
 
 #[test]
@@ -131,7 +152,7 @@ fn lost_instances_respect_the_constraints_when_moving() {
         .constraint("node.labels.zone == east");
     let mut c = Cluster::new(hosts, vec![app("shop", vec![svc])]);
     c.step();
-    c.set_state("h1", HostState::Down);
+    c.set_state("h1", HostState::Disconnected);
     c.step();
-    assert_eq!(c.spread("shop", "api"), counts(&[("h2", 2)]));
+    assert_eq!(c.spread("shop", "api"), counts(&[("h1", 1), ("h2", 2)]));
 }
