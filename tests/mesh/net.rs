@@ -7,6 +7,8 @@ use std::process::Command;
 
 pub struct TestNet {
     bridge: String,
+    /// The root namespace's end of each host's veth pair.
+    veths: Vec<String>,
     pub namespaces: Vec<String>,
     /// The bridge's address (NATS and the server listen there).
     pub gateway: String,
@@ -31,6 +33,7 @@ impl TestNet {
         let bridge = format!("tb{tag}");
         let mut t = TestNet {
             bridge: bridge.clone(),
+            veths: Vec::new(),
             namespaces: Vec::new(),
             gateway: format!("10.{net}.0.1"),
             addresses: Vec::new(),
@@ -48,6 +51,7 @@ impl TestNet {
                 "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
             ]);
             ip(&["link", "set", &veth, "master", &bridge, "up"]);
+            t.veths.push(veth.clone());
             ip(&[
                 "-n",
                 &ns,
@@ -62,6 +66,41 @@ impl TestNet {
             t.addresses.push(address);
         }
         t
+    }
+}
+
+#[allow(dead_code, reason = "not every test cuts links")]
+impl TestNet {
+    /// Cuts host `i`'s link: its veth goes down, as an unplugged cable.
+    pub fn cut(&self, i: usize) {
+        ip(&["link", "set", &self.veths[i], "down"]);
+    }
+
+    /// Plugs host `i`'s link back in.
+    pub fn heal(&self, i: usize) {
+        ip(&["link", "set", &self.veths[i], "up"]);
+    }
+
+    /// The HTTP status of `GET url`, asked from inside host `i`'s
+    /// namespace (curl, bounded to 10 s); 0 when nothing answered.
+    pub fn get_from(&self, i: usize, url: &str) -> u16 {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.namespaces[i],
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+            ])
+            .args(["-w", "%{http_code}", "--max-time", "10", url])
+            .output()
+            .expect("run curl");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
     }
 }
 
