@@ -27,7 +27,7 @@ mod timeout;
 pub(crate) mod vips;
 mod wake;
 
-pub(crate) use listeners::{run, run_mesh};
+pub(crate) use listeners::{EndpointsMap, run, run_mesh};
 pub(crate) use responses::read_body;
 pub(crate) use responses::text;
 pub(crate) use service_calls::ServiceCalls;
