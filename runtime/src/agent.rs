@@ -15,6 +15,7 @@ mod assigned;
 mod assignment;
 mod autonomy;
 mod data_dir;
+mod duplicate;
 mod heartbeat;
 mod link;
 mod offline;
@@ -100,6 +101,11 @@ impl HostConfig {
 pub enum HostError {
     #[error("invalid NATS URL {url:?}: {message}")]
     NatsUrl { url: String, message: String },
+    #[error(
+        "another host named {name} is running (run {}); give this one another --name",
+        run.map_or_else(|| "unknown".to_string(), |r| format!("{r:016x}"))
+    )]
+    Duplicate { name: String, run: Option<u64> },
     #[error("the NATS link stopped: {0}")]
     Link(String),
     #[error("cannot start the Wasm engine: {0}")]
@@ -119,7 +125,9 @@ pub enum HostError {
     },
 }
 
-/// Runs the host until `shutdown` completes, then stops its instances.
+/// Runs the host until `shutdown` completes, then stops its instances;
+/// or until it must give way to another host of its name
+/// ([`HostError::Duplicate`]), stopping them too.
 pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<(), HostError> {
     let started = Instant::now();
     // Unreachable is waited out; malformed never gets better.
@@ -167,10 +175,7 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
     tracing::info!(host = %cfg.name, bind = %cfg.bind, "atoll host ready; joining NATS");
     let outcome = tokio::select! {
         () = shutdown => Ok(()),
-        ended = &mut link => Err(HostError::Link(match ended {
-            Ok(()) => "ended".to_string(),
-            Err(e) => e.to_string(),
-        })),
+        ended = &mut link => Err(ended.unwrap_or_else(|e| HostError::Link(e.to_string()))),
     };
     link.abort();
     for t in &tasks {
@@ -193,6 +198,7 @@ struct Local {
     containers: Result<Arc<Containers>, String>,
     log_paths: LogPaths,
     client: Joined<async_nats::Client>,
+    run_id: u64,
 }
 
 impl Local {
@@ -240,6 +246,7 @@ impl Local {
             containers,
             log_paths,
             client,
+            run_id: rand::random(),
         };
         Ok((host, joins))
     }
@@ -281,6 +288,7 @@ impl Local {
             url: cfg.nats_url.clone(),
             cluster: cfg.cluster.clone(),
             name: cfg.name.clone(),
+            run_id: self.run_id,
             info,
             supervisor: self.supervisor.clone(),
             assigned,

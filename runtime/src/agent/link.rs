@@ -1,6 +1,7 @@
 //! The host's link to NATS, apart from what runs without it. The host
 //! starts alone from its cached assignment; this connects in the
-//! background (jittered backoff), then joins: the buckets, the assignment watch, the
+//! background (jittered backoff), makes sure no other process runs under
+//! the host's name, then joins: the buckets, the assignment watch, the
 //! heartbeat, metrics, the logs service, the endpoints mirror feeding the
 //! gateway, the wake-ups. The client reconnects by itself after that; a
 //! separate loop ([`watch_alone`]) follows the connection, for the
@@ -13,12 +14,12 @@ use async_nats::connection::State;
 use async_nats::jetstream::{self, kv, object_store::ObjectStore};
 use atoll_sdk::cluster::HostInfo;
 use atoll_sdk::nats::{Buckets, Mirror};
-use atoll_sdk::protocol::Endpoints;
+use atoll_sdk::protocol::{Endpoints, Names};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::assigned::Assigned;
-use super::{assignment, autonomy, heartbeat};
+use super::{HostError, assignment, autonomy, duplicate, heartbeat};
 use crate::gateway::{EndpointsMap, Gateway};
 use crate::joined::{Join, Joined};
 use crate::logs::{self, LogPaths};
@@ -43,6 +44,7 @@ pub(super) struct Link {
     pub url: String,
     pub cluster: String,
     pub name: String,
+    pub run_id: u64,
     pub info: HostInfo,
     pub supervisor: Arc<Supervisor>,
     pub assigned: Arc<Assigned>,
@@ -53,14 +55,35 @@ pub(super) struct Link {
     pub joins: Joins,
 }
 
-/// Connects, joins and stays joined (the client reconnects by itself).
-pub(super) async fn run(link: Link) {
+/// Connects, checks the name, joins and stays joined. Returns only when
+/// this host must give way to another process with its name.
+pub(super) async fn run(link: Link) -> HostError {
     let client = connect(&link.url, &link.name).await;
     link.joins.client.set(client.clone());
-    let buckets = open_buckets(&client, &link.cluster).await;
+    let names = Names::new(&link.cluster);
+    let mut heard = subscribe(&client, names.heartbeat(&link.name)).await;
+    let until = tokio::time::Instant::now() + duplicate::LISTEN;
+    let (other, buckets) = tokio::join!(
+        duplicate::listen(&mut heard, &link.name, link.run_id, until),
+        open_buckets(&client, &link.cluster),
+    );
+    if let Some(run) = other {
+        return clash(&link.name, run);
+    }
     let _joined = link.join(&client, &buckets);
     tracing::info!(host = %link.name, "joined the cluster");
-    std::future::pending().await
+    match duplicate::watch(heard, &link.name, link.run_id).await {
+        Some(run) => clash(&link.name, run),
+        // The client is gone: only shutdown does that.
+        None => std::future::pending().await,
+    }
+}
+
+fn clash(name: &str, run: Option<u64>) -> HostError {
+    HostError::Duplicate {
+        name: name.to_string(),
+        run,
+    }
 }
 
 impl Link {
@@ -76,6 +99,7 @@ impl Link {
             names.heartbeat(&self.name),
             self.info.clone(),
             self.supervisor.clone(),
+            self.run_id,
         ));
         let assigned = self.assigned.clone();
         tasks.spawn(assignment::watch(
@@ -133,6 +157,17 @@ async fn connect(url: &str, name: &str) -> async_nats::Client {
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?retry.delay, "NATS unreachable; running the cached assignment meanwhile")
             }
+        }
+        retry.wait().await;
+    }
+}
+
+async fn subscribe(client: &async_nats::Client, subject: String) -> async_nats::Subscriber {
+    let mut retry = Retry::default();
+    loop {
+        match client.subscribe(subject.clone()).await {
+            Ok(sub) => return sub,
+            Err(e) => tracing::warn!(%subject, error = %e, "cannot subscribe; retrying"),
         }
         retry.wait().await;
     }

@@ -1,5 +1,6 @@
 //! The agent as a whole against a real nats-server: started without NATS
-//! it serves and then joins; a malformed URL fails at once. Containers are off (no
+//! it serves and then joins; a second process under a live host's name
+//! is refused; a malformed URL fails at once. Containers are off (no
 //! runtime binary), so nothing here touches the machine's network.
 
 use super::*;
@@ -74,10 +75,10 @@ fn metrics_answer(port: u16) -> bool {
     out.starts_with("HTTP/1.1 200")
 }
 
-/// Whether a heartbeat comes on `sub`.
-async fn next_heartbeat(sub: &mut async_nats::Subscriber) -> bool {
-    let msg = (tokio::time::timeout(WAIT, sub.next()).await).expect("a heartbeat in time");
-    msg.is_some()
+/// The run id in the next heartbeat of `h1` on `sub`.
+async fn next_heartbeat_run(sub: &mut async_nats::Subscriber) -> Option<u64> {
+    let msg = (tokio::time::timeout(WAIT, sub.next()).await).expect("a heartbeat in time")?;
+    duplicate::heard(&msg.payload, msg.headers.as_ref(), "h1").flatten()
 }
 
 #[tokio::test]
@@ -116,7 +117,10 @@ async fn a_host_started_without_nats_serves_then_joins_when_nats_answers() {
     nats.resume();
     let client = async_nats::connect(nats.url()).await.expect("connect");
     let mut heartbeats = client.subscribe("atoll.default.hb.h1").await.expect("sub");
-    assert!(next_heartbeat(&mut heartbeats).await, "joined");
+    assert!(
+        next_heartbeat_run(&mut heartbeats).await.is_some(),
+        "joined"
+    );
 
     // Joined: the assignment watch runs, and caches with the revision.
     let buckets = Buckets::open(client.clone(), "default")
@@ -134,4 +138,41 @@ async fn a_host_started_without_nats_serves_then_joins_when_nats_answers() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     host.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn a_second_live_host_with_the_name_is_refused_and_the_first_stays() {
+    let nats = TestNats::start();
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let mut heartbeats = client.subscribe("atoll.default.hb.h1").await.expect("sub");
+    let first = start(config(&nats.url(), "first"));
+    let first_run = next_heartbeat_run(&mut heartbeats).await.expect("a run id");
+
+    let second = config(&nats.url(), "second");
+    let second_dir = second.data_dir.clone();
+    let began = Instant::now();
+    let ended = tokio::time::timeout(WAIT, run(second, std::future::pending())).await;
+    let _ = std::fs::remove_dir_all(&second_dir);
+    match ended {
+        Ok(Err(e @ HostError::Duplicate { .. })) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("another host named h1 is running")
+                    && text.contains(&format!("{first_run:016x}"))
+                    && text.contains("--name"),
+                "{text}"
+            );
+        }
+        other => panic!("expected the second host refused, got {other:?}"),
+    }
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        began.elapsed()
+    );
+
+    // The first goes on: its heartbeats still come, from its run.
+    assert_eq!(next_heartbeat_run(&mut heartbeats).await, Some(first_run));
+    assert!(!first.task.is_finished());
+    first.stop().await.expect("a clean stop");
 }
