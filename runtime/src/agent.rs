@@ -1,11 +1,26 @@
-//! `atoll host`: joins the cluster, heartbeats, watches its assignment and
-//! runs it, serves the published ports. The assignment is cached on disk,
-//! so a host that restarts while the control plane is unreachable goes on
-//! running what it last knew.
+//! `atoll host`: runs what is assigned to this host and serves the
+//! published ports, joined to the cluster over NATS or alone.
+//!
+//! `run` has two phases. The local one needs no NATS: the data dir lock,
+//! the drivers, the supervisor converging the cached assignment, and the
+//! gateway serving published ports from endpoints made up from that
+//! assignment (`offline`). The joined one ([`link`]) starts whenever NATS
+//! answers — at once, or after a reboot without it — and feeds both the
+//! assignment (`assignment`, through `assigned`, which never goes back to
+//! an older revision) and the gateway's endpoints (from the bucket).
+//! Nothing that runs is stopped by a link problem alone, except what asks
+//! for it (`stop_after`, see `autonomy`).
 
+mod assigned;
 mod assignment;
+mod autonomy;
 mod data_dir;
+mod duplicate;
 mod heartbeat;
+mod link;
+mod offline;
+#[cfg(test)]
+mod tests;
 
 use crate::app_state::NatsKv;
 use crate::artifacts::Artifacts;
@@ -14,20 +29,21 @@ use crate::container::{ContainerConfig, ContainerDriver, Containers};
 use crate::driver::{Driver, Drivers};
 use crate::gateway::{self, Gateway};
 use crate::host_info;
+use crate::joined::Joined;
 use crate::local_instances::LocalInstances;
-use crate::logs::{self, LogPaths};
+use crate::logs::LogPaths;
+use crate::metrics::HostMetrics;
 use crate::oci::pull::{PullConfig, Puller};
 use crate::supervisor::{Sources, Supervisor};
 use crate::wasm::{ComponentLinks, WasmConfig, WasmDriver, WasmEngine};
 use atoll_sdk::cluster::Capacity;
-use atoll_sdk::nats::{Buckets, Mirror, connect};
-use atoll_sdk::protocol::{Endpoints, now_ms};
+use atoll_sdk::protocol::{Names, now_ms};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct HostConfig {
@@ -83,10 +99,15 @@ impl HostConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
-    #[error("{0}")]
-    Nats(String),
-    #[error(transparent)]
-    Buckets(#[from] atoll_sdk::nats::BucketError),
+    #[error("invalid NATS URL {url:?}: {message}")]
+    NatsUrl { url: String, message: String },
+    #[error(
+        "another host named {name} is running (run {}); give this one another --name",
+        run.map_or_else(|| "unknown".to_string(), |r| format!("{r:016x}"))
+    )]
+    Duplicate { name: String, run: Option<u64> },
+    #[error("the NATS link stopped: {0}")]
+    Link(String),
     #[error("cannot start the Wasm engine: {0}")]
     Wasm(#[from] crate::wasm::WasmError),
     #[error("image store: {0}")]
@@ -104,8 +125,18 @@ pub enum HostError {
     },
 }
 
-/// Runs the host until `shutdown` completes, then stops its instances.
+/// Runs the host until `shutdown` completes, then stops its instances;
+/// or until it must give way to another host of its name
+/// ([`HostError::Duplicate`]), stopping them too.
 pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<(), HostError> {
+    let started = Instant::now();
+    // Unreachable is waited out; malformed never gets better.
+    if let Err(e) = cfg.nats_url.parse::<async_nats::ServerAddr>() {
+        return Err(HostError::NatsUrl {
+            url: cfg.nats_url.clone(),
+            message: e.to_string(),
+        });
+    }
     std::fs::create_dir_all(&cfg.data_dir).map_err(|source| HostError::DataDir {
         path: cfg.data_dir.clone(),
         source,
@@ -113,119 +144,161 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
     // Two hosts on one data dir would fight over its containers, leases
     // and cache: the second is refused while the first runs (or stops).
     let _lock = data_dir::lock(&cfg.data_dir)?;
-    let client = connect(&cfg.nats_url, &format!("host-{}", cfg.name))
-        .await
-        .map_err(|e| HostError::Nats(e.to_string()))?;
-    let buckets = Buckets::open(client.clone(), &cfg.cluster).await?;
-    let capacity = cfg.capacity.unwrap_or_else(host_info::machine_capacity);
-    let mut info = host_info::build(
-        &cfg.name,
-        &cfg.bind.to_string(),
-        &cfg.labels,
-        capacity,
-        now_ms(),
-    );
-    info.mesh_port = cfg.mesh_port;
-
-    let engine = WasmEngine::new(WasmConfig {
-        cache_dir: cfg.data_dir.join("compiled"),
-    })?;
-    let local = LocalInstances::default();
-    let (puller, containers) = image_support(&cfg).await?;
-    let log_paths = LogPaths::new(&cfg.data_dir);
-    // The gateway first: components call services through it.
-    let gw = Gateway::new(&cfg.name, cfg.bind, local.clone());
-    let links = ComponentLinks {
-        outbound: Some(Arc::new(gateway::ServiceCalls::new(Arc::downgrade(&gw)))),
-        kv: Some(Arc::new(NatsKv::new(
-            buckets.js.clone(),
-            buckets.names.clone(),
-        ))),
-    };
-    let wasm = WasmDriver::new(engine, &cfg.name, log_paths.clone(), links);
-    let drivers = Drivers {
-        wasm: Arc::new(wasm),
-        containers: match &containers {
-            Ok(c) => Ok(Arc::new(ContainerDriver::new(c.clone(), &cfg.name)) as Arc<dyn Driver>),
-            Err(why) => Err(why.clone()),
+    let (host, joins) = Local::build(&cfg).await?;
+    let assigned = host.run_cached(&cfg, started).await;
+    let (routes, routes_rx) = tokio::sync::watch::channel(Arc::new(offline::endpoints(
+        &assigned.current().assignment,
+        &offline::Here {
+            host: &cfg.name,
+            address: &cfg.bind.to_string(),
+            mesh_port: cfg.mesh_port,
         },
-    };
-    let sources = Sources {
-        artifacts: Artifacts::new(cfg.data_dir.join("artifacts"), buckets.artifacts.clone()),
-        puller,
-    };
-    let supervisor = Supervisor::new(drivers, sources, local);
-
-    let cache = cfg.data_dir.join("assignment.json");
-    let cached = data_dir::load_cached(&cache).unwrap_or_default();
-    // Containers a previous run left behind that are not assigned any more
-    // go now; the assigned ones are adopted by `converge`.
-    if let Ok(containers) = &containers {
-        let keep = cached.instances.iter().map(|i| i.id.clone()).collect();
-        containers.remove_all_except(&keep).await;
-    }
-    if !cached.instances.is_empty() {
-        tracing::info!(
-            instances = cached.instances.len(),
-            "running the cached assignment"
-        );
-        supervisor.converge(&cached);
-    }
-    let endpoints: Mirror<Endpoints> = Mirror::start(buckets.endpoints.clone()).await;
-    // Service addresses live on the container bridge.
-    let vips =
-        (containers.as_ref().ok()).map(|c| tokio::spawn(gateway::vips::run(gw.clone(), c.clone())));
-    let (wake_client, wake_subject) = (client.clone(), buckets.names.wake());
-    gw.set_waker(Box::new(move |app, service| {
-        let wake = atoll_sdk::protocol::Wake {
-            app: app.to_string(),
-            service: service.to_string(),
-        };
-        let (client, subject) = (wake_client.clone(), wake_subject.clone());
-        if let Ok(bytes) = serde_json::to_vec(&wake) {
-            tokio::spawn(async move { client.publish(subject, bytes.into()).await });
-        }
-    }));
-    let metrics = crate::metrics::HostMetrics::new(&cfg.name, supervisor.clone(), client.clone());
-    let tasks = [
-        tokio::spawn(gateway::run(gw.clone(), endpoints.view())),
+    )));
+    let mut tasks = vec![
+        tokio::spawn(gateway::run(host.gw.clone(), routes_rx)),
         tokio::spawn(gateway::run_mesh(
-            gw.clone(),
+            host.gw.clone(),
             cfg.mesh_port,
-            metrics.clone(),
+            host.metrics.clone(),
         )),
-        tokio::spawn(metrics.clone().publish(buckets.names.metrics(&cfg.name))),
-        tokio::spawn(assignment::watch(
-            buckets.assignments.clone(),
-            cfg.name.clone(),
-            cache,
-            {
-                let supervisor = supervisor.clone();
-                move |a| supervisor.converge(a)
-            },
-        )),
-        tokio::spawn(logs::serve(
-            client.clone(),
-            buckets.names.log_requests(&cfg.name),
-            log_paths,
-        )),
-        tokio::spawn(heartbeat::send(
-            client.clone(),
-            buckets.names.heartbeat(&cfg.name),
-            info,
-            supervisor.clone(),
+        tokio::spawn(link::watch_alone(
+            host.client.clone(),
+            assigned.clone(),
+            started,
         )),
     ];
-    tracing::info!(host = %cfg.name, bind = %cfg.bind, "atoll host ready");
-    shutdown.await;
-    for t in tasks.iter().chain(&vips) {
+    // Service addresses live on the container bridge.
+    if let Ok(c) = &host.containers {
+        tasks.push(tokio::spawn(gateway::vips::run(host.gw.clone(), c.clone())));
+    }
+    let mut link = tokio::spawn(link::run(host.link(&cfg, assigned, routes, joins)));
+    tracing::info!(host = %cfg.name, bind = %cfg.bind, "atoll host ready; joining NATS");
+    let outcome = tokio::select! {
+        () = shutdown => Ok(()),
+        ended = &mut link => Err(ended.unwrap_or_else(|e| HostError::Link(e.to_string()))),
+    };
+    link.abort();
+    for t in &tasks {
         t.abort();
     }
-    supervisor.shutdown(cfg.keep_containers).await;
-    // Bounded: NATS may be gone already (stopped with us).
-    let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
-    drop(endpoints);
-    Ok(())
+    host.supervisor.shutdown(cfg.keep_containers).await;
+    if let Some(client) = host.client.now() {
+        // Bounded: NATS may be gone already (stopped with us).
+        let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
+    }
+    outcome
+}
+
+/// What runs without NATS, and the places where the joined phase puts
+/// the NATS handles it opens.
+struct Local {
+    supervisor: Arc<Supervisor>,
+    gw: Arc<Gateway>,
+    metrics: Arc<HostMetrics>,
+    containers: Result<Arc<Containers>, String>,
+    log_paths: LogPaths,
+    client: Joined<async_nats::Client>,
+    run_id: u64,
+}
+
+impl Local {
+    async fn build(cfg: &HostConfig) -> Result<(Local, link::Joins), HostError> {
+        let engine = WasmEngine::new(WasmConfig {
+            cache_dir: cfg.data_dir.join("compiled"),
+        })?;
+        let local = LocalInstances::default();
+        let (puller, containers) = image_support(cfg).await?;
+        let log_paths = LogPaths::new(&cfg.data_dir);
+        let (client_join, client) = Joined::channel();
+        let (js_join, js) = Joined::channel();
+        let (artifacts_join, artifacts) = Joined::channel();
+        // The gateway first: components call services through it.
+        let gw = Gateway::new(&cfg.name, cfg.bind, local.clone());
+        let links = ComponentLinks {
+            outbound: Some(Arc::new(gateway::ServiceCalls::new(Arc::downgrade(&gw)))),
+            kv: Some(Arc::new(NatsKv::new(js, Names::new(&cfg.cluster)))),
+        };
+        let wasm = WasmDriver::new(engine, &cfg.name, log_paths.clone(), links);
+        let drivers = Drivers {
+            wasm: Arc::new(wasm),
+            containers: match &containers {
+                Ok(c) => {
+                    Ok(Arc::new(ContainerDriver::new(c.clone(), &cfg.name)) as Arc<dyn Driver>)
+                }
+                Err(why) => Err(why.clone()),
+            },
+        };
+        let sources = Sources {
+            artifacts: Artifacts::new(cfg.data_dir.join("artifacts"), artifacts),
+            puller,
+        };
+        let supervisor = Supervisor::new(drivers, sources, local);
+        let metrics = HostMetrics::new(&cfg.name, supervisor.clone(), client.clone());
+        let joins = link::Joins {
+            client: client_join,
+            js: js_join,
+            artifacts: artifacts_join,
+        };
+        let host = Local {
+            supervisor,
+            gw,
+            metrics,
+            containers,
+            log_paths,
+            client,
+            run_id: rand::random(),
+        };
+        Ok((host, joins))
+    }
+
+    /// Starts the cached assignment (containers a previous run left that
+    /// are not in it go first; the ones in it are adopted).
+    async fn run_cached(&self, cfg: &HostConfig, started: Instant) -> Arc<assigned::Assigned> {
+        let cache = cfg.data_dir.join("assignment.json");
+        let cached = data_dir::load_cached(&cache).unwrap_or_default();
+        if let Ok(containers) = &self.containers {
+            let keep = (cached.assignment.instances.iter()).map(|i| i.id.clone());
+            containers.remove_all_except(&keep.collect()).await;
+        }
+        if !cached.assignment.instances.is_empty() {
+            tracing::info!(
+                instances = cached.assignment.instances.len(),
+                revision = cached.revision,
+                "running the cached assignment"
+            );
+        }
+        let assigned = assigned::Assigned::new(self.supervisor.clone(), cache, cached, started);
+        assigned.set_alone_since(Some(started));
+        assigned
+    }
+
+    fn link(
+        &self,
+        cfg: &HostConfig,
+        assigned: Arc<assigned::Assigned>,
+        routes: tokio::sync::watch::Sender<Arc<gateway::EndpointsMap>>,
+        joins: link::Joins,
+    ) -> link::Link {
+        let capacity = cfg.capacity.unwrap_or_else(host_info::machine_capacity);
+        let labels = &cfg.labels;
+        let mut info =
+            host_info::build(&cfg.name, &cfg.bind.to_string(), labels, capacity, now_ms());
+        info.mesh_port = cfg.mesh_port;
+        link::Link {
+            url: cfg.nats_url.clone(),
+            cluster: cfg.cluster.clone(),
+            name: cfg.name.clone(),
+            run_id: self.run_id,
+            info,
+            supervisor: self.supervisor.clone(),
+            assigned,
+            gw: self.gw.clone(),
+            metrics: self.metrics.clone(),
+            log_paths: self.log_paths.clone(),
+            routes,
+            joins,
+        }
+    }
 }
 
 /// `atoll host --cleanup`: removes every container, namespace, address

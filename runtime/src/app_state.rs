@@ -16,21 +16,23 @@ use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use tokio::sync::Mutex;
 
+use crate::joined::Joined;
 use crate::wasm::links::{KeyValue, MAX_VALUE_BYTES, StoreError};
 
 /// Bound on one storage call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The cluster's component state.
+/// The cluster's component state (unavailable until the host reaches
+/// NATS).
 #[derive(Clone)]
 pub struct NatsKv {
-    js: jetstream::Context,
+    js: Joined<jetstream::Context>,
     names: Names,
     open: Arc<Mutex<HashMap<String, kv::Store>>>,
 }
 
 impl NatsKv {
-    pub fn new(js: jetstream::Context, names: Names) -> NatsKv {
+    pub(crate) fn new(js: Joined<jetstream::Context>, names: Names) -> NatsKv {
         NatsKv {
             js,
             names,
@@ -43,6 +45,10 @@ impl NatsKv {
         if let Some(s) = open.get(app) {
             return Ok(s.clone());
         }
+        let js = self.js.now().ok_or_else(|| StoreError::Unavailable {
+            app: app.to_string(),
+            reason: "this host has not reached NATS yet".to_string(),
+        })?;
         let cfg = kv::Config {
             bucket: self.names.app_kv_bucket(app),
             history: 1,
@@ -50,7 +56,7 @@ impl NatsKv {
             ..Default::default()
         };
         let store =
-            atoll_sdk::nats::open_kv(&self.js, cfg)
+            atoll_sdk::nats::open_kv(&js, cfg)
                 .await
                 .map_err(|e| StoreError::Unavailable {
                     app: app.to_string(),

@@ -1,7 +1,9 @@
 //! Fetching artifacts: a host keeps each component it has run under its
 //! data dir by digest, and fetches missing ones from the cluster's object
-//! store, checking the digest before it trusts the bytes.
+//! store, checking the digest before it trusts the bytes. A host that has
+//! not reached NATS yet runs what it has on disk.
 
+use crate::joined::Joined;
 use async_nats::jetstream::object_store::ObjectStore;
 use atoll_sdk::digest;
 use atoll_sdk::protocol::artifact_object_name;
@@ -11,6 +13,9 @@ use tokio::io::AsyncReadExt;
 
 /// Bound on one fetch from the object store.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a fetch waits for the host to reach NATS before it reports
+/// that it cannot (and is retried).
+const JOIN_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
@@ -18,17 +23,19 @@ pub enum ArtifactError {
     Missing { digest: String, message: String },
     #[error("fetching artifact {digest} failed: {message}")]
     Fetch { digest: String, message: String },
+    #[error("artifact {digest} is not on this host and NATS is not reachable yet")]
+    Offline { digest: String },
     #[error("artifact {digest} failed its digest check (got {actual})")]
     Corrupt { digest: String, actual: String },
 }
 
 pub struct Artifacts {
     dir: PathBuf,
-    store: ObjectStore,
+    store: Joined<ObjectStore>,
 }
 
 impl Artifacts {
-    pub fn new(dir: PathBuf, store: ObjectStore) -> Artifacts {
+    pub fn new(dir: PathBuf, store: Joined<ObjectStore>) -> Artifacts {
         Artifacts { dir, store }
     }
 
@@ -65,8 +72,10 @@ impl Artifacts {
     }
 
     async fn fetch(&self, digest_str: &str) -> Result<Vec<u8>, ArtifactError> {
-        let mut object = self
-            .store
+        let store = (self.store.within(JOIN_WAIT).await).ok_or_else(|| ArtifactError::Offline {
+            digest: digest_str.to_string(),
+        })?;
+        let mut object = store
             .get(artifact_object_name(digest_str))
             .await
             .map_err(|e| ArtifactError::Missing {

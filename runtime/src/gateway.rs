@@ -2,7 +2,8 @@
 //! (on its `--bind` address) and balances each request over the ready
 //! instances of the service behind that port — local ones in-process,
 //! remote ones through the peer host's gateway. No NATS on the request
-//! path: the routing table comes from a mirror of the endpoints bucket.
+//! path: the routing table comes from a mirror of the endpoints bucket
+//! (before the host has reached NATS, from its cached assignment).
 //!
 //! This file holds the gateway, its table and the request path; each
 //! policy on that path is a file of its own: `wake` (hold a request for a
@@ -27,7 +28,7 @@ mod timeout;
 pub(crate) mod vips;
 mod wake;
 
-pub(crate) use listeners::{run, run_mesh};
+pub(crate) use listeners::{EndpointsMap, run, run_mesh};
 pub(crate) use responses::read_body;
 pub(crate) use responses::text;
 pub(crate) use service_calls::ServiceCalls;

@@ -2,7 +2,8 @@
 //!
 //! A host joins the cluster over NATS, heartbeats, watches its assignment
 //! and makes what it runs match it ([`supervisor`]), and serves the
-//! published ports of the whole cluster through its [`gateway`]. Drivers
+//! published ports of the whole cluster through its [`gateway`]; cut off
+//! from NATS, or started without it, it runs its cached assignment alone. Drivers
 //! run instances behind one seam ([`driver`]): [`wasm`] runs components
 //! in-process (wasmtime), [`container`] runs OCI containers through an OCI
 //! runtime binary (youki, runc or crun). [`oci`] gets images onto the host.
@@ -20,6 +21,7 @@ mod driver;
 mod gateway;
 mod health;
 pub mod host_info;
+mod joined;
 mod local_instances;
 mod logs;
 mod metrics;

@@ -2,6 +2,7 @@
 //! second (the controller's autoscaler and `atoll top` read them), and the
 //! same figures as Prometheus text at `/metrics` on the mesh port.
 
+use crate::joined::Joined;
 use crate::supervisor::Supervisor;
 use atoll_sdk::metrics::{HostSample, InstanceSample, latency_bounds_s};
 use atoll_sdk::prometheus::{Exposition, Kind};
@@ -15,11 +16,16 @@ pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 pub struct HostMetrics {
     host: String,
     supervisor: Arc<Supervisor>,
-    client: async_nats::Client,
+    /// For its reconnect count, once the host has joined.
+    client: Joined<async_nats::Client>,
 }
 
 impl HostMetrics {
-    pub fn new(host: &str, supervisor: Arc<Supervisor>, client: async_nats::Client) -> Arc<Self> {
+    pub fn new(
+        host: &str,
+        supervisor: Arc<Supervisor>,
+        client: Joined<async_nats::Client>,
+    ) -> Arc<Self> {
         Arc::new(HostMetrics {
             host: host.to_string(),
             supervisor,
@@ -41,15 +47,16 @@ impl HostMetrics {
         }
     }
 
-    /// Publishes a sample every [`SAMPLE_INTERVAL`], forever.
-    pub async fn publish(self: Arc<Self>, subject: String) {
+    /// Publishes a sample every [`SAMPLE_INTERVAL`], forever (once the host
+    /// has joined: `/metrics` works before).
+    pub async fn publish(self: Arc<Self>, client: async_nats::Client, subject: String) {
         let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let sample = self.sample();
             if let Ok(bytes) = serde_json::to_vec(&sample)
-                && let Err(e) = self.client.publish(subject.clone(), bytes.into()).await
+                && let Err(e) = client.publish(subject.clone(), bytes.into()).await
             {
                 tracing::debug!(error = %e, "load sample not sent");
             }
@@ -151,11 +158,9 @@ impl HostMetrics {
             &[],
             sample.memory_total as f64,
         );
-        let connects = self
-            .client
-            .statistics()
-            .connects
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let connects = (self.client.now()).map_or(0, |c| {
+            (c.statistics().connects).load(std::sync::atomic::Ordering::Relaxed)
+        });
         e.family(
             "atoll_nats_reconnects_total",
             "Times this host reconnected to NATS.",

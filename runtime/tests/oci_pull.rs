@@ -323,3 +323,32 @@ async fn a_tampered_blob_is_refused_and_not_stored() {
     let temps = std::fs::read_dir(dir.0.join("store/tmp")).unwrap().count();
     assert_eq!(temps, 0);
 }
+
+#[tokio::test]
+async fn an_image_pulled_before_runs_while_its_registry_is_out_of_reach() {
+    let registry = Registry::start("offline");
+    let dir = TempDir::new("offline-store");
+    let puller = puller(&dir, &[&registry.host], Duration::from_secs(5));
+    let latest = format!("{}/test/app:latest", registry.host);
+    push(&registry, "test/app:latest", container_image("one")).await;
+    pull(&puller, &latest).await.unwrap();
+    // While the registry answers, `latest` is resolved again.
+    let (moved, _) = push(&registry, "test/app:latest", container_image("two")).await;
+    let (image, _) = pull(&puller, &latest).await.unwrap();
+    assert_eq!(image.manifest_digest, moved);
+    let by_digest = format!("{}/test/app@{moved}", registry.host);
+    pull(&puller, &by_digest).await.unwrap();
+    let never = format!("{}/test/other:latest", registry.host);
+    drop(registry);
+
+    // Out of reach: what the last pull of each reference brought.
+    let (offline, events) = pull(&puller, &latest).await.unwrap();
+    assert_eq!(offline, image);
+    assert!(events.iter().all(|e| e.cached), "{events:?}");
+    let (pinned, _) = pull(&puller, &by_digest).await.unwrap();
+    assert_eq!(pinned.manifest_digest, moved);
+    match pull(&puller, &never).await {
+        Err(PullError::Unreachable { .. }) => {}
+        other => panic!("a reference never pulled needs its registry: {other:?}"),
+    }
+}

@@ -231,8 +231,34 @@ impl Cluster {
         self.start_host_in(None, name, bind, data, extra);
     }
 
-    /// Starts a host, inside network namespace `netns` if given.
+    /// Starts a host, inside network namespace `netns` if given, and
+    /// waits until the server shows it ready.
     pub fn start_host_in(
+        &mut self,
+        netns: Option<&str>,
+        name: &str,
+        bind: &str,
+        data: &Path,
+        extra: &[&str],
+    ) {
+        self.spawn_host_in(netns, name, bind, data, extra);
+        self.wait_host_ready(name, Duration::from_secs(15));
+    }
+
+    /// Waits until `atoll hosts` shows host `name` ready.
+    pub fn wait_host_ready(&self, name: &str, limit: Duration) {
+        wait_until(&format!("host {name} to be ready"), limit, || {
+            let hosts = self.json(&["hosts", "-o", "json"]);
+            hosts
+                .as_array()?
+                .iter()
+                .any(|h| h["name"] == name && h["state"] == "ready")
+                .then_some(())
+        });
+    }
+
+    /// Starts a host process and returns at once (no NATS needed).
+    pub fn spawn_host_in(
         &mut self,
         netns: Option<&str>,
         name: &str,
@@ -263,19 +289,6 @@ impl Cluster {
         .args(extra);
         let proc = Proc::spawn(&format!("host-{name}"), &mut cmd, self.dir.path());
         self.hosts.push((name.to_string(), proc));
-        let n = name.to_string();
-        wait_until(
-            &format!("host {name} to be ready"),
-            Duration::from_secs(15),
-            || {
-                let hosts = self.json(&["hosts", "-o", "json"]);
-                hosts
-                    .as_array()?
-                    .iter()
-                    .any(|h| h["name"] == n.as_str() && h["state"] == "ready")
-                    .then_some(())
-            },
-        );
     }
 
     pub fn host(&mut self, name: &str) -> &mut Proc {

@@ -1,23 +1,21 @@
 //! Following this host's assignment key. Level-triggered: a missed update
-//! is harmless, the next value is the whole truth; each one is cached on
-//! disk before it is applied.
+//! is harmless, the next value is the whole truth. Each value goes to
+//! `apply` with its KV revision ([`Assigned::offer`](super::assigned)
+//! caches it, unless it is older than what the host runs, and runs it).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, Operation};
 use atoll_sdk::cluster::Assignment;
 use futures::StreamExt;
 
-use super::data_dir::save_cached;
-
 /// Follows this host's assignment key; level-triggered, so a missed
-/// update is harmless: the next value is the whole truth.
+/// update is harmless: the next value is the whole truth. A deleted key
+/// means run nothing.
 pub(super) async fn watch(
     kv: kv::Store,
     host: String,
-    cache: PathBuf,
-    apply: impl Fn(&Assignment) + Send + 'static,
+    apply: impl Fn(u64, Assignment) + Send + 'static,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -38,8 +36,7 @@ pub(super) async fn watch(
                         }
                         Operation::Delete | Operation::Purge => Assignment::default(),
                     };
-                    save_cached(&cache, &assignment);
-                    apply(&assignment);
+                    apply(entry.revision, assignment);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot watch the assignment; retrying"),
@@ -74,7 +71,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn every_assignment_is_cached_then_applied_and_a_deleted_key_means_nothing() {
+    async fn every_assignment_is_applied_with_its_revision_and_a_deleted_key_means_nothing() {
         let nats = TestNats::start();
         let client = async_nats::connect(nats.url()).await.expect("connect");
         let js = async_nats::jetstream::new(client);
@@ -83,13 +80,12 @@ mod tests {
             ..Default::default()
         };
         let store = atoll_sdk::nats::open_kv(&js, cfg).await.expect("bucket");
-        let dir = std::env::temp_dir().join(format!("atoll-watch-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let cache = dir.join("assignment.json");
         let seen = Arc::new(Mutex::new(Vec::<Assignment>::new()));
-        let record = seen.clone();
-        let task = tokio::spawn(watch(store.clone(), "h1".into(), cache.clone(), move |a| {
-            record.lock().expect("lock").push(a.clone())
+        let revisions = Arc::new(Mutex::new(Vec::<u64>::new()));
+        let (record, record_rev) = (seen.clone(), revisions.clone());
+        let task = tokio::spawn(watch(store.clone(), "h1".into(), move |rev, a| {
+            record_rev.lock().expect("lock").push(rev);
+            record.lock().expect("lock").push(a)
         }));
 
         let put = |host: &str| {
@@ -99,14 +95,14 @@ mod tests {
             };
             serde_json::to_vec(&a).expect("json")
         };
-        store.put("h1", put("h1").into()).await.expect("put");
+        let first = store.put("h1", put("h1").into()).await.expect("put");
         seen_until(&seen, "the first assignment", |s| !s.is_empty()).await;
         store.put("h2", put("h2").into()).await.expect("put other");
         store
             .put("h1", b"{garbage".to_vec().into())
             .await
             .expect("put garbage");
-        store.put("h1", put("h1-again").into()).await.expect("put");
+        let second = store.put("h1", put("h1-again").into()).await.expect("put");
         seen_until(&seen, "the second assignment", |s| s.len() >= 2).await;
         {
             let s = seen.lock().expect("lock");
@@ -117,9 +113,11 @@ mod tests {
                 "its own key only; garbage skipped"
             );
         }
-        let cached: Assignment =
-            serde_json::from_slice(&std::fs::read(&cache).expect("cache")).expect("cached json");
-        assert_eq!(cached.host, "h1-again", "cached before it is applied");
+        assert_eq!(
+            revisions.lock().expect("lock").clone(),
+            [first, second],
+            "with the revision each was written at"
+        );
 
         store.delete("h1").await.expect("delete");
         seen_until(&seen, "the deletion", |s| s.len() >= 3).await;
@@ -129,6 +127,5 @@ mod tests {
             "{last:?}"
         );
         task.abort();
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

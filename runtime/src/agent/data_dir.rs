@@ -3,9 +3,11 @@
 //! that restarts while the control plane is unreachable goes on running
 //! what it last knew.
 
+use std::io::Write;
 use std::path::Path;
 
 use atoll_sdk::cluster::Assignment;
+use serde::{Deserialize, Serialize};
 
 use super::HostError;
 
@@ -42,22 +44,43 @@ pub(super) fn lock(dir: &Path) -> Result<std::fs::File, HostError> {
     Ok(file)
 }
 
-pub(super) fn load_cached(path: &Path) -> Option<Assignment> {
+/// The assignment as cached: with the KV revision it was written at, so
+/// that a host never goes back to an older one (caches written before
+/// revisions were kept read as revision 0).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct Cached {
+    #[serde(default)]
+    pub revision: u64,
+    #[serde(flatten)]
+    pub assignment: Assignment,
+}
+
+pub(super) fn load_cached(path: &Path) -> Option<Cached> {
     let bytes = std::fs::read(path).ok()?;
     serde_json::from_slice(&bytes)
         .map_err(|e| tracing::warn!(path = %path.display(), error = %e, "ignoring a corrupt cached assignment"))
         .ok()
 }
 
-pub(super) fn save_cached(path: &Path, a: &Assignment) {
-    let tmp = path.with_extension("json.part");
-    let result = serde_json::to_vec(a)
-        .map_err(std::io::Error::other)
-        .and_then(|bytes| std::fs::write(&tmp, bytes))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
+/// Replaces the cache atomically and durably: a power cut leaves the old
+/// assignment or the new one, never a torn or empty file (the data is
+/// synced before the rename, the directory after it).
+pub(super) fn save_cached(path: &Path, cached: &Cached) {
+    if let Err(e) = write_durably(path, cached) {
         tracing::warn!(path = %path.display(), error = %e, "cannot cache the assignment");
     }
+}
+
+fn write_durably(path: &Path, cached: &Cached) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.part");
+    let bytes = serde_json::to_vec(cached).map_err(std::io::Error::other)?;
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(&bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    std::fs::File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
 }
 
 #[cfg(test)]
@@ -100,18 +123,31 @@ mod tests {
             "reservations": {"memory": null, "cpus_milli": null}, "timeout_ms": 1000
         }))
         .expect("spec");
-        let a = Assignment {
-            host: "h1".into(),
-            instances: vec![spec],
+        let a = Cached {
+            revision: 42,
+            assignment: Assignment {
+                host: "h1".into(),
+                instances: vec![spec.clone()],
+            },
         };
         save_cached(&path, &a);
         let back = load_cached(&path).expect("cached");
-        assert_eq!(back.instances.len(), 1);
-        assert_eq!(back.instances[0].id, "web-1");
+        assert_eq!(back, a, "with its revision");
+        assert_eq!(back.assignment.instances[0].id, "web-1");
         assert!(
             !dir.join("assignment.json.part").exists(),
             "written through a temporary file"
         );
+
+        // A cache written before revisions were kept is the assignment
+        // alone: it reads as revision 0.
+        let old = Assignment {
+            host: "h1".into(),
+            instances: vec![spec],
+        };
+        std::fs::write(&path, serde_json::to_vec(&old).expect("json")).expect("write");
+        let back = load_cached(&path).expect("old cache");
+        assert_eq!((back.revision, back.assignment), (0, old));
 
         std::fs::write(&path, b"{not json").expect("write");
         assert!(

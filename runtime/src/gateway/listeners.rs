@@ -3,7 +3,6 @@
 
 use super::responses::prometheus_text;
 use super::{Gateway, HOP_HEADER, ResponseBody, routes};
-use atoll_sdk::nats::MirrorView;
 use atoll_sdk::protocol::Endpoints;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -16,25 +15,31 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Keeps the routing table and the listeners in step with the endpoints
-/// bucket, until the task is aborted (which closes every listener).
-pub async fn run(gw: Arc<Gateway>, endpoints: MirrorView<Endpoints>) {
-    let mut changes = endpoints.changes();
+/// Every service's endpoints by `app.service`, as the endpoints bucket
+/// holds them (or as the host makes them up from its cached assignment
+/// before it has reached NATS).
+pub type EndpointsMap = BTreeMap<String, Endpoints>;
+
+/// Keeps the routing table and the listeners in step with `endpoints`,
+/// until the task is aborted (which closes every listener). When the
+/// sender is gone the last table stays.
+pub async fn run(gw: Arc<Gateway>, mut endpoints: watch::Receiver<Arc<EndpointsMap>>) {
     let mut open = Listeners::default();
     loop {
-        let all = endpoints
-            .all()
-            .into_iter()
-            .map(|(k, v)| (k, v.value))
-            .collect();
+        let all = endpoints.borrow_and_update().clone();
         let table = routes::build(&all, &gw.table());
         let ports: Vec<u16> = table.by_port.keys().copied().collect();
         gw.set_table(table);
         open.sync(&gw, &ports).await;
         // Wake on a change, or retry ports that failed to bind.
-        let _ = tokio::time::timeout(Duration::from_secs(2), changes.changed()).await;
+        let retry = tokio::time::sleep(Duration::from_secs(2));
+        tokio::select! {
+            _ = retry => {}
+            Ok(()) = endpoints.changed() => {}
+        }
     }
 }
 

@@ -14,10 +14,13 @@
 //! else goes over TLS (rustls, system roots).
 //!
 //! Before any of that, a reference that `atoll image load` recorded in the
-//! store's [`RefIndex`] is answered from the store alone, when everything
-//! the image needs is there (see [`layout`](super::layout)).
+//! store's [`RefIndex`](super::layout::RefIndex) is answered from the store
+//! alone, when everything the image needs is there (see
+//! [`layout`](super::layout)); and when the registry cannot be reached,
+//! the image the last pull of the reference brought is (see `stored`).
 
 mod error;
+mod stored;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -34,7 +37,6 @@ use oci_client::{Client, Reference};
 use tokio_util::io::StreamReader;
 
 use super::kind::{ArtifactKind, ImageConfig, classify};
-use super::layout::{RefEntry, RefIndex};
 use super::platform::{Platform, select};
 use super::registry;
 use super::store::{BlobStore, DEFAULT_MAX_BLOB_BYTES, StoreError, sha256_digest};
@@ -174,6 +176,32 @@ impl Puller {
         if let Some(image) = self.local(&parsed, &cx, &progress).await? {
             return Ok(image);
         }
+        match self.pull_from_registry(&parsed, &cx, &progress).await {
+            // Offline (an edge site cut off, a host restarted without its
+            // registry): the image this host last pulled under the
+            // reference, if it is whole in the store.
+            Err(e @ PullError::Unreachable { .. }) => {
+                match self.fallback(&parsed, &cx, &progress).await? {
+                    Some(image) => {
+                        tracing::warn!(reference, error = %e, "registry unreachable; running the image pulled before");
+                        Ok(image)
+                    }
+                    None => Err(e),
+                }
+            }
+            pulled => pulled,
+        }
+    }
+
+    /// Pulls from the registry, storing what it fetched and remembering
+    /// what the reference resolved to.
+    async fn pull_from_registry(
+        &self,
+        parsed: &Reference,
+        cx: &Context<'_>,
+        progress: &impl Fn(PullProgress),
+    ) -> Result<PulledImage, PullError> {
+        let (reference, registry) = (cx.reference, cx.registry.to_owned());
         let auth =
             registry::credentials(self.docker_config.as_deref(), &registry).map_err(|source| {
                 PullError::Credentials {
@@ -187,7 +215,7 @@ impl Puller {
             }
         })?;
 
-        let (manifest, manifest_digest) = self.manifest(&client, &parsed, &auth, &cx).await?;
+        let (manifest, manifest_digest) = self.manifest(&client, parsed, &auth, cx).await?;
         let kind = classify(&manifest).map_err(|source| PullError::Kind {
             reference: reference.to_owned(),
             source,
@@ -196,14 +224,14 @@ impl Puller {
         let config_desc = &manifest.config;
         self.fetch_blob(
             &client,
-            &parsed,
+            parsed,
             config_desc,
             MAX_CONFIG_BYTES,
-            &cx,
+            cx,
             |_, _, _| {},
         )
         .await?;
-        let config = self.image_config(&kind, &config_desc.digest, &cx).await?;
+        let config = self.image_config(&kind, &config_desc.digest, cx).await?;
 
         let layers = manifest.layers.len();
         for (index, layer) in manifest.layers.iter().enumerate() {
@@ -217,11 +245,11 @@ impl Puller {
                 })
             };
             let limit = self.store.max_blob_bytes();
-            self.fetch_blob(&client, &parsed, layer, limit, &cx, report)
+            self.fetch_blob(&client, parsed, layer, limit, cx, report)
                 .await?;
         }
 
-        self.remember(&parsed, &manifest_digest);
+        self.remember(parsed, &manifest_digest);
         Ok(PulledImage {
             reference: reference.to_owned(),
             manifest_digest,
@@ -232,92 +260,6 @@ impl Puller {
                 .map(|layer| (layer.digest.clone(), layer.media_type.clone()))
                 .collect(),
         })
-    }
-
-    /// Records what a tag resolved to, so the next instance on this host
-    /// starts without asking the registry (Kubernetes' `IfNotPresent`).
-    /// `latest`, which is expected to move, is resolved on every pull, and
-    /// a digest needs no resolving.
-    fn remember(&self, parsed: &Reference, manifest_digest: &str) {
-        if parsed.digest().is_some() || parsed.tag().is_none_or(|t| t == "latest") {
-            return;
-        }
-        let entry = RefEntry {
-            reference: parsed.whole(),
-            manifest_digest: manifest_digest.to_owned(),
-        };
-        if let Err(error) = RefIndex::new(&self.store).set(&entry) {
-            tracing::warn!(reference = %entry.reference, %error, "cannot record the resolved tag");
-        }
-    }
-
-    /// The image `atoll image load` recorded under this reference in the
-    /// store's [`RefIndex`], if its manifest, config and layers are all
-    /// stored: then no registry is asked (air-gapped sites). A loaded
-    /// image takes precedence over the registry's tag. Anything missing or
-    /// unreadable falls through to a registry pull.
-    async fn local(
-        &self,
-        parsed: &Reference,
-        cx: &Context<'_>,
-        progress: &impl Fn(PullProgress),
-    ) -> Result<Option<PulledImage>, PullError> {
-        let normalized = parsed.whole();
-        let entry = match RefIndex::new(&self.store).get(&normalized).await {
-            Ok(Some(entry)) => entry,
-            Ok(None) => return Ok(None),
-            Err(error) => {
-                tracing::warn!(reference = cx.reference, %error, "cannot read the local reference index; pulling");
-                return Ok(None);
-            }
-        };
-        let manifest = match self
-            .store
-            .read(&entry.manifest_digest, MAX_CONFIG_BYTES)
-            .await
-        {
-            Ok(bytes) => serde_json::from_slice::<OciImageManifest>(&bytes).ok(),
-            Err(_) => None,
-        };
-        let Some(manifest) = manifest.filter(|manifest| {
-            std::iter::once(&manifest.config)
-                .chain(&manifest.layers)
-                .all(|desc| self.store.has(&desc.digest))
-        }) else {
-            tracing::debug!(
-                reference = cx.reference,
-                "the loaded image is incomplete; pulling"
-            );
-            return Ok(None);
-        };
-        let kind = classify(&manifest).map_err(|source| PullError::Kind {
-            reference: cx.reference.to_owned(),
-            source,
-        })?;
-        let config = self
-            .image_config(&kind, &manifest.config.digest, cx)
-            .await?;
-        let layers = manifest.layers.len();
-        for (index, layer) in manifest.layers.iter().enumerate() {
-            let size = u64::try_from(layer.size).unwrap_or(0);
-            progress(PullProgress {
-                layer: index,
-                layers,
-                bytes: size,
-                total: size,
-                cached: true,
-            });
-        }
-        Ok(Some(PulledImage {
-            reference: cx.reference.to_owned(),
-            manifest_digest: entry.manifest_digest,
-            config_digest: manifest.config.digest.clone(),
-            kind,
-            config,
-            layers: (manifest.layers.iter())
-                .map(|layer| (layer.digest.clone(), layer.media_type.clone()))
-                .collect(),
-        }))
     }
 
     /// How a container image starts, from its stored config; `None` for

@@ -1,5 +1,7 @@
 //! The store's local reference index: which manifest a reference names on
-//! this host without asking a registry, for images loaded from archives.
+//! this host without asking a registry, for images loaded from archives
+//! (and, in a second index, for images pulled, as a fallback for when the
+//! registry is out of reach).
 //!
 //! One small JSON file per reference, `<store>/refs/<sha256 hex of the
 //! normalized reference>`, holding `{reference, manifest_digest}`. Files
@@ -42,6 +44,16 @@ impl RefIndex {
     pub fn new(store: &BlobStore) -> Self {
         Self {
             dir: store.root().join("refs"),
+            tmp: store.root().join("tmp"),
+        }
+    }
+
+    /// What registry pulls last resolved each reference to
+    /// (`<store>/pulled`): not consulted before a registry, as loaded
+    /// images are, but when the registry cannot be reached.
+    pub fn pulled(store: &BlobStore) -> Self {
+        Self {
+            dir: store.root().join("pulled"),
             tmp: store.root().join("tmp"),
         }
     }
