@@ -29,7 +29,11 @@ fn ip(args: &[&str]) {
 impl TestNet {
     /// `hosts` namespaces on `10.<net>.0.0/24` (the bridge is `.1`).
     pub fn new(net: u8, hosts: usize) -> TestNet {
-        let tag = std::process::id() % 100_000;
+        // Unique per network, also among the tests of one process: a
+        // namespace's veth may outlive it for a moment after it is deleted.
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = (std::process::id() % 10_000) * 10 + seq % 10;
         let bridge = format!("tb{tag}");
         let mut t = TestNet {
             bridge: bridge.clone(),
@@ -106,7 +110,11 @@ impl TestNet {
 
 impl Drop for TestNet {
     fn drop(&mut self) {
-        // The veth pairs go with their namespaces.
+        // The veth pairs go with their namespaces, but only once nothing
+        // holds a namespace any more: remove them now.
+        for veth in &self.veths {
+            let _ = Command::new("ip").args(["link", "del", veth]).status();
+        }
         for ns in &self.namespaces {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }

@@ -14,11 +14,26 @@ use super::autonomy;
 use super::data_dir::{Cached, save_cached};
 use crate::supervisor::Supervisor;
 
-/// Whether a value written at KV revision `offered` may replace the one
-/// written at `running`: never an older one (a watch that replays, a
-/// stale mirror); the same one again is harmless (level-triggered).
-pub(super) fn accepts(running: u64, offered: u64) -> bool {
-    offered >= running
+/// Where a value of the assignment key comes from: the bucket (by when
+/// it was made) and the KV revision it was written at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Written {
+    pub bucket: Option<String>,
+    pub revision: u64,
+}
+
+/// Whether a value `offered` may replace the one `running`: never an older
+/// one of the same bucket (a watch that replays, a stale mirror); the
+/// same one again is harmless (level-triggered). A bucket made anew
+/// (NATS restored from nothing, or from an export) counts its revisions
+/// from 1 again: its values are not older, only numbered anew.
+pub(super) fn accepts(running: &Written, offered: &Written) -> bool {
+    let same_bucket = match (&running.bucket, &offered.bucket) {
+        (Some(a), Some(b)) => a == b,
+        // An old cache, or a bucket whose birth could not be read.
+        _ => true,
+    };
+    !same_bucket || offered.revision >= running.revision
 }
 
 pub(super) struct Assigned {
@@ -63,11 +78,17 @@ impl Assigned {
         self.state().current.clone()
     }
 
-    /// A value of the assignment key, written at KV `revision`: cached and
-    /// run, unless it is older than the one the host runs.
-    pub(super) fn offer(&self, revision: u64, assignment: Assignment) {
+    /// A value of the assignment key, written at KV `revision` of the
+    /// bucket made at `bucket`: cached and run, unless it is older than
+    /// the one the host runs.
+    pub(super) fn offer(&self, bucket: Option<String>, revision: u64, assignment: Assignment) {
         let mut state = self.state();
-        if !accepts(state.current.revision, revision) {
+        let running = Written {
+            bucket: state.current.bucket.clone(),
+            revision: state.current.revision,
+        };
+        let offered = Written { bucket, revision };
+        if !accepts(&running, &offered) {
             tracing::warn!(
                 revision,
                 running = state.current.revision,
@@ -75,8 +96,15 @@ impl Assigned {
             );
             return;
         }
+        if running.bucket.is_some() && running.bucket != offered.bucket {
+            tracing::warn!(
+                revision,
+                "the assignments bucket was made anew: its revisions count from 1 again"
+            );
+        }
         state.current = Cached {
             revision,
+            bucket: offered.bucket,
             assignment,
         };
         save_cached(&self.cache, &state.current);
@@ -113,13 +141,33 @@ impl Assigned {
 
 #[cfg(test)]
 mod tests {
-    use super::accepts;
+    use super::{Written, accepts};
+
+    fn w(bucket: Option<&str>, revision: u64) -> Written {
+        Written {
+            bucket: bucket.map(str::to_string),
+            revision,
+        }
+    }
 
     #[test]
     fn an_older_assignment_is_refused_the_same_or_a_newer_one_taken() {
-        assert!(accepts(0, 1), "anything replaces an old cache (revision 0)");
-        assert!(accepts(7, 7), "the same value again");
-        assert!(accepts(7, 9));
-        assert!(!accepts(7, 6), "older than the one running");
+        let a = Some("made at 1");
+        assert!(
+            accepts(&w(None, 0), &w(a, 1)),
+            "anything replaces an old cache (revision 0)"
+        );
+        assert!(accepts(&w(a, 7), &w(a, 7)), "the same value again");
+        assert!(accepts(&w(a, 7), &w(a, 9)));
+        assert!(!accepts(&w(a, 7), &w(a, 6)), "older than the one running");
+        assert!(
+            !accepts(&w(None, 7), &w(a, 6)),
+            "a cache from before buckets were named"
+        );
+    }
+
+    #[test]
+    fn a_bucket_made_anew_counts_from_one_again() {
+        assert!(accepts(&w(Some("made at 1"), 40), &w(Some("made at 2"), 3)));
     }
 }

@@ -15,10 +15,19 @@ use futures::StreamExt;
 pub(super) async fn watch(
     kv: kv::Store,
     host: String,
-    apply: impl Fn(u64, Assignment) + Send + 'static,
+    apply: impl Fn(Option<String>, u64, Assignment) + Send + 'static,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
+        // Which bucket the revisions count in: one made anew (NATS
+        // restored from nothing) counts from 1 again.
+        let bucket = match kv.status().await {
+            Ok(status) => Some(status.info.created.unix_timestamp_nanos().to_string()),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the assignments bucket's birth");
+                None
+            }
+        };
         match kv.watch_with_history(&host).await {
             Ok(mut watch) => {
                 backoff = Duration::from_millis(100);
@@ -36,7 +45,7 @@ pub(super) async fn watch(
                         }
                         Operation::Delete | Operation::Purge => Assignment::default(),
                     };
-                    apply(entry.revision, assignment);
+                    apply(bucket.clone(), entry.revision, assignment);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot watch the assignment; retrying"),
@@ -83,7 +92,7 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::<Assignment>::new()));
         let revisions = Arc::new(Mutex::new(Vec::<u64>::new()));
         let (record, record_rev) = (seen.clone(), revisions.clone());
-        let task = tokio::spawn(watch(store.clone(), "h1".into(), move |rev, a| {
+        let task = tokio::spawn(watch(store.clone(), "h1".into(), move |_bucket, rev, a| {
             record_rev.lock().expect("lock").push(rev);
             record.lock().expect("lock").push(a)
         }));

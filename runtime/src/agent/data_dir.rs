@@ -51,6 +51,10 @@ pub(super) fn lock(dir: &Path) -> Result<std::fs::File, HostError> {
 pub(super) struct Cached {
     #[serde(default)]
     pub revision: u64,
+    /// When the assignments bucket the revision counts in was made: a
+    /// bucket made anew (NATS restored from nothing) counts from 1 again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
     #[serde(flatten)]
     pub assignment: Assignment,
 }
@@ -125,6 +129,7 @@ mod tests {
         .expect("spec");
         let a = Cached {
             revision: 42,
+            bucket: Some("1700000000000000000".into()),
             assignment: Assignment {
                 host: "h1".into(),
                 instances: vec![spec.clone()],

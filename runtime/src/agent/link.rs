@@ -105,7 +105,7 @@ impl Link {
         tasks.spawn(assignment::watch(
             buckets.assignments.clone(),
             self.name.clone(),
-            move |revision, a| assigned.offer(revision, a),
+            move |bucket, revision, a| assigned.offer(bucket, revision, a),
         ));
         tasks.spawn(follow_endpoints(
             buckets.endpoints.clone(),
