@@ -58,7 +58,13 @@ pub(super) fn heard(
     Some(run)
 }
 
-/// Listens until `until` (or until another process is heard): the
+/// How long a joining host waits for a second heartbeat of a run it heard
+/// once: a live host beats every interval, while a predecessor killed a
+/// moment ago may still have one heartbeat in flight (NATS delivers what
+/// it read from a connection before it noticed the connection closed).
+const SECOND_BEAT: Duration = Duration::from_millis(HEARTBEAT_INTERVAL_MS * 2);
+
+/// Listens until `until` (or until another process is heard twice): the
 /// other's run when one was, which means this host must not join.
 pub(super) async fn listen(
     sub: &mut Subscriber,
@@ -66,12 +72,20 @@ pub(super) async fn listen(
     mine: u64,
     until: Instant,
 ) -> Option<Option<u64>> {
-    while let Ok(Some(msg)) = tokio::time::timeout_at(until, sub.next()).await {
-        if let Some(theirs) = heard(&msg.payload, msg.headers.as_ref(), name)
-            && must_yield(Phase::Joining, mine, theirs)
-        {
+    let mut deadline = until;
+    let mut once: Option<Option<u64>> = None;
+    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, sub.next()).await {
+        let Some(theirs) = heard(&msg.payload, msg.headers.as_ref(), name) else {
+            continue;
+        };
+        if !must_yield(Phase::Joining, mine, theirs) {
+            continue;
+        }
+        if once == Some(theirs) {
             return Some(theirs);
         }
+        once = Some(theirs);
+        deadline = deadline.max(Instant::now() + SECOND_BEAT);
     }
     None
 }
