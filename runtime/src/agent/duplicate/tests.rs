@@ -82,8 +82,15 @@ async fn a_joining_host_hears_another_run_and_not_its_own() {
     send(8).await;
     let until = Instant::now() + Duration::from_millis(300);
     let started = Instant::now();
-    assert_eq!(listen(&mut sub, "h1", 7, until).await, None, "heard once only");
-    assert!(started.elapsed() >= SECOND_BEAT, "it waited for a second beat");
+    assert_eq!(
+        listen(&mut sub, "h1", 7, until).await,
+        None,
+        "heard once only"
+    );
+    assert!(
+        started.elapsed() >= SECOND_BEAT,
+        "it waited for a second beat"
+    );
     // A live one beats again.
     send(8).await;
     send(8).await;
