@@ -14,5 +14,6 @@ pub mod push;
 pub mod rm;
 pub mod rollback;
 pub mod server;
+pub mod servers;
 pub mod top;
 pub mod up;

@@ -36,6 +36,8 @@ enum Command {
     Ps(cmd::ps::Args),
     /// List hosts
     Hosts(cmd::hosts::Args),
+    /// List the control-plane servers and which one leads
+    Servers(cmd::servers::Args),
     /// Remove an app and stop its instances
     Rm(cmd::rm::Args),
     /// An app's revisions
@@ -81,6 +83,7 @@ fn main() -> std::process::ExitCode {
             Command::Ls(a) => cmd::ls::run(a).await,
             Command::Ps(a) => cmd::ps::run(a).await,
             Command::Hosts(a) => cmd::hosts::run(a).await,
+            Command::Servers(a) => cmd::servers::run(a).await,
             Command::History(a) => cmd::history::run(a).await,
             Command::Rollback(a) => cmd::rollback::run(a).await,
             Command::Promote(a) => cmd::promote::run(a).await,

@@ -38,6 +38,7 @@ pub(crate) fn router(cluster: Arc<Cluster>) -> Router {
         .route("/v1/apps/{name}/promote/{service}", post(promote))
         .route("/v1/instances", get(list_instances))
         .route("/v1/hosts", get(list_hosts))
+        .route("/v1/servers", get(list_servers))
         .route("/v1/hosts/{name}", delete(remove_host))
         .route("/v1/events", get(events))
         .route("/v1/top", get(load::top))
@@ -88,6 +89,10 @@ async fn list_hosts(State(c): Shared) -> Json<Vec<HostView>> {
     let snap = c.snapshot();
     let observed = c.observed();
     Json(views::hosts(&snap, |h| observed.last_seen_ms(h)))
+}
+
+async fn list_servers(State(c): Shared) -> Json<Vec<atoll_sdk::api::ServerView>> {
+    Json(crate::servers::list(&c.buckets.leader).await)
 }
 
 /// The app's revisions still kept, oldest first.

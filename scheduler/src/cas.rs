@@ -12,6 +12,7 @@ use bytes::Bytes;
 pub(crate) enum CasError {
     #[error(transparent)]
     Create(#[from] kv::CreateError),
+    /// Also what a compare-and-delete fails with (the same error type).
     #[error(transparent)]
     Update(#[from] kv::UpdateError),
 }
@@ -28,4 +29,13 @@ pub(crate) async fn compare_and_set(
         Some(revision) => Ok(store.update(key, value, revision).await?),
         None => Ok(store.create(key, value).await?),
     }
+}
+
+/// Deletes `key` if it is still at `expected`.
+pub(crate) async fn compare_and_delete(
+    store: &kv::Store,
+    key: &str,
+    expected: Option<u64>,
+) -> Result<(), CasError> {
+    Ok(store.delete_expect_revision(key, expected).await?)
 }

@@ -31,8 +31,8 @@ pub(crate) struct Cluster {
     observed: Mutex<Observed>,
     /// The hosts' load samples, as rates; read through [`Cluster::load`].
     load: Mutex<crate::load_board::LoadBoard>,
-    /// Whether this server holds the leader lease (the controller sets it).
-    leading: std::sync::atomic::AtomicBool,
+    /// The leader lease as this server holds it (its task publishes it).
+    fence: tokio::sync::watch::Receiver<crate::lease::Fence>,
     /// Woken when something changed that the controller acts on.
     observed_changed: Notify,
     /// How silence is judged.
@@ -77,7 +77,11 @@ type Mirrors = (
 );
 
 impl Cluster {
-    pub(crate) async fn open(buckets: Buckets, detection: Detection) -> Arc<Cluster> {
+    pub(crate) async fn open(
+        buckets: Buckets,
+        detection: Detection,
+        fence: tokio::sync::watch::Receiver<crate::lease::Fence>,
+    ) -> Arc<Cluster> {
         let apps = Mirror::start(buckets.apps.clone()).await;
         let assignments = Mirror::start(buckets.assignments.clone()).await;
         let statuses = Mirror::start(buckets.status.clone()).await;
@@ -87,7 +91,7 @@ impl Cluster {
         Arc::new(Cluster {
             scale: scale.view(),
             load: Mutex::default(),
-            leading: Default::default(),
+            fence,
             telemetry: Default::default(),
             apps: apps.view(),
             assignments: assignments.view(),
@@ -133,11 +137,17 @@ impl Cluster {
 
     /// Whether this server holds the leader lease.
     pub(crate) fn is_leading(&self) -> bool {
-        self.leading.load(std::sync::atomic::Ordering::Relaxed)
+        self.fence().leading()
     }
 
-    pub(crate) fn set_leading(&self, leading: bool) {
-        (self.leading).store(leading, std::sync::atomic::Ordering::Relaxed);
+    /// The lease as it stands: check it before every write.
+    pub(crate) fn fence(&self) -> crate::lease::Fence {
+        *self.fence.borrow()
+    }
+
+    /// Changes when the lease is taken, renewed or lost.
+    pub(crate) fn fence_changes(&self) -> tokio::sync::watch::Receiver<crate::lease::Fence> {
+        self.fence.clone()
     }
 
     pub(crate) fn load(&self) -> std::sync::MutexGuard<'_, crate::load_board::LoadBoard> {

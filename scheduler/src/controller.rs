@@ -8,12 +8,12 @@
 
 mod writes;
 
-use crate::cas::{CasError, compare_and_set};
+use crate::cas::{CasError, compare_and_delete, compare_and_set};
 use crate::cluster::Cluster;
-use crate::lease::Lease;
+use crate::lease::fence::Fenced;
 use crate::reconcile::{Plan, reconcile};
 use async_nats::jetstream::kv;
-use atoll_sdk::nats::Versioned;
+use atoll_sdk::nats::{MirrorView, Versioned};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,42 +29,36 @@ enum PassError {
         key: String,
         source: serde_json::Error,
     },
-    #[error("writing {bucket} {key}: {source}")]
-    Put {
-        bucket: &'static str,
-        key: String,
-        source: kv::PutError,
-    },
-    #[error("deleting {bucket} {key}: {source}")]
-    Delete {
-        bucket: &'static str,
-        key: String,
-        source: kv::DeleteError,
-    },
     /// Someone else wrote it first (a previous leader, or our mirror
     /// lags): the next pass sees the new value and decides again.
-    #[error("assignment of host {host} changed under us: {source}")]
-    Assignment { host: String, source: CasError },
+    #[error("{bucket} {key} changed under us: {source}")]
+    Changed {
+        bucket: &'static str,
+        key: String,
+        source: CasError,
+    },
+    /// The lease may have gone: nothing more is written.
+    #[error(transparent)]
+    Fenced(#[from] Fenced),
 }
 
-/// Runs forever: holds the lease when it can, reconciles while it does.
+/// Runs forever: reconciles while this server holds the lease (renewed by
+/// its own task, see [`crate::lease::run`]), and says when that changes.
 pub(crate) async fn run(cluster: Arc<Cluster>, server_name: String) {
-    let mut lease = Lease::new(cluster.buckets.leader.clone(), &server_name);
     let mut apps_changed = cluster.apps.changes();
     // A CAS conflict is retried as soon as the mirror shows the new value.
     let mut assignments_changed = cluster.assignments.changes();
+    let mut fence_changed = cluster.fence_changes();
     let mut leading = false;
     // Why the last pass held (mass loss), to say when that changes.
     let mut held: Option<String> = None;
     loop {
-        let now_leading = lease.hold().await;
-        if now_leading != leading {
-            leading = now_leading;
-            cluster.set_leading(leading);
-            let what = if leading {
-                "is now the leader"
-            } else {
-                "is a follower"
+        let fence = cluster.fence();
+        if fence.leading() != leading {
+            leading = fence.leading();
+            let what = match fence.epoch() {
+                Some(epoch) => format!("is now the leader (epoch {epoch})"),
+                None => "is a follower".to_string(),
             };
             let msg = format!("server {server_name} {what}");
             cluster.publish_event("leader", None, msg).await;
@@ -73,6 +67,7 @@ pub(crate) async fn run(cluster: Arc<Cluster>, server_name: String) {
             let started = Instant::now();
             match pass(&cluster).await {
                 Ok(hold) => announce_hold(&cluster, &mut held, hold).await,
+                Err(PassError::Fenced(why)) => tracing::warn!(%why, "not writing"),
                 Err(e) => tracing::warn!(error = %e, "reconcile pass failed; retrying"),
             }
             cluster.telemetry.reconciled(started.elapsed());
@@ -81,6 +76,7 @@ pub(crate) async fn run(cluster: Arc<Cluster>, server_name: String) {
         tokio::select! {
             _ = apps_changed.changed() => {}
             _ = assignments_changed.changed() => {}
+            _ = fence_changed.changed() => {}
             _ = cluster.controller_woken() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
@@ -100,8 +96,10 @@ async fn announce_hold(cluster: &Cluster, held: &mut Option<String>, now: Option
     *held = now;
 }
 
-/// One reconcile pass; why it held, if it did. Errors leave the rest for
-/// the next pass: every step is idempotent.
+/// One reconcile pass; why it held, if it did. Every write is fenced: the
+/// lease is checked before it, and it is a compare-and-set against what
+/// the pass read. Errors leave the rest for the next pass: every step is
+/// idempotent.
 async fn pass(cluster: &Cluster) -> Result<Option<String>, PassError> {
     let snap = cluster.snapshot();
     let hold = snap.hold.clone();
@@ -113,13 +111,28 @@ async fn pass(cluster: &Cluster) -> Result<Option<String>, PassError> {
     // Endpoints first: gateways stop routing to the instances this plan
     // stops before their hosts hear of it, so no request meets an
     // instance that is already gone (new instances join once ready).
-    write_keys(&cluster.buckets.endpoints, "endpoints", &w.endpoints).await?;
+    write_keys(
+        cluster,
+        &cluster.buckets.endpoints,
+        &cluster.endpoints,
+        "endpoints",
+        &w.endpoints,
+    )
+    .await?;
     write_assignments(cluster, &plan).await?;
-    write_keys(&cluster.buckets.status, "status", &w.statuses).await?;
+    write_keys(
+        cluster,
+        &cluster.buckets.status,
+        &cluster.statuses,
+        "status",
+        &w.statuses,
+    )
+    .await?;
     cluster.telemetry.placed(w.placed);
     for e in w.events {
         cluster.publish_event(e.kind, Some(&e.app), e.message).await;
     }
+    cluster.fence().check(Instant::now())?;
     roll_back(cluster, &w.rollbacks).await;
     Ok(hold)
 }
@@ -128,47 +141,68 @@ fn values<V>(mirrored: BTreeMap<String, Versioned<V>>) -> BTreeMap<String, V> {
     mirrored.into_iter().map(|(k, v)| (k, v.value)).collect()
 }
 
+fn encode<V: Serialize>(
+    bucket: &'static str,
+    key: &str,
+    value: &V,
+) -> Result<bytes::Bytes, PassError> {
+    let bytes = serde_json::to_vec(value).map_err(|source| PassError::Encode {
+        bucket,
+        key: key.to_string(),
+        source,
+    })?;
+    Ok(bytes.into())
+}
+
+/// Each changed host's assignment, stamped with the lease's epoch, written
+/// if the key is still at the revision the pass read.
 async fn write_assignments(cluster: &Cluster, plan: &Plan) -> Result<(), PassError> {
     let kv = &cluster.buckets.assignments;
     for (host, assignment) in &plan.assignments {
-        let bytes = serde_json::to_vec(assignment).map_err(|source| PassError::Encode {
-            bucket: "assignment",
-            key: host.clone(),
-            source,
-        })?;
+        let epoch = cluster.fence().check(Instant::now())?;
+        let mut stamped = assignment.clone();
+        stamped.epoch = epoch;
+        let bytes = encode("assignment", host, &stamped)?;
         let expected = cluster.assignments.get(host).map(|a| a.revision);
-        (compare_and_set(kv, host, bytes.into(), expected).await).map_err(|source| {
-            let host = host.clone();
-            PassError::Assignment { host, source }
+        (compare_and_set(kv, host, bytes, expected).await).map_err(|source| {
+            let key = host.clone();
+            PassError::Changed {
+                bucket: "assignment",
+                key,
+                source,
+            }
         })?;
     }
     Ok(())
 }
 
-/// Puts, then deletes, the keys of a bucket that `changes` names.
-async fn write_keys<V: Serialize>(
+/// Puts, then deletes, the keys of a bucket that `changes` names, each if
+/// the key is still at the revision its mirror shows.
+async fn write_keys<V: Serialize + Clone>(
+    cluster: &Cluster,
     kv: &kv::Store,
+    mirror: &MirrorView<V>,
     bucket: &'static str,
     changes: &KeyChanges<V>,
 ) -> Result<(), PassError> {
+    let changed = |key: &str| {
+        let key = key.to_string();
+        move |source| PassError::Changed {
+            bucket,
+            key,
+            source,
+        }
+    };
     for (key, value) in &changes.put {
-        let bytes = serde_json::to_vec(value).map_err(|source| PassError::Encode {
-            bucket,
-            key: key.clone(),
-            source,
-        })?;
-        (kv.put(key, bytes.into()).await).map_err(|source| PassError::Put {
-            bucket,
-            key: key.clone(),
-            source,
-        })?;
+        cluster.fence().check(Instant::now())?;
+        let bytes = encode(bucket, key, value)?;
+        let expected = mirror.get(key).map(|v| v.revision);
+        (compare_and_set(kv, key, bytes, expected).await).map_err(changed(key))?;
     }
     for key in &changes.delete {
-        (kv.delete(key).await).map_err(|source| PassError::Delete {
-            bucket,
-            key: key.clone(),
-            source,
-        })?;
+        cluster.fence().check(Instant::now())?;
+        let expected = mirror.get(key).map(|v| v.revision);
+        (compare_and_delete(kv, key, expected).await).map_err(changed(key))?;
     }
     Ok(())
 }

@@ -34,6 +34,7 @@ mod placement;
 mod reconcile;
 mod revisions;
 mod server;
+mod servers;
 mod snapshot;
 mod telemetry;
 mod views;

@@ -26,6 +26,9 @@ pub struct ServerConfig {
     /// After this server's own NATS connection comes back, no host is
     /// declared silent before this has passed (`--reconnect-grace`).
     pub reconnect_grace: Duration,
+    /// How long the leader lease lives without renewal (`--lease-ttl`): a
+    /// dead leader is replaced within it (and half a second).
+    pub lease_ttl: Duration,
 }
 
 impl ServerConfig {
@@ -38,6 +41,7 @@ impl ServerConfig {
             down_after: Duration::from_millis(HEARTBEAT_INTERVAL_MS * MISSED_HEARTBEATS_DOWN),
             mass_loss: 0.5,
             reconnect_grace: Duration::from_secs(10),
+            lease_ttl: Duration::from_secs(4),
         }
     }
 }
@@ -73,7 +77,18 @@ pub async fn run(
         mass_loss: cfg.mass_loss,
         reconnect_grace: cfg.reconnect_grace,
     };
-    let cluster = Cluster::open(buckets, detection).await;
+    // The lease bucket's keys live as long as a lease.
+    crate::lease::set_ttl(&buckets, cfg.lease_ttl).await;
+    let (fence_tx, fence_rx) = tokio::sync::watch::channel(crate::lease::Fence::following());
+    let lease = crate::lease::Lease::new(buckets.leader.clone(), &cfg.name);
+    let leasing = tokio::spawn(crate::lease::run(lease, cfg.lease_ttl, fence_tx));
+    let registry = tokio::spawn(crate::servers::register(
+        buckets.leader.clone(),
+        cfg.name.clone(),
+        cfg.listen.to_string(),
+        cfg.lease_ttl,
+    ));
+    let cluster = Cluster::open(buckets, detection, fence_rx).await;
     let heartbeats = tokio::spawn(cluster::watch_heartbeats(cluster.clone()));
     let load = tokio::spawn(cluster::watch_load(cluster.clone()));
     let autoscaler = tokio::spawn(crate::autoscale::run(cluster.clone()));
@@ -82,6 +97,8 @@ pub async fn run(
     let served = axum::serve(listener, api::router(cluster))
         .with_graceful_shutdown(shutdown)
         .await;
+    leasing.abort();
+    registry.abort();
     heartbeats.abort();
     load.abort();
     autoscaler.abort();

@@ -138,6 +138,21 @@ pub struct InstanceView {
     pub replaces: Option<String>,
 }
 
+/// One row of `atoll servers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerView {
+    pub name: String,
+    /// Its API address.
+    pub address: String,
+    /// It holds the leader lease.
+    pub leader: bool,
+    /// The lease's epoch (the leader's; 0 for the others).
+    pub epoch: u64,
+    /// The leader: since its last lease renewal; the others: since they
+    /// last said they are there.
+    pub age_ms: u64,
+}
+
 /// One row of `atoll hosts`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostView {

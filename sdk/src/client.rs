@@ -175,6 +175,11 @@ impl Client {
         self.get_json("/v1/hosts").await
     }
 
+    /// The cluster's servers and which one leads.
+    pub async fn servers(&self) -> Result<Vec<crate::api::ServerView>, ClientError> {
+        self.get_json("/v1/servers").await
+    }
+
     /// Retires a host that is down: its instances are placed elsewhere.
     pub async fn remove_host(&self, name: &str) -> Result<(), ClientError> {
         let url = self.url(&format!("/v1/hosts/{name}"));

@@ -215,6 +215,14 @@ pub enum ArtifactRef {
 pub struct Assignment {
     pub host: String,
     pub instances: Vec<InstanceSpec>,
+    /// The lease epoch of the leader that wrote it (0: before epochs):
+    /// a write of a deposed leader shows as an older epoch.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub epoch: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Where an instance stands with its health check.

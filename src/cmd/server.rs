@@ -36,6 +36,10 @@ pub struct DetectionArgs {
     /// this long to be heard before any is declared silent
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = atoll_sdk::spec::parse_duration)]
     reconnect_grace: std::time::Duration,
+    /// How long the leader lease lives without renewal: another server
+    /// takes over within it (and half a second) when the leader dies
+    #[arg(long, value_name = "DURATION", default_value = "4s", value_parser = atoll_sdk::spec::parse_duration)]
+    lease_ttl: std::time::Duration,
 }
 
 impl DetectionArgs {
@@ -43,6 +47,7 @@ impl DetectionArgs {
         cfg.down_after = self.host_down_after;
         cfg.mass_loss = self.mass_loss;
         cfg.reconnect_grace = self.reconnect_grace;
+        cfg.lease_ttl = self.lease_ttl;
     }
 }
 

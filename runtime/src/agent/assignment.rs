@@ -101,6 +101,7 @@ mod tests {
             let a = Assignment {
                 host: host.into(),
                 instances: Vec::new(),
+                epoch: 0,
             };
             serde_json::to_vec(&a).expect("json")
         };

@@ -40,6 +40,7 @@ pub(super) fn to_keep(
     Assignment {
         host: assignment.host.clone(),
         instances,
+        epoch: assignment.epoch,
     }
 }
 
@@ -68,6 +69,7 @@ mod tests {
                 spec("short", Some(2_000)),
                 spec("long", Some(60_000)),
             ],
+            epoch: 0,
         }
     }
 

@@ -133,6 +133,7 @@ mod tests {
             assignment: Assignment {
                 host: "h1".into(),
                 instances: vec![spec.clone()],
+                epoch: 0,
             },
         };
         save_cached(&path, &a);
@@ -149,6 +150,7 @@ mod tests {
         let old = Assignment {
             host: "h1".into(),
             instances: vec![spec],
+            epoch: 0,
         };
         std::fs::write(&path, serde_json::to_vec(&old).expect("json")).expect("write");
         let back = load_cached(&path).expect("old cache");

@@ -83,6 +83,7 @@ mod tests {
                 spec("api-1", "api", 1, 9090),
                 spec("web-2", "web", 1, 8080),
             ],
+            epoch: 0,
         };
         let map = endpoints(&a, &HERE);
         assert_eq!(
@@ -112,6 +113,7 @@ mod tests {
         let a = Assignment {
             host: "h1".into(),
             instances: vec![spec("web-b", "web", 2, 8081), spec("web-a", "web", 1, 8080)],
+            epoch: 0,
         };
         let web = &endpoints(&a, &HERE)["shop.web"];
         assert_eq!(web.ports[0].published, 8081);

@@ -110,8 +110,9 @@ async fn step(cluster: &Cluster, histories: &mut Histories<Key>) {
     // Decisions for services that are gone, or no longer autoscaled.
     for (name, _) in cluster.scale.all() {
         let known = (services.keys()).any(|(app, s)| endpoints_key(app, s) == name);
-        if !known {
-            let _ = cluster.buckets.scale.delete(&name).await;
+        if !known && cluster.fence().check(std::time::Instant::now()).is_ok() {
+            let expected = cluster.scale.get(&name).map(|v| v.revision);
+            let _ = crate::cas::compare_and_delete(&cluster.buckets.scale, &name, expected).await;
         }
     }
 }
@@ -141,7 +142,15 @@ async fn set(cluster: &Cluster, key: &Key, from: u32, to: u32, reason: String) {
         return;
     };
     let name = endpoints_key(&key.0, &key.1);
-    if let Err(e) = cluster.buckets.scale.put(&name, bytes.into()).await {
+    // Fenced as the controller's writes: only while the lease holds, and
+    // only over the record this decision was made from.
+    if let Err(why) = cluster.fence().check(std::time::Instant::now()) {
+        tracing::warn!(service = name, %why, "not recording a scaling decision");
+        return;
+    }
+    let expected = cluster.scale.get(&name).map(|v| v.revision);
+    let kv = &cluster.buckets.scale;
+    if let Err(e) = crate::cas::compare_and_set(kv, &name, bytes.into(), expected).await {
         tracing::warn!(service = name, error = %e, "cannot record a scaling decision");
         return;
     }

@@ -290,6 +290,7 @@ impl<'s> Work<'s> {
                 let assignment = Assignment {
                     host: host.clone(),
                     instances,
+                    epoch: 0,
                 };
                 self.plan.assignments.insert(host, assignment);
             }
