@@ -316,7 +316,10 @@ services:
 
     // A readiness-only check (`liveness: false`): the unhealthy instance
     // stays up, and from the moment it is marked unhealthy no request
-    // reaches it; once it passes again it takes requests again.
+    // reaches it; once it passes again it takes requests again. While it
+    // is out, the other replica takes all ten clients on a busybox httpd
+    // that forks a CGI per request: one slow check must not take it out
+    // too, hence three failures in a row (Docker's default).
     let port = free_port();
     let file = c.compose(
         "ready.yaml",
@@ -329,7 +332,7 @@ services:
     ports: [\"{port}:8080\"]
     stop_grace_period: 1s
     x-atoll:
-      health: {{ http: /cgi-bin/health, interval: 200ms, timeout: 1s, retries: 1, liveness: false }}
+      health: {{ http: /cgi-bin/health, interval: 200ms, timeout: 2s, retries: 3, liveness: false }}
     deploy:
       replicas: 2
 "
