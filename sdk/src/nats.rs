@@ -14,8 +14,9 @@ pub mod testing;
 pub use mirror::{Mirror, MirrorView, Versioned};
 
 use crate::protocol::Names;
+pub use async_nats::ServerAddr;
+use async_nats::ToServerAddrs;
 use async_nats::jetstream::{self, kv, object_store};
-use async_nats::{ServerAddr, ToServerAddrs};
 use std::time::Duration;
 
 /// How long the leader lease lives without renewal.
