@@ -4,6 +4,7 @@
 mod cmd;
 mod host_options;
 mod nats_child;
+mod nats_urls;
 mod output;
 mod signals;
 

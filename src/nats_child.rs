@@ -2,6 +2,7 @@
 //! no NATS answers at the requested address.
 
 use anyhow::{Context, bail};
+use atoll_sdk::nats::ServerAddr;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -11,14 +12,13 @@ pub struct NatsChild {
     child: Child,
 }
 
-/// `host:port` of a `nats://host:port` URL.
-pub fn socket_addr(url: &str) -> anyhow::Result<SocketAddr> {
-    let hostport = url.trim_start_matches("nats://").trim_end_matches('/');
-    hostport
+/// The socket address of a NATS URL.
+pub fn socket_addr(url: &ServerAddr) -> anyhow::Result<SocketAddr> {
+    (url.host(), url.port())
         .to_socket_addrs()
-        .with_context(|| format!("--nats {url}: not a host:port"))?
+        .with_context(|| format!("--nats {}: not a host:port", url.as_url_str()))?
         .next()
-        .with_context(|| format!("--nats {url}: no address"))
+        .with_context(|| format!("--nats {}: no address", url.as_url_str()))
 }
 
 /// Whether a NATS server answers at `addr`: it greets every client with

@@ -47,6 +47,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct HostConfig {
+    /// One NATS URL or several, comma-separated (the client fails over
+    /// between them).
     pub nats_url: String,
     pub cluster: String,
     pub name: String,
@@ -131,12 +133,10 @@ pub enum HostError {
 pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<(), HostError> {
     let started = Instant::now();
     // Unreachable is waited out; malformed never gets better.
-    if let Err(e) = cfg.nats_url.parse::<async_nats::ServerAddr>() {
-        return Err(HostError::NatsUrl {
-            url: cfg.nats_url.clone(),
-            message: e.to_string(),
-        });
-    }
+    let urls = atoll_sdk::nats::parse_urls(&cfg.nats_url).map_err(|e| HostError::NatsUrl {
+        url: e.url,
+        message: e.message,
+    })?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|source| HostError::DataDir {
         path: cfg.data_dir.clone(),
         source,
@@ -171,7 +171,7 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
     if let Ok(c) = &host.containers {
         tasks.push(tokio::spawn(gateway::vips::run(host.gw.clone(), c.clone())));
     }
-    let mut link = tokio::spawn(link::run(host.link(&cfg, assigned, routes, joins)));
+    let mut link = tokio::spawn(link::run(host.link(&cfg, urls, assigned, routes, joins)));
     tracing::info!(host = %cfg.name, bind = %cfg.bind, "atoll host ready; joining NATS");
     let outcome = tokio::select! {
         () = shutdown => Ok(()),
@@ -275,6 +275,7 @@ impl Local {
     fn link(
         &self,
         cfg: &HostConfig,
+        urls: Vec<async_nats::ServerAddr>,
         assigned: Arc<assigned::Assigned>,
         routes: tokio::sync::watch::Sender<Arc<gateway::EndpointsMap>>,
         joins: link::Joins,
@@ -285,7 +286,7 @@ impl Local {
             host_info::build(&cfg.name, &cfg.bind.to_string(), labels, capacity, now_ms());
         info.mesh_port = cfg.mesh_port;
         link::Link {
-            url: cfg.nats_url.clone(),
+            urls,
             cluster: cfg.cluster.clone(),
             name: cfg.name.clone(),
             run_id: self.run_id,

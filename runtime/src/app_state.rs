@@ -49,9 +49,12 @@ impl NatsKv {
             app: app.to_string(),
             reason: "this host has not reached NATS yet".to_string(),
         })?;
+        // Created with the replicas the server chose for the cluster's
+        // buckets (a host never decides them).
         let cfg = kv::Config {
             bucket: self.names.app_kv_bucket(app),
             history: 1,
+            num_replicas: atoll_sdk::nats::replicas::chosen(&js, &self.names).await,
             max_value_size: i32::try_from(MAX_VALUE_BYTES).unwrap_or(i32::MAX),
             ..Default::default()
         };

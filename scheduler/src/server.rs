@@ -4,7 +4,7 @@
 
 use crate::cluster::{self, Cluster};
 use crate::{api, controller};
-use atoll_sdk::nats::{Buckets, connect};
+use atoll_sdk::nats::{Buckets, connect, parse_urls, replicas};
 use atoll_sdk::protocol::{HEARTBEAT_INTERVAL_MS, MISSED_HEARTBEATS_DOWN};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// One NATS URL or several, comma-separated.
     pub nats_url: String,
     pub cluster: String,
     pub listen: SocketAddr,
@@ -29,6 +30,9 @@ pub struct ServerConfig {
     /// How long the leader lease lives without renewal (`--lease-ttl`): a
     /// dead leader is replaced within it (and half a second).
     pub lease_ttl: Duration,
+    /// JetStream replicas of every bucket (`--replicas`); `None`: 3 when
+    /// the cluster can hold them, else 1.
+    pub replicas: Option<usize>,
 }
 
 impl ServerConfig {
@@ -42,12 +46,17 @@ impl ServerConfig {
             mass_loss: 0.5,
             reconnect_grace: Duration::from_secs(10),
             lease_ttl: Duration::from_secs(4),
+            replicas: None,
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    #[error(transparent)]
+    NatsUrl(#[from] atoll_sdk::nats::UrlError),
+    #[error(transparent)]
+    Replicas(#[from] replicas::ReplicasError),
     #[error(transparent)]
     Nats(#[from] atoll_sdk::nats::ConnectError),
     #[error(transparent)]
@@ -64,7 +73,10 @@ pub async fn run(
     cfg: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let client = connect(&cfg.nats_url, &cfg.name).await?;
+    let client = connect(&parse_urls(&cfg.nats_url)?, &cfg.name).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    let names = atoll_sdk::protocol::Names::new(&cfg.cluster);
+    let replicas = replicas::ensure(&js, &names, cfg.replicas).await?;
     let buckets = Buckets::open(client, &cfg.cluster).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -93,7 +105,7 @@ pub async fn run(
     let load = tokio::spawn(cluster::watch_load(cluster.clone()));
     let autoscaler = tokio::spawn(crate::autoscale::run(cluster.clone()));
     let control = tokio::spawn(controller::run(cluster.clone(), cfg.name.clone()));
-    tracing::info!(listen = %cfg.listen, nats = %cfg.nats_url, "atoll server ready");
+    tracing::info!(listen = %cfg.listen, nats = %cfg.nats_url, replicas, "atoll server ready");
     let served = axum::serve(listener, api::router(cluster))
         .with_graceful_shutdown(shutdown)
         .await;

@@ -1,16 +1,21 @@
-//! The NATS side of the shared language: connecting ([`connect`]),
-//! opening the cluster's JetStream buckets, and mirroring a KV bucket in
-//! memory ([`Mirror`]). The server and the hosts both call
-//! [`Buckets::open`]: whichever starts first creates the buckets, with the
-//! same configuration, so start order does not matter.
+//! The NATS side of the shared language: connecting ([`connect`], to one
+//! server or a list — [`parse_urls`]), opening the cluster's JetStream
+//! buckets, and mirroring a KV bucket in memory ([`Mirror`]). The server and
+//! the hosts both call [`Buckets::open`]: whichever starts first creates the
+//! buckets, with the same configuration, so start order does not matter.
+//! How many replicas JetStream keeps of them only the server decides
+//! ([`replicas::ensure`], before it opens them); hosts never change it.
 
 mod mirror;
+pub mod replicas;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use mirror::{Mirror, MirrorView, Versioned};
 
 use crate::protocol::Names;
+pub use async_nats::ServerAddr;
+use async_nats::ToServerAddrs;
 use async_nats::jetstream::{self, kv, object_store};
 use std::time::Duration;
 
@@ -42,41 +47,78 @@ pub struct BucketError {
     pub message: String,
 }
 
-impl Buckets {
-    pub async fn open(client: async_nats::Client, cluster: &str) -> Result<Buckets, BucketError> {
-        let js = jetstream::new(client);
-        let names = Names::new(cluster);
+/// The settings of the cluster's buckets, shared by [`Buckets::open`] and
+/// [`replicas::ensure`]. Replicas are left unset (one): creating a bucket
+/// with more is the server's decision.
+pub(crate) struct Layout {
+    pub apps: kv::Config,
+    pub assignments: kv::Config,
+    pub endpoints: kv::Config,
+    pub status: kv::Config,
+    pub leader: kv::Config,
+    pub removed_hosts: kv::Config,
+    pub scale: kv::Config,
+    pub artifacts: object_store::Config,
+}
+
+impl Layout {
+    pub fn new(names: &Names) -> Layout {
         let kv_cfg = |bucket: String, history: i64| kv::Config {
             bucket,
             history,
             ..Default::default()
         };
-        let apps = open_kv(&js, kv_cfg(names.apps_bucket(), 16)).await?;
-        let assignments = open_kv(&js, kv_cfg(names.assignments_bucket(), 4)).await?;
-        let endpoints = open_kv(&js, kv_cfg(names.endpoints_bucket(), 1)).await?;
-        let status = open_kv(&js, kv_cfg(names.status_bucket(), 1)).await?;
-        let leader = open_kv(
-            &js,
-            kv::Config {
+        Layout {
+            apps: kv_cfg(names.apps_bucket(), 16),
+            assignments: kv_cfg(names.assignments_bucket(), 4),
+            endpoints: kv_cfg(names.endpoints_bucket(), 1),
+            status: kv_cfg(names.status_bucket(), 1),
+            leader: kv::Config {
                 max_age: LEASE_TTL,
                 ..kv_cfg(names.leader_bucket(), 1)
             },
-        )
-        .await?;
-        let removed_hosts = open_kv(&js, kv_cfg(names.removed_hosts_bucket(), 1)).await?;
-        let scale = open_kv(&js, kv_cfg(names.scale_bucket(), 1)).await?;
-        let artifacts = open_objects(&js, &names.artifacts_bucket()).await?;
+            removed_hosts: kv_cfg(names.removed_hosts_bucket(), 1),
+            scale: kv_cfg(names.scale_bucket(), 1),
+            artifacts: object_store::Config {
+                bucket: names.artifacts_bucket(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Every KV bucket's settings.
+    pub fn kv(&self) -> [&kv::Config; 7] {
+        [
+            &self.apps,
+            &self.assignments,
+            &self.endpoints,
+            &self.status,
+            &self.leader,
+            &self.removed_hosts,
+            &self.scale,
+        ]
+    }
+}
+
+impl Buckets {
+    /// Opens the cluster's buckets, creating missing ones with one replica
+    /// (a host that starts before any server); an existing bucket is used
+    /// as it is.
+    pub async fn open(client: async_nats::Client, cluster: &str) -> Result<Buckets, BucketError> {
+        let js = jetstream::new(client);
+        let names = Names::new(cluster);
+        let l = Layout::new(&names);
         Ok(Buckets {
+            apps: open_kv(&js, l.apps).await?,
+            assignments: open_kv(&js, l.assignments).await?,
+            endpoints: open_kv(&js, l.endpoints).await?,
+            status: open_kv(&js, l.status).await?,
+            leader: open_kv(&js, l.leader).await?,
+            removed_hosts: open_kv(&js, l.removed_hosts).await?,
+            scale: open_kv(&js, l.scale).await?,
+            artifacts: open_objects(&js, l.artifacts).await?,
             js,
             names,
-            apps,
-            assignments,
-            endpoints,
-            status,
-            leader,
-            removed_hosts,
-            scale,
-            artifacts,
         })
     }
 }
@@ -84,14 +126,16 @@ impl Buckets {
 /// Opens a KV bucket, creating its stream when missing. The stream is
 /// created directly (with the settings `create_key_value` would use) because
 /// `create_key_value` first reads the account info, whose shape changed
-/// after NATS 2.9 — and Debian ships 2.9.
+/// after NATS 2.9 — and Debian ships 2.9. A bucket it creates has
+/// `cfg.num_replicas` replicas (at least one); an existing one is opened
+/// as it is.
 pub async fn open_kv(js: &jetstream::Context, cfg: kv::Config) -> Result<kv::Store, BucketError> {
     if let Ok(store) = js.get_key_value(&cfg.bucket).await {
         return Ok(store);
     }
     let bucket = cfg.bucket.clone();
     let stream = jetstream::stream::Config {
-        name: format!("KV_{bucket}"),
+        name: kv_stream(&bucket),
         subjects: vec![format!("$KV.{bucket}.>")],
         max_messages_per_subject: cfg.history.max(1),
         max_age: cfg.max_age,
@@ -99,7 +143,7 @@ pub async fn open_kv(js: &jetstream::Context, cfg: kv::Config) -> Result<kv::Sto
         deny_delete: true,
         allow_direct: true,
         discard: jetstream::stream::DiscardPolicy::New,
-        num_replicas: 1,
+        num_replicas: cfg.num_replicas.max(1),
         ..Default::default()
     };
     let created = js.get_or_create_stream(stream).await;
@@ -114,45 +158,129 @@ pub async fn open_kv(js: &jetstream::Context, cfg: kv::Config) -> Result<kv::Sto
     }
 }
 
-async fn open_objects(
+/// The JetStream stream behind KV bucket `bucket`.
+pub fn kv_stream(bucket: &str) -> String {
+    format!("KV_{bucket}")
+}
+
+/// The JetStream stream behind object store `bucket`.
+pub fn objects_stream(bucket: &str) -> String {
+    format!("OBJ_{bucket}")
+}
+
+/// Opens an object store, creating it (with `cfg.num_replicas` replicas)
+/// when missing.
+pub(crate) async fn open_objects(
     js: &jetstream::Context,
-    bucket: &str,
+    cfg: object_store::Config,
 ) -> Result<object_store::ObjectStore, BucketError> {
-    if let Ok(store) = js.get_object_store(bucket).await {
+    let bucket = cfg.bucket.clone();
+    if let Ok(store) = js.get_object_store(&bucket).await {
         return Ok(store);
     }
-    let cfg = object_store::Config {
-        bucket: bucket.to_string(),
-        ..Default::default()
-    };
     match js.create_object_store(cfg).await {
         Ok(store) => Ok(store),
-        Err(first) => js.get_object_store(bucket).await.map_err(|_| BucketError {
-            bucket: bucket.to_string(),
+        Err(first) => js.get_object_store(&bucket).await.map_err(|_| BucketError {
+            bucket,
             message: first.to_string(),
         }),
     }
+}
+
+/// A `--nats` list with an entry that is not a NATS URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid NATS URL {url:?}: {message} (expected nats://HOST:PORT, several separated by commas)"
+)]
+pub struct UrlError {
+    pub url: String,
+    pub message: String,
+}
+
+/// Parses a comma-separated list of NATS URLs (`nats://a:4222,b:4222`; a
+/// bare `host:port` means `nats://host:port`). The client fails over
+/// between them. The error names the first malformed entry.
+pub fn parse_urls(list: &str) -> Result<Vec<ServerAddr>, UrlError> {
+    let mut urls = Vec::new();
+    for url in list.split(',').map(str::trim) {
+        if url.is_empty() {
+            return Err(UrlError {
+                url: list.to_string(),
+                message: "an empty entry in the list".to_string(),
+            });
+        }
+        let addr = url.parse::<ServerAddr>().map_err(|e| UrlError {
+            url: url.to_string(),
+            message: e.to_string(),
+        })?;
+        urls.push(addr);
+    }
+    Ok(urls)
 }
 
 /// The first connection to NATS failed.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot connect to NATS at {url}: {source}")]
 pub struct ConnectError {
+    /// The URLs tried, comma-separated.
     pub url: String,
     pub source: async_nats::ConnectError,
 }
 
-/// Connects to NATS with bounded, named errors and unlimited reconnects
-/// (a host must survive NATS restarts: edge autonomy).
-pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, ConnectError> {
+/// Connects to NATS — one URL, or a list ([`parse_urls`]) the client fails
+/// over between — with bounded, named errors and unlimited reconnects (a
+/// host must survive NATS restarts: edge autonomy).
+pub async fn connect<A: ToServerAddrs + ?Sized>(
+    urls: &A,
+    name: &str,
+) -> Result<async_nats::Client, ConnectError> {
+    let shown = urls.to_server_addrs().map_or_else(
+        |e| e.to_string(),
+        |addrs| {
+            let all: Vec<String> = addrs.map(|a| a.as_url_str().to_string()).collect();
+            all.join(",")
+        },
+    );
     async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(Duration::from_secs(3))
         .max_reconnects(None)
-        .connect(url)
+        .connect(urls)
         .await
-        .map_err(|source| ConnectError {
-            url: url.to_string(),
-            source,
-        })
+        .map_err(|source| ConnectError { url: shown, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_of_urls_parses_in_order() {
+        let urls = parse_urls("nats://127.0.0.1:4222, nats://127.0.0.2:4223,127.0.0.3:4224")
+            .expect("a valid list");
+        let shown: Vec<(&str, u16)> = urls.iter().map(|u| (u.host(), u.port())).collect();
+        assert_eq!(
+            shown,
+            [
+                ("127.0.0.1", 4222),
+                ("127.0.0.2", 4223),
+                ("127.0.0.3", 4224)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_malformed_url_is_named() {
+        let err = parse_urls("nats://127.0.0.1:4222,http://127.0.0.2:4222").unwrap_err();
+        assert_eq!(err.url, "http://127.0.0.2:4222");
+        assert!(err.to_string().contains("http://127.0.0.2:4222"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_entry_is_refused() {
+        for list in ["", "nats://a:4222,", "nats://a:4222,,nats://b:4222"] {
+            let err = parse_urls(list).unwrap_err();
+            assert!(err.message.contains("empty"), "{list:?}: {err}");
+        }
+    }
 }

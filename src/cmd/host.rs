@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// NATS server URL
-    #[arg(long, env = "ATOLL_NATS", default_value = "nats://127.0.0.1:4222")]
+    /// NATS server URLs, comma-separated: the nodes of a NATS cluster (the
+    /// client fails over between them)
+    #[arg(long, env = "ATOLL_NATS", value_name = "URL[,URL…]", default_value = "nats://127.0.0.1:4222", value_parser = crate::nats_urls::parse)]
     nats: String,
     /// Host name in the cluster (default: the machine's hostname)
     #[arg(long)]

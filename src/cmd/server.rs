@@ -5,9 +5,15 @@ use std::net::SocketAddr;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// NATS server URL
-    #[arg(long, env = "ATOLL_NATS", default_value = "nats://127.0.0.1:4222")]
+    /// NATS server URLs, comma-separated: the nodes of a NATS cluster (the
+    /// client fails over between them)
+    #[arg(long, env = "ATOLL_NATS", value_name = "URL[,URL…]", default_value = "nats://127.0.0.1:4222", value_parser = crate::nats_urls::parse)]
     nats: String,
+    /// JetStream replicas of every bucket and the object store (default: 3
+    /// when JetStream has at least 3 servers, else 1); buckets with fewer
+    /// are raised, none is lowered
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=5))]
+    replicas: Option<u8>,
     /// Address of the HTTP API
     #[arg(long, default_value = "127.0.0.1:7420")]
     listen: SocketAddr,
@@ -63,6 +69,7 @@ fn share(text: &str) -> Result<f64, String> {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = ServerConfig::new(&args.nats, args.listen);
     cfg.cluster = args.cluster;
+    cfg.replicas = args.replicas.map(usize::from);
     if let Some(n) = args.name {
         cfg.name = n;
     }

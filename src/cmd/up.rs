@@ -19,8 +19,9 @@ pub struct Args {
     /// The Compose file to deploy (default: compose.yaml here, if present)
     #[arg(short, long)]
     file: Option<PathBuf>,
-    /// NATS server URL; a local nats-server is started there when none answers
-    #[arg(long, env = "ATOLL_NATS", default_value = "nats://127.0.0.1:4222")]
+    /// NATS server URLs, comma-separated; with one URL, a local nats-server
+    /// is started there when none answers
+    #[arg(long, env = "ATOLL_NATS", value_name = "URL[,URL…]", default_value = "nats://127.0.0.1:4222", value_parser = crate::nats_urls::parse)]
     nats: String,
     /// Address of the HTTP API
     #[arg(long, default_value = "127.0.0.1:7420")]
@@ -46,11 +47,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let nats_addr = nats_child::socket_addr(&args.nats)?;
-    let nats = if nats_child::answers(nats_addr) {
+    let urls = atoll_sdk::nats::parse_urls(&args.nats)?;
+    let addrs = (urls.iter().map(nats_child::socket_addr)).collect::<anyhow::Result<Vec<_>>>()?;
+    let nats = if addrs.iter().any(|a| nats_child::answers(*a)) {
         println!("using NATS at {}", args.nats);
         None
-    } else {
+    } else if let [nats_addr] = addrs[..] {
         println!(
             "starting nats-server on {nats_addr} (data in {})",
             data_dir.join("nats").display()
@@ -60,6 +62,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             &data_dir.join("nats"),
             &data_dir.join("nats.log"),
         )?)
+    } else {
+        anyhow::bail!(
+            "no NATS answers at any of {}; atoll up starts a local nats-server only for a single --nats URL",
+            args.nats
+        );
     };
     let result = run_cluster(&args, &data_dir).await;
     if let Some(n) = nats {

@@ -41,7 +41,7 @@ pub(super) struct Joins {
 
 /// Everything the joined phase starts from.
 pub(super) struct Link {
-    pub url: String,
+    pub urls: Vec<async_nats::ServerAddr>,
     pub cluster: String,
     pub name: String,
     pub run_id: u64,
@@ -58,7 +58,7 @@ pub(super) struct Link {
 /// Connects, checks the name, joins and stays joined. Returns only when
 /// this host must give way to another process with its name.
 pub(super) async fn run(link: Link) -> HostError {
-    let client = connect(&link.url, &link.name).await;
+    let client = connect(&link.urls, &link.name).await;
     link.joins.client.set(client.clone());
     let names = Names::new(&link.cluster);
     let mut heard = subscribe(&client, names.heartbeat(&link.name)).await;
@@ -145,13 +145,15 @@ pub(super) async fn watch_alone(
     }
 }
 
-/// Connects, retrying with a jittered backoff for as long as it takes.
-async fn connect(url: &str, name: &str) -> async_nats::Client {
+/// Connects to any of `urls`, retrying with a jittered backoff for as
+/// long as it takes.
+async fn connect(urls: &Vec<async_nats::ServerAddr>, name: &str) -> async_nats::Client {
     let mut retry = Retry::default();
     loop {
-        match atoll_sdk::nats::connect(url, &format!("host-{name}")).await {
+        match atoll_sdk::nats::connect(urls, &format!("host-{name}")).await {
             Ok(client) => {
-                tracing::info!(%url, "connected to NATS");
+                let server = client.server_info();
+                tracing::info!(server = %server.server_name, port = server.port, "connected to NATS");
                 return client;
             }
             Err(e) => {

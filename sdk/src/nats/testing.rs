@@ -3,6 +3,8 @@
 //! port and a store in a fresh temporary directory, ready once it sends its
 //! `INFO` greeting, killed — and its directory removed — when dropped.
 //!
+//! [`TestCluster`] starts several, routed into one JetStream cluster.
+//!
 //! Compiled for the sdk's own tests and, behind the `testing` feature, for
 //! other crates' tests. The `nats-server` binary is looked up on `PATH`,
 //! then in `/usr/sbin` and `/usr/bin` (where Debian puts it); a test that
@@ -23,6 +25,8 @@ pub struct TestNats {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// Cluster options (name, listen, routes), empty when alone.
+    cluster: Vec<String>,
 }
 
 impl TestNats {
@@ -32,6 +36,7 @@ impl TestNats {
             child: None,
             port: free_port(),
             dir: temp_dir(),
+            cluster: Vec::new(),
         };
         nats.resume();
         nats
@@ -66,6 +71,7 @@ impl TestNats {
                 "-sd",
             ])
             .arg(&store)
+            .args(&self.cluster)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -82,6 +88,69 @@ impl TestNats {
                 "nats-server did not greet on {addr} within {READY_WITHIN:?}"
             );
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// `n` servers with JetStream routed into one cluster on loopback, each
+/// with its own port, cluster port and store.
+pub struct TestCluster {
+    pub nodes: Vec<TestNats>,
+}
+
+impl TestCluster {
+    /// Starts the servers; JetStream elects its leader a moment later
+    /// (see [`wait_ready`](Self::wait_ready)).
+    pub fn start(n: usize) -> TestCluster {
+        let routes: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let nodes = (0..n)
+            .map(|i| {
+                let others: Vec<String> = (routes.iter().enumerate())
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, p)| format!("nats://127.0.0.1:{p}"))
+                    .collect();
+                let mut node = TestNats {
+                    child: None,
+                    port: free_port(),
+                    dir: temp_dir(),
+                    cluster: vec![
+                        "-n".into(),
+                        format!("node{i}"),
+                        "--cluster_name".into(),
+                        "atoll-test".into(),
+                        "--cluster".into(),
+                        format!("nats://127.0.0.1:{}", routes[i]),
+                        "--routes".into(),
+                        others.join(","),
+                    ],
+                };
+                node.resume();
+                node
+            })
+            .collect();
+        TestCluster { nodes }
+    }
+
+    /// Every node's URL, comma-separated (`--nats`).
+    pub fn urls(&self) -> String {
+        let urls: Vec<String> = self.nodes.iter().map(TestNats::url).collect();
+        urls.join(",")
+    }
+
+    /// Waits until JetStream can place a stream on every node; panics
+    /// after 30 s.
+    pub async fn wait_ready(&self) {
+        let urls = crate::nats::parse_urls(&self.urls()).expect("urls");
+        let client = (crate::nats::connect(&urls, "test-cluster").await).expect("connect");
+        let js = async_nats::jetstream::new(client);
+        let n = self.nodes.len();
+        let started = Instant::now();
+        while !matches!(crate::nats::replicas::peers(&js, n).await, Ok(p) if p == n) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "JetStream did not place {n} replicas within 30s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
