@@ -17,6 +17,7 @@
 //! decisions are tested against a fake.
 
 pub(crate) mod fence;
+mod stale;
 
 pub(crate) use fence::Fence;
 
@@ -138,6 +139,11 @@ pub(crate) struct Lease<S = kv::Store> {
     held: Option<(u64, u64)>,
     /// Until the first [`Lease::hold`]: see [`may_take_back`].
     first: bool,
+    /// A holder that has not renewed for this long has stopped
+    /// ([`stale`]); `None`: only the key's expiry frees it.
+    ttl: Option<Duration>,
+    /// The key's revision as this follower last saw it, and since when.
+    seen: Option<stale::Sighting>,
 }
 
 impl<S: LeaseStore> Lease<S> {
@@ -147,11 +153,25 @@ impl<S: LeaseStore> Lease<S> {
             me: me.to_string(),
             held: None,
             first: true,
+            ttl: None,
+            seen: None,
         }
+    }
+
+    /// Takes over a lease whose holder has not renewed it for `ttl`, as
+    /// this server sees it, rather than waiting for the key to expire.
+    pub(crate) fn observing(mut self, ttl: Duration) -> Lease<S> {
+        self.ttl = Some(ttl);
+        self
     }
 
     /// Takes or renews the lease.
     pub(crate) async fn hold(&mut self) -> Hold {
+        self.hold_at(Instant::now()).await
+    }
+
+    /// [`hold`](Self::hold), judging staleness at `now`.
+    pub(crate) async fn hold_at(&mut self, now: Instant) -> Hold {
         let first = std::mem::replace(&mut self.first, false);
         if let Some((rev, epoch)) = self.held.take() {
             match self.store.update(encode(&self.me, Some(epoch)), rev).await {
@@ -184,7 +204,7 @@ impl<S: LeaseStore> Lease<S> {
             };
         }
         if !first {
-            return Hold::Following;
+            return self.take_over_if_stale(now).await;
         }
         // A server restarted under the same name takes its own lease back
         // at once instead of waiting for it to expire (a new epoch: the
@@ -206,6 +226,38 @@ impl<S: LeaseStore> Lease<S> {
         }
         Hold::Following
     }
+
+    /// Takes the lease over when its holder stopped renewing it (see
+    /// [`stale`]): a compare-and-set at the revision seen, in a new epoch.
+    async fn take_over_if_stale(&mut self, now: Instant) -> Hold {
+        let (Some(ttl), Some(held)) = (self.ttl, self.store.held().await) else {
+            self.seen = None;
+            return Hold::Following;
+        };
+        if !stale::stale(&mut self.seen, held.revision, now, ttl) {
+            return Hold::Following;
+        }
+        let epoch = held.revision + 1;
+        match (self.store)
+            .update(encode(&self.me, Some(epoch)), held.revision)
+            .await
+        {
+            Ok(next) => {
+                tracing::info!(
+                    previous = held.holder.as_deref().unwrap_or("?"),
+                    ?ttl,
+                    "the lease was not renewed for its TTL: taking over"
+                );
+                self.held = Some((next, epoch));
+                self.seen = None;
+                Hold::Leading {
+                    epoch,
+                    renewed: true,
+                }
+            }
+            Err(_) => Hold::Following,
+        }
+    }
 }
 
 /// Holds (or waits for) the lease for as long as it runs, publishing the
@@ -221,7 +273,13 @@ pub(crate) async fn run<S: LeaseStore>(
     loop {
         let sent = Instant::now();
         let hold = lease.hold().await;
+        let before = fence.epoch();
         fence = fence.after(hold, sent, ttl);
+        match (before, fence.epoch()) {
+            (b, Some(epoch)) if b != Some(epoch) => tracing::info!(epoch, "leading"),
+            (Some(epoch), None) => tracing::warn!(epoch, "no longer leading: following"),
+            _ => {}
+        }
         tx.send_if_modified(|f| {
             let changed = *f != fence;
             *f = fence;
@@ -246,6 +304,8 @@ pub(crate) async fn set_ttl(buckets: &atoll_sdk::nats::Buckets, ttl: Duration) {
         let mut config = s.info().await.map_err(|e| e.to_string())?.config.clone();
         if config.max_age != ttl {
             config.max_age = ttl;
+            // JetStream refuses a duplicates window longer than the age.
+            config.duplicate_window = config.duplicate_window.min(ttl);
             buckets
                 .js
                 .update_stream(config)

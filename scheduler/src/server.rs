@@ -45,7 +45,7 @@ impl ServerConfig {
             down_after: Duration::from_millis(HEARTBEAT_INTERVAL_MS * MISSED_HEARTBEATS_DOWN),
             mass_loss: 0.5,
             reconnect_grace: Duration::from_secs(10),
-            lease_ttl: Duration::from_secs(4),
+            lease_ttl: atoll_sdk::nats::LEASE_TTL,
             replicas: None,
         }
     }
@@ -92,7 +92,8 @@ pub async fn run(
     // The lease bucket's keys live as long as a lease.
     crate::lease::set_ttl(&buckets, cfg.lease_ttl).await;
     let (fence_tx, fence_rx) = tokio::sync::watch::channel(crate::lease::Fence::following());
-    let lease = crate::lease::Lease::new(buckets.leader.clone(), &cfg.name);
+    let lease =
+        crate::lease::Lease::new(buckets.leader.clone(), &cfg.name).observing(cfg.lease_ttl);
     let leasing = tokio::spawn(crate::lease::run(lease, cfg.lease_ttl, fence_tx));
     let registry = tokio::spawn(crate::servers::register(
         buckets.leader.clone(),

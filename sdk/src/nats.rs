@@ -19,8 +19,9 @@ use async_nats::ToServerAddrs;
 use async_nats::jetstream::{self, kv, object_store};
 use std::time::Duration;
 
-/// How long the leader lease lives without renewal.
-pub const LEASE_TTL: Duration = Duration::from_secs(5);
+/// How long the leader lease lives without renewal (`atoll server
+/// --lease-ttl`, whose default this is, sets it on the bucket).
+pub const LEASE_TTL: Duration = Duration::from_secs(4);
 
 /// Handles on every bucket of one cluster.
 #[derive(Clone)]

@@ -123,6 +123,34 @@ async fn a_lease_whose_holder_stopped_renewing_goes_to_another_in_a_later_epoch(
 }
 
 #[tokio::test]
+async fn a_follower_takes_over_a_lease_not_renewed_for_its_ttl_before_it_expires() {
+    const TTL: Duration = Duration::from_secs(4);
+    let store = Fake::default();
+    let t0 = Instant::now();
+    let mut a = Lease::new(&store, "a").observing(TTL);
+    let mut b = Lease::new(&store, "b").observing(TTL);
+    let first = epoch(a.hold_at(t0).await);
+    assert!(!leads(b.hold_at(t0).await), "b's first try sees a lead");
+    // a renews every second: b never judges it stale.
+    for s in 1..=8 {
+        let now = t0 + Duration::from_secs(s);
+        assert!(leads(a.hold_at(now).await));
+        assert!(!leads(b.hold_at(now).await), "a renews: at {s} s");
+    }
+    // a stops (paused or dead); the key has not expired.
+    let stopped = t0 + Duration::from_secs(8);
+    assert!(!leads(b.hold_at(stopped + Duration::from_secs(3)).await));
+    let second = epoch(b.hold_at(stopped + TTL).await);
+    assert!(second > first, "a later epoch: {second} > {first}");
+    assert_eq!(store.holder().as_deref(), Some("b"));
+    assert_eq!(
+        a.hold_at(stopped + Duration::from_secs(5)).await,
+        Hold::Following,
+        "a, resumed, finds its renewal refused"
+    );
+}
+
+#[tokio::test]
 async fn a_renewal_whose_answer_was_lost_keeps_the_lease() {
     let store = Fake::default();
     let mut a = Lease::new(&store, "a");
