@@ -9,6 +9,18 @@ use async_nats::jetstream::kv::{self, Operation};
 use atoll_sdk::cluster::Assignment;
 use futures::StreamExt;
 
+/// How often the watch is checked against the key itself: a watch whose
+/// consumer was on a NATS node that died may stay silent for a while.
+const STALL_CHECK: Duration = Duration::from_secs(3);
+
+/// Whether the key holds a revision later than `last`, the watch's last.
+async fn behind(kv: &kv::Store, host: &str, last: u64) -> bool {
+    match kv.entry(host).await {
+        Ok(Some(entry)) => entry.revision > last,
+        _ => false,
+    }
+}
+
 /// Follows this host's assignment key; level-triggered, so a missed
 /// update is harmless: the next value is the whole truth. A deleted key
 /// means run nothing.
@@ -31,8 +43,22 @@ pub(super) async fn watch(
         match kv.watch_with_history(&host).await {
             Ok(mut watch) => {
                 backoff = Duration::from_millis(100);
-                while let Some(entry) = watch.next().await {
-                    let Ok(entry) = entry else { break };
+                let mut last = 0;
+                let mut check = tokio::time::interval(STALL_CHECK);
+                check.tick().await;
+                loop {
+                    let entry = tokio::select! {
+                        entry = watch.next() => entry,
+                        _ = check.tick() => {
+                            if behind(&kv, &host, last).await {
+                                tracing::warn!("the assignment watch fell behind its key; watching again");
+                                break;
+                            }
+                            continue;
+                        }
+                    };
+                    let Some(Ok(entry)) = entry else { break };
+                    last = last.max(entry.revision);
                     let assignment = match entry.operation {
                         Operation::Put => {
                             match serde_json::from_slice::<Assignment>(&entry.value) {

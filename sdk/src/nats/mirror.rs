@@ -2,8 +2,9 @@
 //!
 //! Readers (the controller, the API, the gateways) read the mirror instead
 //! of asking NATS, so no request path waits on a NATS round trip. The
-//! mirror loads every key, then watches from the next revision; every
-//! entry carries its revision, so an update seen twice is applied once.
+//! mirror loads every key and follows the updates through one watch from
+//! the stream's start (see [`sync_and_watch`]); every entry carries its
+//! revision, so an update seen twice is applied once.
 //! When the watch breaks (NATS restarted), it reloads from scratch after a
 //! bounded, jittered backoff.
 
@@ -128,12 +129,6 @@ async fn run<T: DeserializeOwned>(
 enum MirrorError {
     #[error("reading the bucket's stream info: {0}")]
     Info(#[source] async_nats::jetstream::stream::InfoError),
-    #[error("listing the keys: {0}")]
-    Keys(#[source] kv::HistoryError),
-    #[error("listing the keys: {0}")]
-    Key(#[source] kv::WatcherError),
-    #[error("reading key {key}: {source}")]
-    Entry { key: String, source: kv::EntryError },
     #[error("watching from revision {revision}: {source}")]
     Watch {
         revision: u64,
@@ -143,6 +138,8 @@ enum MirrorError {
     Watched(#[source] kv::WatcherError),
     #[error("watch ended")]
     Ended,
+    #[error("the watch stalled at revision {applied}; the bucket is at {last}")]
+    Stalled { applied: u64, last: u64 },
 }
 
 fn rand_jitter(max: u64) -> u64 {
@@ -153,6 +150,20 @@ fn rand_jitter(max: u64) -> u64 {
     if max == 0 { 0 } else { nanos % max }
 }
 
+/// How often a watch is checked against its stream's last revision.
+const STALL_CHECK: Duration = Duration::from_secs(2);
+
+/// How long a load waits for the next key before it looks again: the
+/// stream's messages may have expired between its info and the watch.
+const LOAD_STALL: Duration = Duration::from_secs(5);
+
+/// Loads the bucket and follows it through one watch — an ordered
+/// consumer on the stream's leader, from its first message — so that the
+/// load and the updates come from one consistent source. (Reading the keys
+/// one by one would use direct gets, which a replica that is behind may
+/// answer in a NATS cluster: a value older than the watch's start would
+/// then stay in the mirror for good.) The load is done at the entry with
+/// nothing pending after it.
 async fn sync_and_watch<T: DeserializeOwned>(
     store: &kv::Store,
     map: &RwLock<Map<T>>,
@@ -160,38 +171,91 @@ async fn sync_and_watch<T: DeserializeOwned>(
     loaded: &mut Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<(), MirrorError> {
     let info = store.stream.get_info().await.map_err(MirrorError::Info)?;
-    let last = info.state.last_sequence;
-    let mut fresh: Map<T> = BTreeMap::new();
-    let mut keys = store.keys().await.map_err(MirrorError::Keys)?;
-    while let Some(key) = keys.next().await {
-        let key = key.map_err(MirrorError::Key)?;
-        let entry = (store.entry(&key).await).map_err(|source| MirrorError::Entry {
-            key: key.clone(),
+    let mut watch =
+        (store.watch_all_from_revision(1).await).map_err(|source| MirrorError::Watch {
+            revision: 1,
             source,
         })?;
-        if let Some(v) = entry.as_ref().and_then(decode) {
-            fresh.insert(key, v);
+    let mut fresh: Option<Map<T>> = None;
+    if info.state.messages > 0 {
+        fresh = Some(BTreeMap::new());
+    } else {
+        publish(map, BTreeMap::new(), tx, loaded);
+    }
+    // The highest revision seen, and what the last check found behind it.
+    let mut applied = 0;
+    let mut behind_at: Option<u64> = None;
+    let mut check = tokio::time::interval(STALL_CHECK);
+    check.tick().await;
+    loop {
+        let next = match &fresh {
+            Some(_) => match tokio::time::timeout(LOAD_STALL, watch.next()).await {
+                Ok(next) => next,
+                // Never a partial load in place of the last whole one
+                // (readers would act on keys that merely did not arrive
+                // yet): empty only when the stream is.
+                Err(_) => {
+                    let info = store.stream.get_info().await.map_err(MirrorError::Info)?;
+                    if info.state.messages > 0 {
+                        return Err(MirrorError::Stalled {
+                            applied,
+                            last: info.state.last_sequence,
+                        });
+                    }
+                    let done = fresh.take().unwrap_or_default();
+                    publish(map, done, tx, loaded);
+                    continue;
+                }
+            },
+            None => tokio::select! {
+                next = watch.next() => next,
+                _ = check.tick() => {
+                    let last = (store.stream.get_info().await)
+                        .map_or(0, |i| i.state.last_sequence);
+                    // Behind twice at the same point: the watch stalled
+                    // (its consumer was on a NATS node that died).
+                    if last > applied && behind_at == Some(applied) {
+                        return Err(MirrorError::Stalled { applied, last });
+                    }
+                    behind_at = (last > applied).then_some(applied);
+                    continue;
+                }
+            },
+        };
+        let Some(entry) = next else {
+            return Err(MirrorError::Ended);
+        };
+        let entry = entry.map_err(MirrorError::Watched)?;
+        applied = applied.max(entry.revision);
+        match fresh.as_mut() {
+            Some(loading) => {
+                let done = entry.delta == 0;
+                apply_to(loading, entry);
+                if done {
+                    let done = fresh.take().unwrap_or_default();
+                    publish(map, done, tx, loaded);
+                }
+            }
+            None => {
+                apply(map, entry);
+                tx.send_modify(|n| *n += 1);
+            }
         }
     }
+}
+
+/// Makes `fresh` the mirror's content and says the load is done.
+fn publish<T>(
+    map: &RwLock<Map<T>>,
+    fresh: Map<T>,
+    tx: &watch::Sender<u64>,
+    loaded: &mut Option<tokio::sync::oneshot::Sender<()>>,
+) {
     *map.write().unwrap_or_else(|e| e.into_inner()) = fresh;
     tx.send_modify(|n| *n += 1);
     if let Some(l) = loaded.take() {
         let _ = l.send(());
     }
-    let revision = last + 1;
-    let mut watch = (store.watch_all_from_revision(revision).await)
-        .map_err(|source| MirrorError::Watch { revision, source })?;
-    while let Some(entry) = watch.next().await {
-        let entry = entry.map_err(MirrorError::Watched)?;
-        // An ordered consumer re-created after a reconnect may replay from
-        // the start; the load already covered everything up to `last`.
-        if entry.revision <= last {
-            continue;
-        }
-        apply(map, entry);
-        tx.send_modify(|n| *n += 1);
-    }
-    Err(MirrorError::Ended)
 }
 
 fn decode<T: DeserializeOwned>(entry: &kv::Entry) -> Option<Versioned<T>> {
@@ -211,7 +275,12 @@ fn decode<T: DeserializeOwned>(entry: &kv::Entry) -> Option<Versioned<T>> {
 }
 
 fn apply<T: DeserializeOwned>(map: &RwLock<Map<T>>, entry: kv::Entry) {
-    let mut map = map.write().unwrap_or_else(|e| e.into_inner());
+    apply_to(&mut map.write().unwrap_or_else(|e| e.into_inner()), entry);
+}
+
+/// Applies `entry` unless the map has the key at a later revision (an
+/// ordered consumer re-created after a reconnect may replay).
+fn apply_to<T: DeserializeOwned>(map: &mut Map<T>, entry: kv::Entry) {
     if map
         .get(&entry.key)
         .is_some_and(|v| v.revision >= entry.revision)
