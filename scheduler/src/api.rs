@@ -101,7 +101,7 @@ async fn app_history(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Vec<RevisionView>>> {
     let current = revisions::current(&c, &name)?;
-    let kept = revisions::history(&c, &name).await;
+    let kept = revisions::history(&c, &name).await?;
     Ok(Json(views::revisions(&kept, current.value.revision)))
 }
 

@@ -17,6 +17,18 @@ pub(crate) enum CasError {
     Update(#[from] kv::UpdateError),
 }
 
+impl CasError {
+    /// Whether the key had changed (a lost race), rather than the bucket
+    /// not answering (JetStream electing a stream leader after a node
+    /// loss, NATS away): only the latter is worth the same write again.
+    pub(crate) fn is_conflict(&self) -> bool {
+        match self {
+            CasError::Create(e) => e.kind() == kv::CreateErrorKind::AlreadyExists,
+            CasError::Update(e) => e.kind() == kv::UpdateErrorKind::WrongLastRevision,
+        }
+    }
+}
+
 /// Writes `value` at `key` if the key is still at `expected` (`None`: the
 /// key must not exist); the new KV revision.
 pub(crate) async fn compare_and_set(

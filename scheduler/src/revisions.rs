@@ -46,6 +46,11 @@ pub(crate) enum RevisionError {
     Changed { app: String, source: CasError },
     #[error("deleting desired state: {source}")]
     Delete { source: kv::DeleteError },
+    #[error("reading the history of app {app} (try again): {message}")]
+    History { app: String, message: String },
+    /// JetStream did not take the write within [`PATIENCE`].
+    #[error("NATS JetStream did not take the change of app {app} (try again): {source}")]
+    Unavailable { app: String, source: CasError },
 }
 
 impl RevisionError {
@@ -57,7 +62,49 @@ impl RevisionError {
             RevisionError::Read { .. }
                 | RevisionError::Encode { .. }
                 | RevisionError::Delete { .. }
+                | RevisionError::Unavailable { .. }
+                | RevisionError::History { .. }
         )
+    }
+
+    /// Whether the same change may succeed in a moment: the bucket did
+    /// not answer (nothing was refused).
+    fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            RevisionError::Read { .. }
+                | RevisionError::Unavailable { .. }
+                | RevisionError::History { .. }
+        )
+    }
+}
+
+/// How long a change of desired state waits out JetStream not answering:
+/// a stream elects a new leader within a few seconds of a node's loss.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// Runs `change` until it succeeds, is refused, or [`PATIENCE`] runs out
+/// with JetStream still not answering (bounded backoff). A deploy also
+/// tries again after a lost race, twice: what it read may have come from
+/// a replica that was behind.
+async fn patiently<T, F, Fut>(mut change: F) -> Result<T, RevisionError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, RevisionError>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut pause = Duration::from_millis(100);
+    let mut races = 0;
+    loop {
+        match change().await {
+            Err(e) if e.is_transient() && tokio::time::Instant::now() + pause < deadline => {
+                tracing::info!(error = %e, ?pause, "desired state not written yet; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            Err(RevisionError::Raced { .. }) if races < 2 => races += 1,
+            other => return other,
+        }
     }
 }
 
@@ -75,6 +122,15 @@ pub(crate) struct Deployed {
 /// server's mirror has the new revision (read-your-writes: the caller's
 /// next GET sees it).
 pub(crate) async fn deploy(
+    cluster: &Cluster,
+    app: App,
+    compose: String,
+    warnings: Vec<String>,
+) -> Result<Deployed, RevisionError> {
+    patiently(|| deploy_once(cluster, app.clone(), compose.clone(), warnings.clone())).await
+}
+
+async fn deploy_once(
     cluster: &Cluster,
     app: App,
     compose: String,
@@ -100,7 +156,7 @@ pub(crate) async fn deploy(
     }
     let revision = match &previous {
         Some(p) => p.revision + 1,
-        None => last_revision(cluster, &name).await + 1,
+        None => last_revision(cluster, &name).await? + 1,
     };
     let record = AppRecord {
         v: VERSION,
@@ -160,7 +216,7 @@ pub(crate) async fn rollback(
     to: Option<u64>,
 ) -> Result<RolledBack, RevisionError> {
     let current = current(cluster, app)?;
-    let revisions = history(cluster, app).await;
+    let revisions = history(cluster, app).await?;
     let next = rolled_back(&current.value, &revisions, service, to)?;
     let (restored, cause) = (next.restored, next.cause.clone());
     let revision = write(cluster, app, &current, next).await?;
@@ -184,7 +240,7 @@ pub(crate) async fn restore_previous(
     if current.value.rollback_of.is_some() {
         return Ok(None);
     }
-    let revisions = history(cluster, app).await;
+    let revisions = history(cluster, app).await?;
     let mut next = rolled_back(&current.value, &revisions, None, None)?;
     next.cause = format!(
         "automatic rollback of revision {}: {why}",
@@ -213,14 +269,27 @@ pub(crate) async fn remove(cluster: &Cluster, app: &str) -> Result<(), RevisionE
 }
 
 /// Every revision of `app` still in the bucket's history, oldest first.
-pub(crate) async fn history(cluster: &Cluster, app: &str) -> Vec<AppRecord> {
-    let Ok(mut entries) = cluster.buckets.apps.history(app).await else {
-        return Vec::new();
+pub(crate) async fn history(cluster: &Cluster, app: &str) -> Result<Vec<AppRecord>, RevisionError> {
+    patiently(|| history_once(cluster, app)).await
+}
+
+/// The app's history read once: whole, or an error (never a part of it:
+/// a rollback or a new revision number would be decided on it).
+async fn history_once(cluster: &Cluster, app: &str) -> Result<Vec<AppRecord>, RevisionError> {
+    let unavailable = |message: String| RevisionError::History {
+        app: app.to_string(),
+        message,
     };
+    let mut entries =
+        (cluster.buckets.apps.history(app).await).map_err(|e| unavailable(e.to_string()))?;
     let mut out: Vec<AppRecord> = Vec::new();
-    while let Ok(Some(Ok(entry))) =
-        tokio::time::timeout(Duration::from_secs(2), entries.next()).await
-    {
+    loop {
+        let entry = match tokio::time::timeout(Duration::from_secs(2), entries.next()).await {
+            Ok(None) => break,
+            Ok(Some(Ok(entry))) => entry,
+            Ok(Some(Err(e))) => return Err(unavailable(e.to_string())),
+            Err(_) => return Err(unavailable("no answer within 2s".to_string())),
+        };
         if let Ok(r) = serde_json::from_slice::<AppRecord>(&entry.value) {
             out.retain(|o| o.revision != r.revision);
             out.push(r);
@@ -230,14 +299,14 @@ pub(crate) async fn history(cluster: &Cluster, app: &str) -> Vec<AppRecord> {
         }
     }
     out.sort_by_key(|r| r.revision);
-    out
+    Ok(out)
 }
 
 /// The revision of an app's last deploy still in history (0 for a new
 /// name), so an app removed and deployed again keeps counting up and no
 /// leftover status of its old life passes for the new one.
-async fn last_revision(cluster: &Cluster, app: &str) -> u64 {
-    (history(cluster, app).await.last()).map_or(0, |r| r.revision)
+async fn last_revision(cluster: &Cluster, app: &str) -> Result<u64, RevisionError> {
+    Ok((history_once(cluster, app).await?.last()).map_or(0, |r| r.revision))
 }
 
 /// The app's current revision, as this server's mirror has it.
@@ -266,9 +335,12 @@ async fn write(
         rollback_of: next.rollback_of,
         cause: Some(next.cause),
     };
-    put(cluster, app, &record, Some(current.revision))
-        .await
-        .map_err(|e| e.into_error(app, |app, source| RevisionError::Changed { app, source }))?;
+    patiently(|| async {
+        put(cluster, app, &record, Some(current.revision))
+            .await
+            .map_err(|e| e.into_error(app, |app, source| RevisionError::Changed { app, source }))
+    })
+    .await?;
     Ok(record.revision)
 }
 
@@ -283,7 +355,11 @@ impl PutError {
     fn into_error(self, app: &str, raced: fn(String, CasError) -> RevisionError) -> RevisionError {
         match self {
             PutError::Encode(source) => RevisionError::Encode { source },
-            PutError::Cas(source) => raced(app.to_string(), source),
+            PutError::Cas(source) if source.is_conflict() => raced(app.to_string(), source),
+            PutError::Cas(source) => RevisionError::Unavailable {
+                app: app.to_string(),
+                source,
+            },
         }
     }
 }
