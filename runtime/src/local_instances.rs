@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 const DRAIN_POLL: Duration = Duration::from_millis(20);
 
 struct Entry {
+    /// The app and service it is an instance of.
+    service: (String, String),
     reach: Reach,
     /// Takes requests (its health check passed, or it has none).
     ready: bool,
@@ -144,6 +146,22 @@ impl LocalInstances {
         Some((entry.reach.clone(), guard))
     }
 
+    /// Any ready instance of `app`'s `service` here, the least busy, for
+    /// when every instance the routing table names is gone (a table that
+    /// is behind, its NATS watch stalled): counted in flight as
+    /// [`checkout`](Self::checkout) does.
+    pub(crate) fn checkout_any(&self, app: &str, service: &str) -> Option<(Reach, InFlight)> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        let entry = (map.values())
+            .filter(|e| e.ready && e.service.0 == app && e.service.1 == service)
+            .min_by_key(|e| e.stats.inflight())?;
+        let guard = InFlight {
+            stats: entry.stats.clone(),
+            started_us: entry.stats.start(),
+        };
+        Some((entry.reach.clone(), guard))
+    }
+
     /// The request counters of an instance served here.
     pub(crate) fn counters(&self, id: &str) -> Option<Counters> {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
@@ -152,8 +170,9 @@ impl LocalInstances {
 
     /// Adds a running instance; `ready` false keeps it out of traffic
     /// until [`set_ready`](Self::set_ready).
-    pub(crate) fn insert(&self, id: &str, reach: Reach, ready: bool) {
+    pub(crate) fn insert(&self, id: &str, service: (&str, &str), reach: Reach, ready: bool) {
         let entry = Entry {
+            service: (service.0.to_string(), service.1.to_string()),
             reach,
             ready,
             stats: Arc::default(),
@@ -220,17 +239,38 @@ mod tests {
     #[test]
     fn an_instance_that_is_not_ready_takes_no_requests() {
         let l = LocalInstances::default();
-        l.insert("i1", container(), false);
+        l.insert("i1", WEB, container(), false);
         assert!(l.checkout("i1").is_none());
         l.set_ready("i1", true);
         assert!(l.checkout("i1").is_some());
         assert_eq!(l.bridged_apps(), BTreeSet::from(["a".to_string()]));
     }
 
+    const WEB: (&str, &str) = ("a", "web");
+
+    #[test]
+    fn any_ready_instance_of_a_service_the_least_busy() {
+        let l = LocalInstances::default();
+        l.insert("i1", WEB, container(), true);
+        l.insert("i2", WEB, container(), true);
+        l.insert("i3", WEB, container(), false);
+        l.insert("db", ("a", "db"), container(), true);
+        assert!(l.checkout_any("a", "api").is_none(), "no instance of api");
+        assert!(l.checkout_any("b", "web").is_none(), "nor of another app");
+        let (_, first) = l.checkout("i1").expect("ready");
+        let (_, second) = l.checkout_any("a", "web").expect("i2 is idle");
+        let busy = |id: &str| l.counters(id).map(|c| c.inflight);
+        assert_eq!(
+            (busy("i1"), busy("i2"), busy("i3")),
+            (Some(1), Some(1), Some(0))
+        );
+        drop((first, second));
+    }
+
     #[test]
     fn finished_requests_are_counted_with_their_time() {
         let l = LocalInstances::default();
-        l.insert("i1", container(), true);
+        l.insert("i1", WEB, container(), true);
         let (_, a) = l.checkout("i1").expect("ready");
         let (_, b) = l.checkout("i1").expect("ready");
         let counters = l.counters("i1").map(|c| (c.inflight, c.requests));
@@ -251,7 +291,7 @@ mod tests {
     #[tokio::test]
     async fn a_drain_waits_for_requests_in_flight_up_to_the_grace_period() {
         let l = LocalInstances::default();
-        l.insert("i1", container(), true);
+        l.insert("i1", WEB, container(), true);
         let (_, guard) = l.checkout("i1").expect("ready");
         let l2 = l.clone();
         let done = tokio::spawn(async move { l2.drain("i1", Duration::from_secs(5)).await });
@@ -263,7 +303,7 @@ mod tests {
 
         assert!(l.counters("i1").is_none(), "gone once drained");
 
-        l.insert("i2", container(), true);
+        l.insert("i2", WEB, container(), true);
         let (_, _stuck) = l.checkout("i2").expect("ready");
         assert!(!l.drain("i2", Duration::from_millis(50)).await, "bounded");
     }

@@ -312,7 +312,12 @@ impl Supervisor {
         let checked = health::health_of(spec, running.as_ref()).is_some();
         slot.health = checked.then_some(HealthState::Starting);
         slot.running = Some(running.clone());
-        self.local.insert(&spec.id, running.reach(), !checked);
+        self.local.insert(
+            &spec.id,
+            (&spec.app, &spec.service),
+            running.reach(),
+            !checked,
+        );
         true
     }
 

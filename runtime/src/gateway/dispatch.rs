@@ -91,7 +91,7 @@ impl Gateway {
     }
 }
 
-fn copy_request(req: &Request<Bytes>) -> Request<Full<Bytes>> {
+pub(super) fn copy_request(req: &Request<Bytes>) -> Request<Full<Bytes>> {
     let mut out = Request::new(Full::new(req.body().clone()));
     *out.method_mut() = req.method().clone();
     *out.uri_mut() = req.uri().clone();

@@ -3,9 +3,11 @@
 //! so a retry is safe. When every instance of the round answered that it
 //! is not there, the routing table is behind a rolling update that just
 //! moved on: after a short wait, another round runs on the table as it is
-//! then, up to [`STALE_ROUNDS`].
+//! then, up to [`STALE_ROUNDS`]. After the last, an instance of the
+//! service running on this host serves, if there is one.
 
 use super::attempts::{Attempts, Outstanding};
+use super::dispatch::copy_request;
 use super::forward::Unsent;
 use super::routes::{Route, Table};
 use super::{Gateway, ResponseBody, VERSION_HEADER, Via, text};
@@ -47,6 +49,14 @@ impl Gateway {
                 }
                 Err(_) => break,
             }
+        }
+        // Every instance the table names is gone and no newer table came:
+        // the table is behind (its NATS watch stalled). An instance of the
+        // service running here serves rather than a 503.
+        if let Some(inst) = self.local.checkout_any(&route.app, &route.service)
+            && let Some(resp) = self.serve_local(inst, via, copy_request(req)).await
+        {
+            return resp;
         }
         text(
             StatusCode::SERVICE_UNAVAILABLE,
