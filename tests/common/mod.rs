@@ -81,6 +81,17 @@ impl Proc {
         self.child.as_ref().map_or(0, |c| c.id())
     }
 
+    /// `kill -STOP` (`stop`) or `kill -CONT`: a process paused as a VM
+    /// freeze or a long GC would pause it.
+    pub fn pause(&self, stop: bool) {
+        let signal = if stop { "-STOP" } else { "-CONT" };
+        let ok = Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {signal} {} ({})", self.pid(), self.name);
+    }
+
     /// `kill -9`, as a crash would.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -171,6 +182,45 @@ impl Cluster {
         c.start_nats();
         c.start_server();
         c
+    }
+
+    /// A cluster on NATS the test runs itself (a NATS cluster, say):
+    /// neither NATS nor a server is started; `self.api` names the first
+    /// server's API port.
+    pub fn on_nats(nats_url: &str) -> Cluster {
+        let api_port = free_port();
+        Cluster {
+            nats_url: nats_url.to_string(),
+            nats_ip: "127.0.0.1".to_string(),
+            nats_port: 0,
+            api: format!("http://127.0.0.1:{api_port}"),
+            api_port,
+            dir: tempdir::Dir::new(),
+            nats: None,
+            server: None,
+            hosts: Vec::new(),
+        }
+    }
+
+    /// Starts `atoll server --name NAME` with its API on `api_port` (one
+    /// of several servers) and waits until that API answers.
+    pub fn spawn_server(&self, name: &str, api_port: u16, extra: &[&str]) -> Proc {
+        let mut cmd = Command::new(atoll_bin());
+        cmd.args(["server", "--nats", &self.nats_url, "--listen"])
+            .arg(format!("127.0.0.1:{api_port}"))
+            .args(["--name", name])
+            .args(extra);
+        let proc = Proc::spawn(&format!("server-{name}"), &mut cmd, self.dir.path());
+        wait_until(
+            &format!("server {name}'s API"),
+            Duration::from_secs(20),
+            || {
+                http_get(&format!("127.0.0.1:{api_port}"), "/v1/health")
+                    .ok()
+                    .filter(|(s, _)| *s == 200)
+            },
+        );
+        proc
     }
 
     pub fn start_nats(&mut self) {
