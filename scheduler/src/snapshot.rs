@@ -288,6 +288,7 @@ pub(crate) mod fixtures {
             warnings: Vec::new(),
             rollback_of: None,
             cause: None,
+            importing_since_ms: None,
         }
     }
 
