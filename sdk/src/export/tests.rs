@@ -113,3 +113,17 @@ fn inconsistent_apps_are_refused() {
         "app shop: appears twice"
     );
 }
+
+#[test]
+fn an_import_holds_the_controller_back_for_a_bounded_time_only() {
+    use crate::protocol::IMPORT_WAIT_MS;
+    let mut r = record("shop", 1, "1");
+    assert!(!r.is_importing(0), "an ordinary revision");
+    r.importing_since_ms = Some(1_000);
+    assert!(r.is_importing(1_000));
+    assert!(r.is_importing(1_000 + IMPORT_WAIT_MS - 1));
+    assert!(
+        !r.is_importing(1_000 + IMPORT_WAIT_MS),
+        "an import that died half-way stalls nothing for ever"
+    );
+}
