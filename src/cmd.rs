@@ -2,10 +2,12 @@
 
 pub mod deploy;
 pub mod events;
+pub mod export;
 pub mod history;
 pub mod host;
 pub mod hosts;
 pub mod image;
+pub mod import;
 pub mod logs;
 pub mod ls;
 pub mod promote;

@@ -47,6 +47,10 @@ enum Command {
     Rollback(cmd::rollback::Args),
     /// Make a service's canary its version
     Promote(cmd::promote::Args),
+    /// Write the cluster's desired state (apps and their revisions) as JSON to stdout
+    Export(cmd::export::Args),
+    /// Restore a state written by `atoll export`
+    Import(cmd::import::Args),
     /// Follow cluster events
     Events(cmd::events::Args),
     /// Live load per service and host: replicas, requests/s, p99, CPU, memory
@@ -89,6 +93,8 @@ fn main() -> std::process::ExitCode {
             Command::Rollback(a) => cmd::rollback::run(a).await,
             Command::Promote(a) => cmd::promote::run(a).await,
             Command::Rm(a) => cmd::rm::run(a).await,
+            Command::Export(a) => cmd::export::run(a).await,
+            Command::Import(a) => cmd::import::run(a).await,
             Command::Events(a) => cmd::events::run(a).await,
             Command::Top(a) => cmd::top::run(a).await,
             Command::Push(a) => cmd::push::run(a).await,

@@ -219,6 +219,7 @@ impl Supervisor {
                 app: s.spec.app.clone(),
                 service: s.spec.service.clone(),
                 revision: s.spec.revision,
+                spec_hash: s.spec.spec_hash.clone(),
                 state: s.state,
                 reason: s.reason.clone(),
                 since_ms: s.since_ms,

@@ -1,6 +1,7 @@
 //! The HTTP API (`/v1/...`): thin handlers that parse the request, call
 //! the cluster view or a library module ([`crate::revisions`] for desired
-//! state, [`crate::artifacts`], [`crate::host_removal`]) and answer. Every
+//! state, [`crate::backup`] for export and import, [`crate::artifacts`],
+//! [`crate::host_removal`]) and answer. Every
 //! error answers with an [`atoll_sdk::api::ErrorBody`] that says what is
 //! wrong.
 
@@ -9,7 +10,7 @@ mod load;
 mod logs;
 
 use crate::cluster::Cluster;
-use crate::{artifacts, host_removal, revisions, views};
+use crate::{artifacts, backup, host_removal, revisions, views};
 use atoll_sdk::api::{
     AppView, DeployRequest, DeployResponse, HostView, InstanceView, RevisionView, RollbackRequest,
     RollbackResponse,
@@ -36,6 +37,8 @@ pub(crate) fn router(cluster: Arc<Cluster>) -> Router {
         .route("/v1/apps/{name}/history", get(app_history))
         .route("/v1/apps/{name}/rollback", post(rollback))
         .route("/v1/apps/{name}/promote/{service}", post(promote))
+        .route("/v1/export", get(export))
+        .route("/v1/import", post(import))
         .route("/v1/instances", get(list_instances))
         .route("/v1/hosts", get(list_hosts))
         .route("/v1/servers", get(list_servers))
@@ -131,6 +134,28 @@ async fn promote(
         unchanged: false,
         warnings: Vec::new(),
     }))
+}
+
+/// The cluster's desired state, for `atoll import` into this cluster or
+/// a new one.
+async fn export(State(c): Shared) -> Json<atoll_sdk::export::ExportFile> {
+    Json(backup::export(&c).await)
+}
+
+#[derive(serde::Deserialize)]
+struct ImportQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+/// Restores an export file: the body as sent, checked here so that every
+/// error names what is wrong (see [`backup::import`]).
+async fn import(
+    State(c): Shared,
+    Query(q): Query<ImportQuery>,
+    body: Bytes,
+) -> ApiResult<Json<atoll_sdk::api::ImportResponse>> {
+    Ok(Json(backup::import(&c, &body, q.force).await?))
 }
 
 /// Retires a host that is down, so that its instances are placed

@@ -197,6 +197,7 @@ impl Cluster {
             hosts,
             assignments,
             observed: observed.instances(),
+            observed_on: observed.locations(),
             seen_since: observed.seen_since(),
             unconfirmed: observed.unconfirmed(),
             hold,

@@ -63,7 +63,7 @@ pub(crate) async fn run(cluster: Arc<Cluster>, server_name: String) {
             let msg = format!("server {server_name} {what}");
             cluster.publish_event("leader", None, msg).await;
         }
-        if leading && cluster.settled() {
+        if leading && cluster.settled() && !importing(&cluster) {
             let started = Instant::now();
             match pass(&cluster).await {
                 Ok(hold) => announce_hold(&cluster, &mut held, hold).await,
@@ -81,6 +81,14 @@ pub(crate) async fn run(cluster: Arc<Cluster>, server_name: String) {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
+}
+
+/// Whether an import is writing an app's history: the controller waits
+/// for its last revision rather than rolling out each one on the way
+/// (bounded by [`atoll_sdk::protocol::IMPORT_WAIT_MS`]).
+fn importing(cluster: &Cluster) -> bool {
+    let now = atoll_sdk::protocol::now_ms();
+    (cluster.apps.all().values()).any(|v| v.value.is_importing(now))
 }
 
 /// Says when the controller starts or stops holding.

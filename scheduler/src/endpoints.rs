@@ -92,6 +92,7 @@ mod tests {
                     app: "a".into(),
                     service: "web".into(),
                     revision: 1,
+                    spec_hash: String::new(),
                     state: InstanceState::Running,
                     reason: None,
                     since_ms: 0,

@@ -12,13 +12,15 @@
 //! [`endpoints`], [`views`]
 //! and [`load_report`] derive what gateways and users see. Around them are
 //! the I/O shells: the HTTP [`api`], the [`cluster`] view fed by JetStream
-//! and heartbeats, [`revisions`] (the one writer of desired state), the
+//! and heartbeats, [`revisions`] (the one writer of desired state),
+//! [`backup`] (export and import of desired state), the
 //! [`controller`] loop that applies plans, the autoscaler's loop and the
 //! leader [`lease`].
 
 mod api;
 mod artifacts;
 mod autoscale;
+mod backup;
 mod cas;
 mod cluster;
 mod controller;

@@ -170,6 +170,14 @@ impl Observed {
         self.statuses(|s| s.state == HostState::Ready)
     }
 
+    /// The host that reported each instance, by id, for hosts that are up.
+    pub(crate) fn locations(&self) -> BTreeMap<String, String> {
+        (self.hosts.iter())
+            .filter(|(_, s)| s.state == HostState::Ready)
+            .flat_map(|(host, s)| (s.instances.iter()).map(|i| (i.id.clone(), host.clone())))
+            .collect()
+    }
+
     /// The last statuses silent hosts reported, by id: what their
     /// instances were doing when last heard of.
     pub(crate) fn unconfirmed(&self) -> BTreeMap<String, InstanceStatus> {
@@ -230,6 +238,7 @@ mod tests {
                     app: "a".into(),
                     service: "s".into(),
                     revision: 1,
+                    spec_hash: String::new(),
                     state: *st,
                     reason: None,
                     since_ms: 0,

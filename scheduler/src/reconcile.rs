@@ -13,6 +13,7 @@
 //! change, and the same snapshot (with the same `new_id`) yields the same
 //! plan.
 
+mod adopt;
 mod apply;
 mod decide;
 mod heal;
@@ -29,8 +30,21 @@ use crate::snapshot::Snapshot;
 
 /// Computes the plan that makes the assignments match the desired apps.
 /// `new_id(app, service)` names each instance the plan creates; it is only
-/// called for instances that found a host.
+/// called for instances that found a host. Instances hosts run without an
+/// assignment (the assignments were lost with NATS) are adopted first
+/// where desired state wants them ([`adopt`]), then decided on like any.
 pub(crate) fn reconcile(snap: &Snapshot, new_id: &mut dyn FnMut(&str, &str) -> String) -> Plan {
+    let adopted = adopt::adopted(snap);
+    if adopted.is_empty() {
+        return plan(snap, new_id);
+    }
+    let view = adopt::assume(snap, &adopted);
+    let mut plan = plan(&view, new_id);
+    adopt::into_plan(&mut plan, &view, &adopted);
+    plan
+}
+
+fn plan(snap: &Snapshot, new_id: &mut dyn FnMut(&str, &str) -> String) -> Plan {
     let canaries = input::canary_services(snap);
     let canary_keys = input::canary_keys(snap);
     let scaled = input::scaled_services(snap);

@@ -12,6 +12,7 @@
 //! compare-and-set on the KV revision the current one was read at, so two
 //! servers (or two users) changing one app at once cannot both win.
 
+mod import;
 mod next;
 
 use crate::cas::{CasError, compare_and_set};
@@ -22,6 +23,7 @@ use atoll_sdk::nats::Versioned;
 use atoll_sdk::protocol::{AppRecord, VERSION, endpoints_key, now_ms};
 use atoll_sdk::spec::App;
 use futures::StreamExt;
+pub(crate) use import::{Decision, decide as decide_import};
 use next::{Next, NextError, promoted, rolled_back};
 use std::time::Duration;
 
@@ -167,6 +169,7 @@ async fn deploy_once(
         warnings,
         rollback_of: None,
         cause: Some("deploy".into()),
+        importing_since_ms: None,
     };
     let kv_revision = put(cluster, &name, &record, current.map(|e| e.revision))
         .await
@@ -268,6 +271,50 @@ pub(crate) async fn remove(cluster: &Cluster, app: &str) -> Result<(), RevisionE
     Ok(())
 }
 
+/// The app's current revision as the bucket has it (not the mirror: an
+/// import decides on it), with the KV revision a write compares against.
+pub(crate) async fn read_current(
+    cluster: &Cluster,
+    app: &str,
+) -> Result<(Option<AppRecord>, Option<u64>), RevisionError> {
+    let entry = (cluster.buckets.apps.entry(app).await)
+        .map_err(|source| RevisionError::Read { source })?
+        .filter(|e| e.operation == kv::Operation::Put);
+    let record = (entry.as_ref()).and_then(|e| serde_json::from_slice(&e.value).ok());
+    Ok((record, entry.map(|e| e.revision)))
+}
+
+/// Writes the revisions an import decided on for `app`
+/// ([`decide_import`]), in order, each compare-and-set on the one before
+/// from KV revision `expected`: so they land in the key's history (what
+/// `atoll history` and `atoll rollback --to` read), and a deploy meanwhile
+/// makes the import fail rather than be overwritten.
+pub(crate) async fn write_imported(
+    cluster: &Cluster,
+    app: &str,
+    records: &[AppRecord],
+    mut expected: Option<u64>,
+) -> Result<(), RevisionError> {
+    for record in records {
+        let kv_revision = put(cluster, app, record, expected)
+            .await
+            .map_err(|e| e.into_error(app, |app, source| RevisionError::Raced { app, source }))?;
+        expected = Some(kv_revision);
+    }
+    if let (Some(last), Some(written)) = (records.last(), expected) {
+        cluster
+            .wait_for_mirror(|c| c.apps.get(app).is_some_and(|v| v.revision >= written))
+            .await;
+        let msg = format!(
+            "app {app} imported: {} revision(s), revision {} deployed",
+            records.len(),
+            last.revision
+        );
+        cluster.publish_event("import", Some(app), msg).await;
+    }
+    Ok(())
+}
+
 /// Every revision of `app` still in the bucket's history, oldest first.
 pub(crate) async fn history(cluster: &Cluster, app: &str) -> Result<Vec<AppRecord>, RevisionError> {
     patiently(|| history_once(cluster, app)).await
@@ -334,6 +381,7 @@ async fn write(
         warnings: Vec::new(),
         rollback_of: next.rollback_of,
         cause: Some(next.cause),
+        importing_since_ms: None,
     };
     patiently(|| async {
         put(cluster, app, &record, Some(current.revision))

@@ -54,6 +54,10 @@ pub(crate) struct Snapshot {
     /// Last reported status of each instance on a host that is up, by
     /// instance id.
     pub observed: BTreeMap<String, InstanceStatus>,
+    /// The host that reported each observed instance, by instance id
+    /// (whether assigned there or not: a host whose assignment the
+    /// cluster lost still reports what it runs, see `reconcile::adopt`).
+    pub observed_on: BTreeMap<String, String>,
     /// Since when (server clock, ms) each observed instance has been in
     /// its state: the durations decisions wait are judged on this, never
     /// on a host's clock.
@@ -284,6 +288,7 @@ pub(crate) mod fixtures {
             warnings: Vec::new(),
             rollback_of: None,
             cause: None,
+            importing_since_ms: None,
         }
     }
 

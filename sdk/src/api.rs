@@ -210,3 +210,35 @@ pub struct HostTop {
     pub memory_total: u64,
     pub instances: u32,
 }
+
+/// What `POST /v1/import` did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ImportResponse {
+    pub imported: Vec<ImportedApp>,
+    /// Apps left as they were, and why.
+    pub skipped: Vec<SkippedApp>,
+    /// Scale records written.
+    pub scale: usize,
+    /// Retired hosts recorded (those not known yet).
+    pub removed_hosts: usize,
+    /// What the cluster lacks to run everything it now wants (components
+    /// missing from its artifact store).
+    pub warnings: Vec<String>,
+}
+
+/// An app an import wrote.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportedApp {
+    pub name: String,
+    /// Revisions written into its history.
+    pub revisions: usize,
+    /// The revision deployed now.
+    pub current: u64,
+}
+
+/// An app an import left alone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SkippedApp {
+    pub name: String,
+    pub why: String,
+}

@@ -153,6 +153,26 @@ impl Client {
         self.post_json(&path, None::<&()>).await
     }
 
+    /// The cluster's desired state (`atoll export`).
+    pub async fn export(&self) -> Result<crate::export::ExportFile, ClientError> {
+        self.get_json("/v1/export").await
+    }
+
+    /// Restores an export file (its bytes as read: the server checks
+    /// them); `force` overwrites apps the cluster has in another state.
+    pub async fn import(
+        &self,
+        file: Vec<u8>,
+        force: bool,
+    ) -> Result<crate::api::ImportResponse, ClientError> {
+        let url = self.url(&format!("/v1/import?force={force}"));
+        let req = (self.http.post(&url))
+            .header("content-type", "application/json")
+            .body(file);
+        let resp = self.send(req, &url).await?;
+        decode(resp, url).await
+    }
+
     pub async fn remove_app(&self, name: &str) -> Result<(), ClientError> {
         let url = self.url(&format!("/v1/apps/{name}"));
         self.send(self.http.delete(&url), &url).await?;

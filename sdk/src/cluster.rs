@@ -253,6 +253,12 @@ pub struct InstanceStatus {
     pub app: String,
     pub service: String,
     pub revision: u64,
+    /// The [`InstanceSpec::spec_hash`] it runs (empty from hosts older
+    /// than the field): a control plane that lost its assignments (NATS
+    /// restored from an export) adopts the instances whose hash its
+    /// desired state wants instead of starting new ones.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub spec_hash: String,
     pub state: InstanceState,
     /// Why it failed or stopped.
     pub reason: Option<String>,

@@ -4,8 +4,9 @@
 //! here: the Compose application model and its validation ([`spec`]), the
 //! cluster model of hosts, instances and assignments ([`cluster`]), the NATS
 //! protocol ([`protocol`]), load samples and their rates ([`metrics`]), the
-//! Prometheus text format ([`prometheus`]), artifact digests ([`digest`])
-//! and the HTTP API's types ([`api`]). Behind features: a typed client of
+//! Prometheus text format ([`prometheus`]), artifact digests ([`digest`]),
+//! the HTTP API's types ([`api`]) and the file of `atoll export`
+//! ([`export`]). Behind features: a typed client of
 //! the server API (`client`), and the cluster's JetStream buckets, their
 //! in-memory mirrors and the NATS connection (`nats`; with `testing`, a
 //! real nats-server for tests).
@@ -16,6 +17,7 @@
 pub mod api;
 pub mod cluster;
 pub mod digest;
+pub mod export;
 pub mod metrics;
 pub mod prometheus;
 pub mod protocol;

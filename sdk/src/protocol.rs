@@ -135,7 +135,7 @@ pub struct Wake {
 
 /// An app's desired state, one KV entry per app; each deploy writes a new
 /// revision.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppRecord {
     pub v: u32,
     pub revision: u64,
@@ -152,6 +152,25 @@ pub struct AppRecord {
     /// Why this revision was made, for `atoll history`.
     #[serde(default)]
     pub cause: Option<String>,
+    /// Set (to when it was written, Unix ms) on a revision `atoll import`
+    /// writes only to rebuild the history, with later ones to follow: the
+    /// controller waits for the import's last revision rather than
+    /// rolling out each one on the way (see `IMPORT_WAIT_MS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub importing_since_ms: Option<u64>,
+}
+
+/// How long a revision marked `importing_since_ms` holds the controller
+/// back at most: an import that died half-way must not stall it for ever.
+pub const IMPORT_WAIT_MS: u64 = 30_000;
+
+impl AppRecord {
+    /// Whether this is a history revision of an import still being
+    /// written (at `now_ms`).
+    pub fn is_importing(&self, now_ms: u64) -> bool {
+        self.importing_since_ms
+            .is_some_and(|since| now_ms < since.saturating_add(IMPORT_WAIT_MS))
+    }
 }
 
 /// Where a service's ready instances are, for the gateways.

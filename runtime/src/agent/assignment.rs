@@ -31,15 +31,7 @@ pub(super) async fn watch(
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        // Which bucket the revisions count in: one made anew (NATS
-        // restored from nothing) counts from 1 again.
-        let bucket = match kv.status().await {
-            Ok(status) => Some(status.info.created.unix_timestamp_nanos().to_string()),
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot read the assignments bucket's birth");
-                None
-            }
-        };
+        let mut bucket = birth(&kv).await;
         match kv.watch_with_history(&host).await {
             Ok(mut watch) => {
                 backoff = Duration::from_millis(100);
@@ -71,6 +63,13 @@ pub(super) async fn watch(
                         }
                         Operation::Delete | Operation::Purge => Assignment::default(),
                     };
+                    // Read again with each value: the watch outlives a NATS
+                    // replaced underneath it (its consumer is made again),
+                    // and a bucket made since it started, its revisions
+                    // counting from 1 again, must not pass for the old one.
+                    if let Some(now) = birth(&kv).await {
+                        bucket = Some(now);
+                    }
                     apply(bucket.clone(), entry.revision, assignment);
                 }
             }
@@ -78,6 +77,20 @@ pub(super) async fn watch(
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Which bucket the revisions count in (when it was made): one made anew
+/// (NATS restored from nothing, or from an export) counts from 1 again.
+/// Asked of the server each time: `kv::Store::status` answers what the
+/// handle cached when it was opened, the birth of a bucket since replaced.
+async fn birth(kv: &kv::Store) -> Option<String> {
+    match kv.stream.get_info().await {
+        Ok(info) => Some(info.created.unix_timestamp_nanos().to_string()),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read the assignments bucket's birth");
+            None
+        }
     }
 }
 
@@ -161,6 +174,60 @@ mod tests {
         assert!(
             last.instances.is_empty() && last.host.is_empty(),
             "{last:?}"
+        );
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_bucket_made_anew_under_a_running_watch_is_told_apart() {
+        let nats = TestNats::start();
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let js = async_nats::jetstream::new(client);
+        let cfg = kv::Config {
+            bucket: "assignments".into(),
+            ..Default::default()
+        };
+        let store = atoll_sdk::nats::open_kv(&js, cfg.clone())
+            .await
+            .expect("bucket");
+        let seen = Arc::new(Mutex::new(Vec::<(Option<String>, u64)>::new()));
+        let record = seen.clone();
+        let task = tokio::spawn(watch(store.clone(), "h1".into(), move |bucket, rev, _| {
+            record.lock().expect("lock").push((bucket, rev))
+        }));
+        let value = || serde_json::to_vec(&Assignment::default()).expect("json");
+        // A watch whose stream went away notices it by missed heartbeats
+        // (seconds) before its consumer is made again.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        let wait = |n: usize, what: &str| {
+            let seen = seen.clone();
+            let what = what.to_string();
+            async move {
+                while seen.lock().expect("lock").len() < n {
+                    assert!(tokio::time::Instant::now() < deadline, "waited for {what}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+        store.put("h1", value().into()).await.expect("put");
+        wait(1, "the first value").await;
+        store.put("h1", value().into()).await.expect("put");
+        wait(2, "the second value").await;
+
+        // NATS restored from nothing: the bucket is made again, its
+        // revisions count from 1, under the running watch.
+        js.delete_key_value("assignments")
+            .await
+            .expect("delete bucket");
+        let again = atoll_sdk::nats::open_kv(&js, cfg).await.expect("again");
+        again.put("h1", value().into()).await.expect("put");
+        wait(3, "the new bucket's value").await;
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(seen[0].0, seen[1].0, "one bucket: {seen:?}");
+        assert_eq!(seen[2].1, 1, "{seen:?}");
+        assert!(
+            seen[2].0.is_some() && seen[2].0 != seen[1].0,
+            "the new bucket is told apart: {seen:?}"
         );
         task.abort();
     }

@@ -3,6 +3,7 @@
 //! each with the status that fits it.
 
 use crate::artifacts::ArtifactError;
+use crate::backup::ImportError;
 use crate::host_removal::RemoveHostError;
 use crate::revisions::RevisionError;
 use atoll_sdk::api::ErrorBody;
@@ -82,6 +83,27 @@ impl From<RemoveHostError> for ApiError {
             }
         };
         ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<ImportError> for ApiError {
+    fn from(e: ImportError) -> Self {
+        match e {
+            ImportError::Invalid(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
+            // One line per app that would be overwritten.
+            ImportError::Refused(ref why) => ApiError(
+                StatusCode::CONFLICT,
+                ErrorBody {
+                    error: e.to_string(),
+                    details: why.clone(),
+                },
+            ),
+            ImportError::Ports { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            ImportError::Revision(e) => e.into(),
+            ImportError::Write { .. } | ImportError::Encode(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+        }
     }
 }
 

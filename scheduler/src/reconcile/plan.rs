@@ -43,6 +43,9 @@ pub(crate) struct PlanEvent {
 pub(crate) mod event_kind {
     /// A new instance is assigned to a host.
     pub(crate) const PLACE: &str = "place";
+    /// An instance a host runs without an assignment (the assignments were
+    /// lost) is assigned to it under its own id.
+    pub(crate) const ADOPT: &str = "adopt";
     /// An instance is taken off a host that is up.
     pub(crate) const STOP: &str = "stop";
     /// An instance's host is silent for longer than its `lost_after` (or

@@ -2,6 +2,7 @@
 //! the way the controller would and checks, every time, that reconciling
 //! again changes nothing.
 
+mod adopt;
 mod disconnect;
 mod failed;
 mod global;
@@ -160,6 +161,7 @@ impl Cluster {
             app: spec.app.clone(),
             service: spec.service.clone(),
             revision: spec.revision,
+            spec_hash: spec.spec_hash.clone(),
             state,
             reason: Some("exit code 1".into()),
             since_ms: 0,
