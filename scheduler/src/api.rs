@@ -138,8 +138,8 @@ async fn promote(
 
 /// The cluster's desired state, for `atoll import` into this cluster or
 /// a new one.
-async fn export(State(c): Shared) -> Json<atoll_sdk::export::ExportFile> {
-    Json(backup::export(&c).await)
+async fn export(State(c): Shared) -> ApiResult<Json<atoll_sdk::export::ExportFile>> {
+    Ok(Json(backup::export(&c).await?))
 }
 
 #[derive(serde::Deserialize)]

@@ -43,11 +43,13 @@ pub(crate) enum ImportError {
 /// The cluster's desired state: every app with the revisions its history
 /// keeps (the current one as the mirror has it), scale records and
 /// retired hosts.
-pub(crate) async fn export(cluster: &Cluster) -> ExportFile {
+pub(crate) async fn export(cluster: &Cluster) -> Result<ExportFile, RevisionError> {
     let mut apps = Vec::new();
     for (name, current) in cluster.apps.all() {
         let current = current.value;
-        let mut kept = revisions::history(cluster, &name).await;
+        // Whole or not at all: a backup missing revisions would pass for
+        // a complete one.
+        let mut kept = revisions::history(cluster, &name).await?;
         // A number may have been written twice (a forced import): the
         // current revision is what the key holds now.
         kept.retain(|r| r.revision != current.revision);
@@ -62,14 +64,14 @@ pub(crate) async fn export(cluster: &Cluster) -> ExportFile {
             revisions: kept,
         });
     }
-    ExportFile {
+    Ok(ExportFile {
         v: EXPORT_VERSION,
         cluster: cluster.buckets.names.cluster.clone(),
         exported_at_ms: now_ms(),
         apps,
         scale: cluster.scale.all().into_values().map(|v| v.value).collect(),
         removed_hosts: cluster.removed().into_values().collect(),
-    }
+    })
 }
 
 /// Restores `bytes` (an export file) into the cluster; `force` overwrites
