@@ -19,6 +19,7 @@ use crate::cas::{CasError, compare_and_set};
 use crate::cluster::Cluster;
 use crate::placement::{PortConflict, check_ports};
 use async_nats::jetstream::kv;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use atoll_sdk::nats::Versioned;
 use atoll_sdk::protocol::{AppRecord, VERSION, endpoints_key, now_ms};
 use atoll_sdk::spec::App;
@@ -48,6 +49,8 @@ pub(crate) enum RevisionError {
     Changed { app: String, source: CasError },
     #[error("deleting desired state: {source}")]
     Delete { source: kv::DeleteError },
+    #[error("reading app {app} (try again): {message}")]
+    Current { app: String, message: String },
     #[error("reading the history of app {app} (try again): {message}")]
     History { app: String, message: String },
     /// JetStream did not take the write within [`PATIENCE`].
@@ -66,6 +69,7 @@ impl RevisionError {
                 | RevisionError::Delete { .. }
                 | RevisionError::Unavailable { .. }
                 | RevisionError::History { .. }
+                | RevisionError::Current { .. }
         )
     }
 
@@ -75,6 +79,7 @@ impl RevisionError {
         matches!(
             self,
             RevisionError::Read { .. }
+                | RevisionError::Current { .. }
                 | RevisionError::Unavailable { .. }
                 | RevisionError::History { .. }
         )
@@ -143,11 +148,9 @@ async fn deploy_once(
         .collect();
     check_ports(&app, &others)?;
     let name = app.name.clone();
-    let current = (cluster.buckets.apps.entry(&name).await)
-        .map_err(|source| RevisionError::Read { source })?
-        .filter(|e| e.operation == kv::Operation::Put);
+    let current = leader_entry(cluster, &name).await?;
     let previous: Option<AppRecord> =
-        (current.as_ref()).and_then(|e| serde_json::from_slice(&e.value).ok());
+        (current.as_ref()).and_then(|(value, _)| serde_json::from_slice(value).ok());
     if let Some(prev) = &previous
         && prev.spec == app
     {
@@ -171,9 +174,14 @@ async fn deploy_once(
         cause: Some("deploy".into()),
         importing_since_ms: None,
     };
-    let kv_revision = put(cluster, &name, &record, current.map(|e| e.revision))
-        .await
-        .map_err(|e| e.into_error(&name, |app, source| RevisionError::Raced { app, source }))?;
+    let kv_revision = put(
+        cluster,
+        &name,
+        &record,
+        current.map(|(_, revision)| revision),
+    )
+    .await
+    .map_err(|e| e.into_error(&name, |app, source| RevisionError::Raced { app, source }))?;
     cluster
         .wait_for_mirror(|c| c.apps.get(&name).is_some_and(|v| v.revision >= kv_revision))
         .await;
@@ -347,6 +355,32 @@ async fn history_once(cluster: &Cluster, app: &str) -> Result<Vec<AppRecord>, Re
     }
     out.sort_by_key(|r| r.revision);
     Ok(out)
+}
+
+/// The app's key — its value and KV revision, `None` when it has none or
+/// was deleted — as the stream's leader has it. (A direct get may be
+/// answered by a replica that is behind; a compare-and-set decided on
+/// what it said would fail, again and again.)
+async fn leader_entry(
+    cluster: &Cluster,
+    app: &str,
+) -> Result<Option<(bytes::Bytes, u64)>, RevisionError> {
+    let subject = format!("$KV.{}.{app}", cluster.buckets.names.apps_bucket());
+    match (cluster.buckets.apps.stream)
+        .get_last_raw_message_by_subject(&subject)
+        .await
+    {
+        Ok(msg) => {
+            let op = msg.headers.get("KV-Operation").map(|v| v.as_str());
+            let put = !matches!(op, Some("DEL" | "PURGE"));
+            Ok(put.then_some((msg.payload, msg.sequence)))
+        }
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(e) => Err(RevisionError::Current {
+            app: app.to_string(),
+            message: e.to_string(),
+        }),
+    }
 }
 
 /// The revision of an app's last deploy still in history (0 for a new
