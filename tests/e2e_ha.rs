@@ -136,6 +136,18 @@ fn settled(c: &Cluster, n: usize, revision: u64) -> Vec<Value> {
     )
 }
 
+/// Every host state `atoll hosts` shows during `span`, polled.
+fn host_states_for(c: &Cluster, span: Duration, states: &mut std::collections::BTreeSet<String>) {
+    let from = Instant::now();
+    while from.elapsed() < span {
+        let hosts = c.json(&["hosts", "-o", "json"]);
+        for h in hosts.as_array().into_iter().flatten() {
+            states.insert(h["state"].as_str().unwrap_or_default().to_string());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn two_hosts(c: &mut Cluster, prefix: &str) -> Vec<String> {
     c.start_host("h1", &format!("{prefix}.2"), &[]);
     c.start_host("h2", &format!("{prefix}.3"), &[]);
@@ -326,34 +338,12 @@ fn a_single_nats_restarted_under_load_stops_nothing() {
 
     c.nats.take();
     // Five seconds down, watching what the server says of the hosts.
-    let down = Instant::now();
     let mut states = std::collections::BTreeSet::new();
-    while down.elapsed() < Duration::from_secs(5) {
-        for h in c
-            .json(&["hosts", "-o", "json"])
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            states.insert(h["state"].as_str().unwrap_or_default().to_string());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    host_states_for(&c, Duration::from_secs(5), &mut states);
     c.start_nats();
-    let heard = Instant::now();
     // The reconnect grace (10 s) is the window in which a host could be
     // judged wrongly: watch it whole.
-    while heard.elapsed() < Duration::from_secs(12) {
-        for h in c
-            .json(&["hosts", "-o", "json"])
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            states.insert(h["state"].as_str().unwrap_or_default().to_string());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    host_states_for(&c, Duration::from_secs(12), &mut states);
     assert_eq!(
         states,
         std::collections::BTreeSet::from(["ready".to_string()]),
