@@ -58,14 +58,13 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// `atoll servers -o json` asked of the server at `api`.
-fn servers(c: &Cluster, api_port: u16) -> Vec<Value> {
+/// `atoll servers -o json` asked of the server at `api_port`.
+fn servers(api_port: u16) -> Vec<Value> {
     let out = std::process::Command::new(atoll_bin())
         .args(["servers", "-o", "json"])
         .env("ATOLL_SERVER", format!("http://127.0.0.1:{api_port}"))
         .output()
         .expect("run atoll servers");
-    let _ = c;
     serde_json::from_slice::<Value>(&out.stdout)
         .ok()
         .and_then(|v| v.as_array().cloned())
@@ -73,8 +72,8 @@ fn servers(c: &Cluster, api_port: u16) -> Vec<Value> {
 }
 
 /// The leader's name and epoch, as the server at `api_port` sees them.
-fn leader(c: &Cluster, api_port: u16) -> Option<(String, u64)> {
-    let rows = servers(c, api_port);
+fn leader(api_port: u16) -> Option<(String, u64)> {
+    let rows = servers(api_port);
     let lead: Vec<&Value> = rows.iter().filter(|r| r["leader"] == true).collect();
     match lead[..] {
         [row] => Some((row["name"].as_str()?.to_string(), row["epoch"].as_u64()?)),
@@ -189,7 +188,7 @@ fn a_killed_leader_is_replaced_within_the_lease_and_a_paused_one_is_fenced() {
     let (p1, p2) = (c.api_port, free_port());
     let mut s1 = c.spawn_server("s1", p1, &[]);
     wait_until("s1 to lead", Duration::from_secs(15), || {
-        leader(&c, p1).filter(|(n, _)| n == "s1")
+        leader(p1).filter(|(n, _)| n == "s1")
     });
     let s2 = c.spawn_server("s2", p2, &[]);
     let binds = two_hosts(&mut c, "127.0.11");
@@ -204,11 +203,11 @@ fn a_killed_leader_is_replaced_within_the_lease_and_a_paused_one_is_fenced() {
 
     // kill -9 of the leader: the other leads within the TTL (and its
     // renewal period), and takes deploys through its own API.
-    let (_, first_epoch) = leader(&c, p1).expect("a leader");
+    let (_, first_epoch) = leader(p1).expect("a leader");
     s1.kill9();
     let killed = Instant::now();
     let (_, epoch2) = wait_until("s2 to lead", Duration::from_secs(10), || {
-        leader(&c, p2).filter(|(n, _)| n == "s2")
+        leader(p2).filter(|(n, _)| n == "s2")
     });
     let takeover = killed.elapsed();
     println!("takeover after kill -9: {takeover:?}");
@@ -229,13 +228,13 @@ fn a_killed_leader_is_replaced_within_the_lease_and_a_paused_one_is_fenced() {
     // writes nothing more.
     let s1 = c.spawn_server("s1", p1, &[]);
     wait_until("s1 to see s2 lead", Duration::from_secs(10), || {
-        leader(&c, p1).filter(|(n, _)| n == "s2")
+        leader(p1).filter(|(n, _)| n == "s2")
     });
     let written = watch_assignments(&rt, &nats.urls());
     s2.pause(true);
     let paused = Instant::now();
     let (_, epoch3) = wait_until("s1 to lead", Duration::from_secs(10), || {
-        leader(&c, p1).filter(|(n, _)| n == "s1")
+        leader(p1).filter(|(n, _)| n == "s1")
     });
     assert!(epoch3 > epoch2, "a new epoch: {epoch3} > {epoch2}");
     c.api = format!("http://127.0.0.1:{p1}");
@@ -250,9 +249,9 @@ fn a_killed_leader_is_replaced_within_the_lease_and_a_paused_one_is_fenced() {
         s2.log().contains("no longer leading").then_some(())
     });
     wait_until("s2 to say so", Duration::from_secs(10), || {
-        let rows = servers(&c, p2);
+        let rows = servers(p2);
         let me = rows.iter().find(|r| r["name"] == "s2")?;
-        (me["leader"] == false && leader(&c, p2)? == ("s1".to_string(), epoch3)).then_some(())
+        (me["leader"] == false && leader(p2)? == ("s1".to_string(), epoch3)).then_some(())
     });
     // A last change through s1: the old leader has seen it (its mirror
     // follows NATS) and had its chance to act on it.

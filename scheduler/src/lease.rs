@@ -49,13 +49,9 @@ struct Value {
     epoch: Option<u64>,
 }
 
-/// Reads the lease key's value written at `revision`.
+/// Reads the lease key's value written at `revision`; a plain name is an
+/// older server's.
 pub(crate) fn read(bytes: &[u8], revision: u64) -> Held {
-    parse(bytes, revision)
-}
-
-/// Reads a value written at `revision`; a plain name is an older server's.
-fn parse(bytes: &[u8], revision: u64) -> Held {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(v) => Held {
             holder: Some(v.holder),
@@ -105,7 +101,7 @@ impl LeaseStore for kv::Store {
 
     async fn held(&self) -> Option<Held> {
         let entry = self.entry(KEY).await.ok()??;
-        (entry.operation == kv::Operation::Put).then(|| parse(&entry.value, entry.revision))
+        (entry.operation == kv::Operation::Put).then(|| read(&entry.value, entry.revision))
     }
 }
 

@@ -37,8 +37,6 @@ pub(crate) enum RevisionError {
     Next(#[from] NextError),
     #[error(transparent)]
     Ports(#[from] PortConflict),
-    #[error("reading desired state: {source}")]
-    Read { source: kv::EntryError },
     #[error("encoding: {source}")]
     Encode { source: serde_json::Error },
     /// A deploy lost the race against another change of the same app.
@@ -64,8 +62,7 @@ impl RevisionError {
     pub(crate) fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            RevisionError::Read { .. }
-                | RevisionError::Encode { .. }
+            RevisionError::Encode { .. }
                 | RevisionError::Delete { .. }
                 | RevisionError::Unavailable { .. }
                 | RevisionError::History { .. }
@@ -78,8 +75,7 @@ impl RevisionError {
     fn is_transient(&self) -> bool {
         matches!(
             self,
-            RevisionError::Read { .. }
-                | RevisionError::Current { .. }
+            RevisionError::Current { .. }
                 | RevisionError::Unavailable { .. }
                 | RevisionError::History { .. }
         )
@@ -148,9 +144,7 @@ async fn deploy_once(
         .collect();
     check_ports(&app, &others)?;
     let name = app.name.clone();
-    let current = leader_entry(cluster, &name).await?;
-    let previous: Option<AppRecord> =
-        (current.as_ref()).and_then(|(value, _)| serde_json::from_slice(value).ok());
+    let (previous, expected) = read_current(cluster, &name).await?;
     if let Some(prev) = &previous
         && prev.spec == app
     {
@@ -174,14 +168,9 @@ async fn deploy_once(
         cause: Some("deploy".into()),
         importing_since_ms: None,
     };
-    let kv_revision = put(
-        cluster,
-        &name,
-        &record,
-        current.map(|(_, revision)| revision),
-    )
-    .await
-    .map_err(|e| e.into_error(&name, |app, source| RevisionError::Raced { app, source }))?;
+    let kv_revision = put(cluster, &name, &record, expected)
+        .await
+        .map_err(|e| e.into_error(&name, |app, source| RevisionError::Raced { app, source }))?;
     cluster
         .wait_for_mirror(|c| c.apps.get(&name).is_some_and(|v| v.revision >= kv_revision))
         .await;
@@ -279,17 +268,16 @@ pub(crate) async fn remove(cluster: &Cluster, app: &str) -> Result<(), RevisionE
     Ok(())
 }
 
-/// The app's current revision as the bucket has it (not the mirror: an
-/// import decides on it), with the KV revision a write compares against.
+/// The app's current revision as the stream's leader has it (not the
+/// mirror, nor a replica that may be behind: a deploy or an import decides
+/// on it), with the KV revision a write compares against.
 pub(crate) async fn read_current(
     cluster: &Cluster,
     app: &str,
 ) -> Result<(Option<AppRecord>, Option<u64>), RevisionError> {
-    let entry = (cluster.buckets.apps.entry(app).await)
-        .map_err(|source| RevisionError::Read { source })?
-        .filter(|e| e.operation == kv::Operation::Put);
-    let record = (entry.as_ref()).and_then(|e| serde_json::from_slice(&e.value).ok());
-    Ok((record, entry.map(|e| e.revision)))
+    let entry = leader_entry(cluster, app).await?;
+    let record = (entry.as_ref()).and_then(|(value, _)| serde_json::from_slice(value).ok());
+    Ok((record, entry.map(|(_, revision)| revision)))
 }
 
 /// Writes the revisions an import decided on for `app`

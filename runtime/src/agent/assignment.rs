@@ -31,52 +31,69 @@ pub(super) async fn watch(
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let mut bucket = birth(&kv).await;
         match kv.watch_with_history(&host).await {
-            Ok(mut watch) => {
+            Ok(watch) => {
                 backoff = Duration::from_millis(100);
-                let mut last = 0;
-                let mut check = tokio::time::interval(STALL_CHECK);
-                check.tick().await;
-                loop {
-                    let entry = tokio::select! {
-                        entry = watch.next() => entry,
-                        _ = check.tick() => {
-                            if behind(&kv, &host, last).await {
-                                tracing::warn!("the assignment watch fell behind its key; watching again");
-                                break;
-                            }
-                            continue;
-                        }
-                    };
-                    let Some(Ok(entry)) = entry else { break };
-                    last = last.max(entry.revision);
-                    let assignment = match entry.operation {
-                        Operation::Put => {
-                            match serde_json::from_slice::<Assignment>(&entry.value) {
-                                Ok(a) => a,
-                                Err(e) => {
-                                    tracing::error!(error = %e, "ignoring an undecodable assignment");
-                                    continue;
-                                }
-                            }
-                        }
-                        Operation::Delete | Operation::Purge => Assignment::default(),
-                    };
-                    // Read again with each value: the watch outlives a NATS
-                    // replaced underneath it (its consumer is made again),
-                    // and a bucket made since it started, its revisions
-                    // counting from 1 again, must not pass for the old one.
-                    if let Some(now) = birth(&kv).await {
-                        bucket = Some(now);
-                    }
-                    apply(bucket.clone(), entry.revision, assignment);
-                }
+                follow(&kv, &host, watch, &apply).await;
             }
             Err(e) => tracing::warn!(error = %e, "cannot watch the assignment; retrying"),
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Applies what one watch delivers, until it breaks or falls behind the
+/// key (checked every [`STALL_CHECK`]).
+async fn follow(
+    kv: &kv::Store,
+    host: &str,
+    mut watch: kv::Watch,
+    apply: &impl Fn(Option<String>, u64, Assignment),
+) {
+    let mut bucket = birth(kv).await;
+    let mut last = 0;
+    let mut check = tokio::time::interval(STALL_CHECK);
+    check.tick().await;
+    loop {
+        let entry = tokio::select! {
+            entry = watch.next() => entry,
+            _ = check.tick() => {
+                if behind(kv, host, last).await {
+                    tracing::warn!("the assignment watch fell behind its key; watching again");
+                    return;
+                }
+                continue;
+            }
+        };
+        let Some(Ok(entry)) = entry else { return };
+        last = last.max(entry.revision);
+        let Some(assignment) = decode(&entry) else {
+            continue;
+        };
+        // Read again with each value: the watch outlives a NATS replaced
+        // underneath it (its consumer is made again), and a bucket made
+        // since it started, its revisions counting from 1 again, must not
+        // pass for the old one.
+        if let Some(now) = birth(kv).await {
+            bucket = Some(now);
+        }
+        apply(bucket.clone(), entry.revision, assignment);
+    }
+}
+
+/// The assignment an entry holds: none for a deleted key; `None` for a
+/// value that does not decode (logged, skipped).
+fn decode(entry: &kv::Entry) -> Option<Assignment> {
+    match entry.operation {
+        Operation::Delete | Operation::Purge => Some(Assignment::default()),
+        Operation::Put => match serde_json::from_slice::<Assignment>(&entry.value) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::error!(error = %e, "ignoring an undecodable assignment");
+                None
+            }
+        },
     }
 }
 

@@ -38,7 +38,7 @@ impl Fake {
 
     fn now(&self) -> Option<Held> {
         let key = self.key.lock().expect("lock");
-        key.as_ref().map(|(v, rev)| parse(v, *rev))
+        key.as_ref().map(|(v, rev)| read(v, *rev))
     }
 
     fn holder(&self) -> Option<String> {
@@ -226,11 +226,11 @@ fn taking_back_needs_a_first_hold_and_the_same_name() {
 
 #[test]
 fn values_of_older_servers_and_new_ones_read_alike() {
-    assert_eq!(parse(b"s1", 4).holder.as_deref(), Some("s1"));
-    assert_eq!(parse(b"s1", 4).epoch, 4);
+    assert_eq!(read(b"s1", 4).holder.as_deref(), Some("s1"));
+    assert_eq!(read(b"s1", 4).epoch, 4);
     let v = encode("s2", Some(9));
     assert_eq!(
-        parse(&v, 12),
+        read(&v, 12),
         Held {
             holder: Some("s2".into()),
             epoch: 9,
@@ -238,7 +238,7 @@ fn values_of_older_servers_and_new_ones_read_alike() {
         }
     );
     assert_eq!(
-        parse(&encode("s3", None), 5).epoch,
+        read(&encode("s3", None), 5).epoch,
         5,
         "a created key: its revision"
     );

@@ -17,7 +17,7 @@ use super::instance::spec_hash;
 use super::*;
 use crate::snapshot::HostSnapshot;
 use crate::snapshot::fixtures::*;
-use atoll_sdk::cluster::{HostState, InstanceState, InstanceStatus};
+use atoll_sdk::cluster::{HostState, InstanceSpec, InstanceState, InstanceStatus};
 use atoll_sdk::protocol::AppRecord;
 use std::collections::BTreeMap;
 
@@ -157,21 +157,29 @@ impl Cluster {
             .find(|i| i.id == id)
             .expect("assigned instance");
         let status = InstanceStatus {
-            id: id.into(),
-            app: spec.app.clone(),
-            service: spec.service.clone(),
-            revision: spec.revision,
-            spec_hash: spec.spec_hash.clone(),
-            state,
             reason: Some("exit code 1".into()),
-            since_ms: 0,
-            restarts: 0,
-            pull: None,
-            health: None,
-            gave_up: false,
+            ..status_of(spec, state)
         };
         self.snap.observed.insert(id.into(), status);
         self.snap.seen_since.insert(id.into(), 0);
+    }
+}
+
+/// What a host reports of `spec` running in `state`.
+pub(super) fn status_of(spec: &InstanceSpec, state: InstanceState) -> InstanceStatus {
+    InstanceStatus {
+        id: spec.id.clone(),
+        app: spec.app.clone(),
+        service: spec.service.clone(),
+        revision: spec.revision,
+        spec_hash: spec.spec_hash.clone(),
+        state,
+        reason: None,
+        since_ms: 0,
+        restarts: 0,
+        pull: None,
+        health: None,
+        gave_up: false,
     }
 }
 

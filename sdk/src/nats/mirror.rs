@@ -176,71 +176,78 @@ async fn sync_and_watch<T: DeserializeOwned>(
             revision: 1,
             source,
         })?;
-    let mut fresh: Option<Map<T>> = None;
-    if info.state.messages > 0 {
-        fresh = Some(BTreeMap::new());
-    } else {
-        publish(map, BTreeMap::new(), tx, loaded);
-    }
-    // The highest revision seen, and what the last check found behind it.
+    let (fresh, applied) = load(store, &mut watch, info.state.messages).await?;
+    publish(map, fresh, tx, loaded);
+    follow(store, &mut watch, map, tx, applied).await
+}
+
+/// The watch's backlog — the bucket as it is — and the highest revision
+/// in it; done at the entry with nothing pending after it.
+async fn load<T: DeserializeOwned>(
+    store: &kv::Store,
+    watch: &mut kv::Watch,
+    messages: u64,
+) -> Result<(Map<T>, u64), MirrorError> {
+    let mut fresh = BTreeMap::new();
     let mut applied = 0;
+    if messages == 0 {
+        return Ok((fresh, applied));
+    }
+    loop {
+        let Ok(next) = tokio::time::timeout(LOAD_STALL, watch.next()).await else {
+            // Never a partial load in place of the last whole one (readers
+            // would act on keys that merely did not arrive yet): done
+            // only when the stream is empty by now.
+            let info = store.stream.get_info().await.map_err(MirrorError::Info)?;
+            if info.state.messages > 0 {
+                let last = info.state.last_sequence;
+                return Err(MirrorError::Stalled { applied, last });
+            }
+            return Ok((fresh, applied));
+        };
+        let entry = next
+            .ok_or(MirrorError::Ended)?
+            .map_err(MirrorError::Watched)?;
+        applied = applied.max(entry.revision);
+        let done = entry.delta == 0;
+        apply_to(&mut fresh, entry);
+        if done {
+            return Ok((fresh, applied));
+        }
+    }
+}
+
+/// Applies the watch's updates from `applied` on, until it breaks, or
+/// its stream is ahead of it at two checks in a row at the same point
+/// (its consumer was on a NATS node that died).
+async fn follow<T: DeserializeOwned>(
+    store: &kv::Store,
+    watch: &mut kv::Watch,
+    map: &RwLock<Map<T>>,
+    tx: &watch::Sender<u64>,
+    mut applied: u64,
+) -> Result<(), MirrorError> {
     let mut behind_at: Option<u64> = None;
     let mut check = tokio::time::interval(STALL_CHECK);
     check.tick().await;
     loop {
-        let next = match &fresh {
-            Some(_) => match tokio::time::timeout(LOAD_STALL, watch.next()).await {
-                Ok(next) => next,
-                // Never a partial load in place of the last whole one
-                // (readers would act on keys that merely did not arrive
-                // yet): empty only when the stream is.
-                Err(_) => {
-                    let info = store.stream.get_info().await.map_err(MirrorError::Info)?;
-                    if info.state.messages > 0 {
-                        return Err(MirrorError::Stalled {
-                            applied,
-                            last: info.state.last_sequence,
-                        });
-                    }
-                    let done = fresh.take().unwrap_or_default();
-                    publish(map, done, tx, loaded);
-                    continue;
+        let next = tokio::select! {
+            next = watch.next() => next,
+            _ = check.tick() => {
+                let last = (store.stream.get_info().await).map_or(0, |i| i.state.last_sequence);
+                if last > applied && behind_at == Some(applied) {
+                    return Err(MirrorError::Stalled { applied, last });
                 }
-            },
-            None => tokio::select! {
-                next = watch.next() => next,
-                _ = check.tick() => {
-                    let last = (store.stream.get_info().await)
-                        .map_or(0, |i| i.state.last_sequence);
-                    // Behind twice at the same point: the watch stalled
-                    // (its consumer was on a NATS node that died).
-                    if last > applied && behind_at == Some(applied) {
-                        return Err(MirrorError::Stalled { applied, last });
-                    }
-                    behind_at = (last > applied).then_some(applied);
-                    continue;
-                }
-            },
+                behind_at = (last > applied).then_some(applied);
+                continue;
+            }
         };
-        let Some(entry) = next else {
-            return Err(MirrorError::Ended);
-        };
-        let entry = entry.map_err(MirrorError::Watched)?;
+        let entry = next
+            .ok_or(MirrorError::Ended)?
+            .map_err(MirrorError::Watched)?;
         applied = applied.max(entry.revision);
-        match fresh.as_mut() {
-            Some(loading) => {
-                let done = entry.delta == 0;
-                apply_to(loading, entry);
-                if done {
-                    let done = fresh.take().unwrap_or_default();
-                    publish(map, done, tx, loaded);
-                }
-            }
-            None => {
-                apply(map, entry);
-                tx.send_modify(|n| *n += 1);
-            }
-        }
+        apply(map, entry);
+        tx.send_modify(|n| *n += 1);
     }
 }
 

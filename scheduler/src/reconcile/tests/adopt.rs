@@ -29,21 +29,9 @@ fn lose_assignments(c: &mut Cluster) -> BTreeMap<String, Vec<InstanceSpec>> {
 
 /// `host` reports `spec` in `state`, assigned or not.
 fn runs(c: &mut Cluster, host: &str, spec: &InstanceSpec, state: InstanceState) {
-    let status = InstanceStatus {
-        id: spec.id.clone(),
-        app: spec.app.clone(),
-        service: spec.service.clone(),
-        revision: spec.revision,
-        spec_hash: spec.spec_hash.clone(),
-        state,
-        reason: None,
-        since_ms: 0,
-        restarts: 0,
-        pull: None,
-        health: None,
-        gave_up: false,
-    };
-    c.snap.observed.insert(spec.id.clone(), status);
+    c.snap
+        .observed
+        .insert(spec.id.clone(), status_of(spec, state));
     c.snap.observed_on.insert(spec.id.clone(), host.to_string());
     c.snap.seen_since.insert(spec.id.clone(), 0);
 }
