@@ -59,16 +59,34 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// `atoll servers -o json` asked of the server at `api_port`.
+/// What it answered last is printed when it changes, so a wait that
+/// times out shows what the server saw instead.
 fn servers(api_port: u16) -> Vec<Value> {
+    static LAST: Mutex<String> = Mutex::new(String::new());
+    let started = Instant::now();
     let out = std::process::Command::new(atoll_bin())
         .args(["servers", "-o", "json"])
         .env("ATOLL_SERVER", format!("http://127.0.0.1:{api_port}"))
         .output()
         .expect("run atoll servers");
-    serde_json::from_slice::<Value>(&out.stdout)
+    // Ages change on every call: left out of what is compared.
+    let rows: Vec<Value> = serde_json::from_slice::<Value>(&out.stdout)
         .ok()
         .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let said = format!(
+        "{:?} {}",
+        (rows.iter())
+            .map(|r| (&r["name"], &r["leader"], &r["epoch"]))
+            .collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if *last != said {
+        println!("servers on :{api_port} ({:?}): {said}", started.elapsed());
+        *last = said;
+    }
+    rows
 }
 
 /// The leader's name and epoch, as the server at `api_port` sees them.

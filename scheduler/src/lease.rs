@@ -100,8 +100,11 @@ impl LeaseStore for kv::Store {
     }
 
     async fn held(&self) -> Option<Held> {
-        let entry = self.entry(KEY).await.ok()??;
-        (entry.operation == kv::Operation::Put).then(|| read(&entry.value, entry.revision))
+        // From the stream's leader: a lagging replica would show a lease
+        // that looks unrenewed (a follower then tries to take it over, and
+        // fails its compare-and-set) or one already taken over.
+        let entry = atoll_sdk::nats::leader_entry(self, KEY).await.ok()??;
+        Some(read(&entry.value, entry.revision))
     }
 }
 

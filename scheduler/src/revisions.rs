@@ -19,7 +19,6 @@ use crate::cas::{CasError, compare_and_set};
 use crate::cluster::Cluster;
 use crate::placement::{PortConflict, check_ports};
 use async_nats::jetstream::kv;
-use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use atoll_sdk::nats::Versioned;
 use atoll_sdk::protocol::{AppRecord, VERSION, endpoints_key, now_ms};
 use atoll_sdk::spec::App;
@@ -353,17 +352,8 @@ async fn leader_entry(
     cluster: &Cluster,
     app: &str,
 ) -> Result<Option<(bytes::Bytes, u64)>, RevisionError> {
-    let subject = format!("$KV.{}.{app}", cluster.buckets.names.apps_bucket());
-    match (cluster.buckets.apps.stream)
-        .get_last_raw_message_by_subject(&subject)
-        .await
-    {
-        Ok(msg) => {
-            let op = msg.headers.get("KV-Operation").map(|v| v.as_str());
-            let put = !matches!(op, Some("DEL" | "PURGE"));
-            Ok(put.then_some((msg.payload, msg.sequence)))
-        }
-        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+    match atoll_sdk::nats::leader_entry(&cluster.buckets.apps, app).await {
+        Ok(entry) => Ok(entry.map(|e| (e.value, e.revision))),
         Err(e) => Err(RevisionError::Current {
             app: app.to_string(),
             message: e.to_string(),

@@ -6,6 +6,7 @@
 
 use async_nats::jetstream::kv;
 use atoll_sdk::api::ServerView;
+use atoll_sdk::nats::{leader_entry, leader_entry_of};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -33,32 +34,36 @@ pub(crate) async fn register(kv: kv::Store, name: String, address: String, ttl: 
     }
 }
 
-/// Every server with a fresh record, the leader marked.
+/// Every server with a fresh record, the leader marked. Read from the
+/// stream's leader, not with a direct get or a keys consumer: any replica
+/// may answer those, and one that is behind shows the old leader (or no
+/// leader) for as long as it lags.
 pub(crate) async fn list(kv: &kv::Store) -> Vec<ServerView> {
-    let lease = kv.entry("controller").await.ok().flatten();
-    let lease = lease.filter(|e| e.operation == kv::Operation::Put);
-    let held = lease
-        .as_ref()
-        .map(|e| crate::lease::read(&e.value, e.revision));
+    let subject = |key: &str| format!("{}{key}", kv.prefix);
+    let lease = leader_entry(kv, "controller").await.ok().flatten();
+    let held = (lease.as_ref()).map(|e| crate::lease::read(&e.value, e.revision));
     let now = time::OffsetDateTime::now_utc();
     let age = |at: time::OffsetDateTime| (now - at).whole_milliseconds().max(0) as u64;
-    let mut keys: Vec<String> = match kv.keys().await {
-        Ok(keys) => keys.filter_map(|k| async move { k.ok() }).collect().await,
+    let mut subjects: Vec<String> = match kv.stream.info_with_subjects(subject(PREFIX) + ">").await
+    {
+        Ok(found) => {
+            (found.filter_map(|s| async move { s.ok().map(|(s, _)| s) }))
+                .collect()
+                .await
+        }
         Err(_) => Vec::new(),
     };
-    keys.retain(|k| k.starts_with(PREFIX));
-    keys.sort();
+    subjects.sort();
+    subjects.dedup();
     let mut out = Vec::new();
-    for key in keys {
-        let Ok(Some(entry)) = kv.entry(&key).await else {
+    for subject in subjects {
+        let Ok(Some(entry)) = leader_entry_of(kv, &subject).await else {
             continue;
         };
         let Ok(record) = serde_json::from_slice::<Record>(&entry.value) else {
             continue;
         };
-        let leads = held
-            .as_ref()
-            .is_some_and(|h| h.holder.as_deref() == Some(&record.name));
+        let leads = (held.as_ref()).is_some_and(|h| h.holder.as_deref() == Some(&record.name));
         let (epoch, age_ms) = match (&lease, &held) {
             (Some(l), Some(h)) if leads => (h.epoch, age(l.created)),
             _ => (0, age(entry.created)),

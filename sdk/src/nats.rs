@@ -6,11 +6,13 @@
 //! How many replicas JetStream keeps of them only the server decides
 //! ([`replicas::ensure`], before it opens them); hosts never change it.
 
+mod leader_read;
 mod mirror;
 pub mod replicas;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use leader_read::{LeaderEntry, leader_entry, leader_entry_of};
 pub use mirror::{Mirror, MirrorView, Versioned};
 
 use crate::protocol::Names;
