@@ -3,10 +3,13 @@
 //! the host runs on, `atoll import`, and the host's instances are adopted
 //! under the same ids without a restart; the history is back and a
 //! rollback to the first revision works. An import over a newer revision
-//! is refused unless forced, and a malformed file changes nothing.
+//! is refused unless forced, and a malformed file changes nothing. An apps
+//! bucket deleted under a running fleet is noticed, not obeyed: nothing
+//! stops until an import restores it.
 
 mod common;
 
+use common::load::Load;
 use common::*;
 use serde_json::Value;
 use std::time::Duration;
@@ -229,4 +232,103 @@ fn an_export_imported_into_a_fresh_cluster_adopts_what_hosts_run() {
             (r.len() == 2 && r.iter().all(|(_, rev, _)| *rev == 2)).then_some(())
         },
     );
+}
+
+/// The server's `/metrics` value of a sample without labels.
+fn gauge(c: &Cluster, name: &str) -> Option<f64> {
+    let api = c.api.replace("http://", "");
+    let (_, body) = http_get(&api, "/metrics").ok()?;
+    (body.lines())
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn an_apps_bucket_deleted_under_a_running_fleet_stops_nothing_until_an_import() {
+    let mut c = Cluster::start();
+    let bind = "127.0.16.2";
+    c.start_host("h1", bind, NO_CONTAINERS);
+    let port = free_port();
+    c.deploy_wait(&c.compose("keep.yaml", &compose(port, "1")));
+    let before = wait_until("two running instances", Duration::from_secs(30), || {
+        let r = running(&c, "keep");
+        (r.len() == 2).then_some(r)
+    });
+    let file = c.dir.path().join("state.json");
+    std::fs::write(&file, c.atoll_ok(&["export"]).stdout).expect("write state");
+    let events = c.follow_events();
+    let load = Load::start(&[format!("{bind}:{port}")], "/", 4, |_| "hello from".into());
+    wait_until("load to flow", Duration::from_secs(10), || {
+        (load.ok() > 50).then_some(())
+    });
+    assert_eq!(gauge(&c, "atoll_desired_state_lost"), Some(0.0));
+
+    // Someone deletes the apps bucket's stream.
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let client = rt
+        .block_on(async_nats::connect(&c.nats_url))
+        .expect("connect");
+    rt.block_on(async {
+        let js = async_nats::jetstream::new(client.clone());
+        js.delete_stream("KV_atoll-default-apps").await
+    })
+    .expect("delete the apps stream");
+    events.wait_for_event(
+        "state-lost",
+        "the apps bucket is gone",
+        Duration::from_secs(15),
+    );
+    wait_until("the gauge to say so", Duration::from_secs(5), || {
+        (gauge(&c, "atoll_desired_state_lost") == Some(1.0)).then_some(())
+    });
+    // Anything that opens the buckets (a host or server starting) makes
+    // it again, empty.
+    rt.block_on(atoll_sdk::nats::Buckets::open(client, "default"))
+        .expect("open the buckets");
+    events.wait_for_event(
+        "state-lost",
+        "the apps bucket went back from revision 1 to 0",
+        Duration::from_secs(15),
+    );
+    // What would stop the fleet is there: the server sees no app. Given
+    // a few controller passes (one a second at least), nothing stops.
+    wait_until("the server to see no app", Duration::from_secs(15), || {
+        let ls = c.json(&["ls", "-o", "json"]);
+        (ls.as_array().map(Vec::len) == Some(0)).then_some(())
+    });
+    let window = std::time::Instant::now();
+    while window.elapsed() < Duration::from_secs(3) {
+        assert!(
+            !c.host("h1").log().contains("stopped instance="),
+            "an instance was stopped while desired state was lost"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let stops: Vec<Value> = (events.json_lines().into_iter())
+        .filter(|e| e["kind"] == "stop" || e["kind"] == "place")
+        .collect();
+    assert!(stops.is_empty(), "nothing placed or stopped: {stops:?}");
+
+    // The import makes the bucket again and restores it: the hold is
+    // over, the instances are the same ones, never restarted.
+    let out = c.atoll_ok(&["import", &file.to_string_lossy()]);
+    assert!(text(&out).contains("1 app(s) imported"), "{}", text(&out));
+    events.wait_for_event(
+        "state-lost",
+        "desired state is back",
+        Duration::from_secs(15),
+    );
+    wait_until("the gauge to clear", Duration::from_secs(5), || {
+        (gauge(&c, "atoll_desired_state_lost") == Some(0.0)).then_some(())
+    });
+    wait_until("the same instances", Duration::from_secs(30), || {
+        (running(&c, "keep") == before).then_some(())
+    });
+    assert_eq!(c.instances("keep").len(), 2, "no extra instances");
+    assert!(
+        !c.host("h1").log().contains("stopped instance="),
+        "nothing was stopped"
+    );
+    let seen = load.finish();
+    assert_eq!(seen.failed, 0, "{:?}", seen.failures);
 }

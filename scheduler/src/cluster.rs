@@ -25,6 +25,9 @@ pub(crate) struct Cluster {
     pub removed_hosts: MirrorView<RemovedHost>,
     /// The autoscaler's decisions, by `app.service`.
     pub scale: MirrorView<ScaleRecord>,
+    /// JetStream replicas of the cluster's buckets (as the server
+    /// decided at start), for a bucket made again.
+    pub replicas: usize,
     /// Counters for `/metrics`.
     pub telemetry: crate::telemetry::Telemetry,
     /// Read through [`Cluster::observed`].
@@ -81,6 +84,7 @@ impl Cluster {
         buckets: Buckets,
         detection: Detection,
         fence: tokio::sync::watch::Receiver<crate::lease::Fence>,
+        replicas: usize,
     ) -> Arc<Cluster> {
         let apps = Mirror::start(buckets.apps.clone()).await;
         let assignments = Mirror::start(buckets.assignments.clone()).await;
@@ -103,6 +107,7 @@ impl Cluster {
             observed_changed: Notify::new(),
             detection,
             started: Instant::now(),
+            replicas,
             nats_back: Mutex::default(),
             _mirrors: (apps, assignments, statuses, endpoints, removed_hosts, scale),
         })

@@ -6,12 +6,15 @@
 //! and rolls back updates that failed. What to write besides the
 //! assignments is decided as data first ([`writes`]).
 
+mod guard;
 mod writes;
 
 use crate::cas::{CasError, compare_and_delete, compare_and_set};
 use crate::cluster::Cluster;
 use crate::lease::fence::Fenced;
+use crate::lost_state::{self, Verdict};
 use crate::reconcile::{Plan, reconcile};
+use crate::snapshot::Snapshot;
 use async_nats::jetstream::kv;
 use atoll_sdk::nats::{MirrorView, Versioned};
 use serde::Serialize;
@@ -52,6 +55,11 @@ pub(crate) async fn run(cluster: Arc<Cluster>, server_name: String) {
     let mut leading = false;
     // Why the last pass held (mass loss), to say when that changes.
     let mut held: Option<String> = None;
+    // Whether desired state was lost (followers watch too: one that comes
+    // to lead knows what the bucket held), and what the leader said of it.
+    let mut state = lost_state::Watch::default();
+    let mut lost: Option<String> = None;
+    let mut said_lost: Option<String> = None;
     loop {
         let fence = cluster.fence();
         if fence.leading() != leading {
@@ -63,9 +71,22 @@ pub(crate) async fn run(cluster: Arc<Cluster>, server_name: String) {
             let msg = format!("server {server_name} {what}");
             cluster.publish_event("leader", None, msg).await;
         }
-        if leading && cluster.settled() && !importing(&cluster) {
+        // The snapshot first, the bucket after: a bucket made anew after
+        // it was read is seen on the next pass, before the empty mirror is.
+        let snap = cluster.snapshot();
+        match state.judge(guard::apps_stream(&cluster).await, snap.observed.len()) {
+            Verdict::Go => lost = None,
+            Verdict::Hold(why) => lost = Some(why),
+            Verdict::Unchanged => {}
+        }
+        cluster.telemetry.set_state_lost(lost.is_some());
+        if leading && said_lost != lost {
+            announce_lost(&cluster, lost.as_deref()).await;
+            said_lost.clone_from(&lost);
+        }
+        if leading && lost.is_none() && cluster.settled() && !importing(&cluster) {
             let started = Instant::now();
-            match pass(&cluster).await {
+            match pass(&cluster, snap).await {
                 Ok(hold) => announce_hold(&cluster, &mut held, hold).await,
                 Err(PassError::Fenced(why)) => tracing::warn!(%why, "not writing"),
                 Err(e) => tracing::warn!(error = %e, "reconcile pass failed; retrying"),
@@ -104,12 +125,24 @@ async fn announce_hold(cluster: &Cluster, held: &mut Option<String>, now: Option
     *held = now;
 }
 
-/// One reconcile pass; why it held, if it did. Every write is fenced: the
+/// Says when desired state is found lost, and when that is over.
+async fn announce_lost(cluster: &Cluster, why: Option<&str>) {
+    let msg = match why {
+        Some(why) => format!("desired state lost: holding, nothing is written: {why}"),
+        None => "desired state is back: reconciling again".to_string(),
+    };
+    match why {
+        Some(_) => tracing::error!("{msg}"),
+        None => tracing::info!("{msg}"),
+    }
+    cluster.publish_event("state-lost", None, msg).await;
+}
+
+/// One reconcile pass over `snap`; why it held, if it did. Every write is fenced: the
 /// lease is checked before it, and it is a compare-and-set against what
 /// the pass read. Errors leave the rest for the next pass: every step is
 /// idempotent.
-async fn pass(cluster: &Cluster) -> Result<Option<String>, PassError> {
-    let snap = cluster.snapshot();
+async fn pass(cluster: &Cluster, snap: Snapshot) -> Result<Option<String>, PassError> {
     let hold = snap.hold.clone();
     let plan = reconcile(&snap, &mut new_instance_id);
     let after = writes::after(snap, &plan);

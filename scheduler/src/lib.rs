@@ -30,6 +30,7 @@ mod host_removal;
 mod lease;
 mod load_board;
 mod load_report;
+mod lost_state;
 mod mass_loss;
 mod observed;
 mod placement;

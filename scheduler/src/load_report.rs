@@ -79,6 +79,8 @@ pub(crate) struct ServerCounters {
     pub reconciles: (Vec<u64>, f64),
     pub nats_reconnects: u64,
     pub leading: bool,
+    /// The controller holds: desired state was lost.
+    pub state_lost: bool,
 }
 
 /// The server's Prometheus exposition.
@@ -233,6 +235,16 @@ fn server_counters(e: &mut Exposition, counters: &ServerCounters) {
         &[],
         if counters.leading { 1.0 } else { 0.0 },
     );
+    e.family(
+        "atoll_desired_state_lost",
+        "1 while the controller holds because the apps bucket is gone or came back empty.",
+        Kind::Gauge,
+    )
+    .sample(
+        "atoll_desired_state_lost",
+        &[],
+        if counters.state_lost { 1.0 } else { 0.0 },
+    );
 }
 
 #[cfg(test)]
@@ -291,6 +303,7 @@ mod tests {
             reconciles: (vec![1; RECONCILE_BOUNDS_S.len() + 1], 0.5),
             nats_reconnects: 0,
             leading: true,
+            state_lost: true,
         };
         let text = exposition(&snap, &Loads::new(), &counters);
         for family in [
@@ -316,5 +329,6 @@ mod tests {
             text.contains("atoll_reconcile_duration_seconds_count 9\n"),
             "{text}"
         );
+        assert!(text.contains("atoll_desired_state_lost 1\n"), "{text}");
     }
 }

@@ -352,6 +352,12 @@ async fn leader_entry(
     cluster: &Cluster,
     app: &str,
 ) -> Result<Option<(bytes::Bytes, u64)>, RevisionError> {
+    // A bucket deleted under the cluster is made again by the deploy or
+    // import that restores it (the controller holds meanwhile, see
+    // `lost_state`); if NATS cannot be asked, the read below says so.
+    if let Err(e) = cluster.buckets.ensure_apps(cluster.replicas).await {
+        tracing::debug!(error = %e, "cannot check the apps bucket");
+    }
     match atoll_sdk::nats::leader_entry(&cluster.buckets.apps, app).await {
         Ok(entry) => Ok(entry.map(|e| (e.value, e.revision))),
         Err(e) => Err(RevisionError::Current {

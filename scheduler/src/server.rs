@@ -101,7 +101,7 @@ pub async fn run(
         cfg.listen.to_string(),
         cfg.lease_ttl,
     ));
-    let cluster = Cluster::open(buckets, detection, fence_rx).await;
+    let cluster = Cluster::open(buckets, detection, fence_rx, replicas).await;
     let heartbeats = tokio::spawn(cluster::watch_heartbeats(cluster.clone()));
     let load = tokio::spawn(cluster::watch_load(cluster.clone()));
     let autoscaler = tokio::spawn(crate::autoscale::run(cluster.clone()));

@@ -1,7 +1,7 @@
 //! The server's own counters, for `/metrics`: placements made and how long
 //! reconcile passes take.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds of the reconcile-duration histogram, in seconds.
@@ -12,6 +12,7 @@ pub(crate) struct Telemetry {
     placements: AtomicU64,
     reconciles: [AtomicU64; RECONCILE_BOUNDS_S.len() + 1],
     reconcile_us: AtomicU64,
+    state_lost: AtomicBool,
 }
 
 impl Telemetry {
@@ -22,6 +23,16 @@ impl Telemetry {
 
     pub(crate) fn placements(&self) -> u64 {
         self.placements.load(Ordering::Relaxed)
+    }
+
+    /// Whether the controller holds because desired state was lost
+    /// ([`crate::lost_state`]).
+    pub(crate) fn set_state_lost(&self, lost: bool) {
+        self.state_lost.store(lost, Ordering::Relaxed);
+    }
+
+    pub(crate) fn state_lost(&self) -> bool {
+        self.state_lost.load(Ordering::Relaxed)
     }
 
     pub(crate) fn reconciled(&self, took: Duration) {

@@ -126,6 +126,19 @@ impl Buckets {
     }
 }
 
+impl Buckets {
+    /// Makes the apps bucket again, with `replicas` replicas, when it is
+    /// gone (its stream deleted under a running cluster); an existing one
+    /// is left as it is. What the old one held is lost: the controller
+    /// holds until desired state is written again (`atoll import`, or a
+    /// deploy), which goes into the new one through the same handle.
+    pub async fn ensure_apps(&self, replicas: usize) -> Result<(), BucketError> {
+        let mut cfg = Layout::new(&self.names).apps;
+        cfg.num_replicas = replicas;
+        open_kv(&self.js, cfg).await.map(|_| ())
+    }
+}
+
 /// Opens a KV bucket, creating its stream when missing. The stream is
 /// created directly (with the settings `create_key_value` would use) because
 /// `create_key_value` first reads the account info, whose shape changed

@@ -32,6 +32,7 @@ pub(crate) async fn metrics(State(c): State<Arc<Cluster>>) -> impl IntoResponse 
         reconciles: c.telemetry.reconcile_histogram(),
         nats_reconnects: connects.saturating_sub(1),
         leading: c.is_leading(),
+        state_lost: c.telemetry.state_lost(),
     };
     let text = load_report::exposition(&snap, &loads, &counters);
     (
