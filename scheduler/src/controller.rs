@@ -71,10 +71,8 @@ pub(crate) async fn run(cluster: Arc<Cluster>, server_name: String) {
             let msg = format!("server {server_name} {what}");
             cluster.publish_event("leader", None, msg).await;
         }
-        // The snapshot first, the bucket after: a bucket made anew after
-        // it was read is seen on the next pass, before the empty mirror is.
-        let snap = cluster.snapshot();
-        match state.judge(guard::apps_stream(&cluster).await, snap.observed.len()) {
+        let running = cluster.snapshot().observed.len();
+        match state.judge(guard::apps_stream(&cluster).await, running) {
             Verdict::Go => lost = None,
             Verdict::Hold(why) => lost = Some(why),
             Verdict::Unchanged => {}
@@ -86,7 +84,10 @@ pub(crate) async fn run(cluster: Arc<Cluster>, server_name: String) {
         }
         if leading && lost.is_none() && cluster.settled() && !importing(&cluster) {
             let started = Instant::now();
-            match pass(&cluster, snap).await {
+            // Taken after the bucket was judged (and the import checked): a
+            // bucket made anew since shows in the mirror only after its
+            // watch breaks, seconds later, and is judged on the next pass.
+            match pass(&cluster, cluster.snapshot()).await {
                 Ok(hold) => announce_hold(&cluster, &mut held, hold).await,
                 Err(PassError::Fenced(why)) => tracing::warn!(%why, "not writing"),
                 Err(e) => tracing::warn!(error = %e, "reconcile pass failed; retrying"),
