@@ -1,5 +1,6 @@
 //! One module per verb.
 
+pub mod cluster;
 pub mod deploy;
 pub mod events;
 pub mod export;
@@ -17,5 +18,6 @@ pub mod rm;
 pub mod rollback;
 pub mod server;
 pub mod servers;
+pub mod token;
 pub mod top;
 pub mod up;

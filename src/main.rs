@@ -2,6 +2,7 @@
 //! its own file under `cmd/` and is a thin layer over the libraries.
 
 mod cmd;
+mod context;
 mod host_options;
 mod nats_child;
 mod nats_urls;
@@ -27,6 +28,10 @@ enum Command {
     Up(cmd::up::Args),
     /// Run the control plane
     Server(cmd::server::Args),
+    /// The cluster's identity: `atoll cluster init --dir DIR`
+    Cluster(cmd::cluster::Args),
+    /// API tokens: create, ls, revoke
+    Token(cmd::token::Args),
     /// Run a host agent on this machine
     Host(cmd::host::Args),
     /// Deploy a Compose file (a new revision of its app)
@@ -83,6 +88,8 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Up(a) => cmd::up::run(a).await,
             Command::Server(a) => cmd::server::run(a).await,
+            Command::Cluster(a) => cmd::cluster::run(a).await,
+            Command::Token(a) => cmd::token::run(a).await,
             Command::Host(a) => cmd::host::run(a).await,
             Command::Deploy(a) => cmd::deploy::run(a).await,
             Command::Ls(a) => cmd::ls::run(a).await,

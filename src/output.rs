@@ -55,7 +55,12 @@ pub fn age(since_ms: u64) -> String {
     if since_ms == 0 {
         return "-".into();
     }
-    let secs = atoll_sdk::protocol::now_ms().saturating_sub(since_ms) / 1000;
+    span(atoll_sdk::protocol::now_ms().saturating_sub(since_ms))
+}
+
+/// `3s`, `5m`, `2h`, `4d`: a span of milliseconds.
+pub fn span(ms: u64) -> String {
+    let secs = ms / 1000;
     match secs {
         0..=59 => format!("{secs}s"),
         60..=3599 => format!("{}m", secs / 60),
@@ -64,27 +69,59 @@ pub fn age(since_ms: u64) -> String {
     }
 }
 
-/// The server address from `--server` or `ATOLL_SERVER`.
-#[derive(clap::Args, Debug, Clone)]
+/// Which API to talk to and how: `--server`, `--token`, `--ca` (or
+/// `ATOLL_SERVER`, `ATOLL_TOKEN`, `ATOLL_CA`, or the CLI context).
+#[derive(clap::Args, Clone)]
 pub struct ServerArg {
-    /// atoll server API address
-    #[arg(
-        long,
-        env = "ATOLL_SERVER",
-        default_value = "http://127.0.0.1:7420",
-        global = true
-    )]
-    pub server: String,
+    /// atoll server API address (default: the CLI context's, written by
+    /// `atoll up` and `atoll cluster init`, else http://127.0.0.1:7420)
+    #[arg(long, env = "ATOLL_SERVER", global = true)]
+    pub server: Option<String>,
+    /// API token (default: the context's)
+    #[arg(long, env = "ATOLL_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// The cluster CA to trust, PEM (default: the context's)
+    #[arg(long, env = "ATOLL_CA", global = true)]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl ServerArg {
     pub fn client(&self) -> anyhow::Result<atoll_sdk::client::Client> {
-        let base = if self.server.contains("://") {
-            self.server.clone()
-        } else {
-            format!("http://{}", self.server)
+        use anyhow::Context as _;
+        let context = crate::context::load();
+        // The context speaks for its own server only.
+        let context = context.filter(|c| self.server.as_ref().is_none_or(|s| *s == c.server));
+        let server = (self.server.clone())
+            .or_else(|| context.as_ref().map(|c| c.server.clone()))
+            .unwrap_or_else(|| "http://127.0.0.1:7420".to_string());
+        let ca = (self.ca.clone()).or_else(|| context.as_ref().map(|c| c.ca.clone()));
+        let token = match (&self.token, &context) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(c)) => Some(
+                std::fs::read_to_string(&c.token_file)
+                    .with_context(|| {
+                        format!("cannot read the context's token {}", c.token_file.display())
+                    })?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, None) => None,
         };
-        Ok(atoll_sdk::client::Client::new(&base)?)
+        let ca_pem = match &ca {
+            Some(p) => Some(
+                std::fs::read(p).with_context(|| format!("cannot read the CA {}", p.display()))?,
+            ),
+            None => None,
+        };
+        let base = if server.contains("://") {
+            server
+        } else if ca_pem.is_some() {
+            format!("https://{server}")
+        } else {
+            format!("http://{server}")
+        };
+        let credentials = atoll_sdk::client::Credentials { token, ca_pem };
+        Ok(atoll_sdk::client::Client::with(&base, credentials)?)
     }
 }
 

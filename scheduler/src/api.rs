@@ -5,10 +5,15 @@
 //! error answers with an [`atoll_sdk::api::ErrorBody`] that says what is
 //! wrong.
 
+mod authn;
 mod error;
 mod load;
 mod logs;
+mod tokens;
 
+pub(crate) use authn::Auth;
+
+use crate::auth::Caller;
 use crate::cluster::Cluster;
 use crate::{artifacts, backup, host_removal, revisions, views};
 use atoll_sdk::api::{
@@ -17,7 +22,7 @@ use atoll_sdk::api::{
 };
 use atoll_sdk::spec;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{delete, get, post, put};
@@ -29,9 +34,16 @@ use std::sync::Arc;
 /// Largest component upload.
 const MAX_ARTIFACT_BYTES: usize = 128 * 1024 * 1024;
 
-pub(crate) fn router(cluster: Arc<Cluster>) -> Router {
+/// Every route, behind [`authn::authenticate`] (which lets the health
+/// check through).
+pub(crate) fn router(cluster: Arc<Cluster>, auth: Arc<Auth>) -> Router {
+    let tokens = Router::new()
+        .route("/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/tokens/{id}", delete(tokens::revoke))
+        .with_state(auth.clone());
     Router::new()
         .route("/v1/health", get(|| async { "ok" }))
+        .route("/healthz", get(|| async { "ok" }))
         .route("/v1/apps", get(list_apps).post(deploy))
         .route("/v1/apps/{name}", get(get_app).delete(delete_app))
         .route("/v1/apps/{name}/history", get(app_history))
@@ -54,16 +66,23 @@ pub(crate) fn router(cluster: Arc<Cluster>) -> Router {
         )
         .layer(DefaultBodyLimit::max(MAX_ARTIFACT_BYTES))
         .with_state(cluster)
+        .merge(tokens)
+        .route_layer(axum::middleware::from_fn_with_state(
+            auth,
+            authn::authenticate,
+        ))
 }
 
 type Shared = State<Arc<Cluster>>;
 
-async fn list_apps(State(c): Shared) -> Json<Vec<AppView>> {
+/// Every app the caller may see.
+async fn list_apps(State(c): Shared, Extension(caller): Extension<Caller>) -> Json<Vec<AppView>> {
     let snap = c.snapshot();
     let statuses = c.statuses.all();
     let status = |name: &str| statuses.get(name).map(|s| &s.value);
     Json(
         (snap.apps.iter())
+            .filter(|a| caller.may_touch(&a.spec.name))
             .map(|a| views::app(&snap, a, status(&a.spec.name)))
             .collect(),
     )
@@ -81,11 +100,26 @@ struct InstanceQuery {
     app: Option<String>,
 }
 
+/// The instances of an app (or all), of the apps the caller may see.
 async fn list_instances(
     State(c): Shared,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<InstanceQuery>,
-) -> Json<Vec<InstanceView>> {
-    Json(views::instances(&c.snapshot(), q.app.as_deref()))
+) -> ApiResult<Json<Vec<InstanceView>>> {
+    let app = match (q.app, caller.app) {
+        (Some(asked), Some(limit)) if asked != limit => {
+            return Err(forbidden_app(&caller.id, &limit, &asked));
+        }
+        (asked, limit) => asked.or(limit),
+    };
+    Ok(Json(views::instances(&c.snapshot(), app.as_deref())))
+}
+
+fn forbidden_app(token: &str, limit: &str, app: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!("token {token} is limited to app {limit}, not {app}"),
+    )
 }
 
 async fn list_hosts(State(c): Shared) -> Json<Vec<HostView>> {
@@ -169,9 +203,13 @@ async fn remove_host(State(c): Shared, Path(name): Path<String>) -> ApiResult<St
 /// place of their paths, and stores it as the app's next revision.
 async fn deploy(
     State(c): Shared,
+    Extension(caller): Extension<Caller>,
     Json(req): Json<DeployRequest>,
 ) -> ApiResult<Json<DeployResponse>> {
     let parsed = spec::parse(&req.compose, &req.default_name).map_err(ApiError::invalid_compose)?;
+    if let Some(limit) = caller.app.as_deref().filter(|l| *l != parsed.app.name) {
+        return Err(forbidden_app(&caller.id, limit, &parsed.app.name));
+    }
     let mut app = parsed.app;
     artifacts::resolve_components(&c, &mut app, &req.artifacts).await?;
     let name = app.name.clone();

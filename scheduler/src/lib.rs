@@ -19,6 +19,7 @@
 
 mod api;
 mod artifacts;
+mod auth;
 mod autoscale;
 mod backup;
 mod cas;
@@ -27,6 +28,7 @@ mod controller;
 mod disconnect;
 mod endpoints;
 mod host_removal;
+pub mod identity;
 mod lease;
 mod load_board;
 mod load_report;
@@ -40,6 +42,7 @@ mod server;
 mod servers;
 mod snapshot;
 mod telemetry;
+mod tls_listener;
 mod views;
 
 pub use server::{ServerConfig, ServerError, run};

@@ -33,6 +33,11 @@ pub struct ServerConfig {
     /// JetStream replicas of every bucket (`--replicas`); `None`: 3 when
     /// the cluster can hold them, else 1.
     pub replicas: Option<usize>,
+    /// The cluster identity directory (`--identity`, made by `atoll
+    /// cluster init`): the API serves HTTPS and needs tokens.
+    pub identity: Option<std::path::PathBuf>,
+    /// Plain HTTP without tokens (`--insecure`): only when said so.
+    pub insecure: bool,
 }
 
 impl ServerConfig {
@@ -47,6 +52,8 @@ impl ServerConfig {
             reconnect_grace: Duration::from_secs(10),
             lease_ttl: atoll_sdk::nats::LEASE_TTL,
             replicas: None,
+            identity: None,
+            insecure: false,
         }
     }
 }
@@ -61,6 +68,12 @@ pub enum ServerError {
     Nats(#[from] atoll_sdk::nats::ConnectError),
     #[error(transparent)]
     Buckets(#[from] atoll_sdk::nats::BucketError),
+    #[error(
+        "no cluster identity: start the server with --identity DIR (made by `atoll cluster init --dir DIR`), or with --insecure for a lab cluster anyone who reaches the API controls"
+    )]
+    NoIdentity,
+    #[error("cluster identity: {0}")]
+    Identity(#[from] crate::identity::IdentityError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -73,11 +86,35 @@ pub async fn run(
     cfg: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    // The identity first: a server that cannot serve securely fails before
+    // it touches the cluster.
+    let identity = match (&cfg.identity, cfg.insecure) {
+        (Some(dir), _) => Some(crate::identity::load_api(dir)?),
+        (None, true) => None,
+        (None, false) => return Err(ServerError::NoIdentity),
+    };
     let client = connect(&parse_urls(&cfg.nats_url)?, &cfg.name).await?;
     let js = async_nats::jetstream::new(client.clone());
     let names = atoll_sdk::protocol::Names::new(&cfg.cluster);
     let replicas = replicas::ensure(&js, &names, cfg.replicas).await?;
     let buckets = Buckets::open(client, &cfg.cluster).await?;
+    let (tls, auth) = match identity {
+        Some(id) => {
+            let tokens = atoll_sdk::nats::open_tokens(&js, &names, replicas).await?;
+            let auth = api::Auth::Tokens {
+                admin: Box::new(id.admin),
+                tokens: Box::new(tokens),
+            };
+            (Some(id.tls), auth)
+        }
+        None => {
+            tracing::warn!(
+                listen = %cfg.listen,
+                "--insecure: the API takes plain HTTP without tokens; anyone who reaches it controls every host"
+            );
+            (None, api::Auth::Open)
+        }
+    };
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| ServerError::Listen {
@@ -106,10 +143,29 @@ pub async fn run(
     let load = tokio::spawn(cluster::watch_load(cluster.clone()));
     let autoscaler = tokio::spawn(crate::autoscale::run(cluster.clone()));
     let control = tokio::spawn(controller::run(cluster.clone(), cfg.name.clone()));
-    tracing::info!(listen = %cfg.listen, nats = %cfg.nats_url, replicas, "atoll server ready");
-    let served = axum::serve(listener, api::router(cluster))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(listen = %cfg.listen, scheme, nats = %cfg.nats_url, replicas, "atoll server ready");
+    let app = api::router(cluster, std::sync::Arc::new(auth))
+        .into_make_service_with_connect_info::<crate::tls_listener::Peer>();
+    let served = match tls {
+        Some(tls) => {
+            let listener =
+                crate::tls_listener::TlsListener::new(listener, tls).map_err(|source| {
+                    ServerError::Listen {
+                        addr: cfg.listen,
+                        source,
+                    }
+                })?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     leasing.abort();
     registry.abort();
     heartbeats.abort();

@@ -138,6 +138,39 @@ pub struct InstanceView {
     pub replaces: Option<String>,
 }
 
+/// `POST /v1/tokens`: a new token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateTokenRequest {
+    pub role: crate::auth::Role,
+    /// How long it is valid; none: until revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
+    /// The one app a `deploy` or `read` token may touch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+}
+
+/// A token as `atoll token ls` shows it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    pub role: crate::auth::Role,
+    #[serde(default)]
+    pub app: Option<String>,
+    pub created_ms: u64,
+    /// When it stops being valid (Unix ms); none: until revoked.
+    #[serde(default)]
+    pub expires_ms: Option<u64>,
+}
+
+/// The answer to `POST /v1/tokens`: the only time the token is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedToken {
+    pub token: String,
+    #[serde(flatten)]
+    pub view: TokenView,
+}
+
 /// One row of `atoll servers`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerView {

@@ -33,15 +33,65 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// How the client proves who it is and whom it trusts.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// Sent as `Authorization: Bearer TOKEN`.
+    pub token: Option<String>,
+    /// The cluster CA (PEM): the only issuer an HTTPS server is trusted
+    /// by.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// TLS settings trusting `ca_pem` only (none: no HTTPS server is trusted).
+fn tls_config(ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(pem) = ca_pem {
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| format!("the CA file is not PEM: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("the CA file holds no usable certificate: {e}"))?;
+        }
+        if roots.is_empty() {
+            return Err("the CA file holds no certificate".into());
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 impl Client {
     pub fn new(base: &str) -> Result<Client, ClientError> {
+        Client::with(base, Credentials::default())
+    }
+
+    /// A client sending `credentials.token` and trusting the cluster CA.
+    pub fn with(base: &str, credentials: Credentials) -> Result<Client, ClientError> {
+        let fail = |message: String| ClientError::Unreachable {
+            url: base.to_string(),
+            message,
+        };
+        let tls = tls_config(credentials.ca_pem.as_deref()).map_err(fail)?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = &credentials.token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| fail("the token holds characters a header cannot".into()))?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
+            .tls_backend_preconfigured(tls)
+            .default_headers(headers)
             .build()
-            .map_err(|e| ClientError::Unreachable {
-                url: base.to_string(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| fail(e.to_string()))?;
         Ok(Client {
             base: base.trim_end_matches('/').to_string(),
             http,
@@ -203,6 +253,24 @@ impl Client {
     /// Retires a host that is down: its instances are placed elsewhere.
     pub async fn remove_host(&self, name: &str) -> Result<(), ClientError> {
         let url = self.url(&format!("/v1/hosts/{name}"));
+        self.send(self.http.delete(&url), &url).await?;
+        Ok(())
+    }
+
+    /// Mints a token (admin only); its secret is in the answer only.
+    pub async fn create_token(
+        &self,
+        req: &crate::api::CreateTokenRequest,
+    ) -> Result<crate::api::CreatedToken, ClientError> {
+        self.post_json("/v1/tokens", Some(req)).await
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<crate::api::TokenView>, ClientError> {
+        self.get_json("/v1/tokens").await
+    }
+
+    pub async fn revoke_token(&self, id: &str) -> Result<(), ClientError> {
+        let url = self.url(&format!("/v1/tokens/{id}"));
         self.send(self.http.delete(&url), &url).await?;
         Ok(())
     }

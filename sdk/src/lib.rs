@@ -15,6 +15,7 @@
 //! runtime works on these plain types.
 
 pub mod api;
+pub mod auth;
 pub mod cluster;
 pub mod digest;
 pub mod export;

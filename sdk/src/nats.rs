@@ -61,6 +61,7 @@ pub(crate) struct Layout {
     pub leader: kv::Config,
     pub removed_hosts: kv::Config,
     pub scale: kv::Config,
+    pub tokens: kv::Config,
     pub artifacts: object_store::Config,
 }
 
@@ -82,6 +83,7 @@ impl Layout {
             },
             removed_hosts: kv_cfg(names.removed_hosts_bucket(), 1),
             scale: kv_cfg(names.scale_bucket(), 1),
+            tokens: kv_cfg(names.tokens_bucket(), 1),
             artifacts: object_store::Config {
                 bucket: names.artifacts_bucket(),
                 ..Default::default()
@@ -90,7 +92,7 @@ impl Layout {
     }
 
     /// Every KV bucket's settings.
-    pub fn kv(&self) -> [&kv::Config; 7] {
+    pub fn kv(&self) -> [&kv::Config; 8] {
         [
             &self.apps,
             &self.assignments,
@@ -99,6 +101,7 @@ impl Layout {
             &self.leader,
             &self.removed_hosts,
             &self.scale,
+            &self.tokens,
         ]
     }
 }
@@ -124,6 +127,19 @@ impl Buckets {
             names,
         })
     }
+}
+
+/// Opens the API tokens bucket ([`Names::tokens_bucket`]), creating it
+/// with `replicas` replicas when missing. Servers only: hosts never open
+/// it.
+pub async fn open_tokens(
+    js: &jetstream::Context,
+    names: &Names,
+    replicas: usize,
+) -> Result<kv::Store, BucketError> {
+    let mut cfg = Layout::new(names).tokens;
+    cfg.num_replicas = replicas;
+    open_kv(js, cfg).await
 }
 
 impl Buckets {

@@ -78,6 +78,11 @@ impl Names {
     pub fn scale_bucket(&self) -> String {
         format!("atoll-{}-scale", self.cluster)
     }
+    /// KV: token id → the token's record (role, app, hash of its
+    /// secret): the API tokens every server accepts. Only servers open it.
+    pub fn tokens_bucket(&self) -> String {
+        format!("atoll-{}-tokens", self.cluster)
+    }
     /// KV: the controller's leader lease.
     pub fn leader_bucket(&self) -> String {
         format!("atoll-{}-leader", self.cluster)

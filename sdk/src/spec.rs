@@ -38,3 +38,4 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 pub use model::*;
 pub use parse::{Parsed, parse};
+pub use units::is_app_name;

@@ -23,6 +23,19 @@ pub struct Args {
     /// This server's name in the leader election (default: server-<listen>)
     #[arg(long)]
     name: Option<String>,
+    /// The cluster identity (made by `atoll cluster init --dir DIR`): the
+    /// API serves HTTPS with its certificate and needs a token
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "ATOLL_IDENTITY",
+        required_unless_present = "insecure"
+    )]
+    identity: Option<std::path::PathBuf>,
+    /// Serve the API over plain HTTP without tokens: anyone who reaches it
+    /// controls every host. For lab clusters only
+    #[arg(long, conflicts_with = "identity")]
+    insecure: bool,
     #[command(flatten)]
     detection: DetectionArgs,
 }
@@ -70,6 +83,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = ServerConfig::new(&args.nats, args.listen);
     cfg.cluster = args.cluster;
     cfg.replicas = args.replicas.map(usize::from);
+    cfg.identity = args.identity;
+    cfg.insecure = args.insecure;
     if let Some(n) = args.name {
         cfg.name = n;
     }

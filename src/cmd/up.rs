@@ -4,11 +4,13 @@
 //! Ctrl-C stops everything.
 
 use super::deploy;
+use crate::context::{self, Context};
 use crate::host_options::{ContainerArgs, default_data_dir, parse_labels};
 use crate::nats_child::{self, NatsChild};
-use anyhow::Context;
+use anyhow::Context as _;
 use atoll_runtime::{HostConfig, host_info};
 use atoll_scheduler::ServerConfig;
+use atoll_scheduler::identity;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -93,18 +95,31 @@ async fn run_cluster(args: &Args, data_dir: &std::path::Path) -> anyhow::Result<
         args.containers.apply(&mut cfg)?;
         host_cfgs.push(cfg);
     }
-    let server = tokio::spawn(atoll_scheduler::run(
-        ServerConfig::new(&args.nats, args.listen),
-        stopped(stop_rx.clone()),
-    ));
+    // Secure with no extra step: an identity made once in the data dir, a
+    // CLI context pointing at it (so `atoll ps` elsewhere needs no flags).
+    let identity = ensure_identity(&data_dir.join("identity"))?;
+    let mut server_cfg = ServerConfig::new(&args.nats, args.listen);
+    server_cfg.identity = Some(identity.clone());
+    let server = tokio::spawn(atoll_scheduler::run(server_cfg, stopped(stop_rx.clone())));
     let host_tasks: Vec<_> = host_cfgs
         .into_iter()
         .map(|cfg| tokio::spawn(atoll_runtime::run(cfg, stopped(stop_rx.clone()))))
         .collect();
     let host = futures::future::join_all(host_tasks);
 
-    let api = format!("http://{}", args.listen);
-    let client = atoll_sdk::client::Client::new(&api)?;
+    let ctx = Context {
+        server: context::url_of(args.listen, true),
+        ca: identity.join(identity::CA_CERT),
+        token_file: identity.join(identity::ADMIN_TOKEN),
+    };
+    let api = ctx.server.clone();
+    let credentials = atoll_sdk::client::Credentials {
+        token: Some(identity::read_admin_token(&identity)?),
+        ca_pem: Some(
+            std::fs::read(&ctx.ca).with_context(|| format!("cannot read {}", ctx.ca.display()))?,
+        ),
+    };
+    let client = atoll_sdk::client::Client::with(&api, credentials)?;
     if let Err(e) = wait_healthy(&client, &server).await {
         // Stop the host too, or this process would wait on it forever.
         let _ = stop_tx.send(true);
@@ -119,6 +134,17 @@ async fn run_cluster(args: &Args, data_dir: &std::path::Path) -> anyhow::Result<
         println!("host {name} on {bind} {}", labels.join(","));
     }
     println!("atoll server on {api}");
+    match context::save(&ctx) {
+        Ok(path) => println!(
+            "CLI context {} (atoll ps, atoll deploy… need no flags)",
+            path.display()
+        ),
+        Err(e) => println!(
+            "no CLI context ({e:#}): pass --server {api} --ca {} --token \"$(cat {})\"",
+            ctx.ca.display(),
+            ctx.token_file.display()
+        ),
+    }
     let file = args.file.clone().or_else(|| {
         [
             "compose.yaml",
@@ -213,4 +239,13 @@ async fn print_try_lines(client: &atoll_sdk::client::Client, app: &str, bind: Ip
             }
         }
     }
+}
+
+/// The identity in `dir`, made first if there is none; its absolute path.
+fn ensure_identity(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    if !dir.join(identity::CA_CERT).exists() {
+        identity::init(dir, &[])?;
+        println!("made the cluster identity in {}", dir.display());
+    }
+    Ok(std::path::absolute(dir)?)
 }

@@ -203,21 +203,27 @@ impl Cluster {
     }
 
     /// Starts `atoll server --name NAME` with its API on `api_port` (one
-    /// of several servers) and waits until that API answers.
+    /// of several servers) and waits until that API answers. Plain HTTP
+    /// (`--insecure`) unless `extra` names an `--identity`, then HTTPS
+    /// (waited for until its port accepts).
     pub fn spawn_server(&self, name: &str, api_port: u16, extra: &[&str]) -> Proc {
+        let secure = extra.contains(&"--identity");
         let mut cmd = Command::new(atoll_bin());
         cmd.args(["server", "--nats", &self.nats_url, "--listen"])
             .arg(format!("127.0.0.1:{api_port}"))
             .args(["--name", name])
+            .args(if secure { &[][..] } else { &["--insecure"][..] })
             .args(extra);
         let proc = Proc::spawn(&format!("server-{name}"), &mut cmd, self.dir.path());
+        let addr = format!("127.0.0.1:{api_port}");
         wait_until(
             &format!("server {name}'s API"),
             Duration::from_secs(20),
-            || {
-                http_get(&format!("127.0.0.1:{api_port}"), "/v1/health")
-                    .ok()
+            || match secure {
+                true => TcpStream::connect(&addr).ok().map(drop),
+                false => (http_get(&addr, "/v1/health").ok())
                     .filter(|(s, _)| *s == 200)
+                    .map(drop),
             },
         );
         proc
@@ -258,7 +264,7 @@ impl Cluster {
 
     pub fn start_server(&mut self) {
         let mut cmd = Command::new(atoll_bin());
-        cmd.args(["server", "--nats", &self.nats_url, "--listen"])
+        cmd.args(["server", "--insecure", "--nats", &self.nats_url, "--listen"])
             .arg(format!("127.0.0.1:{}", self.api_port))
             .args(["--name", "test-server"]);
         self.server = Some(Proc::spawn("server", &mut cmd, self.dir.path()));

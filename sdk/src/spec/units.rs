@@ -36,7 +36,7 @@ pub(super) enum UnitError {
 }
 
 /// `^[a-z0-9][a-z0-9_-]*$`: app names become NATS subjects and bucket names.
-pub(super) fn is_app_name(s: &str) -> bool {
+pub fn is_app_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')

@@ -1,0 +1,211 @@
+//! The cluster's identity directory (`atoll cluster init --dir DIR`, made
+//! by `atoll up` in its data dir): a CA (`ca.pem`, `ca.key`), the API's
+//! certificate signed by it (`api.pem`, `api.key`) and the admin token
+//! (`admin.token`). Keys and the token are written 0600. A server started
+//! with `--identity DIR` serves HTTPS with that certificate and accepts
+//! the admin token and the tokens it mints.
+
+use crate::auth::tokens::{self, TokenRecord};
+use atoll_sdk::auth::{Role, split_token};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const CA_CERT: &str = "ca.pem";
+pub const CA_KEY: &str = "ca.key";
+pub const API_CERT: &str = "api.pem";
+pub const API_KEY: &str = "api.key";
+pub const ADMIN_TOKEN: &str = "admin.token";
+
+/// Names the API certificate is always valid for; `--san` adds more.
+pub const DEFAULT_SANS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} already holds a cluster identity ({CA_CERT}); remove it first, or use it", dir.display())]
+    Exists { dir: PathBuf },
+    #[error("cannot make certificates: {0}")]
+    Cert(#[from] rcgen::Error),
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError + '_ {
+    move |source| IdentityError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path`, readable by its owner only when `secret`.
+fn write(path: &Path, bytes: &[u8], secret: bool) -> Result<(), IdentityError> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(if secret { 0o600 } else { 0o644 })
+        .open(path)
+        .map_err(io(path))?;
+    file.write_all(bytes).map_err(io(path))
+}
+
+/// Makes a new identity in `dir` (created if missing); the API
+/// certificate is valid for [`DEFAULT_SANS`] and `sans`. Refuses a
+/// directory that already has one. Returns the files written.
+pub fn init(dir: &Path, sans: &[String]) -> Result<Vec<PathBuf>, IdentityError> {
+    if dir.join(CA_CERT).exists() {
+        return Err(IdentityError::Exists {
+            dir: dir.to_path_buf(),
+        });
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "atoll cluster CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_key = KeyPair::generate()?;
+    let ca_cert = ca.self_signed(&ca_key)?;
+
+    let mut names: Vec<String> = DEFAULT_SANS.iter().map(|s| s.to_string()).collect();
+    names.extend(sans.iter().cloned());
+    names.dedup();
+    let mut api = CertificateParams::new(names)?;
+    api.distinguished_name.push(DnType::CommonName, "atoll API");
+    api.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let api_key = KeyPair::generate()?;
+    let issuer = Issuer::from_params(&ca, &ca_key);
+    let api_cert = api.signed_by(&api_key, &issuer)?;
+    let admin = tokens::mint_admin(&mut rand::rng());
+
+    let files = [
+        (CA_CERT, ca_cert.pem(), false),
+        (CA_KEY, ca_key.serialize_pem(), true),
+        (API_CERT, api_cert.pem(), false),
+        (API_KEY, api_key.serialize_pem(), true),
+        (ADMIN_TOKEN, format!("{admin}\n"), true),
+    ];
+    let mut written = Vec::new();
+    for (name, text, secret) in files {
+        let path = dir.join(name);
+        write(&path, text.as_bytes(), secret)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// What a server needs from the identity to serve its API securely.
+pub(crate) struct ApiIdentity {
+    pub tls: Arc<rustls::ServerConfig>,
+    /// The admin token's record (its secret hashed).
+    pub admin: TokenRecord,
+}
+
+fn invalid(path: &Path, message: impl ToString) -> IdentityError {
+    IdentityError::Invalid {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+/// Reads the admin token kept in `dir`.
+pub fn read_admin_token(dir: &Path) -> Result<String, IdentityError> {
+    let path = dir.join(ADMIN_TOKEN);
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    Ok(text.trim().to_string())
+}
+
+/// Loads the API's certificate, key and admin token from `dir`.
+pub(crate) fn load_api(dir: &Path) -> Result<ApiIdentity, IdentityError> {
+    let cert_path = dir.join(API_CERT);
+    let key_path = dir.join(API_KEY);
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+        .map_err(|e| invalid(&cert_path, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid(&cert_path, e))?;
+    if certs.is_empty() {
+        return Err(invalid(&cert_path, "no certificate in it"));
+    }
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| invalid(&key_path, e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(&cert_path, e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| invalid(&key_path, e))?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let token_path = dir.join(ADMIN_TOKEN);
+    let token = read_admin_token(dir)?;
+    let (id, secret) = split_token(&token)
+        .ok_or_else(|| invalid(&token_path, "not an atoll token (atoll_<id>_<secret>)"))?;
+    Ok(ApiIdentity {
+        tls: Arc::new(tls),
+        admin: TokenRecord {
+            id: id.to_string(),
+            role: Role::Admin,
+            app: None,
+            hash: tokens::hash(secret),
+            created_ms: 0,
+            expires_ms: None,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn init_writes_a_loadable_identity_with_private_keys_kept_private() {
+        let dir = std::env::temp_dir().join(format!("atoll-identity-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let files = init(&dir, &["api.example".into()]).expect("init");
+        assert_eq!(files.len(), 5);
+        for (name, mode) in [
+            (CA_KEY, 0o600),
+            (API_KEY, 0o600),
+            (ADMIN_TOKEN, 0o600),
+            (CA_CERT, 0o644),
+        ] {
+            let meta = std::fs::metadata(dir.join(name)).expect("file");
+            assert_eq!(meta.permissions().mode() & 0o777, mode, "{name}");
+        }
+        let id = load_api(&dir).expect("load");
+        assert_eq!(id.admin.id, "admin");
+        let token = read_admin_token(&dir).expect("token");
+        let caller = tokens::verify(&token, Some(&id.admin), 0).expect("admin verifies");
+        assert_eq!(caller.role, Role::Admin);
+        // A second init refuses rather than replace the CA.
+        let e = init(&dir, &[]).unwrap_err().to_string();
+        assert!(e.contains("already holds a cluster identity"), "{e}");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn a_broken_key_is_named() {
+        let dir = std::env::temp_dir().join(format!("atoll-identity-bad-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        init(&dir, &[]).expect("init");
+        std::fs::write(dir.join(API_KEY), "not a key").expect("write");
+        let e = load_api(&dir).err().expect("refused").to_string();
+        assert!(e.contains("api.key"), "{e}");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+}

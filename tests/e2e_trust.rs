@@ -1,0 +1,287 @@
+//! Cluster trust, the API: a server started with the identity `atoll
+//! cluster init` made serves HTTPS and wants a token on every route but
+//! the health check. No token or a forged one: 401; a `read` token reads
+//! and is refused a deploy (403); a `deploy` token limited to app `a`
+//! deploys `a` and is refused `b`; a revoked or expired token: 401; plain
+//! HTTP to it fails. `atoll up` is secure with no flags, and `atoll ps`
+//! in another terminal works through the CLI context it wrote.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// Components only: no runtime binary, so no container network is made.
+const NO_CONTAINERS: &[&str] = &["--oci-runtime", "/nonexistent/oci-runtime"];
+
+/// The CLI with only the context at `ctx` (no server or token from the
+/// environment) and `env` besides.
+fn cli(ctx: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(atoll_bin());
+    cmd.args(args)
+        .env("ATOLL_CONTEXT", ctx)
+        .env_remove("ATOLL_SERVER")
+        .env_remove("ATOLL_TOKEN")
+        .env_remove("ATOLL_CA");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run atoll")
+}
+
+fn said(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs and expects success; its stdout.
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "{}", said(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs and expects failure naming `words`.
+fn refused(out: Output, words: &str) {
+    assert!(!out.status.success(), "succeeded: {}", said(&out));
+    assert!(
+        said(&out).contains(words),
+        "{words:?} not in: {}",
+        said(&out)
+    );
+}
+
+fn hello(c: &Cluster, app: &str) -> PathBuf {
+    c.compose(
+        &format!("{app}.yaml"),
+        &format!(
+            "name: {app}
+services:
+  web:
+    x-atoll:
+      component: {}
+",
+            sample_wasm("hello").display()
+        ),
+    )
+}
+
+#[test]
+fn the_api_wants_a_token_with_the_right_role_and_app() {
+    let mut c = Cluster::start();
+    let ids = c.dir.path().join("identity");
+    let ctx = c.dir.path().join("context.json");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let init = cli(
+        &ctx,
+        &[],
+        &[
+            "cluster",
+            "init",
+            "--dir",
+            &ids.to_string_lossy(),
+            "--listen",
+            &listen,
+        ],
+    );
+    let out = ok(init);
+    assert!(
+        out.contains("admin.token") && out.contains("ca.pem"),
+        "{out}"
+    );
+    // A second init keeps the CA it made.
+    refused(
+        cli(
+            &ctx,
+            &[],
+            &["cluster", "init", "--dir", &ids.to_string_lossy()],
+        ),
+        "already holds a cluster identity",
+    );
+    let server = c.spawn_server("secure", port, &["--identity", &ids.to_string_lossy()]);
+    c.start_host("h1", "127.0.18.2", NO_CONTAINERS);
+    let as_admin = |args: &[&str]| cli(&ctx, &[], args);
+    wait_until("the secure API", Duration::from_secs(15), || {
+        as_admin(&["ls"]).status.success().then_some(())
+    });
+
+    // No token: the same server named another way, so the context (and
+    // its token) does not apply.
+    let ca = ids.join("ca.pem");
+    let ca = ca.to_string_lossy();
+    let bare = format!("https://localhost:{port}");
+    refused(
+        cli(&ctx, &[("ATOLL_SERVER", &bare), ("ATOLL_CA", &ca)], &["ps"]),
+        "no token",
+    );
+    // A forged token of the admin's shape, and garbage.
+    let forged = "atoll_admin_0000000000000000000000000000000000000000000";
+    refused(
+        cli(&ctx, &[("ATOLL_TOKEN", forged)], &["ps"]),
+        "unknown or revoked token admin",
+    );
+    refused(
+        cli(&ctx, &[("ATOLL_TOKEN", "hunter2")], &["ps"]),
+        "malformed token",
+    );
+    // Plain HTTP to the HTTPS port fails, and the server says who tried.
+    refused(
+        cli(
+            &ctx,
+            &[("ATOLL_SERVER", &format!("http://{listen}"))],
+            &["ps"],
+        ),
+        "cannot reach the atoll server",
+    );
+    wait_until(
+        "the refused handshake in the log",
+        Duration::from_secs(5),
+        || {
+            server
+                .log()
+                .contains("API TLS handshake failed")
+                .then_some(())
+        },
+    );
+    // A CA that is not the cluster's: the server is not trusted.
+    let other = c.dir.path().join("other");
+    ok(cli(
+        &c.dir.path().join("other.json"),
+        &[],
+        &["cluster", "init", "--dir", &other.to_string_lossy()],
+    ));
+    refused(
+        cli(
+            &ctx,
+            &[("ATOLL_CA", &other.join("ca.pem").to_string_lossy())],
+            &["ps"],
+        ),
+        "cannot reach the atoll server",
+    );
+
+    // A read token reads, and may not deploy.
+    let read = ok(as_admin(&["token", "create", "--role", "read"]));
+    let as_read = |args: &[&str]| cli(&ctx, &[("ATOLL_TOKEN", &read)], args);
+    ok(as_read(&["ps"]));
+    refused(
+        as_read(&["deploy", "-f", &hello(&c, "a").to_string_lossy()]),
+        "has role read; this needs deploy",
+    );
+    refused(as_read(&["token", "ls"]), "this needs admin");
+
+    // A deploy token limited to app a deploys a, and not b.
+    let deploy = ok(as_admin(&[
+        "token", "create", "--role", "deploy", "--app", "a",
+    ]));
+    let as_a = |args: &[&str]| cli(&ctx, &[("ATOLL_TOKEN", &deploy)], args);
+    ok(as_a(&[
+        "deploy",
+        "-f",
+        &hello(&c, "a").to_string_lossy(),
+        "--wait",
+        "--timeout",
+        "60",
+    ]));
+    refused(
+        as_a(&["deploy", "-f", &hello(&c, "b").to_string_lossy()]),
+        "is limited to app a, not b",
+    );
+    refused(as_a(&["rm", "b"]), "is limited to app a, not b");
+    refused(as_a(&["hosts"]), "cluster-wide");
+    ok(as_admin(&[
+        "deploy",
+        "-f",
+        &hello(&c, "b").to_string_lossy(),
+    ]));
+    // Its lists hold its app only.
+    let apps = ok(as_a(&["ls", "-o", "json"]));
+    let apps: serde_json::Value = serde_json::from_str(&apps).expect("json");
+    let names: Vec<&str> = (apps.as_array().into_iter().flatten())
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(names, ["a"], "{apps}");
+
+    // Listed (never with a secret), then revoked: refused from then on.
+    let listed = ok(as_admin(&["token", "ls", "-o", "json"]));
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("json");
+    let rows = listed.as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 2, "{listed}");
+    assert!(
+        !listed.to_string().contains(&read[12..]),
+        "a secret listed: {listed}"
+    );
+    let read_id = read.split('_').nth(1).expect("token id");
+    let ok_revoked = ok(as_admin(&["token", "revoke", read_id]));
+    assert!(ok_revoked.contains("revoked"), "{ok_revoked}");
+    refused(
+        as_read(&["ps"]),
+        &format!("unknown or revoked token {read_id}"),
+    );
+    refused(as_admin(&["token", "revoke", read_id]), "no token");
+
+    // A token with a TTL expires.
+    let brief = ok(as_admin(&[
+        "token", "create", "--role", "read", "--ttl", "1s",
+    ]));
+    let as_brief = |args: &[&str]| cli(&ctx, &[("ATOLL_TOKEN", &brief)], args);
+    ok(as_brief(&["ps"]));
+    wait_until("the token to expire", Duration::from_secs(10), || {
+        let out = as_brief(&["ps"]);
+        (!out.status.success() && said(&out).contains("expired")).then_some(())
+    });
+    drop(server);
+}
+
+#[test]
+fn atoll_up_is_secure_and_the_cli_needs_no_flags() {
+    let dir = tempdir::Dir::new();
+    let ctx = dir.path().join("context.json");
+    let (nats_port, api_port) = (free_port(), free_port());
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: hello
+services:
+  web:
+    x-atoll:
+      component: {}
+    ports: [\"{}:80\"]
+",
+            sample_wasm("hello").display(),
+            free_port()
+        ),
+    )
+    .expect("write compose");
+    let mut cmd = Command::new(atoll_bin());
+    cmd.args(["up", "-f", &file.to_string_lossy()])
+        .args(["--nats", &format!("nats://127.0.0.1:{nats_port}")])
+        .args(["--listen", &format!("127.0.0.1:{api_port}")])
+        .args(["--bind", "127.0.18.3"])
+        .args(["--data-dir", &dir.path().join("data").to_string_lossy()])
+        .args(NO_CONTAINERS)
+        .env("ATOLL_CONTEXT", &ctx);
+    let up = Proc::spawn("up", &mut cmd, dir.path());
+    wait_until("atoll up to deploy", Duration::from_secs(60), || {
+        up.log().contains("CLI context").then_some(())
+    });
+    // Another terminal: no flags at all.
+    let ps = wait_until("atoll ps", Duration::from_secs(30), || {
+        let out = cli(&ctx, &[], &["ps", "-o", "json"]);
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        (rows.as_array()?.iter().any(|r| r["state"] == "running")).then_some(rows)
+    });
+    assert!(ps.to_string().contains("hello-web-"), "{ps}");
+    // The API it serves wants the token: plain HTTP is not answered.
+    let plain = http_get(&format!("127.0.0.1:{api_port}"), "/v1/apps");
+    assert!(
+        !matches!(plain, Ok((200, _))),
+        "plain HTTP answered: {plain:?}"
+    );
+    drop(up);
+}
