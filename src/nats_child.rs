@@ -4,6 +4,7 @@
 use anyhow::{Context, bail};
 use atoll_sdk::nats::ServerAddr;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,7 +43,19 @@ impl NatsChild {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let log_file = std::fs::File::create(log)
             .with_context(|| format!("cannot create {}", log.display()))?;
-        let child = Command::new("nats-server")
+        let mut cmd = Command::new("nats-server");
+        // SAFETY: prctl is async-signal-safe and touches only the child.
+        // It dies with this process (kill -9 included) instead of being
+        // left running, holding the port and the store.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
             .args([
                 "-js",
                 "-a",

@@ -283,5 +283,26 @@ services:
         !matches!(plain, Ok((200, _))),
         "plain HTTP answered: {plain:?}"
     );
+    // Killed with -9, it leaves no nats-server behind.
+    let data = dir.path().join("data").to_string_lossy().to_string();
+    assert!(!nats_servers_of(&data).is_empty(), "its nats-server runs");
     drop(up);
+    wait_until("its nats-server to end", Duration::from_secs(10), || {
+        nats_servers_of(&data).is_empty().then_some(())
+    });
+}
+
+/// The nats-server processes whose command line mentions `text`.
+fn nats_servers_of(text: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).to_string())
+                .is_ok_and(|c| c.starts_with("nats-server") && c.contains(text))
+        })
+        .collect()
 }
