@@ -115,18 +115,62 @@ impl ServerArg {
         };
         let base = if server.contains("://") {
             server
-        } else if ca_pem.is_some() {
+        } else if ca_pem.is_some() || token.is_some() {
             format!("https://{server}")
         } else {
             format!("http://{server}")
         };
+        if token.is_some() && base.starts_with("http://") && !loopback(&base) {
+            anyhow::bail!(
+                "refusing to send a token over plain HTTP to {base}: use https:// (with --ca)"
+            );
+        }
         let credentials = atoll_sdk::client::Credentials { token, ca_pem };
         Ok(atoll_sdk::client::Client::with(&base, credentials)?)
     }
+}
+
+/// Whether `url` names this machine (a token sent there in the clear
+/// crosses no network).
+fn loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `3.1/12.0 MB`: bytes done of a total, for progress columns.
 pub fn progress(done: u64, total: u64) -> String {
     let mb = |b: u64| b as f64 / 1e6;
     format!("{:.1}/{:.1} MB", mb(done), mb(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback;
+
+    #[test]
+    fn loopback_urls() {
+        for yes in [
+            "http://127.0.0.1:7420",
+            "http://localhost:7420/v1",
+            "http://[::1]:7420",
+            "http://127.3.2.1",
+        ] {
+            assert!(loopback(yes), "{yes}");
+        }
+        for no in [
+            "http://10.0.0.1:7420",
+            "http://api.example:7420",
+            "http://[2001:db8::1]:7420",
+        ] {
+            assert!(!loopback(no), "{no}");
+        }
+    }
 }

@@ -230,7 +230,7 @@ fn the_api_wants_a_token_with_the_right_role_and_app() {
     ]));
     let as_brief = |args: &[&str]| cli(&ctx, &[("ATOLL_TOKEN", &brief)], args);
     ok(as_brief(&["ps"]));
-    wait_until("the token to expire", Duration::from_secs(10), || {
+    wait_until("the token to expire", Duration::from_secs(15), || {
         let out = as_brief(&["ps"]);
         (!out.status.success() && said(&out).contains("expired")).then_some(())
     });

@@ -210,6 +210,16 @@ async fn deploy(
     if let Some(limit) = caller.app.as_deref().filter(|l| *l != parsed.app.name) {
         return Err(forbidden_app(&caller.id, limit, &parsed.app.name));
     }
+    // A deploy ends a lost-state hold (`lost_state`), and the controller
+    // then acts on a bucket holding that one app: a token limited to one
+    // app may not decide that for the others.
+    if caller.app.is_some() && c.telemetry.state_lost() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "desired state is lost (see `atoll events`): only a token for every app may deploy \
+             until it is restored with `atoll import`",
+        ));
+    }
     let mut app = parsed.app;
     artifacts::resolve_components(&c, &mut app, &req.artifacts).await?;
     let name = app.name.clone();

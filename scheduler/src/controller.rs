@@ -71,7 +71,12 @@ pub(crate) async fn run(cluster: Arc<Cluster>, server_name: String) {
             let msg = format!("server {server_name} {what}");
             cluster.publish_event("leader", None, msg).await;
         }
-        let running = cluster.snapshot().observed.len();
+        // What runs: reported by hosts, or assigned to silent ones.
+        let running = {
+            let snap = cluster.snapshot();
+            let assigned: usize = (snap.assignments.values()).map(|a| a.instances.len()).sum();
+            snap.observed.len().max(assigned)
+        };
         match state.judge(guard::apps_stream(&cluster).await, running) {
             Verdict::Go => lost = None,
             Verdict::Hold(why) => lost = Some(why),

@@ -14,7 +14,7 @@ use rcgen::{
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -34,7 +34,7 @@ pub enum IdentityError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{} already holds a cluster identity ({CA_CERT}); remove it first, or use it", dir.display())]
+    #[error("{} already holds a cluster identity ({CA_CERT}); start the server with it, or remove it first", dir.display())]
     Exists { dir: PathBuf },
     #[error("cannot make certificates: {0}")]
     Cert(#[from] rcgen::Error),
@@ -70,6 +70,9 @@ pub fn init(dir: &Path, sans: &[String]) -> Result<Vec<PathBuf>, IdentityError> 
         });
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
+    // Readable by its owner only: a group that could write here could
+    // swap the key or the token.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name
@@ -93,13 +96,23 @@ pub fn init(dir: &Path, sans: &[String]) -> Result<Vec<PathBuf>, IdentityError> 
     let api_cert = api.signed_by(&api_key, &issuer)?;
     let admin = tokens::mint_admin(&mut rand::rng());
 
+    // `ca.pem` last: a directory without it holds no identity (an init
+    // that was interrupted), and what such a run left is replaced.
     let files = [
-        (CA_CERT, ca_cert.pem(), false),
         (CA_KEY, ca_key.serialize_pem(), true),
         (API_CERT, api_cert.pem(), false),
         (API_KEY, api_key.serialize_pem(), true),
         (ADMIN_TOKEN, format!("{admin}\n"), true),
+        (CA_CERT, ca_cert.pem(), false),
     ];
+    for (name, _, _) in &files {
+        match std::fs::remove_file(dir.join(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io(&dir.join(name))(e));
+            }
+            _ => {}
+        }
+    }
     let mut written = Vec::new();
     for (name, text, secret) in files {
         let path = dir.join(name);
@@ -170,7 +183,6 @@ pub(crate) fn load_api(dir: &Path) -> Result<ApiIdentity, IdentityError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn init_writes_a_loadable_identity_with_private_keys_kept_private() {
@@ -195,6 +207,19 @@ mod tests {
         // A second init refuses rather than replace the CA.
         let e = init(&dir, &[]).unwrap_err().to_string();
         assert!(e.contains("already holds a cluster identity"), "{e}");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn an_interrupted_init_is_made_again() {
+        let dir = std::env::temp_dir().join(format!("atoll-identity-cut-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        // What an init cut off before `ca.pem` leaves.
+        std::fs::write(dir.join(CA_KEY), "half").expect("write");
+        std::fs::write(dir.join(ADMIN_TOKEN), "half").expect("write");
+        init(&dir, &[]).expect("init over the leftovers");
+        assert!(load_api(&dir).is_ok());
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
 

@@ -49,11 +49,14 @@ const REMEDY: &str = "every assignment and routing table is kept; restore desire
 
 impl Watch {
     /// The verdict on the bucket as it is now, with `running` instances
-    /// reported by hosts.
+    /// that hosts report or assignments list (silent hosts run theirs on).
     pub(crate) fn judge(&mut self, stream: AppsStream, running: usize) -> Verdict {
         let (messages, last_seq) = match stream {
             AppsStream::Unknown => return Verdict::Unchanged,
             AppsStream::Gone => {
+                // Whatever is made in its place starts below what was
+                // here: the hold lasts until it is written.
+                self.lost_at = Some(0);
                 return Verdict::Hold(format!(
                     "the apps bucket is gone (its stream was deleted, or JetStream lost its storage); {REMEDY}"
                 ));
@@ -75,7 +78,7 @@ impl Watch {
         self.high_water = last_seq;
         if messages == 0 && running > 0 {
             return Verdict::Hold(format!(
-                "the apps bucket holds nothing while hosts run {running} instance{}; {REMEDY}",
+                "the apps bucket holds nothing while hosts run or are assigned {running} instance{}; {REMEDY}",
                 if running == 1 { "" } else { "s" }
             ));
         }
@@ -83,11 +86,13 @@ impl Watch {
     }
 
     fn went_back(&self, now: u64) -> String {
-        format!(
-            "the apps bucket went back from revision {} to {now}: it was made anew and what was \
-             written before is gone; {REMEDY}",
-            self.high_water
-        )
+        match self.high_water {
+            0 => format!("the apps bucket was made anew; {REMEDY}"),
+            high => format!(
+                "the apps bucket went back from revision {high} to {now}: it was made anew and \
+                 what was written before is gone; {REMEDY}"
+            ),
+        }
     }
 }
 
@@ -137,6 +142,21 @@ mod tests {
     }
 
     #[test]
+    fn a_gone_bucket_made_again_by_the_restoring_write_ends_the_hold() {
+        let mut w = Watch::default();
+        assert_eq!(w.judge(present(9, 9), 4), Verdict::Go);
+        assert!(holds(&w.judge(AppsStream::Gone, 4), "is gone"));
+        // An import makes it again and writes two revisions: below the
+        // old high water, yet written since the loss.
+        assert_eq!(w.judge(present(2, 2), 4), Verdict::Go);
+        // A server that never saw the bucket holds until it is written too.
+        let mut fresh = Watch::default();
+        assert!(holds(&fresh.judge(AppsStream::Gone, 0), "is gone"));
+        assert!(holds(&fresh.judge(present(0, 0), 0), "was made anew"));
+        assert_eq!(fresh.judge(present(1, 1), 0), Verdict::Go);
+    }
+
+    #[test]
     fn a_bucket_made_anew_and_partly_written_is_noticed_while_watched() {
         let mut w = Watch::default();
         assert_eq!(w.judge(present(6, 12), 4), Verdict::Go);
@@ -153,7 +173,10 @@ mod tests {
         // `nats stream purge`: no message, the sequence kept.
         let v = w.judge(present(0, 8), 2);
         assert!(
-            holds(&v, "holds nothing while hosts run 2 instances"),
+            holds(
+                &v,
+                "holds nothing while hosts run or are assigned 2 instances"
+            ),
             "{v:?}"
         );
         assert!(holds(&v, "atoll import"), "{v:?}");
@@ -164,7 +187,7 @@ mod tests {
     #[test]
     fn a_server_started_on_an_empty_bucket_over_a_running_fleet_holds() {
         let v = Watch::default().judge(present(0, 0), 1);
-        assert!(holds(&v, "run 1 instance;"), "{v:?}");
+        assert!(holds(&v, "are assigned 1 instance;"), "{v:?}");
     }
 
     #[test]

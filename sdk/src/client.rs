@@ -33,6 +33,23 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// An error and its causes, `a: b: c`: reqwest says "error sending
+/// request" and keeps why (a refused connection, an unknown issuer) in
+/// its sources.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
 /// How the client proves who it is and whom it trusts.
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
@@ -120,7 +137,7 @@ impl Client {
     ) -> Result<reqwest::Response, ClientError> {
         let resp = req.send().await.map_err(|e| ClientError::Unreachable {
             url: url.to_string(),
-            message: e.to_string(),
+            message: with_causes(&e),
         })?;
         if resp.status().is_success() {
             return Ok(resp);

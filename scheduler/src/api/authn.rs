@@ -71,13 +71,15 @@ pub(crate) async fn authenticate(
         || "unknown".to_string(),
         |ConnectInfo(Peer(p))| p.to_string(),
     );
-    let caller = match (need, auth.caller(req.headers()).await) {
-        (Need::Nothing, _) => Caller::insecure(),
-        (_, Ok(caller)) => caller,
-        (_, Err(Failure::Unavailable(e))) => {
+    if need == Need::Nothing {
+        return next.run(req).await;
+    }
+    let caller = match auth.caller(req.headers()).await {
+        Ok(caller) => caller,
+        Err(Failure::Unavailable(e)) => {
             return ApiError::internal("cannot check the token", e).into_response();
         }
-        (_, Err(Failure::Refused(why))) => {
+        Err(Failure::Refused(why)) => {
             tracing::warn!(%peer, method = %req.method(), path = req.uri().path(), %why, "API request refused");
             let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, why.to_string()).into_response();
             resp.headers_mut().insert(

@@ -140,6 +140,8 @@ enum MirrorError {
     Ended,
     #[error("the watch stalled at revision {applied}; the bucket is at {last}")]
     Stalled { applied: u64, last: u64 },
+    #[error("the bucket went back from revision {applied} to {last}: it was made anew")]
+    WentBack { applied: u64, last: u64 },
 }
 
 fn rand_jitter(max: u64) -> u64 {
@@ -217,9 +219,10 @@ async fn load<T: DeserializeOwned>(
     }
 }
 
-/// Applies the watch's updates from `applied` on, until it breaks, or
-/// its stream is ahead of it at two checks in a row at the same point
-/// (its consumer was on a NATS node that died).
+/// Applies the watch's updates from `applied` on, until it breaks, its
+/// stream is ahead of it at two checks in a row at the same point (its
+/// consumer was on a NATS node that died), or its stream went back (made
+/// anew).
 async fn follow<T: DeserializeOwned>(
     store: &kv::Store,
     watch: &mut kv::Watch,
@@ -234,7 +237,13 @@ async fn follow<T: DeserializeOwned>(
         let next = tokio::select! {
             next = watch.next() => next,
             _ = check.tick() => {
-                let last = (store.stream.get_info().await).map_or(0, |i| i.state.last_sequence);
+                let Ok(info) = store.stream.get_info().await else { continue };
+                let last = info.state.last_sequence;
+                // A stream made anew under the watch: its values are not
+                // the ones mirrored, whatever the watch does next.
+                if last < applied {
+                    return Err(MirrorError::WentBack { applied, last });
+                }
                 if last > applied && behind_at == Some(applied) {
                     return Err(MirrorError::Stalled { applied, last });
                 }
