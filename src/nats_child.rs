@@ -39,7 +39,12 @@ pub fn answers(addr: SocketAddr) -> bool {
 impl NatsChild {
     /// Starts nats-server on `addr` with its JetStream data under `dir`, and
     /// waits (bounded) until it accepts connections.
-    pub fn start(addr: SocketAddr, dir: &Path, log: &Path) -> anyhow::Result<NatsChild> {
+    pub fn start(
+        addr: SocketAddr,
+        dir: &Path,
+        log: &Path,
+        config: Option<&Path>,
+    ) -> anyhow::Result<NatsChild> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let log_file = std::fs::File::create(log)
             .with_context(|| format!("cannot create {}", log.display()))?;
@@ -65,6 +70,12 @@ impl NatsChild {
                 "-sd",
             ])
             .arg(dir)
+            .args(
+                config
+                    .map(|c| ["-c".as_ref(), c.as_os_str()])
+                    .into_iter()
+                    .flatten(),
+            )
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn();

@@ -277,6 +277,27 @@ services:
         (rows.as_array()?.iter().any(|r| r["state"] == "running")).then_some(rows)
     });
     assert!(ps.to_string().contains("hello-web-"), "{ps}");
+    // Its NATS has accounts: an anonymous client is refused, the
+    // identity's credentials are let in.
+    let nats = format!("nats://127.0.0.1:{nats_port}");
+    let creds = dir.path().join("data/identity/server.creds");
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let anonymous = rt.block_on(async_nats::connect(&nats));
+    let refused = anonymous.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        refused.contains("authorization"),
+        "anonymous NATS: {refused:?}"
+    );
+    let client = rt
+        .block_on(async {
+            async_nats::ConnectOptions::with_credentials_file(&creds)
+                .await?
+                .connect(&nats)
+                .await
+                .map_err(std::io::Error::other)
+        })
+        .expect("the identity's credentials connect");
+    drop(client);
     // The API it serves wants the token: plain HTTP is not answered.
     let plain = http_get(&format!("127.0.0.1:{api_port}"), "/v1/apps");
     assert!(

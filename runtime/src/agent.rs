@@ -73,6 +73,8 @@ pub struct HostConfig {
     /// The static init binary for `init: true` (`--init-binary`); a
     /// known one is looked for when `None`.
     pub init_binary: Option<PathBuf>,
+    /// NATS user credentials (`--nats-creds`), for a NATS with accounts.
+    pub nats_creds: Option<PathBuf>,
 }
 
 impl HostConfig {
@@ -95,6 +97,7 @@ impl HostConfig {
             keep_containers: false,
             mesh_port: atoll_sdk::cluster::DEFAULT_MESH_PORT,
             init_binary: None,
+            nats_creds: None,
         }
     }
 }
@@ -287,6 +290,7 @@ impl Local {
         info.mesh_port = cfg.mesh_port;
         link::Link {
             urls,
+            creds: cfg.nats_creds.clone(),
             cluster: cfg.cluster.clone(),
             name: cfg.name.clone(),
             run_id: self.run_id,

@@ -5,6 +5,8 @@
 //! with `--identity DIR` serves HTTPS with that certificate and accepts
 //! the admin token and the tokens it mints.
 
+pub mod nats_jwt;
+
 use crate::auth::tokens::{self, TokenRecord};
 use atoll_sdk::auth::{Role, split_token};
 use rcgen::{
@@ -23,6 +25,15 @@ pub const CA_KEY: &str = "ca.key";
 pub const API_CERT: &str = "api.pem";
 pub const API_KEY: &str = "api.key";
 pub const ADMIN_TOKEN: &str = "admin.token";
+/// The NATS operator's and the cluster account's seeds (the account's
+/// mints users).
+pub const NATS_OPERATOR_SEED: &str = "nats-operator.nk";
+pub const NATS_ACCOUNT_SEED: &str = "nats-account.nk";
+/// What nats-server's configuration includes (or runs with `-c`): the
+/// operator, the system account and the cluster account, preloaded.
+pub const NATS_AUTH_CONF: &str = "nats-auth.conf";
+/// The servers' NATS credentials: a user of the cluster account.
+pub const SERVER_CREDS: &str = "server.creds";
 
 /// Names the API certificate is always valid for; `--san` adds more.
 pub const DEFAULT_SANS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -38,6 +49,8 @@ pub enum IdentityError {
     Exists { dir: PathBuf },
     #[error("cannot make certificates: {0}")]
     Cert(#[from] rcgen::Error),
+    #[error("cannot make NATS credentials: {0}")]
+    Nats(#[from] nats_jwt::JwtError),
     #[error("{}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
 }
@@ -95,6 +108,7 @@ pub fn init(dir: &Path, sans: &[String]) -> Result<Vec<PathBuf>, IdentityError> 
     let issuer = Issuer::from_params(&ca, &ca_key);
     let api_cert = api.signed_by(&api_key, &issuer)?;
     let admin = tokens::mint_admin(&mut rand::rng());
+    let nats = nats_identity()?;
 
     // `ca.pem` last: a directory without it holds no identity (an init
     // that was interrupted), and what such a run left is replaced.
@@ -103,6 +117,10 @@ pub fn init(dir: &Path, sans: &[String]) -> Result<Vec<PathBuf>, IdentityError> 
         (API_CERT, api_cert.pem(), false),
         (API_KEY, api_key.serialize_pem(), true),
         (ADMIN_TOKEN, format!("{admin}\n"), true),
+        (NATS_OPERATOR_SEED, nats.operator_seed, true),
+        (NATS_ACCOUNT_SEED, nats.account_seed, true),
+        (NATS_AUTH_CONF, nats.auth_conf, false),
+        (SERVER_CREDS, nats.server_creds, true),
         (CA_CERT, ca_cert.pem(), false),
     ];
     for (name, _, _) in &files {
@@ -120,6 +138,97 @@ pub fn init(dir: &Path, sans: &[String]) -> Result<Vec<PathBuf>, IdentityError> 
         written.push(path);
     }
     Ok(written)
+}
+
+/// Adds the NATS accounts to an identity made before they were part of
+/// it; whether it did.
+pub fn add_nats(dir: &Path) -> Result<bool, IdentityError> {
+    if dir.join(NATS_AUTH_CONF).exists() {
+        return Ok(false);
+    }
+    let nats = nats_identity()?;
+    // The config last: without it the others are leftovers, replaced.
+    let files = [
+        (NATS_OPERATOR_SEED, nats.operator_seed, true),
+        (NATS_ACCOUNT_SEED, nats.account_seed, true),
+        (SERVER_CREDS, nats.server_creds, true),
+        (NATS_AUTH_CONF, nats.auth_conf, false),
+    ];
+    for (name, text, secret) in files {
+        let path = dir.join(name);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&path)(e)),
+            _ => {}
+        }
+        write(&path, text.as_bytes(), secret)?;
+    }
+    Ok(true)
+}
+
+/// The NATS side of a new identity.
+struct NatsIdentity {
+    operator_seed: String,
+    account_seed: String,
+    auth_conf: String,
+    server_creds: String,
+}
+
+/// An operator, a system account (JetStream needs one), the cluster's
+/// account with JetStream, and a user of it for the servers.
+fn nats_identity() -> Result<NatsIdentity, IdentityError> {
+    use nats_jwt::{account_claims, creds, encode, operator_claims, user_claims};
+    use nkeys::KeyPair;
+    let seed = |k: &KeyPair| {
+        k.seed().map_err(|e| nats_jwt::JwtError::Sign {
+            key: k.public_key(),
+            message: e.to_string(),
+        })
+    };
+    let now = time_now();
+    let operator = KeyPair::new_operator();
+    let system = KeyPair::new_account();
+    let account = KeyPair::new_account();
+    let server = KeyPair::new_user();
+    let (op, sys, acc) = (
+        operator.public_key(),
+        system.public_key(),
+        account.public_key(),
+    );
+    let op_jwt = encode(&operator, &op, "atoll", now, None, operator_claims(&sys))?;
+    let sys_jwt = encode(&operator, &sys, "SYS", now, None, account_claims(false))?;
+    let acc_jwt = encode(&operator, &acc, "atoll", now, None, account_claims(true))?;
+    let server_jwt = encode(
+        &account,
+        &server.public_key(),
+        "atoll-server",
+        now,
+        None,
+        user_claims(None, None),
+    )?;
+    let auth_conf = format!(
+        "# The atoll cluster's NATS accounts: run nats-server with -c on this file, or
+         # include it from your configuration. Users carry JWTs the account signed.
+         operator: \"{op_jwt}\"
+         system_account: {sys}
+         resolver: MEMORY
+         resolver_preload: {{
+  {acc}: \"{acc_jwt}\"
+  {sys}: \"{sys_jwt}\"
+}}
+"
+    );
+    Ok(NatsIdentity {
+        operator_seed: format!("{}\n", seed(&operator)?),
+        account_seed: format!("{}\n", seed(&account)?),
+        auth_conf,
+        server_creds: creds(&server_jwt, &seed(&server)?),
+    })
+}
+
+fn time_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// What a server needs from the identity to serve its API securely.
@@ -189,7 +298,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("atoll-identity-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let files = init(&dir, &["api.example".into()]).expect("init");
-        assert_eq!(files.len(), 5);
+        assert_eq!(files.len(), 9);
+        let conf = std::fs::read_to_string(dir.join(NATS_AUTH_CONF)).expect("conf");
+        assert!(
+            conf.contains("resolver: MEMORY") && conf.contains("system_account: A"),
+            "{conf}"
+        );
+        let creds = std::fs::read_to_string(dir.join(SERVER_CREDS)).expect("creds");
+        assert!(
+            creds.contains("BEGIN NATS USER JWT") && creds.contains("\nSU"),
+            "{creds}"
+        );
         for (name, mode) in [
             (CA_KEY, 0o600),
             (API_KEY, 0o600),

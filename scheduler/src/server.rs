@@ -4,7 +4,7 @@
 
 use crate::cluster::{self, Cluster};
 use crate::{api, controller};
-use atoll_sdk::nats::{Buckets, connect, parse_urls, replicas};
+use atoll_sdk::nats::{Buckets, connect_as, parse_urls, replicas};
 use atoll_sdk::protocol::{HEARTBEAT_INTERVAL_MS, MISSED_HEARTBEATS_DOWN};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,6 +38,9 @@ pub struct ServerConfig {
     pub identity: Option<std::path::PathBuf>,
     /// Plain HTTP without tokens (`--insecure`): only when said so.
     pub insecure: bool,
+    /// NATS user credentials (`--nats-creds`); the identity's
+    /// `server.creds` when `None` and it has one.
+    pub nats_creds: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -54,6 +57,7 @@ impl ServerConfig {
             replicas: None,
             identity: None,
             insecure: false,
+            nats_creds: None,
         }
     }
 }
@@ -93,7 +97,11 @@ pub async fn run(
         (None, true) => None,
         (None, false) => return Err(ServerError::NoIdentity),
     };
-    let client = connect(&parse_urls(&cfg.nats_url)?, &cfg.name).await?;
+    let creds = (cfg.nats_creds.clone()).or_else(|| {
+        let dir = cfg.identity.as_ref()?;
+        Some(dir.join(crate::identity::SERVER_CREDS)).filter(|p| p.exists())
+    });
+    let client = connect_as(&parse_urls(&cfg.nats_url)?, &cfg.name, creds.as_deref()).await?;
     let js = async_nats::jetstream::new(client.clone());
     let names = atoll_sdk::protocol::Names::new(&cfg.cluster);
     let replicas = replicas::ensure(&js, &names, cfg.replicas).await?;

@@ -266,6 +266,16 @@ pub async fn connect<A: ToServerAddrs + ?Sized>(
     urls: &A,
     name: &str,
 ) -> Result<async_nats::Client, ConnectError> {
+    connect_as(urls, name, None).await
+}
+
+/// [`connect`] with NATS user credentials (a `.creds` file: the user's
+/// JWT and seed), as a NATS server with accounts wants.
+pub async fn connect_as<A: ToServerAddrs + ?Sized>(
+    urls: &A,
+    name: &str,
+    creds: Option<&std::path::Path>,
+) -> Result<async_nats::Client, ConnectError> {
     let shown = urls.to_server_addrs().map_or_else(
         |e| e.to_string(),
         |addrs| {
@@ -273,7 +283,19 @@ pub async fn connect<A: ToServerAddrs + ?Sized>(
             all.join(",")
         },
     );
-    async_nats::ConnectOptions::new()
+    let options = match creds {
+        Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
+            .await
+            .map_err(|e| ConnectError {
+                url: shown.clone(),
+                source: async_nats::ConnectError::with_source(
+                    async_nats::ConnectErrorKind::Authentication,
+                    format!("cannot read NATS credentials {}: {e}", path.display()),
+                ),
+            })?,
+        None => async_nats::ConnectOptions::new(),
+    };
+    options
         .name(name)
         .connection_timeout(Duration::from_secs(3))
         .max_reconnects(None)

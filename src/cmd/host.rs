@@ -29,6 +29,10 @@ pub struct Args {
     /// Port on the bind address where other hosts forward service calls
     #[arg(long, default_value_t = atoll_sdk::cluster::DEFAULT_MESH_PORT)]
     mesh_port: u16,
+    /// NATS user credentials, for a NATS with accounts (`atoll cluster
+    /// init` makes the servers' server.creds)
+    #[arg(long, env = "ATOLL_NATS_CREDS", value_name = "FILE")]
+    nats_creds: Option<std::path::PathBuf>,
     #[command(flatten)]
     containers: ContainerArgs,
     /// Remove every container, namespace and bridge this host's data dir
@@ -44,6 +48,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     cfg.cluster = args.cluster;
     cfg.labels = parse_labels(&args.labels)?;
     cfg.mesh_port = args.mesh_port;
+    cfg.nats_creds = args.nats_creds;
     args.containers.apply(&mut cfg)?;
     if args.cleanup {
         atoll_runtime::cleanup(cfg).await?;

@@ -36,6 +36,9 @@ pub struct Args {
     /// controls every host. For lab clusters only
     #[arg(long, conflicts_with = "identity")]
     insecure: bool,
+    /// NATS user credentials (default: the identity's server.creds)
+    #[arg(long, env = "ATOLL_NATS_CREDS", value_name = "FILE")]
+    nats_creds: Option<std::path::PathBuf>,
     #[command(flatten)]
     detection: DetectionArgs,
 }
@@ -85,6 +88,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     cfg.replicas = args.replicas.map(usize::from);
     cfg.identity = args.identity;
     cfg.insecure = args.insecure;
+    cfg.nats_creds = args.nats_creds;
     if let Some(n) = args.name {
         cfg.name = n;
     }

@@ -49,6 +49,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    // Secure with no extra step: an identity made once in the data dir
+    // (the API's certificate and token, NATS accounts), used by all.
+    let identity = ensure_identity(&data_dir.join("identity"))?;
     let urls = atoll_sdk::nats::parse_urls(&args.nats)?;
     let addrs = (urls.iter().map(nats_child::socket_addr)).collect::<anyhow::Result<Vec<_>>>()?;
     let nats = if addrs.iter().any(|a| nats_child::answers(*a)) {
@@ -63,6 +66,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             nats_addr,
             &data_dir.join("nats"),
             &data_dir.join("nats.log"),
+            Some(&identity.join(identity::NATS_AUTH_CONF)),
         )?)
     } else {
         anyhow::bail!(
@@ -70,14 +74,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             args.nats
         );
     };
-    let result = run_cluster(&args, &data_dir).await;
+    let result = run_cluster(&args, &data_dir, &identity).await;
     if let Some(n) = nats {
         n.stop();
     }
     result
 }
 
-async fn run_cluster(args: &Args, data_dir: &std::path::Path) -> anyhow::Result<()> {
+async fn run_cluster(
+    args: &Args,
+    data_dir: &std::path::Path,
+    identity: &std::path::Path,
+) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -92,14 +100,12 @@ async fn run_cluster(args: &Args, data_dir: &std::path::Path) -> anyhow::Result<
     for (name, bind, labels) in &hosts {
         let mut cfg = HostConfig::new(&args.nats, name, *bind, data_dir.join("hosts").join(name));
         cfg.labels = labels.clone();
+        cfg.nats_creds = Some(identity.join(identity::SERVER_CREDS));
         args.containers.apply(&mut cfg)?;
         host_cfgs.push(cfg);
     }
-    // Secure with no extra step: an identity made once in the data dir, a
-    // CLI context pointing at it (so `atoll ps` elsewhere needs no flags).
-    let identity = ensure_identity(&data_dir.join("identity"))?;
     let mut server_cfg = ServerConfig::new(&args.nats, args.listen);
-    server_cfg.identity = Some(identity.clone());
+    server_cfg.identity = Some(identity.to_path_buf());
     let server = tokio::spawn(atoll_scheduler::run(server_cfg, stopped(stop_rx.clone())));
     let host_tasks: Vec<_> = host_cfgs
         .into_iter()
@@ -114,7 +120,7 @@ async fn run_cluster(args: &Args, data_dir: &std::path::Path) -> anyhow::Result<
     };
     let api = ctx.server.clone();
     let credentials = atoll_sdk::client::Credentials {
-        token: Some(identity::read_admin_token(&identity)?),
+        token: Some(identity::read_admin_token(identity)?),
         ca_pem: Some(
             std::fs::read(&ctx.ca).with_context(|| format!("cannot read {}", ctx.ca.display()))?,
         ),
@@ -246,6 +252,11 @@ fn ensure_identity(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
     if !dir.join(identity::CA_CERT).exists() {
         identity::init(dir, &[])?;
         println!("made the cluster identity in {}", dir.display());
+    } else if identity::add_nats(dir)? {
+        println!(
+            "added NATS accounts to the cluster identity in {}",
+            dir.display()
+        );
     }
     Ok(std::path::absolute(dir)?)
 }

@@ -42,6 +42,7 @@ pub(super) struct Joins {
 /// Everything the joined phase starts from.
 pub(super) struct Link {
     pub urls: Vec<async_nats::ServerAddr>,
+    pub creds: Option<std::path::PathBuf>,
     pub cluster: String,
     pub name: String,
     pub run_id: u64,
@@ -58,7 +59,7 @@ pub(super) struct Link {
 /// Connects, checks the name, joins and stays joined. Returns only when
 /// this host must give way to another process with its name.
 pub(super) async fn run(link: Link) -> HostError {
-    let client = connect(&link.urls, &link.name).await;
+    let client = connect(&link.urls, &link.name, link.creds.as_deref()).await;
     link.joins.client.set(client.clone());
     let names = Names::new(&link.cluster);
     let mut heard = subscribe(&client, names.heartbeat(&link.name)).await;
@@ -147,10 +148,14 @@ pub(super) async fn watch_alone(
 
 /// Connects to any of `urls`, retrying with a jittered backoff for as
 /// long as it takes.
-async fn connect(urls: &Vec<async_nats::ServerAddr>, name: &str) -> async_nats::Client {
+async fn connect(
+    urls: &Vec<async_nats::ServerAddr>,
+    name: &str,
+    creds: Option<&std::path::Path>,
+) -> async_nats::Client {
     let mut retry = Retry::default();
     loop {
-        match atoll_sdk::nats::connect(urls, &format!("host-{name}")).await {
+        match atoll_sdk::nats::connect_as(urls, &format!("host-{name}"), creds).await {
             Ok(client) => {
                 let server = client.server_info();
                 tracing::info!(server = %server.server_name, port = server.port, "connected to NATS");
