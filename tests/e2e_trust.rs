@@ -9,6 +9,7 @@
 mod common;
 
 use common::*;
+use futures::StreamExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -223,6 +224,43 @@ fn the_api_wants_a_token_with_the_right_role_and_app() {
         &format!("unknown or revoked token {read_id}"),
     );
     refused(as_admin(&["token", "revoke", read_id]), "no token");
+
+    // A heartbeat speaks for the host its subject names only: h1's own
+    // heartbeat, renamed, sent on h1's subject, makes no host "ghost".
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(async {
+        let client = async_nats::connect(&c.nats_url).await.expect("connect");
+        let mut beats = client
+            .subscribe("atoll.default.hb.h1")
+            .await
+            .expect("subscribe");
+        let beat = tokio::time::timeout(Duration::from_secs(10), beats.next())
+            .await
+            .expect("a heartbeat of h1 within 10 s")
+            .expect("a heartbeat");
+        let mut forged: serde_json::Value = serde_json::from_slice(&beat.payload).expect("json");
+        forged["host"]["name"] = "ghost".into();
+        let bytes = serde_json::to_vec(&forged).expect("json");
+        client
+            .publish("atoll.default.hb.h1", bytes.into())
+            .await
+            .expect("publish");
+        client.flush().await.expect("flush");
+    });
+    wait_until(
+        "the forged heartbeat to be refused",
+        Duration::from_secs(10),
+        || {
+            (server.log())
+                .contains("ignoring a heartbeat sent on another host's subject")
+                .then_some(())
+        },
+    );
+    let hosts = ok(as_admin(&["hosts", "-o", "json"]));
+    assert!(
+        !hosts.contains("ghost"),
+        "a host made from a forged heartbeat: {hosts}"
+    );
 
     // A token with a TTL expires.
     let brief = ok(as_admin(&[

@@ -332,6 +332,9 @@ pub(crate) async fn watch_load(cluster: Arc<Cluster>) {
     };
     while let Some(msg) = sub.next().await {
         match serde_json::from_slice::<atoll_sdk::metrics::HostSample>(&msg.payload) {
+            Ok(s) if cluster.buckets.names.sender(&msg.subject) != Some(s.host.as_str()) => {
+                tracing::warn!(subject = %msg.subject, host = %s.host, "ignoring a load sample sent on another host's subject");
+            }
             Ok(s) if s.v == VERSION => cluster.load().record(s, now_ms()),
             Ok(_) => {}
             Err(e) => {
@@ -356,6 +359,12 @@ pub(crate) async fn watch_heartbeats(cluster: Arc<Cluster>) {
                 continue;
             }
         };
+        // The subject is what NATS permissions tie to a host's
+        // credentials: a heartbeat speaks for the host it names only.
+        if cluster.buckets.names.sender(&msg.subject) != Some(hb.host.name.as_str()) {
+            tracing::warn!(subject = %msg.subject, host = %hb.host.name, "ignoring a heartbeat sent on another host's subject");
+            continue;
+        }
         if hb.v != VERSION {
             tracing::warn!(host = %hb.host.name, v = hb.v, "ignoring a heartbeat of another protocol version");
             continue;

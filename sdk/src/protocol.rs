@@ -33,6 +33,17 @@ impl Names {
     pub fn heartbeat_all(&self) -> String {
         format!("atoll.{}.hb.*", self.cluster)
     }
+    /// The host a heartbeat or load sample subject names (what NATS
+    /// permissions can tie to a host's credentials, unlike the payload).
+    pub fn sender<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        let rest = subject
+            .strip_prefix("atoll.")?
+            .strip_prefix(self.cluster.as_str())?;
+        let rest = rest
+            .strip_prefix(".hb.")
+            .or_else(|| rest.strip_prefix(".metrics."))?;
+        (!rest.is_empty() && !rest.contains('.')).then_some(rest)
+    }
     /// Load samples of one host ([`crate::metrics::HostSample`]), about
     /// once a second.
     pub fn metrics(&self, host: &str) -> String {
@@ -308,4 +319,21 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod sender_tests {
+    use super::Names;
+
+    #[test]
+    fn the_sender_is_the_last_token_of_its_own_subjects() {
+        let n = Names::new("c1");
+        assert_eq!(n.sender(&n.heartbeat("h1")), Some("h1"));
+        assert_eq!(n.sender(&n.metrics("edge-7")), Some("edge-7"));
+        assert_eq!(n.sender("atoll.c2.hb.h1"), None);
+        assert_eq!(n.sender("atoll.c1.wake"), None);
+        assert_eq!(n.sender("atoll.c1.hb."), None);
+        assert_eq!(n.sender("atoll.c1.hb.a.b"), None);
+        assert_eq!(n.sender("atoll.c10.hb.h1"), None);
+    }
 }
