@@ -72,11 +72,10 @@ pub(crate) async fn run(cluster: Arc<Cluster>, server_name: String) {
             cluster.publish_event("leader", None, msg).await;
         }
         // What runs: reported by hosts, or assigned to silent ones.
-        let running = {
-            let snap = cluster.snapshot();
-            let assigned: usize = (snap.assignments.values()).map(|a| a.instances.len()).sum();
-            snap.observed.len().max(assigned)
-        };
+        let assigned: usize = (cluster.assignments.all().values())
+            .map(|a| a.value.instances.len())
+            .sum();
+        let running = cluster.observed().instance_count().max(assigned);
         match state.judge(guard::apps_stream(&cluster).await, running) {
             Verdict::Go => lost = None,
             Verdict::Hold(why) => lost = Some(why),

@@ -170,6 +170,15 @@ impl Observed {
         self.statuses(|s| s.state == HostState::Ready)
     }
 
+    /// How many instances hosts that are up report ([`Observed::instances`]
+    /// without copying them).
+    pub(crate) fn instance_count(&self) -> usize {
+        (self.hosts.values())
+            .filter(|s| s.state == HostState::Ready)
+            .map(|s| s.instances.len())
+            .sum()
+    }
+
     /// The host that reported each instance, by id, for hosts that are up.
     pub(crate) fn locations(&self) -> BTreeMap<String, String> {
         (self.hosts.iter())

@@ -353,10 +353,12 @@ async fn leader_entry(
     app: &str,
 ) -> Result<Option<(bytes::Bytes, u64)>, RevisionError> {
     // A bucket deleted under the cluster is made again by the deploy or
-    // import that restores it (the controller holds meanwhile, see
-    // `lost_state`); if NATS cannot be asked, the read below says so.
-    if let Err(e) = cluster.buckets.ensure_apps(cluster.replicas).await {
-        tracing::debug!(error = %e, "cannot check the apps bucket");
+    // import that restores it; the guard (`lost_state`, judged on every
+    // server) says when, so other reads pay nothing for it.
+    if cluster.telemetry.state_lost()
+        && let Err(e) = cluster.buckets.ensure_apps(cluster.replicas).await
+    {
+        tracing::warn!(error = %e, "cannot make the apps bucket again");
     }
     match atoll_sdk::nats::leader_entry(&cluster.buckets.apps, app).await {
         Ok(entry) => Ok(entry.map(|e| (e.value, e.revision))),

@@ -6,8 +6,7 @@
 
 use async_nats::jetstream::kv;
 use atoll_sdk::api::ServerView;
-use atoll_sdk::nats::{leader_entry, leader_entry_of};
-use futures::StreamExt;
+use atoll_sdk::nats::{leader_entries, leader_entry};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -39,27 +38,13 @@ pub(crate) async fn register(kv: kv::Store, name: String, address: String, ttl: 
 /// may answer those, and one that is behind shows the old leader (or no
 /// leader) for as long as it lags.
 pub(crate) async fn list(kv: &kv::Store) -> Vec<ServerView> {
-    let subject = |key: &str| format!("{}{key}", kv.prefix);
     let lease = leader_entry(kv, "controller").await.ok().flatten();
     let held = (lease.as_ref()).map(|e| crate::lease::read(&e.value, e.revision));
     let now = time::OffsetDateTime::now_utc();
     let age = |at: time::OffsetDateTime| (now - at).whole_milliseconds().max(0) as u64;
-    let mut subjects: Vec<String> = match kv.stream.info_with_subjects(subject(PREFIX) + ">").await
-    {
-        Ok(found) => {
-            (found.filter_map(|s| async move { s.ok().map(|(s, _)| s) }))
-                .collect()
-                .await
-        }
-        Err(_) => Vec::new(),
-    };
-    subjects.sort();
-    subjects.dedup();
+    let records = leader_entries(kv, PREFIX).await.unwrap_or_default();
     let mut out = Vec::new();
-    for subject in subjects {
-        let Ok(Some(entry)) = leader_entry_of(kv, &subject).await else {
-            continue;
-        };
+    for (_, entry) in records {
         let Ok(record) = serde_json::from_slice::<Record>(&entry.value) else {
             continue;
         };

@@ -12,7 +12,7 @@ pub mod replicas;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use leader_read::{LeaderEntry, leader_entry, leader_entry_of};
+pub use leader_read::{LeaderEntry, ListError, leader_entries, leader_entry, leader_entry_of};
 pub use mirror::{Mirror, MirrorView, Versioned};
 
 use crate::protocol::Names;

@@ -11,7 +11,6 @@ use atoll_sdk::protocol::now_ms;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use futures::StreamExt;
 use std::sync::Arc;
 
 fn store(auth: &Auth) -> ApiResult<&kv::Store> {
@@ -59,25 +58,12 @@ pub(super) async fn create(
 
 pub(super) async fn list(State(auth): State<Arc<Auth>>) -> ApiResult<Json<Vec<TokenView>>> {
     let kv = store(&auth)?;
-    let prefix = kv.prefix.clone();
-    let subjects: Vec<String> = match kv.stream.info_with_subjects(format!("{prefix}>")).await {
-        Ok(found) => {
-            (found.filter_map(|s| async move { s.ok().map(|(s, _)| s) }))
-                .collect()
-                .await
-        }
-        Err(e) => return Err(ApiError::internal("cannot list the tokens", e)),
-    };
-    let mut out = Vec::new();
-    for subject in subjects {
-        let entry = atoll_sdk::nats::leader_entry_of(kv, &subject).await;
-        let entry = entry.map_err(|e| ApiError::internal("cannot read a token", e))?;
-        if let Some(record) =
-            entry.and_then(|e| serde_json::from_slice::<TokenRecord>(&e.value).ok())
-        {
-            out.push(record.view());
-        }
-    }
+    let entries = (atoll_sdk::nats::leader_entries(kv, "").await)
+        .map_err(|e| ApiError::internal("cannot list the tokens", e))?;
+    let mut out: Vec<TokenView> = (entries.iter())
+        .filter_map(|(_, e)| serde_json::from_slice::<TokenRecord>(&e.value).ok())
+        .map(|r| r.view())
+        .collect();
     out.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
     Ok(Json(out))
 }

@@ -6,6 +6,7 @@
 
 use async_nats::jetstream::kv;
 use async_nats::jetstream::stream::{LastRawMessageError, LastRawMessageErrorKind};
+use futures::StreamExt;
 
 /// A key's last value as the stream's leader has it.
 #[derive(Debug, Clone)]
@@ -44,4 +45,36 @@ pub async fn leader_entry_of(
         Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// A listing of keys could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ListError(String);
+
+/// Every key under `prefix` in `kv` (in subject order) with its last
+/// value, as the stream's leader has them; deleted keys left out. The
+/// subjects come from the stream's info, not a keys consumer (which any
+/// replica may serve).
+pub async fn leader_entries(
+    kv: &kv::Store,
+    prefix: &str,
+) -> Result<Vec<(String, LeaderEntry)>, ListError> {
+    let filter = format!("{}{prefix}>", kv.prefix);
+    let found =
+        (kv.stream.info_with_subjects(filter).await).map_err(|e| ListError(e.to_string()))?;
+    let mut subjects: Vec<String> = (found.filter_map(|s| async move { s.ok().map(|(s, _)| s) }))
+        .collect()
+        .await;
+    subjects.sort();
+    let mut out = Vec::new();
+    for subject in subjects {
+        let entry = leader_entry_of(kv, &subject)
+            .await
+            .map_err(|e| ListError(e.to_string()))?;
+        if let (Some(entry), Some(key)) = (entry, subject.strip_prefix(kv.prefix.as_str())) {
+            out.push((key.to_string(), entry));
+        }
+    }
+    Ok(out)
 }
