@@ -18,6 +18,8 @@ pub struct Seen {
     pub kinds: BTreeMap<String, u64>,
     /// The kind of the last answers each client got, in order of stopping.
     pub last: Vec<String>,
+    /// Requests each client has finished (answered or failed), by client.
+    pub done: Vec<u64>,
 }
 
 pub struct Load {
@@ -37,7 +39,10 @@ impl Load {
         classify: fn(&str) -> String,
     ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(Mutex::new(Seen::default()));
+        let seen = Arc::new(Mutex::new(Seen {
+            done: vec![0; clients],
+            ..Seen::default()
+        }));
         let threads = (0..clients)
             .map(|n| {
                 let (stop, seen) = (stop.clone(), seen.clone());
@@ -51,6 +56,7 @@ impl Load {
                         i += 1;
                         let answer = super::http_get(addr, &path);
                         let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
+                        s.done[n] += 1;
                         match answer {
                             Ok((200, body)) => {
                                 s.ok += 1;
@@ -88,6 +94,23 @@ impl Load {
     pub fn count(&self, kind: &str) -> u64 {
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         seen.kinds.get(kind).copied().unwrap_or(0)
+    }
+
+    /// Waits (bounded by `limit`) until every client has sent and finished
+    /// a request after this call: then no request sent before it is still
+    /// in flight. A client stuck longer than `limit` fails the test.
+    pub fn settle(&self, limit: std::time::Duration) {
+        let done = |s: &Seen| s.done.clone();
+        let before = done(&self.seen.lock().unwrap_or_else(|e| e.into_inner()));
+        super::wait_until(
+            "every client to finish a request sent after now",
+            limit,
+            || {
+                let now = done(&self.seen.lock().unwrap_or_else(|e| e.into_inner()));
+                // +2: the one in flight now may finish first.
+                (now.iter().zip(&before).all(|(n, b)| *n >= b + 2)).then_some(())
+            },
+        );
     }
 
     pub fn finish(self) -> Seen {
