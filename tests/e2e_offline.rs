@@ -174,7 +174,7 @@ fn a_second_host_with_a_name_in_use_is_refused_and_the_first_keeps_serving() {
     let log = c.dir.path().join("second.log");
     let out = std::fs::File::create(&log).expect("log");
     let mut child = Command::new(atoll_bin())
-        .args(["host", "--nats", &c.nats_url, "--name", "h1"])
+        .args(["host", "--insecure", "--nats", &c.nats_url, "--name", "h1"])
         .args(["--bind", "127.0.12.6", "--mesh-port", "7422", "--data-dir"])
         .arg(&second)
         .args(NO_CONTAINERS)

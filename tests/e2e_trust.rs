@@ -8,53 +8,15 @@
 
 mod common;
 
+use common::cli::{cli, ok, refused, said};
 use common::*;
 use futures::StreamExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 /// Components only: no runtime binary, so no container network is made.
 const NO_CONTAINERS: &[&str] = &["--oci-runtime", "/nonexistent/oci-runtime"];
-
-/// The CLI with only the context at `ctx` (no server or token from the
-/// environment) and `env` besides.
-fn cli(ctx: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = Command::new(atoll_bin());
-    cmd.args(args)
-        .env("ATOLL_CONTEXT", ctx)
-        .env_remove("ATOLL_SERVER")
-        .env_remove("ATOLL_TOKEN")
-        .env_remove("ATOLL_CA");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run atoll")
-}
-
-fn said(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs and expects success; its stdout.
-fn ok(out: Output) -> String {
-    assert!(out.status.success(), "{}", said(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Runs and expects failure naming `words`.
-fn refused(out: Output, words: &str) {
-    assert!(!out.status.success(), "succeeded: {}", said(&out));
-    assert!(
-        said(&out).contains(words),
-        "{words:?} not in: {}",
-        said(&out)
-    );
-}
 
 fn hello(c: &Cluster, app: &str) -> PathBuf {
     c.compose(

@@ -22,7 +22,7 @@ mod offline;
 #[cfg(test)]
 mod tests;
 
-use crate::app_state::NatsKv;
+use crate::app_state::{Grants, NatsKv};
 use crate::artifacts::Artifacts;
 use crate::container::network::Subnet;
 use crate::container::{ContainerConfig, ContainerDriver, Containers};
@@ -75,6 +75,10 @@ pub struct HostConfig {
     pub init_binary: Option<PathBuf>,
     /// NATS user credentials (`--nats-creds`), for a NATS with accounts.
     pub nats_creds: Option<PathBuf>,
+    /// The host's own identity (`DATA_DIR/identity`, from joining): its
+    /// NATS user (used unless `nats_creds` says otherwise), its mesh
+    /// certificate, the cluster's CA.
+    pub identity: Option<crate::identity::Identity>,
 }
 
 impl HostConfig {
@@ -98,7 +102,13 @@ impl HostConfig {
             mesh_port: atoll_sdk::cluster::DEFAULT_MESH_PORT,
             init_binary: None,
             nats_creds: None,
+            identity: None,
         }
+    }
+
+    /// The NATS credentials the host connects with.
+    fn creds(&self) -> Option<PathBuf> {
+        (self.nats_creds.clone()).or_else(|| self.identity.as_ref().map(|i| i.creds.clone()))
     }
 }
 
@@ -111,6 +121,8 @@ pub enum HostError {
         run.map_or_else(|| "unknown".to_string(), |r| format!("{r:016x}"))
     )]
     Duplicate { name: String, run: Option<u64> },
+    #[error("host identity: {0}")]
+    Identity(String),
     #[error("the NATS link stopped: {0}")]
     Link(String),
     #[error("cannot start the Wasm engine: {0}")]
@@ -147,7 +159,7 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
     // Two hosts on one data dir would fight over its containers, leases
     // and cache: the second is refused while the first runs (or stops).
     let _lock = data_dir::lock(&cfg.data_dir)?;
-    let (host, joins) = Local::build(&cfg).await?;
+    let (host, joins) = Local::build(&cfg, &urls).await?;
     let assigned = host.run_cached(&cfg, started).await;
     let (routes, routes_rx) = tokio::sync::watch::channel(Arc::new(offline::endpoints(
         &assigned.current().assignment,
@@ -192,6 +204,26 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
     outcome
 }
 
+/// Component state: through the host's connection, or for a host with its
+/// own NATS user (which reaches no state bucket) through state grants.
+fn state_store(
+    cfg: &HostConfig,
+    urls: &[async_nats::ServerAddr],
+    js: Joined<async_nats::jetstream::Context>,
+    client: Joined<async_nats::Client>,
+) -> Result<NatsKv, HostError> {
+    let names = Names::new(&cfg.cluster);
+    let kv = NatsKv::new(js, names.clone());
+    match (&cfg.identity, &cfg.nats_creds) {
+        (Some(id), None) => {
+            let user = id.user().map_err(|e| HostError::Identity(e.to_string()))?;
+            let grants = Grants::new(client, urls.to_vec(), user, &cfg.name, names);
+            Ok(kv.with_grants(grants))
+        }
+        _ => Ok(kv),
+    }
+}
+
 /// What runs without NATS, and the places where the joined phase puts
 /// the NATS handles it opens.
 struct Local {
@@ -205,7 +237,10 @@ struct Local {
 }
 
 impl Local {
-    async fn build(cfg: &HostConfig) -> Result<(Local, link::Joins), HostError> {
+    async fn build(
+        cfg: &HostConfig,
+        urls: &[async_nats::ServerAddr],
+    ) -> Result<(Local, link::Joins), HostError> {
         let engine = WasmEngine::new(WasmConfig {
             cache_dir: cfg.data_dir.join("compiled"),
         })?;
@@ -219,7 +254,7 @@ impl Local {
         let gw = Gateway::new(&cfg.name, cfg.bind, local.clone());
         let links = ComponentLinks {
             outbound: Some(Arc::new(gateway::ServiceCalls::new(Arc::downgrade(&gw)))),
-            kv: Some(Arc::new(NatsKv::new(js, Names::new(&cfg.cluster)))),
+            kv: Some(Arc::new(state_store(cfg, urls, js, client.clone())?)),
         };
         let wasm = WasmDriver::new(engine, &cfg.name, log_paths.clone(), links);
         let drivers = Drivers {
@@ -290,7 +325,7 @@ impl Local {
         info.mesh_port = cfg.mesh_port;
         link::Link {
             urls,
-            creds: cfg.nats_creds.clone(),
+            creds: cfg.creds(),
             cluster: cfg.cluster.clone(),
             name: cfg.name.clone(),
             run_id: self.run_id,

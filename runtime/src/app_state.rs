@@ -16,8 +16,12 @@ use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use tokio::sync::Mutex;
 
+mod grants;
+
+pub(crate) use grants::Grants;
+
 use crate::joined::Joined;
-use crate::wasm::links::{KeyValue, MAX_VALUE_BYTES, StoreError};
+use crate::wasm::links::{KeyValue, StoreError};
 
 /// Bound on one storage call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,7 +32,16 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct NatsKv {
     js: Joined<jetstream::Context>,
     names: Names,
-    open: Arc<Mutex<HashMap<String, kv::Store>>>,
+    /// For a host with its own NATS user: state over granted connections.
+    grants: Option<Arc<Grants>>,
+    open: Arc<Mutex<Opened>>,
+}
+
+/// The stores opened, under the grant of `generation` (0: none).
+#[derive(Default)]
+struct Opened {
+    generation: u64,
+    stores: HashMap<String, kv::Store>,
 }
 
 impl NatsKv {
@@ -36,36 +49,56 @@ impl NatsKv {
         NatsKv {
             js,
             names,
+            grants: None,
             open: Arc::default(),
         }
     }
 
+    /// Component state through grants ([`grants`]).
+    pub(crate) fn with_grants(mut self, grants: Grants) -> NatsKv {
+        self.grants = Some(Arc::new(grants));
+        self
+    }
+
     async fn store(&self, app: &str) -> Result<kv::Store, StoreError> {
         let mut open = self.open.lock().await;
-        if let Some(s) = open.get(app) {
+        let unavailable = |reason: String| StoreError::Unavailable {
+            app: app.to_string(),
+            reason,
+        };
+        let js = match &self.grants {
+            Some(grants) => {
+                let (js, generation) = grants.context_for(app).await?;
+                if generation != open.generation {
+                    *open = Opened {
+                        generation,
+                        stores: HashMap::new(),
+                    };
+                }
+                js
+            }
+            None => (self.js.now())
+                .ok_or_else(|| unavailable("this host has not reached NATS yet".to_string()))?,
+        };
+        if let Some(s) = open.stores.get(app) {
             return Ok(s.clone());
         }
-        let js = self.js.now().ok_or_else(|| StoreError::Unavailable {
-            app: app.to_string(),
-            reason: "this host has not reached NATS yet".to_string(),
-        })?;
-        // Created with the replicas the server chose for the cluster's
-        // buckets (a host never decides them).
-        let cfg = kv::Config {
-            bucket: self.names.app_kv_bucket(app),
-            history: 1,
-            num_replicas: atoll_sdk::nats::replicas::chosen(&js, &self.names).await,
-            max_value_size: i32::try_from(MAX_VALUE_BYTES).unwrap_or(i32::MAX),
-            ..Default::default()
+        let bucket = self.names.app_kv_bucket(app);
+        let store = match js.get_key_value(&bucket).await {
+            Ok(store) => store,
+            // A granted user cannot make buckets: the server that granted
+            // it made this one.
+            Err(e) if self.grants.is_some() => return Err(unavailable(e.to_string())),
+            // Made with the replicas the server chose for the cluster's
+            // buckets (a host never decides them).
+            Err(_) => {
+                let replicas = atoll_sdk::nats::replicas::chosen(&js, &self.names).await;
+                let cfg = atoll_sdk::nats::app_state_config(&self.names, app, replicas);
+                (atoll_sdk::nats::open_kv(&js, cfg).await)
+                    .map_err(|e| unavailable(e.to_string()))?
+            }
         };
-        let store =
-            atoll_sdk::nats::open_kv(&js, cfg)
-                .await
-                .map_err(|e| StoreError::Unavailable {
-                    app: app.to_string(),
-                    reason: e.to_string(),
-                })?;
-        open.insert(app.to_string(), store.clone());
+        open.stores.insert(app.to_string(), store.clone());
         Ok(store)
     }
 }

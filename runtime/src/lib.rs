@@ -21,6 +21,7 @@ mod driver;
 mod gateway;
 mod health;
 pub mod host_info;
+pub mod identity;
 mod joined;
 mod local_instances;
 mod logs;

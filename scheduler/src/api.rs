@@ -7,11 +7,12 @@
 
 mod authn;
 mod error;
+mod join;
 mod load;
 mod logs;
 mod tokens;
 
-pub(crate) use authn::Auth;
+pub(crate) use authn::{Auth, Joining};
 
 use crate::auth::Caller;
 use crate::cluster::Cluster;
@@ -40,6 +41,7 @@ pub(crate) fn router(cluster: Arc<Cluster>, auth: Arc<Auth>) -> Router {
     let tokens = Router::new()
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
+        .route("/v1/join", post(join::join))
         .with_state(auth.clone());
     Router::new()
         .route("/v1/health", get(|| async { "ok" }))
@@ -65,6 +67,7 @@ pub(crate) fn router(cluster: Arc<Cluster>, auth: Arc<Auth>) -> Router {
             put(put_artifact).head(head_artifact),
         )
         .layer(DefaultBodyLimit::max(MAX_ARTIFACT_BYTES))
+        .layer(Extension(auth.clone()))
         .with_state(cluster)
         .merge(tokens)
         .route_layer(axum::middleware::from_fn_with_state(
@@ -194,8 +197,21 @@ async fn import(
 
 /// Retires a host that is down, so that its instances are placed
 /// elsewhere (see [`host_removal`]).
-async fn remove_host(State(c): Shared, Path(name): Path<String>) -> ApiResult<StatusCode> {
+async fn remove_host(
+    State(c): Shared,
+    Extension(auth): Extension<Arc<Auth>>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
     host_removal::remove_host(&c, &name).await?;
+    // Its name may join again (its old NATS user stays valid until the
+    // account revokes it: see docs/security.md).
+    if let Auth::Tokens {
+        joining: Some(j), ..
+    } = auth.as_ref()
+    {
+        (j.joined.purge(&name).await)
+            .map_err(|e| ApiError::internal("cannot forget the host's join", e))?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -72,6 +72,7 @@ pub(crate) fn need(method: &Method, route: &str) -> Need {
             (Read, Cluster)
         }
         "/v1/logs/{app}" | "/v1/logs/{app}/{service}" if get => (Read, Path),
+        "/v1/join" if method == Method::POST => (Host, Cluster),
         // Content-addressed: uploading one gives nothing to anyone.
         "/v1/artifacts/{digest}" => (Deploy, Narrowed),
         _ => (Admin, Cluster),
@@ -178,6 +179,10 @@ mod tests {
         let h = caller(Role::Host, None);
         assert!(may(&h, Method::GET, "/v1/apps", "/v1/apps").is_err());
         assert!(may(&h, Method::GET, "/metrics", "/metrics").is_err());
+        assert!(may(&h, Method::POST, "/v1/join", "/v1/join").is_ok());
+        assert!(may(&h, Method::POST, "/v1/tokens", "/v1/tokens").is_err());
+        let d = caller(Role::Deploy, None);
+        assert!(may(&d, Method::POST, "/v1/join", "/v1/join").is_err());
     }
 
     #[test]

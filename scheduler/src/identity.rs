@@ -5,6 +5,8 @@
 //! with `--identity DIR` serves HTTPS with that certificate and accepts
 //! the admin token and the tokens it mints.
 
+pub mod host_user;
+pub mod issuing;
 pub mod nats_jwt;
 
 use crate::auth::tokens::{self, TokenRecord};
@@ -73,6 +75,21 @@ fn write(path: &Path, bytes: &[u8], secret: bool) -> Result<(), IdentityError> {
     file.write_all(bytes).map_err(io(path))
 }
 
+/// The CA's parameters. Signing with the CA later rebuilds them with its
+/// key (`issuing`): its subject must stay what the certificate says.
+fn ca_params() -> Result<CertificateParams, IdentityError> {
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "atoll cluster CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    Ok(ca)
+}
+
 /// Makes a new identity in `dir` (created if missing); the API
 /// certificate is valid for [`DEFAULT_SANS`] and `sans`. Refuses a
 /// directory that already has one. Returns the files written.
@@ -86,15 +103,7 @@ pub fn init(dir: &Path, sans: &[String]) -> Result<Vec<PathBuf>, IdentityError> 
     // Readable by its owner only: a group that could write here could
     // swap the key or the token.
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "atoll cluster CA");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    let ca = ca_params()?;
     let ca_key = KeyPair::generate()?;
     let ca_cert = ca.self_signed(&ca_key)?;
 

@@ -27,6 +27,7 @@ mod cluster;
 mod controller;
 mod disconnect;
 mod endpoints;
+mod grants;
 mod host_removal;
 pub mod identity;
 mod lease;

@@ -85,6 +85,37 @@ pub enum ServerError {
     },
 }
 
+/// What issuing host identities and state grants needs: the identity's
+/// CA and account keys, the bucket of joins. The grants are answered from
+/// here on.
+async fn joining(
+    dir: &std::path::Path,
+    cluster: &str,
+    js: &async_nats::jetstream::Context,
+    names: &atoll_sdk::protocol::Names,
+    replicas: usize,
+) -> Result<api::Joining, ServerError> {
+    let issuer = std::sync::Arc::new(crate::identity::issuing::HostIssuer::load(dir, cluster)?);
+    let joined = atoll_sdk::nats::open_joined(js, names, replicas).await?;
+    let assignments = js
+        .get_key_value(names.assignments_bucket())
+        .await
+        .map_err(|e| {
+            ServerError::Identity(crate::identity::IdentityError::Invalid {
+                path: dir.to_path_buf(),
+                message: format!("cannot open the assignments for state grants: {e}"),
+            })
+        })?;
+    tokio::spawn(crate::grants::serve(crate::grants::Granting {
+        client: js.client(),
+        names: names.clone(),
+        issuer: issuer.clone(),
+        assignments,
+        replicas,
+    }));
+    Ok(api::Joining { issuer, joined })
+}
+
 /// Runs the server until `shutdown` completes.
 pub async fn run(
     cfg: ServerConfig,
@@ -109,9 +140,16 @@ pub async fn run(
     let (tls, auth) = match identity {
         Some(id) => {
             let tokens = atoll_sdk::nats::open_tokens(&js, &names, replicas).await?;
+            let joining = match &cfg.identity {
+                Some(dir) => Some(Box::new(
+                    joining(dir, &cfg.cluster, &js, &names, replicas).await?,
+                )),
+                None => None,
+            };
             let auth = api::Auth::Tokens {
                 admin: Box::new(id.admin),
                 tokens: Box::new(tokens),
+                joining,
             };
             (Some(id.tls), auth)
         }

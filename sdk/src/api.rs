@@ -150,6 +150,45 @@ pub struct CreateTokenRequest {
     pub app: Option<String>,
 }
 
+/// `POST /v1/join` (a `host` token): a host asks for its identity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The host's name in the cluster.
+    pub name: String,
+}
+
+/// A host's identity, kept in its data dir (`identity/`): its NATS user
+/// (which may publish and read only its own subjects and keys), its mesh
+/// certificate and key, and the cluster's CA that signs every host's and
+/// the API's certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostIdentity {
+    pub cluster: String,
+    pub name: String,
+    /// A `.creds` file: the user's JWT and its nkey seed.
+    pub nats_creds: String,
+    pub ca_pem: String,
+    pub mesh_cert_pem: String,
+    pub mesh_key_pem: String,
+}
+
+/// A host's join, as servers keep it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRecord {
+    /// The token it joined with.
+    pub token: String,
+    /// Its NATS user's public key.
+    pub user: String,
+    pub joined_ms: u64,
+}
+
+/// The name a host's mesh certificate is for, and that peers check when
+/// they connect to it: a reserved domain, so that it can never name the
+/// API or another service.
+pub fn mesh_name(host: &str) -> String {
+    format!("{host}.hosts.atoll.invalid")
+}
+
 /// A token as `atoll token ls` shows it (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenView {

@@ -282,6 +282,14 @@ impl Client {
         self.post_json("/v1/tokens", Some(req)).await
     }
 
+    /// Exchanges a `host` token for host `name`'s identity.
+    pub async fn join(&self, name: &str) -> Result<crate::api::HostIdentity, ClientError> {
+        let req = crate::api::JoinRequest {
+            name: name.to_string(),
+        };
+        self.post_json("/v1/join", Some(&req)).await
+    }
+
     pub async fn tokens(&self) -> Result<Vec<crate::api::TokenView>, ClientError> {
         self.get_json("/v1/tokens").await
     }

@@ -6,12 +6,16 @@
 //! How many replicas JetStream keeps of them only the server decides
 //! ([`replicas::ensure`], before it opens them); hosts never change it.
 
+mod host_buckets;
+mod key_watch;
 mod leader_read;
 mod mirror;
 pub mod replicas;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use host_buckets::HostBuckets;
+pub use key_watch::{KeyWatchError, watch_key};
 pub use leader_read::{LeaderEntry, ListError, leader_entries, leader_entry, leader_entry_of};
 pub use mirror::{Mirror, MirrorView, Versioned};
 
@@ -62,6 +66,7 @@ pub(crate) struct Layout {
     pub removed_hosts: kv::Config,
     pub scale: kv::Config,
     pub tokens: kv::Config,
+    pub joined: kv::Config,
     pub artifacts: object_store::Config,
 }
 
@@ -84,6 +89,7 @@ impl Layout {
             removed_hosts: kv_cfg(names.removed_hosts_bucket(), 1),
             scale: kv_cfg(names.scale_bucket(), 1),
             tokens: kv_cfg(names.tokens_bucket(), 1),
+            joined: kv_cfg(names.joined_bucket(), 1),
             artifacts: object_store::Config {
                 bucket: names.artifacts_bucket(),
                 ..Default::default()
@@ -92,7 +98,7 @@ impl Layout {
     }
 
     /// Every KV bucket's settings.
-    pub fn kv(&self) -> [&kv::Config; 8] {
+    pub fn kv(&self) -> [&kv::Config; 9] {
         [
             &self.apps,
             &self.assignments,
@@ -102,6 +108,7 @@ impl Layout {
             &self.removed_hosts,
             &self.scale,
             &self.tokens,
+            &self.joined,
         ]
     }
 }
@@ -138,6 +145,18 @@ pub async fn open_tokens(
     replicas: usize,
 ) -> Result<kv::Store, BucketError> {
     let mut cfg = Layout::new(names).tokens;
+    cfg.num_replicas = replicas;
+    open_kv(js, cfg).await
+}
+
+/// Opens the bucket of hosts that joined ([`Names::joined_bucket`]),
+/// creating it with `replicas` replicas when missing. Servers only.
+pub async fn open_joined(
+    js: &jetstream::Context,
+    names: &Names,
+    replicas: usize,
+) -> Result<kv::Store, BucketError> {
+    let mut cfg = Layout::new(names).joined;
     cfg.num_replicas = replicas;
     open_kv(js, cfg).await
 }
@@ -187,6 +206,22 @@ pub async fn open_kv(js: &jetstream::Context, cfg: kv::Config) -> Result<kv::Sto
                 .err()
                 .map_or_else(|| e.to_string(), |c| c.to_string()),
         }),
+    }
+}
+
+/// Largest value a component may store (`wasi:keyvalue`).
+pub const APP_STATE_MAX_VALUE: usize = 1 << 20;
+
+/// The settings of app `app`'s component state bucket
+/// ([`Names::app_kv_bucket`]): whoever makes it (a server granting a
+/// host access to it, or a host of a lab cluster) makes it the same.
+pub fn app_state_config(names: &Names, app: &str, replicas: usize) -> kv::Config {
+    kv::Config {
+        bucket: names.app_kv_bucket(app),
+        history: 1,
+        num_replicas: replicas,
+        max_value_size: i32::try_from(APP_STATE_MAX_VALUE).unwrap_or(i32::MAX),
+        ..Default::default()
     }
 }
 
@@ -276,6 +311,25 @@ pub async fn connect_as<A: ToServerAddrs + ?Sized>(
     name: &str,
     creds: Option<&std::path::Path>,
 ) -> Result<async_nats::Client, ConnectError> {
+    connect_with_inbox(urls, name, creds, None).await
+}
+
+/// The inbox prefix of a host's connection: `_INBOX_<host>`. A host's NATS
+/// user may subscribe to its own inbox only (every user of the account
+/// shares one subject space: with the common `_INBOX.` it would see the
+/// replies and deliveries of every other client).
+pub fn host_inbox(host: &str) -> String {
+    format!("_INBOX_{host}")
+}
+
+/// [`connect_as`] with replies and consumer deliveries under `inbox`
+/// instead of `_INBOX.` ([`host_inbox`]).
+pub async fn connect_with_inbox<A: ToServerAddrs + ?Sized>(
+    urls: &A,
+    name: &str,
+    creds: Option<&std::path::Path>,
+    inbox: Option<&str>,
+) -> Result<async_nats::Client, ConnectError> {
     let shown = urls.to_server_addrs().map_or_else(
         |e| e.to_string(),
         |addrs| {
@@ -294,6 +348,10 @@ pub async fn connect_as<A: ToServerAddrs + ?Sized>(
                 ),
             })?,
         None => async_nats::ConnectOptions::new(),
+    };
+    let options = match inbox {
+        Some(prefix) => options.custom_inbox_prefix(prefix),
+        None => options,
     };
     options
         .name(name)

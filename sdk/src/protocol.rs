@@ -39,9 +39,9 @@ impl Names {
         let rest = subject
             .strip_prefix("atoll.")?
             .strip_prefix(self.cluster.as_str())?;
-        let rest = rest
-            .strip_prefix(".hb.")
-            .or_else(|| rest.strip_prefix(".metrics."))?;
+        let rest = (rest.strip_prefix(".hb."))
+            .or_else(|| rest.strip_prefix(".metrics."))
+            .or_else(|| rest.strip_prefix(".grant."))?;
         (!rest.is_empty() && !rest.contains('.')).then_some(rest)
     }
     /// Load samples of one host ([`crate::metrics::HostSample`]), about
@@ -60,6 +60,15 @@ impl Names {
     /// Requests for instance logs, answered by `host` ([`LogRequest`]).
     pub fn log_requests(&self, host: &str) -> String {
         format!("atoll.{}.logs.{host}", self.cluster)
+    }
+    /// A host's requests for a NATS user JWT that reaches the component
+    /// state buckets of the apps assigned to it ([`StateGrantRequest`]),
+    /// answered by a server with the cluster's identity.
+    pub fn state_grant(&self, host: &str) -> String {
+        format!("atoll.{}.grant.{host}", self.cluster)
+    }
+    pub fn state_grant_all(&self) -> String {
+        format!("atoll.{}.grant.*", self.cluster)
     }
     /// Cluster events, for `atoll events` and the dashboard.
     pub fn events(&self) -> String {
@@ -93,6 +102,11 @@ impl Names {
     /// secret): the API tokens every server accepts. Only servers open it.
     pub fn tokens_bucket(&self) -> String {
         format!("atoll-{}-tokens", self.cluster)
+    }
+    /// KV: host name → the host's join ([`crate::api::JoinRecord`]): a name
+    /// joins once. Only servers open it.
+    pub fn joined_bucket(&self) -> String {
+        format!("atoll-{}-joined", self.cluster)
     }
     /// KV: the controller's leader lease.
     pub fn leader_bucket(&self) -> String {
@@ -147,6 +161,25 @@ pub struct ScaleRecord {
 pub struct Wake {
     pub app: String,
     pub service: String,
+}
+
+/// A host asks for a NATS user JWT for its user key `user` (the public
+/// key of the seed in its `nats.creds`) that reaches the component state
+/// of the apps assigned to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateGrantRequest {
+    pub user: String,
+}
+
+/// The answer: the JWT and the apps it covers, or why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateGrant {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<String>,
+    #[serde(default)]
+    pub apps: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// An app's desired state, one KV entry per app; each deploy writes a new

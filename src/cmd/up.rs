@@ -97,10 +97,13 @@ async fn run_cluster(
         hosts.push((extra_name, nth_address(args.bind, i + 1)?, labels));
     }
     let mut host_cfgs = Vec::new();
+    let issuer = identity::issuing::HostIssuer::load(identity, "default")?;
     for (name, bind, labels) in &hosts {
         let mut cfg = HostConfig::new(&args.nats, name, *bind, data_dir.join("hosts").join(name));
         cfg.labels = labels.clone();
-        cfg.nats_creds = Some(identity.join(identity::SERVER_CREDS));
+        // Each host its own identity, as if it had joined: its NATS user
+        // reaches its own part only.
+        cfg.identity = Some(host_identity(&issuer, name, &cfg.data_dir)?);
         args.containers.apply(&mut cfg)?;
         host_cfgs.push(cfg);
     }
@@ -245,6 +248,20 @@ async fn print_try_lines(client: &atoll_sdk::client::Client, app: &str, bind: Ip
             }
         }
     }
+}
+
+/// Host `name`'s identity in its data dir, issued first if it has none.
+fn host_identity(
+    issuer: &identity::issuing::HostIssuer,
+    name: &str,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<atoll_runtime::identity::Identity> {
+    if let Some(id) = atoll_runtime::identity::load(data_dir)? {
+        return Ok(id);
+    }
+    let (issued, _) = issuer.host(name)?;
+    std::fs::create_dir_all(data_dir)?;
+    Ok(atoll_runtime::identity::save(data_dir, &issued)?)
 }
 
 /// The identity in `dir`, made first if there is none; its absolute path.

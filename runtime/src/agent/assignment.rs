@@ -25,13 +25,14 @@ async fn behind(kv: &kv::Store, host: &str, last: u64) -> bool {
 /// update is harmless: the next value is the whole truth. A deleted key
 /// means run nothing.
 pub(super) async fn watch(
+    client: async_nats::Client,
     kv: kv::Store,
     host: String,
     apply: impl Fn(Option<String>, u64, Assignment) + Send + 'static,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match kv.watch_with_history(&host).await {
+        match atoll_sdk::nats::watch_key(&client, &kv, &host, &host).await {
             Ok(watch) => {
                 backoff = Duration::from_millis(100);
                 follow(&kv, &host, watch, &apply).await;
@@ -48,7 +49,7 @@ pub(super) async fn watch(
 async fn follow(
     kv: &kv::Store,
     host: &str,
-    mut watch: kv::Watch,
+    mut watch: impl futures::Stream<Item = Result<kv::Entry, String>> + Unpin,
     apply: &impl Fn(Option<String>, u64, Assignment),
 ) {
     let mut bucket = birth(kv).await;
@@ -139,7 +140,7 @@ mod tests {
     async fn every_assignment_is_applied_with_its_revision_and_a_deleted_key_means_nothing() {
         let nats = TestNats::start();
         let client = async_nats::connect(nats.url()).await.expect("connect");
-        let js = async_nats::jetstream::new(client);
+        let js = async_nats::jetstream::new(client.clone());
         let cfg = kv::Config {
             bucket: "assignments".into(),
             ..Default::default()
@@ -148,10 +149,15 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::<Assignment>::new()));
         let revisions = Arc::new(Mutex::new(Vec::<u64>::new()));
         let (record, record_rev) = (seen.clone(), revisions.clone());
-        let task = tokio::spawn(watch(store.clone(), "h1".into(), move |_bucket, rev, a| {
-            record_rev.lock().expect("lock").push(rev);
-            record.lock().expect("lock").push(a)
-        }));
+        let task = tokio::spawn(watch(
+            client.clone(),
+            store.clone(),
+            "h1".into(),
+            move |_bucket, rev, a| {
+                record_rev.lock().expect("lock").push(rev);
+                record.lock().expect("lock").push(a)
+            },
+        ));
 
         let put = |host: &str| {
             let a = Assignment {
@@ -199,7 +205,7 @@ mod tests {
     async fn a_bucket_made_anew_under_a_running_watch_is_told_apart() {
         let nats = TestNats::start();
         let client = async_nats::connect(nats.url()).await.expect("connect");
-        let js = async_nats::jetstream::new(client);
+        let js = async_nats::jetstream::new(client.clone());
         let cfg = kv::Config {
             bucket: "assignments".into(),
             ..Default::default()
@@ -209,9 +215,12 @@ mod tests {
             .expect("bucket");
         let seen = Arc::new(Mutex::new(Vec::<(Option<String>, u64)>::new()));
         let record = seen.clone();
-        let task = tokio::spawn(watch(store.clone(), "h1".into(), move |bucket, rev, _| {
-            record.lock().expect("lock").push((bucket, rev))
-        }));
+        let task = tokio::spawn(watch(
+            client.clone(),
+            store.clone(),
+            "h1".into(),
+            move |bucket, rev, _| record.lock().expect("lock").push((bucket, rev)),
+        ));
         let value = || serde_json::to_vec(&Assignment::default()).expect("json");
         // A watch whose stream went away notices it by missed heartbeats
         // (seconds) before its consumer is made again.

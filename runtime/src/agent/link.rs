@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_nats::connection::State;
 use async_nats::jetstream::{self, kv, object_store::ObjectStore};
 use atoll_sdk::cluster::HostInfo;
-use atoll_sdk::nats::{Buckets, Mirror};
+use atoll_sdk::nats::{HostBuckets, Mirror};
 use atoll_sdk::protocol::{Endpoints, Names};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -89,7 +89,7 @@ fn clash(name: &str, run: Option<u64>) -> HostError {
 
 impl Link {
     /// Starts what needs NATS; the tasks end when the set is dropped.
-    fn join(&self, client: &async_nats::Client, buckets: &Buckets) -> JoinSet<()> {
+    fn join(&self, client: &async_nats::Client, buckets: &HostBuckets) -> JoinSet<()> {
         self.joins.js.set(buckets.js.clone());
         self.joins.artifacts.set(buckets.artifacts.clone());
         set_waker(&self.gw, client.clone(), buckets.names.wake());
@@ -104,6 +104,7 @@ impl Link {
         ));
         let assigned = self.assigned.clone();
         tasks.spawn(assignment::watch(
+            client.clone(),
             buckets.assignments.clone(),
             self.name.clone(),
             move |bucket, revision, a| assigned.offer(bucket, revision, a),
@@ -155,7 +156,9 @@ async fn connect(
 ) -> async_nats::Client {
     let mut retry = Retry::default();
     loop {
-        match atoll_sdk::nats::connect_as(urls, &format!("host-{name}"), creds).await {
+        let inbox = atoll_sdk::nats::host_inbox(name);
+        let client_name = format!("host-{name}");
+        match atoll_sdk::nats::connect_with_inbox(urls, &client_name, creds, Some(&inbox)).await {
             Ok(client) => {
                 let server = client.server_info();
                 tracing::info!(server = %server.server_name, port = server.port, "connected to NATS");
@@ -180,10 +183,10 @@ async fn subscribe(client: &async_nats::Client, subject: String) -> async_nats::
     }
 }
 
-async fn open_buckets(client: &async_nats::Client, cluster: &str) -> Buckets {
+async fn open_buckets(client: &async_nats::Client, cluster: &str) -> HostBuckets {
     let mut retry = Retry::default();
     loop {
-        match Buckets::open(client.clone(), cluster).await {
+        match HostBuckets::open(client.clone(), cluster).await {
             Ok(buckets) => return buckets,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?retry.delay, "cannot open the buckets; retrying")

@@ -89,7 +89,7 @@ impl std::fmt::Debug for OutboundRoute {
 }
 
 /// Largest value a component may store.
-pub const MAX_VALUE_BYTES: usize = 1 << 20;
+pub const MAX_VALUE_BYTES: usize = atoll_sdk::nats::APP_STATE_MAX_VALUE;
 /// Longest key.
 pub const MAX_KEY_BYTES: usize = 1024;
 

@@ -26,13 +26,22 @@ pub(crate) enum Auth {
         /// The cluster's admin token (from `admin.token`).
         admin: Box<TokenRecord>,
         tokens: Box<kv::Store>,
+        /// Issuing hosts their identity (`/v1/join`).
+        joining: Option<Box<Joining>>,
     },
+}
+
+/// What `/v1/join` needs.
+pub(crate) struct Joining {
+    pub issuer: Arc<crate::identity::issuing::HostIssuer>,
+    /// Host name → its join: a name joins once.
+    pub joined: kv::Store,
 }
 
 impl Auth {
     /// The caller a request's `Authorization` header makes.
     async fn caller(&self, headers: &HeaderMap) -> Result<Caller, Failure> {
-        let Auth::Tokens { admin, tokens } = self else {
+        let Auth::Tokens { admin, tokens, .. } = self else {
             return Ok(Caller::insecure());
         };
         let token = bearer(headers).ok_or(Failure::Refused(Refused::Missing))?;

@@ -1,0 +1,302 @@
+//! Cluster trust, the hosts: a host joins with a `host` token and keeps
+//! the identity it gets; its NATS user reaches its own part only (another
+//! host's heartbeat, another host's assignment, the apps bucket: each
+//! refused, tried with a real NATS client); component state works through
+//! the grant a server gives it; a used-up token and a taken name are
+//! refused; restarted with NATS and the API gone, it starts from its
+//! identity and cache and serves.
+
+mod common;
+
+use async_nats::jetstream;
+use common::cli::{cli, ok, refused};
+use common::*;
+use futures::StreamExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// Components only: no runtime binary, so no container network is made.
+const NO_CONTAINERS: &[&str] = &["--oci-runtime", "/nonexistent/oci-runtime"];
+
+fn nats_with_accounts(dir: &Path, ids: &Path, port: u16) -> Proc {
+    let mut cmd = Command::new("nats-server");
+    cmd.arg("-c")
+        .arg(ids.join("nats-auth.conf"))
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir.join("nats-store"));
+    let nats = Proc::spawn("nats", &mut cmd, dir);
+    wait_until("NATS", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    nats
+}
+
+/// A JetStream context of `client` that gives up after a second (a
+/// refused publish is never acknowledged).
+fn impatient(client: async_nats::Client) -> jetstream::Context {
+    jetstream::context::ContextBuilder::new()
+        .timeout(Duration::from_secs(1))
+        .build(client)
+}
+
+#[test]
+fn a_host_joins_and_reaches_its_own_part_only() {
+    let dir = tempdir::Dir::new();
+    let ids = dir.path().join("identity");
+    let ctx = dir.path().join("context.json");
+    let (nats_port, api_port) = (free_port(), free_port());
+    let listen = format!("127.0.0.1:{api_port}");
+    ok(cli(
+        &ctx,
+        &[],
+        &[
+            "cluster",
+            "init",
+            "--dir",
+            &ids.to_string_lossy(),
+            "--listen",
+            &listen,
+        ],
+    ));
+    let mut nats = nats_with_accounts(dir.path(), &ids, nats_port);
+    let nats_url = format!("nats://127.0.0.1:{nats_port}");
+    let mut c = Cluster::on_nats(&nats_url);
+    let server = c.spawn_server("s1", api_port, &["--identity", &ids.to_string_lossy()]);
+    let as_admin = |args: &[&str]| cli(&ctx, &[], args);
+    wait_until("the secure API", Duration::from_secs(15), || {
+        as_admin(&["ls"]).status.success().then_some(())
+    });
+
+    // Without an identity or --insecure a host does not start.
+    let data = c.dir.path().join("host-h1");
+    let out = Command::new(atoll_bin())
+        .args(["host", "--nats", &nats_url, "--name", "h1", "--data-dir"])
+        .arg(&data)
+        .args(NO_CONTAINERS)
+        .output()
+        .expect("run atoll host");
+    refused(out, "no identity");
+
+    // Joins with a one-time host token.
+    let token = ok(as_admin(&["token", "create", "--role", "host"]));
+    let ca = ids.join("ca.pem").to_string_lossy().to_string();
+    let server_url = format!("https://127.0.0.1:{api_port}");
+    let join: Vec<&str> = ["--server", &server_url, "--join", &token, "--ca", &ca].to_vec();
+    let flags: Vec<&str> = join
+        .iter()
+        .copied()
+        .chain(NO_CONTAINERS.iter().copied())
+        .collect();
+    c.spawn_host_in(None, "h1", "127.0.19.2", &data, &flags);
+    wait_until("h1 to be ready", Duration::from_secs(30), || {
+        let out = as_admin(&["hosts", "-o", "json"]);
+        let hosts: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        (hosts.as_array()?.iter())
+            .any(|h| h["name"] == "h1" && h["state"] == "ready")
+            .then_some(())
+    });
+    let creds = data.join("identity/nats.creds");
+    let mode = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p)
+            .expect("identity file")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&creds), 0o600);
+    assert_eq!(mode(&data.join("identity/mesh.key")), 0o600);
+
+    // The token is used up; a name joins once.
+    let again = Command::new(atoll_bin())
+        .args(["host", "--nats", &nats_url, "--name", "h2", "--data-dir"])
+        .arg(c.dir.path().join("host-h2"))
+        .args(&flags)
+        .output()
+        .expect("run atoll host");
+    refused(again, "unknown or revoked token");
+    let many = ok(as_admin(&[
+        "token", "create", "--role", "host", "--ttl", "10m",
+    ]));
+    let twin = Command::new(atoll_bin())
+        .args(["host", "--nats", &nats_url, "--name", "h1", "--data-dir"])
+        .arg(c.dir.path().join("host-h1-twin"))
+        .args(["--server", &server_url, "--join", &many, "--ca", &ca])
+        .args(NO_CONTAINERS)
+        .output()
+        .expect("run atoll host");
+    refused(twin, "has joined already");
+
+    // Component state through the grant: the data tier keeps items.
+    let port = free_port();
+    let file = c.compose(
+        "data.yaml",
+        &format!(
+            "name: shop
+services:
+  data:
+    x-atoll:
+      component: {}
+    ports: [\"{port}:80\"]
+",
+            sample_wasm("three_tier_data").display()
+        ),
+    );
+    ok(as_admin(&[
+        "deploy",
+        "-f",
+        &file.to_string_lossy(),
+        "--wait",
+    ]));
+    let addr = format!("127.0.19.2:{port}");
+    let put = http_request(&addr, "PUT", "/items/tea", br#"{"name":"tea"}"#);
+    assert_eq!(put.0, 201, "{put:?}");
+    let got = http_get(&addr, "/items/tea");
+    assert!(matches!(&got, Ok((200, b)) if b.contains("tea")), "{got:?}");
+
+    // h1's own NATS user, in a real client.
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(async {
+        let anonymous = async_nats::connect(&nats_url).await;
+        assert!(anonymous.is_err(), "an anonymous NATS client was let in");
+        let h1 = async_nats::ConnectOptions::with_credentials_file(&creds)
+            .await
+            .expect("creds")
+            .custom_inbox_prefix("_INBOX_h1")
+            .connect(&nats_url)
+            .await
+            .expect("h1's credentials connect");
+        let admin = async_nats::ConnectOptions::with_credentials_file(ids.join("server.creds"))
+            .await
+            .expect("creds")
+            .connect(&nats_url)
+            .await
+            .expect("the server's credentials connect");
+
+        // Another host's heartbeat: never delivered. h1's own subject,
+        // sent after it on the same connection, is: once that arrived,
+        // the other would have.
+        let mut beats = admin
+            .subscribe("atoll.default.hb.*")
+            .await
+            .expect("subscribe");
+        admin.flush().await.expect("flush");
+        h1.publish("atoll.default.hb.h2", "forged".into())
+            .await
+            .expect("publish");
+        h1.publish("atoll.default.hb.h1", "marker".into())
+            .await
+            .expect("publish");
+        h1.flush().await.expect("flush");
+        let mut seen = Vec::new();
+        while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(5), beats.next()).await {
+            if &msg.payload[..] == b"marker" {
+                break;
+            }
+            seen.push((msg.subject.to_string(), msg.payload.clone()));
+        }
+        assert!(
+            !seen
+                .iter()
+                .any(|(s, p)| s == "atoll.default.hb.h2" || &p[..] == b"forged"),
+            "a heartbeat of h2 from h1's user went through: {seen:?}"
+        );
+
+        // Another host's assignment key, and the apps bucket: refused,
+        // and what they hold is unchanged.
+        let js1 = impatient(h1.clone());
+        let assignments = js1
+            .get_key_value("atoll-default-assignments")
+            .await
+            .expect("h1 may open the assignments bucket");
+        assert!(
+            assignments.put("h2", "{}".into()).await.is_err(),
+            "wrote h2's assignment"
+        );
+        assert!(
+            assignments.entry("h2").await.is_err(),
+            "read h2's assignment"
+        );
+        let mine = assignments.entry("h1").await.expect("h1 reads its own");
+        assert!(mine.is_some(), "h1's assignment");
+        let wrote_apps = js1
+            .publish("$KV.atoll-default-apps.shop", "{}".into())
+            .await;
+        let acked = match wrote_apps {
+            Ok(ack) => ack.await.is_ok(),
+            Err(_) => false,
+        };
+        assert!(!acked, "h1's user wrote the apps bucket");
+        assert!(
+            js1.get_key_value("atoll-default-apps").await.is_err(),
+            "opened apps"
+        );
+        assert!(
+            js1.get_key_value("atoll-default-tokens").await.is_err(),
+            "opened tokens"
+        );
+        let js = impatient(admin.clone());
+        let apps = js.get_key_value("atoll-default-apps").await.expect("apps");
+        let shop = apps
+            .get("shop")
+            .await
+            .expect("read")
+            .expect("shop's record");
+        assert_ne!(&shop[..], b"{}", "the apps bucket changed");
+        let all = js
+            .get_key_value("atoll-default-assignments")
+            .await
+            .expect("bucket");
+        assert!(
+            all.get("h2").await.expect("read").is_none(),
+            "h2's key was made"
+        );
+    });
+    // NATS logged each refusal.
+    wait_until("NATS to log the violations", Duration::from_secs(5), || {
+        let log = nats.log();
+        let refused = |subject: &str| {
+            let subject = format!("Subject \"{subject}\"");
+            (log.lines()).any(|l| l.contains("Publish Violation") && l.contains(&subject))
+        };
+        (refused("atoll.default.hb.h2") && refused("$KV.atoll-default-apps.shop")).then_some(())
+    });
+    // And nothing else: the host itself works within its permissions.
+    let tried = [
+        "atoll.default.hb.h2",
+        "$KV.atoll-default-assignments.h2",
+        "$JS.API.DIRECT.GET.KV_atoll-default-assignments.$KV.atoll-default-assignments.h2",
+        "$KV.atoll-default-apps.shop",
+        "$JS.API.STREAM.INFO.KV_atoll-default-apps",
+        "$JS.API.STREAM.INFO.KV_atoll-default-tokens",
+    ];
+    let log = nats.log();
+    let others: Vec<&str> = (log.lines())
+        .filter(|l| l.contains("Violation"))
+        .filter(|l| {
+            !tried
+                .iter()
+                .any(|t| l.contains(&format!("Subject \"{t}\"")))
+        })
+        .collect();
+    assert!(others.is_empty(), "refused to the host itself: {others:#?}");
+
+    // Offline restart: NATS and the server gone, the host starts from its
+    // identity (its join token is used up) and serves its cached app.
+    drop(server);
+    nats.kill9();
+    c.host("h1").kill9();
+    c.spawn_host_in(None, "h1", "127.0.19.2", &data, &flags);
+    wait_until(
+        "h1 to serve offline",
+        Duration::from_secs(20),
+        || match http_get(&addr, "/whoami") {
+            Ok((200, _)) => Some(()),
+            _ => None,
+        },
+    );
+    let log = c.host("h1").log();
+    assert!(log.contains("using this host's identity"), "{log}");
+    assert!(!log.contains("joining the cluster"), "{log}");
+}
