@@ -155,6 +155,124 @@ services:
     let got = http_get(&addr, "/items/tea");
     assert!(matches!(&got, Ok((200, b)) if b.contains("tea")), "{got:?}");
 
+    // A second host joins (a token with a TTL serves several), and calls
+    // between the two go over the mesh, mutual TLS.
+    let data2 = c.dir.path().join("host-h2");
+    let flags2: Vec<&str> = ["--server", &server_url, "--join", &many, "--ca", &ca]
+        .into_iter()
+        .chain(NO_CONTAINERS.iter().copied())
+        .collect();
+    c.spawn_host_in(None, "h2", "127.0.19.3", &data2, &flags2);
+    let hello_port = free_port();
+    let hello = c.compose(
+        "hello.yaml",
+        &format!(
+            "name: hello
+services:
+  web:
+    x-atoll:
+      component: {}
+    ports: [\"{hello_port}:80\"]
+    deploy:
+      replicas: 2
+      placement:
+        max_replicas_per_node: 1
+",
+            sample_wasm("hello").display()
+        ),
+    );
+    wait_until("h2 to be ready", Duration::from_secs(30), || {
+        let out = as_admin(&["hosts", "-o", "json"]);
+        let hosts: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        (hosts.as_array()?.iter())
+            .any(|h| h["name"] == "h2" && h["state"] == "ready")
+            .then_some(())
+    });
+    ok(as_admin(&[
+        "deploy",
+        "-f",
+        &hello.to_string_lossy(),
+        "--wait",
+    ]));
+    let via_h1 = format!("127.0.19.2:{hello_port}");
+    wait_until(
+        "h1's port to answer from h2's instance",
+        Duration::from_secs(10),
+        || {
+            let answer = http_get(&via_h1, "/").ok()?;
+            (answer.0 == 200 && answer.1.contains(" on h2")).then_some(())
+        },
+    );
+    assert!(c.host("h1").log().contains("mesh port open (mutual TLS)"));
+
+    // The mesh port: no client certificate, or plain HTTP: nothing.
+    let mesh = "h1.hosts.atoll.invalid:7421";
+    let curl = |extra: &[&str], url: &str| {
+        Command::new("curl")
+            .args(["-sS", "--max-time", "5", "--cacert", &ca])
+            .args(["--resolve", &format!("{mesh}:127.0.19.2")])
+            .args(extra)
+            .arg(url)
+            .output()
+            .expect("run curl")
+    };
+    let bare = curl(&[], &format!("https://{mesh}/"));
+    assert!(
+        !bare.status.success(),
+        "a mesh call without a certificate: {bare:?}"
+    );
+    let plain = curl(&[], "http://127.0.19.2:7421/metrics");
+    assert!(
+        !plain.status.success(),
+        "plain HTTP to the mesh port: {plain:?}"
+    );
+    // A peer's certificate, for a route the table does not allow: the
+    // shop's data instance (on h1) through hello's published port.
+    let rows = ok(as_admin(&["ps", "shop", "-o", "json"]));
+    let rows: serde_json::Value = serde_json::from_str(&rows).expect("json");
+    let data_id = rows[0]["id"].as_str().expect("an instance id").to_string();
+    let (cert, key) = (
+        data2.join("identity/mesh.pem"),
+        data2.join("identity/mesh.key"),
+    );
+    let headers = [
+        "--cert".to_string(),
+        cert.to_string_lossy().to_string(),
+        "--key".to_string(),
+        key.to_string_lossy().to_string(),
+        "-H".to_string(),
+        "x-atoll-hop: 1".to_string(),
+        "-H".to_string(),
+        format!("x-atoll-instance: {data_id}"),
+        "-H".to_string(),
+        format!("x-atoll-port: {hello_port}"),
+        "-H".to_string(),
+        "x-atoll-published: 1".to_string(),
+    ];
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let wrong = curl(&headers, &format!("https://{mesh}/items"));
+    let said = String::from_utf8_lossy(&wrong.stdout).to_string();
+    assert!(said.contains("refused"), "{said} {wrong:?}");
+    // The same certificate, for a route the table allows: served.
+    let hello_rows = ok(as_admin(&["ps", "hello", "-o", "json"]));
+    let hello_rows: serde_json::Value = serde_json::from_str(&hello_rows).expect("json");
+    let on_h1 = (hello_rows.as_array().into_iter().flatten())
+        .find(|r| r["host"] == "h1")
+        .and_then(|r| r["id"].as_str())
+        .expect("hello on h1")
+        .to_string();
+    let headers: Vec<String> = headers
+        .iter()
+        .map(|h| h.replace(&data_id, &on_h1))
+        .collect();
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let right = curl(&headers, &format!("https://{mesh}/"));
+    let said = String::from_utf8_lossy(&right.stdout).to_string();
+    assert!(
+        said.contains(&format!("hello from {on_h1}")),
+        "{said} {right:?}"
+    );
+
     // h1's own NATS user, in a real client.
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     rt.block_on(async {
@@ -205,6 +323,13 @@ services:
 
         // Another host's assignment key, and the apps bucket: refused,
         // and what they hold is unchanged.
+        let js = impatient(admin.clone());
+        let all = js
+            .get_key_value("atoll-default-assignments")
+            .await
+            .expect("bucket");
+        let h2_before = all.entry("h2").await.expect("read").map(|e| e.revision);
+        assert!(h2_before.is_some(), "h2 has an assignment");
         let js1 = impatient(h1.clone());
         let assignments = js1
             .get_key_value("atoll-default-assignments")
@@ -236,7 +361,6 @@ services:
             js1.get_key_value("atoll-default-tokens").await.is_err(),
             "opened tokens"
         );
-        let js = impatient(admin.clone());
         let apps = js.get_key_value("atoll-default-apps").await.expect("apps");
         let shop = apps
             .get("shop")
@@ -244,14 +368,8 @@ services:
             .expect("read")
             .expect("shop's record");
         assert_ne!(&shop[..], b"{}", "the apps bucket changed");
-        let all = js
-            .get_key_value("atoll-default-assignments")
-            .await
-            .expect("bucket");
-        assert!(
-            all.get("h2").await.expect("read").is_none(),
-            "h2's key was made"
-        );
+        let h2_after = all.entry("h2").await.expect("read").map(|e| e.revision);
+        assert_eq!(h2_before, h2_after, "h2's assignment changed");
     });
     // NATS logged each refusal.
     wait_until("NATS to log the violations", Duration::from_secs(5), || {

@@ -79,6 +79,9 @@ pub struct HostConfig {
     /// NATS user (used unless `nats_creds` says otherwise), its mesh
     /// certificate, the cluster's CA.
     pub identity: Option<crate::identity::Identity>,
+    /// Where a host with an identity serves `/metrics` (`--metrics-listen`;
+    /// loopback by default). Without one it shares the mesh port.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl HostConfig {
@@ -103,6 +106,7 @@ impl HostConfig {
             init_binary: None,
             nats_creds: None,
             identity: None,
+            metrics_listen: None,
         }
     }
 
@@ -175,6 +179,8 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
             host.gw.clone(),
             cfg.mesh_port,
             host.metrics.clone(),
+            (cfg.metrics_listen)
+                .unwrap_or_else(|| gateway::default_metrics_addr(cfg.bind, cfg.mesh_port)),
         )),
         tokio::spawn(link::watch_alone(
             host.client.clone(),
@@ -251,7 +257,14 @@ impl Local {
         let (js_join, js) = Joined::channel();
         let (artifacts_join, artifacts) = Joined::channel();
         // The gateway first: components call services through it.
-        let gw = Gateway::new(&cfg.name, cfg.bind, local.clone());
+        let tls = match &cfg.identity {
+            Some(id) => Some(
+                gateway::mesh_tls::MeshTls::from_identity(id)
+                    .map_err(|e| HostError::Identity(format!("{}: {e}", id.dir.display())))?,
+            ),
+            None => None,
+        };
+        let gw = Gateway::new(&cfg.name, cfg.bind, local.clone(), tls);
         let links = ComponentLinks {
             outbound: Some(Arc::new(gateway::ServiceCalls::new(Arc::downgrade(&gw)))),
             kv: Some(Arc::new(state_store(cfg, urls, js, client.clone())?)),

@@ -19,6 +19,8 @@ mod dispatch;
 mod forward;
 mod forwarded;
 mod listeners;
+mod mesh_policy;
+pub(crate) mod mesh_tls;
 mod responses;
 mod retry;
 pub(crate) mod routes;
@@ -28,7 +30,7 @@ mod timeout;
 pub(crate) mod vips;
 mod wake;
 
-pub(crate) use listeners::{EndpointsMap, run, run_mesh};
+pub(crate) use listeners::{EndpointsMap, default_metrics_addr, run, run_mesh};
 pub(crate) use responses::read_body;
 pub(crate) use responses::text;
 pub(crate) use service_calls::ServiceCalls;
@@ -49,6 +51,9 @@ pub const HOP_HEADER: &str = "x-atoll-hop";
 pub const INSTANCE_HEADER: &str = "x-atoll-instance";
 /// On a forwarded service call: the port the caller asked for.
 pub const PORT_HEADER: &str = "x-atoll-port";
+/// On a forwarded request for a published port (rather than a service
+/// call): the port is the published one.
+pub const PUBLISHED_HEADER: &str = "x-atoll-published";
 /// `x-atoll-version: canary` sends a request to the service's canary.
 pub const VERSION_HEADER: &str = "x-atoll-version";
 
@@ -75,7 +80,13 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(host: &str, bind: IpAddr, local: LocalInstances) -> Arc<Gateway> {
+    /// `tls`: the mesh's, for a host with an identity (plain otherwise).
+    pub fn new(
+        host: &str,
+        bind: IpAddr,
+        local: LocalInstances,
+        tls: Option<mesh_tls::MeshTls>,
+    ) -> Arc<Gateway> {
         Arc::new(Gateway {
             host: host.to_string(),
             bind,
@@ -83,7 +94,7 @@ impl Gateway {
             table_changed: tokio::sync::Notify::new(),
             waker: OnceLock::new(),
             local,
-            peers: forward::Peers::new(),
+            peers: forward::Peers::new(tls),
             vips: vips::ServiceAddresses::default(),
         })
     }
@@ -107,9 +118,6 @@ impl Gateway {
             Ok(r) => r,
             Err(resp) => return resp,
         };
-        if req.headers().contains_key(HOP_HEADER) {
-            return self.serve_forwarded(port, req).await;
-        }
         let table = self.table();
         let Some(route) = table.by_port.get(&port) else {
             return text(

@@ -49,6 +49,11 @@ pub struct Args {
     /// only issuer the server is trusted by when joining
     #[arg(long, env = "ATOLL_CA", value_name = "FILE")]
     ca: Option<PathBuf>,
+    /// Where a host with an identity serves its Prometheus /metrics
+    /// (default: its --bind address if that is loopback, else 127.0.0.1;
+    /// port mesh-port + 1). Without an identity it shares the mesh port
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Run without an identity: NATS with no or shared credentials, a mesh
     /// port anyone who reaches it may use (a lab cluster only)
     #[arg(long)]
@@ -75,6 +80,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     cfg.labels = parse_labels(&args.labels)?;
     cfg.mesh_port = args.mesh_port;
+    cfg.metrics_listen = args.metrics_listen;
     cfg.nats_creds = args.nats_creds;
     args.containers.apply(&mut cfg)?;
     if args.cleanup {

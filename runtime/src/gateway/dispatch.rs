@@ -5,7 +5,9 @@
 
 use super::forward::Unsent;
 use super::routes::RouteEndpoint;
-use super::{Gateway, HOP_HEADER, INSTANCE_HEADER, PORT_HEADER, ResponseBody, Via};
+use super::{
+    Gateway, HOP_HEADER, INSTANCE_HEADER, PORT_HEADER, PUBLISHED_HEADER, ResponseBody, Via,
+};
 use crate::driver::Reach;
 use crate::local_instances::InFlight;
 use bytes::Bytes;
@@ -34,14 +36,20 @@ impl Gateway {
         if let Ok(v) = HeaderValue::from_str(&ep.endpoint.id) {
             headers.insert(INSTANCE_HEADER, v);
         }
-        match via {
-            Via::Published(port) => self.peers.send(&ep.endpoint.address, port, fwd).await,
-            Via::Service(port) => {
-                headers.insert(PORT_HEADER, HeaderValue::from(port));
-                let mesh = ep.endpoint.mesh_port;
-                self.peers.send(&ep.endpoint.address, mesh, fwd).await
+        // Through the peer's mesh port either way: the only port between
+        // hosts (mutual TLS when they have identities).
+        let port = match via {
+            Via::Published(port) => {
+                headers.insert(PUBLISHED_HEADER, HeaderValue::from_static("1"));
+                port
             }
-        }
+            Via::Service(port) => port,
+        };
+        headers.insert(PORT_HEADER, HeaderValue::from(port));
+        let (host, address) = (&ep.endpoint.host, &ep.endpoint.address);
+        (self.peers)
+            .send_peer(host, address, ep.endpoint.mesh_port, fwd)
+            .await
     }
 
     /// Serves a request from a checked-out local instance: a component

@@ -6,15 +6,20 @@
 //! Containers get requests without atoll's routing headers.
 
 use super::{
-    Gateway, HOP_HEADER, INSTANCE_HEADER, PORT_HEADER, ResponseBody, Via, read_body, text,
+    Gateway, HOP_HEADER, INSTANCE_HEADER, PORT_HEADER, PUBLISHED_HEADER, ResponseBody, Via,
+    mesh_policy, read_body, text,
 };
+use crate::driver::Reach;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 
 impl Gateway {
-    /// Serves a service call another host forwarded to this host's mesh
-    /// port: from the named local instance, at the port the caller asked.
+    /// Serves what another host forwarded to this host's mesh port: a
+    /// service call, from the named local instance at the port the caller
+    /// asked; a request for a published port, from the named instance of
+    /// the service published there. Only what the routing table allows
+    /// ([`mesh_policy`](super::mesh_policy)).
     pub async fn serve_mesh<B>(&self, req: Request<B>) -> Response<ResponseBody>
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -26,39 +31,43 @@ impl Gateway {
                 "the mesh port takes service calls forwarded by atoll hosts only".into(),
             );
         };
+        let published = req.headers().contains_key(PUBLISHED_HEADER);
         let req = match read_body(req).await {
-            Ok(r) => strip_hop(r.map(Full::new)),
+            Ok(r) => r,
             Err(resp) => return resp,
         };
+        if published {
+            return self.serve_forwarded(port, req).await;
+        }
+        let req = strip_hop(req.map(Full::new));
         let served = match self.local.checkout(&id) {
-            Some(instance) => self.serve_local(instance, Via::Service(port), req).await,
+            Some(instance) => {
+                let in_process = matches!(instance.0, Reach::InProcess(_));
+                if !mesh_policy::allows_service_call(&self.table(), &id, port, in_process) {
+                    return refused(&id, port);
+                }
+                self.serve_local(instance, Via::Service(port), req).await
+            }
             None => None,
         };
         served.unwrap_or_else(|| self.absent(&id))
     }
 
-    /// Serves a request another gateway forwarded to published port `port`,
-    /// from the named local instance — only if that instance belongs to the
-    /// service published on this port, so the header cannot reach another
-    /// app's instances.
-    pub(super) async fn serve_forwarded(
-        &self,
-        port: u16,
-        req: Request<Bytes>,
-    ) -> Response<ResponseBody> {
+    /// Serves a request another gateway forwarded for published port
+    /// `port`, from the named local instance — only if that instance
+    /// belongs to the service published on this port.
+    async fn serve_forwarded(&self, port: u16, req: Request<Bytes>) -> Response<ResponseBody> {
         let id = req
             .headers()
             .get(INSTANCE_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        let routed = self
-            .table()
-            .by_port
-            .get(&port)
-            .is_some_and(|r| r.endpoints.iter().any(|e| e.endpoint.id == id));
+        if !mesh_policy::allows_published(&self.table(), &id, port) {
+            return refused(&id, port);
+        }
         let req = strip_hop(req.map(Full::new));
-        let served = match self.local.checkout(&id).filter(|_| routed) {
+        let served = match self.local.checkout(&id) {
             Some(instance) => self.serve_local(instance, Via::Published(port), req).await,
             None => None,
         };
@@ -88,11 +97,30 @@ pub(super) fn forwarded_to(headers: &http::HeaderMap) -> Option<(String, u16)> {
     Some((id, port))
 }
 
+/// A forwarded call the routing table here does not allow. Answered like
+/// an absent instance (the sender tries another): a table that lags the
+/// sender's by a moment must not fail a request.
+pub(super) fn refused(id: &str, port: u16) -> Response<ResponseBody> {
+    tracing::warn!(
+        instance = id,
+        port,
+        "refused a forwarded call the routing table does not allow"
+    );
+    let mut resp = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("refused: the routing table here does not lead to instance {id} on port {port}"),
+    );
+    resp.headers_mut()
+        .insert(INSTANCE_HEADER, HeaderValue::from_static("refused"));
+    resp
+}
+
 /// A container is not a gateway: it gets the request without atoll's
 /// routing headers.
 fn strip_hop(mut req: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
     req.headers_mut().remove(HOP_HEADER);
     req.headers_mut().remove(INSTANCE_HEADER);
     req.headers_mut().remove(PORT_HEADER);
+    req.headers_mut().remove(PUBLISHED_HEADER);
     req
 }

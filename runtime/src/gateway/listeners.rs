@@ -43,39 +43,115 @@ pub async fn run(gw: Arc<Gateway>, mut endpoints: watch::Receiver<Arc<EndpointsM
     }
 }
 
-/// Takes service calls other hosts forward on `bind:port`, binding again
-/// (every second) until it can.
-pub async fn run_mesh(gw: Arc<Gateway>, port: u16, metrics: Arc<crate::metrics::HostMetrics>) {
-    let addr = SocketAddr::new(gw.bind, port);
-    let listener = loop {
+/// How long a peer has to finish the mesh's TLS handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Binds `addr`, again every second until it can.
+async fn bind_retrying(addr: SocketAddr, what: &str) -> tokio::net::TcpListener {
+    loop {
         match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => break l,
+            Ok(l) => return l,
             Err(e) => {
-                tracing::error!(%addr, error = %e, "cannot open the mesh port; retrying");
+                tracing::error!(%addr, error = %e, "cannot open the {what}; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
-    };
-    tracing::info!(%addr, "mesh port open");
-    accept(listener, move |stream| {
-        let (gw, metrics) = (gw.clone(), metrics.clone());
-        serve_http(stream, move |req| {
+    }
+}
+
+/// Takes what other hosts forward on `bind:port`: over mutual TLS when
+/// this host has an identity (a peer without a host certificate of the
+/// cluster fails the handshake), plain otherwise, when the host's
+/// Prometheus endpoint shares the port. With an identity, `/metrics` is
+/// served on `metrics` instead.
+pub async fn run_mesh(
+    gw: Arc<Gateway>,
+    port: u16,
+    metrics: Arc<crate::metrics::HostMetrics>,
+    metrics_addr: SocketAddr,
+) {
+    let addr = SocketAddr::new(gw.bind, port);
+    let listener = bind_retrying(addr, "mesh port").await;
+    let Some(tls) = gw.peers.tls().cloned() else {
+        tracing::info!(%addr, "mesh port open (plain: this host has no identity)");
+        return accept(listener, move |stream| {
             let (gw, metrics) = (gw.clone(), metrics.clone());
-            async move {
-                // The host's Prometheus endpoint shares the mesh port.
-                if req.uri().path() == "/metrics" && !req.headers().contains_key(HOP_HEADER) {
-                    let text = tokio::task::spawn_blocking(move || metrics.render()).await;
-                    return prometheus_text(text.unwrap_or_default());
+            serve_http(stream, move |req| {
+                let (gw, metrics) = (gw.clone(), metrics.clone());
+                async move {
+                    if req.uri().path() == "/metrics" && !req.headers().contains_key(HOP_HEADER) {
+                        return render(metrics).await;
+                    }
+                    gw.serve_peer(req).await
                 }
-                if req.method() == http::Method::CONNECT {
-                    gw.serve_tunnel(req).await
+            })
+        })
+        .await;
+    };
+    tracing::info!(%addr, "mesh port open (mutual TLS)");
+    let metrics_task = tokio::spawn(serve_metrics(metrics_addr, metrics));
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server);
+    accept(listener, move |stream| {
+        let (gw, acceptor) = (gw.clone(), acceptor.clone());
+        async move {
+            let peer = stream.peer_addr().ok();
+            let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::warn!(peer = ?peer, error = %e, "mesh TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(peer = ?peer, "mesh TLS handshake timed out");
+                    return;
+                }
+            };
+            serve_http(stream, move |req| {
+                let gw = gw.clone();
+                async move { gw.serve_peer(req).await }
+            })
+            .await
+        }
+    })
+    .await;
+    metrics_task.abort();
+}
+
+async fn render(metrics: Arc<crate::metrics::HostMetrics>) -> Response<ResponseBody> {
+    let text = tokio::task::spawn_blocking(move || metrics.render()).await;
+    prometheus_text(text.unwrap_or_default())
+}
+
+/// The host's Prometheus endpoint on a listener of its own (loopback by
+/// default: see [`default_metrics_addr`]).
+async fn serve_metrics(addr: SocketAddr, metrics: Arc<crate::metrics::HostMetrics>) {
+    let listener = bind_retrying(addr, "metrics port").await;
+    tracing::info!(%addr, "metrics at /metrics");
+    accept(listener, move |stream| {
+        let metrics = metrics.clone();
+        serve_http(stream, move |req| {
+            let metrics = metrics.clone();
+            async move {
+                if req.uri().path() == "/metrics" {
+                    render(metrics).await
                 } else {
-                    gw.serve_mesh(req).await
+                    super::text(http::StatusCode::NOT_FOUND, "only /metrics here".into())
                 }
             }
         })
     })
     .await;
+}
+
+/// Where a host with an identity serves `/metrics` unless told: its bind
+/// address when that is a loopback one, else 127.0.0.1; port `mesh + 1`.
+pub fn default_metrics_addr(bind: std::net::IpAddr, mesh_port: u16) -> SocketAddr {
+    let ip = if bind.is_loopback() {
+        bind
+    } else {
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+    };
+    SocketAddr::new(ip, mesh_port.saturating_add(1))
 }
 
 #[derive(Default)]
@@ -149,8 +225,9 @@ where
 
 /// Serves HTTP/1.1 on one connection (keep-alive, upgrades for tunnels),
 /// each request answered by `handle`.
-pub(super) async fn serve_http<F, Fut>(stream: TcpStream, handle: F)
+pub(super) async fn serve_http<S, F, Fut>(stream: S, handle: F)
 where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request<Incoming>) -> Fut + Send + 'static,
     Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
 {

@@ -8,6 +8,7 @@
 use super::attempts::{Attempts, Outstanding};
 use super::forward::Unsent;
 use super::forwarded::forwarded_to;
+use super::mesh_tls::MeshTls;
 use super::{Gateway, HOP_HEADER, INSTANCE_HEADER, PORT_HEADER, ResponseBody, text};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -74,11 +75,10 @@ impl Gateway {
             // drain waits for it (up to the grace period).
             let upstream = if ep.endpoint.host == self.host {
                 (self.dial_local(&ep.endpoint.id, port).await)
-                    .map(|(stream, in_flight)| (stream, Some(in_flight)))
+                    .map(|(stream, in_flight)| (Box::new(stream) as Box<dyn Io>, Some(in_flight)))
                     .ok_or(Unsent::Absent)
             } else {
-                let (address, mesh) = (&ep.endpoint.address, ep.endpoint.mesh_port);
-                let stream = tunnel(address, mesh, &ep.endpoint.id, port).await;
+                let stream = self.tunnel(&ep.endpoint, port).await;
                 stream.map(|s| (s, None))
             };
             match upstream {
@@ -98,6 +98,18 @@ impl Gateway {
         tracing::debug!(app, service, port, "no instance took the TCP connection");
     }
 
+    /// Serves what a peer sent to the mesh port: a tunnel or a request.
+    pub(super) async fn serve_peer(
+        &self,
+        req: Request<hyper::body::Incoming>,
+    ) -> Response<ResponseBody> {
+        if req.method() == http::Method::CONNECT {
+            self.serve_tunnel(req).await
+        } else {
+            self.serve_mesh(req).await
+        }
+    }
+
     /// The mesh side of a tunnel: a `CONNECT` for a local container's port,
     /// answered 200 and spliced once the caller's connection is handed over.
     pub async fn serve_tunnel(
@@ -110,6 +122,9 @@ impl Gateway {
                 "tunnels are for atoll hosts only".into(),
             );
         };
+        if !super::mesh_policy::allows_service_call(&self.table(), &id, port, false) {
+            return super::forwarded::refused(&id, port);
+        }
         let Some((mut upstream, in_flight)) = self.dial_local(&id, port).await else {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -133,6 +148,40 @@ impl Gateway {
     }
 }
 
+/// Both ends of a spliced connection: a TCP stream, or TLS over one.
+pub(super) trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+impl Gateway {
+    /// A tunnel through the endpoint's host's mesh port to its instance's
+    /// `port` (over mutual TLS when this host has an identity); why not
+    /// when the peer cannot be reached or refuses (the instance is not
+    /// there).
+    async fn tunnel(
+        &self,
+        ep: &atoll_sdk::protocol::Endpoint,
+        port: u16,
+    ) -> Result<Box<dyn Io>, Unsent> {
+        let (address, id) = (&ep.address, &ep.id);
+        let s = (dial(&format!("{address}:{}", ep.mesh_port)).await).ok_or(Unsent::Unreachable)?;
+        let mut s: Box<dyn Io> = match self.peers.tls() {
+            Some(tls) => {
+                let name = MeshTls::server_name(&ep.host).ok_or(Unsent::Unreachable)?;
+                let connector = tokio_rustls::TlsConnector::from(tls.client.clone());
+                let handshake = connector.connect(name, s);
+                let tls = tokio::time::timeout(DIAL, handshake).await;
+                Box::new(tls.map_err(|_| Unsent::Unreachable)?.map_err(|e| {
+                    tracing::debug!(%address, error = %e, "mesh TLS handshake failed");
+                    Unsent::Unreachable
+                })?)
+            }
+            None => Box::new(s),
+        };
+        tunnel_open(&mut s, address, id, port).await?;
+        Ok(s)
+    }
+}
+
 pub(super) async fn dial(addr: &str) -> Option<TcpStream> {
     let s = tokio::time::timeout(DIAL, TcpStream::connect(addr))
         .await
@@ -142,17 +191,13 @@ pub(super) async fn dial(addr: &str) -> Option<TcpStream> {
     Some(s)
 }
 
-/// A tunnel through the peer's mesh port to instance `id`'s `port`; why
-/// not when the peer cannot be reached or refuses (the instance is not
-/// there).
-async fn tunnel(address: &str, mesh_port: u16, id: &str, port: u16) -> Result<TcpStream, Unsent> {
-    let mut s = (dial(&format!("{address}:{mesh_port}")).await).ok_or(Unsent::Unreachable)?;
-    let refused = tunnel_open(&mut s, address, id, port).await;
-    refused.map(|()| s)
-}
-
 /// Asks for the tunnel on `s` and reads the answer's head.
-async fn tunnel_open(s: &mut TcpStream, address: &str, id: &str, port: u16) -> Result<(), Unsent> {
+async fn tunnel_open(
+    s: &mut Box<dyn Io>,
+    address: &str,
+    id: &str,
+    port: u16,
+) -> Result<(), Unsent> {
     let unreachable = |_: std::io::Error| Unsent::Unreachable;
     let req = format!(
         "CONNECT {id}:{port} HTTP/1.1\r\nHost: {address}\r\n{HOP_HEADER}: 1\r\n{INSTANCE_HEADER}: {id}\r\n{PORT_HEADER}: {port}\r\n\r\n"
