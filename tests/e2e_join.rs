@@ -221,6 +221,22 @@ services:
         !bare.status.success(),
         "a mesh call without a certificate: {bare:?}"
     );
+    // The API's certificate: the cluster's CA signed it, but not for a
+    // host (server use only).
+    let (api_cert, api_key) = (ids.join("api.pem"), ids.join("api.key"));
+    let api_cert = curl(
+        &[
+            "--cert",
+            &api_cert.to_string_lossy(),
+            "--key",
+            &api_key.to_string_lossy(),
+        ],
+        &format!("https://{mesh}/"),
+    );
+    assert!(
+        !api_cert.status.success(),
+        "a mesh call with the API's certificate: {api_cert:?}"
+    );
     let plain = curl(&[], "http://127.0.19.2:7421/metrics");
     assert!(
         !plain.status.success(),

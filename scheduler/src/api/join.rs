@@ -70,7 +70,7 @@ pub(super) async fn join(
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 format!(
-                    "a host named {} has joined already; remove it first (atoll host rm {}) or pick another --name",
+                    "a host named {} has joined already; remove it first (atoll hosts rm {}) or pick another --name",
                     req.name, req.name
                 ),
             ));
