@@ -231,6 +231,23 @@ services:
             "component -> container over TCP through {bind}"
         );
     }
+    // Its own app's service address, on a port atoll does not answer
+    // there: refused, although a daemon of this machine listens on it on
+    // every address (the service address is one of the host's).
+    let daemon = std::net::TcpListener::bind("0.0.0.0:0").expect("a daemon's port");
+    let daemon_port = daemon.local_addr().expect("port").port();
+    daemon.set_nonblocking(true).expect("nonblocking");
+    let (status, body) = http_get(
+        &format!("127.0.6.8:{front_port}"),
+        &format!("/tcp/echo:{daemon_port}"),
+    )
+    .expect("tcp");
+    assert_eq!(status, 502, "echo:{daemon_port} is refused: {body}");
+    assert!(
+        daemon.accept().is_err(),
+        "the component reached a daemon on the service address"
+    );
+    drop(daemon);
     // (The published port would answer if the component could reach it.)
     let outside = format!("127.0.6.2:{web_port}");
     for target in ["nope:9000", outside.as_str()] {

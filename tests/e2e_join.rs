@@ -127,6 +127,15 @@ fn a_host_joins_and_reaches_its_own_part_only() {
         .output()
         .expect("run atoll host");
     refused(twin, "has joined already");
+    // Nor under another case: certificate names compare without it.
+    let upper = Command::new(atoll_bin())
+        .args(["host", "--nats", &nats_url, "--name", "H1", "--data-dir"])
+        .arg(c.dir.path().join("host-upper"))
+        .args(["--server", &server_url, "--join", &many, "--ca", &ca])
+        .args(NO_CONTAINERS)
+        .output()
+        .expect("run atoll host");
+    refused(upper, "is not a host name");
 
     // Component state through the grant: the data tier keeps items.
     let port = free_port();

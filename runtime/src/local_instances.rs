@@ -146,6 +146,12 @@ impl LocalInstances {
         Some((entry.reach.clone(), guard))
     }
 
+    /// The app and service instance `id` here is one of.
+    pub(crate) fn service_of(&self, id: &str) -> Option<(String, String)> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        map.get(id).map(|e| e.service.clone())
+    }
+
     /// Any ready instance of `app`'s `service` here, the least busy, for
     /// when every instance the routing table names is gone (a table that
     /// is behind, its NATS watch stalled): counted in flight as

@@ -121,6 +121,9 @@ pub async fn serve(client: async_nats::Client, subject: String, paths: LogPaths)
     };
     let leases: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     while let Some(msg) = sub.next().await {
+        if !atoll_sdk::nats::published_to(&msg, &subject) {
+            continue;
+        }
         let Ok(req) = serde_json::from_slice::<LogRequest>(&msg.payload) else {
             continue;
         };

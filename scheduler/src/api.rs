@@ -42,6 +42,7 @@ pub(crate) fn router(cluster: Arc<Cluster>, auth: Arc<Auth>) -> Router {
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
         .route("/v1/join", post(join::join))
+        .layer(Extension(cluster.clone()))
         .with_state(auth.clone());
     Router::new()
         .route("/v1/health", get(|| async { "ok" }))
@@ -274,11 +275,13 @@ async fn head_artifact(State(c): Shared, Path(digest): Path<String>) -> StatusCo
 
 /// Newline-delimited JSON events, as they happen.
 async fn events(State(c): Shared) -> ApiResult<Response> {
+    let subject = c.buckets.names.events();
     let sub = (c.buckets.js.client())
-        .subscribe(c.buckets.names.events())
+        .subscribe(subject.clone())
         .await
         .map_err(|e| ApiError::internal("subscribing to events", e))?;
-    let stream = sub.map(|m| {
+    let sent = move |m: &async_nats::Message| atoll_sdk::nats::published_to(m, &subject);
+    let stream = sub.filter(move |m| std::future::ready(sent(m))).map(|m| {
         let mut line = m.payload.to_vec();
         line.push(b'\n');
         Ok::<_, std::convert::Infallible>(Bytes::from(line))

@@ -37,19 +37,33 @@ pub async fn serve(g: Granting) {
             return;
         }
     };
+    // Answered side by side, a bounded number at once: one slow answer
+    // (a bucket being made) holds up no other host.
+    let g = Arc::new(g);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_AT_ONCE));
     while let Some(msg) = sub.next().await {
         let Some(reply) = msg.reply.clone() else {
             continue;
         };
-        let answer = match g.names.sender(&msg.subject) {
-            Some(host) => g.answer(host, &msg.payload).await,
-            None => refusal("not a grant subject".to_string()),
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
         };
-        if let Ok(bytes) = serde_json::to_vec(&answer) {
-            let _ = g.client.publish(reply, bytes.into()).await;
-        }
+        let g = g.clone();
+        tokio::spawn(async move {
+            let answer = match g.names.sender(&msg.subject) {
+                Some(host) => g.answer(host, &msg.payload).await,
+                None => refusal("not a grant subject".to_string()),
+            };
+            if let Ok(bytes) = serde_json::to_vec(&answer) {
+                let _ = g.client.publish(reply, bytes.into()).await;
+            }
+            drop(slot);
+        });
     }
 }
+
+/// Grant requests answered at once, at most.
+const MAX_AT_ONCE: usize = 32;
 
 fn refusal(error: String) -> StateGrant {
     StateGrant {
@@ -65,7 +79,9 @@ impl Granting {
             Ok(r) => r,
             Err(e) => return refusal(format!("malformed grant request: {e}")),
         };
-        let apps = match self.assignments.entry(host).await {
+        // From the stream's leader: a lagging replica would refuse an
+        // app assigned a moment ago.
+        let apps = match atoll_sdk::nats::leader_entry(&self.assignments, host).await {
             Ok(Some(entry)) => match serde_json::from_slice::<Assignment>(&entry.value) {
                 Ok(a) => assigned_apps(&a),
                 Err(e) => return refusal(format!("the assignment of {host} is unreadable: {e}")),

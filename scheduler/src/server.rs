@@ -140,10 +140,16 @@ pub async fn run(
     let (tls, auth) = match identity {
         Some(id) => {
             let tokens = atoll_sdk::nats::open_tokens(&js, &names, replicas).await?;
+            // A server without the CA key or the account seed (kept
+            // offline) serves the API but lets no host join.
             let joining = match &cfg.identity {
-                Some(dir) => Some(Box::new(
-                    joining(dir, &cfg.cluster, &js, &names, replicas).await?,
-                )),
+                Some(dir) => match joining(dir, &cfg.cluster, &js, &names, replicas).await {
+                    Ok(j) => Some(Box::new(j)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "hosts cannot join through this server");
+                        None
+                    }
+                },
                 None => None,
             };
             let auth = api::Auth::Tokens {

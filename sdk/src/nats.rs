@@ -314,6 +314,15 @@ pub async fn connect_as<A: ToServerAddrs + ?Sized>(
     connect_with_inbox(urls, name, creds, None).await
 }
 
+/// Whether `msg` was published to `subject`. A JetStream push consumer
+/// delivers to the subject its creator names but keeps each message's own
+/// subject, so a client allowed to make a consumer on some stream can
+/// make deliveries arrive at another's exact subscription: a subscriber
+/// that trusts what arrives checks the subject.
+pub fn published_to(msg: &async_nats::Message, subject: &str) -> bool {
+    msg.subject.as_str() == subject
+}
+
 /// The inbox prefix of a host's connection: `_INBOX_<host>`. A host's NATS
 /// user may subscribe to its own inbox only (every user of the account
 /// shares one subject space: with the common `_INBOX.` it would see the

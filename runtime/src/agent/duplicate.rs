@@ -8,6 +8,7 @@
 //! (sent in a header of its heartbeats), and a restarted host is a new
 //! process whose predecessor is silent.
 
+use atoll_sdk::nats::published_to;
 use std::time::Duration;
 
 use async_nats::{HeaderMap, Subscriber};
@@ -68,6 +69,7 @@ const SECOND_BEAT: Duration = Duration::from_millis(HEARTBEAT_INTERVAL_MS * 2);
 /// other's run when one was, which means this host must not join.
 pub(super) async fn listen(
     sub: &mut Subscriber,
+    subject: &str,
     name: &str,
     mine: u64,
     until: Instant,
@@ -75,6 +77,9 @@ pub(super) async fn listen(
     let mut deadline = until;
     let mut once: Option<Option<u64>> = None;
     while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, sub.next()).await {
+        if !published_to(&msg, subject) {
+            continue;
+        }
         let Some(theirs) = heard(&msg.payload, msg.headers.as_ref(), name) else {
             continue;
         };
@@ -92,8 +97,16 @@ pub(super) async fn listen(
 
 /// Follows the heartbeat subject while the host runs; returns the other
 /// process's run when this one must give way to it.
-pub(super) async fn watch(mut sub: Subscriber, name: &str, mine: u64) -> Option<Option<u64>> {
+pub(super) async fn watch(
+    mut sub: Subscriber,
+    subject: &str,
+    name: &str,
+    mine: u64,
+) -> Option<Option<u64>> {
     while let Some(msg) = sub.next().await {
+        if !published_to(&msg, subject) {
+            continue;
+        }
         let Some(theirs) = heard(&msg.payload, msg.headers.as_ref(), name) else {
             continue;
         };

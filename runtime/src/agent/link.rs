@@ -62,10 +62,11 @@ pub(super) async fn run(link: Link) -> HostError {
     let client = connect(&link.urls, &link.name, link.creds.as_deref()).await;
     link.joins.client.set(client.clone());
     let names = Names::new(&link.cluster);
-    let mut heard = subscribe(&client, names.heartbeat(&link.name)).await;
+    let own = names.heartbeat(&link.name);
+    let mut heard = subscribe(&client, own.clone()).await;
     let until = tokio::time::Instant::now() + duplicate::LISTEN;
     let (other, buckets) = tokio::join!(
-        duplicate::listen(&mut heard, &link.name, link.run_id, until),
+        duplicate::listen(&mut heard, &own, &link.name, link.run_id, until),
         open_buckets(&client, &link.cluster),
     );
     if let Some(run) = other {
@@ -73,7 +74,7 @@ pub(super) async fn run(link: Link) -> HostError {
     }
     let _joined = link.join(&client, &buckets);
     tracing::info!(host = %link.name, "joined the cluster");
-    match duplicate::watch(heard, &link.name, link.run_id).await {
+    match duplicate::watch(heard, &own, &link.name, link.run_id).await {
         Some(run) => clash(&link.name, run),
         // The client is gone: only shutdown does that.
         None => std::future::pending().await,

@@ -16,8 +16,9 @@ use crate::wasm::links::StoreError;
 
 /// A grant is asked for again after this long (it lives an hour).
 const REFRESH_AFTER: Duration = Duration::from_secs(30 * 60);
-/// Bound on asking for a grant.
-const ASK_TIMEOUT: Duration = Duration::from_secs(3);
+/// Bound on asking for a grant, and on connecting with it: together under
+/// a storage call's bound.
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a host needs to ask for grants and use them.
 pub struct Grants {

@@ -85,6 +85,32 @@ impl Gateway {
         }))
     }
 
+    /// [`dial_local`](Self::dial_local) for a peer's tunnel: only a port
+    /// the instance's service is called on (see `mesh_policy`).
+    pub(super) async fn dial_local_allowed(
+        &self,
+        id: &str,
+        port: u16,
+    ) -> Option<(TcpStream, InFlight)> {
+        match self.local.checkout(id)? {
+            (Reach::Network { address, ports, .. }, in_flight)
+                if super::mesh_policy::allows_service_call(Some(&ports), port) =>
+            {
+                let stream = super::tcp::dial(&format!("{address}:{port}")).await?;
+                Some((stream, in_flight))
+            }
+            (Reach::Network { .. }, _) => {
+                tracing::warn!(
+                    instance = id,
+                    port,
+                    "refused a tunnel to a port the service does not serve"
+                );
+                None
+            }
+            (Reach::InProcess(_), _) => None,
+        }
+    }
+
     /// A TCP connection to local instance `id`'s `port`, counted in flight
     /// while the guard lives. `None` when the instance is not here or not
     /// ready, does not answer, or is served in-process (HTTP only).

@@ -42,8 +42,11 @@ impl Gateway {
         let req = strip_hop(req.map(Full::new));
         let served = match self.local.checkout(&id) {
             Some(instance) => {
-                let in_process = matches!(instance.0, Reach::InProcess(_));
-                if !mesh_policy::allows_service_call(&self.table(), &id, port, in_process) {
+                let ports = match &instance.0 {
+                    Reach::InProcess(_) => None,
+                    Reach::Network { ports, .. } => Some(ports.as_slice()),
+                };
+                if !mesh_policy::allows_service_call(ports, port) {
                     return refused(&id, port);
                 }
                 self.serve_local(instance, Via::Service(port), req).await
@@ -63,7 +66,10 @@ impl Gateway {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        if !mesh_policy::allows_published(&self.table(), &id, port) {
+        let Some((app, service)) = self.local.service_of(&id) else {
+            return self.absent(&id);
+        };
+        if !mesh_policy::allows_published(&self.table(), (&app, &service), port) {
             return refused(&id, port);
         }
         let req = strip_hop(req.map(Full::new));

@@ -125,7 +125,20 @@ async fn render(metrics: Arc<crate::metrics::HostMetrics>) -> Response<ResponseB
 /// The host's Prometheus endpoint on a listener of its own (loopback by
 /// default: see [`default_metrics_addr`]).
 async fn serve_metrics(addr: SocketAddr, metrics: Arc<crate::metrics::HostMetrics>) {
-    let listener = bind_retrying(addr, "metrics port").await;
+    // Said once, then tried again quietly: a port another host on this
+    // machine holds may never come free (give each --metrics-listen).
+    let mut said = false;
+    let listener = loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => break l,
+            Err(e) if !said => {
+                tracing::warn!(%addr, error = %e, "cannot open the metrics port (set --metrics-listen); trying again every 10 s");
+                said = true;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    };
     tracing::info!(%addr, "metrics at /metrics");
     accept(listener, move |stream| {
         let metrics = metrics.clone();

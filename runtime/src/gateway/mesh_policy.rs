@@ -1,98 +1,73 @@
-//! What a request another host forwarded may reach here: only what the
-//! routing table would have sent it to. A service call reaches an
-//! instance of a service in the table, on a port that service is called
-//! on (80, or a container port of its `ports:`; a component answers on
-//! any, it has one handler); a request for a published port reaches an
-//! instance of the service published there. Pure.
+//! What a request another host forwarded may reach here: only what a
+//! routing table could have sent it to. Decided from what this host knows
+//! of its own instances (which does not lag behind the sender's table as
+//! the endpoints here may): a service call reaches a ready local instance
+//! on a port its service is called on (80, or a container port of its
+//! `ports:`; a component answers on any, it has one handler); a request
+//! for a published port reaches an instance of the service published
+//! there. Pure.
 
-use super::routes::{Route, Table};
+use super::routes::Table;
+use atoll_sdk::spec::PortMapping;
 
-fn routes_to(route: &Route, id: &str) -> bool {
-    route.endpoints.iter().any(|e| e.endpoint.id == id)
+/// Whether a forwarded service call may reach a local instance at
+/// `port`: `container_ports` are a container's (`None`: a component).
+pub fn allows_service_call(container_ports: Option<&[PortMapping]>, port: u16) -> bool {
+    match container_ports {
+        None => true,
+        Some(ports) => port == 80 || ports.iter().any(|p| p.target == port),
+    }
 }
 
-/// Whether a forwarded service call may reach instance `id` at `port`.
-pub fn allows_service_call(table: &Table, id: &str, port: u16, in_process: bool) -> bool {
-    table.by_service.values().any(|route| {
-        routes_to(route, id)
-            && (in_process || port == 80 || route.ports.iter().any(|p| p.target == port))
-    })
-}
-
-/// Whether a forwarded request for published port `port` may reach
-/// instance `id`.
-pub fn allows_published(table: &Table, id: &str, port: u16) -> bool {
-    table
-        .by_port
-        .get(&port)
-        .is_some_and(|route| routes_to(route, id))
+/// Whether a forwarded request for published port `port` may reach a
+/// local instance of `service` (app, service).
+pub fn allows_published(table: &Table, service: (&str, &str), port: u16) -> bool {
+    (table.by_port.get(&port)).is_some_and(|r| (r.app.as_str(), r.service.as_str()) == service)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::routes::RouteEndpoint;
-    use atoll_sdk::protocol::Endpoint;
-    use atoll_sdk::spec::PortMapping;
+    use crate::gateway::routes::Route;
     use std::time::Duration;
 
-    fn route(app: &str, ids: &[&str], ports: &[(u16, u16)]) -> Route {
+    fn route(app: &str, service: &str) -> Route {
         Route {
             app: app.into(),
-            service: "s".into(),
-            ports: (ports.iter())
-                .map(|&(published, target)| PortMapping { published, target })
-                .collect(),
+            service: service.into(),
+            ports: vec![PortMapping {
+                published: 8080,
+                target: 80,
+            }],
             timeout: Duration::from_secs(1),
-            endpoints: (ids.iter())
-                .map(|id| RouteEndpoint {
-                    endpoint: Endpoint {
-                        id: id.to_string(),
-                        host: "h2".into(),
-                        address: "127.0.0.2".into(),
-                        mesh_port: 7421,
-                        canary: false,
-                    },
-                    outstanding: Default::default(),
-                })
-                .collect(),
+            endpoints: Vec::new(),
             canary_weight: 0,
             wake: false,
         }
     }
 
     #[test]
-    fn a_forwarded_call_reaches_routed_instances_on_their_ports_only() {
-        let mut t = Table::default();
-        t.by_service.insert(
-            ("shop".into(), "db".into()),
-            route("shop", &["db-1"], &[(5432, 5432)]),
-        );
-        t.by_port
-            .insert(8080, route("shop", &["web-1"], &[(8080, 80)]));
-        t.by_service.insert(
-            ("shop".into(), "web".into()),
-            route("shop", &["web-1"], &[(8080, 80)]),
-        );
-        assert!(allows_service_call(&t, "db-1", 5432, false));
-        assert!(allows_service_call(&t, "db-1", 80, false));
+    fn a_forwarded_call_reaches_a_service_on_its_ports_only() {
+        let db = [PortMapping {
+            published: 15432,
+            target: 5432,
+        }];
+        assert!(allows_service_call(Some(&db), 5432));
+        assert!(allows_service_call(Some(&db), 80));
         assert!(
-            !allows_service_call(&t, "db-1", 22, false),
+            !allows_service_call(Some(&db), 22),
             "a port it does not serve"
         );
+        assert!(!allows_service_call(Some(&db), 15432), "the published one");
+        assert!(allows_service_call(None, 9000), "a component: one handler");
+        let mut t = Table::default();
+        t.by_port.insert(8080, route("shop", "web"));
+        assert!(allows_published(&t, ("shop", "web"), 8080));
         assert!(
-            allows_service_call(&t, "web-1", 9000, true),
-            "a component: one handler"
+            !allows_published(&t, ("shop", "db"), 8080),
+            "another service"
         );
-        assert!(
-            !allows_service_call(&t, "ghost", 80, false),
-            "an instance not routed"
-        );
-        assert!(allows_published(&t, "web-1", 8080));
-        assert!(
-            !allows_published(&t, "db-1", 8080),
-            "another service's instance"
-        );
-        assert!(!allows_published(&t, "web-1", 9999));
+        assert!(!allows_published(&t, ("blog", "web"), 8080), "another app");
+        assert!(!allows_published(&t, ("shop", "web"), 9999));
     }
 }

@@ -10,7 +10,7 @@ use atoll_sdk::cluster::service_vip;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{Request, Response};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Weak;
 
 impl Gateway {
@@ -73,11 +73,13 @@ impl crate::wasm::Outbound for ServiceCalls {
         })
     }
 
-    fn may_connect(&self, app: &str, ip: IpAddr) -> bool {
-        let (Some(gw), IpAddr::V4(ip)) = (self.0.upgrade(), ip) else {
+    fn may_connect(&self, app: &str, addr: SocketAddr) -> bool {
+        let Some(gw) = self.0.upgrade() else {
             return false;
         };
-        gw.vips.is_ready(ip)
-            && (gw.table().by_service.keys()).any(|(a, s)| a == app && service_vip(a, s) == ip)
+        let IpAddr::V4(ip) = addr.ip() else {
+            return false;
+        };
+        gw.vips.is_ready(ip) && super::vips::serves(&gw.table().by_service, app, addr)
     }
 }

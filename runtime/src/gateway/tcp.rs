@@ -122,10 +122,7 @@ impl Gateway {
                 "tunnels are for atoll hosts only".into(),
             );
         };
-        if !super::mesh_policy::allows_service_call(&self.table(), &id, port, false) {
-            return super::forwarded::refused(&id, port);
-        }
-        let Some((mut upstream, in_flight)) = self.dial_local(&id, port).await else {
+        let Some((mut upstream, in_flight)) = self.dial_local_allowed(&id, port).await else {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(

@@ -101,6 +101,25 @@ pub fn wanted(apps: &BTreeSet<String>, by_service: &BTreeMap<(String, String), R
     out
 }
 
+/// Whether a component of `app` may open a connection to `addr`: a
+/// service address of its own app, on a port atoll answers there (80 or
+/// one of the service's container ports). Anything else at that address
+/// would be whatever else listens on the host's addresses.
+pub fn serves(
+    by_service: &BTreeMap<(String, String), Route>,
+    app: &str,
+    addr: std::net::SocketAddr,
+) -> bool {
+    let std::net::IpAddr::V4(ip) = addr.ip() else {
+        return false;
+    };
+    (by_service.iter()).any(|((a, s), route)| {
+        a == app
+            && service_vip(a, s) == ip
+            && (addr.port() == 80 || route.ports.iter().any(|p| p.target == addr.port()))
+    })
+}
+
 /// Keeps the VIPs on the container bridge and their listeners in step,
 /// until aborted.
 pub async fn run(gw: Arc<Gateway>, containers: Arc<Containers>) {
@@ -255,5 +274,28 @@ mod tests {
         expected.sort();
         assert_eq!(keys, expected);
         assert!(wanted(&BTreeSet::new(), &by_service).is_empty());
+    }
+
+    #[test]
+    fn components_connect_to_their_apps_service_ports_only() {
+        let by_service = BTreeMap::from([
+            (("shop".into(), "db".into()), route(&[(15432, 5432)])),
+            (("blog".into(), "db".into()), route(&[(25432, 5432)])),
+        ]);
+        let at = |app: &str, port: u16| std::net::SocketAddr::from((service_vip(app, "db"), port));
+        assert!(serves(&by_service, "shop", at("shop", 5432)));
+        assert!(serves(&by_service, "shop", at("shop", 80)));
+        assert!(
+            !serves(&by_service, "shop", at("shop", 22)),
+            "an undeclared port"
+        );
+        assert!(
+            !serves(&by_service, "shop", at("shop", 15432)),
+            "the published one"
+        );
+        assert!(
+            !serves(&by_service, "shop", at("blog", 5432)),
+            "another app"
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! (`host`) use these; the host fills them in ([`ComponentLinks`]).
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,9 +68,9 @@ pub trait Outbound: Send + Sync {
         name: String,
     ) -> BoxFuture<'static, Result<Ipv4Addr, AddressError>>;
 
-    /// Whether a component of `app` may open a connection to `ip` (one of
-    /// its app's service addresses).
-    fn may_connect(&self, app: &str, ip: IpAddr) -> bool;
+    /// Whether a component of `app` may open a connection to `addr` (one
+    /// of its app's service addresses, on a port atoll answers there).
+    fn may_connect(&self, app: &str, addr: SocketAddr) -> bool;
 }
 
 /// A component's route out: its app and the gateway.
@@ -143,7 +143,7 @@ pub(crate) fn socket_check(
 + 'static {
     move |addr, use_| {
         let allowed = match use_ {
-            SocketAddrUse::TcpConnect => route.to.may_connect(&route.app, addr.ip()),
+            SocketAddrUse::TcpConnect => route.to.may_connect(&route.app, addr),
             // `connect` binds an unbound socket to the wildcard address.
             SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
             _ => false,

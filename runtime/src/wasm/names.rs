@@ -152,8 +152,8 @@ mod tests {
             })
         }
 
-        fn may_connect(&self, app: &str, ip: IpAddr) -> bool {
-            app == "shop" && ip == IpAddr::V4(DB)
+        fn may_connect(&self, app: &str, addr: std::net::SocketAddr) -> bool {
+            app == "shop" && addr.ip() == IpAddr::V4(DB)
         }
     }
 

@@ -20,7 +20,7 @@ type Key = (String, String);
 
 pub(crate) async fn run(cluster: Arc<Cluster>) {
     let subject = cluster.buckets.names.wake();
-    let mut wakes = cluster.subscribe(subject, "wake-ups").await;
+    let mut wakes = cluster.subscribe(subject.clone(), "wake-ups").await;
     let mut histories = Histories::default();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -38,7 +38,8 @@ pub(crate) async fn run(cluster: Arc<Cluster>) {
                 }
             }
             Some(msg) = wake => {
-                if let (true, Ok(w)) = (acting(&cluster), serde_json::from_slice::<Wake>(&msg.payload)) {
+                let sent = atoll_sdk::nats::published_to(&msg, &subject);
+                if let (true, true, Ok(w)) = (sent, acting(&cluster), serde_json::from_slice::<Wake>(&msg.payload)) {
                     wake_up(&cluster, &w).await;
                 }
             }

@@ -76,14 +76,18 @@ async fn a_joining_host_hears_another_run_and_not_its_own() {
     };
     send(7).await;
     let until = Instant::now() + Duration::from_millis(300);
-    assert_eq!(listen(&mut sub, "h1", 7, until).await, None, "its own run");
+    assert_eq!(
+        listen(&mut sub, &subject, "h1", 7, until).await,
+        None,
+        "its own run"
+    );
     // One heartbeat of another run, and no more: a predecessor killed a
     // moment ago, whose last beat was still in flight. Not a live host.
     send(8).await;
     let until = Instant::now() + Duration::from_millis(300);
     let started = Instant::now();
     assert_eq!(
-        listen(&mut sub, "h1", 7, until).await,
+        listen(&mut sub, &subject, "h1", 7, until).await,
         None,
         "heard once only"
     );
@@ -95,11 +99,50 @@ async fn a_joining_host_hears_another_run_and_not_its_own() {
     send(8).await;
     send(8).await;
     let until = Instant::now() + Duration::from_secs(5);
-    assert_eq!(listen(&mut sub, "h1", 7, until).await, Some(Some(8)));
+    assert_eq!(
+        listen(&mut sub, &subject, "h1", 7, until).await,
+        Some(Some(8))
+    );
 
     // Running: the higher run stays, the lower one gives way.
     send(3).await;
     send(9).await;
-    let watching = tokio::time::timeout(Duration::from_secs(5), watch(sub, "h1", 7));
+    let watching = tokio::time::timeout(Duration::from_secs(5), watch(sub, &subject, "h1", 7));
     assert_eq!(watching.await.ok().flatten(), Some(Some(9)));
+}
+
+#[tokio::test]
+async fn heartbeats_a_stream_delivers_to_the_subject_are_not_heard() {
+    use async_nats::jetstream::{consumer::push, stream};
+    let nats = TestNats::start();
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let subject = "atoll.default.hb.h1".to_string();
+    let mut sub = client.subscribe(subject.clone()).await.expect("subscribe");
+    client.flush().await.expect("flush");
+    // Another run's heartbeats, kept in a stream whose consumer delivers
+    // them to this host's exact subscription.
+    let js = async_nats::jetstream::new(client.clone());
+    let kept = (js.create_stream(stream::Config {
+        name: "KEPT".into(),
+        subjects: vec!["kept.>".into()],
+        ..Default::default()
+    }))
+    .await
+    .expect("stream");
+    for _ in 0..3 {
+        let bytes = heartbeat("h1").into();
+        (js.publish_with_headers("kept.x", run_header(8), bytes)
+            .await)
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
+    let _consumer = (kept.create_consumer(push::Config {
+        deliver_subject: subject.clone(),
+        ..Default::default()
+    }))
+    .await
+    .expect("consumer");
+    let until = Instant::now() + Duration::from_secs(2);
+    assert_eq!(listen(&mut sub, &subject, "h1", 7, until).await, None);
 }
