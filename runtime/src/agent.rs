@@ -339,6 +339,7 @@ impl Local {
         link::Link {
             urls,
             creds: cfg.creds(),
+            may_create: cfg.identity.is_none() || cfg.nats_creds.is_some(),
             cluster: cfg.cluster.clone(),
             name: cfg.name.clone(),
             run_id: self.run_id,

@@ -43,6 +43,9 @@ pub(super) struct Joins {
 pub(super) struct Link {
     pub urls: Vec<async_nats::ServerAddr>,
     pub creds: Option<std::path::PathBuf>,
+    /// Whether its NATS user may make the buckets (a host with its own
+    /// identity may not: it waits for a server).
+    pub may_create: bool,
     pub cluster: String,
     pub name: String,
     pub run_id: u64,
@@ -67,7 +70,7 @@ pub(super) async fn run(link: Link) -> HostError {
     let until = tokio::time::Instant::now() + duplicate::LISTEN;
     let (other, buckets) = tokio::join!(
         duplicate::listen(&mut heard, &own, &link.name, link.run_id, until),
-        open_buckets(&client, &link.cluster),
+        open_buckets(&client, &link.cluster, link.may_create),
     );
     if let Some(run) = other {
         return clash(&link.name, run);
@@ -184,10 +187,10 @@ async fn subscribe(client: &async_nats::Client, subject: String) -> async_nats::
     }
 }
 
-async fn open_buckets(client: &async_nats::Client, cluster: &str) -> HostBuckets {
+async fn open_buckets(client: &async_nats::Client, cluster: &str, create: bool) -> HostBuckets {
     let mut retry = Retry::default();
     loop {
-        match HostBuckets::open(client.clone(), cluster).await {
+        match HostBuckets::open(client.clone(), cluster, create).await {
             Ok(buckets) => return buckets,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?retry.delay, "cannot open the buckets; retrying")
