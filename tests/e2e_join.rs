@@ -70,13 +70,17 @@ fn a_host_joins_and_reaches_its_own_part_only() {
 
     // Without an identity or --insecure a host does not start.
     let data = c.dir.path().join("host-h1");
-    let out = Command::new(atoll_bin())
-        .args(["host", "--nats", &nats_url, "--name", "h1", "--data-dir"])
-        .arg(&data)
-        .args(NO_CONTAINERS)
-        .output()
-        .expect("run atoll host");
-    refused(out, "no identity");
+    // A host run that is expected to end: `atoll host` with `extra`.
+    let host_run = |name: &str, data: &Path, extra: &[&str]| {
+        Command::new(atoll_bin())
+            .args(["host", "--nats", &nats_url, "--name", name, "--data-dir"])
+            .arg(data)
+            .args(extra)
+            .args(NO_CONTAINERS)
+            .output()
+            .expect("run atoll host")
+    };
+    refused(host_run("h1", &data, &[]), "no identity");
 
     // Joins with a one-time host token.
     let token = ok(as_admin(&["token", "create", "--role", "host"]));
@@ -109,32 +113,16 @@ fn a_host_joins_and_reaches_its_own_part_only() {
     assert_eq!(mode(&data.join("identity/mesh.key")), 0o600);
 
     // The token is used up; a name joins once.
-    let again = Command::new(atoll_bin())
-        .args(["host", "--nats", &nats_url, "--name", "h2", "--data-dir"])
-        .arg(c.dir.path().join("host-h2"))
-        .args(&flags)
-        .output()
-        .expect("run atoll host");
+    let again = host_run("h2", &c.dir.path().join("host-h2"), &join);
     refused(again, "unknown or revoked token");
     let many = ok(as_admin(&[
         "token", "create", "--role", "host", "--ttl", "10m",
     ]));
-    let twin = Command::new(atoll_bin())
-        .args(["host", "--nats", &nats_url, "--name", "h1", "--data-dir"])
-        .arg(c.dir.path().join("host-h1-twin"))
-        .args(["--server", &server_url, "--join", &many, "--ca", &ca])
-        .args(NO_CONTAINERS)
-        .output()
-        .expect("run atoll host");
+    let join_many = ["--server", &server_url, "--join", &many, "--ca", &ca];
+    let twin = host_run("h1", &c.dir.path().join("host-h1-twin"), &join_many);
     refused(twin, "has joined already");
     // Nor under another case: certificate names compare without it.
-    let upper = Command::new(atoll_bin())
-        .args(["host", "--nats", &nats_url, "--name", "H1", "--data-dir"])
-        .arg(c.dir.path().join("host-upper"))
-        .args(["--server", &server_url, "--join", &many, "--ca", &ca])
-        .args(NO_CONTAINERS)
-        .output()
-        .expect("run atoll host");
+    let upper = host_run("H1", &c.dir.path().join("host-upper"), &join_many);
     refused(upper, "is not a host name");
 
     // Component state through the grant: the data tier keeps items.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 /// What answering needs.
 pub struct Granting {
-    pub client: async_nats::Client,
+    pub js: async_nats::jetstream::Context,
     pub names: Names,
     pub issuer: Arc<HostIssuer>,
     pub assignments: kv::Store,
@@ -26,8 +26,7 @@ pub struct Granting {
 /// Answers grant requests until the subscription ends.
 pub async fn serve(g: Granting) {
     let subject = g.names.state_grant_all();
-    let mut sub = match g
-        .client
+    let mut sub = match (g.js.client())
         .queue_subscribe(subject.clone(), "atoll-servers".into())
         .await
     {
@@ -55,7 +54,7 @@ pub async fn serve(g: Granting) {
                 None => refusal("not a grant subject".to_string()),
             };
             if let Ok(bytes) = serde_json::to_vec(&answer) {
-                let _ = g.client.publish(reply, bytes.into()).await;
+                let _ = g.js.client().publish(reply, bytes.into()).await;
             }
             drop(slot);
         });
@@ -91,8 +90,7 @@ impl Granting {
         };
         for app in &apps {
             let cfg = atoll_sdk::nats::app_state_config(&self.names, app, self.replicas);
-            let js = async_nats::jetstream::new(self.client.clone());
-            if let Err(e) = atoll_sdk::nats::open_kv(&js, cfg).await {
+            if let Err(e) = atoll_sdk::nats::open_kv(&self.js, cfg).await {
                 return refusal(format!("cannot make the state bucket of {app}: {e}"));
             }
         }

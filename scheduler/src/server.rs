@@ -4,7 +4,7 @@
 
 use crate::cluster::{self, Cluster};
 use crate::{api, controller};
-use atoll_sdk::nats::{Buckets, connect_as, parse_urls, replicas};
+use atoll_sdk::nats::{Buckets, ServersOnly, connect_as, open_servers_only, parse_urls, replicas};
 use atoll_sdk::protocol::{HEARTBEAT_INTERVAL_MS, MISSED_HEARTBEATS_DOWN};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -91,26 +91,17 @@ pub enum ServerError {
 async fn joining(
     dir: &std::path::Path,
     cluster: &str,
-    js: &async_nats::jetstream::Context,
-    names: &atoll_sdk::protocol::Names,
+    buckets: &Buckets,
     replicas: usize,
 ) -> Result<api::Joining, ServerError> {
     let issuer = std::sync::Arc::new(crate::identity::issuing::HostIssuer::load(dir, cluster)?);
-    let joined = atoll_sdk::nats::open_joined(js, names, replicas).await?;
-    let assignments = js
-        .get_key_value(names.assignments_bucket())
-        .await
-        .map_err(|e| {
-            ServerError::Identity(crate::identity::IdentityError::Invalid {
-                path: dir.to_path_buf(),
-                message: format!("cannot open the assignments for state grants: {e}"),
-            })
-        })?;
+    let joined =
+        open_servers_only(&buckets.js, &buckets.names, ServersOnly::Joined, replicas).await?;
     tokio::spawn(crate::grants::serve(crate::grants::Granting {
-        client: js.client(),
-        names: names.clone(),
+        js: buckets.js.clone(),
+        names: buckets.names.clone(),
         issuer: issuer.clone(),
-        assignments,
+        assignments: buckets.assignments.clone(),
         replicas,
     }));
     Ok(api::Joining { issuer, joined })
@@ -139,11 +130,11 @@ pub async fn run(
     let buckets = Buckets::open(client, &cfg.cluster).await?;
     let (tls, auth) = match identity {
         Some(id) => {
-            let tokens = atoll_sdk::nats::open_tokens(&js, &names, replicas).await?;
+            let tokens = open_servers_only(&js, &names, ServersOnly::Tokens, replicas).await?;
             // A server without the CA key or the account seed (kept
             // offline) serves the API but lets no host join.
             let joining = match &cfg.identity {
-                Some(dir) => match joining(dir, &cfg.cluster, &js, &names, replicas).await {
+                Some(dir) => match joining(dir, &cfg.cluster, &buckets, replicas).await {
                     Ok(j) => Some(Box::new(j)),
                     Err(e) => {
                         tracing::warn!(error = %e, "hosts cannot join through this server");

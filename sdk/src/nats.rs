@@ -136,27 +136,28 @@ impl Buckets {
     }
 }
 
-/// Opens the API tokens bucket ([`Names::tokens_bucket`]), creating it
-/// with `replicas` replicas when missing. Servers only: hosts never open
-/// it.
-pub async fn open_tokens(
-    js: &jetstream::Context,
-    names: &Names,
-    replicas: usize,
-) -> Result<kv::Store, BucketError> {
-    let mut cfg = Layout::new(names).tokens;
-    cfg.num_replicas = replicas;
-    open_kv(js, cfg).await
+/// The buckets only servers open (hosts never do).
+#[derive(Debug, Clone, Copy)]
+pub enum ServersOnly {
+    /// The API tokens ([`Names::tokens_bucket`]).
+    Tokens,
+    /// The hosts that joined ([`Names::joined_bucket`]).
+    Joined,
 }
 
-/// Opens the bucket of hosts that joined ([`Names::joined_bucket`]),
-/// creating it with `replicas` replicas when missing. Servers only.
-pub async fn open_joined(
+/// Opens one of the servers' own buckets, creating it with `replicas`
+/// replicas when missing.
+pub async fn open_servers_only(
     js: &jetstream::Context,
     names: &Names,
+    which: ServersOnly,
     replicas: usize,
 ) -> Result<kv::Store, BucketError> {
-    let mut cfg = Layout::new(names).joined;
+    let layout = Layout::new(names);
+    let mut cfg = match which {
+        ServersOnly::Tokens => layout.tokens,
+        ServersOnly::Joined => layout.joined,
+    };
     cfg.num_replicas = replicas;
     open_kv(js, cfg).await
 }
