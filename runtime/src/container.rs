@@ -349,6 +349,19 @@ impl Containers {
         if let Err(e) = self.runtime.delete(id).await {
             tracing::warn!(instance = id, error = %e, "runtime delete failed");
         }
+        let owned = id.to_string();
+        let left = tokio::task::spawn_blocking(move || {
+            cgroup::remove_leftovers(&owned, Duration::from_secs(30))
+        })
+        .await
+        .unwrap_or_default();
+        if !left.is_empty() {
+            tracing::warn!(
+                instance = id,
+                ?left,
+                "cgroups could not be removed within 30 s"
+            );
+        }
         self.network.detach(id).await;
         let bundle = self.bundle(id);
         tokio::task::spawn_blocking(move || rootfs::remove_bundle(&bundle))

@@ -224,6 +224,10 @@ async fn deploy(
     Json(req): Json<DeployRequest>,
 ) -> ApiResult<Json<DeployResponse>> {
     let parsed = spec::parse(&req.compose, &req.default_name).map_err(ApiError::invalid_compose)?;
+    let refused = c.policy.check(&parsed.privileges);
+    if !refused.is_empty() {
+        return Err(ApiError::invalid_compose(spec::SpecErrors(refused)));
+    }
     if let Some(limit) = caller.app.as_deref().filter(|l| *l != parsed.app.name) {
         return Err(forbidden_app(&caller.id, limit, &parsed.app.name));
     }

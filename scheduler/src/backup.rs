@@ -19,7 +19,7 @@ use crate::revisions::{self, Decision, RevisionError};
 use atoll_sdk::api::{ImportResponse, ImportedApp, SkippedApp};
 use atoll_sdk::export::{EXPORT_VERSION, ExportError, ExportFile, ExportedApp};
 use atoll_sdk::protocol::{AppRecord, endpoints_key, now_ms};
-use atoll_sdk::spec::{App, Artifact};
+use atoll_sdk::spec::{App, Artifact, privilege};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Why an import changed nothing (or, for a write error, stopped).
@@ -89,7 +89,22 @@ pub(crate) async fn import(
     for app in &file.apps {
         let (now, kv_revision) = revisions::read_current(cluster, &app.name).await?;
         match revisions::decide_import(app, now.as_ref(), force, at_ms) {
-            Decision::Write(records) => writes.push((app, records, kv_revision)),
+            Decision::Write(records) => {
+                // The current revision is what will run: it must pass this
+                // server's policy (the exporting cluster's may have been
+                // looser).
+                let current = records.iter().find(|r| r.revision == app.current);
+                let privileges = current
+                    .map(|r| privilege::of_app(&r.spec))
+                    .unwrap_or_default();
+                let errs = cluster.policy.check(&privileges);
+                if errs.is_empty() {
+                    writes.push((app, records, kv_revision));
+                } else {
+                    let errs: Vec<String> = errs.iter().map(ToString::to_string).collect();
+                    refused.push(format!("app {}: {}", app.name, errs.join("; ")));
+                }
+            }
             Decision::Skip(why) => skipped.push(SkippedApp {
                 name: app.name.clone(),
                 why,

@@ -28,6 +28,8 @@ pub(crate) struct Cluster {
     /// JetStream replicas of the cluster's buckets (as the server
     /// decided at start), for a bucket made again.
     pub replicas: usize,
+    /// What deployed files may ask for (`--allow-cap`).
+    pub policy: crate::policy::Policy,
     /// Counters for `/metrics`.
     pub telemetry: crate::telemetry::Telemetry,
     /// Read through [`Cluster::observed`].
@@ -85,6 +87,7 @@ impl Cluster {
         detection: Detection,
         fence: tokio::sync::watch::Receiver<crate::lease::Fence>,
         replicas: usize,
+        policy: crate::policy::Policy,
     ) -> Arc<Cluster> {
         let apps = Mirror::start(buckets.apps.clone()).await;
         let assignments = Mirror::start(buckets.assignments.clone()).await;
@@ -108,6 +111,7 @@ impl Cluster {
             detection,
             started: Instant::now(),
             replicas,
+            policy,
             nats_back: Mutex::default(),
             _mirrors: (apps, assignments, statuses, endpoints, removed_hosts, scale),
         })

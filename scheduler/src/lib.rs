@@ -37,6 +37,7 @@ mod lost_state;
 mod mass_loss;
 mod observed;
 mod placement;
+pub mod policy;
 mod reconcile;
 mod revisions;
 mod server;

@@ -36,6 +36,9 @@ pub(crate) enum RevisionError {
     Next(#[from] NextError),
     #[error(transparent)]
     Ports(#[from] PortConflict),
+    /// The revision asks for what this server's policy refuses.
+    #[error("revision {revision} is refused by this server's policy: {}", .errors.join("; "))]
+    Policy { revision: u64, errors: Vec<String> },
     #[error("encoding: {source}")]
     Encode { source: serde_json::Error },
     /// A deploy lost the race against another change of the same app.
@@ -217,6 +220,17 @@ pub(crate) async fn rollback(
     let current = current(cluster, app)?;
     let revisions = history(cluster, app).await?;
     let next = rolled_back(&current.value, &revisions, service, to)?;
+    // An old revision must not get past a policy made stricter since.
+    let refused = cluster
+        .policy
+        .check(&atoll_sdk::spec::privilege::of_app(&next.spec));
+    if !refused.is_empty() {
+        let errors = refused.iter().map(ToString::to_string).collect();
+        return Err(RevisionError::Policy {
+            revision: next.restored,
+            errors,
+        });
+    }
     let (restored, cause) = (next.restored, next.cause.clone());
     let revision = write(cluster, app, &current, next).await?;
     wait_for_revision(cluster, app, revision).await;

@@ -41,6 +41,9 @@ pub struct ServerConfig {
     /// NATS user credentials (`--nats-creds`); the identity's
     /// `server.creds` when `None` and it has one.
     pub nats_creds: Option<std::path::PathBuf>,
+    /// What deployed files may ask for beyond a default container
+    /// (`--allow-cap`).
+    pub policy: crate::policy::Policy,
 }
 
 impl ServerConfig {
@@ -58,6 +61,7 @@ impl ServerConfig {
             identity: None,
             insecure: false,
             nats_creds: None,
+            policy: Default::default(),
         }
     }
 }
@@ -181,7 +185,7 @@ pub async fn run(
         cfg.listen.to_string(),
         cfg.lease_ttl,
     ));
-    let cluster = Cluster::open(buckets, detection, fence_rx, replicas).await;
+    let cluster = Cluster::open(buckets, detection, fence_rx, replicas, cfg.policy.clone()).await;
     let heartbeats = tokio::spawn(cluster::watch_heartbeats(cluster.clone()));
     let load = tokio::spawn(cluster::watch_load(cluster.clone()));
     let autoscaler = tokio::spawn(crate::autoscale::run(cluster.clone()));

@@ -17,6 +17,8 @@ mod model;
 mod parse;
 mod placement;
 mod ports;
+pub mod privilege;
+mod privileged_keys;
 mod service;
 mod tmpfs;
 mod units;

@@ -39,8 +39,19 @@ pub struct Args {
     /// NATS user credentials (default: the identity's server.creds)
     #[arg(long, env = "ATOLL_NATS_CREDS", value_name = "FILE")]
     nats_creds: Option<std::path::PathBuf>,
+    /// Capabilities a Compose file may add beyond Docker's default set
+    /// (e.g. SYS_ADMIN,NET_ADMIN, or ALL); others are refused at deploy.
+    /// Give every server of a cluster the same list
+    #[arg(long, value_name = "CAP[,CAP…]", value_delimiter = ',', value_parser = capability)]
+    allow_cap: Vec<String>,
     #[command(flatten)]
     detection: DetectionArgs,
+}
+
+fn capability(text: &str) -> Result<String, String> {
+    atoll_sdk::spec::privilege::capability(text.trim()).ok_or_else(|| {
+        format!("unknown capability {text:?}: expected a Linux capability such as NET_ADMIN or CAP_SYS_TIME, or ALL")
+    })
 }
 
 /// How the server judges silent hosts (shared with `atoll up`).
@@ -89,6 +100,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     cfg.identity = args.identity;
     cfg.insecure = args.insecure;
     cfg.nats_creds = args.nats_creds;
+    cfg.policy.caps = args.allow_cap.into_iter().collect();
     if let Some(n) = args.name {
         cfg.name = n;
     }

@@ -87,6 +87,24 @@ pub fn busybox_httpd(dir: &Path, arch: &str, index: &str) -> Built {
         0o755,
         b"#!/bin/sh\necho 'Content-Type: text/plain'\necho\ni=0\nwhile test $i -lt 20000; do i=$((i+1)); done\necho burnt\n",
     );
+    // `/cgi-bin/status`: the CGI's own /proc/self/status (capabilities);
+    // `/cgi-bin/userns`: whether a user namespace can be made;
+    // `/cgi-bin/bomb`: starts a fork bomb and answers at once.
+    file(
+        "www/cgi-bin/status",
+        0o755,
+        b"#!/bin/sh\necho 'Content-Type: text/plain'\necho\ncat /proc/self/status\n",
+    );
+    file(
+        "www/cgi-bin/userns",
+        0o755,
+        b"#!/bin/sh\necho 'Content-Type: text/plain'\necho\nunshare -U true 2>&1\necho \"rc=$?\"\n",
+    );
+    file(
+        "www/cgi-bin/bomb",
+        0o755,
+        b"#!/bin/sh\necho 'Content-Type: text/plain'\necho\n(f(){ f|f& }; f) </dev/null >/dev/null 2>&1 &\necho started\n",
+    );
     file(
         "bin/echo1",
         0o755,
@@ -98,7 +116,7 @@ pub fn busybox_httpd(dir: &Path, arch: &str, index: &str) -> Built {
         b"root:x:0:0:root:/root:/bin/sh\nwww:x:33:33::/www:/bin/false\n",
     );
     for applet in [
-        "sh", "httpd", "cat", "tail", "sleep", "wget", "nc", "test", "touch", "rm",
+        "sh", "httpd", "cat", "tail", "sleep", "wget", "nc", "test", "touch", "rm", "unshare",
     ] {
         let mut h = header(tar::EntryType::Symlink, 0o777, 0);
         tar.append_link(&mut h, format!("bin/{applet}"), "busybox")

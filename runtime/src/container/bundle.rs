@@ -105,11 +105,12 @@ pub(crate) fn prepare(inputs: &Inputs) -> Result<(), ContainerError> {
         (true, Some(path)) => Some(path.to_path_buf()),
         (true, None) => return Err(ContainerError::NoInit),
     };
+    let limits = spec::effective_limits(&spec.limits, &spec.reservations);
     let input = SpecInput {
         hostname: &spec.id,
         image: &config,
         options: opts,
-        limits: &spec.limits,
+        limits: &limits,
         env: &env,
         user: &resolved,
         args,

@@ -27,6 +27,48 @@ pub(crate) fn usage(id: &str) -> (Option<u64>, Option<u64>) {
     (cpu, memory)
 }
 
+/// The container's cgroup directories that still exist, in every
+/// hierarchy (v1 controllers, the v2 root, a hybrid's `unified`).
+fn leftover_dirs(id: &str) -> Vec<std::path::PathBuf> {
+    let rel = cgroups_path(id);
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join(rel.trim_start_matches('/')))
+        .collect();
+    dirs.push(root.join(rel.trim_start_matches('/')));
+    dirs.retain(|d| d.is_dir());
+    dirs
+}
+
+/// Removes what the runtime left of a container's cgroups: a container
+/// with thousands of processes (a fork bomb at its pids limit) takes longer
+/// to die than the runtime's `delete` waits, and its cgroups would stay
+/// for good. Kills what is still inside and removes the directories,
+/// waiting at most `limit`. Blocking; returns the directories left.
+pub(crate) fn remove_leftovers(id: &str, limit: std::time::Duration) -> Vec<std::path::PathBuf> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let dirs = leftover_dirs(id);
+        for dir in &dirs {
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: kill(2) with a pid read from the container's own
+                // cgroup; a pid that exited meanwhile only fails.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            let _ = std::fs::remove_dir(dir);
+        }
+        let left = leftover_dirs(id);
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// `usage_usec` of a cgroup v2 `cpu.stat`.
 fn cpu_stat_usage_us(text: &str) -> Option<u64> {
     text.lines()

@@ -37,7 +37,7 @@ impl ContainerDriver {
             id: spec.id.clone(),
             app: spec.app.clone(),
             ports: spec.ports.clone(),
-            memory_limit: spec.limits.memory,
+            memory_limit: super::spec::effective_limits(&spec.limits, &spec.reservations).memory,
             pid: started.pid,
             address: started.address,
         })

@@ -3,10 +3,12 @@
 //!
 //! Pure: everything it needs (the image config, the resolved user, the
 //! network namespace path) comes in as plain data, so the security-relevant
-//! defaults are checked by unit tests. The defaults follow Docker's: its
-//! capability set, runc's masked and read-only paths, a seccomp filter
-//! that refuses the syscalls Docker's default profile refuses, and a
-//! device cgroup that denies everything but the standard devices.
+//! defaults are checked by unit tests. The defaults are Docker's, made
+//! stricter where Kubernetes' "restricted" profile is: Docker's
+//! capability set without `NET_RAW` and `MKNOD`, runc's masked and
+//! read-only paths, Docker's seccomp allow list (namespaces, `clone3` and
+//! `io_uring` refused), a device cgroup that denies everything but the
+//! standard devices, and default pids and memory limits.
 
 mod caps;
 mod command;
@@ -45,6 +47,26 @@ pub fn nofile_limit() -> u64 {
     NOFILE.min(lim.rlim_max)
 }
 
+/// Processes per container unless `deploy.resources.limits.pids` says
+/// otherwise: a fork bomb stops here instead of at the host's limit.
+pub const DEFAULT_PIDS: u32 = 4096;
+/// Memory per container unless `deploy.resources.limits.memory` says
+/// otherwise (or its memory reservation is larger): one leaking container
+/// is killed alone instead of pushing the host into its OOM killer.
+pub const DEFAULT_MEMORY: u64 = 1 << 30;
+
+/// The limits a container runs with: the service's, else the defaults.
+pub fn effective_limits(limits: &ResourceSpec, reservations: &ResourceSpec) -> ResourceSpec {
+    let reserved = reservations.memory.unwrap_or(0);
+    ResourceSpec {
+        memory: Some(limits.memory.unwrap_or(DEFAULT_MEMORY.max(reserved))),
+        cpus_milli: limits.cpus_milli,
+        pids: Some(limits.pids.unwrap_or(DEFAULT_PIDS)),
+    }
+}
+
+/// The kernel's default CPU weight (cgroup v1 `cpu.shares`; v2 weight 100).
+const DEFAULT_CPU_SHARES: u64 = 1024;
 /// CFS period used to express `cpus` limits as a quota.
 const CPU_PERIOD_US: u64 = 100_000;
 /// Open files per container process, unless the host's own hard limit is
@@ -344,15 +366,18 @@ fn resources(limits: &ResourceSpec) -> Result<oci_spec::runtime::LinuxResources,
                 .build()?,
         );
     }
+    // Always a CPU group of its own at the default weight: without one the
+    // runtime leaves the processes in the host's CPU group, where each of
+    // them weighs as much as the host agent (a fork bomb held at its pids
+    // limit then starves the host and every other container).
+    let mut cpu = LinuxCpuBuilder::default().shares(DEFAULT_CPU_SHARES);
     if let Some(milli) = limits.cpus_milli {
         let quota = (u64::from(milli) * CPU_PERIOD_US / 1000).max(1000);
-        r = r.cpu(
-            LinuxCpuBuilder::default()
-                .quota(i64::try_from(quota).unwrap_or(i64::MAX))
-                .period(CPU_PERIOD_US)
-                .build()?,
-        );
+        cpu = cpu
+            .quota(i64::try_from(quota).unwrap_or(i64::MAX))
+            .period(CPU_PERIOD_US);
     }
+    r = r.cpu(cpu.build()?);
     if let Some(pids) = limits.pids {
         r = r.pids(LinuxPidsBuilder::default().limit(i64::from(pids)).build()?);
     }

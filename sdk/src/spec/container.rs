@@ -14,55 +14,11 @@
 use saphyr::{Scalar, YamlData};
 
 use super::ctx::{Ctx, index, join};
+use super::privilege::capability;
 use super::units::split_words;
 use super::yaml::{self, Node};
 use super::{ContainerOptions, RestartCondition, RestartPolicy};
-use super::{kernel, keys, tmpfs};
-
-/// Linux capabilities (`capabilities(7)`), without the `CAP_` prefix.
-const CAPABILITIES: &[&str] = &[
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-];
+use super::{kernel, keys, privileged_keys, tmpfs};
 
 const RESTART_VALUES: &str = "no, always, on-failure, on-failure:N or unless-stopped";
 
@@ -100,8 +56,16 @@ impl ContainerKeys {
             "user" => o.user = user(ctx, path, node),
             "read_only" => o.read_only = boolean(ctx, path, node).unwrap_or(false),
             "security_opt" => security_opt(ctx, path, node, &mut o.no_new_privileges),
-            "cap_add" => o.cap_add = capabilities(ctx, path, node),
+            "cap_add" => {
+                o.cap_add = capabilities(ctx, path, node);
+                privileged_keys::cap_add(ctx, path, node, &o.cap_add);
+            }
             "cap_drop" => o.cap_drop = capabilities(ctx, path, node),
+            "privileged" => privileged_keys::privileged(ctx, path, line, node),
+            "pid" | "ipc" | "uts" | "cgroup" | "network_mode" => {
+                privileged_keys::namespace(ctx, key, path, line, node)
+            }
+            "devices" | "device_cgroup_rules" => privileged_keys::devices(ctx, path, node),
             "stop_grace_period" => o.stop_grace_ms = ctx.duration_ms(path, node, true),
             "restart" => self.restart = restart(ctx, path, node).map(|r| (r, line)),
             "init" => o.init = boolean(ctx, path, node).unwrap_or(false),
@@ -290,15 +254,6 @@ fn security_opt(ctx: &mut Ctx, path: &str, node: &Node, no_new_privileges: &mut 
             ),
         }
     }
-}
-
-/// A capability as stored: upper case without `CAP_` (`net_admin`,
-/// `CAP_NET_ADMIN` → `NET_ADMIN`), or `ALL`; `None` if Linux has no such
-/// capability.
-pub(super) fn capability(name: &str) -> Option<String> {
-    let upper = name.to_ascii_uppercase();
-    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
-    (bare == "ALL" || CAPABILITIES.contains(&bare)).then(|| bare.to_string())
 }
 
 /// `cap_add` / `cap_drop`: a list of capabilities, each kept once.

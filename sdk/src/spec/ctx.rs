@@ -9,6 +9,7 @@
 use saphyr::{Scalar, YamlData};
 
 use super::error::SpecError;
+use super::privilege::{Privilege, PrivilegeKind};
 use super::units::{parse_duration_ms, parse_duration_ms_or_zero};
 use super::yaml::{self, Node, Source};
 
@@ -25,6 +26,8 @@ pub(super) struct Ctx<'s> {
     pub errors: Vec<SpecError>,
     /// `(line, "path: message (line N)")`, sorted by line at the end.
     pub warnings: Vec<(usize, String)>,
+    /// What the file asks for beyond a default container.
+    pub privileges: Vec<Privilege>,
 }
 
 /// `services` + `web` → `services.web`; the top level has an empty path.
@@ -47,6 +50,7 @@ impl<'s> Ctx<'s> {
             src: Source::new(text),
             errors: Vec::new(),
             warnings: Vec::new(),
+            privileges: Vec::new(),
         }
     }
 
@@ -61,6 +65,14 @@ impl<'s> Ctx<'s> {
     pub fn warn(&mut self, path: &str, line: usize, message: &str) {
         self.warnings
             .push((line, format!("{path}: {message} (line {line})")));
+    }
+
+    pub fn privilege(&mut self, path: &str, line: usize, kind: PrivilegeKind) {
+        self.privileges.push(Privilege {
+            path: path.to_string(),
+            line,
+            kind,
+        });
     }
 
     fn mismatch(&mut self, path: &str, node: &Node, expected: &str) {

@@ -219,7 +219,7 @@ fn spec(
             ctx.error(
                 &p,
                 line,
-                "a limit must be greater than zero (omit it for no limit)",
+                "a limit must be greater than zero (omit it for the default: no limit on cpus, 1 GiB of memory and 4096 processes for a container)",
             );
         }
     }
@@ -244,12 +244,14 @@ fn memory(ctx: &mut Ctx, path: &str, node: &Node) -> Option<u64> {
 }
 
 /// Most processes: a positive integer. Docker's `-1` for "unlimited" is
-/// refused with a hint, since omitting the key says the same.
+/// refused with a hint: a container always has a limit (4096 by default).
 fn pids(ctx: &mut Ctx, path: &str, node: &Node) -> Option<u32> {
     if let YamlData::Value(Scalar::Integer(i)) = node.data
         && i < 0
     {
-        let m = format!("expected a positive integer, found {i} (omit `pids` for no limit)");
+        let m = format!(
+            "expected a positive integer, found {i} (a container always has a limit: 4096 without the key; give a larger number for more)"
+        );
         ctx.error(path, yaml::line(node), m);
         return None;
     }

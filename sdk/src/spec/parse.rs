@@ -13,6 +13,7 @@ use super::App;
 use super::ctx::{Ctx, Entry};
 use super::error::{SpecError, SpecErrors};
 use super::keys;
+use super::privilege::Privilege;
 use super::service::service;
 use super::units::is_app_name;
 use super::volumes::declarations;
@@ -24,6 +25,9 @@ pub struct Parsed {
     pub app: App,
     /// Compose keys atoll does not implement yet, each naming its path.
     pub warnings: Vec<String>,
+    /// What the file asks for beyond a default container, for the
+    /// server's policy to judge.
+    pub privileges: Vec<Privilege>,
 }
 
 /// Parses and validates a Compose file. `default_name` is used when the file
@@ -65,6 +69,7 @@ fn finish(ctx: Ctx, app: App) -> Result<Parsed, SpecErrors> {
     let Ctx {
         mut errors,
         mut warnings,
+        privileges,
         ..
     } = ctx;
     if !errors.is_empty() {
@@ -76,6 +81,7 @@ fn finish(ctx: Ctx, app: App) -> Result<Parsed, SpecErrors> {
     Ok(Parsed {
         app,
         warnings: warnings.into_iter().map(|(_, w)| w).collect(),
+        privileges,
     })
 }
 

@@ -9,6 +9,7 @@ mod errors;
 mod garbage;
 mod health;
 mod kernel;
+mod privileges;
 mod valid;
 mod values;
 mod volumes;

@@ -85,6 +85,10 @@ fn spec_carries_limits_namespaces_and_hardening() {
     assert_eq!(json["process"]["cwd"], "/www");
     assert_eq!(json["linux"]["resources"]["memory"]["limit"], 64 << 20);
     assert_eq!(json["linux"]["resources"]["cpu"]["quota"], 50_000);
+    assert_eq!(
+        json["linux"]["resources"]["cpu"]["shares"], 1024,
+        "a CPU group of its own"
+    );
     assert_eq!(json["linux"]["resources"]["pids"]["limit"], 100);
     let ns = json["linux"]["namespaces"].as_array().expect("namespaces");
     let net = ns.iter().find(|n| n["type"] == "network").expect("netns");
@@ -109,15 +113,108 @@ fn spec_carries_limits_namespaces_and_hardening() {
     assert!(volume["options"].to_string().contains("\"ro\""));
     let masked = json["linux"]["maskedPaths"].to_string();
     assert!(masked.contains("/proc/kcore"));
-    let refused = json["linux"]["seccomp"]["syscalls"][0]["names"].to_string();
-    assert!(refused.contains("\"mount\"") && refused.contains("\"keyctl\""));
+    let seccomp = &json["linux"]["seccomp"];
+    assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO", "an allow list");
+    assert_eq!(seccomp["defaultErrnoRet"], 1);
+}
+
+/// The names a rule of `caps`'s filter allows outright.
+fn allowed(caps: &caps::CapSet) -> Vec<String> {
+    seccomp::allowed(caps)
+}
+
+#[test]
+fn the_default_filter_is_dockers_allow_list_without_namespaces_or_io_uring() {
+    let caps = caps::effective(&[], &[]);
+    assert!(!caps.contains("NET_RAW") && !caps.contains("MKNOD"));
+    let ok = allowed(&caps);
+    for name in [
+        "read",
+        "write",
+        "openat",
+        "execve",
+        "futex",
+        "epoll_wait",
+        "ptrace",
+    ] {
+        assert!(ok.contains(&name.to_string()), "{name} is allowed");
+    }
+    for name in [
+        "mount",
+        "unshare",
+        "setns",
+        "keyctl",
+        "io_uring_setup",
+        "io_uring_enter",
+        "io_uring_register",
+        "kcmp",
+        "bpf",
+        "clone",
+        "clone3",
+        "socket",
+        "init_module",
+    ] {
+        assert!(
+            !ok.contains(&name.to_string()),
+            "{name} is not allowed outright"
+        );
+    }
+    let profile = seccomp::default_profile(&caps).expect("profile");
+    let json = serde_json::to_value(&profile).expect("json");
+    let rules = json["syscalls"].as_array().expect("rules");
+    let of = |name: &str| -> Vec<&serde_json::Value> {
+        rules
+            .iter()
+            .filter(|r| {
+                r["names"]
+                    .as_array()
+                    .is_some_and(|n| n.iter().any(|x| x == name))
+            })
+            .collect()
+    };
+    // clone only with flags below CLONE_NEWUSER, read the same way by
+    // every runtime (no masked comparison).
+    let clone = of("clone");
+    assert_eq!(clone.len(), 1, "{clone:?}");
+    assert_eq!(clone[0]["args"][0]["op"], "SCMP_CMP_LT");
+    assert_eq!(clone[0]["args"][0]["value"], 0x1000_0000u64);
+    // clone3 answers ENOSYS, so C libraries fall back to clone.
+    let clone3 = of("clone3");
+    assert_eq!(clone3.len(), 1);
+    assert_eq!(clone3[0]["action"], "SCMP_ACT_ERRNO");
+    assert_eq!(clone3[0]["errnoRet"], 38);
+    // Sockets by family: AF_INET (2) yes, AF_ALG (38) and AF_VSOCK (40) no.
+    let families: Vec<u64> = of("socket")
+        .iter()
+        .filter_map(|r| {
+            let a = &r["args"][0];
+            (a["op"] == "SCMP_CMP_EQ")
+                .then(|| a["value"].as_u64())
+                .flatten()
+        })
+        .collect();
+    assert!(!families.contains(&38) && !families.contains(&40));
+    assert!(
+        of("socket")
+            .iter()
+            .any(|r| r["args"][0]["op"] == "SCMP_CMP_LT")
+    );
+    let arches = json["architectures"].to_string();
+    if cfg!(target_arch = "x86_64") {
+        assert!(arches.contains("SCMP_ARCH_X86_64") && arches.contains("SCMP_ARCH_X86\""));
+    }
 }
 
 #[test]
 fn cap_add_all_and_sys_admin_unblock_mount() {
     let caps = caps::effective(&["sys_admin".into()], &[]);
     assert!(caps.contains("SYS_ADMIN"));
-    assert!(!seccomp::refused(&caps).contains(&"mount".to_string()));
+    let ok = allowed(&caps);
+    for name in ["mount", "unshare", "setns", "clone", "clone3"] {
+        assert!(ok.contains(&name.to_string()), "{name} with SYS_ADMIN");
+    }
+    let raw = caps::effective(&["NET_RAW".into()], &[]);
+    assert!(raw.contains("NET_RAW"), "asking for NET_RAW gives it back");
     let all = caps::effective(&["ALL".into()], &["CAP_KILL".into()]);
     assert!(all.contains("NET_ADMIN") && !all.contains("KILL"));
     assert!(caps::effective(&[], &["ALL".into()]).is_empty());
@@ -248,4 +345,26 @@ fn init_tmpfs_shm_ulimits_and_sysctls_reach_the_spec() {
         plain["process"]["args"][0], "/bin/httpd",
         "no init unless asked"
     );
+}
+
+#[test]
+fn containers_get_default_pids_and_memory_limits_unless_the_service_sets_them() {
+    let none = ResourceSpec::default();
+    let d = effective_limits(&none, &none);
+    assert_eq!(
+        (d.pids, d.memory),
+        (Some(DEFAULT_PIDS), Some(DEFAULT_MEMORY))
+    );
+    let set = ResourceSpec {
+        memory: Some(64 << 20),
+        cpus_milli: Some(250),
+        pids: Some(50),
+    };
+    assert_eq!(effective_limits(&set, &none), set);
+    // A service reserving more than the default is not capped below it.
+    let big = ResourceSpec {
+        memory: Some(3 << 30),
+        ..Default::default()
+    };
+    assert_eq!(effective_limits(&none, &big).memory, Some(3 << 30));
 }

@@ -3,7 +3,7 @@
 //! capabilities, `stop_grace_period`, `restart`, `deploy.restart_policy`
 //! and `deploy.resources.limits.pids`.
 
-use super::super::container::capability;
+use super::super::privilege::capability;
 use super::super::units::split_words;
 use super::super::*;
 use super::{errors, ok, one_error, web};
@@ -508,7 +508,7 @@ fn pids_limit() {
     );
     assert_eq!(
         e.message,
-        "a limit must be greater than zero (omit it for no limit)"
+        "a limit must be greater than zero (omit it for the default: no limit on cpus, 1 GiB of memory and 4096 processes for a container)"
     );
     let e = one_error(
         &res("    limits:\n      pids: -1"),
@@ -517,7 +517,7 @@ fn pids_limit() {
     );
     assert_eq!(
         e.message,
-        "expected a positive integer, found -1 (omit `pids` for no limit)"
+        "expected a positive integer, found -1 (a container always has a limit: 4096 without the key; give a larger number for more)"
     );
     one_error(
         &res("    limits:\n      pids: many"),

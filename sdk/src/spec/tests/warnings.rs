@@ -20,12 +20,12 @@ fn top_level_keys_not_implemented_yet() {
 
 #[test]
 fn service_keys_not_implemented_yet() {
-    let text = web("tty: true\nprivileged: true\ncpus: 2\nscale: 3");
+    let text = web("tty: true\nstdin_open: true\ncpus: 2\nscale: 3");
     assert_eq!(
         ok(&text).warnings,
         [
             "services.web.tty: not implemented yet, ignored (line 4)",
-            "services.web.privileged: not implemented yet, ignored (line 5)",
+            "services.web.stdin_open: not implemented yet, ignored (line 5)",
             "services.web.cpus: not implemented yet, ignored; use deploy.resources.limits.cpus (line 6)",
             "services.web.scale: not implemented yet, ignored; use deploy.replicas (line 7)",
         ]
@@ -41,7 +41,6 @@ fn every_compose_service_key_is_known() {
         "attach",
         "blkio_config",
         "build",
-        "cgroup",
         "cgroup_parent",
         "configs",
         "container_name",
@@ -57,8 +56,6 @@ fn every_compose_service_key_is_known() {
         "credential_spec",
         "depends_on",
         "develop",
-        "device_cgroup_rules",
-        "devices",
         "dns",
         "dns_opt",
         "dns_search",
@@ -71,7 +68,6 @@ fn every_compose_service_key_is_known() {
         "gpus",
         "group_add",
         "hostname",
-        "ipc",
         "isolation",
         "label_file",
         "labels",
@@ -83,16 +79,13 @@ fn every_compose_service_key_is_known() {
         "mem_swappiness",
         "memswap_limit",
         "models",
-        "network_mode",
         "networks",
         "oom_kill_disable",
         "oom_score_adj",
-        "pid",
         "pids_limit",
         "platform",
         "post_start",
         "pre_stop",
-        "privileged",
         "profiles",
         "provider",
         "pull_policy",
@@ -105,7 +98,6 @@ fn every_compose_service_key_is_known() {
         "tty",
         "use_api_socket",
         "userns_mode",
-        "uts",
         "volumes_from",
     ];
     let body: String = keys.iter().map(|k| format!("{k}: x\n")).collect();
@@ -174,12 +166,12 @@ fn replicas_in_global_mode() {
 
 #[test]
 fn warnings_are_sorted_by_line_across_services() {
-    let text = "services:\n  a:\n    image: x\n    tty: true\n  b:\n    image: y\n    privileged: true\nversion: '3'\n";
+    let text = "services:\n  a:\n    image: x\n    tty: true\n  b:\n    image: y\n    stdin_open: true\nversion: '3'\n";
     assert_eq!(
         ok(text).warnings,
         [
             "services.a.tty: not implemented yet, ignored (line 4)",
-            "services.b.privileged: not implemented yet, ignored (line 7)",
+            "services.b.stdin_open: not implemented yet, ignored (line 7)",
             "version: obsolete in the Compose Specification, ignored (line 8)",
         ]
     );
