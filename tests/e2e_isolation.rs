@@ -198,3 +198,91 @@ fn default_containers_are_confined_and_extra_capabilities_need_the_policy() {
         "CapEff {caps:x}"
     );
 }
+
+/// Whether the server closed `s`: a read returns end of file (or the
+/// connection was reset) within `wait`.
+fn closed_within(s: &mut std::net::TcpStream, wait: Duration) -> bool {
+    use std::io::Read;
+    let _ = s.set_read_timeout(Some(wait));
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            // hyper may answer 408 before closing: read on to the end.
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn many_idle_connections_and_a_slow_client_do_not_stall_a_published_port() {
+    use std::io::Write;
+    let mut c = Cluster::start();
+    c.start_host("h1", "127.0.22.3", &[]);
+    let port = free_port();
+    let file = c.compose(
+        "hello.yaml",
+        &format!(
+            "name: hello\nservices:\n  web:\n    x-atoll:\n      component: {}\n    ports: [\"{port}:80\"]\n",
+            sample_wasm("hello").display()
+        ),
+    );
+    c.deploy_wait(&file);
+    let addr = format!("127.0.22.3:{port}");
+    let sock: std::net::SocketAddr = addr.parse().expect("addr");
+    wait_until("the published port", Duration::from_secs(20), || {
+        http_get(&addr, "/").ok().filter(|(s, _)| *s == 200)
+    });
+
+    // 2,000 clients that began a request and went quiet.
+    let opened = Instant::now();
+    let mut idle = Vec::new();
+    for i in 0..2000 {
+        let mut s = std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(2))
+            .unwrap_or_else(|e| panic!("idle connection {i}: {e}"));
+        s.write_all(b"GET / HTTP/1.1\r\n").expect("partial request");
+        idle.push(s);
+    }
+    // A normal request still answers at once.
+    let t = Instant::now();
+    let (status, body) = http_get(&addr, "/").expect("a normal request");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        t.elapsed()
+    );
+
+    // A client that sends its request line, then its headers one byte a
+    // second, is cut after the header timeout (10 s by default), not
+    // before.
+    let mut slow = std::net::TcpStream::connect(sock).expect("slow client");
+    let started = Instant::now();
+    slow.write_all(b"GET / HTTP/1.1\r\n").expect("request line");
+    let headers =
+        b"Host: slow\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let mut cut = None;
+    for byte in headers.iter() {
+        if slow.write_all(&[*byte]).is_err() || closed_within(&mut slow, Duration::from_secs(1)) {
+            cut = Some(started.elapsed());
+            break;
+        }
+    }
+    let cut = cut.expect("the slow client was never cut");
+    assert!(
+        cut >= Duration::from_secs(9) && cut < Duration::from_secs(14),
+        "cut after {cut:?}"
+    );
+    // The quiet ones went at the same timeout, and the port still serves.
+    let mut first = idle.swap_remove(0);
+    let left = Duration::from_secs(14).saturating_sub(opened.elapsed());
+    assert!(
+        closed_within(&mut first, left.max(Duration::from_secs(1))),
+        "an idle connection was kept"
+    );
+    let (status, _) = http_get(&addr, "/").expect("after the timeouts");
+    assert_eq!(status, 200);
+}

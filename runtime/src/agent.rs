@@ -82,6 +82,9 @@ pub struct HostConfig {
     /// Where a host with an identity serves `/metrics` (`--metrics-listen`;
     /// loopback by default). Without one it shares the mesh port.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// What every listener grants a client (`--header-timeout`,
+    /// `--max-connections`).
+    pub server_limits: gateway::ServerLimits,
 }
 
 impl HostConfig {
@@ -107,6 +110,7 @@ impl HostConfig {
             nats_creds: None,
             identity: None,
             metrics_listen: None,
+            server_limits: Default::default(),
         }
     }
 
@@ -151,6 +155,8 @@ pub enum HostError {
 /// ([`HostError::Duplicate`]), stopping them too.
 pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<(), HostError> {
     let started = Instant::now();
+    let files = crate::fd_limit::raise();
+    tracing::debug!(files, "open files allowed");
     // Unreachable is waited out; malformed never gets better.
     let urls = atoll_sdk::nats::parse_urls(&cfg.nats_url).map_err(|e| HostError::NatsUrl {
         url: e.url,
@@ -264,7 +270,7 @@ impl Local {
             ),
             None => None,
         };
-        let gw = Gateway::new(&cfg.name, cfg.bind, local.clone(), tls);
+        let gw = Gateway::new(&cfg.name, cfg.bind, local.clone(), tls, cfg.server_limits);
         let links = ComponentLinks {
             outbound: Some(Arc::new(gateway::ServiceCalls::new(Arc::downgrade(&gw)))),
             kv: Some(Arc::new(state_store(cfg, urls, js, client.clone())?)),

@@ -24,6 +24,7 @@ pub(crate) mod mesh_tls;
 mod responses;
 mod retry;
 pub(crate) mod routes;
+mod server_limits;
 mod service_calls;
 mod tcp;
 mod timeout;
@@ -33,6 +34,7 @@ mod wake;
 pub(crate) use listeners::{EndpointsMap, default_metrics_addr, run, run_mesh};
 pub(crate) use responses::read_body;
 pub(crate) use responses::text;
+pub use server_limits::ServerLimits;
 pub(crate) use service_calls::ServiceCalls;
 pub(crate) use wake::Waker;
 
@@ -77,6 +79,8 @@ pub struct Gateway {
     local: LocalInstances,
     peers: forward::Peers,
     vips: vips::ServiceAddresses,
+    /// What each listener grants a client.
+    limits: ServerLimits,
 }
 
 impl Gateway {
@@ -86,6 +90,7 @@ impl Gateway {
         bind: IpAddr,
         local: LocalInstances,
         tls: Option<mesh_tls::MeshTls>,
+        limits: ServerLimits,
     ) -> Arc<Gateway> {
         Arc::new(Gateway {
             host: host.to_string(),
@@ -96,6 +101,7 @@ impl Gateway {
             local,
             peers: forward::Peers::new(tls),
             vips: vips::ServiceAddresses::default(),
+            limits,
         })
     }
 

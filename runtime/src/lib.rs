@@ -18,6 +18,7 @@ mod app_state;
 mod artifacts;
 mod container;
 mod driver;
+mod fd_limit;
 mod gateway;
 mod health;
 pub mod host_info;
@@ -32,6 +33,7 @@ pub mod wasm;
 
 pub use agent::{HostConfig, HostError, cleanup, run};
 pub use container::network::{NetError, Subnet};
+pub use gateway::ServerLimits;
 
 /// Installs ring as rustls's process-wide crypto provider, once.
 ///

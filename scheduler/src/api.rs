@@ -34,6 +34,10 @@ use std::sync::Arc;
 
 /// Largest component upload.
 const MAX_ARTIFACT_BYTES: usize = 128 * 1024 * 1024;
+/// Largest JSON request (a deploy carries its Compose text; an import its
+/// export file, which may hold many revisions: that route has the
+/// artifact's limit).
+const MAX_JSON_BYTES: usize = 1024 * 1024;
 
 /// Every route, behind [`authn::authenticate`] (which lets the health
 /// check through).
@@ -53,7 +57,10 @@ pub(crate) fn router(cluster: Arc<Cluster>, auth: Arc<Auth>) -> Router {
         .route("/v1/apps/{name}/rollback", post(rollback))
         .route("/v1/apps/{name}/promote/{service}", post(promote))
         .route("/v1/export", get(export))
-        .route("/v1/import", post(import))
+        .route(
+            "/v1/import",
+            post(import).layer(DefaultBodyLimit::max(MAX_ARTIFACT_BYTES)),
+        )
         .route("/v1/instances", get(list_instances))
         .route("/v1/hosts", get(list_hosts))
         .route("/v1/servers", get(list_servers))
@@ -65,9 +72,11 @@ pub(crate) fn router(cluster: Arc<Cluster>, auth: Arc<Auth>) -> Router {
         .route("/v1/logs/{app}/{service}", get(logs::service_logs))
         .route(
             "/v1/artifacts/{digest}",
-            put(put_artifact).head(head_artifact),
+            put(put_artifact)
+                .layer(DefaultBodyLimit::max(MAX_ARTIFACT_BYTES))
+                .head(head_artifact),
         )
-        .layer(DefaultBodyLimit::max(MAX_ARTIFACT_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .layer(Extension(auth.clone()))
         .with_state(cluster)
         .merge(tokens)

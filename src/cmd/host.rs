@@ -33,6 +33,15 @@ pub struct Args {
     /// Port on the bind address where other hosts forward service calls
     #[arg(long, default_value_t = atoll_sdk::cluster::DEFAULT_MESH_PORT)]
     mesh_port: u16,
+    /// How long a client of any of this host's ports (published, service
+    /// addresses, mesh, metrics) has to send a request's headers, and to
+    /// start its next request on a kept-alive connection
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = atoll_sdk::spec::parse_duration)]
+    header_timeout: std::time::Duration,
+    /// Connections at once on each of this host's ports; more wait until
+    /// one closes
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
     /// NATS user credentials, for a NATS with accounts (`atoll cluster
     /// init` makes the servers' server.creds)
     #[arg(long, env = "ATOLL_NATS_CREDS", value_name = "FILE")]
@@ -80,6 +89,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     cfg.labels = parse_labels(&args.labels)?;
     cfg.mesh_port = args.mesh_port;
+    cfg.server_limits = atoll_runtime::ServerLimits {
+        header_timeout: args.header_timeout,
+        max_connections: args.max_connections as usize,
+    };
     cfg.metrics_listen = args.metrics_listen;
     cfg.nats_creds = args.nats_creds;
     args.containers.apply(&mut cfg)?;

@@ -2,13 +2,14 @@
 //! the mesh port; the accept loop and HTTP serving every listener shares.
 
 use super::responses::prometheus_text;
+use super::server_limits::{ServerLimits, Slots};
 use super::{Gateway, HOP_HEADER, ResponseBody, routes};
 use atoll_sdk::protocol::Endpoints;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -74,9 +75,10 @@ pub async fn run_mesh(
     let listener = bind_retrying(addr, "mesh port").await;
     let Some(tls) = gw.peers.tls().cloned() else {
         tracing::info!(%addr, "mesh port open (plain: this host has no identity)");
-        return accept(listener, move |stream| {
+        return accept(&gw.limits.clone(), listener, move |stream| {
             let (gw, metrics) = (gw.clone(), metrics.clone());
-            serve_http(stream, move |req| {
+            let timeout = gw.limits.header_timeout;
+            serve_http(stream, timeout, move |req| {
                 let (gw, metrics) = (gw.clone(), metrics.clone());
                 async move {
                     if req.uri().path() == "/metrics" && !req.headers().contains_key(HOP_HEADER) {
@@ -89,9 +91,10 @@ pub async fn run_mesh(
         .await;
     };
     tracing::info!(%addr, "mesh port open (mutual TLS)");
-    let metrics_task = tokio::spawn(serve_metrics(metrics_addr, metrics));
+    let metrics_task = tokio::spawn(serve_metrics(metrics_addr, metrics, gw.limits));
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.server);
-    accept(listener, move |stream| {
+    let limits = gw.limits;
+    accept(&limits, listener, move |stream| {
         let (gw, acceptor) = (gw.clone(), acceptor.clone());
         async move {
             let peer = stream.peer_addr().ok();
@@ -106,7 +109,8 @@ pub async fn run_mesh(
                     return;
                 }
             };
-            serve_http(stream, move |req| {
+            let timeout = gw.limits.header_timeout;
+            serve_http(stream, timeout, move |req| {
                 let gw = gw.clone();
                 async move { gw.serve_peer(req).await }
             })
@@ -124,7 +128,11 @@ async fn render(metrics: Arc<crate::metrics::HostMetrics>) -> Response<ResponseB
 
 /// The host's Prometheus endpoint on a listener of its own (loopback by
 /// default: see [`default_metrics_addr`]).
-async fn serve_metrics(addr: SocketAddr, metrics: Arc<crate::metrics::HostMetrics>) {
+async fn serve_metrics(
+    addr: SocketAddr,
+    metrics: Arc<crate::metrics::HostMetrics>,
+    limits: ServerLimits,
+) {
     // Said once, then tried again quietly: a port another host on this
     // machine holds may never come free (give each --metrics-listen).
     let mut said = false;
@@ -140,9 +148,9 @@ async fn serve_metrics(addr: SocketAddr, metrics: Arc<crate::metrics::HostMetric
         tokio::time::sleep(Duration::from_secs(10)).await;
     };
     tracing::info!(%addr, "metrics at /metrics");
-    accept(listener, move |stream| {
+    accept(&limits, listener, move |stream| {
         let metrics = metrics.clone();
-        serve_http(stream, move |req| {
+        serve_http(stream, limits.header_timeout, move |req| {
             let metrics = metrics.clone();
             async move {
                 if req.uri().path() == "/metrics" {
@@ -214,13 +222,21 @@ impl Listeners {
 /// Accepts connections until the task is aborted, each served by `serve`
 /// in a task of its own. Connections live in a set owned by this task, so
 /// closing the listener (aborting it) drops them too.
-pub(super) async fn accept<F, Fut>(listener: tokio::net::TcpListener, serve: F)
-where
+/// At most `limits.max_connections` at once: more wait in the kernel's
+/// accept queue until one closes.
+pub(super) async fn accept<F, Fut>(
+    limits: &ServerLimits,
+    listener: tokio::net::TcpListener,
+    serve: F,
+) where
     F: Fn(TcpStream) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let slots = Slots::new(limits);
     let mut conns = tokio::task::JoinSet::new();
     loop {
+        let slot = slots.take().await;
+        while conns.try_join_next().is_some() {}
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
@@ -231,14 +247,18 @@ where
             }
         };
         let _ = stream.set_nodelay(true);
-        conns.spawn(serve(stream));
-        while conns.try_join_next().is_some() {}
+        let conn = serve(stream);
+        conns.spawn(async move {
+            conn.await;
+            drop(slot);
+        });
     }
 }
 
 /// Serves HTTP/1.1 on one connection (keep-alive, upgrades for tunnels),
-/// each request answered by `handle`.
-pub(super) async fn serve_http<S, F, Fut>(stream: S, handle: F)
+/// each request answered by `handle`. A client gets `header_timeout` to
+/// send each request's headers (and to start the next one).
+pub(super) async fn serve_http<S, F, Fut>(stream: S, header_timeout: Duration, handle: F)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request<Incoming>) -> Fut + Send + 'static,
@@ -248,7 +268,10 @@ where
         let resp = handle(req);
         async move { Ok::<_, std::convert::Infallible>(resp.await) }
     });
+    // hyper applies the header timeout only with a timer.
     let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), svc)
         .with_upgrades()
@@ -260,7 +283,8 @@ where
 /// the service, at the container port behind the published one — the
 /// routing mesh is L4 for them, as Swarm's.
 async fn accept_published(gw: Arc<Gateway>, port: u16, listener: tokio::net::TcpListener) {
-    accept(listener, move |stream| {
+    let limits = gw.limits;
+    accept(&limits, listener, move |stream| {
         let gw = gw.clone();
         async move {
             if !super::tcp::speaks_http(&stream).await {
@@ -275,7 +299,8 @@ async fn accept_published(gw: Arc<Gateway>, port: u16, listener: tokio::net::Tcp
                     .tcp_to_service(&route.app, &route.service, target, stream)
                     .await;
             }
-            serve_http(stream, move |req| {
+            let timeout = gw.limits.header_timeout;
+            serve_http(stream, timeout, move |req| {
                 let gw = gw.clone();
                 async move { gw.handle(port, req).await }
             })

@@ -209,7 +209,8 @@ async fn serve(
     service: String,
     port: u16,
 ) {
-    accept(listener, move |stream| {
+    let limits = gw.limits;
+    accept(&limits, listener, move |stream| {
         let (gw, app, service) = (gw.clone(), app.clone(), service.clone());
         async move {
             // HTTP is proxied per request; anything else is spliced to one
@@ -217,7 +218,8 @@ async fn serve(
             if !super::tcp::speaks_http(&stream).await {
                 return gw.tcp_to_service(&app, &service, port, stream).await;
             }
-            serve_http(stream, move |req| {
+            let timeout = gw.limits.header_timeout;
+            serve_http(stream, timeout, move |req| {
                 let (gw, app, service) = (gw.clone(), app.clone(), service.clone());
                 async move {
                     let req = match read_body(req).await {
