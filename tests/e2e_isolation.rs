@@ -286,3 +286,79 @@ fn many_idle_connections_and_a_slow_client_do_not_stall_a_published_port() {
     let (status, _) = http_get(&addr, "/").expect("after the timeouts");
     assert_eq!(status, 200);
 }
+
+/// A `VmRSS`/`VmHWM`-style line of `/proc/PID/status`, in KiB.
+fn status_kib(pid: u32, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    (text.lines())
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} for {pid}"))
+}
+
+#[test]
+fn a_large_upload_is_streamed_to_the_component_not_held_by_the_host() {
+    use std::io::{Read, Write};
+    let mut c = Cluster::start();
+    c.start_host("h1", "127.0.22.4", &[]);
+    let port = free_port();
+    let file = c.compose(
+        "count.yaml",
+        &format!(
+            "name: count\nservices:\n  web:\n    x-atoll:\n      component: {}\n    ports: [\"{port}:80\"]\n",
+            sample_wasm("faulty").display()
+        ),
+    );
+    c.deploy_wait(&file);
+    let addr = format!("127.0.22.4:{port}");
+    wait_until("the published port", Duration::from_secs(20), || {
+        http_get(&addr, "/").ok().filter(|(s, _)| *s == 200)
+    });
+    let host = c.hosts[0].1.pid();
+    // Peak memory counted from here (clear_refs 5 resets VmHWM).
+    std::fs::write(format!("/proc/{host}/clear_refs"), "5").expect("reset the peak");
+    let before = status_kib(host, "VmRSS:");
+
+    const SIZE: usize = 200 << 20;
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    write!(
+        s,
+        "POST /count HTTP/1.1\r\nHost: count\r\nContent-Length: {SIZE}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("headers");
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..SIZE / chunk.len() {
+        s.write_all(&chunk).expect("body");
+    }
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.ends_with(&format!("\r\n{SIZE}\n")) || answer.contains(&format!("\n{SIZE}\n")),
+        "{answer}"
+    );
+
+    // The host's peak memory grew by far less than the upload.
+    let peak = status_kib(host, "VmHWM:");
+    let grew_mib = peak.saturating_sub(before) / 1024;
+    assert!(
+        grew_mib < 50,
+        "the host's RSS peaked {grew_mib} MiB above where it was"
+    );
+
+    // A declared length over the limit is refused at once.
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "POST /count HTTP/1.1\r\nHost: count\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        2u64 << 30
+    )
+    .expect("headers");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}

@@ -19,10 +19,8 @@ use std::time::Duration;
 
 use atoll_sdk::cluster::InstanceSpec;
 use atoll_sdk::spec::PortMapping;
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{Request, Response};
-use http_body_util::Full;
 
 use crate::oci::pull::PulledImage;
 use crate::wasm::ResponseBody;
@@ -107,7 +105,10 @@ pub(crate) struct Usage {
 
 /// Serves HTTP requests in-process.
 pub(crate) trait Handler: Send + Sync {
-    fn handle(&self, req: Request<Full<Bytes>>) -> BoxFuture<'_, Response<ResponseBody>>;
+    fn handle(
+        &self,
+        req: Request<crate::gateway::RequestBody>,
+    ) -> BoxFuture<'_, Response<ResponseBody>>;
 }
 
 /// How requests and connections reach a running instance.

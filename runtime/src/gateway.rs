@@ -21,6 +21,7 @@ mod forwarded;
 mod listeners;
 mod mesh_policy;
 pub(crate) mod mesh_tls;
+mod payload;
 mod responses;
 mod retry;
 pub(crate) mod routes;
@@ -32,7 +33,8 @@ pub(crate) mod vips;
 mod wake;
 
 pub(crate) use listeners::{EndpointsMap, default_metrics_addr, run, run_mesh};
-pub(crate) use responses::read_body;
+pub(crate) use payload::read_body;
+pub(crate) use payload::{Payload, RequestBody};
 pub(crate) use responses::text;
 pub use server_limits::ServerLimits;
 pub(crate) use service_calls::ServiceCalls;
@@ -141,7 +143,7 @@ impl Gateway {
         &self,
         route: &Route,
         via: Via,
-        req: &Request<Bytes>,
+        req: &Request<Payload>,
     ) -> Response<ResponseBody> {
         let woken;
         let route = if wake::asleep(route) {

@@ -4,15 +4,16 @@
 //! bridge at its address and the port it listens on.
 
 use super::forward::Unsent;
+use super::payload::copy_request;
 use super::routes::RouteEndpoint;
 use super::{
-    Gateway, HOP_HEADER, INSTANCE_HEADER, PORT_HEADER, PUBLISHED_HEADER, ResponseBody, Via,
+    Gateway, HOP_HEADER, INSTANCE_HEADER, PORT_HEADER, PUBLISHED_HEADER, Payload, RequestBody,
+    ResponseBody, Via,
 };
 use crate::driver::Reach;
 use crate::local_instances::InFlight;
-use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use tokio::net::TcpStream;
 
 impl Gateway {
@@ -23,14 +24,18 @@ impl Gateway {
         &self,
         ep: &RouteEndpoint,
         via: Via,
-        req: &Request<Bytes>,
+        req: &Request<Payload>,
     ) -> Result<Response<ResponseBody>, Unsent> {
         if ep.endpoint.host == self.host {
             let instance = self.local.checkout(&ep.endpoint.id).ok_or(Unsent::Absent)?;
-            return (self.serve_local(instance, via, copy_request(req)).await)
-                .ok_or(Unsent::Absent);
+            let Some(copy) = copy_request(req) else {
+                return Ok(sent_once());
+            };
+            return (self.serve_local(instance, via, copy).await).ok_or(Unsent::Absent);
         }
-        let mut fwd = copy_request(req);
+        let Some(mut fwd) = copy_request(req) else {
+            return Ok(sent_once());
+        };
         let headers = fwd.headers_mut();
         headers.insert(HOP_HEADER, HeaderValue::from_static("1"));
         if let Ok(v) = HeaderValue::from_str(&ep.endpoint.id) {
@@ -60,7 +65,7 @@ impl Gateway {
         &self,
         (inst, in_flight): (Reach, InFlight),
         via: Via,
-        req: Request<Full<Bytes>>,
+        req: Request<RequestBody>,
     ) -> Option<Response<ResponseBody>> {
         let resp = match &inst {
             Reach::InProcess(h) => h.handle(req).await,
@@ -125,11 +130,11 @@ impl Gateway {
     }
 }
 
-pub(super) fn copy_request(req: &Request<Bytes>) -> Request<Full<Bytes>> {
-    let mut out = Request::new(Full::new(req.body().clone()));
-    *out.method_mut() = req.method().clone();
-    *out.uri_mut() = req.uri().clone();
-    *out.version_mut() = req.version();
-    *out.headers_mut() = req.headers().clone();
-    out
+/// The answer when a streamed body went to an instance that failed:
+/// it cannot be sent again.
+fn sent_once() -> Response<ResponseBody> {
+    super::text(
+        http::StatusCode::BAD_GATEWAY,
+        "the instance failed after the request's body was streamed to it; a streamed body is not sent twice".into(),
+    )
 }

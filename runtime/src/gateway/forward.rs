@@ -1,11 +1,11 @@
 //! Forwarding to a peer host's gateway over pooled keep-alive connections
 //! (mutual TLS between hosts with an identity), and to local containers.
 
+use super::RequestBody;
 use super::mesh_tls::{MeshTls, PeerAddresses};
 use crate::wasm::ResponseBody;
-use bytes::Bytes;
 use http::{Request, Response, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
@@ -23,18 +23,18 @@ pub enum Unsent {
 
 pub struct Peers {
     /// Plain HTTP: local containers, and peers of a lab cluster.
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpConnector, RequestBody>,
     /// Peers over mutual TLS, when this host has an identity.
     mesh: Option<Mesh>,
 }
 
 struct Mesh {
-    client: Client<HttpsConnector<HttpConnector<PeerAddresses>>, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector<PeerAddresses>>, RequestBody>,
     addresses: PeerAddresses,
     tls: MeshTls,
 }
 
-fn pooled<C>(connector: C) -> Client<C, Full<Bytes>>
+fn pooled<C>(connector: C) -> Client<C, RequestBody>
 where
     C: hyper_util::client::legacy::connect::Connect + Clone,
 {
@@ -84,7 +84,7 @@ impl Peers {
         host: &str,
         address: &str,
         port: u16,
-        req: Request<Full<Bytes>>,
+        req: Request<RequestBody>,
     ) -> Result<Response<ResponseBody>, Unsent> {
         let Some(mesh) = &self.mesh else {
             return self.send(address, port, req).await;
@@ -103,7 +103,7 @@ impl Peers {
         &self,
         address: &str,
         port: u16,
-        req: Request<Full<Bytes>>,
+        req: Request<RequestBody>,
     ) -> Result<Response<ResponseBody>, Unsent> {
         let (req, idempotent) = aimed(req, "http", &format!("{address}:{port}"))?;
         finish(self.client.request(req).await, address, port, idempotent)
@@ -113,10 +113,10 @@ impl Peers {
 /// `req` aimed at `scheme://authority` (its path kept), and whether it
 /// may be sent twice.
 fn aimed(
-    mut req: Request<Full<Bytes>>,
+    mut req: Request<RequestBody>,
     scheme: &str,
     authority: &str,
-) -> Result<(Request<Full<Bytes>>, bool), Unsent> {
+) -> Result<(Request<RequestBody>, bool), Unsent> {
     let path = req
         .uri()
         .path_and_query()

@@ -5,14 +5,14 @@
 //! says so ([`absent`](Gateway::absent)) and the sender tries another.
 //! Containers get requests without atoll's routing headers.
 
+use super::payload::copy_request;
 use super::{
-    Gateway, HOP_HEADER, INSTANCE_HEADER, PORT_HEADER, PUBLISHED_HEADER, ResponseBody, Via,
-    mesh_policy, read_body, text,
+    Gateway, HOP_HEADER, INSTANCE_HEADER, PORT_HEADER, PUBLISHED_HEADER, Payload, RequestBody,
+    ResponseBody, Via, mesh_policy, read_body, text,
 };
 use crate::driver::Reach;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::Full;
 
 impl Gateway {
     /// Serves what another host forwarded to this host's mesh port: a
@@ -39,7 +39,10 @@ impl Gateway {
         if published {
             return self.serve_forwarded(port, req).await;
         }
-        let req = strip_hop(req.map(Full::new));
+        let Some(req) = copy_request(&req) else {
+            return self.absent(&id);
+        };
+        let req = strip_hop(req);
         let served = match self.local.checkout(&id) {
             Some(instance) => {
                 let ports = match &instance.0 {
@@ -59,7 +62,7 @@ impl Gateway {
     /// Serves a request another gateway forwarded for published port
     /// `port`, from the named local instance — only if that instance
     /// belongs to the service published on this port.
-    async fn serve_forwarded(&self, port: u16, req: Request<Bytes>) -> Response<ResponseBody> {
+    async fn serve_forwarded(&self, port: u16, req: Request<Payload>) -> Response<ResponseBody> {
         let id = req
             .headers()
             .get(INSTANCE_HEADER)
@@ -72,7 +75,10 @@ impl Gateway {
         if !mesh_policy::allows_published(&self.table(), (&app, &service), port) {
             return refused(&id, port);
         }
-        let req = strip_hop(req.map(Full::new));
+        let Some(req) = copy_request(&req) else {
+            return self.absent(&id);
+        };
+        let req = strip_hop(req);
         let served = match self.local.checkout(&id) {
             Some(instance) => self.serve_local(instance, Via::Published(port), req).await,
             None => None,
@@ -123,7 +129,7 @@ pub(super) fn refused(id: &str, port: u16) -> Response<ResponseBody> {
 
 /// A container is not a gateway: it gets the request without atoll's
 /// routing headers.
-fn strip_hop(mut req: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+fn strip_hop(mut req: Request<RequestBody>) -> Request<RequestBody> {
     req.headers_mut().remove(HOP_HEADER);
     req.headers_mut().remove(INSTANCE_HEADER);
     req.headers_mut().remove(PORT_HEADER);

@@ -7,11 +7,10 @@
 //! service running on this host serves, if there is one.
 
 use super::attempts::{Attempts, Outstanding};
-use super::dispatch::copy_request;
 use super::forward::Unsent;
+use super::payload::copy_request;
 use super::routes::{Route, Table};
-use super::{Gateway, ResponseBody, VERSION_HEADER, Via, text};
-use bytes::Bytes;
+use super::{Gateway, Payload, ResponseBody, VERSION_HEADER, Via, text};
 use http::{Request, Response, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +27,7 @@ impl Gateway {
         &self,
         route: &Route,
         via: Via,
-        req: &Request<Bytes>,
+        req: &Request<Payload>,
     ) -> Response<ResponseBody> {
         // A tester pins a request to the canary with this header.
         let pinned = (req.headers().get(VERSION_HEADER)).is_some_and(|v| v.as_bytes() == b"canary");
@@ -54,7 +53,8 @@ impl Gateway {
         // the table is behind (its NATS watch stalled). An instance of the
         // service running here serves rather than a 503.
         if let Some(inst) = self.local.checkout_any(&route.app, &route.service)
-            && let Some(resp) = self.serve_local(inst, via, copy_request(req)).await
+            && let Some(copy) = copy_request(req)
+            && let Some(resp) = self.serve_local(inst, via, copy).await
         {
             return resp;
         }
@@ -74,7 +74,7 @@ impl Gateway {
         route: &Route,
         pinned: bool,
         via: Via,
-        req: &Request<Bytes>,
+        req: &Request<Payload>,
     ) -> Result<Response<ResponseBody>, Unsent> {
         // Draws from the thread RNG, one call at a time: a `ThreadRng`
         // itself is not `Send`, and the attempts are held across awaits.

@@ -4,7 +4,7 @@
 //! the cluster like any other request. Names resolve within the caller's
 //! app only; a socket may connect only to its own app's service addresses.
 
-use super::{Gateway, ResponseBody, Via};
+use super::{Gateway, Payload, ResponseBody, Via};
 use crate::wasm::links::AddressError;
 use atoll_sdk::cluster::service_vip;
 use bytes::Bytes;
@@ -22,7 +22,7 @@ impl Gateway {
         app: &str,
         service: &str,
         port: u16,
-        req: Request<Bytes>,
+        req: Request<Payload>,
     ) -> Option<Response<ResponseBody>> {
         let table = self.table();
         let route = table
@@ -51,6 +51,7 @@ impl crate::wasm::Outbound for ServiceCalls {
         req: Request<Bytes>,
     ) -> BoxFuture<'static, Option<Response<ResponseBody>>> {
         let gw = self.0.upgrade();
+        let req = req.map(Payload::Whole);
         Box::pin(async move { gw?.call_service(&app, &service, port, req).await })
     }
 

@@ -5,7 +5,7 @@
 use crate::driver::{ExecError, Handler, Reach, Running};
 use atoll_sdk::spec::Probe;
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,7 +85,11 @@ async fn in_process_get(handler: &dyn Handler, path: &str) -> Result<(), ProbeEr
     let req = http::Request::get(path)
         .header(http::header::HOST, "localhost")
         .header(http::header::USER_AGENT, "atoll-health")
-        .body(Full::new(Bytes::new()))
+        .body(
+            Full::new(Bytes::new())
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
         .map_err(|e| ProbeError::Exchange {
             path: path.to_string(),
             reason: e.to_string(),

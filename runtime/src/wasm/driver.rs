@@ -14,10 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use atoll_sdk::cluster::InstanceSpec;
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{Request, Response};
-use http_body_util::Full;
 use tokio::sync::watch;
 
 use super::links::{ComponentLinks, KvRoute, OutboundRoute};
@@ -133,7 +131,10 @@ impl Driver for WasmDriver {
 }
 
 impl Handler for WasmInstance {
-    fn handle(&self, req: Request<Full<Bytes>>) -> BoxFuture<'_, Response<ResponseBody>> {
+    fn handle(
+        &self,
+        req: Request<crate::gateway::RequestBody>,
+    ) -> BoxFuture<'_, Response<ResponseBody>> {
         Box::pin(WasmInstance::handle(self, req))
     }
 }

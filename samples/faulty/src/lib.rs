@@ -7,6 +7,8 @@
 //!   limit must stop it.
 //! - `/partial` sends its headers and part of a body, then panics: the
 //!   host must cut the response off rather than pass it as complete.
+//! - `/count` reads the request body to its end and answers its length
+//!   (for the gateway's streaming of large uploads).
 //! - `/` (and anything else) answers `200 ok`.
 
 use std::io::Write as _;
@@ -28,6 +30,10 @@ impl Guest for Faulty {
             "/trap" => panic!("faulty: /trap asked for a panic"),
             "/loop" => spin(),
             "/partial" => partial(response_out),
+            "/count" => match count(request) {
+                Ok(n) => respond(response_out, &format!("{n}\n")),
+                Err(e) => respond(response_out, &format!("error after reading: {e}\n")),
+            },
             "/grow" => {
                 let held = grow();
                 // Only reached if the host lets the guest have all the
@@ -35,6 +41,20 @@ impl Guest for Faulty {
                 respond(response_out, &format!("grew to {held} MiB\n"));
             }
             _ => respond(response_out, "ok\n"),
+        }
+    }
+}
+
+/// The bytes of the request body, read in pieces as they arrive.
+fn count(request: IncomingRequest) -> Result<u64, String> {
+    let body = request.consume().map_err(|()| "body already taken".to_string())?;
+    let stream = body.stream().map_err(|()| "stream already taken".to_string())?;
+    let mut total: u64 = 0;
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => total += chunk.len() as u64,
+            Err(wasi::io::streams::StreamError::Closed) => return Ok(total),
+            Err(e) => return Err(format!("{e:?} at byte {total}")),
         }
     }
 }
