@@ -73,7 +73,7 @@ fn leftovers(data: &Path, id: &str) -> Vec<String> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|s| s.trim() == id))
+        .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|s| s.lines().next() == Some(id)))
         .count();
     if leases > 0 {
         found.push("address lease".into());

@@ -19,6 +19,7 @@ mod setup;
 
 use common::*;
 use setup::{cluster_with_image, start_container_host};
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -361,4 +362,120 @@ fn a_large_upload_is_streamed_to_the_component_not_held_by_the_host() {
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
+/// The address leased to the one container of `app` on the host whose
+/// data dir is `data` (lease files are named by address; the first line
+/// is the instance).
+fn container_address(data: &Path, app: &str) -> String {
+    let leases = std::fs::read_dir(data.join("net/leases")).expect("leases");
+    let found = leases.flatten().find(|e| {
+        std::fs::read_to_string(e.path()).is_ok_and(|s| {
+            s.lines()
+                .next()
+                .is_some_and(|id| id.starts_with(&format!("{app}-")))
+        })
+    });
+    found
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .unwrap_or_else(|| panic!("no lease for app {app}"))
+}
+
+#[test]
+fn a_container_reaches_its_own_app_and_the_world_but_not_other_apps_or_the_host() {
+    let (mut dirs, mut c, registry) = cluster_with_image("served by a container\n");
+    let reg = registry.host.clone();
+    let data = dirs.data("h1");
+    start_container_host(
+        &mut c,
+        "h1",
+        "127.0.22.5",
+        &data,
+        &reg,
+        "10.89.223.0/24",
+        &[],
+    );
+    let (a_port, b_port) = (free_port(), free_port());
+    for (app, port) in [("a", a_port), ("b", b_port)] {
+        let file = c.compose(
+            &format!("{app}.yaml"),
+            &format!(
+                "name: {app}\nservices:\n  web:\n    image: {reg}/web:1\n    ports: [\"{port}:8080\"]\n    stop_grace_period: 1s\n"
+            ),
+        );
+        c.deploy_wait(&file);
+    }
+    let a = format!("127.0.22.5:{a_port}");
+    let cgi = |path: &str| -> String {
+        let (status, body) = http_get(&a, path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    };
+
+    // Its own app's service, by name.
+    let own = wait_until(
+        "app a's own service by name",
+        Duration::from_secs(20),
+        || {
+            let body = cgi("/cgi-bin/call?web:8080");
+            body.contains("served by a container").then_some(body)
+        },
+    );
+    assert!(own.contains("served by a container"));
+
+    // Not the other app's container, though it is on the same bridge.
+    let b_ip = container_address(&data, "b");
+    let other = cgi(&format!("/cgi-bin/call?{b_ip}:8080"));
+    assert!(
+        !other.contains("served by a container"),
+        "reached app b at {b_ip}: {other}"
+    );
+    // The host reaches it (the gateway's own path is open).
+    let (status, _) = http_get(&format!("127.0.22.5:{b_port}"), "/").expect("app b");
+    assert_eq!(status, 200);
+
+    // Not a daemon of the host's listening on every address, through the
+    // bridge's gateway address.
+    let daemon = std::net::TcpListener::bind("0.0.0.0:0").expect("daemon");
+    daemon.set_nonblocking(true).expect("nonblocking");
+    let port = daemon.local_addr().expect("addr").port();
+    let said = cgi(&format!("/cgi-bin/tcp?10.89.223.1:{port}"));
+    assert!(
+        matches!(daemon.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the host's daemon was reached: {said}"
+    );
+    assert!(said.contains("refused"), "refused at once: {said}");
+
+    // Not the cloud's metadata address: refused by the firewall, not left
+    // to time out.
+    let said = cgi("/cgi-bin/tcp?169.254.169.254:80");
+    assert!(
+        said.contains("No route to host") || said.contains("refused"),
+        "{said}"
+    );
+
+    // The host's firewall goes with it (`atoll host --cleanup` after a
+    // kill here; a clean stop does the same).
+    let hex = format!("{:x}", Sha256::digest(data.to_string_lossy().as_bytes()));
+    let table = format!("atoll_{}", &hex[..8]);
+    let tables = || {
+        let out = (std::process::Command::new("nft")
+            .args(["list", "tables"])
+            .output())
+        .expect("nft (Debian package nftables; scripts/setup installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(tables().contains(&table), "{}", tables());
+    c.hosts.clear();
+    let out = std::process::Command::new(atoll_bin())
+        .args(["host", "--cleanup", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("atoll host --cleanup");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!tables().contains(&table), "left behind: {}", tables());
 }

@@ -14,6 +14,7 @@ pub(crate) mod cgroup;
 mod copy_up;
 mod driver;
 pub(crate) mod facts;
+mod firewall;
 mod inside;
 pub(crate) mod network;
 pub(crate) mod oci_runtime;
@@ -178,6 +179,16 @@ impl Containers {
         Ok(self.network.ready().await?)
     }
 
+    /// Tells the firewall which service addresses this host serves and
+    /// which of the cluster's ports containers must not reach.
+    pub async fn serve_addresses(
+        &self,
+        served: std::collections::BTreeSet<(String, Ipv4Addr, u16)>,
+        cluster_ports: std::collections::BTreeSet<(Ipv4Addr, u16)>,
+    ) -> Result<(), ContainerError> {
+        Ok(self.network.serve(served, cluster_ports).await?)
+    }
+
     pub fn bundle(&self, id: &str) -> PathBuf {
         self.dir.join(id)
     }
@@ -200,7 +211,7 @@ impl Containers {
         if bundle.exists() {
             let _ = self.runtime.delete(&spec.id).await;
         }
-        let attachment = self.network.attach(&spec.id).await?;
+        let attachment = self.network.attach(&spec.id, &spec.app).await?;
         let prepared = bundle::prepare(&bundle::Inputs {
             volumes_root: &self.volumes,
             bundle: &bundle,

@@ -3,11 +3,15 @@
 //! host's subnet. Several replicas on one host can so listen on the same
 //! port; the gateway reaches each at `address:target port`.
 //!
-//! Leases are files (`<data>/net/leases/<ip>` holding the instance id), so
-//! a restarted host knows which namespaces are its own and removes those
-//! no container uses any more. Links and namespaces are made with
-//! iproute2's `ip`, each call bounded.
+//! Leases are files (`<data>/net/leases/<ip>` holding the instance id and,
+//! on a second line, its app), so a restarted host knows which namespaces
+//! are its own and removes those no container uses any more, and the
+//! firewall ([`super::firewall`]) knows every container's app. Links and
+//! namespaces are made with iproute2's `ip`, each call bounded; the
+//! firewall is rewritten whenever a container comes or goes or the
+//! service addresses served change.
 
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -16,6 +20,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
+
+use super::firewall;
 
 const IP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where `ip netns` keeps named namespaces.
@@ -34,6 +40,8 @@ pub enum NetError {
     Exhausted { subnet: String },
     #[error("invalid container subnet {0:?}: expected an IPv4 /16 to /28 such as 10.89.0.0/24")]
     BadSubnet(String),
+    #[error("network isolation: nft: {message}")]
+    Nft { message: String },
 }
 
 /// An IPv4 subnet.
@@ -132,6 +140,29 @@ pub struct Network {
     /// the first container starts, so a host that runs only components
     /// leaves no trace in the machine's network.
     bridge_ready: std::sync::Arc<tokio::sync::OnceCell<()>>,
+    firewall: std::sync::Arc<FirewallState>,
+}
+
+/// What the firewall is made from besides the leases, and the ruleset
+/// last written (rewritten only when it changes).
+#[derive(Debug, Default)]
+struct FirewallState {
+    written: tokio::sync::Mutex<Option<String>>,
+    served: std::sync::Mutex<BTreeSet<(String, Ipv4Addr, u16)>>,
+    cluster_ports: std::sync::Mutex<BTreeSet<(Ipv4Addr, u16)>>,
+}
+
+/// A lease file's text: the instance id, then its app.
+fn lease_text(instance: &str, app: &str) -> String {
+    format!("{instance}\n{app}\n")
+}
+
+/// The instance and app of a lease file's text (a lease of an older
+/// release names the instance only).
+fn lease_owner(text: &str) -> (&str, Option<&str>) {
+    let mut lines = text.lines().map(str::trim);
+    let id = lines.next().unwrap_or_default();
+    (id, lines.next().filter(|a| !a.is_empty()))
 }
 
 impl Network {
@@ -165,6 +196,7 @@ impl Network {
             subnet,
             dir,
             bridge_ready: std::sync::Arc::default(),
+            firewall: std::sync::Arc::default(),
         })
     }
 
@@ -187,29 +219,104 @@ impl Network {
             ip(&["addr", "add", &cidr, "dev", br]).await?;
         }
         ip(&["link", "set", br, "up"]).await?;
-        // Containers reach the outside through the host: forwarding on, and
-        // their source address masqueraded when iptables is there.
+        // Containers reach the outside through the host: forwarding on,
+        // their source address masqueraded by the firewall, which is
+        // written before any container runs (no firewall, no container).
         if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
             tracing::warn!(error = %e, "could not enable IPv4 forwarding; containers cannot reach other networks");
         }
-        masquerade(&self.subnet.to_string(), br).await;
+        remove_legacy_masquerade(&self.subnet.to_string(), br).await;
+        self.sync_firewall().await
+    }
+
+    /// Rewrites the firewall from the leases and the service addresses
+    /// served, if that changes it.
+    pub async fn sync_firewall(&self) -> Result<(), NetError> {
+        let mut written = self.firewall.written.lock().await;
+        let rules = firewall::Rules {
+            members: self.members(),
+            served: lock(&self.firewall.served).clone(),
+            resolvers: firewall::resolvers(),
+            cluster_ports: lock(&self.firewall.cluster_ports).clone(),
+        };
+        let text = firewall::render(&self.bridge, self.subnet, &rules);
+        if written.as_deref() == Some(text.as_str()) {
+            return Ok(());
+        }
+        firewall::apply(&text).await?;
+        *written = Some(text);
         Ok(())
+    }
+
+    /// The service addresses this host serves (`(app, address, port)` of
+    /// every open listener) and the cluster's own ports (peers' mesh
+    /// ports): containers of an app reach the former, none the latter.
+    pub async fn serve(
+        &self,
+        served: BTreeSet<(String, Ipv4Addr, u16)>,
+        cluster_ports: BTreeSet<(Ipv4Addr, u16)>,
+    ) -> Result<(), NetError> {
+        let changed = {
+            let mut s = lock(&self.firewall.served);
+            let mut c = lock(&self.firewall.cluster_ports);
+            let changed = *s != served || *c != cluster_ports;
+            *s = served;
+            *c = cluster_ports;
+            changed
+        };
+        match changed && self.bridge_ready.initialized() {
+            true => self.sync_firewall().await,
+            false => Ok(()),
+        }
+    }
+
+    /// Every leased container, for the firewall.
+    fn members(&self) -> Vec<firewall::Member> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(self.dir.join("leases"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Ok(address) = entry.file_name().to_string_lossy().parse::<Ipv4Addr>() else {
+                continue;
+            };
+            let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            let (id, app) = lease_owner(&text);
+            if id.is_empty() {
+                continue;
+            }
+            out.push(firewall::Member {
+                veth: names(id).1,
+                address,
+                app: app.map(String::from),
+            });
+        }
+        out.sort_by_key(|m| m.address);
+        out
     }
 
     /// Gives `instance` a namespace, a veth into the bridge and an address.
     /// Idempotent: an instance that has a lease keeps its address; a
     /// half-made namespace from an earlier attempt is removed first.
-    pub async fn attach(&self, instance: &str) -> Result<Attachment, NetError> {
+    pub async fn attach(&self, instance: &str, app: &str) -> Result<Attachment, NetError> {
         self.ready().await?;
         let (ns, veth) = names(instance);
-        let address = self.lease(instance)?;
+        let address = self.lease(instance, app)?;
         if Path::new(NETNS_DIR).join(&ns).exists() {
             let _ = ip(&["netns", "del", &ns]).await;
         }
-        let result = self.plumb(&ns, &veth, address).await;
+        // Fail closed: a container runs only once the firewall knows it.
+        let mut result = self.plumb(&ns, &veth, address).await;
+        if result.is_ok() {
+            result = self.sync_firewall().await;
+        }
         if let Err(e) = result {
             let _ = ip(&["netns", "del", &ns]).await;
             self.release(instance);
+            let _ = self.sync_firewall().await;
             return Err(e);
         }
         Ok(Attachment {
@@ -259,11 +366,20 @@ impl Network {
             let _ = ip(&["link", "del", veth.as_str()]).await;
         }
         self.release(instance);
+        if self.bridge_ready.initialized()
+            && let Err(e) = self.sync_firewall().await
+        {
+            tracing::warn!(instance, error = %e, "could not update the firewall");
+        }
     }
 
     /// Removes the bridge (after every container is gone). A later
     /// `setup` makes it again.
     pub async fn remove_bridge(&self) {
+        if let Err(e) = firewall::apply(&firewall::removal(&self.bridge)).await {
+            tracing::warn!(bridge = %self.bridge, error = %e, "could not remove the firewall");
+        }
+        remove_legacy_masquerade(&self.subnet.to_string(), &self.bridge).await;
         if ip(&["link", "show", &self.bridge]).await.is_ok()
             && let Err(e) = ip(&["link", "del", &self.bridge]).await
         {
@@ -279,7 +395,7 @@ impl Network {
         entries
             .flatten()
             .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-            .map(|s| s.trim().to_string())
+            .map(|s| lease_owner(&s).0.to_string())
             .collect()
     }
 
@@ -288,18 +404,20 @@ impl Network {
         std::fs::read_dir(self.dir.join("leases"))
             .ok()?
             .flatten()
-            .find(|e| std::fs::read_to_string(e.path()).is_ok_and(|s| s.trim() == instance))
+            .find(|e| {
+                std::fs::read_to_string(e.path()).is_ok_and(|s| lease_owner(&s).0 == instance)
+            })
             .and_then(|e| e.file_name().to_string_lossy().parse().ok())
     }
 
-    fn lease(&self, instance: &str) -> Result<Ipv4Addr, NetError> {
+    fn lease(&self, instance: &str, app: &str) -> Result<Ipv4Addr, NetError> {
         let dir = self.dir.join("leases");
         let mut used = Vec::new();
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let Ok(ip) = entry.file_name().to_string_lossy().parse::<Ipv4Addr>() else {
                 continue;
             };
-            if std::fs::read_to_string(entry.path()).is_ok_and(|s| s.trim() == instance) {
+            if std::fs::read_to_string(entry.path()).is_ok_and(|s| lease_owner(&s).0 == instance) {
                 return Ok(ip);
             }
             used.push(ip);
@@ -316,7 +434,7 @@ impl Network {
             {
                 Ok(mut f) => {
                     use std::io::Write;
-                    let _ = f.write_all(instance.as_bytes());
+                    let _ = f.write_all(lease_text(instance, app).as_bytes());
                     return Ok(ip);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => used.push(ip),
@@ -336,7 +454,7 @@ impl Network {
             .flatten()
             .flatten()
         {
-            if std::fs::read_to_string(entry.path()).is_ok_and(|s| s.trim() == instance) {
+            if std::fs::read_to_string(entry.path()).is_ok_and(|s| lease_owner(&s).0 == instance) {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -355,30 +473,27 @@ pub async fn remove_address(name: &str, addr: Ipv4Addr) {
     let _ = ip(&["addr", "del", &format!("{addr}/32"), "dev", name]).await;
 }
 
-async fn masquerade(subnet: &str, bridge: &str) {
+/// Removes the iptables MASQUERADE rule an earlier release added for
+/// this bridge (the firewall does the NAT now), if iptables is there.
+async fn remove_legacy_masquerade(subnet: &str, bridge: &str) {
     let rule = ["-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE"];
-    let run = |op: &'static str| {
-        let mut cmd = Command::new("iptables");
-        cmd.args(["-t", "nat", op, "POSTROUTING"])
+    // Bounded: a rule added twice is deleted twice.
+    for _ in 0..8 {
+        let deleted = Command::new("iptables")
+            .args(["-t", "nat", "-D", "POSTROUTING"])
             .args(rule)
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        async move { cmd.status().await }
-    };
-    match run("-C").await {
-        Ok(s) if s.success() => {}
-        Ok(_) => {
-            if !run("-A").await.is_ok_and(|s| s.success()) {
-                tracing::warn!(
-                    subnet,
-                    "could not add the masquerade rule; containers cannot reach other networks"
-                );
-            }
+            .stderr(Stdio::null())
+            .status()
+            .await;
+        if !deleted.is_ok_and(|s| s.success()) {
+            return;
         }
-        Err(_) => tracing::info!(
-            "iptables not found: containers reach this host and its peers, not other networks"
-        ),
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// IPv4 addresses on this machine's interfaces.

@@ -182,6 +182,18 @@ pub async fn run(gw: Arc<Gateway>, containers: Arc<Containers>) {
                     .all(|key| listeners.contains_key(key))
             })
             .collect();
+        // The firewall lets each app's containers reach exactly the
+        // listeners open for it, and keeps them off peers' mesh ports.
+        let open: BTreeSet<(String, Ipv4Addr, u16)> = (listeners.keys())
+            .filter_map(|key| want.get(key).map(|(app, _)| (app.clone(), key.0, key.1)))
+            .collect();
+        let peers: BTreeSet<(Ipv4Addr, u16)> = (table.by_service.values())
+            .flat_map(|r| r.endpoints.iter())
+            .filter_map(|e| Some((e.endpoint.address.parse().ok()?, e.endpoint.mesh_port)))
+            .collect();
+        if let Err(e) = containers.serve_addresses(open, peers).await {
+            tracing::warn!(error = %e, "cannot update the containers' firewall");
+        }
         shared.ready.send_if_modified(|r| {
             let changed = *r != served;
             *r = served;
