@@ -126,6 +126,19 @@ fn default_containers_are_confined_and_extra_capabilities_need_the_policy() {
     assert!(userns.contains("rc="), "the probe ran: {userns}");
 
     let id = only_instance(&c, "bomb");
+    // What holds the containers' environment is the owner's only.
+    let mode = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or_else(|e| panic!("{p:?}: {e}"))
+    };
+    assert_eq!(mode(&data), 0o700, "the data dir");
+    assert_eq!(mode(&data.join("assignment.json")), 0o600);
+    assert_eq!(
+        mode(&data.join("containers").join(&id).join("config.json")),
+        0o600
+    );
     let cg = pids_cgroup(&id);
     assert_eq!(
         read(&cg.join("pids.max")),

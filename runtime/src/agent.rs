@@ -166,6 +166,7 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
         path: cfg.data_dir.clone(),
         source,
     })?;
+    data_dir::restrict(&cfg.data_dir);
     // Two hosts on one data dir would fight over its containers, leases
     // and cache: the second is refused while the first runs (or stops).
     let _lock = data_dir::lock(&cfg.data_dir)?;

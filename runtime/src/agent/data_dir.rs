@@ -4,6 +4,7 @@
 //! what it last knew.
 
 use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use atoll_sdk::cluster::Assignment;
@@ -69,6 +70,15 @@ pub(super) fn load_cached(path: &Path) -> Option<Cached> {
 /// Replaces the cache atomically and durably: a power cut leaves the old
 /// assignment or the new one, never a torn or empty file (the data is
 /// synced before the rename, the directory after it).
+/// Makes the data dir (and `dir`'s own entries made later) the owner's
+/// only: it holds assignments, container specs with their environment,
+/// images and the host's identity.
+pub(super) fn restrict(dir: &Path) {
+    if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot make the data dir owner-only");
+    }
+}
+
 pub(super) fn save_cached(path: &Path, cached: &Cached) {
     if let Err(e) = write_durably(path, cached) {
         tracing::warn!(path = %path.display(), error = %e, "cannot cache the assignment");
@@ -78,7 +88,14 @@ pub(super) fn save_cached(path: &Path, cached: &Cached) {
 fn write_durably(path: &Path, cached: &Cached) -> std::io::Result<()> {
     let tmp = path.with_extension("json.part");
     let bytes = serde_json::to_vec(cached).map_err(std::io::Error::other)?;
-    let mut file = std::fs::File::create(&tmp)?;
+    // Assignments carry every instance's environment: owner only.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.write_all(&bytes)?;
     file.sync_all()?;
     drop(file);

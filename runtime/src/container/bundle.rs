@@ -126,7 +126,11 @@ pub(crate) fn prepare(inputs: &Inputs) -> Result<(), ContainerError> {
         .map_err(io("writing facts.json".into()))?;
     let oci = spec::build(&input)?;
     let json = serde_json::to_vec_pretty(&oci)?;
-    std::fs::write(bundle.join("config.json"), json).map_err(io("writing config.json".into()))?;
+    // The spec holds the container's environment: owner only.
+    let config = bundle.join("config.json");
+    std::fs::write(&config, json).map_err(io("writing config.json".into()))?;
+    std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(io("restricting config.json".into()))?;
     Ok(())
 }
 

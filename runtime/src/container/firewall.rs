@@ -28,7 +28,10 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use super::network::{NetError, Subnet};
+/// `nft` failed or could not run; what it said.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NftError(String);
 
 const NFT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -91,7 +94,7 @@ fn elements(items: impl IntoIterator<Item = String>) -> String {
 
 /// The whole ruleset of the host whose bridge is `bridge`, as one `nft -f`
 /// transaction that replaces any earlier copy.
-pub fn render(bridge: &str, subnet: Subnet, rules: &Rules) -> String {
+pub fn render(bridge: &str, subnet: impl std::fmt::Display, rules: &Rules) -> String {
     let t = table_name(bridge);
     let (apps, per_member) = numbers(rules);
     let m = &rules.members;
@@ -198,8 +201,8 @@ pub fn removal(bridge: &str) -> String {
 }
 
 /// Runs `nft -f -` with `text`, bounded.
-pub async fn apply(text: &str) -> Result<(), NetError> {
-    let err = |message: String| NetError::Nft { message };
+pub async fn apply(text: &str) -> Result<(), NftError> {
+    let err = NftError;
     let nft = ["/usr/sbin/nft", "/sbin/nft"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
@@ -268,8 +271,7 @@ mod tests {
             resolvers: [Ipv4Addr::new(192, 0, 2, 53)].into(),
             cluster_ports: [(Ipv4Addr::new(192, 0, 2, 7), 7421)].into(),
         };
-        let subnet = Subnet::parse("10.89.5.0/24").expect("subnet");
-        let text = render("atoll-1a2b3c4d", subnet, &rules);
+        let text = render("atoll-1a2b3c4d", "10.89.5.0/24", &rules);
         // blog = 1, shop = 2 (name order), the unknown lease 3.
         for line in [
             r#"map port_app { type ifname : mark; elements = { "av1" : 2, "av2" : 1, "av3" : 2, "av4" : 3 }; }"#,
@@ -292,8 +294,7 @@ mod tests {
 
     #[test]
     fn empty_sets_have_no_elements_clause() {
-        let subnet = Subnet::parse("10.89.5.0/24").expect("subnet");
-        let text = render("atoll-x", subnet, &Rules::default());
+        let text = render("atoll-x", "10.89.5.0/24", &Rules::default());
         assert!(text.contains("set ports { type ifname; }"), "{text}");
         assert!(!text.contains("elements"), "{text}");
         assert_eq!(

@@ -40,8 +40,8 @@ pub enum NetError {
     Exhausted { subnet: String },
     #[error("invalid container subnet {0:?}: expected an IPv4 /16 to /28 such as 10.89.0.0/24")]
     BadSubnet(String),
-    #[error("network isolation: nft: {message}")]
-    Nft { message: String },
+    #[error("network isolation: nft: {0}")]
+    Nft(#[from] firewall::NftError),
 }
 
 /// An IPv4 subnet.

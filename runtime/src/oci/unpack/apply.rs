@@ -43,6 +43,10 @@ struct Ctx<'a> {
     path: &'a Path,
 }
 
+/// The mode bits a regular file keeps: permissions and the sticky bit,
+/// not setuid/setgid.
+const FILE_MODE_KEPT: u32 = 0o1777;
+
 impl Ctx<'_> {
     fn io(&self) -> impl FnOnce(io::Error) -> UnpackError + '_ {
         |source| UnpackError::Io {
@@ -322,9 +326,12 @@ impl<'r> Applier<'r> {
             self.stats.bytes = total;
         }
         drop(out);
-        // chown clears setuid/setgid, so the mode goes last.
+        // chown clears setuid/setgid anyway, and they are not kept: a
+        // container runs with no_new_privileges, where they give nothing,
+        // and on the host they would be root's setuid files.
         self.chown(ctx, &abs, entry.header())?;
-        fs::set_permissions(&abs, fs::Permissions::from_mode(mode & 0o7777)).map_err(ctx.io())
+        fs::set_permissions(&abs, fs::Permissions::from_mode(mode & FILE_MODE_KEPT))
+            .map_err(ctx.io())
     }
 
     fn dir(&mut self, ctx: &Ctx<'_>, header: &tar::Header, rel: &Path) -> Result<(), UnpackError> {
