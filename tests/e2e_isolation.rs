@@ -213,6 +213,27 @@ fn default_containers_are_confined_and_extra_capabilities_need_the_policy() {
     );
 }
 
+/// A cluster with one host on `bind` serving sample component `sample`
+/// on a published port, and that port's address once it answers.
+fn component_published(bind: &str, sample: &str) -> (Cluster, String) {
+    let mut c = Cluster::start();
+    c.start_host("h1", bind, &[]);
+    let port = free_port();
+    let file = c.compose(
+        "app.yaml",
+        &format!(
+            "name: {sample}\nservices:\n  web:\n    x-atoll:\n      component: {}\n    ports: [\"{port}:80\"]\n",
+            sample_wasm(sample).display()
+        ),
+    );
+    c.deploy_wait(&file);
+    let addr = format!("{bind}:{port}");
+    wait_until("the published port", Duration::from_secs(20), || {
+        http_get(&addr, "/").ok().filter(|(s, _)| *s == 200)
+    });
+    (c, addr)
+}
+
 /// Whether the server closed `s`: a read returns end of file (or the
 /// connection was reset) within `wait`.
 fn closed_within(s: &mut std::net::TcpStream, wait: Duration) -> bool {
@@ -234,22 +255,8 @@ fn closed_within(s: &mut std::net::TcpStream, wait: Duration) -> bool {
 #[test]
 fn many_idle_connections_and_a_slow_client_do_not_stall_a_published_port() {
     use std::io::Write;
-    let mut c = Cluster::start();
-    c.start_host("h1", "127.0.22.3", &[]);
-    let port = free_port();
-    let file = c.compose(
-        "hello.yaml",
-        &format!(
-            "name: hello\nservices:\n  web:\n    x-atoll:\n      component: {}\n    ports: [\"{port}:80\"]\n",
-            sample_wasm("hello").display()
-        ),
-    );
-    c.deploy_wait(&file);
-    let addr = format!("127.0.22.3:{port}");
+    let (_c, addr) = component_published("127.0.22.3", "hello");
     let sock: std::net::SocketAddr = addr.parse().expect("addr");
-    wait_until("the published port", Duration::from_secs(20), || {
-        http_get(&addr, "/").ok().filter(|(s, _)| *s == 200)
-    });
 
     // 2,000 clients that began a request and went quiet.
     let opened = Instant::now();
@@ -313,21 +320,7 @@ fn status_kib(pid: u32, key: &str) -> u64 {
 #[test]
 fn a_large_upload_is_streamed_to_the_component_not_held_by_the_host() {
     use std::io::{Read, Write};
-    let mut c = Cluster::start();
-    c.start_host("h1", "127.0.22.4", &[]);
-    let port = free_port();
-    let file = c.compose(
-        "count.yaml",
-        &format!(
-            "name: count\nservices:\n  web:\n    x-atoll:\n      component: {}\n    ports: [\"{port}:80\"]\n",
-            sample_wasm("faulty").display()
-        ),
-    );
-    c.deploy_wait(&file);
-    let addr = format!("127.0.22.4:{port}");
-    wait_until("the published port", Duration::from_secs(20), || {
-        http_get(&addr, "/").ok().filter(|(s, _)| *s == 200)
-    });
+    let (c, addr) = component_published("127.0.22.4", "faulty");
     let host = c.hosts[0].1.pid();
     // Peak memory counted from here (clear_refs 5 resets VmHWM).
     std::fs::write(format!("/proc/{host}/clear_refs"), "5").expect("reset the peak");

@@ -49,7 +49,7 @@ pub enum PrivilegeKind {
 }
 
 /// Linux capabilities (`capabilities(7)`), without the `CAP_` prefix.
-const CAPABILITIES: &[&str] = &[
+pub const CAPABILITIES: &[&str] = &[
     "CHOWN",
     "DAC_OVERRIDE",
     "DAC_READ_SEARCH",

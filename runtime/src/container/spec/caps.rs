@@ -7,69 +7,17 @@
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
+use atoll_sdk::spec::privilege::{CAPABILITIES, DOCKER_DEFAULT_CAPS};
 use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities};
 
-/// atoll's default capabilities: Docker's (moby `oci/caps/defaults.go`)
-/// without `NET_RAW` and `MKNOD`.
-pub const DEFAULT: &[&str] = &[
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FSETID",
-    "FOWNER",
-    "SETGID",
-    "SETUID",
-    "SETFCAP",
-    "SETPCAP",
-    "NET_BIND_SERVICE",
-    "SYS_CHROOT",
-    "KILL",
-    "AUDIT_WRITE",
-];
+/// Dropped from Docker's default set
+/// ([`atoll_sdk::spec::privilege::DOCKER_DEFAULT_CAPS`]).
+const DROPPED: &[&str] = &["NET_RAW", "MKNOD"];
 
-/// Every capability the runtime knows, for `cap_add: [ALL]`.
-const ALL: &[&str] = &[
-    "AUDIT_CONTROL",
-    "AUDIT_READ",
-    "AUDIT_WRITE",
-    "BLOCK_SUSPEND",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "KILL",
-    "LEASE",
-    "LINUX_IMMUTABLE",
-    "MAC_ADMIN",
-    "MAC_OVERRIDE",
-    "MKNOD",
-    "NET_ADMIN",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_RAW",
-    "PERFMON",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_CHROOT",
-    "SYS_MODULE",
-    "SYS_NICE",
-    "SYS_PACCT",
-    "SYS_PTRACE",
-    "SYS_RAWIO",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "SYSLOG",
-    "WAKE_ALARM",
-];
+/// atoll's default capabilities: Docker's without [`DROPPED`].
+pub fn default_set() -> impl Iterator<Item = &'static str> {
+    (DOCKER_DEFAULT_CAPS.iter().copied()).filter(|c| !DROPPED.contains(c))
+}
 
 /// Capability names, upper case without `CAP_`.
 pub type CapSet = BTreeSet<String>;
@@ -78,10 +26,10 @@ pub type CapSet = BTreeSet<String>;
 /// wins over an add of the same name, as in Docker).
 pub fn effective(add: &[String], drop: &[String]) -> CapSet {
     let norm = |c: &String| c.trim_start_matches("CAP_").to_ascii_uppercase();
-    let mut set: CapSet = DEFAULT.iter().map(|c| c.to_string()).collect();
+    let mut set: CapSet = default_set().map(String::from).collect();
     for c in add.iter().map(norm) {
         if c == "ALL" {
-            set.extend(ALL.iter().map(|c| c.to_string()));
+            set.extend(CAPABILITIES.iter().map(|c| c.to_string()));
         } else {
             set.insert(c);
         }
