@@ -212,6 +212,24 @@ fn default_containers_are_confined_and_extra_capabilities_need_the_policy() {
         has(caps, SYS_ADMIN) && has(caps, NET_RAW),
         "CapEff {caps:x}"
     );
+
+    // A revision 2 without the capability; then a server without the
+    // policy refuses a rollback to revision 1, naming the policy.
+    let plain = c.compose(
+        "admin.yaml",
+        &format!(
+            "name: admin\nservices:\n  web:\n    image: {reg}/web:1\n    ports: [\"{admin_port}:8080\"]\n"
+        ),
+    );
+    c.deploy_wait(&plain);
+    c.server = None;
+    c.server = Some(c.spawn_server("test-server", c.api_port, &[]));
+    let out = c.atoll(&["rollback", "admin", "--to", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused: {err}");
+    for said in ["revision 1", "policy", "SYS_ADMIN", "--allow-cap SYS_ADMIN"] {
+        assert!(err.contains(said), "{said:?} in: {err}");
+    }
 }
 
 /// A cluster with one host on `bind` serving sample component `sample`
