@@ -13,7 +13,7 @@
 
 use saphyr::{Scalar, YamlData};
 
-use super::ctx::{Ctx, index, join};
+use super::ctx::{Ctx, boolean, index, join};
 use super::privilege::capability;
 use super::units::split_words;
 use super::yaml::{self, Node};
@@ -199,27 +199,6 @@ fn user(ctx: &mut Ctx, path: &str, node: &Node) -> Option<String> {
         return None;
     }
     Some(text)
-}
-
-/// A YAML boolean, or `"true"`/`"false"` (what interpolation would give).
-pub(super) fn boolean(ctx: &mut Ctx, path: &str, node: &Node) -> Option<bool> {
-    match &node.data {
-        YamlData::Value(Scalar::Boolean(b)) => Some(*b),
-        YamlData::Value(Scalar::String(s)) if s == "true" => Some(true),
-        YamlData::Value(Scalar::String(s)) if s == "false" => Some(false),
-        _ => {
-            let found = match &node.data {
-                YamlData::Value(Scalar::String(s)) => format!("\"{s}\""),
-                _ => yaml::describe(node),
-            };
-            ctx.error(
-                path,
-                yaml::line(node),
-                format!("expected true or false, found {found}"),
-            );
-            None
-        }
-    }
 }
 
 /// `security_opt`: only `no-new-privileges[:true|false]` is implemented

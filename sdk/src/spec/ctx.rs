@@ -219,3 +219,24 @@ impl<'s> Ctx<'s> {
         }
     }
 }
+
+/// A YAML boolean, or `"true"`/`"false"` (what interpolation would give).
+pub(super) fn boolean(ctx: &mut Ctx, path: &str, node: &Node) -> Option<bool> {
+    match &node.data {
+        YamlData::Value(Scalar::Boolean(b)) => Some(*b),
+        YamlData::Value(Scalar::String(s)) if s == "true" => Some(true),
+        YamlData::Value(Scalar::String(s)) if s == "false" => Some(false),
+        _ => {
+            let found = match &node.data {
+                YamlData::Value(Scalar::String(s)) => format!("\"{s}\""),
+                _ => yaml::describe(node),
+            };
+            ctx.error(
+                path,
+                yaml::line(node),
+                format!("expected true or false, found {found}"),
+            );
+            None
+        }
+    }
+}

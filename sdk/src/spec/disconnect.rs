@@ -10,7 +10,7 @@
 //!     stop_after: 10m          # default: never
 //! ```
 
-use super::container::boolean;
+use super::ctx::boolean;
 use super::ctx::{Ctx, join};
 use super::keys;
 use super::yaml::{self, Node};

@@ -10,7 +10,7 @@
 
 use saphyr::{Scalar, YamlData};
 
-use super::container::boolean;
+use super::ctx::boolean;
 use super::ctx::{Ctx, Entry, index, join};
 use super::keys;
 use super::units::{parse_duration_ms_or_zero, parse_port};

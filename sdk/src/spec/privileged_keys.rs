@@ -5,7 +5,7 @@
 
 use saphyr::{Scalar, YamlData};
 
-use super::ctx::{Ctx, index};
+use super::ctx::{Ctx, boolean, index};
 use super::privilege::{PrivilegeKind, beyond_default};
 use super::yaml::{self, Node};
 
@@ -33,23 +33,8 @@ pub(super) fn cap_add(ctx: &mut Ctx, path: &str, node: &Node, caps: &[String]) {
 
 /// `privileged: true`.
 pub(super) fn privileged(ctx: &mut Ctx, path: &str, line: usize, node: &Node) {
-    match &node.data {
-        YamlData::Value(Scalar::Boolean(true)) => {
-            ctx.privilege(path, line, PrivilegeKind::Privileged)
-        }
-        YamlData::Value(Scalar::String(s)) if s == "true" => {
-            ctx.privilege(path, line, PrivilegeKind::Privileged)
-        }
-        YamlData::Value(Scalar::Boolean(false)) => {}
-        YamlData::Value(Scalar::String(s)) if s == "false" => {}
-        _ => {
-            let found = yaml::describe(node);
-            ctx.error(
-                path,
-                yaml::line(node),
-                format!("expected true or false, found {found}"),
-            );
-        }
+    if boolean(ctx, path, node) == Some(true) {
+        ctx.privilege(path, line, PrivilegeKind::Privileged);
     }
 }
 

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use saphyr::{Scalar, YamlData};
 
-use super::container::boolean;
+use super::ctx::boolean;
 use super::ctx::{Ctx, Entry, index, join};
 use super::keys;
 use super::tmpfs;
