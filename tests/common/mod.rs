@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -27,23 +27,10 @@ pub fn sample_wasm(name: &str) -> PathBuf {
     p
 }
 
-/// A free TCP port on 127.0.0.1, never one this process handed out
-/// before (the kernel may give a port just released again: NATS and the
-/// API of one cluster once got the same one).
+/// A free TCP port, never one this process handed out before and outside
+/// the ephemeral range (see `atoll_sdk::nats::testing::free_port`).
 pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    for _ in 0..1000 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("no free port");
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-    panic!("no port this process has not used yet")
+    atoll_sdk::nats::testing::free_port()
 }
 
 /// Polls `f` every 50 ms until it returns `Some`, or panics after `limit`

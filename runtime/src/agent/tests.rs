@@ -14,12 +14,7 @@ use tokio::task::JoinHandle;
 /// Bound of every wait.
 const WAIT: Duration = Duration::from_secs(20);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use atoll_sdk::nats::testing::free_port;
 
 fn config(url: &str, test: &str) -> HostConfig {
     let dir = std::env::temp_dir().join(format!(

@@ -73,7 +73,7 @@ impl TestNats {
             .arg(&store)
             .args(&self.cluster)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_file(&self.dir))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start nats-server ({}): {e}", binary().display()));
         self.child = Some(child);
@@ -81,7 +81,11 @@ impl TestNats {
         let started = Instant::now();
         while !greets(addr) {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("nats-server exited at start: {status}");
+                let log = std::fs::read_to_string(self.dir.join("nats.log")).unwrap_or_default();
+                panic!(
+                    "nats-server on port {} exited at start: {status}\n{log}",
+                    self.port
+                );
             }
             assert!(
                 started.elapsed() < READY_WITHIN,
@@ -186,11 +190,41 @@ fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("nats-server"))
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+/// A loopback port no other test of this process was given, free when
+/// asked, and outside the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`, 32768–60999 by default). A port taken
+/// from the ephemeral range is only free until some outgoing connection
+/// (a NATS route dialling a peer that is not up yet, a client) picks it
+/// as its source port, which made a cluster node fail to bind now and then.
+/// Each process starts at its own offset so test binaries running side by
+/// side rarely probe the same ports.
+pub fn free_port() -> u16 {
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let start = (std::process::id().wrapping_mul(7919)) % SPAN;
+    let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
+        let Ok(port) = u16::try_from(FIRST + n) else {
+            continue;
+        };
+        // 0.0.0.0 conflicts with a listener on any local address.
+        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + SPAN)
+}
+
+/// Where a server's own messages go (appended across restarts), so a
+/// failure to start can say why.
+fn log_file(dir: &std::path::Path) -> Stdio {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("nats.log"))
+        .map_or_else(|_| Stdio::null(), Stdio::from)
 }
 
 /// A new directory under the system's temporary directory.
