@@ -286,6 +286,108 @@ services:
         "{said} {right:?}"
     );
 
+    // A secret, sealed with the key derived from the identity: the
+    // service's component reads it through `wasi:config`; the host that
+    // runs it is given it, the other host is refused it.
+    std::fs::write(c.dir.path().join("token.txt"), "joined-secret-51c0").expect("secret");
+    let cfg_port = free_port();
+    let cfg = c.compose(
+        "cfg.yaml",
+        &format!(
+            "name: cfg
+services:
+  cfg:
+    x-atoll:
+      component: {}
+    ports: [\"{cfg_port}:80\"]
+    secrets: [token]
+secrets:
+  token:
+    file: ./token.txt
+",
+            sample_wasm("faulty").display()
+        ),
+    );
+    ok(as_admin(&[
+        "deploy",
+        "-f",
+        &cfg.to_string_lossy(),
+        "--wait",
+    ]));
+    wait_until(
+        "the component to read its secret",
+        Duration::from_secs(20),
+        || {
+            let got = http_get(&format!("127.0.19.2:{cfg_port}"), "/config/token").ok()?;
+            (got == (200, "joined-secret-51c0".to_string())).then_some(())
+        },
+    );
+    let rows = ok(as_admin(&["ps", "cfg", "-o", "json"]));
+    let rows: serde_json::Value = serde_json::from_str(&rows).expect("json");
+    let runs_it = rows[0]["host"].as_str().expect("a host").to_string();
+    // The digest the host's cached assignment names the secret by.
+    let cached = c.dir.path().join(format!("host-{runs_it}/assignment.json"));
+    let cached: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cached).expect("the cached assignment"))
+            .expect("json");
+    fn find_digest(v: &serde_json::Value) -> Option<String> {
+        match v {
+            serde_json::Value::Object(m) => match (m.get("kind"), m.get("digest")) {
+                (Some(k), Some(d)) if k == "secret" => d.as_str().map(str::to_string),
+                _ => m.values().find_map(find_digest),
+            },
+            serde_json::Value::Array(a) => a.iter().find_map(find_digest),
+            _ => None,
+        }
+    }
+    let digest = find_digest(&cached).expect("the secret's digest in the assignment");
+    let ask = |host: &str, creds: std::path::PathBuf| {
+        let body = format!(
+            r#"{{"app":"cfg","wanted":[{{"kind":"secret","name":"token","digest":"{digest}"}}]}}"#
+        );
+        let subject = format!("atoll.default.secrets.{host}");
+        let url = nats_url.clone();
+        let host = host.to_string();
+        tokio::runtime::Runtime::new()
+            .expect("tokio")
+            .block_on(async move {
+                let client = async_nats::ConnectOptions::with_credentials_file(&creds)
+                    .await
+                    .expect("creds")
+                    .custom_inbox_prefix(format!("_INBOX_{host}"))
+                    .connect(&url)
+                    .await
+                    .expect("the host's credentials connect");
+                let reply = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    client.request(subject, body.into()),
+                )
+                .await
+                .expect("an answer within 10 s")
+                .expect("request");
+                String::from_utf8_lossy(&reply.payload).to_string()
+            })
+    };
+    let creds_of = |host: &str| match host {
+        "h1" => data.join("identity/nats.creds"),
+        _ => data2.join("identity/nats.creds"),
+    };
+    let other = if runs_it == "h1" { "h2" } else { "h1" };
+    let given = ask(&runs_it, creds_of(&runs_it));
+    assert!(
+        given.contains("\"value\""),
+        "{runs_it} is given it: {given}"
+    );
+    assert!(
+        !given.contains("joined-secret"),
+        "base64 on the wire: {given}"
+    );
+    let refused = ask(other, creds_of(other));
+    assert!(
+        refused.contains("is not mounted by an instance assigned to"),
+        "{other} is refused it: {refused}"
+    );
+
     // h1's own NATS user, in a real client.
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     rt.block_on(async {

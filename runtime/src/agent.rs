@@ -27,6 +27,7 @@ use crate::artifacts::Artifacts;
 use crate::container::network::Subnet;
 use crate::container::{ContainerConfig, ContainerDriver, Containers};
 use crate::driver::{Driver, Drivers};
+use crate::file_values::FileValues;
 use crate::gateway::{self, Gateway};
 use crate::host_info;
 use crate::joined::Joined;
@@ -276,12 +277,15 @@ impl Local {
             outbound: Some(Arc::new(gateway::ServiceCalls::new(Arc::downgrade(&gw)))),
             kv: Some(Arc::new(state_store(cfg, urls, js, client.clone())?)),
         };
-        let wasm = WasmDriver::new(engine, &cfg.name, log_paths.clone(), links);
+        let names = atoll_sdk::protocol::Names::new(&cfg.cluster);
+        let files = Arc::new(FileValues::new(client.clone(), names, &cfg.name));
+        let wasm = WasmDriver::new(engine, &cfg.name, log_paths.clone(), links, files.clone());
         let drivers = Drivers {
             wasm: Arc::new(wasm),
             containers: match &containers {
                 Ok(c) => {
-                    Ok(Arc::new(ContainerDriver::new(c.clone(), &cfg.name)) as Arc<dyn Driver>)
+                    let driver = ContainerDriver::new(c.clone(), &cfg.name, files.clone());
+                    Ok(Arc::new(driver) as Arc<dyn Driver>)
                 }
                 Err(why) => Err(why.clone()),
             },
@@ -289,6 +293,7 @@ impl Local {
         let sources = Sources {
             artifacts: Artifacts::new(cfg.data_dir.join("artifacts"), artifacts),
             puller,
+            files,
         };
         let supervisor = Supervisor::new(drivers, sources, local);
         let metrics = HostMetrics::new(&cfg.name, supervisor.clone(), client.clone());

@@ -20,6 +20,7 @@ pub(crate) mod network;
 pub(crate) mod oci_runtime;
 pub(crate) mod process;
 pub(crate) mod rootfs;
+mod secret_files;
 pub(crate) mod spec;
 mod volumes;
 
@@ -203,6 +204,7 @@ impl Containers {
         spec: &InstanceSpec,
         image: &PulledImage,
         host: &str,
+        files: &[crate::file_values::Mounted],
     ) -> Result<Started, ContainerError> {
         let lower = self.images.rootfs(image).await?;
         let bundle = self.bundle(&spec.id);
@@ -221,6 +223,7 @@ impl Containers {
             host,
             net: &attachment,
             init: self.init.as_deref(),
+            files,
         });
         if let Err(e) = prepared {
             self.network.detach(&spec.id).await;

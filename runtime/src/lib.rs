@@ -19,6 +19,7 @@ mod artifacts;
 mod container;
 mod driver;
 mod fd_limit;
+mod file_values;
 mod gateway;
 mod health;
 pub mod host_info;

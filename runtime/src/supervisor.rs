@@ -169,6 +169,7 @@ impl Supervisor {
                 self.drain_and_stop(&id, slot);
             }
         }
+        self.sources.files.keep_only(wanted.values().copied());
         for (id, spec) in wanted {
             if slots.contains_key(id) {
                 continue;

@@ -84,4 +84,18 @@ pub struct InstanceConfig {
     pub outbound: Option<OutboundRoute>,
     /// Its key-value storage; `wasi:keyvalue` is denied when `None`.
     pub kv: Option<KvRoute>,
+    /// What `wasi:config/store` answers: the service's secrets and
+    /// configs, by name.
+    pub config: ConfigValues,
+}
+
+/// The values `wasi:config/store` gives an instance (its secrets among
+/// them: printing it names none).
+#[derive(Clone, Default)]
+pub struct ConfigValues(pub std::sync::Arc<wasmtime_wasi_config::WasiConfigVariables>);
+
+impl std::fmt::Debug for ConfigValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConfigValues(..)")
+    }
 }

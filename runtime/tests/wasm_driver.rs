@@ -85,6 +85,7 @@ fn config(timeout: Duration, memory_limit: Option<u64>) -> InstanceConfig {
         log: None,
         outbound: None,
         kv: None,
+        config: Default::default(),
     }
 }
 
@@ -132,6 +133,27 @@ async fn hello_answers_with_its_instance_and_host() {
         body.trim(),
         r#"{"instance":"hello-7","host":"host-a","service":"hello","app":"demo"}"#
     );
+}
+
+#[tokio::test]
+async fn wasi_config_gives_the_values_it_was_given_and_nothing_else() {
+    let cache = TempDir::new("config");
+    let values = [("db_password", "s3cr3t"), ("settings", "{}")];
+    let cfg = InstanceConfig {
+        config: atoll_runtime::wasm::ConfigValues(std::sync::Arc::new(
+            values.into_iter().collect(),
+        )),
+        ..config(Duration::from_secs(5), None)
+    };
+    let faulty = instance(&cache, "faulty", cfg).await;
+    let (status, body) = text(faulty.handle(get("/config/db_password")).await).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "s3cr3t"));
+    let (status, _) = text(faulty.handle(get("/config/HOME")).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Without values, every key is absent (the import still links).
+    let bare = instance(&cache, "faulty", config(Duration::from_secs(5), None)).await;
+    let (status, _) = text(bare.handle(get("/config/db_password")).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -252,6 +252,15 @@ async fn deploy(
     }
     let mut app = parsed.app;
     artifacts::resolve_components(&c, &mut app, &req.artifacts).await?;
+    let declared = crate::secrets::Declared {
+        secrets: &parsed.secrets,
+        configs: &parsed.configs,
+    };
+    let sent = crate::secrets::Sent {
+        secrets: &req.secrets,
+        configs: &req.configs,
+    };
+    (c.vault.keep_for(&mut app, &declared, &sent).await).map_err(ApiError::secrets)?;
     let name = app.name.clone();
     let warnings = parsed.warnings;
     let done = revisions::deploy(&c, app, req.compose, warnings.clone()).await?;

@@ -30,6 +30,8 @@ pub(crate) struct Cluster {
     pub replicas: usize,
     /// What deployed files may ask for (`--allow-cap`).
     pub policy: crate::policy::Policy,
+    /// Secret and config values, sealed.
+    pub vault: Arc<crate::secrets::Vault>,
     /// Counters for `/metrics`.
     pub telemetry: crate::telemetry::Telemetry,
     /// Read through [`Cluster::observed`].
@@ -88,6 +90,7 @@ impl Cluster {
         fence: tokio::sync::watch::Receiver<crate::lease::Fence>,
         replicas: usize,
         policy: crate::policy::Policy,
+        vault: Arc<crate::secrets::Vault>,
     ) -> Arc<Cluster> {
         let apps = Mirror::start(buckets.apps.clone()).await;
         let assignments = Mirror::start(buckets.assignments.clone()).await;
@@ -112,6 +115,7 @@ impl Cluster {
             started: Instant::now(),
             replicas,
             policy,
+            vault,
             nats_back: Mutex::default(),
             _mirrors: (apps, assignments, statuses, endpoints, removed_hosts, scale),
         })

@@ -40,6 +40,7 @@ mod placement;
 pub mod policy;
 mod reconcile;
 mod revisions;
+mod secrets;
 mod server;
 mod servers;
 mod snapshot;

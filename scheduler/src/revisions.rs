@@ -271,6 +271,10 @@ pub(crate) async fn remove(cluster: &Cluster, app: &str) -> Result<(), RevisionE
     current(cluster, app)?;
     (cluster.buckets.apps.delete(app).await).map_err(|source| RevisionError::Delete { source })?;
     cluster.wait_for_mirror(|c| c.apps.get(app).is_none()).await;
+    // Its running instances keep the values they were given.
+    if let Err(e) = cluster.vault.remove_app(app).await {
+        tracing::warn!(%app, error = %e, "cannot remove the app's secrets");
+    }
     let prefix = endpoints_key(app, "");
     for key in (cluster.scale.all().into_keys()).filter(|k| k.starts_with(&prefix)) {
         // A leftover record is deleted by the autoscaler's next tick.

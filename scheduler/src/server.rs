@@ -80,6 +80,8 @@ pub enum ServerError {
         "no cluster identity: start the server with --identity DIR (made by `atoll cluster init --dir DIR`), or with --insecure for a lab cluster anyone who reaches the API controls"
     )]
     NoIdentity,
+    #[error(transparent)]
+    Secrets(crate::secrets::VaultError),
     #[error("cluster identity: {0}")]
     Identity(#[from] crate::identity::IdentityError),
     #[error("cannot listen on {addr}: {source}")]
@@ -185,7 +187,25 @@ pub async fn run(
         cfg.listen.to_string(),
         cfg.lease_ttl,
     ));
-    let cluster = Cluster::open(buckets, detection, fence_rx, replicas, cfg.policy.clone()).await;
+    let vault = crate::secrets::Vault::open(&js, &names, replicas, cfg.identity.as_deref()).await;
+    let vault = std::sync::Arc::new(vault.map_err(ServerError::Secrets)?);
+    tokio::spawn(crate::secrets::answer::serve(
+        crate::secrets::answer::Answering {
+            client: buckets.js.client().clone(),
+            names: names.clone(),
+            vault: vault.clone(),
+            assignments: buckets.assignments.clone(),
+        },
+    ));
+    let cluster = Cluster::open(
+        buckets,
+        detection,
+        fence_rx,
+        replicas,
+        cfg.policy.clone(),
+        vault,
+    )
+    .await;
     let heartbeats = tokio::spawn(cluster::watch_heartbeats(cluster.clone()));
     let load = tokio::spawn(cluster::watch_load(cluster.clone()));
     let autoscaler = tokio::spawn(crate::autoscale::run(cluster.clone()));

@@ -195,6 +195,7 @@ pub(crate) mod fixtures {
             canary: None,
             autoscale: None,
             disconnect: Default::default(),
+            files: Vec::new(),
         }
     }
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// `POST /v1/apps`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct DeployRequest {
     /// The Compose text.
     pub compose: String,
@@ -15,6 +15,27 @@ pub struct DeployRequest {
     /// Component path as written in the file → digest of the uploaded file
     /// (`PUT /v1/artifacts/{digest}`).
     pub artifacts: BTreeMap<String, String>,
+    /// Values of the top-level `secrets:` the CLI read (`file:`,
+    /// `environment:`), by name; the Compose text holds none.
+    #[serde(default, with = "crate::base64_bytes::map")]
+    pub secrets: BTreeMap<String, Vec<u8>>,
+    /// Values of the top-level `configs:` read from `file:` or
+    /// `environment:` (`content:` is in the text).
+    #[serde(default, with = "crate::base64_bytes::map")]
+    pub configs: BTreeMap<String, Vec<u8>>,
+}
+
+/// Names the secrets and configs sent, never their values.
+impl std::fmt::Debug for DeployRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeployRequest")
+            .field("compose", &self.compose)
+            .field("default_name", &self.default_name)
+            .field("artifacts", &self.artifacts)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("configs", &self.configs.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -171,6 +171,10 @@ pub struct InstanceSpec {
     /// Named volumes mounted into a container.
     #[serde(default)]
     pub volumes: Vec<crate::spec::VolumeMount>,
+    /// Secrets and configs it mounts, by digest (the values are asked for
+    /// apart, [`crate::protocol::FileValuesRequest`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<crate::spec::FileMount>,
     /// How the host checks the instance's health (`None`: ready once it
     /// runs).
     #[serde(default)]

@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod base64_bytes;
 pub mod cluster;
 pub mod digest;
 pub mod export;

@@ -41,7 +41,8 @@ impl Names {
             .strip_prefix(self.cluster.as_str())?;
         let rest = (rest.strip_prefix(".hb."))
             .or_else(|| rest.strip_prefix(".metrics."))
-            .or_else(|| rest.strip_prefix(".grant."))?;
+            .or_else(|| rest.strip_prefix(".grant."))
+            .or_else(|| rest.strip_prefix(".secrets."))?;
         (!rest.is_empty() && !rest.contains('.')).then_some(rest)
     }
     /// Load samples of one host ([`crate::metrics::HostSample`]), about
@@ -69,6 +70,19 @@ impl Names {
     }
     pub fn state_grant_all(&self) -> String {
         format!("atoll.{}.grant.*", self.cluster)
+    }
+    /// Where a host asks for the secret and config values its instances
+    /// mount ([`FileValuesRequest`]), answered by a server.
+    pub fn file_values(&self, host: &str) -> String {
+        format!("atoll.{}.secrets.{host}", self.cluster)
+    }
+    pub fn file_values_all(&self) -> String {
+        format!("atoll.{}.secrets.*", self.cluster)
+    }
+    /// KV: `<app>.<kind>.<name>.<digest>` → an encrypted secret or config
+    /// value (servers only).
+    pub fn secrets_bucket(&self) -> String {
+        format!("atoll-{}-secrets", self.cluster)
     }
     /// Cluster events, for `atoll events` and the dashboard.
     pub fn events(&self) -> String {
@@ -161,6 +175,48 @@ pub struct ScaleRecord {
 pub struct Wake {
     pub app: String,
     pub service: String,
+}
+
+/// A host asks for the values of secrets and configs its instances of
+/// `app` mount (answered only for mounts its assignment holds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileValuesRequest {
+    pub app: String,
+    pub wanted: Vec<FileRef>,
+}
+
+/// One stored value of a secret or config: its app, kind, name and
+/// keyed digest.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FileRef {
+    pub kind: crate::spec::FileKind,
+    pub name: String,
+    pub digest: String,
+}
+
+/// The answer: the values asked for, or why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileValues {
+    #[serde(default)]
+    pub values: Vec<FileValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A value, as bytes (base64 in JSON).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileValue {
+    #[serde(flatten)]
+    pub of: FileRef,
+    #[serde(with = "crate::base64_bytes")]
+    pub value: Vec<u8>,
+}
+
+/// Never prints the value.
+impl std::fmt::Debug for FileValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileValue({:?}, {} bytes)", self.of, self.value.len())
+    }
 }
 
 /// A host asks for a NATS user JWT for its user key `user` (the public

@@ -19,6 +19,7 @@ mod placement;
 mod ports;
 pub mod privilege;
 mod privileged_keys;
+mod secrets;
 mod service;
 mod tmpfs;
 mod units;

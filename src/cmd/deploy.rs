@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use atoll_sdk::api::DeployRequest;
 use atoll_sdk::client::Client;
 use atoll_sdk::digest::{self, WasmKind};
-use atoll_sdk::spec::{self, Artifact};
+use atoll_sdk::spec::{self, Artifact, FileKind, FileSource};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -83,6 +83,8 @@ pub async fn deploy_file(client: &Client, file: &Path) -> anyhow::Result<(String
         compose: text,
         default_name,
         artifacts,
+        secrets: file_values(dir, FileKind::Secret, &parsed.secrets)?,
+        configs: file_values(dir, FileKind::Config, &parsed.configs)?,
     };
     let resp = client.deploy(&req).await?;
     for w in &resp.warnings {
@@ -94,6 +96,43 @@ pub async fn deploy_file(client: &Client, file: &Path) -> anyhow::Result<(String
         println!("app {} revision {} deployed", resp.name, resp.revision);
     }
     Ok((resp.name, resp.revision))
+}
+
+/// The values of the top-level `secrets:` or `configs:` read here:
+/// `file:` relative to the Compose file's folder, `environment:` from this
+/// process's environment (`content:` travels in the text).
+fn file_values(
+    dir: &Path,
+    kind: FileKind,
+    declared: &BTreeMap<String, FileSource>,
+) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    for (name, source) in declared {
+        let at = format!("{}.{name}", kind.key());
+        let value =
+            match source {
+                FileSource::File(path) => {
+                    let full = dir.join(path);
+                    std::fs::read(&full).map_err(|e| {
+                        anyhow::anyhow!("{at}.file: cannot read {path} ({}): {e}", full.display())
+                    })?
+                }
+                FileSource::Environment(var) => std::env::var_os(var)
+                    .map(|v| v.into_encoded_bytes())
+                    .ok_or_else(|| anyhow::anyhow!("{at}.environment: {var} is not set"))?,
+                FileSource::Content(_) => continue,
+            };
+        if value.len() > spec::MAX_FILE_VALUE {
+            bail!(
+                "{at}: {} bytes is more than the {} KiB a {} may hold",
+                value.len(),
+                spec::MAX_FILE_VALUE / 1024,
+                kind.noun()
+            );
+        }
+        out.insert(name.clone(), value);
+    }
+    Ok(out)
 }
 
 /// Compose's default project name: the file's folder name, lowercased.

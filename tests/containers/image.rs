@@ -100,6 +100,12 @@ pub fn busybox_httpd(dir: &Path, arch: &str, index: &str) -> Built {
         0o755,
         b"#!/bin/sh\necho 'Content-Type: text/plain'\necho\nunshare -U true 2>&1\necho \"rc=$?\"\n",
     );
+    // `/cgi-bin/file?PATH`: the file's owner and mode, then its content.
+    file(
+        "www/cgi-bin/file",
+        0o755,
+        b"#!/bin/sh\necho 'Content-Type: text/plain'\necho\nls -ln \"$QUERY_STRING\" 2>&1\ncat \"$QUERY_STRING\" 2>&1\n",
+    );
     file(
         "www/cgi-bin/bomb",
         0o755,

@@ -25,6 +25,8 @@ pub(crate) struct Inputs<'a> {
     pub net: &'a Attachment,
     /// The host's init binary, for `init: true`.
     pub init: Option<&'a Path>,
+    /// Its secrets and configs with their values.
+    pub files: &'a [crate::file_values::Mounted],
 }
 
 pub(crate) fn prepare(inputs: &Inputs) -> Result<(), ContainerError> {
@@ -37,6 +39,7 @@ pub(crate) fn prepare(inputs: &Inputs) -> Result<(), ContainerError> {
         host,
         net,
         init,
+        files,
     } = *inputs;
     let io = |what: String| move |source| ContainerError::Io { what, source };
     let config = image.config.clone().unwrap_or_default();
@@ -100,6 +103,11 @@ pub(crate) fn prepare(inputs: &Inputs) -> Result<(), ContainerError> {
             .map_err(io(format!("making the volume at {}", v.target)))?;
         volumes.push((v.dir, v.target, v.read_only));
     }
+    volumes.extend(super::secret_files::write(
+        bundle,
+        files,
+        (resolved.uid, resolved.gid),
+    )?);
     let init = match (spec.container.init, init) {
         (false, _) => None,
         (true, Some(path)) => Some(path.to_path_buf()),

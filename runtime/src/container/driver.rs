@@ -15,17 +15,21 @@ use super::{ContainerError, Containers, Started, cgroup, process};
 use crate::driver::{
     Artifact, Driver, ExecError, Exit, Lifecycle, Reach, Running, StartError, Usage,
 };
+use crate::file_values::FileValues;
 
 pub(crate) struct ContainerDriver {
     containers: Arc<Containers>,
     host: String,
+    /// Secret and config values, as the supervisor fetched them.
+    files: Arc<FileValues>,
 }
 
 impl ContainerDriver {
-    pub(crate) fn new(containers: Arc<Containers>, host: &str) -> Self {
+    pub(crate) fn new(containers: Arc<Containers>, host: &str, files: Arc<FileValues>) -> Self {
         ContainerDriver {
             containers,
             host: host.to_string(),
+            files,
         }
     }
 
@@ -65,7 +69,8 @@ impl Driver for ContainerDriver {
                 let m = format!("the container driver cannot run a {}", artifact.kind());
                 return Err(StartError::Permanent(m));
             };
-            let started = self.containers.start(spec, image, &self.host).await?;
+            let files = self.files.mounted(spec).map_err(StartError::Transient)?;
+            let started = (self.containers.start(spec, image, &self.host, &files)).await?;
             Ok(self.running(spec, started))
         })
     }

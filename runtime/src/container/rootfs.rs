@@ -128,7 +128,7 @@ pub fn mount_overlay(lower: &Path, bundle: &Path) -> Result<PathBuf, RootfsError
         upper.display(),
         work.display()
     );
-    mount("overlay", &merged, "overlay", &opts)?;
+    mount("overlay", &merged, "overlay", 0, &opts)?;
     Ok(merged)
 }
 
@@ -136,14 +136,22 @@ pub fn mount_overlay(lower: &Path, bundle: &Path) -> Result<PathBuf, RootfsError
 /// it alive until it exits) and removes the bundle directory.
 pub fn remove_bundle(bundle: &Path) {
     let merged = bundle.join("rootfs");
-    if is_mountpoint(&merged) {
-        umount(&merged);
+    for mounted in [merged, secrets_dir(bundle)] {
+        if is_mountpoint(&mounted) {
+            umount(&mounted);
+        }
     }
     if let Err(e) = std::fs::remove_dir_all(bundle)
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(bundle = %bundle.display(), error = %e, "could not remove container bundle");
     }
+}
+
+/// Where a container's secrets and configs live: a tmpfs of its own in
+/// its bundle (`secret_files.rs`), unmounted with the bundle.
+pub(crate) fn secrets_dir(bundle: &Path) -> PathBuf {
+    bundle.join("secrets")
 }
 
 /// Whether `path` is a mount point (per /proc/self/mountinfo).
@@ -166,7 +174,13 @@ fn unescape_mountinfo(s: &str) -> String {
         .replace("\\134", "\\")
 }
 
-fn mount(source: &str, target: &Path, fstype: &str, data: &str) -> Result<(), RootfsError> {
+pub(crate) fn mount(
+    source: &str,
+    target: &Path,
+    fstype: &str,
+    flags: libc::c_ulong,
+    data: &str,
+) -> Result<(), RootfsError> {
     use std::ffi::CString;
     let c = |s: &str| CString::new(s).map_err(|e| RootfsError::Mount(e.to_string()));
     let (src, tgt, fs, dat) = (
@@ -181,21 +195,21 @@ fn mount(source: &str, target: &Path, fstype: &str, data: &str) -> Result<(), Ro
             src.as_ptr(),
             tgt.as_ptr(),
             fs.as_ptr(),
-            0,
+            flags,
             dat.as_ptr().cast(),
         )
     };
     if rc != 0 {
         let err = std::io::Error::last_os_error();
         return Err(RootfsError::Mount(format!(
-            "overlay on {}: {err}",
+            "{fstype} on {}: {err}",
             target.display()
         )));
     }
     Ok(())
 }
 
-fn umount(target: &Path) {
+pub(crate) fn umount(target: &Path) {
     let Ok(tgt) = std::ffi::CString::new(target.to_string_lossy().as_bytes()) else {
         return;
     };

@@ -13,6 +13,7 @@ use atoll_sdk::cluster::{ArtifactRef, InstanceSpec, InstanceState, PullBytes};
 use super::Supervisor;
 use crate::artifacts::Artifacts;
 use crate::driver::Artifact;
+use crate::file_values::FileValues;
 use crate::oci::kind::ArtifactKind;
 use crate::oci::pull::{PullProgress, PulledImage, Puller};
 
@@ -39,6 +40,8 @@ pub(crate) struct Sources {
     pub artifacts: Artifacts,
     /// Images from registries and the host's image store.
     pub puller: Arc<Puller>,
+    /// The values of the secrets and configs instances mount.
+    pub files: Arc<FileValues>,
 }
 
 /// Exponential backoff with jitter (up to half the delay), for retries
@@ -70,6 +73,28 @@ impl Supervisor {
     /// The instance's artifact, once it arrived; `Err` (why) when it never
     /// can: an image's Wasm layer that cannot be read.
     pub(super) async fn fetch(&self, spec: &InstanceSpec) -> Result<Artifact, FetchError> {
+        let artifact = self.fetch_artifact(spec).await?;
+        self.fetch_files(spec).await;
+        Ok(artifact)
+    }
+
+    /// Waits until the values of the secrets and configs `spec` mounts
+    /// are here, asking a server again with backoff.
+    async fn fetch_files(&self, spec: &InstanceSpec) {
+        let mut backoff = Backoff::new(Duration::from_millis(250), MAX_FETCH_BACKOFF);
+        loop {
+            match self.sources.files.fetch(spec).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(instance = %spec.id, error = %e, "secrets not fetched; retrying");
+                    self.set(&spec.id, InstanceState::Pulling, Some(e));
+                }
+            }
+            backoff.wait().await;
+        }
+    }
+
+    async fn fetch_artifact(&self, spec: &InstanceSpec) -> Result<Artifact, FetchError> {
         match &spec.artifact {
             ArtifactRef::Stored(digest) => {
                 let bytes = self.fetch_component(&spec.id, digest).await;

@@ -23,6 +23,7 @@ use super::{InstanceConfig, ResponseBody, WasmEngine, WasmInstance};
 use crate::driver::{
     Artifact, Driver, ExecError, Exit, Handler, Lifecycle, Reach, Running, StartError, Usage,
 };
+use crate::file_values::{FileValues, Mounted};
 use crate::logs::LogPaths;
 
 pub(crate) struct WasmDriver {
@@ -30,6 +31,7 @@ pub(crate) struct WasmDriver {
     host: String,
     logs: LogPaths,
     links: ComponentLinks,
+    files: Arc<FileValues>,
     /// The instances started here, by id, for restarts.
     instances: Mutex<HashMap<String, WasmInstance>>,
 }
@@ -40,12 +42,14 @@ impl WasmDriver {
         host: &str,
         logs: LogPaths,
         links: ComponentLinks,
+        files: Arc<FileValues>,
     ) -> Self {
         WasmDriver {
             engine,
             host: host.to_string(),
             logs,
             links,
+            files,
             instances: Mutex::default(),
         }
     }
@@ -54,7 +58,7 @@ impl WasmDriver {
         self.instances.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn instance_config(&self, spec: &InstanceSpec) -> InstanceConfig {
+    fn instance_config(&self, spec: &InstanceSpec, files: &[Mounted]) -> InstanceConfig {
         let mut env: Vec<(String, String)> = vec![
             ("ATOLL_APP".into(), spec.app.clone()),
             ("ATOLL_SERVICE".into(), spec.service.clone()),
@@ -75,6 +79,12 @@ impl WasmDriver {
                 app: spec.app.clone(),
                 store,
             }),
+            // By name; `wasi:config` values are strings.
+            config: super::ConfigValues(Arc::new(
+                (files.iter())
+                    .map(|(m, v)| (m.name.clone(), String::from_utf8_lossy(v).into_owned()))
+                    .collect(),
+            )),
         }
     }
 }
@@ -93,7 +103,9 @@ impl Driver for WasmDriver {
             // A component that does not compile or link never will.
             let prepared = (self.engine.prepare(digest, bytes).await)
                 .map_err(|e| StartError::Permanent(e.to_string()))?;
-            let instance = WasmInstance::new(&self.engine, prepared, self.instance_config(spec));
+            let files = self.files.mounted(spec).map_err(StartError::Transient)?;
+            let config = self.instance_config(spec, &files);
+            let instance = WasmInstance::new(&self.engine, prepared, config);
             self.instances().insert(spec.id.clone(), instance.clone());
             Ok(RunningComponent::start(instance))
         })

@@ -141,6 +141,10 @@ impl WasmEngine {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
         super::wasi_keyvalue::add_to_linker(&mut linker).map_err(engine_err)?;
         super::names::add_to_linker(&mut linker).map_err(engine_err)?;
+        wasmtime_wasi_config::add_to_linker(&mut linker, |s: &mut super::host::HostState| {
+            wasmtime_wasi_config::WasiConfig::from(&*s.config)
+        })
+        .map_err(engine_err)?;
         spawn_epoch_ticker(&engine)?;
         Ok(Self {
             inner: Arc::new(EngineInner {

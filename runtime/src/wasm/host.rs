@@ -26,6 +26,8 @@ pub(crate) struct HostState {
     hooks: ServiceHooks,
     /// Key-value storage for `wasi:keyvalue`; `None` denies it.
     pub(crate) kv: Option<KvRoute>,
+    /// What `wasi:config/store` answers.
+    pub(crate) config: std::sync::Arc<wasmtime_wasi_config::WasiConfigVariables>,
     pub(crate) limiter: MemoryLimiter,
     /// When the epoch callback stops the guest.
     pub(crate) deadline: Instant,
@@ -40,6 +42,7 @@ impl HostState {
         log: Option<OutputFile>,
         outbound: Option<OutboundRoute>,
         kv: Option<KvRoute>,
+        config: std::sync::Arc<wasmtime_wasi_config::WasiConfigVariables>,
     ) -> Self {
         let mut builder = WasiCtx::builder();
         if let Some(log) = log {
@@ -68,6 +71,7 @@ impl HostState {
             http: WasiHttpCtx::new(),
             hooks: ServiceHooks { route: outbound },
             kv,
+            config,
             limiter: MemoryLimiter::new(memory_limit),
             deadline,
         }

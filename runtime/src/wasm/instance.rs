@@ -47,6 +47,7 @@ struct Inner {
     log: Option<wasmtime_wasi::cli::OutputFile>,
     outbound: Option<super::OutboundRoute>,
     kv: Option<super::KvRoute>,
+    config: std::sync::Arc<wasmtime_wasi_config::WasiConfigVariables>,
     usage: std::sync::Arc<Usage>,
 }
 
@@ -113,6 +114,7 @@ impl WasmInstance {
                     .map(wasmtime_wasi::cli::OutputFile::new),
                 outbound: cfg.outbound,
                 kv: cfg.kv,
+                config: cfg.config.0,
                 usage: Default::default(),
             }),
         }
@@ -249,6 +251,7 @@ impl WasmInstance {
             inner.log.clone(),
             inner.outbound.clone(),
             inner.kv.clone(),
+            inner.config.clone(),
         );
         let mut store = Store::new(inner.engine.engine(), state);
         store.limiter(|state| &mut state.limiter);

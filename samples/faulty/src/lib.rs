@@ -9,6 +9,8 @@
 //!   host must cut the response off rather than pass it as complete.
 //! - `/count` reads the request body to its end and answers its length
 //!   (for the gateway's streaming of large uploads).
+//! - `/config/KEY` answers the value `wasi:config/store` gives for KEY
+//!   (a service's secret or config), or 404.
 //! - `/` (and anything else) answers `200 ok`.
 
 use std::io::Write as _;
@@ -17,6 +19,12 @@ use wasi::exports::http::incoming_handler::Guest;
 use wasi::http::types::{
     ErrorCode, Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
+
+/// Bindings for `wasi:config/store` (in a module of their own: their
+/// root module is named `wasi` too).
+mod config {
+    wit_bindgen::generate!({ path: "wit", world: "faulty", generate_all });
+}
 
 struct Faulty;
 
@@ -28,6 +36,14 @@ impl Guest for Faulty {
         let path = path.split('?').next().unwrap_or_default();
         match path {
             "/trap" => panic!("faulty: /trap asked for a panic"),
+            p if p.starts_with("/config/") => {
+                let key = &p["/config/".len()..];
+                match config::wasi::config::store::get(key) {
+                    Ok(Some(value)) => respond(response_out, &value),
+                    Ok(None) => respond_status(response_out, 404, &format!("no {key}\n")),
+                    Err(e) => respond_status(response_out, 500, &format!("{e:?}\n")),
+                }
+            }
             "/loop" => spin(),
             "/partial" => partial(response_out),
             "/count" => match count(request) {
@@ -104,6 +120,10 @@ fn partial(out: ResponseOutparam) {
 }
 
 fn respond(out: ResponseOutparam, body: &str) {
+    respond_status(out, 200, body)
+}
+
+fn respond_status(out: ResponseOutparam, status: u16, body: &str) {
     let headers = match Fields::from_list(&[(
         "content-type".to_string(),
         b"text/plain; charset=utf-8".to_vec(),
@@ -116,6 +136,11 @@ fn respond(out: ResponseOutparam, body: &str) {
         }
     };
     let response = OutgoingResponse::new(headers);
+    if response.set_status_code(status).is_err() {
+        let msg = format!("bad status {status}");
+        ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some(msg))));
+        return;
+    }
     let Ok(outgoing) = response.body() else {
         let msg = "response body already taken".to_string();
         ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some(msg))));

@@ -39,6 +39,17 @@ impl ApiError {
 
     /// A Compose file that does not parse or validate: one detail line per
     /// problem, each naming its path and line.
+    /// A deploy's secrets or configs could not be kept.
+    pub(crate) fn secrets(e: crate::secrets::VaultError) -> Self {
+        use crate::secrets::VaultError as V;
+        let status = match e {
+            V::Missing { .. } | V::TooLarge { .. } => StatusCode::BAD_REQUEST,
+            V::NoKey(_) => StatusCode::CONFLICT,
+            V::Bucket(_) | V::Cipher(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError::new(status, e.to_string())
+    }
+
     pub(crate) fn invalid_compose(errors: SpecErrors) -> Self {
         ApiError(
             StatusCode::BAD_REQUEST,

@@ -64,6 +64,7 @@ pub fn host(names: &Names, host: &str) -> Permissions {
         names.metrics(host),
         names.wake(),
         names.state_grant(host),
+        names.file_values(host),
     ]);
     Permissions {
         publish,

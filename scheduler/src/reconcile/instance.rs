@@ -70,6 +70,7 @@ pub(super) fn template(
         container: service.container.clone(),
         app_services: record.spec.services.keys().cloned().collect(),
         volumes: service.volumes.clone(),
+        files: service.files.clone(),
         health: service.health.clone(),
         canary: false,
         attempt: 0,

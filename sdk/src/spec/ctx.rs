@@ -9,6 +9,7 @@
 use saphyr::{Scalar, YamlData};
 
 use super::error::SpecError;
+use super::model::FileKind;
 use super::privilege::{Privilege, PrivilegeKind};
 use super::units::{parse_duration_ms, parse_duration_ms_or_zero};
 use super::yaml::{self, Node, Source};
@@ -28,6 +29,9 @@ pub(super) struct Ctx<'s> {
     pub warnings: Vec<(usize, String)>,
     /// What the file asks for beyond a default container.
     pub privileges: Vec<Privilege>,
+    /// Secrets and configs services mount, `(path, line, kind, name)`,
+    /// checked against the declarations once the file is read.
+    pub file_refs: Vec<(String, usize, FileKind, String)>,
 }
 
 /// `services` + `web` → `services.web`; the top level has an empty path.
@@ -51,6 +55,7 @@ impl<'s> Ctx<'s> {
             errors: Vec::new(),
             warnings: Vec::new(),
             privileges: Vec::new(),
+            file_refs: Vec::new(),
         }
     }
 

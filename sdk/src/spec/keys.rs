@@ -40,8 +40,8 @@ pub(super) static TOP: Section = Section {
         ("include", N),
         ("networks", N),
         ("volumes", S),
-        ("configs", N),
-        ("secrets", N),
+        ("configs", S),
+        ("secrets", S),
         ("models", N),
     ],
 };
@@ -73,7 +73,7 @@ pub(super) static SERVICE: Section = Section {
         ("build", N),
         ("cgroup", S),
         ("cgroup_parent", N),
-        ("configs", N),
+        ("configs", S),
         ("container_name", N),
         ("cpu_count", N),
         ("cpu_percent", N),
@@ -143,7 +143,7 @@ pub(super) static SERVICE: Section = Section {
             "scale",
             Status::Warn("not implemented yet, ignored; use deploy.replicas"),
         ),
-        ("secrets", N),
+        ("secrets", S),
         ("shm_size", S),
         ("stdin_open", N),
         ("stop_signal", S),
@@ -174,6 +174,50 @@ pub(super) static VOLUME: Section = Section {
 
 const VOLUME_IGNORED: Status =
     Status::Warn("ignored: atoll keeps a named volume in a directory on its host");
+
+/// One declaration under the top-level `secrets:` (see `secrets.rs`).
+pub(super) static SECRET: Section = Section {
+    name: "secrets.<name>",
+    keys: &[
+        ("file", S),
+        ("environment", S),
+        ("external", S),
+        ("name", FILE_IGNORED),
+        ("labels", FILE_IGNORED),
+        ("driver", FILE_IGNORED),
+        ("driver_opts", FILE_IGNORED),
+        ("template_driver", FILE_IGNORED),
+    ],
+};
+
+/// One declaration under the top-level `configs:`.
+pub(super) static CONFIG: Section = Section {
+    name: "configs.<name>",
+    keys: &[
+        ("file", S),
+        ("environment", S),
+        ("content", S),
+        ("external", S),
+        ("name", FILE_IGNORED),
+        ("labels", FILE_IGNORED),
+        ("template_driver", FILE_IGNORED),
+    ],
+};
+
+const FILE_IGNORED: Status =
+    Status::Warn("ignored: atoll keeps the value itself, encrypted, under the declared name");
+
+/// The long form of a service's `secrets:` or `configs:` item.
+pub(super) static FILE_MOUNT: Section = Section {
+    name: "services.<name>.secrets[] and configs[]",
+    keys: &[
+        ("source", S),
+        ("target", S),
+        ("uid", S),
+        ("gid", S),
+        ("mode", S),
+    ],
+};
 
 /// The long form of a service's `volumes:` item.
 pub(super) static MOUNT: Section = Section {
@@ -385,6 +429,9 @@ pub(super) static RESERVATIONS: Section = Section {
 pub(super) static ALL: &[&Section] = &[
     &TOP,
     &VOLUME,
+    &SECRET,
+    &CONFIG,
+    &FILE_MOUNT,
     &SERVICE,
     &MOUNT,
     &HEALTHCHECK,

@@ -13,7 +13,9 @@ use super::App;
 use super::ctx::{Ctx, Entry};
 use super::error::{SpecError, SpecErrors};
 use super::keys;
+use super::model::{FileKind, FileSource};
 use super::privilege::Privilege;
+use super::secrets;
 use super::service::service;
 use super::units::is_app_name;
 use super::volumes::declarations;
@@ -28,6 +30,11 @@ pub struct Parsed {
     /// What the file asks for beyond a default container, for the
     /// server's policy to judge.
     pub privileges: Vec<Privilege>,
+    /// The top-level `secrets:`: where each value comes from (the CLI
+    /// reads them; they are not part of `app`).
+    pub secrets: BTreeMap<String, FileSource>,
+    /// The top-level `configs:`.
+    pub configs: BTreeMap<String, FileSource>,
 }
 
 /// Parses and validates a Compose file. `default_name` is used when the file
@@ -48,8 +55,9 @@ pub fn parse(text: &str, default_name: &str) -> Result<Parsed, SpecErrors> {
         }
     };
     let mut ctx = Ctx::new(text);
+    let mut files = Files::default();
     let app = match &doc {
-        Some(doc) => app(&mut ctx, doc, default_name),
+        Some(doc) => app(&mut ctx, doc, default_name, &mut files),
         None => {
             ctx.error(
                 "",
@@ -62,10 +70,17 @@ pub fn parse(text: &str, default_name: &str) -> Result<Parsed, SpecErrors> {
             }
         }
     };
-    finish(ctx, app)
+    finish(ctx, app, files)
 }
 
-fn finish(ctx: Ctx, app: App) -> Result<Parsed, SpecErrors> {
+/// The top-level `secrets:` and `configs:`.
+#[derive(Default)]
+struct Files {
+    secrets: BTreeMap<String, FileSource>,
+    configs: BTreeMap<String, FileSource>,
+}
+
+fn finish(ctx: Ctx, app: App, files: Files) -> Result<Parsed, SpecErrors> {
     let Ctx {
         mut errors,
         mut warnings,
@@ -82,10 +97,12 @@ fn finish(ctx: Ctx, app: App) -> Result<Parsed, SpecErrors> {
         app,
         warnings: warnings.into_iter().map(|(_, w)| w).collect(),
         privileges,
+        secrets: files.secrets,
+        configs: files.configs,
     })
 }
 
-fn app(ctx: &mut Ctx, doc: &Node, default_name: &str) -> App {
+fn app(ctx: &mut Ctx, doc: &Node, default_name: &str, files: &mut Files) -> App {
     let mut name = None;
     let mut services = BTreeMap::new();
     let mut has_services = false;
@@ -104,9 +121,12 @@ fn app(ctx: &mut Ctx, doc: &Node, default_name: &str) -> App {
                     has_services = true;
                     services = all_services(ctx, &e, &volumes);
                 }
+                "secrets" => files.secrets = secrets::declarations(ctx, FileKind::Secret, e.value),
+                "configs" => files.configs = secrets::declarations(ctx, FileKind::Config, e.value),
                 _ => {}
             }
         }
+        secrets::check_references(ctx, &files.secrets, &files.configs);
         if !has_services {
             let m = "missing: a Compose file needs at least one service";
             ctx.error("services", yaml::line(doc), m);

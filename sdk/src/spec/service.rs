@@ -14,7 +14,9 @@ use super::deploy::deploy;
 use super::disconnect::disconnect;
 use super::health::{AtollHealth, Healthcheck, atoll_health, healthcheck};
 use super::keys;
+use super::model::{FileKind, FileMount};
 use super::ports::ports;
+use super::secrets;
 use super::units::is_service_name;
 use super::volumes::{Mounts, mounts};
 use super::yaml::{self, Node};
@@ -316,6 +318,7 @@ pub(super) fn service(
         canary,
         autoscale,
         disconnect: disconnect.map(|(d, _)| d).unwrap_or_default(),
+        files: k.files,
     }
 }
 
@@ -357,6 +360,7 @@ struct ServiceKeys {
     container: ContainerKeys,
     volumes: Mounts,
     healthcheck: Option<Healthcheck>,
+    files: Vec<FileMount>,
 }
 
 fn service_keys(
@@ -388,6 +392,12 @@ fn service_keys(
                 }
                 k.volumes = mounts(ctx, &p, e.value, volumes);
             }
+            "secrets" => k
+                .files
+                .extend(secrets::mounts(ctx, FileKind::Secret, &p, e.value)),
+            "configs" => k
+                .files
+                .extend(secrets::mounts(ctx, FileKind::Config, &p, e.value)),
             key => k.container.read(ctx, key, &p, e.line, e.value),
         }
     }

@@ -128,7 +128,7 @@ fn size(v: &str) -> Result<u64, String> {
 }
 
 /// A mode in octal (`1770`, `0755`), as Compose and `mount(8)` write it.
-fn mode(v: &str) -> Result<u32, String> {
+pub(super) fn mode(v: &str) -> Result<u32, String> {
     u32::from_str_radix(v, 8)
         .ok()
         .filter(|m| *m <= 0o7777)

@@ -225,6 +225,7 @@ fn full_file_round_trip() {
         }),
         autoscale: None,
         disconnect: Disconnect::default(),
+        files: Vec::new(),
     };
     let api = Service {
         name: "api".into(),
@@ -254,6 +255,7 @@ fn full_file_round_trip() {
         canary: None,
         autoscale: None,
         disconnect: Disconnect::default(),
+        files: Vec::new(),
     };
     let expected = App {
         name: "shop".into(),

@@ -10,8 +10,6 @@ fn top_level_keys_not_implemented_yet() {
         [
             "version: obsolete in the Compose Specification, ignored (line 1)",
             "networks: not implemented yet, ignored (line 6)",
-            "configs: not implemented yet, ignored (line 8)",
-            "secrets: not implemented yet, ignored (line 9)",
             "include: not implemented yet, ignored (line 10)",
             "models: not implemented yet, ignored (line 11)",
         ]
@@ -42,7 +40,6 @@ fn every_compose_service_key_is_known() {
         "blkio_config",
         "build",
         "cgroup_parent",
-        "configs",
         "container_name",
         "cpu_count",
         "cpu_percent",
@@ -92,7 +89,6 @@ fn every_compose_service_key_is_known() {
         "pull_refresh_after",
         "runtime",
         "scale",
-        "secrets",
         "stdin_open",
         "storage_opt",
         "tty",

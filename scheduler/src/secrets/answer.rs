@@ -1,0 +1,130 @@
+//! Hosts ask for the values their instances mount on their own subject
+//! (which only they may publish to); a server answers with the values the
+//! host's assignment holds mounts of, and refuses anything else. Servers
+//! share the work as a queue group.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_nats::jetstream::kv;
+use atoll_sdk::cluster::Assignment;
+use atoll_sdk::protocol::{FileRef, FileValue, FileValues, FileValuesRequest, Names};
+use futures::StreamExt;
+
+use super::vault::Vault;
+
+/// Requests answered at once, at most.
+const MAX_AT_ONCE: usize = 32;
+
+pub struct Answering {
+    pub client: async_nats::Client,
+    pub names: Names,
+    pub vault: Arc<Vault>,
+    pub assignments: kv::Store,
+}
+
+/// Answers until the subscription ends.
+pub async fn serve(a: Answering) {
+    let subject = a.names.file_values_all();
+    let mut sub = match (a.client)
+        .queue_subscribe(subject.clone(), "atoll-servers".into())
+        .await
+    {
+        Ok(sub) => sub,
+        Err(e) => {
+            tracing::error!(%subject, error = %e, "cannot take secret requests");
+            return;
+        }
+    };
+    let a = Arc::new(a);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_AT_ONCE));
+    while let Some(msg) = sub.next().await {
+        let Some(reply) = msg.reply.clone() else {
+            continue;
+        };
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let a = a.clone();
+        tokio::spawn(async move {
+            let answer = match a.names.sender(&msg.subject) {
+                Some(host) if msg.subject.as_str() == a.names.file_values(host) => {
+                    a.answer(host, &msg.payload).await
+                }
+                _ => refusal("not a secrets subject".into()),
+            };
+            if let Ok(bytes) = serde_json::to_vec(&answer) {
+                let _ = a.client.publish(reply, bytes.into()).await;
+            }
+            drop(slot);
+        });
+    }
+}
+
+fn refusal(error: String) -> FileValues {
+    FileValues {
+        values: Vec::new(),
+        error: Some(error),
+    }
+}
+
+impl Answering {
+    async fn answer(&self, host: &str, payload: &[u8]) -> FileValues {
+        let req: FileValuesRequest = match serde_json::from_slice(payload) {
+            Ok(r) => r,
+            Err(e) => return refusal(format!("malformed request: {e}")),
+        };
+        // From the stream's leader: a lagging replica would refuse a
+        // mount assigned a moment ago.
+        let assignment = match atoll_sdk::nats::leader_entry(&self.assignments, host).await {
+            Ok(Some(entry)) => match serde_json::from_slice::<Assignment>(&entry.value) {
+                Ok(a) => a,
+                Err(e) => return refusal(format!("the assignment of {host} is unreadable: {e}")),
+            },
+            Ok(None) => return refusal(format!("nothing is assigned to {host}")),
+            Err(e) => return refusal(format!("cannot read the assignment of {host}: {e}")),
+        };
+        let allowed = mounted(&assignment, &req.app);
+        let mut values = Vec::new();
+        for want in req.wanted {
+            if !allowed.contains(&want) {
+                tracing::warn!(%host, app = %req.app, name = %want.name, "secret refused: not mounted by an instance assigned to the host");
+                return refusal(format!(
+                    "{} {} of {} is not mounted by an instance assigned to {host}",
+                    want.kind.noun(),
+                    want.name,
+                    req.app
+                ));
+            }
+            match self.vault.value(&req.app, &want).await {
+                Ok(Some(value)) => values.push(FileValue { of: want, value }),
+                Ok(None) => {
+                    return refusal(format!(
+                        "{} {} of {} is not stored (deploy the app again)",
+                        want.kind.noun(),
+                        want.name,
+                        req.app
+                    ));
+                }
+                Err(e) => return refusal(e.to_string()),
+            }
+        }
+        FileValues {
+            values,
+            error: None,
+        }
+    }
+}
+
+/// What the instances of `app` in `a` mount.
+pub fn mounted(a: &Assignment, app: &str) -> BTreeSet<FileRef> {
+    (a.instances.iter())
+        .filter(|i| i.app == app)
+        .flat_map(|i| &i.files)
+        .map(|f| FileRef {
+            kind: f.kind,
+            name: f.name.clone(),
+            digest: f.digest.clone(),
+        })
+        .collect()
+}
