@@ -156,3 +156,104 @@ fn bad_files_and_bad_components_fail_clearly_and_disturb_nothing() {
         "the server is up"
     );
 }
+
+/// Whether the peer closes `s` within `wait` (reading whatever it sends
+/// first, such as a 408).
+fn closed_within(s: &mut std::net::TcpStream, wait: Duration) -> bool {
+    use std::io::Read;
+    let _ = s.set_read_timeout(Some(wait));
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn the_api_cuts_slow_and_idle_clients_caps_connections_and_refuses_large_json() {
+    use std::io::{Read, Write};
+    use std::time::Instant;
+    let c = Cluster::start();
+    let port = free_port();
+    let _server = c.spawn_server(
+        "limited",
+        port,
+        &["--header-timeout", "2s", "--max-connections", "20"],
+    );
+    let addr = format!("127.0.0.1:{port}");
+
+    // Twenty idle connections fill the listener: a request waits until
+    // the header timeout cuts them, then is answered.
+    let mut idle: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("idle connection"))
+        .collect();
+    let opened = Instant::now();
+    let asked = Instant::now();
+    let (status, _) = http_get(&addr, "/v1/health").expect("health");
+    let waited = asked.elapsed();
+    assert_eq!(status, 200);
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(6),
+        "the 21st connection waited {waited:?} for a slot"
+    );
+    for s in &mut idle {
+        let left = Duration::from_secs(4).saturating_sub(opened.elapsed());
+        assert!(
+            closed_within(s, left.max(Duration::from_millis(200))),
+            "an idle connection was kept past the header timeout"
+        );
+    }
+
+    // Headers a byte every 300 ms: cut at the timeout, not before.
+    let mut slow = std::net::TcpStream::connect(&addr).expect("slow client");
+    let started = Instant::now();
+    slow.write_all(b"GET /v1/health HTTP/1.1\r\n")
+        .expect("request line");
+    let mut cut = None;
+    for byte in b"Host: slow\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n" {
+        if slow.write_all(&[*byte]).is_err() || closed_within(&mut slow, Duration::from_millis(300))
+        {
+            cut = Some(started.elapsed());
+            break;
+        }
+    }
+    let cut = cut.expect("the slow client was never cut");
+    assert!(
+        cut >= Duration::from_millis(1800) && cut < Duration::from_secs(5),
+        "cut after {cut:?}"
+    );
+
+    // A deploy body over 1 MiB: 413, and the API answers on.
+    let body = format!(
+        "{{\"compose\":\"{}\",\"default_name\":\"big\",\"artifacts\":{{}}}}",
+        "a".repeat(2 << 20)
+    );
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let head = format!(
+        "POST /v1/apps HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("headers");
+    // The server may answer and close before taking it all.
+    let _ = s.write_all(body.as_bytes());
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let (status, _) = http_get(&addr, "/v1/health").expect("health after");
+    assert_eq!(status, 200);
+    assert!(c.instances("big").is_empty());
+}

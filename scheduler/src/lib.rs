@@ -18,6 +18,7 @@
 //! leader [`lease`].
 
 mod api;
+pub mod api_serve;
 mod artifacts;
 mod auth;
 mod autoscale;
@@ -48,4 +49,5 @@ mod telemetry;
 mod tls_listener;
 mod views;
 
+pub use api_serve::ApiLimits;
 pub use server::{ServerConfig, ServerError, run};

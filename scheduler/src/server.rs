@@ -44,6 +44,8 @@ pub struct ServerConfig {
     /// What deployed files may ask for beyond a default container
     /// (`--allow-cap`).
     pub policy: crate::policy::Policy,
+    /// The API listener's header timeout and connection cap.
+    pub limits: crate::api_serve::ApiLimits,
 }
 
 impl ServerConfig {
@@ -62,6 +64,7 @@ impl ServerConfig {
             insecure: false,
             nats_creds: None,
             policy: Default::default(),
+            limits: Default::default(),
         }
     }
 }
@@ -212,9 +215,8 @@ pub async fn run(
     let control = tokio::spawn(controller::run(cluster.clone(), cfg.name.clone()));
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(listen = %cfg.listen, scheme, nats = %cfg.nats_url, replicas, "atoll server ready");
-    let app = api::router(cluster, std::sync::Arc::new(auth))
-        .into_make_service_with_connect_info::<crate::tls_listener::Peer>();
-    let served = match tls {
+    let app = api::router(cluster, std::sync::Arc::new(auth));
+    match tls {
         Some(tls) => {
             let listener =
                 crate::tls_listener::TlsListener::new(listener, tls).map_err(|source| {
@@ -223,24 +225,15 @@ pub async fn run(
                         source,
                     }
                 })?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
+            crate::api_serve::serve(listener, app, cfg.limits, shutdown).await
         }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    };
+        None => crate::api_serve::serve(listener, app, cfg.limits, shutdown).await,
+    }
     leasing.abort();
     registry.abort();
     heartbeats.abort();
     load.abort();
     autoscaler.abort();
     control.abort();
-    served.map_err(|source| ServerError::Listen {
-        addr: cfg.listen,
-        source,
-    })
+    Ok(())
 }

@@ -44,6 +44,13 @@ pub struct Args {
     /// Give every server of a cluster the same list
     #[arg(long, value_name = "CAP[,CAP…]", value_delimiter = ',', value_parser = capability)]
     allow_cap: Vec<String>,
+    /// How long an API client has to send a request's headers, and to
+    /// start its next request on a kept-alive connection
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = atoll_sdk::spec::parse_duration)]
+    header_timeout: std::time::Duration,
+    /// API connections at once; more wait until one closes
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
     #[command(flatten)]
     detection: DetectionArgs,
 }
@@ -101,6 +108,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     cfg.insecure = args.insecure;
     cfg.nats_creds = args.nats_creds;
     cfg.policy.caps = args.allow_cap.into_iter().collect();
+    cfg.limits = atoll_scheduler::ApiLimits {
+        header_timeout: args.header_timeout,
+        max_connections: args.max_connections as usize,
+    };
     if let Some(n) = args.name {
         cfg.name = n;
     }
