@@ -23,6 +23,7 @@ pub(crate) fn compute(snap: &Snapshot) -> BTreeMap<String, Endpoints> {
                     instances: Vec::new(),
                     canary_weight: svc.canary.as_ref().map_or(0, |k| k.weight),
                     wake: svc.autoscale.is_some_and(|a| a.min == 0),
+                    vip: Some(app.vip(&svc.name)),
                 },
             );
         }

@@ -48,6 +48,7 @@ mod snapshot;
 mod telemetry;
 mod tls_listener;
 mod views;
+mod vips;
 
 pub use api_serve::ApiLimits;
 pub use server::{ServerConfig, ServerError, run};

@@ -159,6 +159,11 @@ async fn deploy_once(
         Some(p) => p.revision + 1,
         None => last_revision(cluster, &name).await? + 1,
     };
+    let previous_vips = previous
+        .as_ref()
+        .map(|p| p.vips.clone())
+        .unwrap_or_default();
+    let vips = allocated(cluster, &app, &previous_vips);
     let record = AppRecord {
         v: VERSION,
         revision,
@@ -169,6 +174,7 @@ async fn deploy_once(
         rollback_of: None,
         cause: Some("deploy".into()),
         importing_since_ms: None,
+        vips,
     };
     let kv_revision = put(cluster, &name, &record, expected)
         .await
@@ -178,6 +184,7 @@ async fn deploy_once(
         .await;
     let msg = format!("app {name} revision {revision} deployed");
     cluster.publish_event("deploy", Some(&name), msg).await;
+    report_collisions(cluster, &name).await;
     Ok(Deployed {
         revision,
         unchanged: false,
@@ -410,6 +417,7 @@ async fn write(
     next: Next,
 ) -> Result<u64, RevisionError> {
     let now = &current.value;
+    let vips = allocated(cluster, &next.spec, &now.vips);
     let record = AppRecord {
         v: now.v,
         revision: now.revision + 1,
@@ -420,6 +428,7 @@ async fn write(
         rollback_of: next.rollback_of,
         cause: Some(next.cause),
         importing_since_ms: None,
+        vips,
     };
     patiently(|| async {
         put(cluster, app, &record, Some(current.revision))
@@ -428,6 +437,42 @@ async fn write(
     })
     .await?;
     Ok(record.revision)
+}
+
+/// Service addresses for `app`, keeping `previous` where no other app
+/// holds them (see `vips.rs`).
+fn allocated(
+    cluster: &Cluster,
+    app: &App,
+    previous: &std::collections::BTreeMap<String, std::net::Ipv4Addr>,
+) -> std::collections::BTreeMap<String, std::net::Ipv4Addr> {
+    let records: Vec<AppRecord> = (cluster.apps.all().into_values())
+        .map(|v| v.value)
+        .collect();
+    let taken = crate::vips::taken_by_others(records.iter(), &app.name);
+    crate::vips::allocate(app, previous, &taken)
+}
+
+/// Two deploys racing on different servers may allocate one address
+/// twice; the one that finds it so says so (deploying either app again
+/// moves its service).
+async fn report_collisions(cluster: &Cluster, app: &str) {
+    let records: Vec<AppRecord> = (cluster.apps.all().into_values())
+        .map(|v| v.value)
+        .collect();
+    let prefix = format!("{app}/");
+    for (vip, services) in crate::vips::collisions(records.iter()) {
+        if services.iter().any(|s| s.starts_with(&prefix)) {
+            let msg = format!(
+                "service address {vip} is shared by {}: deploy one of these apps again to move it",
+                services.join(" and ")
+            );
+            tracing::warn!(%vip, ?services, "service addresses collide");
+            cluster
+                .publish_event("address-collision", Some(app), msg)
+                .await;
+        }
+    }
 }
 
 /// Why [`put`] failed.

@@ -290,6 +290,7 @@ pub(crate) mod fixtures {
             rollback_of: None,
             cause: None,
             importing_since_ms: None,
+            vips: Default::default(),
         }
     }
 

@@ -29,9 +29,10 @@ pub struct HostInfo {
     pub version: String,
 }
 
-/// The virtual IP of service `service` of `app`: where its name resolves
-/// inside containers (`10.90.0.0/16`, from a hash of the two names; the
-/// same on every host, so no coordination is needed).
+/// The virtual IP of service `service` of `app` before allocation: where
+/// its name resolves inside containers (`10.90.0.0/16`, from a hash of the
+/// two names). The server starts each service's allocation here and moves
+/// on past addresses other services hold (`scheduler/src/vips.rs`).
 pub fn service_vip(app: &str, service: &str) -> std::net::Ipv4Addr {
     use sha2::Digest;
     let d = sha2::Sha256::digest(format!("{app}/{service}").as_bytes());
@@ -165,9 +166,12 @@ pub struct InstanceSpec {
     #[serde(default)]
     pub container: ContainerOptions,
     /// Names of every service of the app (a container's `/etc/hosts`
-    /// maps each to its [`service_vip`]).
+    /// maps each to its address: `service_vips`, else [`service_vip`]).
     #[serde(default)]
     pub app_services: Vec<String>,
+    /// The addresses the server allocated to the app's services.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub service_vips: BTreeMap<String, std::net::Ipv4Addr>,
     /// Named volumes mounted into a container.
     #[serde(default)]
     pub volumes: Vec<crate::spec::VolumeMount>,

@@ -263,6 +263,20 @@ pub struct AppRecord {
     /// rolling out each one on the way (see `IMPORT_WAIT_MS`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub importing_since_ms: Option<u64>,
+    /// Each service's address, allocated by the server so that no two
+    /// services of the cluster share one; a record written before
+    /// allocation existed has none ([`AppRecord::vip`] falls back to the
+    /// hash).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub vips: std::collections::BTreeMap<String, std::net::Ipv4Addr>,
+}
+
+impl AppRecord {
+    /// The address of `service`: the allocated one, else its hash.
+    pub fn vip(&self, service: &str) -> std::net::Ipv4Addr {
+        (self.vips.get(service).copied())
+            .unwrap_or_else(|| crate::cluster::service_vip(&self.spec.name, service))
+    }
 }
 
 /// How long a revision marked `importing_since_ms` holds the controller
@@ -294,6 +308,10 @@ pub struct Endpoints {
     /// request while no instance is ready and asks for one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub wake: bool,
+    /// The service's address (`None` from a server before allocation:
+    /// the hash of the names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vip: Option<std::net::Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -35,6 +35,7 @@ pub(super) fn endpoints(assignment: &Assignment, here: &Here<'_>) -> EndpointsMa
                 // Unknown here: canaries are tried after the others.
                 canary_weight: 0,
                 wake: false,
+                vip: spec.service_vips.get(&spec.service).copied(),
             }
         });
         entry.ports = spec.ports.clone();

@@ -89,7 +89,8 @@ pub(crate) fn prepare(inputs: &Inputs) -> Result<(), ContainerError> {
     // The app's services by name: each at its virtual IP, where the host
     // proxies to its instances wherever they run.
     for service in &spec.app_services {
-        let vip = atoll_sdk::cluster::service_vip(&spec.app, service);
+        let vip = (spec.service_vips.get(service).copied())
+            .unwrap_or_else(|| atoll_sdk::cluster::service_vip(&spec.app, service));
         hosts.push_str(&format!("{vip}\t{service}\n"));
     }
     std::fs::write(&etc.hosts, hosts).map_err(io("writing /etc/hosts".into()))?;

@@ -43,6 +43,7 @@ mod tests {
             endpoints: Vec::new(),
             canary_weight: 0,
             wake: false,
+            vip: std::net::Ipv4Addr::new(10, 90, 0, 1),
         }
     }
 

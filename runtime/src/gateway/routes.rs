@@ -23,6 +23,8 @@ pub struct Route {
     /// Scaled to zero when idle: a request finding no endpoint is held
     /// while an instance starts.
     pub wake: bool,
+    /// The service's address (where containers and components reach it).
+    pub vip: std::net::Ipv4Addr,
 }
 
 /// One ready instance with its in-flight request counter (shared across
@@ -70,6 +72,8 @@ pub fn build(all: &BTreeMap<String, Endpoints>, previous: &Table) -> Table {
             endpoints,
             canary_weight: eps.canary_weight,
             wake: eps.wake,
+            vip: (eps.vip)
+                .unwrap_or_else(|| atoll_sdk::cluster::service_vip(&eps.app, &eps.service)),
         };
         for port in &eps.ports {
             by_port.insert(port.published, route.clone());
@@ -98,6 +102,7 @@ mod tests {
                 target: 80,
             }],
             timeout_ms: 1000,
+            vip: None,
             instances: ids
                 .iter()
                 .map(|id| Endpoint {

@@ -6,7 +6,6 @@
 
 use super::{Gateway, Payload, ResponseBody, Via};
 use crate::wasm::links::AddressError;
-use atoll_sdk::cluster::service_vip;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{Request, Response};
@@ -64,11 +63,10 @@ impl crate::wasm::Outbound for ServiceCalls {
         Box::pin(async move {
             let gw = gw.ok_or(AddressError::Stopping)?;
             let key = (app, name);
-            if !gw.table().by_service.contains_key(&key) {
+            let Some(vip) = gw.table().by_service.get(&key).map(|r| r.vip) else {
                 let (app, service) = key;
                 return Err(AddressError::NoService { app, service });
-            }
-            let vip = service_vip(&key.0, &key.1);
+            };
             gw.vips.ready(&key.0, vip).await?;
             Ok(vip)
         })

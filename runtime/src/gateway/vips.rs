@@ -19,7 +19,6 @@ use super::{Gateway, read_body, text};
 use crate::container::Containers;
 use crate::container::network;
 use crate::wasm::links::AddressError;
-use atoll_sdk::cluster::service_vip;
 use http::StatusCode;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -92,7 +91,7 @@ pub fn wanted(apps: &BTreeSet<String>, by_service: &BTreeMap<(String, String), R
         if !apps.contains(app) {
             continue;
         }
-        let vip = service_vip(app, service);
+        let vip = route.vip;
         let ports = std::iter::once(80).chain(route.ports.iter().map(|p| p.target));
         for port in ports {
             out.insert((vip, port), (app.clone(), service.clone()));
@@ -113,9 +112,9 @@ pub fn serves(
     let std::net::IpAddr::V4(ip) = addr.ip() else {
         return false;
     };
-    (by_service.iter()).any(|((a, s), route)| {
+    (by_service.iter()).any(|((a, _), route)| {
         a == app
-            && service_vip(a, s) == ip
+            && route.vip == ip
             && (addr.port() == 80 || route.ports.iter().any(|p| p.target == addr.port()))
     })
 }
@@ -256,12 +255,14 @@ async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use atoll_sdk::cluster::service_vip;
     use atoll_sdk::spec::PortMapping;
 
-    fn route(ports: &[(u16, u16)]) -> Route {
+    /// A route of `app`'s `service` at its hashed address.
+    fn route(app: &str, service: &str, ports: &[(u16, u16)]) -> Route {
         Route {
-            app: String::new(),
-            service: String::new(),
+            app: app.into(),
+            service: service.into(),
             ports: (ports.iter())
                 .map(|&(published, target)| PortMapping { published, target })
                 .collect(),
@@ -269,15 +270,22 @@ mod tests {
             endpoints: Vec::new(),
             canary_weight: 0,
             wake: false,
+            vip: service_vip(app, service),
         }
     }
 
     #[test]
     fn only_apps_with_a_local_container_get_addresses_on_80_and_their_ports() {
         let by_service = BTreeMap::from([
-            (("shop".into(), "db".into()), route(&[(15432, 5432)])),
-            (("shop".into(), "web".into()), route(&[(8080, 80)])),
-            (("blog".into(), "web".into()), route(&[])),
+            (
+                ("shop".into(), "db".into()),
+                route("shop", "db", &[(15432, 5432)]),
+            ),
+            (
+                ("shop".into(), "web".into()),
+                route("shop", "web", &[(8080, 80)]),
+            ),
+            (("blog".into(), "web".into()), route("blog", "web", &[])),
         ]);
         let apps = BTreeSet::from(["shop".to_string()]);
         let got = wanted(&apps, &by_service);
@@ -293,8 +301,14 @@ mod tests {
     #[test]
     fn components_connect_to_their_apps_service_ports_only() {
         let by_service = BTreeMap::from([
-            (("shop".into(), "db".into()), route(&[(15432, 5432)])),
-            (("blog".into(), "db".into()), route(&[(25432, 5432)])),
+            (
+                ("shop".into(), "db".into()),
+                route("shop", "db", &[(15432, 5432)]),
+            ),
+            (
+                ("blog".into(), "db".into()),
+                route("blog", "db", &[(25432, 5432)]),
+            ),
         ]);
         let at = |app: &str, port: u16| std::net::SocketAddr::from((service_vip(app, "db"), port));
         assert!(serves(&by_service, "shop", at("shop", 5432)));

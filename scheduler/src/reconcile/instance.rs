@@ -69,6 +69,9 @@ pub(super) fn template(
         timeout_ms: service.timeout_ms,
         container: service.container.clone(),
         app_services: record.spec.services.keys().cloned().collect(),
+        service_vips: (record.spec.services.keys())
+            .map(|s| (s.clone(), record.vip(s)))
+            .collect(),
         volumes: service.volumes.clone(),
         files: service.files.clone(),
         health: service.health.clone(),

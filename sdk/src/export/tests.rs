@@ -17,6 +17,7 @@ fn record(app: &str, revision: u64, env: &str) -> AppRecord {
         rollback_of: None,
         cause: Some("deploy".into()),
         importing_since_ms: None,
+        vips: Default::default(),
     }
 }
 

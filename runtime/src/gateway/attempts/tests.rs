@@ -14,6 +14,7 @@ fn route(hosts: &[&str]) -> Route {
         service: "s".into(),
         ports: Vec::new(),
         timeout: std::time::Duration::from_secs(1),
+        vip: std::net::Ipv4Addr::new(10, 90, 0, 1),
         canary_weight: 0,
         endpoints: hosts
             .iter()
