@@ -521,19 +521,46 @@ fn a_container_reaches_its_own_app_and_the_world_but_not_other_apps_or_the_host(
         "{said}"
     );
 
-    // The host's firewall goes with it (`atoll host --cleanup` after a
-    // kill here; a clean stop does the same).
+    // Everything the host made goes with it: `atoll host --cleanup` after
+    // a kill -9, even with the runtime binary gone (a clean stop does the
+    // same through the runtime).
     let hex = format!("{:x}", Sha256::digest(data.to_string_lossy().as_bytes()));
     let table = format!("atoll_{}", &hex[..8]);
+    let bridge = format!("atoll-{}", &hex[..8]);
     let tables = || {
         let out = (nft().args(["list", "tables"]).output())
             .expect("nft (Debian package nftables; scripts/setup installs it)");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert!(tables().contains(&table), "{}", tables());
+    let ids: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|app| only_instance(&c, app))
+        .collect();
+    let pids: Vec<u32> = (ids.iter())
+        .flat_map(|id| {
+            read(&pids_cgroup(id).join("cgroup.procs"))
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    assert!(!pids.is_empty(), "the containers' processes");
+    let netns = |id: &str| Path::new("/var/run/netns").join(format!("atoll-{id}"));
+    assert!(ids.iter().all(|id| netns(id).exists()));
+    for h in &mut c.hosts {
+        h.1.kill9();
+    }
     c.hosts.clear();
     let out = std::process::Command::new(atoll_bin())
-        .args(["host", "--cleanup", "--data-dir"])
+        .args([
+            "host",
+            "--cleanup",
+            "--oci-runtime",
+            "/nonexistent/youki",
+            "--data-dir",
+        ])
         .arg(&data)
         .output()
         .expect("atoll host --cleanup");
@@ -543,6 +570,39 @@ fn a_container_reaches_its_own_app_and_the_world_but_not_other_apps_or_the_host(
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!tables().contains(&table), "left behind: {}", tables());
+    assert!(
+        !Path::new("/sys/class/net").join(&bridge).exists(),
+        "the bridge {bridge}"
+    );
+    for id in &ids {
+        assert!(!netns(id).exists(), "the namespace of {id}");
+        assert!(!pids_cgroup(id).exists(), "the cgroup of {id}");
+        assert!(
+            !data.join("youki").join(id).exists(),
+            "the runtime's state of {id}"
+        );
+        assert!(
+            !data.join("containers").join(id).exists(),
+            "the bundle of {id}"
+        );
+    }
+    // Gone, or dead and waiting to be reaped by whatever adopted it.
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.split_whitespace().next());
+        assert!(
+            matches!(state, None | Some("Z") | Some("X")),
+            "process {pid} of a container still runs: {stat}"
+        );
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(
+        !mounts.contains(&data.to_string_lossy().to_string()),
+        "mounts left under the data dir"
+    );
 }
 
 /// Two app names whose service `web` hashes to one address, found (not

@@ -376,7 +376,16 @@ pub async fn cleanup(cfg: HostConfig) -> Result<(), HostError> {
         source,
     })?;
     let _lock = data_dir::lock(&cfg.data_dir)?;
-    match image_support(&cfg).await?.1 {
+    let mut pull = PullConfig::new(cfg.data_dir.join("blobs"));
+    pull.insecure_registries = cfg.insecure_registries.clone();
+    let puller = Puller::new(pull)?;
+    let container_cfg = ContainerConfig {
+        data_dir: cfg.data_dir.clone(),
+        runtime: cfg.oci_runtime.clone(),
+        subnet: cfg.container_subnet,
+        init_binary: cfg.init_binary.clone(),
+    };
+    match Containers::for_cleanup(&container_cfg, puller.store().clone()).await {
         Ok(containers) => containers.teardown().await,
         Err(why) => tracing::warn!(%why, "nothing to clean: containers are not available"),
     }

@@ -142,6 +142,33 @@ impl Containers {
     ) -> Result<Containers, ContainerError> {
         let runtime = OciRuntime::new(&cfg.runtime, cfg.data_dir.join("youki"));
         let version = runtime.version().await?;
+        Containers::open(cfg, store, runtime, &version).await
+    }
+
+    /// For `atoll host --cleanup`: what a host left behind is removed even
+    /// when its runtime binary is gone (processes are killed through their
+    /// cgroups, the runtime's state directory removed by hand).
+    pub async fn for_cleanup(
+        cfg: &ContainerConfig,
+        store: BlobStore,
+    ) -> Result<Containers, ContainerError> {
+        let runtime = OciRuntime::new(&cfg.runtime, cfg.data_dir.join("youki"));
+        let version = match runtime.version().await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "no OCI runtime: removing containers without it");
+                "missing".to_string()
+            }
+        };
+        Containers::open(cfg, store, runtime, &version).await
+    }
+
+    async fn open(
+        cfg: &ContainerConfig,
+        store: BlobStore,
+        runtime: OciRuntime,
+        version: &str,
+    ) -> Result<Containers, ContainerError> {
         let network = Network::setup(&cfg.data_dir, cfg.subnet).await?;
         if let Err(e) = process::become_subreaper() {
             tracing::warn!(error = %e, "cannot become a subreaper: container exit codes will be unknown");
@@ -362,6 +389,12 @@ impl Containers {
         self.stop(id, pid, grace).await;
         if let Err(e) = self.runtime.delete(id).await {
             tracing::warn!(instance = id, error = %e, "runtime delete failed");
+            // What `delete` would have removed (a runtime that is gone
+            // cannot).
+            let state = self.runtime.root.join(id);
+            if state.is_dir() {
+                let _ = std::fs::remove_dir_all(&state);
+            }
         }
         let owned = id.to_string();
         let left = tokio::task::spawn_blocking(move || {
