@@ -29,6 +29,11 @@ pub struct ContainerArgs {
     /// tini-static from Debian's tini package, or docker-init)
     #[arg(long, value_name = "FILE")]
     init_binary: Option<PathBuf>,
+    /// Containers share the host's user namespace (root inside is root on
+    /// the host). By default each runs in its own where the kernel allows:
+    /// root inside is host ids 100000–165535
+    #[arg(long)]
+    no_userns: bool,
 }
 
 impl ContainerArgs {
@@ -43,6 +48,7 @@ impl ContainerArgs {
         };
         cfg.keep_containers = self.keep_containers;
         cfg.init_binary = self.init_binary.clone();
+        cfg.userns = (!self.no_userns).then_some(atoll_runtime::USERNS_DEFAULT_BASE);
         Ok(())
     }
 }

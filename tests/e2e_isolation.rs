@@ -147,7 +147,9 @@ fn default_containers_are_confined_and_extra_capabilities_need_the_policy() {
             .map(|m| m.permissions().mode() & 0o777)
             .unwrap_or_else(|e| panic!("{p:?}: {e}"))
     };
-    assert_eq!(mode(&data), 0o700, "the data dir");
+    // Others may pass through (a container's root is another host user
+    // that must reach its bundle), not list it.
+    assert_eq!(mode(&data), 0o711, "the data dir");
     assert_eq!(mode(&data.join("assignment.json")), 0o600);
     assert_eq!(
         mode(&data.join("containers").join(&id).join("config.json")),
@@ -675,4 +677,104 @@ fn services_whose_addresses_would_collide_each_get_their_own() {
         atoll_sdk::cluster::service_vip(&first, "web").to_string(),
         "the first keeps its hashed address"
     );
+}
+
+#[test]
+fn container_root_is_an_unprivileged_host_id_unless_the_service_opts_out() {
+    let (mut dirs, mut c, registry) = cluster_with_image("mapped\n");
+    let reg = registry.host.clone();
+    let data = dirs.data("h1");
+    let bind = "127.0.24.3";
+    start_container_host(&mut c, "h1", bind, &data, &reg, "10.89.227.0/24", &[]);
+    std::fs::write(c.dir.path().join("pw.txt"), "mapped-secret").expect("secret");
+    let (port, host_port) = (free_port(), free_port());
+    let file = c.compose(
+        "mapped.yaml",
+        &format!(
+            "name: mapped
+services:
+  web:
+    image: {reg}/web:1
+    ports: [\"{port}:8080\"]
+    stop_grace_period: 1s
+    volumes: [\"data:/data\"]
+    secrets: [pw]
+    healthcheck:
+      test: [\"CMD-SHELL\", \"test -f /www/index.html\"]
+      interval: 1s
+  host:
+    image: {reg}/web:1
+    ports: [\"{host_port}:8080\"]
+    stop_grace_period: 1s
+    x-atoll:
+      userns: false
+volumes:
+  data: {{}}
+secrets:
+  pw:
+    file: ./pw.txt
+"
+        ),
+    );
+    c.deploy_wait(&file);
+    let at = format!("{bind}:{port}");
+    // Served once its health check (run with `youki exec` in its user
+    // namespace) passed.
+    let body = wait_until("the container to serve", Duration::from_secs(30), || {
+        http_get(&at, "/")
+            .ok()
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, b)| b)
+    });
+    assert!(body.contains("mapped"), "{body}");
+    let (_, map) = http_get(&at, "/cgi-bin/file?/proc/self/uid_map").expect("uid_map");
+    let fields: Vec<&str> = map
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(fields, ["0", "100000", "65536"], "{map}");
+    // Root inside writes its image's files and its volume.
+    let (_, note) = http_get(&at, "/cgi-bin/note?kept").expect("note");
+    assert_eq!(note.trim(), "kept", "{note}");
+    let on_disk = data.join("volumes/mapped/data/note");
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(&on_disk).expect("the note on the host");
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (0, 0),
+            "kept with the container's view of owners"
+        );
+    }
+    let (_, secret) = http_get(&at, "/cgi-bin/file?/run/secrets/pw").expect("secret");
+    assert!(secret.contains("mapped-secret"), "{secret}");
+    assert!(secret.contains("-r--------    1 0        0"), "{secret}");
+    // The service that opted out shares the host's.
+    let host_at = format!("{bind}:{host_port}");
+    let (_, map) = http_get(&host_at, "/cgi-bin/file?/proc/self/uid_map").expect("uid_map");
+    let fields: Vec<&str> = map
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(fields, ["0", "0", "4294967295"], "{map}");
+    // On the host, its processes run as 100000.
+    let id = (c.instances("mapped").into_iter())
+        .find(|r| r["service"] == "web")
+        .and_then(|r| r["id"].as_str().map(str::to_string))
+        .expect("web's instance");
+    let pids = read(&pids_cgroup(&id).join("cgroup.procs"));
+    let pid = pids
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no process of {id}"));
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let uid = (status.lines())
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("Uid");
+    assert_eq!(uid, "100000", "{status}");
 }

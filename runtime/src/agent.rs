@@ -67,6 +67,9 @@ pub struct HostConfig {
     pub registry_auth: Option<PathBuf>,
     /// The containers' subnet (`--container-subnet`); picked when `None`.
     pub container_subnet: Option<Subnet>,
+    /// `--userns`: the first host id of containers' user namespaces
+    /// (`None`: containers share the host's).
+    pub userns: Option<u32>,
     /// Leave containers running at shutdown, for the next run to adopt.
     pub keep_containers: bool,
     /// Where other hosts forward service calls (`--mesh-port`).
@@ -105,6 +108,7 @@ impl HostConfig {
             insecure_registries: Vec::new(),
             registry_auth: None,
             container_subnet: None,
+            userns: Some(crate::container::userns::DEFAULT_BASE),
             keep_containers: false,
             mesh_port: atoll_sdk::cluster::DEFAULT_MESH_PORT,
             init_binary: None,
@@ -167,7 +171,7 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
         path: cfg.data_dir.clone(),
         source,
     })?;
-    data_dir::restrict(&cfg.data_dir);
+    data_dir::restrict(&cfg.data_dir, cfg.userns.is_some());
     // Two hosts on one data dir would fight over its containers, leases
     // and cache: the second is refused while the first runs (or stops).
     let _lock = data_dir::lock(&cfg.data_dir)?;
@@ -384,6 +388,7 @@ pub async fn cleanup(cfg: HostConfig) -> Result<(), HostError> {
         runtime: cfg.oci_runtime.clone(),
         subnet: cfg.container_subnet,
         init_binary: cfg.init_binary.clone(),
+        userns: cfg.userns,
     };
     match Containers::for_cleanup(&container_cfg, puller.store().clone()).await {
         Ok(containers) => containers.teardown().await,
@@ -406,6 +411,7 @@ async fn image_support(
         runtime: cfg.oci_runtime.clone(),
         subnet: cfg.container_subnet,
         init_binary: cfg.init_binary.clone(),
+        userns: cfg.userns,
     };
     let containers = match Containers::new(&container_cfg, puller.store().clone()).await {
         Ok(c) => Ok(Arc::new(c)),

@@ -22,6 +22,7 @@ pub(crate) mod process;
 pub(crate) mod rootfs;
 mod secret_files;
 pub(crate) mod spec;
+pub(crate) mod userns;
 mod volumes;
 
 use std::collections::HashSet;
@@ -97,6 +98,8 @@ pub struct ContainerConfig {
     /// `--init-binary`: the static init for `init: true`; looked for when
     /// `None` ([`find_init`]).
     pub init_binary: Option<PathBuf>,
+    /// `--userns`: containers' user namespaces start at this host id.
+    pub userns: Option<u32>,
 }
 
 /// Static init binaries a host may mount into any image for `init: true`
@@ -132,6 +135,8 @@ pub struct Containers {
     volumes: PathBuf,
     /// The init binary for `init: true`, if the host has one.
     init: Option<PathBuf>,
+    /// The first host id of containers' user namespaces, if they get one.
+    userns: Option<u32>,
 }
 
 impl Containers {
@@ -193,6 +198,10 @@ impl Containers {
             dir,
             volumes: cfg.data_dir.join("volumes"),
             init,
+            userns: match cfg.userns {
+                Some(base) => userns::probe(&cfg.data_dir, base).await,
+                None => None,
+            },
         })
     }
 
@@ -240,7 +249,8 @@ impl Containers {
         if bundle.exists() {
             let _ = self.runtime.delete(&spec.id).await;
         }
-        let attachment = self.network.attach(&spec.id, &spec.app).await?;
+        let userns = self.userns.filter(|_| !spec.container.no_userns);
+        let attachment = (self.network).attach(&spec.id, &spec.app, userns).await?;
         let prepared = bundle::prepare(&bundle::Inputs {
             volumes_root: &self.volumes,
             bundle: &bundle,

@@ -34,6 +34,7 @@ pub mod wasm;
 
 pub use agent::{HostConfig, HostError, cleanup, run};
 pub use container::network::{NetError, Subnet};
+pub use container::userns::DEFAULT_BASE as USERNS_DEFAULT_BASE;
 pub use gateway::ServerLimits;
 
 /// Installs ring as rustls's process-wide crypto provider, once.

@@ -67,18 +67,21 @@ pub(super) fn load_cached(path: &Path) -> Option<Cached> {
         .ok()
 }
 
-/// Replaces the cache atomically and durably: a power cut leaves the old
-/// assignment or the new one, never a torn or empty file (the data is
-/// synced before the rename, the directory after it).
-/// Makes the data dir (and `dir`'s own entries made later) the owner's
-/// only: it holds assignments, container specs with their environment,
-/// images and the host's identity.
-pub(super) fn restrict(dir: &Path) {
-    if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+/// Makes the data dir the owner's only: it holds assignments, container
+/// specs with their environment, images and the host's identity. With
+/// user namespaces (`userns`), others may pass through it (0711, not
+/// list it): a container's root is another host user that must reach its
+/// bundle; what is inside keeps its own modes.
+pub(super) fn restrict(dir: &Path, userns: bool) {
+    let mode = if userns { 0o711 } else { 0o700 };
+    if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot make the data dir owner-only");
     }
 }
 
+/// Replaces the cache atomically and durably: a power cut leaves the old
+/// assignment or the new one, never a torn or empty file (the data is
+/// synced before the rename, the directory after it).
 pub(super) fn save_cached(path: &Path, cached: &Cached) {
     if let Err(e) = write_durably(path, cached) {
         tracing::warn!(path = %path.display(), error = %e, "cannot cache the assignment");

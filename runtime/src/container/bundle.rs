@@ -43,7 +43,26 @@ pub(crate) fn prepare(inputs: &Inputs) -> Result<(), ContainerError> {
     } = *inputs;
     let io = |what: String| move |source| ContainerError::Io { what, source };
     let config = image.config.clone().unwrap_or_default();
-    let merged = rootfs::mount_overlay(lower, bundle)?;
+    // In a user namespace, the shared image is seen through an idmapped
+    // mount (its owners as in the image), and the container's own layer
+    // belongs to its root.
+    let userns = net.userns.as_ref();
+    let merged = match userns {
+        Some((pin, base)) => {
+            let mapped = bundle.join("lower");
+            super::userns::idmapped_bind(lower, &mapped, pin).map_err(io(
+                "mapping the image's owners into the user namespace".into(),
+            ))?;
+            // Before the overlay is mounted: it takes its root's owner
+            // from the upper layer then.
+            let upper = bundle.join("upper");
+            std::fs::create_dir_all(&upper).map_err(io("making the container's layer".into()))?;
+            std::os::unix::fs::chown(&upper, Some(*base), Some(*base))
+                .map_err(io("giving the container's layer to its root".into()))?;
+            rootfs::mount_overlay(&mapped, bundle)?
+        }
+        None => rootfs::mount_overlay(lower, bundle)?,
+    };
     let opts = &spec.container;
     let args = spec::args(&config, opts)?;
     let env: Vec<(String, String)> = spec
@@ -99,15 +118,28 @@ pub(crate) fn prepare(inputs: &Inputs) -> Result<(), ContainerError> {
         .map_err(io("writing /etc/hostname".into()))?;
 
     let mut volumes = Vec::new();
-    for v in volumes::plan(volumes_root, bundle, spec, &config.volumes) {
+    let plan = volumes::plan(volumes_root, bundle, spec, &config.volumes);
+    for (i, v) in plan.into_iter().enumerate() {
         volumes::make(&v, lower, &spec.id)
             .map_err(io(format!("making the volume at {}", v.target)))?;
-        volumes.push((v.dir, v.target, v.read_only));
+        let source = match userns {
+            // Kept on disk with the container's view of owners.
+            Some((pin, _)) => {
+                let mapped = bundle.join("maps").join(i.to_string());
+                super::userns::idmapped_bind(&v.dir, &mapped, pin)
+                    .map_err(io(format!("mapping the volume at {}", v.target)))?;
+                mapped
+            }
+            None => v.dir,
+        };
+        volumes.push((source, v.target, v.read_only));
     }
+    let shift = userns.map_or(0, |(_, base)| *base);
     volumes.extend(super::secret_files::write(
         bundle,
         files,
         (resolved.uid, resolved.gid),
+        shift,
     )?);
     let init = match (spec.container.init, init) {
         (false, _) => None,
@@ -124,6 +156,7 @@ pub(crate) fn prepare(inputs: &Inputs) -> Result<(), ContainerError> {
         user: &resolved,
         args,
         netns: Some(net.netns.clone()),
+        userns: net.userns.as_ref().map(|(pin, _)| pin.clone()),
         cgroups_path: cgroups_path(&spec.id),
         etc_files: Some(etc),
         nofile: spec::nofile_limit(),

@@ -45,6 +45,8 @@ pub enum NetError {
     BadSubnet(String),
     #[error("network isolation: nft: {0}")]
     Nft(#[from] firewall::NftError),
+    #[error("user namespace: {0}")]
+    Userns(String),
 }
 
 /// An IPv4 subnet.
@@ -131,6 +133,9 @@ fn hex8(s: &str) -> String {
 pub struct Attachment {
     pub netns: PathBuf,
     pub address: Ipv4Addr,
+    /// The pinned user namespace that owns `netns` and its first host id,
+    /// for a container that runs in one.
+    pub userns: Option<(PathBuf, u32)>,
 }
 
 /// The host's container network.
@@ -309,20 +314,44 @@ impl Network {
     /// Gives `instance` a namespace, a veth into the bridge and an address.
     /// Idempotent: an instance that has a lease keeps its address; a
     /// half-made namespace from an earlier attempt is removed first.
-    pub async fn attach(&self, instance: &str, app: &str) -> Result<Attachment, NetError> {
+    pub async fn attach(
+        &self,
+        instance: &str,
+        app: &str,
+        userns: Option<u32>,
+    ) -> Result<Attachment, NetError> {
         self.ready().await?;
         let (ns, veth) = names(instance);
         let address = self.lease(instance, app)?;
         if Path::new(NETNS_DIR).join(&ns).exists() {
             let _ = ip(&["netns", "del", &ns]).await;
         }
+        let pin = self.userns_pin(instance);
+        super::userns::remove_pin(&pin);
+        let userns = match userns {
+            Some(base) => {
+                let (user, net) = (pin.clone(), Path::new(NETNS_DIR).join(&ns));
+                let made = tokio::task::spawn_blocking(move || {
+                    super::userns::make_pair(&user, &net, base)
+                })
+                .await
+                .map_err(|e| NetError::Userns(e.to_string()))?;
+                if let Err(e) = made {
+                    self.release(instance);
+                    return Err(NetError::Userns(e.to_string()));
+                }
+                Some((pin.clone(), base))
+            }
+            None => None,
+        };
         // Fail closed: a container runs only once the firewall knows it.
-        let mut result = self.plumb(&ns, &veth, address).await;
+        let mut result = self.plumb(&ns, &veth, address, userns.is_none()).await;
         if result.is_ok() {
             result = self.sync_firewall().await;
         }
         if let Err(e) = result {
             let _ = ip(&["netns", "del", &ns]).await;
+            super::userns::remove_pin(&pin);
             self.release(instance);
             let _ = self.sync_firewall().await;
             return Err(e);
@@ -330,21 +359,35 @@ impl Network {
         Ok(Attachment {
             netns: Path::new(NETNS_DIR).join(&ns),
             address,
+            userns,
         })
     }
 
-    async fn plumb(&self, ns: &str, veth: &str, address: Ipv4Addr) -> Result<(), NetError> {
+    /// Where the user namespace of `instance` is pinned, when it has one.
+    fn userns_pin(&self, instance: &str) -> PathBuf {
+        self.dir.join("userns").join(instance)
+    }
+
+    /// `make_ns`: the namespace is made here (else it was, with its user
+    /// namespace).
+    async fn plumb(
+        &self,
+        ns: &str,
+        veth: &str,
+        address: Ipv4Addr,
+        make_ns: bool,
+    ) -> Result<(), NetError> {
         // The peer is created straight inside the namespace, as eth0. Each
         // `ip` run costs a few milliseconds: one batch per namespace.
-        ip_batch(
-            None,
-            &[
-                format!("netns add {ns}"),
+        let make = make_ns.then(|| format!("netns add {ns}"));
+        let lines: Vec<String> = make
+            .into_iter()
+            .chain([
                 format!("link add {veth} type veth peer name eth0 netns {ns}"),
                 format!("link set {veth} master {} up", self.bridge),
-            ],
-        )
-        .await?;
+            ])
+            .collect();
+        ip_batch(None, &lines).await?;
         let cidr = format!("{address}/{}", self.subnet.prefix);
         let gw = self.subnet.gateway().to_string();
         ip_batch(
@@ -368,6 +411,7 @@ impl Network {
         {
             tracing::warn!(instance, error = %e, "could not remove network namespace");
         }
+        super::userns::remove_pin(&self.userns_pin(instance));
         // Normally gone with the namespace; a pair whose peer never moved
         // into it is not.
         if Path::new("/sys/class/net").join(&veth).exists() {

@@ -135,10 +135,20 @@ pub fn mount_overlay(lower: &Path, bundle: &Path) -> Result<PathBuf, RootfsError
 /// Unmounts the container's root (lazily: a process still inside keeps
 /// it alive until it exits) and removes the bundle directory.
 pub fn remove_bundle(bundle: &Path) {
-    let merged = bundle.join("rootfs");
-    for mounted in [merged, secrets_dir(bundle)] {
-        if is_mountpoint(&mounted) {
-            umount(&mounted);
+    // The overlay first, then what it and the container were made of:
+    // the idmapped image and volumes of a user namespace, the secrets.
+    let maps = (std::fs::read_dir(bundle.join("maps"))
+        .into_iter()
+        .flatten()
+        .flatten())
+    .map(|e| e.path());
+    let mounted = [bundle.join("rootfs"), bundle.join("lower")]
+        .into_iter()
+        .chain(maps)
+        .chain([secrets_dir(bundle)]);
+    for m in mounted {
+        if is_mountpoint(&m) {
+            umount(&m);
         }
     }
     if let Err(e) = std::fs::remove_dir_all(bundle)

@@ -19,11 +19,13 @@ fn size(files: &[Mounted]) -> usize {
 }
 
 /// Writes the files (again: a restart of the instance in a new bundle
-/// gets them fresh); `(source, target, read_only)` bind mounts.
+/// gets them fresh), owned by `owner` (or the mount's `uid`/`gid`) plus
+/// `shift`; `(source, target, read_only)` bind mounts.
 pub(crate) fn write(
     bundle: &Path,
     files: &[Mounted],
     owner: (u32, u32),
+    shift: u32,
 ) -> Result<Vec<(PathBuf, String, bool)>, ContainerError> {
     if files.is_empty() {
         return Ok(Vec::new());
@@ -33,7 +35,12 @@ pub(crate) fn write(
     std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
     if !is_mountpoint(&dir) {
         let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-        let data = format!("size={},mode=0700", size(files));
+        // In a user namespace the runtime mounts the files as the
+        // container's root: it must pass through (not list) the dir.
+        let data = match shift {
+            0 => format!("size={},mode=0700", size(files)),
+            base => format!("size={},mode=0711,uid={base},gid={base}", size(files)),
+        };
         mount("tmpfs", &dir, "tmpfs", flags, &data)?;
     }
     let mut mounts = Vec::new();
@@ -48,8 +55,10 @@ pub(crate) fn write(
             .open(&path)
             .map_err(io(what()))?;
         f.write_all(value).map_err(io(what()))?;
-        let uid = m.uid.unwrap_or(owner.0);
-        let gid = m.gid.unwrap_or(owner.1);
+        // The host's id of the owner inside (`shift`: the base of the
+        // container's user namespace).
+        let uid = m.uid.unwrap_or(owner.0).saturating_add(shift);
+        let gid = m.gid.unwrap_or(owner.1).saturating_add(shift);
         std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(io(what()))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m.mode))
             .map_err(io(what()))?;

@@ -89,6 +89,9 @@ pub struct SpecInput<'a> {
     /// The network namespace to join; `None` gives the container an
     /// unconnected namespace of its own.
     pub netns: Option<PathBuf>,
+    /// A pinned user namespace to join (it owns `netns`); `None`: the
+    /// host's.
+    pub userns: Option<PathBuf>,
     /// `cgroupsPath`, e.g. `/atoll/<instance>`.
     pub cgroups_path: String,
     /// Files bind-mounted over `/etc/hosts`, `/etc/resolv.conf` and
@@ -311,6 +314,14 @@ fn tmpfs_mount(t: &TmpfsMount) -> Result<oci_spec::runtime::Mount, OciSpecError>
 }
 
 fn linux(input: &SpecInput, caps: &caps::CapSet) -> Result<oci_spec::runtime::Linux, OciSpecError> {
+    // Joined by path, with its mapping already written: youki writes
+    // none for a user namespace it joins.
+    let user = (input.userns.as_ref()).map(|path| {
+        LinuxNamespaceBuilder::default()
+            .typ(LinuxNamespaceType::User)
+            .path(path.clone())
+            .build()
+    });
     let namespaces = [
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Ipc,
@@ -327,6 +338,7 @@ fn linux(input: &SpecInput, caps: &caps::CapSet) -> Result<oci_spec::runtime::Li
             _ => ns.build(),
         }
     })
+    .chain(user)
     .collect::<Result<Vec<_>, _>>()?;
     let mut sysctl = std::collections::HashMap::new();
     // As Docker does: a non-root process may listen on port 80 inside its

@@ -245,6 +245,7 @@ pub(super) static X_ATOLL: Section = Section {
         ("health", S),
         ("capabilities", N),
         ("disconnect", S),
+        ("userns", S),
     ],
 };
 

@@ -303,6 +303,11 @@ pub struct ContainerOptions {
     /// `HEALTHCHECK` is not used either.
     #[serde(skip_serializing_if = "is_false")]
     pub no_image_healthcheck: bool,
+    /// `x-atoll.userns: false`: shares the host's user namespace (root
+    /// inside is root on the host) on a host that gives containers their
+    /// own.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_userns: bool,
 }
 
 /// When an exited container is started again.

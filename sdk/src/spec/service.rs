@@ -9,7 +9,7 @@ use saphyr::{Scalar, YamlData};
 
 use super::autoscale::autoscale;
 use super::container::ContainerKeys;
-use super::ctx::{Ctx, index, join};
+use super::ctx::{Ctx, boolean, index, join};
 use super::deploy::deploy;
 use super::disconnect::disconnect;
 use super::health::{AtollHealth, Healthcheck, atoll_health, healthcheck};
@@ -43,6 +43,8 @@ struct Atoll {
     autoscale: Option<(Autoscale, usize)>,
     /// `disconnect`, with the line of its key.
     disconnect: Option<(Disconnect, usize)>,
+    /// `userns: false`: the container shares the host's user namespace.
+    no_userns: bool,
 }
 
 /// A non-empty string without whitespace: image references and paths.
@@ -67,6 +69,7 @@ fn x_atoll(ctx: &mut Ctx, path: &str, node: &Node) -> Atoll {
         canary: None,
         autoscale: None,
         disconnect: None,
+        no_userns: false,
     };
     let entries = ctx.mapping(path, node);
     for e in keys::filter(ctx, &keys::X_ATOLL, path, entries) {
@@ -91,6 +94,7 @@ fn x_atoll(ctx: &mut Ctx, path: &str, node: &Node) -> Atoll {
             "disconnect" if !e.value.data.is_null() => {
                 out.disconnect = Some((disconnect(ctx, &p, e.value), e.line));
             }
+            "userns" => out.no_userns = boolean(ctx, &p, e.value) == Some(false),
             _ => {}
         }
     }
@@ -277,6 +281,7 @@ pub(super) fn service(
         .as_ref()
         .map_or(DEFAULT_TIMEOUT_MS, |a| a.timeout_ms);
     let has_component = k.atoll.as_ref().is_some_and(|a| a.has_component);
+    let no_userns = k.atoll.as_ref().is_some_and(|a| a.no_userns);
     let (component, atoll_health, canary, autoscale, disconnect) = match k.atoll {
         Some(a) => (a.component, a.health, a.canary, a.autoscale, a.disconnect),
         None => (None, None, None, None, None),
@@ -305,6 +310,7 @@ pub(super) fn service(
             let mut c = k.container.finish(ctx, &path, is_component);
             c.tmpfs.extend(k.volumes.tmpfs);
             c.no_image_healthcheck = no_image_check;
+            c.no_userns = no_userns;
             c
         },
         // A component ignores its volumes (with the warning above), so they

@@ -27,6 +27,7 @@ fn input<'a>(
         user,
         args: args(img, options).expect("args"),
         netns: Some("/var/run/netns/atoll-x".into()),
+        userns: None,
         cgroups_path: "/atoll/x".into(),
         etc_files: None,
         nofile: 1024,
