@@ -15,6 +15,7 @@ mod copy_up;
 mod driver;
 pub(crate) mod facts;
 mod firewall;
+mod forwarding;
 mod inside;
 pub(crate) mod network;
 pub(crate) mod oci_runtime;

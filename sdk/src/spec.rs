@@ -10,6 +10,7 @@ mod ctx;
 mod deploy;
 mod disconnect;
 mod error;
+mod file_types;
 mod health;
 mod kernel;
 mod keys;
@@ -39,6 +40,7 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         .map(std::time::Duration::from_millis)
         .map_err(|e| e.to_string())
 }
+pub use file_types::*;
 pub use model::*;
 pub use parse::{Parsed, parse};
 pub use units::is_app_name;

@@ -26,9 +26,6 @@ use super::firewall;
 const IP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where `ip netns` keeps named namespaces.
 const NETNS_DIR: &str = "/var/run/netns";
-const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
-/// In the network dir: this host turned forwarding on (it was off).
-const FORWARD_WAS_OFF: &str = "ip_forward.was-off";
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -230,14 +227,7 @@ impl Network {
         // Containers reach the outside through the host: forwarding on,
         // their source address masqueraded by the firewall, which is
         // written before any container runs (no firewall, no container).
-        // Turned back off with the last atoll bridge if it was off.
-        let was = std::fs::read_to_string(IP_FORWARD).unwrap_or_default();
-        if was.trim() == "0" {
-            let _ = std::fs::write(self.dir.join(FORWARD_WAS_OFF), "");
-        }
-        if let Err(e) = std::fs::write(IP_FORWARD, "1") {
-            tracing::warn!(error = %e, "could not enable IPv4 forwarding; containers cannot reach other networks");
-        }
+        super::forwarding::enable(&self.dir);
         remove_legacy_masquerade(&self.subnet.to_string(), br).await;
         self.sync_firewall().await
     }
@@ -437,30 +427,7 @@ impl Network {
         {
             tracing::warn!(bridge = %self.bridge, error = %e, "could not remove the bridge");
         }
-        self.restore_forwarding();
-    }
-
-    /// Turns IPv4 forwarding back off if this host turned it on and no
-    /// other atoll bridge on the machine still needs it.
-    fn restore_forwarding(&self) {
-        let marker = self.dir.join(FORWARD_WAS_OFF);
-        if !marker.exists() {
-            return;
-        }
-        let others = (std::fs::read_dir("/sys/class/net")
-            .into_iter()
-            .flatten()
-            .flatten())
-        .any(|e| {
-            e.file_name().to_string_lossy().starts_with("atoll-")
-                && e.path().join("bridge").exists()
-        });
-        if others {
-            tracing::info!("IPv4 forwarding left on: another atoll bridge uses it");
-        } else if let Err(e) = std::fs::write(IP_FORWARD, "0") {
-            tracing::warn!(error = %e, "could not turn IPv4 forwarding back off");
-        }
-        let _ = std::fs::remove_file(marker);
+        super::forwarding::restore(&self.dir);
     }
 
     /// Instances holding a lease (for clean-up after a restart).

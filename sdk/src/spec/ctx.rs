@@ -9,7 +9,7 @@
 use saphyr::{Scalar, YamlData};
 
 use super::error::SpecError;
-use super::model::FileKind;
+use super::file_types::FileKind;
 use super::privilege::{Privilege, PrivilegeKind};
 use super::units::{parse_duration_ms, parse_duration_ms_or_zero};
 use super::yaml::{self, Node, Source};

@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use saphyr::{Scalar, YamlData};
 
 use super::ctx::{Ctx, index, join};
+use super::file_types::{FileKind, FileMount, FileSource};
 use super::keys;
-use super::model::{FileKind, FileMount, FileSource};
 use super::yaml::{self, Node};
 
 /// The top-level `secrets:` or `configs:`: name → source.
