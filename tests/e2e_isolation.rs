@@ -147,9 +147,7 @@ fn default_containers_are_confined_and_extra_capabilities_need_the_policy() {
             .map(|m| m.permissions().mode() & 0o777)
             .unwrap_or_else(|e| panic!("{p:?}: {e}"))
     };
-    // Others may pass through (a container's root is another host user
-    // that must reach its bundle), not list it.
-    assert_eq!(mode(&data), 0o711, "the data dir");
+    assert_eq!(mode(&data), 0o700, "the data dir");
     assert_eq!(mode(&data.join("assignment.json")), 0o600);
     assert_eq!(
         mode(&data.join("containers").join(&id).join("config.json")),
@@ -680,12 +678,20 @@ fn services_whose_addresses_would_collide_each_get_their_own() {
 }
 
 #[test]
-fn container_root_is_an_unprivileged_host_id_unless_the_service_opts_out() {
+fn with_userns_container_root_is_an_unprivileged_host_id_unless_the_service_opts_out() {
     let (mut dirs, mut c, registry) = cluster_with_image("mapped\n");
     let reg = registry.host.clone();
     let data = dirs.data("h1");
     let bind = "127.0.24.3";
-    start_container_host(&mut c, "h1", bind, &data, &reg, "10.89.227.0/24", &[]);
+    start_container_host(
+        &mut c,
+        "h1",
+        bind,
+        &data,
+        &reg,
+        "10.89.227.0/24",
+        &["--userns"],
+    );
     std::fs::write(c.dir.path().join("pw.txt"), "mapped-secret").expect("secret");
     let (port, host_port) = (free_port(), free_port());
     let file = c.compose(

@@ -108,7 +108,7 @@ impl HostConfig {
             insecure_registries: Vec::new(),
             registry_auth: None,
             container_subnet: None,
-            userns: Some(crate::container::userns::DEFAULT_BASE),
+            userns: None,
             keep_containers: false,
             mesh_port: atoll_sdk::cluster::DEFAULT_MESH_PORT,
             init_binary: None,

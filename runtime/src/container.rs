@@ -120,6 +120,9 @@ pub(crate) fn find_init() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// A container's output, in its bundle.
+pub(crate) const LOG_FILE: &str = "container.log";
+
 /// A started container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Started {
@@ -232,7 +235,7 @@ impl Containers {
     }
 
     pub fn log_path(&self, id: &str) -> PathBuf {
-        self.bundle(id).join("container.log")
+        self.bundle(id).join(LOG_FILE)
     }
 
     /// Prepares the bundle and network of `spec` and starts it.

@@ -59,6 +59,15 @@ pub(crate) fn prepare(inputs: &Inputs) -> Result<(), ContainerError> {
             std::fs::create_dir_all(&upper).map_err(io("making the container's layer".into()))?;
             std::os::unix::fs::chown(&upper, Some(*base), Some(*base))
                 .map_err(io("giving the container's layer to its root".into()))?;
+            // Its output goes to this file, which it may open again
+            // (`/dev/stdout` is a link to it): its root must own it.
+            let log = bundle.join(super::LOG_FILE);
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .and_then(|_| std::os::unix::fs::chown(&log, Some(*base), Some(*base)))
+                .map_err(io("giving the container's log to its root".into()))?;
             rootfs::mount_overlay(&mapped, bundle)?
         }
         None => rootfs::mount_overlay(lower, bundle)?,
