@@ -157,29 +157,6 @@ fn bad_files_and_bad_components_fail_clearly_and_disturb_nothing() {
     );
 }
 
-/// Whether the peer closes `s` within `wait` (reading whatever it sends
-/// first, such as a 408).
-fn closed_within(s: &mut std::net::TcpStream, wait: Duration) -> bool {
-    use std::io::Read;
-    let _ = s.set_read_timeout(Some(wait));
-    let mut buf = [0u8; 512];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return false;
-            }
-            Err(_) => return true,
-        }
-    }
-}
-
 #[test]
 fn the_api_cuts_slow_and_idle_clients_caps_connections_and_refuses_large_json() {
     use std::io::{Read, Write};

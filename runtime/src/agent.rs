@@ -380,21 +380,29 @@ pub async fn cleanup(cfg: HostConfig) -> Result<(), HostError> {
         source,
     })?;
     let _lock = data_dir::lock(&cfg.data_dir)?;
+    let puller = Puller::new(pull_config(&cfg))?;
+    match Containers::for_cleanup(&container_config(&cfg), puller.store().clone()).await {
+        Ok(containers) => containers.teardown().await,
+        Err(why) => tracing::warn!(%why, "nothing to clean: containers are not available"),
+    }
+    Ok(())
+}
+
+fn pull_config(cfg: &HostConfig) -> PullConfig {
     let mut pull = PullConfig::new(cfg.data_dir.join("blobs"));
     pull.insecure_registries = cfg.insecure_registries.clone();
-    let puller = Puller::new(pull)?;
-    let container_cfg = ContainerConfig {
+    pull.docker_config = cfg.registry_auth.clone();
+    pull
+}
+
+fn container_config(cfg: &HostConfig) -> ContainerConfig {
+    ContainerConfig {
         data_dir: cfg.data_dir.clone(),
         runtime: cfg.oci_runtime.clone(),
         subnet: cfg.container_subnet,
         init_binary: cfg.init_binary.clone(),
         userns: cfg.userns,
-    };
-    match Containers::for_cleanup(&container_cfg, puller.store().clone()).await {
-        Ok(containers) => containers.teardown().await,
-        Err(why) => tracing::warn!(%why, "nothing to clean: containers are not available"),
     }
-    Ok(())
 }
 
 /// The puller (always: Wasm artifacts need no OCI runtime) and the
@@ -402,18 +410,8 @@ pub async fn cleanup(cfg: HostConfig) -> Result<(), HostError> {
 async fn image_support(
     cfg: &HostConfig,
 ) -> Result<(Arc<Puller>, Result<Arc<Containers>, String>), HostError> {
-    let mut pull = PullConfig::new(cfg.data_dir.join("blobs"));
-    pull.insecure_registries = cfg.insecure_registries.clone();
-    pull.docker_config = cfg.registry_auth.clone();
-    let puller = Arc::new(Puller::new(pull)?);
-    let container_cfg = ContainerConfig {
-        data_dir: cfg.data_dir.clone(),
-        runtime: cfg.oci_runtime.clone(),
-        subnet: cfg.container_subnet,
-        init_binary: cfg.init_binary.clone(),
-        userns: cfg.userns,
-    };
-    let containers = match Containers::new(&container_cfg, puller.store().clone()).await {
+    let puller = Arc::new(Puller::new(pull_config(cfg))?);
+    let containers = match Containers::new(&container_config(cfg), puller.store().clone()).await {
         Ok(c) => Ok(Arc::new(c)),
         Err(e) => {
             tracing::warn!(error = %e, "this host cannot run containers (Wasm is unaffected)");

@@ -9,7 +9,6 @@ use crate::identity::issuing::HostIssuer;
 use async_nats::jetstream::kv;
 use atoll_sdk::cluster::Assignment;
 use atoll_sdk::protocol::{Names, StateGrant, StateGrantRequest};
-use futures::StreamExt;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -26,43 +25,20 @@ pub struct Granting {
 /// Answers grant requests until the subscription ends.
 pub async fn serve(g: Granting) {
     let subject = g.names.state_grant_all();
-    let mut sub = match (g.js.client())
-        .queue_subscribe(subject.clone(), "atoll-servers".into())
-        .await
-    {
-        Ok(sub) => sub,
-        Err(e) => {
-            tracing::error!(%subject, error = %e, "cannot take state grant requests");
-            return;
-        }
-    };
-    // Answered side by side, a bounded number at once: one slow answer
-    // (a bucket being made) holds up no other host.
+    let client = g.js.client().clone();
     let g = Arc::new(g);
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_AT_ONCE));
-    while let Some(msg) = sub.next().await {
-        let Some(reply) = msg.reply.clone() else {
-            continue;
-        };
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
+    crate::host_requests::serve(client, subject, move |msg| {
         let g = g.clone();
-        tokio::spawn(async move {
+        async move {
             let answer = match g.names.sender(&msg.subject) {
                 Some(host) => g.answer(host, &msg.payload).await,
                 None => refusal("not a grant subject".to_string()),
             };
-            if let Ok(bytes) = serde_json::to_vec(&answer) {
-                let _ = g.js.client().publish(reply, bytes.into()).await;
-            }
-            drop(slot);
-        });
-    }
+            serde_json::to_vec(&answer).unwrap_or_default()
+        }
+    })
+    .await;
 }
-
-/// Grant requests answered at once, at most.
-const MAX_AT_ONCE: usize = 32;
 
 fn refusal(error: String) -> StateGrant {
     StateGrant {

@@ -30,6 +30,7 @@ mod disconnect;
 mod endpoints;
 mod grants;
 mod host_removal;
+mod host_requests;
 pub mod identity;
 mod lease;
 mod load_board;

@@ -33,6 +33,28 @@ pub fn free_port() -> u16 {
     atoll_sdk::nats::testing::free_port()
 }
 
+/// Whether the peer closes `s` within `wait` (reading whatever it sends
+/// first, such as hyper's 408).
+pub fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
+    let _ = s.set_read_timeout(Some(wait));
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
 /// Polls `f` every 50 ms until it returns `Some`, or panics after `limit`
 /// naming what it waited for.
 pub fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {

@@ -9,12 +9,8 @@ use std::sync::Arc;
 use async_nats::jetstream::kv;
 use atoll_sdk::cluster::Assignment;
 use atoll_sdk::protocol::{FileRef, FileValue, FileValues, FileValuesRequest, Names};
-use futures::StreamExt;
 
 use super::vault::Vault;
-
-/// Requests answered at once, at most.
-const MAX_AT_ONCE: usize = 32;
 
 pub struct Answering {
     pub client: async_nats::Client,
@@ -26,39 +22,21 @@ pub struct Answering {
 /// Answers until the subscription ends.
 pub async fn serve(a: Answering) {
     let subject = a.names.file_values_all();
-    let mut sub = match (a.client)
-        .queue_subscribe(subject.clone(), "atoll-servers".into())
-        .await
-    {
-        Ok(sub) => sub,
-        Err(e) => {
-            tracing::error!(%subject, error = %e, "cannot take secret requests");
-            return;
-        }
-    };
+    let client = a.client.clone();
     let a = Arc::new(a);
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_AT_ONCE));
-    while let Some(msg) = sub.next().await {
-        let Some(reply) = msg.reply.clone() else {
-            continue;
-        };
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
+    crate::host_requests::serve(client, subject, move |msg| {
         let a = a.clone();
-        tokio::spawn(async move {
+        async move {
             let answer = match a.names.sender(&msg.subject) {
                 Some(host) if msg.subject.as_str() == a.names.file_values(host) => {
                     a.answer(host, &msg.payload).await
                 }
                 _ => refusal("not a secrets subject".into()),
             };
-            if let Ok(bytes) = serde_json::to_vec(&answer) {
-                let _ = a.client.publish(reply, bytes.into()).await;
-            }
-            drop(slot);
-        });
-    }
+            serde_json::to_vec(&answer).unwrap_or_default()
+        }
+    })
+    .await;
 }
 
 fn refusal(error: String) -> FileValues {
