@@ -43,7 +43,7 @@ impl LogPaths {
         self.data_dir
             .join("containers")
             .join(id)
-            .join("container.log")
+            .join(crate::container::LOG_FILE)
     }
 
     /// Opens a component's log for appending.

@@ -54,15 +54,9 @@ impl Granting {
             Ok(r) => r,
             Err(e) => return refusal(format!("malformed grant request: {e}")),
         };
-        // From the stream's leader: a lagging replica would refuse an
-        // app assigned a moment ago.
-        let apps = match atoll_sdk::nats::leader_entry(&self.assignments, host).await {
-            Ok(Some(entry)) => match serde_json::from_slice::<Assignment>(&entry.value) {
-                Ok(a) => assigned_apps(&a),
-                Err(e) => return refusal(format!("the assignment of {host} is unreadable: {e}")),
-            },
-            Ok(None) => BTreeSet::new(),
-            Err(e) => return refusal(format!("cannot read the assignment of {host}: {e}")),
+        let apps = match crate::host_requests::assignment_of(&self.assignments, host).await {
+            Ok(a) => a.as_ref().map(assigned_apps).unwrap_or_default(),
+            Err(e) => return refusal(e),
         };
         for app in &apps {
             let cfg = atoll_sdk::nats::app_state_config(&self.names, app, self.replicas);

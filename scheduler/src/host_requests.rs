@@ -7,6 +7,22 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
+/// The assignment of `host` as the stream's leader has it (a lagging
+/// replica would miss an instance assigned a moment ago); `Ok(None)` when
+/// nothing is assigned, `Err` saying why it cannot be read.
+pub(crate) async fn assignment_of(
+    assignments: &async_nats::jetstream::kv::Store,
+    host: &str,
+) -> Result<Option<atoll_sdk::cluster::Assignment>, String> {
+    match atoll_sdk::nats::leader_entry(assignments, host).await {
+        Ok(Some(entry)) => serde_json::from_slice(&entry.value)
+            .map(Some)
+            .map_err(|e| format!("the assignment of {host} is unreadable: {e}")),
+        Ok(None) => Ok(None),
+        Err(e) => Err(format!("cannot read the assignment of {host}: {e}")),
+    }
+}
+
 /// Requests answered at once, at most.
 const MAX_AT_ONCE: usize = 32;
 

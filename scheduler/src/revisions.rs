@@ -141,10 +141,9 @@ async fn deploy_once(
     compose: String,
     warnings: Vec<String>,
 ) -> Result<Deployed, RevisionError> {
-    let others: Vec<App> = (cluster.apps.all().into_values())
-        .map(|v| v.value.spec)
-        .collect();
-    check_ports(&app, &others)?;
+    // One read of the apps serves the port check and the addresses.
+    let records = all_records(cluster);
+    check_ports(&app, records.iter().map(|r| &r.spec))?;
     let name = app.name.clone();
     let (previous, expected) = read_current(cluster, &name).await?;
     if let Some(prev) = &previous
@@ -163,7 +162,7 @@ async fn deploy_once(
         .as_ref()
         .map(|p| p.vips.clone())
         .unwrap_or_default();
-    let vips = allocated(cluster, &app, &previous_vips);
+    let vips = allocated(&records, &app, &previous_vips);
     let record = AppRecord {
         v: VERSION,
         revision,
@@ -417,7 +416,7 @@ async fn write(
     next: Next,
 ) -> Result<u64, RevisionError> {
     let now = &current.value;
-    let vips = allocated(cluster, &next.spec, &now.vips);
+    let vips = allocated(&all_records(cluster), &next.spec, &now.vips);
     let record = AppRecord {
         v: now.v,
         revision: now.revision + 1,
@@ -442,24 +441,26 @@ async fn write(
 /// Service addresses for `app`, keeping `previous` where no other app
 /// holds them (see `vips.rs`).
 fn allocated(
-    cluster: &Cluster,
+    records: &[AppRecord],
     app: &App,
     previous: &std::collections::BTreeMap<String, std::net::Ipv4Addr>,
 ) -> std::collections::BTreeMap<String, std::net::Ipv4Addr> {
-    let records: Vec<AppRecord> = (cluster.apps.all().into_values())
-        .map(|v| v.value)
-        .collect();
     let taken = crate::vips::taken_by_others(records.iter(), &app.name);
     crate::vips::allocate(app, previous, &taken)
+}
+
+/// Every app's current revision, as this server's mirror has it.
+fn all_records(cluster: &Cluster) -> Vec<AppRecord> {
+    (cluster.apps.all().into_values())
+        .map(|v| v.value)
+        .collect()
 }
 
 /// Two deploys racing on different servers may allocate one address
 /// twice; the one that finds it so says so (deploying either app again
 /// moves its service).
 async fn report_collisions(cluster: &Cluster, app: &str) {
-    let records: Vec<AppRecord> = (cluster.apps.all().into_values())
-        .map(|v| v.value)
-        .collect();
+    let records = all_records(cluster);
     let prefix = format!("{app}/");
     for (vip, services) in crate::vips::collisions(records.iter()) {
         if services.iter().any(|s| s.starts_with(&prefix)) {

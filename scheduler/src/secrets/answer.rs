@@ -52,15 +52,10 @@ impl Answering {
             Ok(r) => r,
             Err(e) => return refusal(format!("malformed request: {e}")),
         };
-        // From the stream's leader: a lagging replica would refuse a
-        // mount assigned a moment ago.
-        let assignment = match atoll_sdk::nats::leader_entry(&self.assignments, host).await {
-            Ok(Some(entry)) => match serde_json::from_slice::<Assignment>(&entry.value) {
-                Ok(a) => a,
-                Err(e) => return refusal(format!("the assignment of {host} is unreadable: {e}")),
-            },
+        let assignment = match crate::host_requests::assignment_of(&self.assignments, host).await {
+            Ok(Some(a)) => a,
             Ok(None) => return refusal(format!("nothing is assigned to {host}")),
-            Err(e) => return refusal(format!("cannot read the assignment of {host}: {e}")),
+            Err(e) => return refusal(e),
         };
         let allowed = mounted(&assignment, &req.app);
         let mut values = Vec::new();
