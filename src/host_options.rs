@@ -29,11 +29,12 @@ pub struct ContainerArgs {
     /// tini-static from Debian's tini package, or docker-init)
     #[arg(long, value_name = "FILE")]
     init_binary: Option<PathBuf>,
-    /// Run each container in a user namespace of its own where the kernel
-    /// allows: root inside is host ids 100000–165535 (images and volumes
-    /// seen through idmapped mounts)
+    /// Containers share the host's user namespace (root inside is root on
+    /// the host). By default each runs in its own where the kernel allows:
+    /// root inside is host ids 100000–165535 (images and volumes seen
+    /// through idmapped mounts)
     #[arg(long)]
-    userns: bool,
+    no_userns: bool,
 }
 
 impl ContainerArgs {
@@ -48,7 +49,7 @@ impl ContainerArgs {
         };
         cfg.keep_containers = self.keep_containers;
         cfg.init_binary = self.init_binary.clone();
-        cfg.userns = self.userns.then_some(atoll_runtime::USERNS_DEFAULT_BASE);
+        cfg.userns = (!self.no_userns).then_some(atoll_runtime::USERNS_DEFAULT_BASE);
         Ok(())
     }
 }

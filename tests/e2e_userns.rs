@@ -1,4 +1,4 @@
-//! User namespaces (`atoll host --userns`), end to end with real
+//! User namespaces (a host's default), end to end with real
 //! containers through youki: root inside is host uid 100000, the image,
 //! a named volume and a secret are usable through idmapped mounts and
 //! shifted owners, an exec health check passes, and a service that opts
@@ -38,20 +38,12 @@ fn uid_map(at: &str) -> Vec<String> {
 }
 
 #[test]
-fn with_userns_container_root_is_an_unprivileged_host_id_unless_the_service_opts_out() {
+fn container_root_is_an_unprivileged_host_id_unless_the_service_opts_out() {
     let (mut dirs, mut c, registry) = cluster_with_image("mapped\n");
     let reg = registry.host.clone();
     let data = dirs.data("h1");
     let bind = "127.0.24.3";
-    start_container_host(
-        &mut c,
-        "h1",
-        bind,
-        &data,
-        &reg,
-        "10.89.227.0/24",
-        &["--userns"],
-    );
+    start_container_host(&mut c, "h1", bind, &data, &reg, "10.89.227.0/24", &[]);
     std::fs::write(c.dir.path().join("pw.txt"), "mapped-secret").expect("secret");
     let (port, host_port) = (free_port(), free_port());
     let file = c.compose(
@@ -129,4 +121,12 @@ secrets:
         .and_then(|l| l.split_whitespace().next())
         .expect("Uid");
     assert_eq!(uid, "100000", "{status}");
+    // The containers' roots pass through the data dir to their bundles;
+    // nobody else lists it.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&data)
+        .expect("data dir")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o711, "the data dir");
 }

@@ -67,8 +67,8 @@ pub struct HostConfig {
     pub registry_auth: Option<PathBuf>,
     /// The containers' subnet (`--container-subnet`); picked when `None`.
     pub container_subnet: Option<Subnet>,
-    /// `--userns`: the first host id of containers' user namespaces
-    /// (`None`: containers share the host's).
+    /// The first host id of containers' user namespaces (`None`, with
+    /// `--no-userns`: containers share the host's).
     pub userns: Option<u32>,
     /// Leave containers running at shutdown, for the next run to adopt.
     pub keep_containers: bool,
@@ -108,7 +108,7 @@ impl HostConfig {
             insecure_registries: Vec::new(),
             registry_auth: None,
             container_subnet: None,
-            userns: None,
+            userns: Some(crate::container::userns::DEFAULT_BASE),
             keep_containers: false,
             mesh_port: atoll_sdk::cluster::DEFAULT_MESH_PORT,
             init_binary: None,

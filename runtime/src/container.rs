@@ -9,6 +9,7 @@
 //! and `container.log`); `youki/` is the runtime's state; `images/` the
 //! unpacked images; `net/` the bridge's subnet and address leases.
 
+mod addressing;
 pub(crate) mod bundle;
 pub(crate) mod cgroup;
 mod copy_up;

@@ -21,6 +21,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
+use super::addressing::hex8;
+pub use super::addressing::{Subnet, mac_for, names, next_free, pick_subnet};
 use super::firewall;
 
 const IP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,91 +40,10 @@ pub enum NetError {
     },
     #[error("container subnet {subnet} has no free address left")]
     Exhausted { subnet: String },
-    #[error("invalid container subnet {0:?}: expected an IPv4 /16 to /28 such as 10.89.0.0/24")]
-    BadSubnet(String),
     #[error("network isolation: nft: {0}")]
     Nft(#[from] firewall::NftError),
     #[error("user namespace: {0}")]
     Userns(String),
-}
-
-/// An IPv4 subnet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subnet {
-    pub base: Ipv4Addr,
-    pub prefix: u8,
-}
-
-impl Subnet {
-    pub fn parse(s: &str) -> Result<Subnet, NetError> {
-        let bad = || NetError::BadSubnet(s.to_string());
-        let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
-        let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
-        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-        if !(16..=28).contains(&prefix) {
-            return Err(bad());
-        }
-        let mask = u32::MAX << (32 - prefix);
-        Ok(Subnet {
-            base: Ipv4Addr::from(u32::from(addr) & mask),
-            prefix,
-        })
-    }
-
-    /// The bridge's own address: the first in the subnet.
-    pub fn gateway(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.base) + 1)
-    }
-
-    fn size(&self) -> u32 {
-        1 << (32 - self.prefix)
-    }
-
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let mask = u32::MAX << (32 - self.prefix);
-        u32::from(ip) & mask == u32::from(self.base)
-    }
-}
-
-impl std::fmt::Display for Subnet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.base, self.prefix)
-    }
-}
-
-/// The lowest address of `subnet` that is neither the network, the
-/// gateway, the broadcast address nor in `used`.
-pub fn next_free(subnet: Subnet, used: &[Ipv4Addr]) -> Option<Ipv4Addr> {
-    let base = u32::from(subnet.base);
-    (2..subnet.size() - 1)
-        .map(|off| Ipv4Addr::from(base + off))
-        .find(|ip| !used.contains(ip))
-}
-
-/// The first `10.89.N.0/24`, trying N from `first` round to `first - 1`,
-/// that none of `taken` (addresses on this machine's interfaces) falls in.
-/// Hosts sharing a machine start from different `first`s, so two starting
-/// at once rarely pick the same.
-pub fn pick_subnet(taken: &[Ipv4Addr], first: u8) -> Option<Subnet> {
-    (0..=255u8)
-        .map(|i| i.wrapping_add(first))
-        .map(|n| Subnet {
-            base: Ipv4Addr::new(10, 89, n, 0),
-            prefix: 24,
-        })
-        .find(|s| !taken.iter().any(|ip| s.contains(*ip)))
-}
-
-/// Network names for one instance: its namespace and the host end of its
-/// veth (interface names are limited to 15 bytes, so a hash).
-pub fn names(instance: &str) -> (String, String) {
-    let hash = hex8(instance);
-    (format!("atoll-{instance}"), format!("av{hash}"))
-}
-
-fn hex8(s: &str) -> String {
-    let d = Sha256::digest(s.as_bytes());
-    d.iter().take(4).map(|b| format!("{b:02x}")).collect()
 }
 
 /// A container's place on the network.
@@ -223,7 +144,11 @@ impl Network {
         if !shown.contains(&cidr) {
             ip(&["addr", "add", &cidr, "dev", br]).await?;
         }
-        ip(&["link", "set", br, "up"]).await?;
+        // A fixed MAC: a bridge takes its lowest port's otherwise, which
+        // changes as containers come and go, and every container's cached
+        // entry for its gateway would go stale.
+        let mac = mac_for(self.subnet.gateway());
+        ip(&["link", "set", br, "address", &mac, "up"]).await?;
         // Containers reach the outside through the host: forwarding on,
         // their source address masqueraded by the firewall, which is
         // written before any container runs (no firewall, no container).
@@ -373,7 +298,10 @@ impl Network {
         let lines: Vec<String> = make
             .into_iter()
             .chain([
-                format!("link add {veth} type veth peer name eth0 netns {ns}"),
+                format!(
+                    "link add {veth} type veth peer name eth0 address {} netns {ns}",
+                    mac_for(address)
+                ),
                 format!("link set {veth} master {} up", self.bridge),
             ])
             .collect();
@@ -406,6 +334,12 @@ impl Network {
         // into it is not.
         if Path::new("/sys/class/net").join(&veth).exists() {
             let _ = ip(&["link", "del", veth.as_str()]).await;
+        }
+        // The next container leasing the address may have another MAC
+        // (one made by an earlier release): forget the old one.
+        if let Some(address) = self.address_of(instance) {
+            let to = address.to_string();
+            let _ = ip(&["neigh", "del", &to, "dev", &self.bridge]).await;
         }
         self.release(instance);
         if self.bridge_ready.initialized()
@@ -595,47 +529,4 @@ async fn run_ip(args: &[&str], input: Option<String>, shown: String) -> Result<S
         return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_string()));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subnets_parse_and_normalize() {
-        let s = Subnet::parse("10.89.3.7/24").unwrap();
-        assert_eq!(s.to_string(), "10.89.3.0/24");
-        assert_eq!(s.gateway(), Ipv4Addr::new(10, 89, 3, 1));
-        assert!(Subnet::parse("10.0.0.0/8").is_err());
-        assert!(Subnet::parse("10.0.0.0").is_err());
-        assert!(Subnet::parse("nope/24").is_err());
-    }
-
-    #[test]
-    fn addresses_skip_network_gateway_broadcast_and_used() {
-        let s = Subnet::parse("10.89.0.0/28").unwrap();
-        assert_eq!(next_free(s, &[]), Some(Ipv4Addr::new(10, 89, 0, 2)));
-        let used: Vec<Ipv4Addr> = (2..15).map(|i| Ipv4Addr::new(10, 89, 0, i)).collect();
-        assert_eq!(next_free(s, &used), None, ".15 is the broadcast address");
-        assert_eq!(next_free(s, &used[1..]), Some(Ipv4Addr::new(10, 89, 0, 2)));
-    }
-
-    #[test]
-    fn the_picked_subnet_avoids_addresses_in_use() {
-        let taken = [Ipv4Addr::new(10, 89, 0, 1), Ipv4Addr::new(10, 89, 1, 9)];
-        assert_eq!(pick_subnet(&taken, 0).unwrap().to_string(), "10.89.2.0/24");
-        assert_eq!(
-            pick_subnet(&taken, 255).unwrap().to_string(),
-            "10.89.255.0/24"
-        );
-        assert_eq!(pick_subnet(&taken, 1).unwrap().to_string(), "10.89.2.0/24");
-    }
-
-    #[test]
-    fn interface_names_fit_the_kernel_limit() {
-        let (ns, veth) = names("a-very-long-app-name-with-service-abcdef");
-        assert!(veth.len() <= 15, "{veth}");
-        assert!(ns.starts_with("atoll-"));
-        assert_ne!(names("a").1, names("b").1);
-    }
 }
