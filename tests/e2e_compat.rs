@@ -240,7 +240,8 @@ fn nginx_serves_with_non_root_workers() {
     );
     let (status, body) = http_get(&format!("127.0.7.4:{port}"), "/").expect("nginx answers");
     assert_eq!((status, body.as_str()), (200, "hello from nginx\n"));
-    // The master runs as root, its workers as www-data (uid 33).
+    // The master runs as root, its workers as www-data (uid 33: host uid
+    // 100033 in the container's user namespace).
     let workers: Vec<u32> =
         std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
             .expect("children")
@@ -255,7 +256,7 @@ fn nginx_serves_with_non_root_workers() {
             .find(|l| l.starts_with("Uid:"))
             .unwrap_or_default();
         assert!(
-            uid.split_whitespace().nth(1) == Some("33"),
+            uid.split_whitespace().nth(1) == Some("100033"),
             "worker {w}: {uid}"
         );
     }

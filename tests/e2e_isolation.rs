@@ -252,9 +252,9 @@ fn default_containers_are_confined_and_extra_capabilities_need_the_policy() {
 
 /// A cluster with one host on `bind` serving sample component `sample`
 /// on a published port, and that port's address once it answers.
-fn component_published(bind: &str, sample: &str) -> (Cluster, String) {
+fn component_published(bind: &str, sample: &str, flags: &[&str]) -> (Cluster, String) {
     let mut c = Cluster::start();
-    c.start_host("h1", bind, &[]);
+    c.start_host("h1", bind, flags);
     let port = free_port();
     let file = c.compose(
         "app.yaml",
@@ -298,7 +298,7 @@ fn nft() -> std::process::Command {
 #[test]
 fn many_idle_connections_and_a_slow_client_do_not_stall_a_published_port() {
     use std::io::Write;
-    let (_c, addr) = component_published("127.0.22.3", "hello");
+    let (_c, addr) = component_published("127.0.22.3", "hello", &[]);
     let sock: std::net::SocketAddr = addr.parse().expect("addr");
 
     // 2,000 clients that began a request and went quiet (this process
@@ -363,9 +363,11 @@ fn status_kib(pid: u32, key: &str) -> u64 {
 }
 
 #[test]
-fn a_large_upload_is_streamed_to_the_component_not_held_by_the_host() {
+fn uploads_stream_to_the_component_and_stalled_bodies_are_given_up() {
     use std::io::{Read, Write};
-    let (c, addr) = component_published("127.0.22.4", "faulty");
+    // Bodies that stop coming are given up after 3 s (a steady upload
+    // of any length is not).
+    let (c, addr) = component_published("127.0.22.4", "faulty", &["--body-timeout", "3s"]);
     let host = c.hosts[0].1.pid();
     // Peak memory counted from here (clear_refs 5 resets VmHWM).
     std::fs::write(format!("/proc/{host}/clear_refs"), "5").expect("reset the peak");
@@ -413,6 +415,34 @@ fn a_large_upload_is_streamed_to_the_component_not_held_by_the_host() {
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    // A small body that stops half way is answered 408 after the body
+    // timeout; a large one streaming to the component is cut then.
+    for (declared, sent, small) in [(100usize, 10usize, true), (10 << 20, 2 << 20, false)] {
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        write!(
+            s,
+            "POST /count HTTP/1.1\r\nHost: count\r\nContent-Length: {declared}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("headers");
+        s.write_all(&vec![b'x'; sent]).expect("part of the body");
+        let stalled = Instant::now();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let (waited, answer) = (stalled.elapsed(), String::from_utf8_lossy(&answer));
+        assert!(
+            waited >= Duration::from_millis(2900) && waited < Duration::from_secs(10),
+            "gave up on a body of {sent}/{declared} bytes after {waited:?}: {answer}"
+        );
+        match small {
+            true => assert!(answer.starts_with("HTTP/1.1 408"), "{answer}"),
+            false => assert!(!answer.contains(&format!("\n{sent}\n")), "{answer}"),
+        }
+    }
+    let (status, _) = http_get(&addr, "/").expect("after the stalled bodies");
+    assert_eq!(status, 200);
 }
 
 /// The address leased to the one container of `app` on the host whose

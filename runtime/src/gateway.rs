@@ -18,6 +18,7 @@ pub(crate) mod balance;
 mod dispatch;
 mod forward;
 mod forwarded;
+mod idle_body;
 mod listeners;
 mod mesh_policy;
 pub(crate) mod mesh_tls;
@@ -31,6 +32,15 @@ mod tcp;
 mod timeout;
 pub(crate) mod vips;
 mod wake;
+
+/// The pure parts the fuzz targets (`fuzz/`) drive directly.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    pub use crate::gateway::forwarded::forwarded_to;
+    pub use crate::gateway::mesh_policy::{allows_published, allows_service_call};
+    pub use crate::gateway::routes::{Route, Table, build};
+    pub use crate::gateway::{HOP_HEADER, INSTANCE_HEADER, PORT_HEADER};
+}
 
 pub(crate) use listeners::{EndpointsMap, default_metrics_addr, run, run_mesh};
 pub(crate) use payload::read_body;
@@ -122,7 +132,7 @@ impl Gateway {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let req = match read_body(req).await {
+        let req = match read_body(req, self.limits.body_timeout).await {
             Ok(r) => r,
             Err(resp) => return resp,
         };

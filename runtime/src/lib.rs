@@ -37,6 +37,12 @@ pub use container::network::{NetError, Subnet};
 pub use container::userns::DEFAULT_BASE as USERNS_DEFAULT_BASE;
 pub use gateway::ServerLimits;
 
+/// The gateway's header parsing and routing table, for the fuzz targets in
+/// `fuzz/` (feature `fuzzing`); not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use gateway::fuzzing;
+
 /// Installs ring as rustls's process-wide crypto provider, once.
 ///
 /// `oci-client` is built without a bundled TLS crypto provider (the default

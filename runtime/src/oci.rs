@@ -18,4 +18,4 @@ pub mod pull;
 pub mod push;
 pub(crate) mod registry;
 pub mod store;
-pub(crate) mod unpack;
+pub mod unpack;

@@ -42,6 +42,11 @@ pub struct Args {
     /// one closes
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
+    /// How long a client of a published port, a service address or the
+    /// mesh may send nothing while sending a request's body (408, or the
+    /// body cut once it streams to an instance)
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = atoll_sdk::spec::parse_duration)]
+    body_timeout: std::time::Duration,
     /// NATS user credentials, for a NATS with accounts (`atoll cluster
     /// init` makes the servers' server.creds)
     #[arg(long, env = "ATOLL_NATS_CREDS", value_name = "FILE")]
@@ -92,6 +97,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     cfg.server_limits = atoll_runtime::ServerLimits {
         header_timeout: args.header_timeout,
         max_connections: args.max_connections as usize,
+        body_timeout: args.body_timeout,
     };
     cfg.metrics_listen = args.metrics_listen;
     cfg.nats_creds = args.nats_creds;

@@ -32,7 +32,7 @@ impl Gateway {
             );
         };
         let published = req.headers().contains_key(PUBLISHED_HEADER);
-        let req = match read_body(req).await {
+        let req = match read_body(req, self.limits.body_timeout).await {
             Ok(r) => r,
             Err(resp) => return resp,
         };
@@ -101,7 +101,7 @@ impl Gateway {
 
 /// The local instance and port a request another host forwarded to the
 /// mesh port is for (it must carry the hop marker).
-pub(super) fn forwarded_to(headers: &http::HeaderMap) -> Option<(String, u16)> {
+pub fn forwarded_to(headers: &http::HeaderMap) -> Option<(String, u16)> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     header(HOP_HEADER)?;
     let id = header(INSTANCE_HEADER)?.to_string();

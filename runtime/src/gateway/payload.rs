@@ -5,15 +5,19 @@
 //! flat for an upload of any size), and goes to the first instance that
 //! takes it, without a retry. Both are bounded by [`MAX_REQUEST_BODY`]:
 //! a declared length over it is answered 413 at once, a stream that grows
-//! past it is cut.
+//! past it is cut; and in time, by [`super::idle_body`].
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 
+use hyper::body::Body as _;
+
+use super::idle_body::{BodyStalled, IdleBounded};
 use super::responses::text;
 use crate::wasm::{BodyError, ResponseBody};
 
@@ -69,14 +73,18 @@ pub fn plan(declared: Option<u64>, ended: bool) -> Plan {
 }
 
 /// Takes `req`'s body as [`plan`] says, or the answer to give instead.
+/// A client that sends no part of the body for `idle` is answered 408
+/// (or, once the body streams to an instance, cut).
 pub(crate) async fn read_body<B>(
     req: Request<B>,
+    idle: Duration,
 ) -> Result<Request<Payload>, Response<ResponseBody>>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BodyError>,
 {
     let (parts, body) = req.into_parts();
+    let body = IdleBounded::new(body, idle);
     let declared = (parts.headers.get(http::header::CONTENT_LENGTH))
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
@@ -90,6 +98,9 @@ where
         Plan::TooLarge => return Err(too_large()),
         Plan::Whole => match Limited::new(body, BUFFER_UP_TO).collect().await {
             Ok(b) => Payload::Whole(b.to_bytes()),
+            Err(e) if e.is::<BodyStalled>() => {
+                return Err(text(StatusCode::REQUEST_TIMEOUT, format!("{e}")));
+            }
             Err(e) => {
                 return Err(text(
                     StatusCode::BAD_REQUEST,

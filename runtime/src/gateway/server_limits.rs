@@ -1,7 +1,7 @@
 //! What every listener of a host (published ports, service addresses, the
 //! mesh, metrics) grants one client: a bounded time to send a request's
-//! headers, and a bounded number of connections at once, so slow or
-//! numerous clients cannot stall the host.
+//! headers and each part of its body, and a bounded number of connections
+//! at once, so slow or numerous clients cannot stall the host.
 //!
 //! The header timeout is also how long an idle keep-alive connection is
 //! kept: hyper starts it whenever it waits for a request's first bytes.
@@ -17,6 +17,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections at once per listener (each costs a socket and a task).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// nginx's `client_body_timeout`.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerLimits {
@@ -26,6 +28,9 @@ pub struct ServerLimits {
     /// Connections at once per listener (`--max-connections`); more wait
     /// in the kernel's accept queue.
     pub max_connections: usize,
+    /// Longest wait for the next part of a request's body
+    /// (`--body-timeout`).
+    pub body_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -33,6 +38,7 @@ impl Default for ServerLimits {
         ServerLimits {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }
     }
 }

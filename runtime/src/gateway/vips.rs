@@ -233,7 +233,7 @@ async fn serve(
             serve_http(stream, timeout, move |req| {
                 let (gw, app, service) = (gw.clone(), app.clone(), service.clone());
                 async move {
-                    let req = match read_body(req).await {
+                    let req = match read_body(req, gw.limits.body_timeout).await {
                         Ok(r) => r,
                         Err(resp) => return resp,
                     };
