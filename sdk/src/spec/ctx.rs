@@ -6,6 +6,8 @@
 //! at the node's path and line and returns `None` (or an empty collection),
 //! and the caller carries on with a default.
 
+use std::collections::HashSet;
+
 use saphyr::{Scalar, YamlData};
 
 use super::error::SpecError;
@@ -94,7 +96,7 @@ impl<'s> Ctx<'s> {
     pub fn mapping<'n, 'a>(&mut self, path: &str, node: &'n Node<'a>) -> Vec<Entry<'n, 'a>> {
         let mut out = Vec::new();
         match &node.data {
-            YamlData::Mapping(_) => self.collect(path, node, &mut out),
+            YamlData::Mapping(_) => self.collect(path, node, &mut out, &mut HashSet::new()),
             YamlData::Value(Scalar::Null) => {}
             _ => self.mismatch(path, node, "a mapping"),
         }
@@ -104,7 +106,15 @@ impl<'s> Ctx<'s> {
     /// Adds the keys of `node` not yet in `out`, then those of its merge
     /// keys. Explicit keys win over merged ones, and earlier merge sources
     /// over later ones, as the YAML merge-key spec says.
-    fn collect<'n, 'a>(&mut self, path: &str, node: &'n Node<'a>, out: &mut Vec<Entry<'n, 'a>>) {
+    /// `seen`: the keys in `out` (a mapping of thousands of keys must not
+    /// cost a scan of `out` per key).
+    fn collect<'n, 'a>(
+        &mut self,
+        path: &str,
+        node: &'n Node<'a>,
+        out: &mut Vec<Entry<'n, 'a>>,
+        seen: &mut HashSet<String>,
+    ) {
         let YamlData::Mapping(map) = &node.data else {
             return;
         };
@@ -134,12 +144,12 @@ impl<'s> Ctx<'s> {
                 }
                 continue;
             }
-            if !out.iter().any(|e| e.key == key) {
+            if seen.insert(key.clone()) {
                 out.push(Entry { key, line, value });
             }
         }
         for m in merges {
-            self.collect(path, m, out);
+            self.collect(path, m, out, seen);
         }
     }
 

@@ -114,27 +114,29 @@ pub(super) fn describe(node: &Node) -> String {
 /// The source text, to recover what a scalar looked like as written.
 pub(super) struct Source<'s> {
     text: &'s str,
-    ascii: bool,
+    /// The byte offset of each character (and of the end), for a text
+    /// that is not ASCII; empty for one that is.
+    offsets: Vec<usize>,
 }
 
 impl<'s> Source<'s> {
     pub fn new(text: &'s str) -> Self {
-        Source {
-            text,
-            ascii: text.is_ascii(),
-        }
+        let offsets = match text.is_ascii() {
+            true => Vec::new(),
+            false => (text.char_indices().map(|(b, _)| b))
+                .chain(std::iter::once(text.len()))
+                .collect(),
+        };
+        Source { text, offsets }
     }
 
-    /// saphyr markers count characters, not bytes.
+    /// saphyr markers count characters, not bytes. (Counting them from the
+    /// start for every scalar made a large non-ASCII file quadratic.)
     fn byte_at(&self, chars: usize) -> Option<usize> {
-        if self.ascii {
+        if self.offsets.is_empty() {
             return (chars <= self.text.len()).then_some(chars);
         }
-        self.text
-            .char_indices()
-            .map(|(b, _)| b)
-            .chain(std::iter::once(self.text.len()))
-            .nth(chars)
+        self.offsets.get(chars).copied()
     }
 
     /// The text of `node` as written, trimmed; `None` if unavailable.
