@@ -288,7 +288,12 @@ impl Local {
             wasm: Arc::new(wasm),
             containers: match &containers {
                 Ok(c) => {
-                    let driver = ContainerDriver::new(c.clone(), &cfg.name, files.clone());
+                    let driver = ContainerDriver::new(
+                        c.clone(),
+                        &cfg.name,
+                        files.clone(),
+                        Arc::downgrade(&gw),
+                    );
                     Ok(Arc::new(driver) as Arc<dyn Driver>)
                 }
                 Err(why) => Err(why.clone()),

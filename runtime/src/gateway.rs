@@ -117,6 +117,20 @@ impl Gateway {
         })
     }
 
+    /// Waits (bounded: [`vips::READY_WAIT`]) until this host answers on
+    /// `app`'s service addresses, so that a container starting now can
+    /// call its app's services from its first instruction, as on a Compose
+    /// network. Names what is not served yet; the caller starts the
+    /// container anyway (the addresses follow within a moment).
+    pub(crate) async fn serve_addresses_of(
+        &self,
+        app: &str,
+        addresses: impl Iterator<Item = std::net::Ipv4Addr>,
+    ) -> Result<(), crate::wasm::links::AddressError> {
+        let waits = addresses.map(|vip| self.vips.ready(app, vip));
+        futures::future::try_join_all(waits).await.map(drop)
+    }
+
     fn table(&self) -> Arc<Table> {
         self.table.read().unwrap_or_else(|e| e.into_inner()).clone()
     }

@@ -3,7 +3,7 @@
 //! one run of a container's init process, reached over the bridge.
 
 use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use atoll_sdk::cluster::InstanceSpec;
@@ -16,20 +16,29 @@ use crate::driver::{
     Artifact, Driver, ExecError, Exit, Lifecycle, Reach, Running, StartError, Usage,
 };
 use crate::file_values::FileValues;
+use crate::gateway::Gateway;
 
 pub(crate) struct ContainerDriver {
     containers: Arc<Containers>,
     host: String,
     /// Secret and config values, as the supervisor fetched them.
     files: Arc<FileValues>,
+    /// Where the app's service addresses are served from.
+    gateway: Weak<Gateway>,
 }
 
 impl ContainerDriver {
-    pub(crate) fn new(containers: Arc<Containers>, host: &str, files: Arc<FileValues>) -> Self {
+    pub(crate) fn new(
+        containers: Arc<Containers>,
+        host: &str,
+        files: Arc<FileValues>,
+        gateway: Weak<Gateway>,
+    ) -> Self {
         ContainerDriver {
             containers,
             host: host.to_string(),
             files,
+            gateway,
         }
     }
 
@@ -70,6 +79,12 @@ impl Driver for ContainerDriver {
                 return Err(StartError::Permanent(m));
             };
             let files = self.files.mounted(spec).map_err(StartError::Transient)?;
+            if let Some(gw) = self.gateway.upgrade() {
+                let vips = spec.service_vips.values().copied();
+                if let Err(e) = gw.serve_addresses_of(&spec.app, vips).await {
+                    tracing::warn!(instance = %spec.id, error = %e, "starting before the app's service addresses are served");
+                }
+            }
             let started = (self.containers.start(spec, image, &self.host, &files)).await?;
             Ok(self.running(spec, started))
         })

@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 const SYNC_EVERY: Duration = Duration::from_millis(500);
 
 /// How long a component's name lookup waits for its service's address.
-const READY_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const READY_WAIT: Duration = Duration::from_secs(2);
 
 /// `(vip, port)` → the service it answers for.
 type Wanted = BTreeMap<(Ipv4Addr, u16), (String, String)>;
@@ -40,7 +40,9 @@ type Wanted = BTreeMap<(Ipv4Addr, u16), (String, String)>;
 /// What the gateway's callers and [`run`] share about service addresses.
 #[derive(Default)]
 pub struct ServiceAddresses {
-    /// Apps whose components asked for a service address.
+    /// Apps whose components asked for a service address, or whose
+    /// containers started here (their addresses are served before they
+    /// start).
     asked: Mutex<BTreeSet<String>>,
     wake: Notify,
     /// Addresses present with all their listeners up.
