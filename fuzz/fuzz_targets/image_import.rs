@@ -170,18 +170,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 fn scratch() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let base = if std::path::Path::new("/dev/shm").is_dir() {
-            "/dev/shm"
-        } else {
-            "/tmp"
-        };
-        tempfile::Builder::new()
-            .prefix("atoll-fuzz-import-")
-            .tempdir_in(base)
-            .expect("scratch dir")
-            .keep()
-    })
+    DIR.get_or_init(|| atoll_fuzz::scratch_dir("atoll-fuzz-import-"))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -221,11 +210,6 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(e) => assert!(refs.is_empty(), "a failed load ({e}) recorded {refs:?}"),
     }
-    let mut top: Vec<String> = std::fs::read_dir(dir)
-        .expect("scratch")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    top.sort();
+    let top = atoll_fuzz::names_in(dir);
     assert_eq!(top, ["image.tar", "store"], "written beside the store");
 });

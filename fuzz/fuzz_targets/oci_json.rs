@@ -30,14 +30,14 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         1 => {
-            if let Ok(m) = serde_json::from_slice::<OciImageManifest>(doc) {
-                if let Ok(kind::ArtifactKind::Wasm { layer_digest }) = kind::classify(&m) {
-                    assert!(
-                        (m.layers.iter())
-                            .any(|l| l.digest == layer_digest && kind::is_wasm_layer(&l.media_type)),
-                        "a component whose layer {layer_digest} is not a Wasm layer it lists"
-                    );
-                }
+            if let Ok(m) = serde_json::from_slice::<OciImageManifest>(doc)
+                && let Ok(kind::ArtifactKind::Wasm { layer_digest }) = kind::classify(&m)
+            {
+                assert!(
+                    (m.layers.iter())
+                        .any(|l| l.digest == layer_digest && kind::is_wasm_layer(&l.media_type)),
+                    "a component whose layer {layer_digest} is not a Wasm layer it lists"
+                );
             }
         }
         2 => {

@@ -31,16 +31,7 @@ enum LayerBytes {
 fn scratch() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let base = if Path::new("/dev/shm").is_dir() {
-            "/dev/shm"
-        } else {
-            "/tmp"
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("atoll-fuzz-unpack-")
-            .tempdir_in(base)
-            .expect("scratch dir")
-            .keep();
+        let dir = atoll_fuzz::scratch_dir("atoll-fuzz-unpack-");
         std::fs::create_dir(dir.join("outside")).expect("outside");
         std::fs::write(dir.join("outside/sentinel"), b"untouched").expect("sentinel");
         dir
@@ -118,12 +109,7 @@ fuzz_target!(|data: &[u8]| {
         std::fs::read(dir.join("outside/sentinel")).expect("read"),
         b"untouched"
     );
-    let mut top: Vec<String> = std::fs::read_dir(dir)
-        .expect("scratch")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    top.sort();
+    let top = atoll_fuzz::names_in(dir);
     match &result {
         Ok(stats) => {
             assert_eq!(top, ["outside", "root"], "left beside the root");

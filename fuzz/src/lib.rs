@@ -78,3 +78,31 @@ where
 }
 
 pub mod archive;
+
+/// A scratch directory in memory (`/dev/shm` where there is one), made
+/// once per process and kept: the targets that write files work there.
+pub fn scratch_dir(prefix: &str) -> std::path::PathBuf {
+    let base = match std::path::Path::new("/dev/shm").is_dir() {
+        true => "/dev/shm",
+        false => "/tmp",
+    };
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(base)
+        .expect("a scratch dir")
+        .keep()
+}
+
+/// The names in `dir`, sorted.
+pub fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
