@@ -12,6 +12,7 @@ mod disconnect;
 mod error;
 mod file_types;
 mod health;
+mod interpolate;
 mod kernel;
 mod keys;
 mod model;
@@ -31,6 +32,7 @@ mod yaml;
 mod tests;
 
 pub use error::{SpecError, SpecErrors};
+pub use interpolate::{InterpolationError, Substituted, substitute};
 pub use kernel::signal_name;
 
 /// A duration as Compose writes them (`30s`, `1m30s`, `500ms`), for
