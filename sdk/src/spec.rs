@@ -9,6 +9,7 @@ mod container;
 mod ctx;
 mod deploy;
 mod disconnect;
+mod dotenv;
 mod error;
 mod file_types;
 mod health;
@@ -25,12 +26,14 @@ mod secrets;
 mod service;
 mod tmpfs;
 mod units;
+mod variables;
 mod volumes;
 mod yaml;
 
 #[cfg(test)]
 mod tests;
 
+pub use dotenv::{DotenvError, parse_dotenv};
 pub use error::{SpecError, SpecErrors};
 pub use interpolate::{InterpolationError, Substituted, substitute};
 pub use kernel::signal_name;
@@ -44,5 +47,6 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 pub use file_types::*;
 pub use model::*;
-pub use parse::{Parsed, parse};
+pub use parse::{Parsed, parse, parse_with};
 pub use units::is_app_name;
+pub use variables::Lookup;

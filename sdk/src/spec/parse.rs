@@ -18,6 +18,7 @@ use super::privilege::Privilege;
 use super::secrets;
 use super::service::service;
 use super::units::is_app_name;
+use super::variables::{self, Lookup};
 use super::volumes::declarations;
 use super::yaml::{self, Node};
 
@@ -43,8 +44,17 @@ pub struct Parsed {
 /// On success, `warnings` lists the Compose keys that were ignored, each as
 /// `"<path>: <message> (line N)"`. On failure, every error found, sorted by
 /// line.
+///
+/// Variables (`${VAR}`) are substituted as if none were set: see
+/// [`parse_with`].
 pub fn parse(text: &str, default_name: &str) -> Result<Parsed, SpecErrors> {
-    let doc = match yaml::load(text) {
+    parse_with(text, default_name, &|_| None)
+}
+
+/// [`parse`], with the values of the file's variables (`$VAR`, `${VAR}`
+/// and the forms with defaults) from `lookup`.
+pub fn parse_with(text: &str, default_name: &str, lookup: Lookup) -> Result<Parsed, SpecErrors> {
+    let mut doc = match yaml::load(text) {
         Ok(doc) => doc,
         Err(e) => {
             return Err(SpecErrors(vec![SpecError {
@@ -55,7 +65,18 @@ pub fn parse(text: &str, default_name: &str) -> Result<Parsed, SpecErrors> {
         }
     };
     let mut ctx = Ctx::new(text);
+    if let Some(doc) = &mut doc {
+        variables::substitute_all(&mut ctx, doc, lookup);
+    }
     let mut files = Files::default();
+    if !ctx.errors.is_empty() {
+        // A value left unsubstituted would only add errors about itself.
+        let none = App {
+            name: String::new(),
+            services: BTreeMap::new(),
+        };
+        return finish(ctx, none, files);
+    }
     let app = match &doc {
         Some(doc) => app(&mut ctx, doc, default_name, &mut files),
         None => {

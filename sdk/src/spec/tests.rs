@@ -14,6 +14,7 @@ mod scale;
 mod secrets;
 mod valid;
 mod values;
+mod variables;
 mod volumes;
 mod warnings;
 
