@@ -1,6 +1,7 @@
 //! One module per verb.
 
 pub mod cluster;
+pub mod compose_variables;
 pub mod deploy;
 pub mod events;
 pub mod export;

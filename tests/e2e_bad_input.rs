@@ -234,3 +234,100 @@ fn the_api_cuts_slow_and_idle_clients_caps_connections_and_refuses_large_json() 
     assert_eq!(status, 200);
     assert!(c.instances("big").is_empty());
 }
+
+/// `atoll deploy` of a file with variables: values from the environment
+/// first, then `.env` beside the file, then `--env-file`; an unset one is
+/// empty with a warning naming it; `${VAR:?message}` refuses the deploy
+/// with the message, naming the key and line.
+#[test]
+fn compose_variables_come_from_the_environment_then_dotenv_then_env_files() {
+    let mut c = Cluster::start();
+    c.start_host("h1", "127.0.4.3", &[]);
+    let (env_port, dotenv_port, file_port) = (free_port(), free_port(), free_port());
+    let dir = c.dir.path().join("project");
+    std::fs::create_dir_all(&dir).expect("project dir");
+    std::fs::write(
+        dir.join(".env"),
+        format!("# the project's defaults\nWEB_PORT={dotenv_port}\nAPI_PORT={dotenv_port}\n"),
+    )
+    .expect(".env");
+    let extra = c.dir.path().join("extra.env");
+    std::fs::write(
+        &extra,
+        format!("API_PORT={env_port}\nADMIN_PORT={file_port}\nREPLICAS=2\n"),
+    )
+    .expect("env file");
+    let text = format!(
+        "name: vars
+services:
+  web:
+    x-atoll:
+      component: {hello}
+    ports: [\"${{WEB_PORT}}:80\"]
+    deploy:
+      replicas: ${{REPLICAS:-1}}
+    environment:
+      NOTE: \"${{NOT_SET_ANYWHERE}}\"
+  api:
+    x-atoll:
+      component: {hello}
+    ports: [\"${{API_PORT:?say which port}}:80\"]
+  admin:
+    x-atoll:
+      component: {hello}
+    ports: [\"${{ADMIN_PORT}}:80\"]
+",
+        hello = sample_wasm("hello").display()
+    );
+    let file = dir.join("compose.yaml");
+    std::fs::write(&file, &text).expect("compose");
+    let file_arg = file.to_string_lossy().to_string();
+    let extra_arg = extra.to_string_lossy().to_string();
+    let deploy = |env: &[(&str, String)], extra: bool| {
+        let mut cmd = std::process::Command::new(atoll_bin());
+        cmd.args(["deploy", "-f", &file_arg, "--wait", "--timeout", "60"])
+            .env("ATOLL_SERVER", &c.api)
+            .env_remove("NOT_SET_ANYWHERE");
+        if extra {
+            cmd.args(["--env-file", &extra_arg]);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("atoll deploy")
+    };
+    // The environment wins over .env (WEB_PORT), .env over --env-file
+    // (API_PORT), --env-file fills what neither has (ADMIN_PORT, REPLICAS).
+    let web_port = free_port();
+    let out = deploy(&[("WEB_PORT", web_port.to_string())], true);
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("services.web.environment.NOTE: variable NOT_SET_ANYWHERE is not set"),
+        "{err}"
+    );
+    for port in [web_port, dotenv_port, file_port] {
+        let (s, b) = http_get(&format!("127.0.4.3:{port}"), "/").expect("published");
+        assert_eq!(s, 200, "port {port}: {b}");
+    }
+    let web = (c.instances("vars").into_iter())
+        .filter(|r| r["service"] == "web")
+        .count();
+    assert_eq!(web, 2, "REPLICAS from --env-file");
+
+    // Without .env's API_PORT and the env file: the required variable
+    // refuses the deploy, naming key, line and message; nothing changes.
+    std::fs::remove_file(dir.join(".env")).expect("rm .env");
+    let out = deploy(&[("WEB_PORT", web_port.to_string())], false);
+    let err = stderr_of(&out);
+    assert!(!out.status.success(), "refused: {err}");
+    for said in [
+        "services.api.ports[0]",
+        "line 14",
+        "API_PORT is missing a value: say which port",
+    ] {
+        assert!(err.contains(said), "{said:?} in: {err}");
+    }
+    let (s, _) = http_get(&format!("127.0.4.3:{dotenv_port}"), "/").expect("still published");
+    assert_eq!(s, 200);
+}

@@ -232,7 +232,9 @@ async fn deploy(
     Extension(caller): Extension<Caller>,
     Json(req): Json<DeployRequest>,
 ) -> ApiResult<Json<DeployResponse>> {
-    let parsed = spec::parse(&req.compose, &req.default_name).map_err(ApiError::invalid_compose)?;
+    let variables = |name: &str| req.variables.get(name).cloned();
+    let parsed = spec::parse_with(&req.compose, &req.default_name, &variables)
+        .map_err(ApiError::invalid_compose)?;
     let refused = c.policy.check(&parsed.privileges);
     if !refused.is_empty() {
         return Err(ApiError::invalid_compose(spec::SpecErrors(refused)));

@@ -23,6 +23,11 @@ pub struct DeployRequest {
     /// `environment:` (`content:` is in the text).
     #[serde(default, with = "crate::base64_bytes::map")]
     pub configs: BTreeMap<String, Vec<u8>>,
+    /// The values of the variables the file uses (`${VAR}`) that the CLI
+    /// found set (environment, `.env`, `--env-file`); the server
+    /// substitutes from these only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
 }
 
 /// Names the secrets and configs sent, never their values.
@@ -34,6 +39,7 @@ impl std::fmt::Debug for DeployRequest {
             .field("artifacts", &self.artifacts)
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
             .field("configs", &self.configs.keys().collect::<Vec<_>>())
+            .field("variables", &self.variables.keys().collect::<Vec<_>>())
             .finish()
     }
 }

@@ -2,6 +2,7 @@
 //! name the path and line before anything is sent), uploads the local
 //! components it names, and sends the file to the server.
 
+use super::compose_variables::Variables;
 use crate::output::ServerArg;
 use anyhow::{Context, bail};
 use atoll_sdk::api::DeployRequest;
@@ -17,6 +18,10 @@ pub struct Args {
     /// The Compose file
     #[arg(short, long, default_value = "compose.yaml")]
     pub file: PathBuf,
+    /// More variables for the file's `${VAR}`s (`KEY=value` lines), after
+    /// the environment and `.env` beside the file; may be repeated
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
     #[command(flatten)]
     pub wait: WaitArg,
     #[command(flatten)]
@@ -47,12 +52,16 @@ impl WaitArg {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = args.server.client()?;
-    let (name, revision) = deploy_file(&client, &args.file).await?;
+    let (name, revision) = deploy_file(&client, &args.file, &args.env_files).await?;
     args.wait.wait(&client, &name, revision).await
 }
 
 /// Deploys the file; the app's name and the revision now deployed.
-pub async fn deploy_file(client: &Client, file: &Path) -> anyhow::Result<(String, u64)> {
+pub async fn deploy_file(
+    client: &Client,
+    file: &Path,
+    env_files: &[PathBuf],
+) -> anyhow::Result<(String, u64)> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let dir = file
@@ -60,7 +69,9 @@ pub async fn deploy_file(client: &Client, file: &Path) -> anyhow::Result<(String
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let default_name = default_app_name(dir);
-    let parsed = spec::parse(&text, &default_name).map_err(|errs| {
+    let variables = Variables::load(dir, env_files)?;
+    let lookup = |name: &str| variables.lookup(name);
+    let parsed = spec::parse_with(&text, &default_name, &lookup).map_err(|errs| {
         anyhow::anyhow!(
             "{} is not a valid deploy file:\n  {}",
             file.display(),
@@ -85,6 +96,7 @@ pub async fn deploy_file(client: &Client, file: &Path) -> anyhow::Result<(String
         artifacts,
         secrets: file_values(dir, FileKind::Secret, &parsed.secrets)?,
         configs: file_values(dir, FileKind::Config, &parsed.configs)?,
+        variables: variables.used(),
     };
     let resp = client.deploy(&req).await?;
     for w in &resp.warnings {
