@@ -276,6 +276,10 @@ services:
     x-atoll:
       component: {hello}
     ports: [\"${{ADMIN_PORT}}:80\"]
+  debug:
+    x-atoll:
+      component: {hello}
+    profiles: [debug]
 ",
         hello = sample_wasm("hello").display()
     );
@@ -287,7 +291,8 @@ services:
         let mut cmd = std::process::Command::new(atoll_bin());
         cmd.args(["deploy", "-f", &file_arg, "--wait", "--timeout", "60"])
             .env("ATOLL_SERVER", &c.api)
-            .env_remove("NOT_SET_ANYWHERE");
+            .env_remove("NOT_SET_ANYWHERE")
+            .env_remove("COMPOSE_PROFILES");
         if extra {
             cmd.args(["--env-file", &extra_arg]);
         }
@@ -314,6 +319,30 @@ services:
         .filter(|r| r["service"] == "web")
         .count();
     assert_eq!(web, 2, "REPLICAS from --env-file");
+    // The service of profile `debug` is left out, saying so, until the
+    // profile is active.
+    assert!(err.contains("services.debug: left out"), "{err}");
+    let services = |c: &Cluster| -> Vec<String> {
+        let mut s: Vec<String> = (c.instances("vars").iter())
+            .filter_map(|r| r["service"].as_str().map(str::to_string))
+            .collect();
+        s.dedup();
+        s
+    };
+    assert!(!services(&c).contains(&"debug".to_string()));
+    let out = deploy(
+        &[
+            ("WEB_PORT", web_port.to_string()),
+            ("COMPOSE_PROFILES", "debug".to_string()),
+        ],
+        true,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        services(&c).contains(&"debug".to_string()),
+        "{:?}",
+        services(&c)
+    );
 
     // Without .env's API_PORT and the env file: the required variable
     // refuses the deploy, naming key, line and message; nothing changes.

@@ -233,7 +233,7 @@ async fn deploy(
     Json(req): Json<DeployRequest>,
 ) -> ApiResult<Json<DeployResponse>> {
     let variables = |name: &str| req.variables.get(name).cloned();
-    let parsed = spec::parse_with(&req.compose, &req.default_name, &variables)
+    let parsed = spec::parse_with(&req.compose, &req.default_name, &variables, &req.profiles)
         .map_err(ApiError::invalid_compose)?;
     let refused = c.policy.check(&parsed.privileges);
     if !refused.is_empty() {

@@ -28,6 +28,10 @@ pub struct DeployRequest {
     /// substitutes from these only.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
+    /// The active profiles (`--profile`, `COMPOSE_PROFILES`): services that
+    /// name others are left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
 }
 
 /// Names the secrets and configs sent, never their values.
@@ -40,6 +44,7 @@ impl std::fmt::Debug for DeployRequest {
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
             .field("configs", &self.configs.keys().collect::<Vec<_>>())
             .field("variables", &self.variables.keys().collect::<Vec<_>>())
+            .field("profiles", &self.profiles)
             .finish()
     }
 }

@@ -22,6 +22,7 @@ mod placement;
 mod ports;
 pub mod privilege;
 mod privileged_keys;
+mod profiles;
 mod secrets;
 mod service;
 mod tmpfs;

@@ -22,6 +22,16 @@ pub struct Args {
     /// the environment and `.env` beside the file; may be repeated
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_files: Vec<PathBuf>,
+    /// Run the services of this profile too (services naming profiles run
+    /// only when one is active; `*`: all); may be repeated. Default: the
+    /// comma-separated COMPOSE_PROFILES
+    #[arg(
+        long = "profile",
+        value_name = "NAME",
+        env = "COMPOSE_PROFILES",
+        value_delimiter = ','
+    )]
+    pub profiles: Vec<String>,
     #[command(flatten)]
     pub wait: WaitArg,
     #[command(flatten)]
@@ -52,7 +62,8 @@ impl WaitArg {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = args.server.client()?;
-    let (name, revision) = deploy_file(&client, &args.file, &args.env_files).await?;
+    let (name, revision) =
+        deploy_file(&client, &args.file, &args.env_files, &args.profiles).await?;
     args.wait.wait(&client, &name, revision).await
 }
 
@@ -61,6 +72,7 @@ pub async fn deploy_file(
     client: &Client,
     file: &Path,
     env_files: &[PathBuf],
+    profiles: &[String],
 ) -> anyhow::Result<(String, u64)> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -71,7 +83,7 @@ pub async fn deploy_file(
     let default_name = default_app_name(dir);
     let variables = Variables::load(dir, env_files)?;
     let lookup = |name: &str| variables.lookup(name);
-    let parsed = spec::parse_with(&text, &default_name, &lookup).map_err(|errs| {
+    let parsed = spec::parse_with(&text, &default_name, &lookup, profiles).map_err(|errs| {
         anyhow::anyhow!(
             "{} is not a valid deploy file:\n  {}",
             file.display(),
@@ -97,6 +109,7 @@ pub async fn deploy_file(
         secrets: file_values(dir, FileKind::Secret, &parsed.secrets)?,
         configs: file_values(dir, FileKind::Config, &parsed.configs)?,
         variables: variables.used(),
+        profiles: profiles.to_vec(),
     };
     let resp = client.deploy(&req).await?;
     for w in &resp.warnings {

@@ -167,7 +167,7 @@ async fn run_cluster(
     });
     if let Some(file) = file {
         let deployed = async {
-            let (app, revision) = deploy::deploy_file(&client, &file, &[]).await?;
+            let (app, revision) = deploy::deploy_file(&client, &file, &[], &[]).await?;
             deploy::wait_running(&client, &app, revision, Duration::from_secs(120)).await?;
             print_try_lines(&client, &app, args.bind).await;
             anyhow::Ok(())

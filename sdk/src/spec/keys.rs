@@ -134,7 +134,7 @@ pub(super) static SERVICE: Section = Section {
         ("post_start", N),
         ("pre_stop", N),
         ("privileged", S),
-        ("profiles", N),
+        ("profiles", S),
         ("provider", N),
         ("pull_policy", N),
         ("pull_refresh_after", N),

@@ -10,11 +10,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::App;
-use super::ctx::{Ctx, Entry};
+use super::ctx::{self, Ctx, Entry};
 use super::error::{SpecError, SpecErrors};
 use super::file_types::{FileKind, FileSource};
 use super::keys;
 use super::privilege::Privilege;
+use super::profiles;
 use super::secrets;
 use super::service::service;
 use super::units::is_app_name;
@@ -48,12 +49,18 @@ pub struct Parsed {
 /// Variables (`${VAR}`) are substituted as if none were set: see
 /// [`parse_with`].
 pub fn parse(text: &str, default_name: &str) -> Result<Parsed, SpecErrors> {
-    parse_with(text, default_name, &|_| None)
+    parse_with(text, default_name, &|_| None, &[])
 }
 
 /// [`parse`], with the values of the file's variables (`$VAR`, `${VAR}`
-/// and the forms with defaults) from `lookup`.
-pub fn parse_with(text: &str, default_name: &str, lookup: Lookup) -> Result<Parsed, SpecErrors> {
+/// and the forms with defaults) from `lookup`, and the services of the
+/// `profiles` active (besides those that name none).
+pub fn parse_with(
+    text: &str,
+    default_name: &str,
+    lookup: Lookup,
+    profiles: &[String],
+) -> Result<Parsed, SpecErrors> {
     let mut doc = match yaml::load(text) {
         Ok(doc) => doc,
         Err(e) => {
@@ -78,7 +85,7 @@ pub fn parse_with(text: &str, default_name: &str, lookup: Lookup) -> Result<Pars
         return finish(ctx, none, files);
     }
     let app = match &doc {
-        Some(doc) => app(&mut ctx, doc, default_name, &mut files),
+        Some(doc) => app(&mut ctx, doc, default_name, &mut files, profiles),
         None => {
             ctx.error(
                 "",
@@ -123,7 +130,13 @@ fn finish(ctx: Ctx, app: App, files: Files) -> Result<Parsed, SpecErrors> {
     })
 }
 
-fn app(ctx: &mut Ctx, doc: &Node, default_name: &str, files: &mut Files) -> App {
+fn app(
+    ctx: &mut Ctx,
+    doc: &Node,
+    default_name: &str,
+    files: &mut Files,
+    profiles: &[String],
+) -> App {
     let mut name = None;
     let mut services = BTreeMap::new();
     let mut has_services = false;
@@ -140,7 +153,7 @@ fn app(ctx: &mut Ctx, doc: &Node, default_name: &str, files: &mut Files) -> App 
                 "name" => name = Some(app_name(ctx, &e)),
                 "services" => {
                     has_services = true;
-                    services = all_services(ctx, &e, &volumes);
+                    services = all_services(ctx, &e, &volumes, profiles);
                 }
                 "secrets" => files.secrets = secrets::declarations(ctx, FileKind::Secret, e.value),
                 "configs" => files.configs = secrets::declarations(ctx, FileKind::Config, e.value),
@@ -188,6 +201,7 @@ fn all_services(
     ctx: &mut Ctx,
     e: &Entry,
     volumes: &BTreeSet<String>,
+    active: &[String],
 ) -> BTreeMap<String, super::Service> {
     let mut out = BTreeMap::new();
     let errors_before = ctx.errors.len();
@@ -196,9 +210,29 @@ fn all_services(
         ctx.error("services", e.line, "expected at least one service");
     }
     let mut seen_ports = BTreeMap::new();
+    let mut left_out = Vec::new();
     for s in entries {
+        let path = ctx::join("services", &s.key);
+        let named = profiles::of_service(ctx, &path, s.value);
+        if !profiles::enabled(&named, active) {
+            let m = format!(
+                "left out: its profiles ({}) are not active (atoll deploy --profile {})",
+                named.join(", "),
+                named[0]
+            );
+            ctx.warn(&path, s.line, &m);
+            left_out.push(s.key);
+            continue;
+        }
         let svc = service(ctx, &s.key, s.line, s.value, &mut seen_ports, volumes);
         out.insert(s.key, svc);
+    }
+    if out.is_empty() && !left_out.is_empty() && ctx.errors.len() == errors_before {
+        let m = format!(
+            "no service runs: every service names profiles, none active ({}); pass --profile",
+            left_out.join(", ")
+        );
+        ctx.error("services", e.line, m);
     }
     out
 }

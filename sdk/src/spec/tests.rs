@@ -10,6 +10,7 @@ mod garbage;
 mod health;
 mod kernel;
 mod privileges;
+mod profiles;
 mod scale;
 mod secrets;
 mod valid;

@@ -10,7 +10,7 @@ fn with(vars: &[(&str, &str)], text: &str) -> Result<super::Parsed, super::super
     let map: BTreeMap<String, String> = (vars.iter())
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    parse_with(text, "demo", &|name| map.get(name).cloned())
+    parse_with(text, "demo", &|name| map.get(name).cloned(), &[])
 }
 
 const FILE: &str = "services:

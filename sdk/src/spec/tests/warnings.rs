@@ -83,7 +83,6 @@ fn every_compose_service_key_is_known() {
         "platform",
         "post_start",
         "pre_stop",
-        "profiles",
         "provider",
         "pull_policy",
         "pull_refresh_after",
