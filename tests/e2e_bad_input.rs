@@ -283,16 +283,22 @@ services:
 ",
         hello = sample_wasm("hello").display()
     );
-    let file = dir.join("compose.yaml");
+    // One of the names `docker compose` looks for (not the first).
+    let file = dir.join("docker-compose.yml");
     std::fs::write(&file, &text).expect("compose");
     let file_arg = file.to_string_lossy().to_string();
     let extra_arg = extra.to_string_lossy().to_string();
-    let deploy = |env: &[(&str, String)], extra: bool| {
+    // `-f FILE`, or (`file: false`) no -f, run in the project folder.
+    let deploy_from = |file: bool, env: &[(&str, String)], extra: bool| {
         let mut cmd = std::process::Command::new(atoll_bin());
-        cmd.args(["deploy", "-f", &file_arg, "--wait", "--timeout", "60"])
+        cmd.args(["deploy", "--wait", "--timeout", "60"])
             .env("ATOLL_SERVER", &c.api)
             .env_remove("NOT_SET_ANYWHERE")
             .env_remove("COMPOSE_PROFILES");
+        match file {
+            true => cmd.args(["-f", &file_arg]),
+            false => cmd.current_dir(&dir),
+        };
         if extra {
             cmd.args(["--env-file", &extra_arg]);
         }
@@ -301,6 +307,7 @@ services:
         }
         cmd.output().expect("atoll deploy")
     };
+    let deploy = |env: &[(&str, String)], extra: bool| deploy_from(true, env, extra);
     // The environment wins over .env (WEB_PORT), .env over --env-file
     // (API_PORT), --env-file fills what neither has (ADMIN_PORT, REPLICAS).
     let web_port = free_port();
@@ -330,7 +337,9 @@ services:
         s
     };
     assert!(!services(&c).contains(&"debug".to_string()));
-    let out = deploy(
+    // (And without -f: the file is found by its name in the folder.)
+    let out = deploy_from(
+        false,
         &[
             ("WEB_PORT", web_port.to_string()),
             ("COMPOSE_PROFILES", "debug".to_string()),

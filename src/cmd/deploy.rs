@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The Compose file
-    #[arg(short, long, default_value = "compose.yaml")]
-    pub file: PathBuf,
+    /// The Compose file (default: the first of compose.yaml, compose.yml,
+    /// docker-compose.yaml, docker-compose.yml here)
+    #[arg(short, long)]
+    pub file: Option<PathBuf>,
     /// More variables for the file's `${VAR}`s (`KEY=value` lines), after
     /// the environment and `.env` beside the file; may be repeated
     #[arg(long = "env-file", value_name = "FILE")]
@@ -36,6 +37,22 @@ pub struct Args {
     pub wait: WaitArg,
     #[command(flatten)]
     pub server: ServerArg,
+}
+
+/// The names `docker compose` looks for, in its order.
+pub const DEFAULT_FILES: [&str; 4] = [
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
+
+/// The first of [`DEFAULT_FILES`] in the current folder.
+pub fn default_file() -> Option<PathBuf> {
+    DEFAULT_FILES
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
 }
 
 /// `--wait` and `--timeout`, for every verb that makes a revision.
@@ -62,8 +79,16 @@ impl WaitArg {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = args.server.client()?;
-    let (name, revision) =
-        deploy_file(&client, &args.file, &args.env_files, &args.profiles).await?;
+    let file = match args.file {
+        Some(f) => f,
+        None => default_file().ok_or_else(|| {
+            anyhow::anyhow!(
+                "no Compose file here (looked for {}); name one with -f FILE",
+                DEFAULT_FILES.join(", ")
+            )
+        })?,
+    };
+    let (name, revision) = deploy_file(&client, &file, &args.env_files, &args.profiles).await?;
     args.wait.wait(&client, &name, revision).await
 }
 

@@ -154,17 +154,7 @@ async fn run_cluster(
             ctx.token_file.display()
         ),
     }
-    let file = args.file.clone().or_else(|| {
-        [
-            "compose.yaml",
-            "compose.yml",
-            "docker-compose.yaml",
-            "docker-compose.yml",
-        ]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-    });
+    let file = args.file.clone().or_else(deploy::default_file);
     if let Some(file) = file {
         let deployed = async {
             let (app, revision) = deploy::deploy_file(&client, &file, &[], &[]).await?;
