@@ -79,12 +79,15 @@ where
 
 pub mod archive;
 
-/// A scratch directory in memory (`/dev/shm` where there is one), made
-/// once per process and kept: the targets that write files work there.
+/// A scratch directory, made once per process and kept: the targets that
+/// write files work there. Under `$ATOLL_FUZZ_SCRATCH` (scripts/fuzz
+/// makes one and removes it after the run), else in memory (`/dev/shm`
+/// where there is one).
 pub fn scratch_dir(prefix: &str) -> std::path::PathBuf {
-    let base = match std::path::Path::new("/dev/shm").is_dir() {
-        true => "/dev/shm",
-        false => "/tmp",
+    let base = match std::env::var_os("ATOLL_FUZZ_SCRATCH") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None if std::path::Path::new("/dev/shm").is_dir() => "/dev/shm".into(),
+        None => "/tmp".into(),
     };
     tempfile::Builder::new()
         .prefix(prefix)
