@@ -337,11 +337,10 @@ impl Network {
         }
         // The next container leasing the address may have another MAC
         // (one made by an earlier release): forget the old one.
-        if let Some(address) = self.address_of(instance) {
+        for address in self.release(instance) {
             let to = address.to_string();
             let _ = ip(&["neigh", "del", &to, "dev", &self.bridge]).await;
         }
-        self.release(instance);
         if self.bridge_ready.initialized()
             && let Err(e) = self.sync_firewall().await
         {
@@ -425,7 +424,9 @@ impl Network {
         }
     }
 
-    fn release(&self, instance: &str) {
+    /// Removes `instance`'s leases; the addresses they held.
+    fn release(&self, instance: &str) -> Vec<Ipv4Addr> {
+        let mut freed = Vec::new();
         for entry in std::fs::read_dir(self.dir.join("leases"))
             .into_iter()
             .flatten()
@@ -433,8 +434,10 @@ impl Network {
         {
             if std::fs::read_to_string(entry.path()).is_ok_and(|s| lease_owner(&s).0 == instance) {
                 let _ = std::fs::remove_file(entry.path());
+                freed.extend(entry.file_name().to_string_lossy().parse::<Ipv4Addr>());
             }
         }
+        freed
     }
 }
 

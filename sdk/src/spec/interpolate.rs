@@ -136,16 +136,16 @@ fn braced(
             false
         }
     };
-    match (use_arg, value) {
-        (true, _) => expand(arg, whole, lookup, out),
-        // `:+`/`+` not taken: nothing.
-        (false, _) if kind.ends_with('+') => Ok(()),
-        (false, Some(v)) => {
-            out.value.push_str(&v);
-            Ok(())
-        }
-        (false, None) => Ok(()),
+    if use_arg {
+        return expand(arg, whole, lookup, out);
     }
+    // `:+`/`+` not taken: nothing; otherwise the variable's own value.
+    if !kind.ends_with('+')
+        && let Some(v) = value
+    {
+        out.value.push_str(&v);
+    }
+    Ok(())
 }
 
 fn note_unset(out: &mut Substituted, name: &str) {
