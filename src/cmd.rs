@@ -1,7 +1,9 @@
 //! One module per verb.
 
 pub mod cluster;
+pub mod compose_files;
 pub mod compose_variables;
+pub mod config;
 pub mod deploy;
 pub mod events;
 pub mod export;

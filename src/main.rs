@@ -15,7 +15,8 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "atoll",
     version,
-    about = "A lightweight orchestrator for Wasm components and containers on edge and cloud hosts"
+    about = "A lightweight orchestrator for Wasm components and containers on edge and cloud hosts",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,6 +37,8 @@ enum Command {
     Host(cmd::host::Args),
     /// Deploy a Compose file (a new revision of its app)
     Deploy(cmd::deploy::Args),
+    /// Check Compose files and print the app they describe (offline: no server needed)
+    Config(cmd::config::Args),
     /// List apps
     Ls(cmd::ls::Args),
     /// List instances
@@ -92,6 +95,7 @@ fn main() -> std::process::ExitCode {
             Command::Token(a) => cmd::token::run(a).await,
             Command::Host(a) => cmd::host::run(a).await,
             Command::Deploy(a) => cmd::deploy::run(a).await,
+            Command::Config(a) => cmd::config::run(a).await,
             Command::Ls(a) => cmd::ls::run(a).await,
             Command::Ps(a) => cmd::ps::run(a).await,
             Command::Hosts(a) => cmd::hosts::run(a).await,
@@ -115,9 +119,25 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            exit_code(&e)
         }
     }
+}
+
+/// The exit codes `atoll --help` lists.
+const EXIT_CODES: &str =
+    "Exit codes: 0 success, 1 failure, 2 usage error, 3 invalid Compose file, 4 server unreachable";
+
+fn exit_code(e: &anyhow::Error) -> std::process::ExitCode {
+    for cause in e.chain() {
+        if cause.is::<cmd::compose_files::InvalidFile>() {
+            return std::process::ExitCode::from(3);
+        }
+        if let Some(atoll_sdk::client::ClientError::Unreachable { .. }) = cause.downcast_ref() {
+            return std::process::ExitCode::from(4);
+        }
+    }
+    std::process::ExitCode::FAILURE
 }
 
 /// Daemons log at info by default; client verbs only say what went wrong.

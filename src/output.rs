@@ -7,12 +7,37 @@ pub enum Format {
     #[default]
     Table,
     Json,
+    Yaml,
+}
+
+impl Format {
+    /// Whether this is a format for scripts (JSON or YAML) rather than a table.
+    pub fn structured(self) -> bool {
+        matches!(self, Format::Json | Format::Yaml)
+    }
 }
 
 /// Prints `value` as pretty JSON.
 pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+/// Prints `value` as YAML.
+pub fn yaml<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    print!(
+        "{}",
+        atoll_sdk::spec::to_yaml(&serde_json::to_value(value)?)
+    );
+    Ok(())
+}
+
+/// Prints `value` in `format` (a table format prints JSON).
+pub fn structured<T: serde::Serialize>(format: Format, value: &T) -> anyhow::Result<()> {
+    match format {
+        Format::Yaml => yaml(value),
+        _ => json(value),
+    }
 }
 
 /// Prints rows under a header, columns padded to their widest cell.

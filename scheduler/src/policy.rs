@@ -63,6 +63,7 @@ impl Policy {
                 path: p.path.clone(),
                 message,
                 line: p.line,
+                file: String::new(),
             });
         }
         out

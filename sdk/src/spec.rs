@@ -23,6 +23,7 @@ mod ports;
 pub mod privilege;
 mod privileged_keys;
 mod profiles;
+mod project;
 mod secrets;
 mod service;
 mod tmpfs;
@@ -49,5 +50,6 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 pub use file_types::*;
 pub use model::*;
 pub use parse::{Parsed, parse, parse_with};
+pub use project::{ComposeInput, Project, ReadFile, load as load_project, to_yaml};
 pub use units::is_app_name;
 pub use variables::Lookup;

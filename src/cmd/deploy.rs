@@ -2,7 +2,7 @@
 //! name the path and line before anything is sent), uploads the local
 //! components it names, and sends the file to the server.
 
-use super::compose_variables::Variables;
+use super::compose_files::{FileArgs, Loaded};
 use crate::output::ServerArg;
 use anyhow::{Context, bail};
 use atoll_sdk::api::DeployRequest;
@@ -10,49 +10,17 @@ use atoll_sdk::client::Client;
 use atoll_sdk::digest::{self, WasmKind};
 use atoll_sdk::spec::{self, Artifact, FileKind, FileSource};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The Compose file (default: the first of compose.yaml, compose.yml,
-    /// docker-compose.yaml, docker-compose.yml here)
-    #[arg(short, long)]
-    pub file: Option<PathBuf>,
-    /// More variables for the file's `${VAR}`s (`KEY=value` lines), after
-    /// the environment and `.env` beside the file; may be repeated
-    #[arg(long = "env-file", value_name = "FILE")]
-    pub env_files: Vec<PathBuf>,
-    /// Run the services of this profile too (services naming profiles run
-    /// only when one is active; `*`: all); may be repeated. Default: the
-    /// comma-separated COMPOSE_PROFILES
-    #[arg(
-        long = "profile",
-        value_name = "NAME",
-        env = "COMPOSE_PROFILES",
-        value_delimiter = ','
-    )]
-    pub profiles: Vec<String>,
+    #[command(flatten)]
+    pub files: FileArgs,
     #[command(flatten)]
     pub wait: WaitArg,
     #[command(flatten)]
     pub server: ServerArg,
-}
-
-/// The names `docker compose` looks for, in its order.
-pub const DEFAULT_FILES: [&str; 4] = [
-    "compose.yaml",
-    "compose.yml",
-    "docker-compose.yaml",
-    "docker-compose.yml",
-];
-
-/// The first of [`DEFAULT_FILES`] in the current folder.
-pub fn default_file() -> Option<PathBuf> {
-    DEFAULT_FILES
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
 }
 
 /// `--wait` and `--timeout`, for every verb that makes a revision.
@@ -78,43 +46,28 @@ impl WaitArg {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let loaded = args.files.load()?;
     let client = args.server.client()?;
-    let file = match args.file {
-        Some(f) => f,
-        None => default_file().ok_or_else(|| {
-            anyhow::anyhow!(
-                "no Compose file here (looked for {}); name one with -f FILE",
-                DEFAULT_FILES.join(", ")
-            )
-        })?,
-    };
-    let (name, revision) = deploy_file(&client, &file, &args.env_files, &args.profiles).await?;
+    let (name, revision) = deploy_loaded(&client, loaded).await?;
     args.wait.wait(&client, &name, revision).await
 }
 
-/// Deploys the file; the app's name and the revision now deployed.
-pub async fn deploy_file(
-    client: &Client,
-    file: &Path,
-    env_files: &[PathBuf],
-    profiles: &[String],
-) -> anyhow::Result<(String, u64)> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let default_name = default_app_name(dir);
-    let variables = Variables::load(dir, env_files)?;
-    let lookup = |name: &str| variables.lookup(name);
-    let parsed = spec::parse_with(&text, &default_name, &lookup, profiles).map_err(|errs| {
-        anyhow::anyhow!(
-            "{} is not a valid deploy file:\n  {}",
-            file.display(),
-            errs.to_string().replace('\n', "\n  ")
-        )
-    })?;
+/// Deploys the files; the app's name and the revision now deployed.
+pub async fn deploy_file(client: &Client, files: &FileArgs) -> anyhow::Result<(String, u64)> {
+    deploy_loaded(client, files.load()?).await
+}
+
+async fn deploy_loaded(client: &Client, loaded: Loaded) -> anyhow::Result<(String, u64)> {
+    let Loaded {
+        dir,
+        default_name,
+        project,
+        parsed,
+        variables,
+        profiles,
+        ..
+    } = loaded;
+    let dir = dir.as_path();
     let mut artifacts = BTreeMap::new();
     for svc in parsed.app.services.values() {
         let canary = svc.canary.as_ref().map(|k| &k.artifact);
@@ -128,16 +81,24 @@ pub async fn deploy_file(
         }
     }
     let req = DeployRequest {
-        compose: text,
+        compose: project.text,
         default_name,
         artifacts,
         secrets: file_values(dir, FileKind::Secret, &parsed.secrets)?,
         configs: file_values(dir, FileKind::Config, &parsed.configs)?,
-        variables: variables.used(),
-        profiles: profiles.to_vec(),
+        variables,
+        profiles,
     };
+    let built = project.built;
     let resp = client.deploy(&req).await?;
-    for w in &resp.warnings {
+    // A built text's lines are not the user's: the warnings found here
+    // name the files; the server's own are shown for a file as written.
+    let warnings = if built {
+        &parsed.warnings
+    } else {
+        &resp.warnings
+    };
+    for w in warnings {
         eprintln!("warning: {w}");
     }
     if resp.unchanged {
@@ -183,14 +144,6 @@ fn file_values(
         out.insert(name.clone(), value);
     }
     Ok(out)
-}
-
-/// Compose's default project name: the file's folder name, lowercased.
-fn default_app_name(dir: &Path) -> String {
-    let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    abs.file_name()
-        .map(|n| n.to_string_lossy().to_lowercase())
-        .unwrap_or_else(|| "app".into())
 }
 
 async fn upload_component(

@@ -12,7 +12,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let json = args.output == Format::Json;
+    let json = args.output.structured();
     args.server
         .client()?
         .events(|e| {

@@ -15,8 +15,8 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let revisions = args.server.client()?.history(&args.app).await?;
-    if args.output == Format::Json {
-        return output::json(&revisions);
+    if args.output.structured() {
+        return output::structured(args.output, &revisions);
     }
     let rows: Vec<Vec<String>> = revisions
         .iter()

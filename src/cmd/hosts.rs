@@ -33,8 +33,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let hosts = client.hosts().await?;
-    if args.output == Format::Json {
-        return output::json(&hosts);
+    if args.output.structured() {
+        return output::structured(args.output, &hosts);
     }
     let rows: Vec<Vec<String>> = hosts
         .iter()

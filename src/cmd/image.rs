@@ -153,8 +153,8 @@ async fn ls(args: LsArgs) -> anyhow::Result<()> {
 }
 
 fn print_rows(rows: &[Row], format: Format) -> anyhow::Result<()> {
-    if format == Format::Json {
-        return output::json(&rows);
+    if format.structured() {
+        return output::structured(format, &rows);
     }
     let table: Vec<Vec<String>> = rows
         .iter()

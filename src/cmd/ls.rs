@@ -13,8 +13,8 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let apps = args.server.client()?.apps().await?;
-    if args.output == Format::Json {
-        return output::json(&apps);
+    if args.output.structured() {
+        return output::structured(args.output, &apps);
     }
     let rows: Vec<Vec<String>> = apps
         .iter()

@@ -15,8 +15,8 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let instances = args.server.client()?.instances(args.app.as_deref()).await?;
-    if args.output == Format::Json {
-        return output::json(&instances);
+    if args.output.structured() {
+        return output::structured(args.output, &instances);
     }
     let rows: Vec<Vec<String>> = instances
         .iter()

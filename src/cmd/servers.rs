@@ -14,8 +14,8 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let servers = args.server.client()?.servers().await?;
-    if args.output == Format::Json {
-        return output::json(&servers);
+    if args.output.structured() {
+        return output::structured(args.output, &servers);
     }
     let rows: Vec<Vec<String>> = servers
         .iter()

@@ -57,15 +57,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 app,
             };
             let created = client.create_token(&req).await?;
-            if output == Format::Json {
-                return output::json(&created);
+            if output.structured() {
+                return output::structured(output, &created);
             }
             println!("{}", created.token);
         }
         Command::Ls { output } => {
             let tokens = client.tokens().await?;
-            if output == Format::Json {
-                return output::json(&tokens);
+            if output.structured() {
+                return output::structured(output, &tokens);
             }
             let now = atoll_sdk::protocol::now_ms();
             let rows: Vec<Vec<String>> = (tokens.iter())

@@ -33,8 +33,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         if let Some(app) = &args.app {
             view.services.retain(|s| &s.app == app);
         }
-        if args.output == Format::Json {
-            return output::json(&view);
+        if args.output.structured() {
+            return output::structured(args.output, &view);
         }
         let text = render(&view);
         if args.once {

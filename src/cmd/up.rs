@@ -3,7 +3,7 @@
 //! answers; runs the server and one host in this process; deploys FILE;
 //! Ctrl-C stops everything.
 
-use super::deploy;
+use super::{compose_files, deploy};
 use crate::context::{self, Context};
 use crate::host_options::{ContainerArgs, default_data_dir, parse_labels};
 use crate::nats_child::{self, NatsChild};
@@ -154,10 +154,14 @@ async fn run_cluster(
             ctx.token_file.display()
         ),
     }
-    let file = args.file.clone().or_else(deploy::default_file);
-    if let Some(file) = file {
+    // Without -f: the default file (and its override file), if one is here.
+    let files = compose_files::FileArgs {
+        files: args.file.clone().into_iter().collect(),
+        ..Default::default()
+    };
+    if args.file.is_some() || compose_files::default_file().is_some() {
         let deployed = async {
-            let (app, revision) = deploy::deploy_file(&client, &file, &[], &[]).await?;
+            let (app, revision) = deploy::deploy_file(&client, &files).await?;
             deploy::wait_running(&client, &app, revision, Duration::from_secs(120)).await?;
             print_try_lines(&client, &app, args.bind).await;
             anyhow::Ok(())

@@ -27,8 +27,8 @@ pub(super) struct Entry<'n, 'a> {
 pub(super) struct Ctx<'s> {
     src: Source<'s>,
     pub errors: Vec<SpecError>,
-    /// `(line, "path: message (line N)")`, sorted by line at the end.
-    pub warnings: Vec<(usize, String)>,
+    /// Sorted by line at the end.
+    pub warnings: Vec<SpecError>,
     /// What the file asks for beyond a default container.
     pub privileges: Vec<Privilege>,
     /// Secrets and configs services mount, `(path, line, kind, name)`,
@@ -66,12 +66,17 @@ impl<'s> Ctx<'s> {
             path: path.to_string(),
             message: message.to_string(),
             line,
+            file: String::new(),
         });
     }
 
     pub fn warn(&mut self, path: &str, line: usize, message: &str) {
-        self.warnings
-            .push((line, format!("{path}: {message} (line {line})")));
+        self.warnings.push(SpecError {
+            path: path.to_string(),
+            message: message.to_string(),
+            line,
+            file: String::new(),
+        });
     }
 
     pub fn privilege(&mut self, path: &str, line: usize, kind: PrivilegeKind) {

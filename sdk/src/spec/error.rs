@@ -3,8 +3,7 @@
 //! context collects them; [`super::parse`] returns them.
 
 /// One problem in a Compose file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message} (line {line})")]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SpecError {
     /// Dotted path of the key (`services.web.deploy.replicas`); empty for the
     /// document itself.
@@ -12,7 +11,27 @@ pub struct SpecError {
     pub message: String,
     /// 1-based line in the Compose file.
     pub line: usize,
+    /// The file the line is in, when several were read (override files,
+    /// `extends`, `include`); empty for the one file given.
+    pub file: String,
 }
+
+impl std::fmt::Display for SpecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let SpecError {
+            path,
+            message,
+            line,
+            file,
+        } = self;
+        match file.is_empty() {
+            true => write!(f, "{path}: {message} (line {line})"),
+            false => write!(f, "{path}: {message} ({file} line {line})"),
+        }
+    }
+}
+
+impl std::error::Error for SpecError {}
 
 /// All problems found in a Compose file.
 #[derive(Debug, Clone, PartialEq, Eq)]

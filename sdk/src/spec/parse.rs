@@ -61,14 +61,32 @@ pub fn parse_with(
     lookup: Lookup,
     profiles: &[String],
 ) -> Result<Parsed, SpecErrors> {
+    parse_placed(text, default_name, lookup, profiles, &|_| {})
+}
+
+/// Says where a problem is when the text parsed was built from several
+/// files: sets the error's `file` and `line` to where it was written.
+pub(super) type Place<'p> = &'p dyn Fn(&mut SpecError);
+
+/// [`parse_with`], with every error and warning passed through `place`.
+pub(super) fn parse_placed(
+    text: &str,
+    default_name: &str,
+    lookup: Lookup,
+    profiles: &[String],
+    place: Place,
+) -> Result<Parsed, SpecErrors> {
     let mut doc = match yaml::load(text) {
         Ok(doc) => doc,
         Err(e) => {
-            return Err(SpecErrors(vec![SpecError {
+            let mut e = SpecError {
                 path: String::new(),
                 message: e.message,
                 line: e.line,
-            }]));
+                file: String::new(),
+            };
+            place(&mut e);
+            return Err(SpecErrors(vec![e]));
         }
     };
     let mut ctx = Ctx::new(text);
@@ -82,7 +100,7 @@ pub fn parse_with(
             name: String::new(),
             services: BTreeMap::new(),
         };
-        return finish(ctx, none, files);
+        return finish(ctx, none, files, place);
     }
     let app = match &doc {
         Some(doc) => app(&mut ctx, doc, default_name, &mut files, profiles),
@@ -98,7 +116,7 @@ pub fn parse_with(
             }
         }
     };
-    finish(ctx, app, files)
+    finish(ctx, app, files, place)
 }
 
 /// The top-level `secrets:` and `configs:`.
@@ -108,22 +126,23 @@ struct Files {
     configs: BTreeMap<String, FileSource>,
 }
 
-fn finish(ctx: Ctx, app: App, files: Files) -> Result<Parsed, SpecErrors> {
+fn finish(ctx: Ctx, app: App, files: Files, place: Place) -> Result<Parsed, SpecErrors> {
     let Ctx {
         mut errors,
         mut warnings,
         privileges,
         ..
     } = ctx;
+    errors.iter_mut().chain(warnings.iter_mut()).for_each(place);
     if !errors.is_empty() {
         // Stable: problems on one line stay in the order they were found.
-        errors.sort_by_key(|e| e.line);
+        errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         return Err(SpecErrors(errors));
     }
-    warnings.sort_by_key(|(line, _)| *line);
+    warnings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     Ok(Parsed {
         app,
-        warnings: warnings.into_iter().map(|(_, w)| w).collect(),
+        warnings: warnings.iter().map(ToString::to_string).collect(),
         privileges,
         secrets: files.secrets,
         configs: files.configs,
