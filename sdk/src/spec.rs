@@ -13,6 +13,7 @@ mod dotenv;
 mod error;
 mod file_types;
 mod health;
+mod image_ref;
 mod interpolate;
 mod kernel;
 mod keys;

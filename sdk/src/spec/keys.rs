@@ -16,11 +16,30 @@ pub(super) enum Status {
     Supported,
     /// A Compose key atoll ignores, with the warning's message.
     Warn(&'static str),
+    /// Resolved by the command line before the file is parsed (override
+    /// files, `extends`, `include`, `env_file`: they read other files). A
+    /// text that reaches the parser with one (sent to the API unresolved)
+    /// gets this warning.
+    Cli,
+}
+
+/// The warning for a [`Status::Cli`] key found by the parser.
+const CLI: &str = "resolved by the atoll command line (atoll deploy, atoll config), which reads the files it names; sent to the API unresolved it is ignored";
+
+impl Section {
+    /// Whether an unknown key is an error rather than a warning. Compose
+    /// adds its new keys to the top level and to services (`models`,
+    /// `pre_start`, `develop`…), so a file written for a newer Compose
+    /// deploys with a warning there. The nested sections are small and
+    /// stable (and `x-atoll` is atoll's own): a stray key there is a
+    /// mistake.
+    fn strict(&self) -> bool {
+        !matches!(self.name, "top level" | "services.<name>")
+    }
 }
 
 pub(super) struct Section {
     /// How `docs/compose.md` names the section (the heading of its table).
-    #[cfg_attr(not(test), expect(dead_code, reason = "read by the docs test"))]
     pub name: &'static str,
     pub keys: &'static [(&'static str, Status)],
 }
@@ -37,7 +56,7 @@ pub(super) static TOP: Section = Section {
             "version",
             Status::Warn("obsolete in the Compose Specification, ignored"),
         ),
-        ("include", N),
+        ("include", Status::Cli),
         ("networks", N),
         ("volumes", S),
         ("configs", S),
@@ -96,9 +115,9 @@ pub(super) static SERVICE: Section = Section {
         ("dns_opt", N),
         ("dns_search", N),
         ("domainname", N),
-        ("env_file", N),
+        ("env_file", Status::Cli),
         ("expose", N),
-        ("extends", N),
+        ("extends", Status::Cli),
         ("external_links", N),
         ("extra_hosts", N),
         ("gpus", N),
@@ -458,6 +477,10 @@ pub(super) static ALL: &[&Section] = &[
 /// Keeps the supported entries of a mapping. Compose keys atoll ignores get
 /// a warning, `x-` extension keys are dropped silently (Compose allows them
 /// anywhere), and anything else is an `unknown key` error.
+/// The warning for a key the catalogue does not know.
+const UNKNOWN: &str =
+    "unknown key, ignored (not in atoll's Compose catalogue: newer than this release, or misspelt)";
+
 pub(super) fn filter<'n, 'a>(
     ctx: &mut Ctx,
     section: &Section,
@@ -469,14 +492,20 @@ pub(super) fn filter<'n, 'a>(
         match section.keys.iter().find(|(k, _)| *k == e.key) {
             Some((_, Status::Supported)) => kept.push(e),
             Some((_, Status::Warn(message))) => ctx.warn(&join(path, &e.key), e.line, message),
+            Some((_, Status::Cli)) => ctx.warn(&join(path, &e.key), e.line, CLI),
             None if e.key.starts_with("x-") => {}
-            None => {
-                let message = match suggest(section, &e.key) {
-                    Some(k) => format!("unknown key (did you mean `{k}`?)"),
-                    None => "unknown key".to_string(),
-                };
-                ctx.error(&join(path, &e.key), e.line, message);
-            }
+            // A misspelt key is an error: ignoring it would hide the typo.
+            // In an open section only a near miss counts as one
+            // (`pre_start` is a newer Compose key, not `restart` misspelt).
+            None => match suggest(section, &e.key) {
+                Some((k, d)) if section.strict() || d <= 1 => {
+                    let message = format!("unknown key (did you mean `{k}`?)");
+                    ctx.error(&join(path, &e.key), e.line, message);
+                }
+                // Likely a key newer than this catalogue (see `strict`).
+                _ if !section.strict() => ctx.warn(&join(path, &e.key), e.line, UNKNOWN),
+                _ => ctx.error(&join(path, &e.key), e.line, "unknown key"),
+            },
         }
     }
     kept
@@ -484,7 +513,8 @@ pub(super) fn filter<'n, 'a>(
 
 /// The section's key closest to a misspelt one, if it is close enough to
 /// be a typo (`replica` → `replicas`, `enviroment` → `environment`).
-fn suggest(section: &Section, key: &str) -> Option<&'static str> {
+/// With its edit distance.
+fn suggest(section: &Section, key: &str) -> Option<(&'static str, usize)> {
     let budget = if key.chars().count() <= 4 { 1 } else { 2 };
     section
         .keys
@@ -492,7 +522,7 @@ fn suggest(section: &Section, key: &str) -> Option<&'static str> {
         .map(|(k, _)| (edit_distance(k, key), *k))
         .filter(|(d, _)| *d <= budget)
         .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
+        .map(|(d, k)| (k, d))
 }
 
 /// Levenshtein distance over characters, case-insensitive.
@@ -517,9 +547,10 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(suggest(&DEPLOY, "replica"), Some("replicas"));
-        assert_eq!(suggest(&SERVICE, "enviroment"), Some("environment"));
-        assert_eq!(suggest(&SERVICE, "Image"), Some("image"));
+        assert_eq!(suggest(&DEPLOY, "replica"), Some(("replicas", 1)));
+        assert_eq!(suggest(&SERVICE, "enviroment"), Some(("environment", 1)));
+        assert_eq!(suggest(&SERVICE, "Image"), Some(("image", 0)));
+        assert_eq!(suggest(&SERVICE, "pre_start"), Some(("restart", 2)));
         assert_eq!(suggest(&SERVICE, "frobnicate"), None);
         assert_eq!(edit_distance("", "abc"), 3);
     }

@@ -142,7 +142,13 @@ impl Project {
             }
         };
         // Variables were substituted file by file; what is left is `$$`.
-        let mut parsed = parse_placed(&self.text, default_name, &|_| None, profiles, &place)?;
+        // In the order the files were read, then by line.
+        let order = |e: &SpecError| (self.files.iter().position(|f| *f == e.file), e.line);
+        let mut parsed = parse_placed(&self.text, default_name, &|_| None, profiles, &place)
+            .map_err(|mut errs| {
+                errs.0.sort_by_key(order);
+                errs
+            })?;
         let mut warnings: Vec<String> = self.warnings.iter().map(ToString::to_string).collect();
         warnings.append(&mut parsed.warnings);
         parsed.warnings = warnings;

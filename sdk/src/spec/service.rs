@@ -58,6 +58,17 @@ fn reference(ctx: &mut Ctx, path: &str, node: &Node, what: &str) -> Option<Strin
     Some(s)
 }
 
+/// An image reference, checked by the OCI distribution grammar.
+fn image(ctx: &mut Ctx, path: &str, node: &Node) -> Option<String> {
+    let r = reference(ctx, path, node, "an image reference such as nginx:1.27")?;
+    if let Some(why) = super::image_ref::problem(&r) {
+        let m = format!("\"{r}\" is not a valid image reference: {why}");
+        ctx.error(path, yaml::line(node), m);
+        return None;
+    }
+    Some(r)
+}
+
 fn x_atoll(ctx: &mut Ctx, path: &str, node: &Node) -> Atoll {
     let mut out = Atoll {
         // An `x-atoll` that is not a mapping is reported as such; assume it
@@ -124,8 +135,7 @@ fn canary(ctx: &mut Ctx, path: &str, line: usize, node: &Node) -> Option<Canary>
         match e.key.as_str() {
             "image" => {
                 has_image = true;
-                let r = reference(ctx, &p, e.value, "an image reference such as nginx:1.27");
-                artifact = r.map(Artifact::Image);
+                artifact = image(ctx, &p, e.value).map(Artifact::Image);
             }
             "component" => {
                 has_component = true;
@@ -384,7 +394,7 @@ fn service_keys(
         match e.key.as_str() {
             "image" => {
                 k.has_image = true;
-                k.image = reference(ctx, &p, e.value, "an image reference such as nginx:1.27");
+                k.image = image(ctx, &p, e.value);
             }
             "x-atoll" => k.atoll = Some(x_atoll(ctx, &p, e.value)),
             "environment" => k.environment = environment(ctx, &p, e.value),

@@ -38,7 +38,7 @@ fn compose_md_lists_every_key_with_its_status() {
                 panic!("{}: no row for `{key}`", section.name);
             };
             let expected = match status {
-                Status::Supported => "supported",
+                Status::Supported | Status::Cli => "supported",
                 Status::Warn(_) => "warning",
             };
             assert!(
