@@ -10,7 +10,7 @@ fn top_level_keys_not_implemented_yet() {
         [
             "version: obsolete in the Compose Specification, ignored (line 1)",
             "networks: not implemented yet, ignored (line 6)",
-            "include: not implemented yet, ignored (line 10)",
+            "include: resolved by the atoll command line (atoll deploy, atoll config), which reads the files it names; sent to the API unresolved it is ignored (line 10)",
             "models: not implemented yet, ignored (line 11)",
         ]
     );
@@ -57,9 +57,7 @@ fn every_compose_service_key_is_known() {
         "dns_opt",
         "dns_search",
         "domainname",
-        "env_file",
         "expose",
-        "extends",
         "external_links",
         "extra_hosts",
         "gpus",
@@ -170,4 +168,13 @@ fn warnings_are_sorted_by_line_across_services() {
             "version: obsolete in the Compose Specification, ignored (line 8)",
         ]
     );
+}
+
+#[test]
+fn keys_the_command_line_resolves_warn_when_they_reach_the_parser() {
+    let p = ok(&web("extends: base\nenv_file: a.env"));
+    assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+    for w in &p.warnings {
+        assert!(w.contains("resolved by the atoll command line"), "{w}");
+    }
 }
