@@ -6,6 +6,7 @@ pub mod compose_variables;
 pub mod config;
 pub mod deploy;
 pub mod events;
+pub mod exec;
 pub mod export;
 pub mod history;
 pub mod host;

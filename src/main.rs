@@ -69,6 +69,8 @@ enum Command {
     Image(cmd::image::Args),
     /// Show the output of an app's instances
     Logs(cmd::logs::Args),
+    /// Run a command in a running container instance (exits with its status)
+    Exec(cmd::exec::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -111,12 +113,20 @@ fn main() -> std::process::ExitCode {
             Command::Push(a) => cmd::push::run(a).await,
             Command::Image(a) => cmd::image::run(a).await,
             Command::Logs(a) => cmd::logs::run(a).await,
+            Command::Exec(a) => cmd::exec::run(a).await,
         }
     });
     // Background tasks (watches, listeners) must not keep the process alive.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // `atoll exec`: the command's own status, said by the command.
+        Err(e) if e.is::<cmd::exec::CommandStatus>() => {
+            let code = e
+                .downcast_ref::<cmd::exec::CommandStatus>()
+                .map_or(1, |s| s.0);
+            std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             exit_code(&e)

@@ -52,10 +52,14 @@ fn bad_files_and_bad_components_fail_clearly_and_disturb_nothing() {
         &c,
         "unknown.yaml",
         &format!(
-            "name: x\nservices:\n  web:\n    x-atoll:\n      component: {}\n    colour: blue\n",
+            "name: x\nservices:\n  web:\n    x-atoll:\n      component: {}\n    enviroment: {{}}\n",
             hello.display()
         ),
-        &["services.web.colour", "line 6"],
+        &[
+            "services.web.enviroment",
+            "did you mean `environment`",
+            "line 6",
+        ],
     );
     rejected(
         &c,

@@ -16,6 +16,7 @@ mod assignment;
 mod autonomy;
 mod data_dir;
 mod duplicate;
+mod exec;
 mod heartbeat;
 mod link;
 mod offline;
@@ -370,6 +371,7 @@ impl Local {
             gw: self.gw.clone(),
             metrics: self.metrics.clone(),
             log_paths: self.log_paths.clone(),
+            containers: self.containers.as_ref().ok().cloned(),
             routes,
             joins,
         }

@@ -369,6 +369,21 @@ impl Containers {
         }
     }
 
+    /// Runs `argv` inside the container for `atoll exec`: its whole output
+    /// and status (the runtime's own complaints, such as a command not
+    /// found, come on standard error with a non-zero status).
+    pub async fn exec_command(
+        &self,
+        id: &str,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<std::process::Output, String> {
+        self.runtime
+            .exec_output(id, argv, timeout)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Stops a running container: its stop signal (`SIGTERM` unless the
     /// service or the image says otherwise), SIGKILL after `grace`.
     pub async fn stop(&self, id: &str, pid: Option<i32>, grace: Duration) {

@@ -172,6 +172,24 @@ impl Client {
         decode(resp, url).await
     }
 
+    /// Runs `argv` in container instance `id` (or a unique prefix of it),
+    /// for at most `timeout` (`atoll exec`).
+    pub async fn exec(
+        &self,
+        id: &str,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<crate::protocol::ExecReply, ClientError> {
+        let url = self.url(&format!("/v1/instances/{id}/exec"));
+        let body = serde_json::json!({"argv": argv, "timeout_ms": timeout.as_millis() as u64});
+        let req = self.http.post(&url).json(&body);
+        // The command's own time, and the host's and server's on top.
+        let resp = self
+            .send_within(req.timeout(timeout + Duration::from_secs(15)), &url)
+            .await?;
+        decode(resp, url).await
+    }
+
     /// Uploads a component unless the server already has it.
     pub async fn upload_artifact(&self, digest: &str, bytes: Vec<u8>) -> Result<(), ClientError> {
         let url = self.url(&format!("/v1/artifacts/{digest}"));

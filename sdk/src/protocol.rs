@@ -62,6 +62,10 @@ impl Names {
     pub fn log_requests(&self, host: &str) -> String {
         format!("atoll.{}.logs.{host}", self.cluster)
     }
+    /// Commands to run in an instance of `host` ([`ExecRequest`]).
+    pub fn exec_requests(&self, host: &str) -> String {
+        format!("atoll.{}.exec.{host}", self.cluster)
+    }
     /// A host's requests for a NATS user JWT that reaches the component
     /// state buckets of the apps assigned to it ([`StateGrantRequest`]),
     /// answered by a server with the cluster's identity.
@@ -393,6 +397,39 @@ pub struct LogRequest {
     pub follow: bool,
     pub reply: String,
 }
+
+/// A command to run in a container instance (`atoll exec`), sent to its
+/// host by a server, answered with an [`ExecReply`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    pub v: u32,
+    pub instance: String,
+    pub argv: Vec<String>,
+    /// How long the command may run; it is killed after.
+    pub timeout_ms: u64,
+}
+
+/// What a command run by [`ExecRequest`] did. Output past
+/// [`EXEC_OUTPUT_MAX`] bytes (each stream) is cut, and `truncated` says so.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecReply {
+    /// Its exit status; `None` if it did not run or was killed.
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    #[serde(default)]
+    pub truncated: bool,
+    /// Why it could not run (no such instance here, not a container,
+    /// the runtime failed, the timeout passed).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// The output an exec keeps of each stream.
+pub const EXEC_OUTPUT_MAX: usize = 1 << 20;
+
+/// The longest an exec may run.
+pub const EXEC_TIMEOUT_MAX_MS: u64 = 600_000;
 
 /// How long a followed log keeps streaming without a renewal.
 pub const LOG_LEASE_MS: u64 = 15_000;

@@ -2,7 +2,7 @@
 //! starts alone from its cached assignment; this connects in the
 //! background (jittered backoff), makes sure no other process runs under
 //! the host's name, then joins: the buckets, the assignment watch, the
-//! heartbeat, metrics, the logs service, the endpoints mirror feeding the
+//! heartbeat, metrics, the logs and exec services, the endpoints mirror feeding the
 //! gateway, the wake-ups. The client reconnects by itself after that; a
 //! separate loop ([`watch_alone`]) follows the connection, for the
 //! instances to stop after `stop_after` alone and start again on return.
@@ -55,6 +55,8 @@ pub(super) struct Link {
     pub gw: Arc<Gateway>,
     pub metrics: Arc<HostMetrics>,
     pub log_paths: LogPaths,
+    /// For `atoll exec` (`None`: this host runs no containers).
+    pub containers: Option<Arc<crate::container::Containers>>,
     pub routes: watch::Sender<Arc<EndpointsMap>>,
     pub joins: Joins,
 }
@@ -123,6 +125,12 @@ impl Link {
             client.clone(),
             names.log_requests(&self.name),
             self.log_paths.clone(),
+        ));
+        tasks.spawn(super::exec::serve(
+            client.clone(),
+            names.exec_requests(&self.name),
+            self.supervisor.clone(),
+            self.containers.clone(),
         ));
         tasks
     }

@@ -137,14 +137,31 @@ impl OciRuntime {
 
     /// Runs `argv` inside the running container (a health check), bounded
     /// by `timeout`: whether it exited with status 0, and the end of what
-    /// it printed. A command still running at the timeout is killed inside
-    /// the container too, not only the runtime process that started it.
+    /// it printed ([`Self::exec_output`]).
     pub async fn exec(
         &self,
         id: &str,
         argv: &[String],
         timeout: Duration,
     ) -> Result<(bool, String), RuntimeError> {
+        let out = self.exec_output(id, argv, timeout).await?;
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        let last = text.lines().rev().find(|l| !l.trim().is_empty());
+        let last: String = last.unwrap_or_default().trim().chars().take(200).collect();
+        Ok((out.status.success(), last))
+    }
+
+    /// Runs `argv` inside the running container, bounded by `timeout`: its
+    /// status and whole output. A command still running at the timeout is
+    /// killed inside the container too, not only the runtime process that
+    /// started it.
+    pub async fn exec_output(
+        &self,
+        id: &str,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<std::process::Output, RuntimeError> {
         static EXECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = EXECS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pid_file = self.root.join(format!("{id}.exec-{n}.pid"));
@@ -156,12 +173,7 @@ impl OciRuntime {
             kill_pid_in(&pid_file);
         }
         let _ = std::fs::remove_file(&pid_file);
-        let out = out?;
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-        let last = text.lines().rev().find(|l| !l.trim().is_empty());
-        let last: String = last.unwrap_or_default().trim().chars().take(200).collect();
-        Ok((out.status.success(), last))
+        out
     }
 
     /// Removes the container (`--force`: kills it first if it still runs)

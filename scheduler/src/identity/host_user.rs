@@ -72,6 +72,7 @@ pub fn host(names: &Names, host: &str) -> Permissions {
             format!("{}.>", atoll_sdk::nats::host_inbox(host)),
             names.heartbeat(host),
             names.log_requests(host),
+            names.exec_requests(host),
         ],
     }
 }

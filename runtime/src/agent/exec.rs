@@ -1,0 +1,130 @@
+//! `atoll exec` on the host: runs a command in one of its running
+//! container instances through the OCI runtime and answers with the
+//! status and output (each stream cut at [`EXEC_OUTPUT_MAX`]). Requests
+//! come from a server only (the subject is the host's own, which only
+//! servers may publish to); a few run at once, each bounded by its
+//! timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use atoll_sdk::cluster::InstanceState;
+use atoll_sdk::protocol::{EXEC_OUTPUT_MAX, EXEC_TIMEOUT_MAX_MS, ExecReply, ExecRequest};
+use futures::StreamExt;
+
+use crate::container::Containers;
+use crate::supervisor::Supervisor;
+
+/// Commands run at once, at most; more wait their turn.
+const AT_ONCE: usize = 4;
+
+/// Answers exec requests on `subject` until the connection ends.
+pub(super) async fn serve(
+    client: async_nats::Client,
+    subject: String,
+    supervisor: Arc<Supervisor>,
+    containers: Option<Arc<Containers>>,
+) {
+    let mut sub = loop {
+        match client.subscribe(subject.clone()).await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot subscribe to exec requests; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(AT_ONCE));
+    while let Some(msg) = sub.next().await {
+        if !atoll_sdk::nats::published_to(&msg, &subject) {
+            continue;
+        }
+        let Some(reply) = msg.reply.clone() else {
+            continue;
+        };
+        let answer = match serde_json::from_slice::<ExecRequest>(&msg.payload) {
+            Ok(req) => {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let (client, supervisor, containers) =
+                    (client.clone(), supervisor.clone(), containers.clone());
+                tokio::spawn(async move {
+                    let out = run(&req, &supervisor, containers.as_deref()).await;
+                    send(&client, reply, &out).await;
+                    drop(slot);
+                });
+                continue;
+            }
+            Err(e) => refused(format!("unreadable exec request: {e}")),
+        };
+        send(&client, reply, &answer).await;
+    }
+}
+
+async fn send(client: &async_nats::Client, reply: async_nats::Subject, answer: &ExecReply) {
+    if let Ok(bytes) = serde_json::to_vec(answer) {
+        let _ = client.publish(reply, bytes.into()).await;
+    }
+}
+
+fn refused(error: String) -> ExecReply {
+    ExecReply {
+        error: Some(error),
+        ..ExecReply::default()
+    }
+}
+
+async fn run(
+    req: &ExecRequest,
+    supervisor: &Supervisor,
+    containers: Option<&Containers>,
+) -> ExecReply {
+    let status = supervisor
+        .statuses()
+        .into_iter()
+        .find(|s| s.id == req.instance);
+    let Some(status) = status else {
+        return refused(format!("no instance {} on this host", req.instance));
+    };
+    if status.state != InstanceState::Running {
+        return refused(format!(
+            "instance {} is {:?}, not running",
+            req.instance, status.state
+        ));
+    }
+    let Some(containers) = containers.filter(|c| c.bundle(&req.instance).is_dir()) else {
+        return refused(format!(
+            "instance {} is a Wasm component: exec runs commands in containers",
+            req.instance
+        ));
+    };
+    if req.argv.is_empty() {
+        return refused("no command given".into());
+    }
+    let timeout = Duration::from_millis(req.timeout_ms.clamp(1, EXEC_TIMEOUT_MAX_MS));
+    match containers
+        .exec_command(&req.instance, &req.argv, timeout)
+        .await
+    {
+        Ok(out) => {
+            let (stdout, cut_out) = bounded(&out.stdout);
+            let (stderr, cut_err) = bounded(&out.stderr);
+            ExecReply {
+                exit_code: out.status.code(),
+                stdout,
+                stderr,
+                truncated: cut_out || cut_err,
+                error: None,
+            }
+        }
+        Err(e) => refused(e),
+    }
+}
+
+/// The first [`EXEC_OUTPUT_MAX`] bytes as text, and whether more was cut.
+fn bounded(bytes: &[u8]) -> (String, bool) {
+    let cut = bytes.len() > EXEC_OUTPUT_MAX;
+    let kept = &bytes[..bytes.len().min(EXEC_OUTPUT_MAX)];
+    (String::from_utf8_lossy(kept).into_owned(), cut)
+}
