@@ -1,6 +1,7 @@
 //! One module per verb.
 
 pub mod cluster;
+pub mod completion;
 pub mod compose_files;
 pub mod compose_variables;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod image;
 pub mod import;
 pub mod logs;
 pub mod ls;
+pub mod man;
 pub mod promote;
 pub mod ps;
 pub mod push;
@@ -25,3 +27,4 @@ pub mod servers;
 pub mod token;
 pub mod top;
 pub mod up;
+pub mod version;

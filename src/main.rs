@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
     about = "A lightweight orchestrator for Wasm components and containers on edge and cloud hosts",
     after_help = EXIT_CODES
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -71,6 +71,12 @@ enum Command {
     Logs(cmd::logs::Args),
     /// Run a command in a running container instance (exits with its status)
     Exec(cmd::exec::Args),
+    /// This command line's version and the server's
+    Version(cmd::version::Args),
+    /// Print a shell completion script: atoll completion bash|zsh|fish
+    Completion(cmd::completion::Args),
+    /// Write the manual pages (atoll.1, atoll-deploy.1, …)
+    Man(cmd::man::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -114,6 +120,9 @@ fn main() -> std::process::ExitCode {
             Command::Image(a) => cmd::image::run(a).await,
             Command::Logs(a) => cmd::logs::run(a).await,
             Command::Exec(a) => cmd::exec::run(a).await,
+            Command::Version(a) => cmd::version::run(a).await,
+            Command::Completion(a) => cmd::completion::run(a),
+            Command::Man(a) => cmd::man::run(a),
         }
     });
     // Background tasks (watches, listeners) must not keep the process alive.

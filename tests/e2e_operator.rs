@@ -121,6 +121,13 @@ fn exec_runs_a_command_in_a_container_and_returns_its_status() {
         text(&out.stderr)
     );
 
+    // `-q` lists ids only; the server says its version.
+    let out = c.atoll(&["ps", "-q", "web"]);
+    assert_eq!(text(&out.stdout), format!("{id}\n"));
+    let out = c.atoll(&["version", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("version json");
+    assert_eq!(v["server"], v["client"], "{v}");
+
     // The container was not disturbed by any of it.
     let rows = c.instances("web");
     assert_eq!(rows.len(), 1, "{rows:?}");

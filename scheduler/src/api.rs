@@ -52,6 +52,7 @@ pub(crate) fn router(cluster: Arc<Cluster>, auth: Arc<Auth>) -> Router {
     Router::new()
         .route("/v1/health", get(|| async { "ok" }))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/version", get(version))
         .route("/v1/apps", get(list_apps).post(deploy))
         .route("/v1/apps/{name}", get(get_app).delete(delete_app))
         .route("/v1/apps/{name}/history", get(app_history))
@@ -89,6 +90,12 @@ pub(crate) fn router(cluster: Arc<Cluster>, auth: Arc<Auth>) -> Router {
 }
 
 type Shared = State<Arc<Cluster>>;
+
+async fn version() -> Json<atoll_sdk::api::VersionView> {
+    Json(atoll_sdk::api::VersionView {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
 
 /// Every app the caller may see.
 async fn list_apps(State(c): Shared, Extension(caller): Extension<Caller>) -> Json<Vec<AppView>> {

@@ -257,6 +257,12 @@ pub struct ServerView {
     pub age_ms: u64,
 }
 
+/// `GET /v1/version`: the server's release.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionView {
+    pub version: String,
+}
+
 /// One row of `atoll hosts`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostView {

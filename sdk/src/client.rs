@@ -211,6 +211,11 @@ impl Client {
         self.post_json("/v1/apps", Some(req)).await
     }
 
+    /// The server's release (`atoll version`).
+    pub async fn version(&self) -> Result<crate::api::VersionView, ClientError> {
+        self.get_json("/v1/version").await
+    }
+
     pub async fn apps(&self) -> Result<Vec<AppView>, ClientError> {
         self.get_json("/v1/apps").await
     }

@@ -10,6 +10,9 @@ pub struct Args {
     /// Output format
     #[arg(short, long, value_enum, default_value_t)]
     output: Format,
+    /// Only the names, one per line (for scripts)
+    #[arg(short, long)]
+    quiet: bool,
     #[command(subcommand)]
     action: Option<Action>,
 }
@@ -33,6 +36,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let hosts = client.hosts().await?;
+    if args.quiet {
+        hosts.iter().for_each(|x| println!("{}", x.name));
+        return Ok(());
+    }
     if args.output.structured() {
         return output::structured(args.output, &hosts);
     }

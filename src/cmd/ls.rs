@@ -9,10 +9,17 @@ pub struct Args {
     /// Output format
     #[arg(short, long, value_enum, default_value_t)]
     output: Format,
+    /// Only the names, one per line (for scripts)
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let apps = args.server.client()?.apps().await?;
+    if args.quiet {
+        apps.iter().for_each(|x| println!("{}", x.name));
+        return Ok(());
+    }
     if args.output.structured() {
         return output::structured(args.output, &apps);
     }

@@ -11,10 +11,17 @@ pub struct Args {
     /// Output format
     #[arg(short, long, value_enum, default_value_t)]
     output: Format,
+    /// Only the ids, one per line (for scripts)
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let instances = args.server.client()?.instances(args.app.as_deref()).await?;
+    if args.quiet {
+        instances.iter().for_each(|x| println!("{}", x.id));
+        return Ok(());
+    }
     if args.output.structured() {
         return output::structured(args.output, &instances);
     }
