@@ -1,7 +1,9 @@
 //! Operator verbs against a real cluster: `atoll exec` runs a command in
 //! a running container through youki on whichever host runs it, passes
 //! its output and exit status through, and refuses clearly what it cannot
-//! do (an unknown instance, a Wasm component).
+//! do (an unknown instance, a Wasm component); `atoll hosts cordon`,
+//! `drain` and `uncordon` move work off a host under load without a
+//! failed request.
 
 #[path = "containers/cleanup.rs"]
 mod cleanup;
@@ -133,4 +135,108 @@ fn exec_runs_a_command_in_a_container_and_returns_its_status() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["id"], id.as_str());
     assert_eq!(rows[0]["restarts"], 0, "{rows:?}");
+}
+
+/// The hello component on `replicas` instances, published on `port`.
+fn hello(port: u16, replicas: u32) -> String {
+    format!(
+        "name: moving\nservices:\n  web:\n    x-atoll:\n      component: {}\n      health: {{ http: /health, interval: 200ms, timeout: 1s, retries: 2 }}\n    ports: [\"{port}:80\"]\n    deploy:\n      replicas: {replicas}\n",
+        sample_wasm("hello").display()
+    )
+}
+
+/// Instances of `app` on `host`.
+fn on_host(c: &Cluster, app: &str, host: &str) -> usize {
+    c.instances(app)
+        .iter()
+        .filter(|i| i["host"] == host)
+        .count()
+}
+
+#[test]
+fn a_drained_host_is_emptied_under_load_without_a_failed_request() {
+    let mut c = Cluster::start();
+    c.start_host("h1", "127.0.25.3", &[]);
+    c.start_host("h2", "127.0.25.4", &[]);
+    let port = free_port();
+    let file = c.compose("moving.yaml", &hello(port, 4));
+    c.deploy_wait(&file);
+    assert_eq!(
+        on_host(&c, "moving", "h2"),
+        2,
+        "{:?}",
+        c.instances("moving")
+    );
+
+    // Cordoned: what runs stays, nothing new goes there.
+    let out = c.atoll(&["hosts", "cordon", "h2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let hosts = text(&c.atoll(&["hosts"]).stdout);
+    assert!(hosts.contains("ready, cordoned"), "{hosts}");
+    c.deploy_wait(&c.compose("moving.yaml", &hello(port, 6)));
+    assert_eq!(
+        on_host(&c, "moving", "h2"),
+        2,
+        "no new instance on a cordoned host"
+    );
+    assert_eq!(on_host(&c, "moving", "h1"), 4);
+
+    // Drained under load through h1: every request answered.
+    let load = common::load::Load::start(&[format!("127.0.25.3:{port}")], "/", 20, |_| "ok".into());
+    let base = load.ok();
+    wait_until("the load to get going", Duration::from_secs(10), || {
+        (load.ok() > base + 200).then_some(())
+    });
+    let out = c.atoll(&["hosts", "drain", "h2", "--timeout", "120"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("host h2 is drained"),
+        "{}",
+        text(&out.stdout)
+    );
+    let after = load.ok();
+    wait_until(
+        "more answers after the drain",
+        Duration::from_secs(10),
+        || (load.ok() > after + 200).then_some(()),
+    );
+    let seen = load.finish();
+    assert_eq!(
+        seen.failed, 0,
+        "failed requests during the drain: {:?}",
+        seen.failures
+    );
+    assert_eq!(
+        on_host(&c, "moving", "h2"),
+        0,
+        "{:?}",
+        c.instances("moving")
+    );
+    wait_until("6 ready instances on h1", Duration::from_secs(30), || {
+        let rows = c.instances("moving");
+        (rows.len() == 6 && rows.iter().all(|r| r["host"] == "h1" && r["ready"] == true))
+            .then_some(())
+    });
+
+    // Uncordoned: new instances may go there again.
+    let out = c.atoll(&["hosts", "uncordon", "h2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    c.deploy_wait(&c.compose("moving.yaml", &hello(port, 10)));
+    assert!(
+        on_host(&c, "moving", "h2") > 0,
+        "{:?}",
+        c.instances("moving")
+    );
+    let out = c.atoll(&["hosts", "drain", "nosuchhost"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no host named nosuchhost"),
+        "{}",
+        text(&out.stderr)
+    );
 }

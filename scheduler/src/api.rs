@@ -68,6 +68,7 @@ pub(crate) fn router(cluster: Arc<Cluster>, auth: Arc<Auth>) -> Router {
         .route("/v1/hosts", get(list_hosts))
         .route("/v1/servers", get(list_servers))
         .route("/v1/hosts/{name}", delete(remove_host))
+        .route("/v1/hosts/{name}/availability", put(set_availability))
         .route("/v1/events", get(events))
         .route("/v1/top", get(load::top))
         .route("/metrics", get(load::metrics))
@@ -232,6 +233,21 @@ async fn remove_host(
             .map_err(|e| ApiError::internal("cannot forget the host's join", e))?;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /v1/hosts/{name}/availability` `{"availability": "drain"}`:
+/// cordon, drain or uncordon a host (admin).
+async fn set_availability(
+    State(c): Shared,
+    Path(name): Path<String>,
+    Json(req): Json<atoll_sdk::api::AvailabilityRequest>,
+) -> ApiResult<Json<atoll_sdk::api::AvailabilityResponse>> {
+    let instances = crate::host_availability::set(&c, &name, req.availability).await?;
+    Ok(Json(atoll_sdk::api::AvailabilityResponse {
+        host: name,
+        availability: req.availability,
+        instances: instances as u32,
+    }))
 }
 
 /// Parses and checks the Compose file, stores its components' digests in

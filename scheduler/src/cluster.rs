@@ -23,6 +23,8 @@ pub(crate) struct Cluster {
     pub statuses: MirrorView<AppStatus>,
     pub endpoints: MirrorView<Endpoints>,
     pub removed_hosts: MirrorView<RemovedHost>,
+    /// Hosts cordoned or draining, by name.
+    pub availability: MirrorView<atoll_sdk::protocol::HostAvailability>,
     /// The autoscaler's decisions, by `app.service`.
     pub scale: MirrorView<ScaleRecord>,
     /// JetStream replicas of the cluster's buckets (as the server
@@ -81,6 +83,7 @@ type Mirrors = (
     Mirror<Endpoints>,
     Mirror<RemovedHost>,
     Mirror<ScaleRecord>,
+    Mirror<atoll_sdk::protocol::HostAvailability>,
 );
 
 impl Cluster {
@@ -97,6 +100,7 @@ impl Cluster {
         let statuses = Mirror::start(buckets.status.clone()).await;
         let endpoints = Mirror::start(buckets.endpoints.clone()).await;
         let removed_hosts = Mirror::start(buckets.removed_hosts.clone()).await;
+        let availability = Mirror::start(buckets.availability.clone()).await;
         let scale = Mirror::start(buckets.scale.clone()).await;
         Arc::new(Cluster {
             scale: scale.view(),
@@ -108,6 +112,7 @@ impl Cluster {
             statuses: statuses.view(),
             endpoints: endpoints.view(),
             removed_hosts: removed_hosts.view(),
+            availability: availability.view(),
             buckets,
             observed: Mutex::new(Observed::default()),
             observed_changed: Notify::new(),
@@ -117,7 +122,15 @@ impl Cluster {
             policy,
             vault,
             nats_back: Mutex::default(),
-            _mirrors: (apps, assignments, statuses, endpoints, removed_hosts, scale),
+            _mirrors: (
+                apps,
+                assignments,
+                statuses,
+                endpoints,
+                removed_hosts,
+                scale,
+                availability,
+            ),
         })
     }
 
@@ -191,10 +204,16 @@ impl Cluster {
                     state: HostState::Disconnected,
                     joined_ms: 0,
                     silent_since_ms: Some(grace_end),
+                    availability: Default::default(),
                 });
             }
         }
         drop_removed(&mut hosts, &self.removed());
+        for h in &mut hosts {
+            if let Some(a) = self.availability.get(h.name()) {
+                h.availability = a.value.availability;
+            }
+        }
         // What the controller's last pass said of each app.
         let statuses = self.statuses.all();
         let unplaced = (statuses.iter())
@@ -271,6 +290,7 @@ impl Cluster {
             && self.statuses.loaded()
             && self.endpoints.loaded()
             && self.removed_hosts.loaded()
+            && self.availability.loaded()
             && self.scale.loaded();
         if !loaded {
             return false;

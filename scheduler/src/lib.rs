@@ -29,6 +29,7 @@ mod controller;
 mod disconnect;
 mod endpoints;
 mod grants;
+mod host_availability;
 mod host_removal;
 mod host_requests;
 pub mod identity;

@@ -156,6 +156,7 @@ impl Observed {
                 state: s.state,
                 joined_ms: s.joined_ms,
                 silent_since_ms: s.silent_since_ms,
+                availability: Default::default(),
             })
             .collect()
     }

@@ -149,6 +149,9 @@ pub(crate) fn filter(c: &Candidate<'_>, demand: &Demand<'_>) -> Result<(), Rejec
     if !c.host.is_ready() {
         return Err(Rejection::Down);
     }
+    if !c.host.takes_new() {
+        return Err(Rejection::Unavailable(c.host.availability));
+    }
     if let Some(unmet) = unmet_constraint(&c.host.info, &demand.deploy.placement.constraints) {
         return Err(Rejection::Constraint(unmet.clone()));
     }

@@ -1,7 +1,7 @@
 //! The plain-data view of the cluster that decision code reads.
 
 use atoll_sdk::cluster::{Assignment, HostInfo, HostState, InstanceState, InstanceStatus};
-use atoll_sdk::protocol::{AppRecord, RemovedHost, UpdateDone};
+use atoll_sdk::protocol::{AppRecord, Availability, RemovedHost, UpdateDone};
 use std::collections::BTreeMap;
 
 /// A host as the controller sees it.
@@ -15,6 +15,8 @@ pub(crate) struct HostSnapshot {
     pub joined_ms: u64,
     /// When it went silent (server clock, ms), while it is.
     pub silent_since_ms: Option<u64>,
+    /// Cordoned or draining: it takes no new instances.
+    pub availability: Availability,
 }
 
 impl HostSnapshot {
@@ -24,6 +26,12 @@ impl HostSnapshot {
 
     pub(crate) fn is_ready(&self) -> bool {
         self.state == HostState::Ready
+    }
+
+    /// Whether new instances may be placed here: up, and not cordoned or
+    /// draining.
+    pub(crate) fn takes_new(&self) -> bool {
+        self.is_ready() && self.availability == Availability::Active
     }
 }
 
@@ -137,6 +145,7 @@ pub(crate) mod fixtures {
             state: HostState::Ready,
             joined_ms,
             silent_since_ms: None,
+            availability: Default::default(),
         }
     }
 
@@ -313,6 +322,7 @@ mod tests {
         HostSnapshot {
             joined_ms,
             silent_since_ms: None,
+            availability: Default::default(),
             info: HostInfo {
                 name: name.into(),
                 address: String::new(),

@@ -277,6 +277,7 @@ pub(crate) fn hosts(snap: &Snapshot, last_seen_ms: impl Fn(&str) -> u64) -> Vec<
                 instances: assigned.len() as u32,
                 last_seen_ms: last_seen_ms(&h.info.name),
                 version: h.info.version.clone(),
+                availability: h.availability,
             }
         })
         .collect()

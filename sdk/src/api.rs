@@ -257,6 +257,20 @@ pub struct ServerView {
     pub age_ms: u64,
 }
 
+/// `PUT /v1/hosts/{name}/availability`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AvailabilityRequest {
+    pub availability: crate::protocol::Availability,
+}
+
+/// What a change of availability found: the instances the host runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AvailabilityResponse {
+    pub host: String,
+    pub availability: crate::protocol::Availability,
+    pub instances: u32,
+}
+
 /// `GET /v1/version`: the server's release.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionView {
@@ -278,6 +292,9 @@ pub struct HostView {
     pub instances: u32,
     pub last_seen_ms: u64,
     pub version: String,
+    /// `active`, or `cordoned`/`draining` (`atoll hosts cordon`, `drain`).
+    #[serde(default)]
+    pub availability: crate::protocol::Availability,
 }
 
 /// `atoll top`: the load of every service and host right now.

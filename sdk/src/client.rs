@@ -297,6 +297,18 @@ impl Client {
         Ok(())
     }
 
+    /// Cordons, drains or uncordons a host (admin only).
+    pub async fn set_availability(
+        &self,
+        name: &str,
+        availability: crate::protocol::Availability,
+    ) -> Result<crate::api::AvailabilityResponse, ClientError> {
+        let url = self.url(&format!("/v1/hosts/{name}/availability"));
+        let body = crate::api::AvailabilityRequest { availability };
+        let resp = self.send(self.http.put(&url).json(&body), &url).await?;
+        decode(resp, url).await
+    }
+
     /// Mints a token (admin only); its secret is in the answer only.
     pub async fn create_token(
         &self,

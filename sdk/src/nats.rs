@@ -40,6 +40,7 @@ pub struct Buckets {
     pub status: kv::Store,
     pub leader: kv::Store,
     pub removed_hosts: kv::Store,
+    pub availability: kv::Store,
     pub scale: kv::Store,
     pub artifacts: object_store::ObjectStore,
 }
@@ -64,6 +65,7 @@ pub(crate) struct Layout {
     pub status: kv::Config,
     pub leader: kv::Config,
     pub removed_hosts: kv::Config,
+    pub availability: kv::Config,
     pub scale: kv::Config,
     pub tokens: kv::Config,
     pub joined: kv::Config,
@@ -87,6 +89,7 @@ impl Layout {
                 ..kv_cfg(names.leader_bucket(), 1)
             },
             removed_hosts: kv_cfg(names.removed_hosts_bucket(), 1),
+            availability: kv_cfg(names.availability_bucket(), 1),
             scale: kv_cfg(names.scale_bucket(), 1),
             tokens: kv_cfg(names.tokens_bucket(), 1),
             joined: kv_cfg(names.joined_bucket(), 1),
@@ -98,7 +101,7 @@ impl Layout {
     }
 
     /// Every KV bucket's settings.
-    pub fn kv(&self) -> [&kv::Config; 9] {
+    pub fn kv(&self) -> [&kv::Config; 10] {
         [
             &self.apps,
             &self.assignments,
@@ -106,6 +109,7 @@ impl Layout {
             &self.status,
             &self.leader,
             &self.removed_hosts,
+            &self.availability,
             &self.scale,
             &self.tokens,
             &self.joined,
@@ -128,6 +132,7 @@ impl Buckets {
             status: open_kv(&js, l.status).await?,
             leader: open_kv(&js, l.leader).await?,
             removed_hosts: open_kv(&js, l.removed_hosts).await?,
+            availability: open_kv(&js, l.availability).await?,
             scale: open_kv(&js, l.scale).await?,
             artifacts: open_objects(&js, l.artifacts).await?,
             js,

@@ -112,6 +112,10 @@ impl Names {
     pub fn removed_hosts_bucket(&self) -> String {
         format!("atoll-{}-removed-hosts", self.cluster)
     }
+    /// KV: host name → [`HostAvailability`]: hosts cordoned or drained.
+    pub fn availability_bucket(&self) -> String {
+        format!("atoll-{}-availability", self.cluster)
+    }
     /// KV: `app.service` → [`ScaleRecord`]: the autoscaler's decisions.
     pub fn scale_bucket(&self) -> String {
         format!("atoll-{}-scale", self.cluster)
@@ -340,6 +344,42 @@ pub struct RemovedHost {
     pub name: String,
     /// Server clock, Unix milliseconds.
     pub removed_at_ms: u64,
+}
+
+/// Whether new instances may go to a host (`atoll hosts cordon`,
+/// `drain`, `uncordon`), as Docker Swarm's node availability.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Availability {
+    /// Takes new instances.
+    #[default]
+    Active,
+    /// Takes no new instances; those it runs stay.
+    Cordoned,
+    /// Takes none, and what it runs is moved away (a rolling replacement,
+    /// new instance ready before the old one stops).
+    Draining,
+}
+
+impl std::fmt::Display for Availability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Availability::Active => "active",
+            Availability::Cordoned => "cordoned",
+            Availability::Draining => "draining",
+        })
+    }
+}
+
+/// An operator's word on a host's [`Availability`] (kept until changed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostAvailability {
+    pub name: String,
+    pub availability: Availability,
+    /// Server clock, Unix milliseconds.
+    pub since_ms: u64,
 }
 
 /// What the controller knows about an app beyond the instances themselves:

@@ -1,5 +1,7 @@
 //! `atoll hosts`: the hosts of the cluster; `atoll hosts rm NAME` retires
-//! one that is down.
+//! one that is down; `cordon`, `drain` and `uncordon` say whether a host
+//! takes new instances (as `docker node update --availability` and
+//! `kubectl cordon/drain`).
 
 use crate::output::{self, Format, ServerArg};
 
@@ -26,14 +28,92 @@ enum Action {
         /// The host's name (see `atoll hosts`)
         name: String,
     },
+    /// Place no new instance on a host; what it runs stays
+    Cordon {
+        /// The host's name
+        name: String,
+    },
+    /// Move every instance off a host (each replacement ready before the
+    /// old one stops, as a rolling update) and place nothing new there;
+    /// waits until the host is empty. Services with named volumes stay
+    /// (their data is on the host)
+    Drain {
+        /// The host's name
+        name: String,
+        /// Return at once instead of waiting for the host to be empty
+        #[arg(long)]
+        detach: bool,
+        /// How long to wait, in seconds
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Let a cordoned or drained host take new instances again (nothing
+    /// moves back by itself)
+    Uncordon {
+        /// The host's name
+        name: String,
+    },
+}
+
+/// `cordon`, `drain` and `uncordon`.
+async fn set(client: &atoll_sdk::client::Client, action: &Action) -> anyhow::Result<()> {
+    use atoll_sdk::protocol::Availability;
+    let (name, availability) = match action {
+        Action::Rm { .. } => return Ok(()),
+        Action::Cordon { name } => (name, Availability::Cordoned),
+        Action::Drain { name, .. } => (name, Availability::Draining),
+        Action::Uncordon { name } => (name, Availability::Active),
+    };
+    let resp = client.set_availability(name, availability).await?;
+    let Action::Drain {
+        detach, timeout, ..
+    } = action
+    else {
+        println!(
+            "host {name} is {availability} ({} instance(s) on it)",
+            resp.instances
+        );
+        return Ok(());
+    };
+    println!(
+        "host {name} is draining: {} instance(s) to move",
+        resp.instances
+    );
+    if *detach {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let mut last = resp.instances;
+    loop {
+        let host = (client.hosts().await?.into_iter()).find(|h| &h.name == name);
+        let left = host.map_or(0, |h| h.instances);
+        if left == 0 {
+            println!("host {name} is drained");
+            return Ok(());
+        }
+        if left != last {
+            println!("host {name}: {left} instance(s) left");
+            last = left;
+        }
+        if started.elapsed().as_secs() >= *timeout {
+            anyhow::bail!(
+                "host {name} still runs {left} instance(s) after {timeout}s (services with named volumes stay; a replacement that fails stops the move: see atoll ps)"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = args.server.client()?;
-    if let Some(Action::Rm { name }) = &args.action {
-        client.remove_host(name).await?;
-        println!("host {name} removed; its instances are placed on other hosts");
-        return Ok(());
+    match &args.action {
+        Some(Action::Rm { name }) => {
+            client.remove_host(name).await?;
+            println!("host {name} removed; its instances are placed on other hosts");
+            return Ok(());
+        }
+        Some(action) => return set(&client, action).await,
+        None => {}
     }
     let hosts = client.hosts().await?;
     if args.quiet {
@@ -55,7 +135,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .join(",");
             vec![
                 h.name.clone(),
-                format!("{:?}", h.state).to_lowercase(),
+                match h.availability {
+                    atoll_sdk::protocol::Availability::Active => {
+                        format!("{:?}", h.state).to_lowercase()
+                    }
+                    a => format!("{:?}, {a}", h.state).to_lowercase(),
+                },
                 h.address.clone(),
                 h.instances.to_string(),
                 format!("{}/{}", h.arch, h.os),

@@ -84,6 +84,17 @@ impl From<ArtifactError> for ApiError {
     }
 }
 
+impl From<crate::host_availability::AvailabilityError> for ApiError {
+    fn from(e: crate::host_availability::AvailabilityError) -> Self {
+        use crate::host_availability::AvailabilityError as E;
+        let status = match e {
+            E::NoHost { .. } => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
 impl From<RemoveHostError> for ApiError {
     fn from(e: RemoveHostError) -> Self {
         let status = match &e {

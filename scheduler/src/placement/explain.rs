@@ -12,6 +12,8 @@ use std::fmt;
 pub(crate) enum Rejection {
     /// The host is down.
     Down,
+    /// An operator cordoned or is draining the host.
+    Unavailable(atoll_sdk::protocol::Availability),
     /// The host does not satisfy this placement constraint.
     Constraint(Constraint),
     /// The host already runs `max_replicas_per_node` instances of the
@@ -48,6 +50,7 @@ impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Rejection::Down => f.write_str("down"),
+            Rejection::Unavailable(a) => write!(f, "{a}"),
             Rejection::Constraint(c) => write!(f, "failed constraint {c}"),
             Rejection::MaxReplicas(max) => write!(f, "at max_replicas_per_node ({max})"),
             Rejection::Memory { need, free } => {
@@ -75,6 +78,7 @@ impl fmt::Display for Rejection {
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Group {
     Down,
+    Unavailable(atoll_sdk::protocol::Availability),
     Constraint(String),
     MaxReplicas(u32),
     Memory,
@@ -110,6 +114,7 @@ impl Explain {
         for why in self.rejected.values() {
             let (group, need, free) = match why {
                 Rejection::Down => (Group::Down, 0, 0),
+                Rejection::Unavailable(a) => (Group::Unavailable(*a), 0, 0),
                 Rejection::Constraint(c) => (Group::Constraint(c.to_string()), 0, 0),
                 Rejection::MaxReplicas(m) => (Group::MaxReplicas(*m), 0, 0),
                 Rejection::Memory { need, free } => (Group::Memory, *need, *free),
@@ -130,6 +135,7 @@ fn describe(group: &Group, t: &Tally) -> String {
     let at_most = if n > 1 { "at most " } else { "" };
     match group {
         Group::Down => format!("{n} down"),
+        Group::Unavailable(a) => format!("{n} {a}"),
         Group::Constraint(c) => format!("{n} failed constraint {c}"),
         Group::MaxReplicas(max) => format!("{n} at max_replicas_per_node ({max})"),
         Group::Memory => format!(

@@ -9,6 +9,7 @@ use super::stop::{Stop, StopReason};
 use crate::disconnect::{self, Presence};
 use crate::placement::unmet_constraint;
 use crate::snapshot::Snapshot;
+use atoll_sdk::protocol::Availability;
 use atoll_sdk::spec::Mode;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -108,6 +109,9 @@ struct Sorted<'a> {
     /// assigned there (the host, cut off, runs them on; on heal one of each
     /// pair stays) but no longer count.
     lost: Vec<(Placed<'a>, u64)>,
+    /// On a host being drained: replaced elsewhere like instances of an
+    /// older spec (a new one ready before each stops).
+    draining: Vec<Placed<'a>>,
 }
 
 /// Sorts a service's instances by where they may stay. Failed instances
@@ -122,6 +126,7 @@ fn sort_out<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Sort
         keep: Vec::new(),
         stop: Vec::new(),
         lost: Vec::new(),
+        draining: Vec::new(),
     };
     let holding = snap.hold.is_some();
     for &p in placed {
@@ -138,6 +143,13 @@ fn sort_out<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Sort
                         placed: p,
                         reason: StopReason::Unmatched,
                     }),
+                    // Data in a named volume stays with its host: such a
+                    // service is not moved by a drain.
+                    None if host.availability == Availability::Draining
+                        && !d.service.has_named_volumes() =>
+                    {
+                        out.draining.push(p)
+                    }
                     None => out.keep.push(p),
                 }
             }
@@ -159,6 +171,7 @@ fn replicated<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Se
         mut keep,
         mut stop,
         lost,
+        draining,
     } = sort_out(snap, d, placed);
     // A host heard again after its instances were replaced: one of each
     // pair stays.
@@ -166,10 +179,12 @@ fn replicated<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Se
     let max = d.service.deploy.placement.max_replicas_per_node;
     let (keep, over) = cap_per_host(keep, max.unwrap_or(u32::MAX));
     stop.extend(stops(&over, StopReason::Unmatched));
-    let (mut keep, old): (Vec<Placed<'a>>, Vec<Placed<'a>>) =
+    let (mut keep, mut old): (Vec<Placed<'a>>, Vec<Placed<'a>>) =
         keep.into_iter().partition(|p| p.spec.spec_hash == d.hash);
+    let drain_only = old.is_empty() && !draining.is_empty();
+    old.extend(draining);
     if !old.is_empty() {
-        return rolling(snap, d, keep, old, stop);
+        return rolling(snap, d, keep, old, stop, drain_only);
     }
     let replicas = d.service.deploy.replicas as usize;
     while keep.len() > replicas {
@@ -213,14 +228,18 @@ fn replicated<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Se
     }
 }
 
-/// A replicated service with instances of an older spec: the next step of
-/// its rolling update, besides the `stop`s already decided.
+/// A replicated service with instances of an older spec, or on a host
+/// being drained: the next step of its rolling update, besides the `stop`s
+/// already decided. A drain alone (`drain_only`: the spec did not change)
+/// is no update: it pauses where a replacement fails (rather than roll the
+/// app back), and shows no update progress.
 fn rolling<'a>(
     snap: &Snapshot,
     d: &Desired<'_>,
     current: Vec<Placed<'a>>,
     old: Vec<Placed<'a>>,
     mut stop: Vec<Stop<'a>>,
+    drain_only: bool,
 ) -> ServiceChanges<'a> {
     // A service with a named volume is replaced where its data is, and
     // never runs twice on it: stop first, then start on that host.
@@ -229,7 +248,18 @@ fn rolling<'a>(
     if volumes {
         cfg.order = atoll_sdk::spec::UpdateOrder::StopFirst;
     }
-    let step = rollout::step(snap, d, current, old, &cfg);
+    if drain_only {
+        cfg.failure_action = atoll_sdk::spec::FailureAction::Pause;
+    }
+    let mut step = rollout::step(snap, d, current, old, &cfg);
+    for s in &mut step.stop {
+        let drained = snap
+            .host(s.placed.host)
+            .is_some_and(|h| h.availability == Availability::Draining);
+        if drained && s.placed.spec.spec_hash == d.hash {
+            s.reason = StopReason::Drained;
+        }
+    }
     let place = if volumes && step.place > 0 && !step.stop.is_empty() {
         let mut hosts: Vec<&'a str> = step.stop.iter().map(|s| s.placed.host).collect();
         hosts.dedup();
@@ -244,7 +274,7 @@ fn rolling<'a>(
         place,
         heirs: Vec::new(),
         restore: step.restore,
-        progress: Some(step.progress),
+        progress: (!drain_only).then_some(step.progress),
     }
 }
 
@@ -311,8 +341,15 @@ fn pick_extra(snap: &Snapshot, keep: &[Placed<'_>]) -> usize {
 /// constraints. Whether a host without one has room is checked when
 /// placing, against the allocations left after this plan's stops.
 fn global<'a>(snap: &'a Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> ServiceChanges<'a> {
-    // Never replaced elsewhere: nothing of a global service is lost.
-    let Sorted { keep, mut stop, .. } = sort_out(snap, d, placed);
+    // Never replaced elsewhere: nothing of a global service is lost. One
+    // on a host being drained just stops (the other hosts run theirs).
+    let Sorted {
+        keep,
+        mut stop,
+        draining,
+        ..
+    } = sort_out(snap, d, placed);
+    stop.extend(stops(&draining, StopReason::Drained));
     let (mut keep, changed): (Vec<Placed<'a>>, Vec<Placed<'a>>) =
         keep.into_iter().partition(|p| p.spec.spec_hash == d.hash);
     // A changed global service is replaced a few hosts at a time; the old
@@ -332,7 +369,7 @@ fn global<'a>(snap: &'a Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Ser
     let mut targets: Vec<&'a str> = snap
         .hosts
         .iter()
-        .filter(|h| h.is_ready() && !served.contains(h.name()))
+        .filter(|h| h.takes_new() && !served.contains(h.name()))
         .filter(|h| unmet_constraint(&h.info, constraints).is_none())
         .map(|h| h.name())
         .collect();

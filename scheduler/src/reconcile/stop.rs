@@ -16,6 +16,8 @@ pub(super) enum StopReason {
     Changed,
     /// Its host no longer satisfies the placement rules: it moves.
     Unmatched,
+    /// Its host is being drained (`atoll hosts drain`): it moves.
+    Drained,
     /// More instances than desired (scale down, or a second instance of a
     /// global service on one host).
     Extra,
@@ -39,6 +41,7 @@ impl StopReason {
             StopReason::Changed => "service changed".into(),
             StopReason::Unmatched => format!("host {host} no longer matches the placement rules"),
             StopReason::Extra => "more instances than desired".into(),
+            StopReason::Drained => format!("host {host} is being drained"),
             StopReason::GaveUp => format!("failed for good on {host}; placing it elsewhere"),
             StopReason::Healed { policy, original } => {
                 let kept = if original {

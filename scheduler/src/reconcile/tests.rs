@@ -4,6 +4,7 @@
 
 mod adopt;
 mod disconnect;
+mod drain;
 mod failed;
 mod global;
 mod host_loss;
