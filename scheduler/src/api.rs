@@ -26,7 +26,7 @@ use atoll_sdk::spec;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use error::{ApiError, ApiResult};
@@ -252,11 +252,13 @@ async fn set_availability(
 
 /// Parses and checks the Compose file, stores its components' digests in
 /// place of their paths, and stores it as the app's next revision.
+/// With `dry_run`, answers the [`atoll_sdk::api::DeployPlan`] instead and
+/// stores nothing.
 async fn deploy(
     State(c): Shared,
     Extension(caller): Extension<Caller>,
     Json(req): Json<DeployRequest>,
-) -> ApiResult<Json<DeployResponse>> {
+) -> ApiResult<Response> {
     let variables = |name: &str| req.variables.get(name).cloned();
     let parsed = spec::parse_with(&req.compose, &req.default_name, &variables, &req.profiles)
         .map_err(ApiError::invalid_compose)?;
@@ -279,6 +281,11 @@ async fn deploy(
     }
     let mut app = parsed.app;
     artifacts::resolve_components(&c, &mut app, &req.artifacts).await?;
+    if req.dry_run {
+        let mut plan = dry_run_plan(&c, &app);
+        plan.warnings = parsed.warnings;
+        return Ok(Json(plan).into_response());
+    }
     let declared = crate::secrets::Declared {
         secrets: &parsed.secrets,
         configs: &parsed.configs,
@@ -296,7 +303,21 @@ async fn deploy(
         revision: done.revision,
         unchanged: done.unchanged,
         warnings,
-    }))
+    })
+    .into_response())
+}
+
+/// What deploying `app` would change, against the snapshot.
+fn dry_run_plan(c: &Cluster, app: &spec::App) -> atoll_sdk::api::DeployPlan {
+    let snap = c.snapshot();
+    let current = snap.app(&app.name).map(|r| (&r.spec, r.revision));
+    let mut running = std::collections::BTreeMap::new();
+    for i in snap.assignments.values().flat_map(|a| &a.instances) {
+        if i.app == app.name && !i.canary {
+            *running.entry(i.service.clone()).or_insert(0u32) += 1;
+        }
+    }
+    crate::dry_run::plan(app, current, &running)
 }
 
 async fn delete_app(State(c): Shared, Path(name): Path<String>) -> ApiResult<StatusCode> {

@@ -27,6 +27,7 @@ mod cas;
 mod cluster;
 mod controller;
 mod disconnect;
+mod dry_run;
 mod endpoints;
 mod grants;
 mod host_availability;

@@ -32,6 +32,10 @@ pub struct DeployRequest {
     /// name others are left out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
+    /// Check and compare with what runs, change nothing (`atoll deploy
+    /// --dry-run`): the answer is a [`DeployPlan`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// Names the secrets and configs sent, never their values.
@@ -56,6 +60,31 @@ pub struct DeployResponse {
     /// True when the file matched the current revision and nothing changed.
     pub unchanged: bool,
     pub warnings: Vec<String>,
+}
+
+/// What a deploy would change (`atoll deploy --dry-run`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeployPlan {
+    pub app: String,
+    /// The revision running now; 0 for a new app.
+    pub current_revision: u64,
+    pub services: Vec<ServicePlan>,
+    pub warnings: Vec<String>,
+}
+
+/// One service in a [`DeployPlan`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServicePlan {
+    pub name: String,
+    /// `added`, `changed`, `removed` or `unchanged`.
+    pub change: String,
+    /// The settings that differ (`image`, `environment`,
+    /// `deploy.replicas`…).
+    pub fields: Vec<String>,
+    /// Instances that would start and stop (a changed service is replaced
+    /// by a rolling update; a scaled one only adds or removes).
+    pub start: u32,
+    pub stop: u32,
 }
 
 /// An error answer: a message and, for Compose files, one line per problem.

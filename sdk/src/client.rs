@@ -216,6 +216,14 @@ impl Client {
         self.get_json("/v1/version").await
     }
 
+    /// What deploying `req` would change; nothing is stored.
+    pub async fn deploy_plan(
+        &self,
+        req: &DeployRequest,
+    ) -> Result<crate::api::DeployPlan, ClientError> {
+        self.post_json("/v1/apps", Some(req)).await
+    }
+
     pub async fn apps(&self) -> Result<Vec<AppView>, ClientError> {
         self.get_json("/v1/apps").await
     }

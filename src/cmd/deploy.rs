@@ -17,6 +17,12 @@ use std::time::{Duration, Instant};
 pub struct Args {
     #[command(flatten)]
     pub files: FileArgs,
+    /// Show what would change on the cluster (services added, changed with
+    /// the settings that differ, removed; instances to start and stop) and
+    /// change nothing. Local components are uploaded (by digest) to be
+    /// compared
+    #[arg(long, conflicts_with = "wait")]
+    pub dry_run: bool,
     #[command(flatten)]
     pub wait: WaitArg,
     #[command(flatten)]
@@ -48,6 +54,9 @@ impl WaitArg {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let loaded = args.files.load()?;
     let client = args.server.client()?;
+    if args.dry_run {
+        return dry_run(&client, loaded).await;
+    }
     let (name, revision) = deploy_loaded(&client, loaded).await?;
     args.wait.wait(&client, &name, revision).await
 }
@@ -57,7 +66,63 @@ pub async fn deploy_file(client: &Client, files: &FileArgs) -> anyhow::Result<(S
     deploy_loaded(client, files.load()?).await
 }
 
+/// `--dry-run`: prints the server's plan for the files.
+async fn dry_run(client: &Client, loaded: Loaded) -> anyhow::Result<()> {
+    let built = loaded.project.built;
+    let local = loaded.parsed.warnings.clone();
+    let mut req = request(client, loaded).await?;
+    req.dry_run = true;
+    let plan = client.deploy_plan(&req).await?;
+    for w in if built { &local } else { &plan.warnings } {
+        eprintln!("warning: {w}");
+    }
+    match plan.current_revision {
+        0 => println!(
+            "app {} is new: deploying would start it (dry run: nothing changed)",
+            plan.app
+        ),
+        r => println!(
+            "app {} revision {r}: deploying would make revision {} (dry run: nothing changed)",
+            plan.app,
+            r + 1
+        ),
+    }
+    let rows: Vec<Vec<String>> = (plan.services.iter())
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                s.change.clone(),
+                s.fields.join(", "),
+                s.start.to_string(),
+                s.stop.to_string(),
+            ]
+        })
+        .collect();
+    crate::output::table(&["SERVICE", "CHANGE", "FIELDS", "START", "STOP"], &rows);
+    Ok(())
+}
+
 async fn deploy_loaded(client: &Client, loaded: Loaded) -> anyhow::Result<(String, u64)> {
+    let built = loaded.project.built;
+    let local = loaded.parsed.warnings.clone();
+    let req = request(client, loaded).await?;
+    let resp = client.deploy(&req).await?;
+    // A built text's lines are not the user's: the warnings found here
+    // name the files; the server's own are shown for a file as written.
+    let warnings = if built { &local } else { &resp.warnings };
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    if resp.unchanged {
+        println!("app {} unchanged (revision {})", resp.name, resp.revision);
+    } else {
+        println!("app {} revision {} deployed", resp.name, resp.revision);
+    }
+    Ok((resp.name, resp.revision))
+}
+
+/// The deploy request for the files, their components uploaded.
+async fn request(client: &Client, loaded: Loaded) -> anyhow::Result<DeployRequest> {
     let Loaded {
         dir,
         default_name,
@@ -88,25 +153,9 @@ async fn deploy_loaded(client: &Client, loaded: Loaded) -> anyhow::Result<(Strin
         configs: file_values(dir, FileKind::Config, &parsed.configs)?,
         variables,
         profiles,
+        dry_run: false,
     };
-    let built = project.built;
-    let resp = client.deploy(&req).await?;
-    // A built text's lines are not the user's: the warnings found here
-    // name the files; the server's own are shown for a file as written.
-    let warnings = if built {
-        &parsed.warnings
-    } else {
-        &resp.warnings
-    };
-    for w in warnings {
-        eprintln!("warning: {w}");
-    }
-    if resp.unchanged {
-        println!("app {} unchanged (revision {})", resp.name, resp.revision);
-    } else {
-        println!("app {} revision {} deployed", resp.name, resp.revision);
-    }
-    Ok((resp.name, resp.revision))
+    Ok(req)
 }
 
 /// The values of the top-level `secrets:` or `configs:` read here:
