@@ -65,6 +65,13 @@ fn errors(folder: &Folder, given: &[(&str, &str)]) -> Vec<SpecError> {
     }
 }
 
+/// A service's environment as (name, value) pairs, in name order.
+fn env_of(svc: &crate::spec::Service) -> Vec<(&str, &str)> {
+    (svc.environment.iter())
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
 const BASE: &str = "\
 services:
   web:
@@ -115,13 +122,8 @@ services:
         web.container.command.as_deref(),
         Some(&["nginx-debug".to_string()][..])
     );
-    let env: Vec<(&str, &str)> = web
-        .environment
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     assert_eq!(
-        env,
+        env_of(web),
         [("A", "1"), ("B", "three"), ("C", "4"), ("PRICE", "$5")]
     );
     let ports: Vec<(u16, u16)> = web.ports.iter().map(|p| (p.published, p.target)).collect();
@@ -295,13 +297,8 @@ services:
         ("app/two.env", "B=two\nCOST=${PORT}$$\n"),
     ]);
     let p = parsed(&folder, &[("compose.yaml", text)]);
-    let env: Vec<(&str, &str)> = p.app.services["web"]
-        .environment
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     assert_eq!(
-        env,
+        env_of(&p.app.services["web"]),
         [
             ("A", "1"),
             ("B", "two"),
