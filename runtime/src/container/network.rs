@@ -324,10 +324,16 @@ impl Network {
     /// lease. Safe to call for an instance that has neither.
     pub async fn detach(&self, instance: &str) {
         let (ns, veth) = names(instance);
-        if Path::new(NETNS_DIR).join(&ns).exists()
-            && let Err(e) = ip(&["netns", "del", &ns]).await
-        {
-            tracing::warn!(instance, error = %e, "could not remove network namespace");
+        // Tried a few times: on a loaded machine `ip` may not answer within
+        // its bound, and a namespace left behind outlives the host.
+        for attempt in 1..=NETNS_DEL_ATTEMPTS {
+            if !Path::new(NETNS_DIR).join(&ns).exists() {
+                break;
+            }
+            if let Err(e) = ip(&["netns", "del", &ns]).await {
+                tracing::warn!(instance, attempt, error = %e, "could not remove network namespace");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
         super::userns::remove_pin(&self.userns_pin(instance));
         // Normally gone with the namespace; a pair whose peer never moved
@@ -484,6 +490,9 @@ async fn interface_addresses() -> Result<Vec<Ipv4Addr>, NetError> {
         .filter_map(|w| w.split_once('/').and_then(|(a, _)| a.parse().ok()))
         .collect())
 }
+
+/// Tries at removing a container's network namespace.
+const NETNS_DEL_ATTEMPTS: u32 = 3;
 
 async fn ip(args: &[&str]) -> Result<String, NetError> {
     run_ip(args, None, args.join(" ")).await
