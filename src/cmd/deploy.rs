@@ -73,9 +73,7 @@ async fn dry_run(client: &Client, loaded: Loaded) -> anyhow::Result<()> {
     let mut req = request(client, loaded).await?;
     req.dry_run = true;
     let plan = client.deploy_plan(&req).await?;
-    for w in if built { &local } else { &plan.warnings } {
-        eprintln!("warning: {w}");
-    }
+    print_warnings(built, &local, &plan.warnings);
     match plan.current_revision {
         0 => println!(
             "app {} is new: deploying would start it (dry run: nothing changed)",
@@ -107,18 +105,22 @@ async fn deploy_loaded(client: &Client, loaded: Loaded) -> anyhow::Result<(Strin
     let local = loaded.parsed.warnings.clone();
     let req = request(client, loaded).await?;
     let resp = client.deploy(&req).await?;
-    // A built text's lines are not the user's: the warnings found here
-    // name the files; the server's own are shown for a file as written.
-    let warnings = if built { &local } else { &resp.warnings };
-    for w in warnings {
-        eprintln!("warning: {w}");
-    }
+    print_warnings(built, &local, &resp.warnings);
     if resp.unchanged {
         println!("app {} unchanged (revision {})", resp.name, resp.revision);
     } else {
         println!("app {} revision {} deployed", resp.name, resp.revision);
     }
     Ok((resp.name, resp.revision))
+}
+
+/// A built text's lines are not the user's: the warnings found here
+/// (`local`) name the files; the server's own are shown for a file as
+/// written.
+fn print_warnings(built: bool, local: &[String], server: &[String]) {
+    for w in if built { local } else { server } {
+        eprintln!("warning: {w}");
+    }
 }
 
 /// The deploy request for the files, their components uploaded.

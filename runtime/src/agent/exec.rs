@@ -18,47 +18,41 @@ use crate::supervisor::Supervisor;
 /// Commands run at once, at most; more wait their turn.
 const AT_ONCE: usize = 4;
 
-/// Answers exec requests on `subject` until the connection ends.
+/// Answers the exec requests of `sub` (subscribed to `subject`) until the
+/// connection ends.
 pub(super) async fn serve(
     client: async_nats::Client,
-    subject: String,
+    mut sub: async_nats::Subscriber,
+    subject: &str,
     supervisor: Arc<Supervisor>,
     containers: Option<Arc<Containers>>,
 ) {
-    let mut sub = loop {
-        match client.subscribe(subject.clone()).await {
-            Ok(s) => break s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot subscribe to exec requests; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
     let slots = Arc::new(tokio::sync::Semaphore::new(AT_ONCE));
     while let Some(msg) = sub.next().await {
-        if !atoll_sdk::nats::published_to(&msg, &subject) {
+        if !atoll_sdk::nats::published_to(&msg, subject) {
             continue;
         }
         let Some(reply) = msg.reply.clone() else {
             continue;
         };
-        let answer = match serde_json::from_slice::<ExecRequest>(&msg.payload) {
-            Ok(req) => {
-                let Ok(slot) = slots.clone().acquire_owned().await else {
-                    return;
-                };
-                let (client, supervisor, containers) =
-                    (client.clone(), supervisor.clone(), containers.clone());
-                tokio::spawn(async move {
-                    let out = run(&req, &supervisor, containers.as_deref()).await;
-                    send(&client, reply, &out).await;
-                    drop(slot);
-                });
+        let req = match serde_json::from_slice::<ExecRequest>(&msg.payload) {
+            Ok(req) => req,
+            Err(e) => {
+                let answer = refused(format!("unreadable exec request: {e}"));
+                send(&client, reply, &answer).await;
                 continue;
             }
-            Err(e) => refused(format!("unreadable exec request: {e}")),
         };
-        send(&client, reply, &answer).await;
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (client, supervisor, containers) =
+            (client.clone(), supervisor.clone(), containers.clone());
+        tokio::spawn(async move {
+            let out = run(&req, &supervisor, containers.as_deref()).await;
+            send(&client, reply, &out).await;
+            drop(slot);
+        });
     }
 }
 

@@ -126,12 +126,12 @@ impl Link {
             names.log_requests(&self.name),
             self.log_paths.clone(),
         ));
-        tasks.spawn(super::exec::serve(
-            client.clone(),
-            names.exec_requests(&self.name),
-            self.supervisor.clone(),
-            self.containers.clone(),
-        ));
+        let (exec_client, exec_subject) = (client.clone(), names.exec_requests(&self.name));
+        let (supervisor, containers) = (self.supervisor.clone(), self.containers.clone());
+        tasks.spawn(async move {
+            let sub = subscribe(&exec_client, exec_subject.clone()).await;
+            super::exec::serve(exec_client, sub, &exec_subject, supervisor, containers).await
+        });
         tasks
     }
 }

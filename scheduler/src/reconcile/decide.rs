@@ -252,13 +252,14 @@ fn rolling<'a>(
         cfg.failure_action = atoll_sdk::spec::FailureAction::Pause;
     }
     let mut step = rollout::step(snap, d, current, old, &cfg);
-    for s in &mut step.stop {
-        let drained = snap
-            .host(s.placed.host)
-            .is_some_and(|h| h.availability == Availability::Draining);
-        if drained && s.placed.spec.spec_hash == d.hash {
-            s.reason = StopReason::Drained;
-        }
+    // An old instance that runs the current spec is one being drained
+    // (`replicated` adds those to the older-spec ones).
+    for s in step
+        .stop
+        .iter_mut()
+        .filter(|s| s.placed.spec.spec_hash == d.hash)
+    {
+        s.reason = StopReason::Drained;
     }
     let place = if volumes && step.place > 0 && !step.stop.is_empty() {
         let mut hosts: Vec<&'a str> = step.stop.iter().map(|s| s.placed.host).collect();
