@@ -527,6 +527,41 @@ fn a_container_reaches_its_own_app_and_the_world_but_not_other_apps_or_the_host(
     );
     assert!(said.contains("refused"), "refused at once: {said}");
 
+    // Not app b's service address on a port no listener has (the
+    // firewall turns those to the service catch-all, which answers a
+    // container for its own app's addresses only), and not the catch-all
+    // dialled directly.
+    let (_, b_hosts) =
+        http_get(&format!("127.0.22.5:{b_port}"), "/cgi-bin/file?/etc/hosts").expect("b's hosts");
+    let b_vip = (b_hosts.lines())
+        .find(|l| l.split_whitespace().nth(1) == Some("web"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no web in {b_hosts}"))
+        .to_string();
+    let said = cgi(&format!("/cgi-bin/tcp?{b_vip}:5432"));
+    assert!(said.contains("refused"), "app b's {b_vip}:5432: {said}");
+    let hex = format!("{:x}", Sha256::digest(data.to_string_lossy().as_bytes()));
+    let ruleset = String::from_utf8_lossy(
+        &(nft()
+            .args(["list", "table", "inet", &format!("atoll_{}", &hex[..8])])
+            .output())
+        .expect("nft")
+        .stdout,
+    )
+    .into_owned();
+    let catch_all = (ruleset.lines())
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("ip daddr @vip_addrs meta l4proto tcp dnat ip to ")
+        })
+        .unwrap_or_else(|| panic!("no catch-all in\n{ruleset}"))
+        .to_string();
+    let said = cgi(&format!("/cgi-bin/tcp?{catch_all}"));
+    assert!(
+        said.contains("refused"),
+        "the catch-all {catch_all}: {said}"
+    );
+
     // Not the cloud's metadata address: refused by the firewall, not left
     // to time out.
     let said = cgi("/cgi-bin/tcp?169.254.169.254:80");
@@ -538,7 +573,6 @@ fn a_container_reaches_its_own_app_and_the_world_but_not_other_apps_or_the_host(
     // Everything the host made goes with it: `atoll host --cleanup` after
     // a kill -9, even with the runtime binary gone (a clean stop does the
     // same through the runtime).
-    let hex = format!("{:x}", Sha256::digest(data.to_string_lossy().as_bytes()));
     let table = format!("atoll_{}", &hex[..8]);
     let bridge = format!("atoll-{}", &hex[..8]);
     let tables = || {

@@ -221,14 +221,23 @@ impl Containers {
         Ok(self.network.ready().await?)
     }
 
-    /// Tells the firewall which service addresses this host serves and
-    /// which of the cluster's ports containers must not reach.
+    /// The bridge's own address (the containers' gateway), where the
+    /// service proxy's catch-all listens.
+    pub fn bridge_address(&self) -> Ipv4Addr {
+        self.network.subnet.gateway()
+    }
+
+    /// Tells the firewall which service addresses this host serves (and
+    /// where their other ports go: the catch-all's port on
+    /// [`Containers::bridge_address`]) and which of the cluster's ports
+    /// containers must not reach.
     pub async fn serve_addresses(
         &self,
         served: std::collections::BTreeSet<(String, Ipv4Addr, u16)>,
+        catch_all: Option<u16>,
         cluster_ports: std::collections::BTreeSet<(Ipv4Addr, u16)>,
     ) -> Result<(), ContainerError> {
-        Ok(self.network.serve(served, cluster_ports).await?)
+        Ok(self.network.serve(served, catch_all, cluster_ports).await?)
     }
 
     pub fn bundle(&self, id: &str) -> PathBuf {

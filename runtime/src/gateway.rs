@@ -15,6 +15,7 @@
 
 mod attempts;
 pub(crate) mod balance;
+mod catch_all;
 mod dispatch;
 mod forward;
 mod forwarded;
@@ -28,6 +29,7 @@ mod retry;
 pub(crate) mod routes;
 mod server_limits;
 mod service_calls;
+mod service_stream;
 mod tcp;
 mod timeout;
 pub(crate) mod vips;

@@ -56,6 +56,11 @@ pub struct Rules {
     pub resolvers: BTreeSet<Ipv4Addr>,
     /// Peers' mesh ports and the like: never reached from a container.
     pub cluster_ports: BTreeSet<(Ipv4Addr, u16)>,
+    /// The service proxy's catch-all listener: a connection to a service
+    /// address on a port with no listener of its own (a database's 5432
+    /// that no `ports:` names) is turned to it, so every port of a
+    /// service is reachable as in Compose.
+    pub catch_all: Option<std::net::SocketAddrV4>,
 }
 
 /// The table name for `bridge` (`atoll-1a2b3c4d` → `atoll_1a2b3c4d`).
@@ -129,6 +134,7 @@ pub fn render(bridge: &str, subnet: impl std::fmt::Display, rules: &Rules) -> St
             .iter()
             .map(|(a, p)| format!("{a} . {p}")),
     );
+    let catch = catch_all(bridge, rules);
     format!(
         r#"add table inet {t}
 delete table inet {t}
@@ -165,7 +171,7 @@ table inet {t} {{
         ct state established,related accept
         meta nfproto ipv6 counter drop
         meta mark set ip saddr map @app_of
-        meta mark . ip daddr . tcp dport @vip_ports socket wildcard 0 accept
+        meta mark . ip daddr . tcp dport @vip_ports socket wildcard 0 accept{catch_accept}
         ip daddr . meta l4proto . th dport @host_dns accept
         meta l4proto tcp counter reject with tcp reset
         counter reject with icmpx admin-prohibited
@@ -185,10 +191,78 @@ table inet {t} {{
     chain postrouting {{
         type nat hook postrouting priority srcnat; policy accept;
         ip saddr {subnet} oifname != "{bridge}" masquerade
-    }}
+    }}{catch_chains}
 }}
-"#
+"#,
+        catch_accept = catch.accept,
+        catch_chains = catch.chains,
     )
+}
+
+/// The catch-all's part of the inet table: its sets and NAT chains, and
+/// the input rule that lets a connection reach it only when turned there
+/// (a container's, to a service address of its own app; this machine's).
+struct CatchAll {
+    accept: String,
+    chains: String,
+}
+
+fn catch_all(bridge: &str, rules: &Rules) -> CatchAll {
+    let (Some(to), false) = (rules.catch_all, rules.served.is_empty()) else {
+        return CatchAll {
+            accept: String::new(),
+            chains: String::new(),
+        };
+    };
+    // Which container may be turned to the catch-all for which address:
+    // decided before the NAT (a reset sent after it would come from the
+    // catch-all's address, which the container ignores).
+    let may_reach = elements(
+        (rules.members.iter())
+            .flat_map(|m| {
+                (rules.served.iter())
+                    .filter(move |(app, _, _)| m.app.as_deref() == Some(app.as_str()))
+                    .map(move |(_, vip, _)| format!("{} . {vip}", m.address))
+            })
+            .collect::<BTreeSet<_>>(),
+    );
+    let vips = elements(
+        (rules.served.iter())
+            .map(|(_, vip, _)| vip.to_string())
+            .collect::<BTreeSet<_>>(),
+    );
+    let listened = elements(
+        (rules.served.iter())
+            .map(|(_, vip, port)| format!("{vip} . {port}"))
+            .collect::<BTreeSet<_>>(),
+    );
+    // Connections from this machine (components) are turned in `output`:
+    // its priority is numeric there, `dstnat` is prerouting's name.
+    let chains = format!(
+        r#"
+    set may_reach {{ type ipv4_addr . ipv4_addr;{may_reach} }}
+    set vip_addrs {{ type ipv4_addr;{vips} }}
+    set listened {{ type ipv4_addr . inet_service;{listened} }}
+    chain catch_in {{
+        type nat hook prerouting priority dstnat; policy accept;
+        iifname != "{bridge}" return
+        ip daddr . tcp dport @listened return
+        ip saddr . ip daddr @may_reach meta l4proto tcp dnat ip to {to}
+    }}
+    chain catch_out {{
+        type nat hook output priority -100; policy accept;
+        ip daddr . tcp dport @listened return
+        ip daddr @vip_addrs meta l4proto tcp dnat ip to {to}
+    }}"#
+    );
+    CatchAll {
+        accept: format!(
+            "\n        ip daddr {} tcp dport {} ct status dnat accept",
+            to.ip(),
+            to.port()
+        ),
+        chains,
+    }
 }
 
 /// The transaction that removes both tables (and never fails for tables
@@ -270,6 +344,7 @@ mod tests {
             served: [("shop".to_string(), Ipv4Addr::new(10, 90, 1, 1), 80)].into(),
             resolvers: [Ipv4Addr::new(192, 0, 2, 53)].into(),
             cluster_ports: [(Ipv4Addr::new(192, 0, 2, 7), 7421)].into(),
+            catch_all: None,
         };
         let text = render("atoll-1a2b3c4d", "10.89.5.0/24", &rules);
         // blog = 1, shop = 2 (name order), the unknown lease 3.
@@ -301,5 +376,41 @@ mod tests {
             removal("atoll-x"),
             "add table inet atoll_x\ndelete table inet atoll_x\nadd table bridge atoll_x\ndelete table bridge atoll_x\n"
         );
+    }
+
+    #[test]
+    fn every_other_port_of_a_served_address_is_turned_to_the_catch_all() {
+        let rules = Rules {
+            members: vec![member("av1", [10, 89, 5, 2], Some("shop"))],
+            served: [
+                ("shop".to_string(), Ipv4Addr::new(10, 90, 1, 1), 80),
+                ("shop".to_string(), Ipv4Addr::new(10, 90, 1, 1), 8080),
+                ("blog".to_string(), Ipv4Addr::new(10, 90, 2, 2), 80),
+            ]
+            .into(),
+            catch_all: Some("10.89.5.1:41234".parse().unwrap()),
+            ..Rules::default()
+        };
+        let text = render("atoll-1a2b3c4d", "10.89.5.0/24", &rules);
+        for line in [
+            // Its own app's address only.
+            "set may_reach { type ipv4_addr . ipv4_addr; elements = { 10.89.5.2 . 10.90.1.1 }; }",
+            "set listened { type ipv4_addr . inet_service; elements = { 10.90.1.1 . 80, 10.90.1.1 . 8080, 10.90.2.2 . 80 }; }",
+            "ip saddr . ip daddr @may_reach meta l4proto tcp dnat ip to 10.89.5.1:41234",
+            "ip daddr @vip_addrs meta l4proto tcp dnat ip to 10.89.5.1:41234",
+            "ip daddr 10.89.5.1 tcp dport 41234 ct status dnat accept",
+            "type nat hook output priority -100; policy accept;",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        // The accept comes before the final reject of the input chain.
+        let accept = text.find("ct status dnat accept").unwrap();
+        let reject = text.find("meta l4proto tcp counter reject").unwrap();
+        assert!(accept < reject);
+        let without = Rules {
+            catch_all: None,
+            ..rules
+        };
+        assert!(!render("atoll-x", "10.89.5.0/24", &without).contains("catch_in"));
     }
 }

@@ -76,6 +76,7 @@ struct FirewallState {
     written: tokio::sync::Mutex<Option<String>>,
     served: std::sync::Mutex<BTreeSet<(String, Ipv4Addr, u16)>>,
     cluster_ports: std::sync::Mutex<BTreeSet<(Ipv4Addr, u16)>>,
+    catch_all: std::sync::Mutex<Option<u16>>,
 }
 
 /// A lease file's text: the instance id, then its app.
@@ -166,6 +167,8 @@ impl Network {
             served: lock(&self.firewall.served).clone(),
             resolvers: firewall::resolvers(),
             cluster_ports: lock(&self.firewall.cluster_ports).clone(),
+            catch_all: (lock(&self.firewall.catch_all))
+                .map(|port| std::net::SocketAddrV4::new(self.subnet.gateway(), port)),
         };
         let text = firewall::render(&self.bridge, self.subnet, &rules);
         if written.as_deref() == Some(text.as_str()) {
@@ -177,19 +180,24 @@ impl Network {
     }
 
     /// The service addresses this host serves (`(app, address, port)` of
-    /// every open listener) and the cluster's own ports (peers' mesh
-    /// ports): containers of an app reach the former, none the latter.
+    /// every open listener), the catch-all listener's port on the bridge
+    /// address (their other ports) and the cluster's own ports (peers'
+    /// mesh ports): containers of an app reach the former, none the
+    /// latter.
     pub async fn serve(
         &self,
         served: BTreeSet<(String, Ipv4Addr, u16)>,
+        catch_all: Option<u16>,
         cluster_ports: BTreeSet<(Ipv4Addr, u16)>,
     ) -> Result<(), NetError> {
         let changed = {
             let mut s = lock(&self.firewall.served);
             let mut c = lock(&self.firewall.cluster_ports);
-            let changed = *s != served || *c != cluster_ports;
+            let mut a = lock(&self.firewall.catch_all);
+            let changed = *s != served || *c != cluster_ports || *a != catch_all;
             *s = served;
             *c = cluster_ports;
+            *a = catch_all;
             changed
         };
         match changed && self.bridge_ready.initialized() {

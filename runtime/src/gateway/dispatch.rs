@@ -90,26 +90,22 @@ impl Gateway {
         }))
     }
 
-    /// [`dial_local`](Self::dial_local) for a peer's tunnel: only a port
-    /// the instance's service is called on (see `mesh_policy`).
+    /// [`dial_local`](Self::dial_local) for a peer's tunnel (see
+    /// `mesh_policy`).
     pub(super) async fn dial_local_allowed(
         &self,
         id: &str,
         port: u16,
     ) -> Option<(TcpStream, InFlight)> {
         match self.local.checkout(id)? {
-            (Reach::Network { address, ports, .. }, in_flight)
-                if super::mesh_policy::allows_service_call(Some(&ports), port) =>
+            (Reach::Network { address, .. }, in_flight)
+                if super::mesh_policy::allows_service_call(port) =>
             {
                 let stream = super::tcp::dial(&format!("{address}:{port}")).await?;
                 Some((stream, in_flight))
             }
             (Reach::Network { .. }, _) => {
-                tracing::warn!(
-                    instance = id,
-                    port,
-                    "refused a tunnel to a port the service does not serve"
-                );
+                tracing::warn!(instance = id, port, "refused a tunnel to port 0");
                 None
             }
             (Reach::InProcess(_), _) => None,

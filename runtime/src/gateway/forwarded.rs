@@ -10,7 +10,6 @@ use super::{
     Gateway, HOP_HEADER, INSTANCE_HEADER, PORT_HEADER, PUBLISHED_HEADER, Payload, RequestBody,
     ResponseBody, Via, mesh_policy, read_body, text,
 };
-use crate::driver::Reach;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 
@@ -45,11 +44,7 @@ impl Gateway {
         let req = strip_hop(req);
         let served = match self.local.checkout(&id) {
             Some(instance) => {
-                let ports = match &instance.0 {
-                    Reach::InProcess(_) => None,
-                    Reach::Network { ports, .. } => Some(ports.as_slice()),
-                };
-                if !mesh_policy::allows_service_call(ports, port) {
+                if !mesh_policy::allows_service_call(port) {
                     return refused(&id, port);
                 }
                 self.serve_local(instance, Via::Service(port), req).await

@@ -2,21 +2,17 @@
 //! routing table could have sent it to. Decided from what this host knows
 //! of its own instances (which does not lag behind the sender's table as
 //! the endpoints here may): a service call reaches a ready local instance
-//! on a port its service is called on (80, or a container port of its
-//! `ports:`; a component answers on any, it has one handler); a request
-//! for a published port reaches an instance of the service published
-//! there. Pure.
+//! on any port (in Compose every port of a service is reachable from the
+//! app's other services, and only hosts of the cluster reach the mesh
+//! port); a request for a published port reaches an instance of the
+//! service published there. Pure.
 
 use super::routes::Table;
-use atoll_sdk::spec::PortMapping;
 
 /// Whether a forwarded service call may reach a local instance at
-/// `port`: `container_ports` are a container's (`None`: a component).
-pub fn allows_service_call(container_ports: Option<&[PortMapping]>, port: u16) -> bool {
-    match container_ports {
-        None => true,
-        Some(ports) => port == 80 || ports.iter().any(|p| p.target == port),
-    }
+/// `port`: any port but 0 (no connection can be made there).
+pub fn allows_service_call(port: u16) -> bool {
+    port != 0
 }
 
 /// Whether a forwarded request for published port `port` may reach a
@@ -29,6 +25,7 @@ pub fn allows_published(table: &Table, service: (&str, &str), port: u16) -> bool
 mod tests {
     use super::*;
     use crate::gateway::routes::Route;
+    use atoll_sdk::spec::PortMapping;
     use std::time::Duration;
 
     fn route(app: &str, service: &str) -> Route {
@@ -48,19 +45,10 @@ mod tests {
     }
 
     #[test]
-    fn a_forwarded_call_reaches_a_service_on_its_ports_only() {
-        let db = [PortMapping {
-            published: 15432,
-            target: 5432,
-        }];
-        assert!(allows_service_call(Some(&db), 5432));
-        assert!(allows_service_call(Some(&db), 80));
-        assert!(
-            !allows_service_call(Some(&db), 22),
-            "a port it does not serve"
-        );
-        assert!(!allows_service_call(Some(&db), 15432), "the published one");
-        assert!(allows_service_call(None, 9000), "a component: one handler");
+    fn a_forwarded_call_reaches_any_port_and_a_published_one_its_service_only() {
+        assert!(allows_service_call(5432), "declared or not");
+        assert!(allows_service_call(80));
+        assert!(!allows_service_call(0));
         let mut t = Table::default();
         t.by_port.insert(8080, route("shop", "web"));
         assert!(allows_published(&t, ("shop", "web"), 8080));

@@ -13,13 +13,12 @@
 //! hosts on one machine can both serve a VIP (each routes cluster-wide,
 //! so either answers right).
 
-use super::listeners::{accept, serve_http};
+use super::Gateway;
+use super::listeners::accept;
 use super::routes::Route;
-use super::{Gateway, read_body, text};
 use crate::container::Containers;
 use crate::container::network;
 use crate::wasm::links::AddressError;
-use http::StatusCode;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,9 +102,8 @@ pub fn wanted(apps: &BTreeSet<String>, by_service: &BTreeMap<(String, String), R
 }
 
 /// Whether a component of `app` may open a connection to `addr`: a
-/// service address of its own app, on a port atoll answers there (80 or
-/// one of the service's container ports). Anything else at that address
-/// would be whatever else listens on the host's addresses.
+/// service address of its own app, on any port (the ports without a
+/// listener of their own reach the catch-all, as containers' do).
 pub fn serves(
     by_service: &BTreeMap<(String, String), Route>,
     app: &str,
@@ -114,11 +112,7 @@ pub fn serves(
     let std::net::IpAddr::V4(ip) = addr.ip() else {
         return false;
     };
-    (by_service.iter()).any(|((a, _), route)| {
-        a == app
-            && route.vip == ip
-            && (addr.port() == 80 || route.ports.iter().any(|p| p.target == addr.port()))
-    })
+    (by_service.iter()).any(|((a, _), route)| a == app && route.vip == ip)
 }
 
 /// Keeps the VIPs on the container bridge and their listeners in step,
@@ -128,6 +122,9 @@ pub async fn run(gw: Arc<Gateway>, containers: Arc<Containers>) {
     shared.enabled.store(true, Ordering::Relaxed);
     let iface = containers.bridge().to_string();
     let mut listeners: BTreeMap<(Ipv4Addr, u16), JoinHandle<()>> = BTreeMap::new();
+    // The catch-all (every other port of the addresses): opened with the
+    // first address, kept for the run.
+    let mut catch_all: Option<(u16, JoinHandle<()>)> = None;
     let mut addresses: BTreeSet<Ipv4Addr> = BTreeSet::new();
     loop {
         let table = gw.table();
@@ -176,11 +173,27 @@ pub async fn run(gw: Arc<Gateway>, containers: Arc<Containers>) {
             network::remove_address(&iface, *addr).await;
             addresses.remove(addr);
         }
+        if catch_all
+            .as_ref()
+            .is_none_or(|(_, task)| task.is_finished())
+            && !want.is_empty()
+        {
+            let bound = super::catch_all::bind(containers.bridge_address());
+            match bound.and_then(|l| Ok((l.local_addr()?.port(), l))) {
+                Ok((port, l)) => {
+                    catch_all = Some((port, tokio::spawn(super::catch_all::serve(gw.clone(), l))))
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot open the service catch-all"),
+            }
+        }
+        let catch_port = catch_all.as_ref().map(|(port, _)| *port);
         let served = (addresses.iter().copied())
             .filter(|a| {
-                want.keys()
-                    .filter(|(vip, _)| vip == a)
-                    .all(|key| listeners.contains_key(key))
+                catch_port.is_some()
+                    && want
+                        .keys()
+                        .filter(|(vip, _)| vip == a)
+                        .all(|key| listeners.contains_key(key))
             })
             .collect();
         // The firewall lets each app's containers reach exactly the
@@ -192,7 +205,7 @@ pub async fn run(gw: Arc<Gateway>, containers: Arc<Containers>) {
             .flat_map(|r| r.endpoints.iter())
             .filter_map(|e| Some((e.endpoint.address.parse().ok()?, e.endpoint.mesh_port)))
             .collect();
-        if let Err(e) = containers.serve_addresses(open, peers).await {
+        if let Err(e) = containers.serve_addresses(open, catch_port, peers).await {
             tracing::warn!(error = %e, "cannot update the containers' firewall");
         }
         shared.ready.send_if_modified(|r| {
@@ -224,32 +237,7 @@ async fn serve(
 ) {
     let limits = gw.limits;
     accept(&limits, listener, move |stream| {
-        let (gw, app, service) = (gw.clone(), app.clone(), service.clone());
-        async move {
-            // HTTP is proxied per request; anything else is spliced to one
-            // instance.
-            if !super::tcp::speaks_http(&stream).await {
-                return gw.tcp_to_service(&app, &service, port, stream).await;
-            }
-            let timeout = gw.limits.header_timeout;
-            serve_http(stream, timeout, move |req| {
-                let (gw, app, service) = (gw.clone(), app.clone(), service.clone());
-                async move {
-                    let req = match read_body(req, gw.limits.body_timeout).await {
-                        Ok(r) => r,
-                        Err(resp) => return resp,
-                    };
-                    match gw.call_service(&app, &service, port, req).await {
-                        Some(r) => r,
-                        None => text(
-                            StatusCode::BAD_GATEWAY,
-                            format!("app {app} has no service {service:?}"),
-                        ),
-                    }
-                }
-            })
-            .await;
-        }
+        super::service_stream::serve(gw.clone(), stream, app.clone(), service.clone(), port)
     })
     .await;
 }
@@ -301,7 +289,7 @@ mod tests {
     }
 
     #[test]
-    fn components_connect_to_their_apps_service_ports_only() {
+    fn components_connect_to_their_apps_service_addresses_only() {
         let by_service = BTreeMap::from([
             (
                 ("shop".into(), "db".into()),
@@ -316,12 +304,8 @@ mod tests {
         assert!(serves(&by_service, "shop", at("shop", 5432)));
         assert!(serves(&by_service, "shop", at("shop", 80)));
         assert!(
-            !serves(&by_service, "shop", at("shop", 22)),
-            "an undeclared port"
-        );
-        assert!(
-            !serves(&by_service, "shop", at("shop", 15432)),
-            "the published one"
+            serves(&by_service, "shop", at("shop", 6379)),
+            "an undeclared port: the catch-all's"
         );
         assert!(
             !serves(&by_service, "shop", at("blog", 5432)),

@@ -116,7 +116,7 @@ pub(super) static SERVICE: Section = Section {
         ("dns_search", N),
         ("domainname", N),
         ("env_file", Status::Cli),
-        ("expose", N),
+        ("expose", S),
         ("extends", Status::Cli),
         ("external_links", N),
         ("extra_hosts", N),

@@ -253,6 +253,30 @@ pub(super) fn ports(
     out
 }
 
+/// `expose:` — ports the service listens on, for the reader: every port
+/// of a service is reachable from the app's other services anyway (as in
+/// Compose), so atoll only checks each entry is a port (`"5432"`, `5432`,
+/// `"8000-8010"`, with `/tcp` or `/udp`).
+pub(super) fn expose(ctx: &mut Ctx, path: &str, node: &Node) {
+    for (i, item) in ctx.sequence(path, node).iter().enumerate() {
+        let p = index(path, i);
+        let Some(text) = ctx.scalar_text(&p, item) else {
+            continue;
+        };
+        let (ports, proto) = text.rsplit_once('/').unwrap_or((&text, "tcp"));
+        let (first, last) = ports.split_once('-').unwrap_or((ports, ports));
+        let valid = matches!(proto, "tcp" | "udp")
+            && matches!((parse_port(first), parse_port(last)), (Ok(a), Ok(b)) if a <= b);
+        if !valid {
+            ctx.error(
+                &p,
+                yaml::line(item),
+                format!("invalid port \"{text}\": expected PORT, PORT-PORT, with /tcp or /udp"),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

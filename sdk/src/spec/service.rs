@@ -399,6 +399,7 @@ fn service_keys(
             "x-atoll" => k.atoll = Some(x_atoll(ctx, &p, e.value)),
             "environment" => k.environment = environment(ctx, &p, e.value),
             "ports" => k.ports = ports(ctx, &p, name, e.value, seen_ports),
+            "expose" => super::ports::expose(ctx, &p, e.value),
             "deploy" => k.deploy = deploy(ctx, &p, e.value, &mut k.container),
             "healthcheck" => k.healthcheck = healthcheck(ctx, &p, e.line, e.value),
             "volumes" => {

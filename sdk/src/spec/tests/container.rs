@@ -603,3 +603,16 @@ fn container_options_survive_json() {
     assert_eq!(svc.container, ContainerOptions::default());
     assert_eq!(svc.deploy.resources.limits.pids, None);
 }
+
+#[test]
+fn expose_is_checked_and_needs_nothing_else() {
+    let parsed = ok(&web("expose: [\"5432\", 6379, \"8000-8010/tcp\", 53/udp]"));
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    let e = one_error(
+        &web("expose: [\"5432\", \"http\"]"),
+        "services.web.expose[1]",
+        4,
+    );
+    assert!(e.to_string().contains("invalid port \"http\""), "{e}");
+    one_error(&web("expose: [\"9-1\"]"), "services.web.expose[0]", 4);
+}

@@ -57,7 +57,6 @@ fn every_compose_service_key_is_known() {
         "dns_opt",
         "dns_search",
         "domainname",
-        "expose",
         "external_links",
         "extra_hosts",
         "gpus",
