@@ -58,18 +58,32 @@ impl FileValues {
     }
 
     /// Asks a server for the values `spec` mounts that are not held yet;
-    /// `Err` says why they could not be had (the caller retries).
+    /// `Err` says why they could not be had (the caller retries). A server
+    /// answers as many as fit one message: the rest are asked for again,
+    /// as long as each answer brings some.
     pub(crate) async fn fetch(&self, spec: &InstanceSpec) -> Result<(), String> {
-        let wanted: BTreeSet<FileRef> = {
-            let held = self.held();
-            (spec.files.iter())
-                .map(file_ref)
-                .filter(|r| !held.contains_key(&(spec.app.clone(), r.clone())))
-                .collect()
-        };
-        if wanted.is_empty() {
-            return Ok(());
+        loop {
+            let wanted: BTreeSet<FileRef> = {
+                let held = self.held();
+                (spec.files.iter())
+                    .map(file_ref)
+                    .filter(|r| !held.contains_key(&(spec.app.clone(), r.clone())))
+                    .collect()
+            };
+            if wanted.is_empty() {
+                return Ok(());
+            }
+            if self.ask(spec, &wanted).await? == 0 {
+                let r = wanted.first().map_or_else(String::new, |r| {
+                    format!(" for {} {}", r.kind.noun(), r.name)
+                });
+                return Err(format!("the server sent no value{r}"));
+            }
         }
+    }
+
+    /// One request for `wanted`; how many of them came.
+    async fn ask(&self, spec: &InstanceSpec, wanted: &BTreeSet<FileRef>) -> Result<usize, String> {
         let client = (self.client.now())
             .ok_or("waiting for NATS: the secrets and configs it mounts come from a server")?;
         let req = FileValuesRequest {
@@ -88,22 +102,14 @@ impl FileValues {
             return Err(format!("its secrets were refused: {e}"));
         }
         let mut held = self.held();
+        let mut got = 0;
         for v in answer.values {
             if wanted.contains(&v.of) {
                 held.insert((spec.app.clone(), v.of), Arc::new(v.value));
+                got += 1;
             }
         }
-        let missing = wanted
-            .iter()
-            .find(|r| !held.contains_key(&(spec.app.clone(), (*r).clone())));
-        match missing {
-            Some(r) => Err(format!(
-                "the server sent no value for {} {}",
-                r.kind.noun(),
-                r.name
-            )),
-            None => Ok(()),
-        }
+        Ok(got)
     }
 
     /// The mounts of `spec` with their values; `Err` names one not held.

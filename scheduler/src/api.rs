@@ -39,6 +39,10 @@ const MAX_ARTIFACT_BYTES: usize = 128 * 1024 * 1024;
 /// export file, which may hold many revisions: that route has the
 /// artifact's limit).
 const MAX_JSON_BYTES: usize = 1024 * 1024;
+/// Largest deploy: its Compose text with the values of its secrets and
+/// configs, files shipped from the project folder included (10 MiB, in
+/// base64).
+const MAX_DEPLOY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Every route, behind [`authn::authenticate`] (which lets the health
 /// check through).
@@ -53,7 +57,12 @@ pub(crate) fn router(cluster: Arc<Cluster>, auth: Arc<Auth>) -> Router {
         .route("/v1/health", get(|| async { "ok" }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/version", get(version))
-        .route("/v1/apps", get(list_apps).post(deploy))
+        .route(
+            "/v1/apps",
+            get(list_apps)
+                .post(deploy)
+                .layer(DefaultBodyLimit::max(MAX_DEPLOY_BYTES)),
+        )
         .route("/v1/apps/{name}", get(get_app).delete(delete_app))
         .route("/v1/apps/{name}/history", get(app_history))
         .route("/v1/apps/{name}/rollback", post(rollback))

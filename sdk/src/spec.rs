@@ -51,6 +51,9 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 pub use file_types::*;
 pub use model::*;
 pub use parse::{Parsed, parse, parse_with};
-pub use project::{ComposeInput, Project, ReadFile, load as load_project, to_yaml};
+pub use project::{
+    ComposeInput, ListFiles, MAX_BUNDLE, MAX_BUNDLE_FILE, MAX_BUNDLE_FILES, Project, ProjectFile,
+    ReadFile, load as load_project, to_yaml,
+};
 pub use units::is_app_name;
 pub use variables::Lookup;

@@ -157,7 +157,13 @@ impl FileArgs {
             names: names.clone(),
             errors: errs.to_string().replace('\n', "\n  "),
         };
-        let project = spec::load_project(&inputs, &|p| read_file(p), &lookup).map_err(invalid)?;
+        let project = spec::load_project(
+            &inputs,
+            &|p| read_file(p),
+            &|p| super::project_files::list(p),
+            &lookup,
+        )
+        .map_err(invalid)?;
         let parsed = project
             .parse(&default_name, &lookup, &self.profiles)
             .map_err(invalid)?;

@@ -135,6 +135,12 @@ async fn request(client: &Client, loaded: Loaded) -> anyhow::Result<DeployReques
         ..
     } = loaded;
     let dir = dir.as_path();
+    // The files shipped from the project folder were read with the
+    // project (their `file:` is for the reader).
+    let declared_configs: BTreeMap<String, FileSource> = (parsed.configs.iter())
+        .filter(|(name, _)| !project.bundle.contains_key(*name))
+        .map(|(name, source)| (name.clone(), source.clone()))
+        .collect();
     let mut artifacts = BTreeMap::new();
     for svc in parsed.app.services.values() {
         let canary = svc.canary.as_ref().map(|k| &k.artifact);
@@ -152,7 +158,10 @@ async fn request(client: &Client, loaded: Loaded) -> anyhow::Result<DeployReques
         default_name,
         artifacts,
         secrets: file_values(dir, FileKind::Secret, &parsed.secrets)?,
-        configs: file_values(dir, FileKind::Config, &parsed.configs)?,
+        configs: (file_values(dir, FileKind::Config, &declared_configs)?)
+            .into_iter()
+            .chain(project.bundle)
+            .collect(),
         variables,
         profiles,
         dry_run: false,

@@ -12,6 +12,11 @@ use atoll_sdk::protocol::{FileRef, FileValue, FileValues, FileValuesRequest, Nam
 
 use super::vault::Vault;
 
+/// The most value bytes in one answer (in base64 they fit NATS's 1 MiB
+/// message with room to spare); one value is always sent, and a value is
+/// at most `spec::MAX_FILE_VALUE`.
+const ANSWER_BYTES: usize = 512 * 1024;
+
 pub struct Answering {
     pub client: async_nats::Client,
     pub names: Names,
@@ -59,6 +64,7 @@ impl Answering {
         };
         let allowed = mounted(&assignment, &req.app);
         let mut values = Vec::new();
+        let mut bytes = 0;
         for want in req.wanted {
             if !allowed.contains(&want) {
                 tracing::warn!(%host, app = %req.app, name = %want.name, "secret refused: not mounted by an instance assigned to the host");
@@ -70,7 +76,15 @@ impl Answering {
                 ));
             }
             match self.vault.value(&req.app, &want).await {
-                Ok(Some(value)) => values.push(FileValue { of: want, value }),
+                // The rest is asked for again: one answer stays within a
+                // NATS message.
+                Ok(Some(value)) if !values.is_empty() && bytes + value.len() > ANSWER_BYTES => {
+                    break;
+                }
+                Ok(Some(value)) => {
+                    bytes += value.len();
+                    values.push(FileValue { of: want, value });
+                }
                 Ok(None) => {
                     return refusal(format!(
                         "{} {} of {} is not stored (deploy the app again)",

@@ -8,6 +8,7 @@
 //! substitutes its variables itself, from the values sent with it). Files
 //! are read through a function the caller gives, so this stays pure.
 
+mod binds;
 mod emit;
 mod env_file;
 mod extends;
@@ -27,6 +28,8 @@ use crate::spec::parse::{Parsed, parse_placed};
 use crate::spec::variables::{self, Lookup};
 use crate::spec::yaml;
 use tree::{Item, Origin};
+
+pub use binds::{ListFiles, MAX_BUNDLE, MAX_BUNDLE_FILE, MAX_BUNDLE_FILES, ProjectFile};
 
 /// One Compose file given on the command line (or read from stdin).
 #[derive(Debug, Clone)]
@@ -51,6 +54,9 @@ pub struct Project {
     pub text: String,
     /// Whether `text` was built (its variables are already substituted).
     pub built: bool,
+    /// The files shipped from the project folder (its bind mounts), by
+    /// the config name `text` gives each: sent with the configs' values.
+    pub bundle: BTreeMap<String, Vec<u8>>,
     files: Vec<String>,
     origins: Vec<Origin>,
     warnings: Vec<SpecError>,
@@ -61,10 +67,11 @@ pub struct Project {
 const MAX_DEPTH: usize = 8;
 
 /// Reads `inputs` (at least one) as one project; variables (`${VAR}`)
-/// from `lookup`.
+/// from `lookup`, files the bind mounts ship through `list`.
 pub fn load(
     inputs: &[ComposeInput],
     read: ReadFile,
+    list: ListFiles,
     lookup: Lookup,
 ) -> Result<Project, SpecErrors> {
     let single = match inputs {
@@ -80,6 +87,7 @@ pub fn load(
             return Ok(Project {
                 text: one.text.clone(),
                 built: false,
+                bundle: BTreeMap::new(),
                 files: vec![one.name.clone()],
                 origins: Vec::new(),
                 warnings: Vec::new(),
@@ -88,6 +96,7 @@ pub fn load(
     }
     let mut loader = Loader {
         read,
+        list,
         lookup,
         files: Vec::new(),
         errors: Vec::new(),
@@ -103,7 +112,8 @@ pub fn load(
     }
     let mut root = loader.project(trees, 0);
     env_file::apply(&mut loader, &mut root);
-    let root = merge::clean(root);
+    let mut root = merge::clean(root);
+    let bundle = binds::apply(&mut loader, &mut root);
     if !loader.errors.is_empty() {
         return Err(SpecErrors(loader.errors));
     }
@@ -111,6 +121,7 @@ pub fn load(
     Ok(Project {
         text: emitted.text,
         built: true,
+        bundle,
         files: loader.files.into_iter().map(|f| f.name).collect(),
         origins: emitted.origins,
         warnings: loader.warnings,
@@ -164,6 +175,7 @@ struct FileInfo {
 /// What loading the files found so far.
 pub(crate) struct Loader<'l> {
     read: ReadFile<'l>,
+    list: ListFiles<'l>,
     lookup: Lookup<'l>,
     files: Vec<FileInfo>,
     errors: Vec<SpecError>,

@@ -6,8 +6,10 @@
 //! declared at the top level, so a typo in a name is caught rather than
 //! creating a new volume. An anonymous volume (`- /data`, or the long form
 //! without `source`) is the instance's own. The long form's `type: tmpfs`
-//! is a `tmpfs` mount (as the service key `tmpfs:`). Bind mounts (a host
-//! path as the source, `type: bind`) are errors.
+//! is a `tmpfs` mount (as the service key `tmpfs:`). Bind mounts of the
+//! project folder (`./x:/y`) are turned into configs by the command line
+//! (`project/binds.rs`) before this reads them; any other bind mount (a
+//! host path, `type: bind`) is an error.
 
 use std::collections::BTreeSet;
 
@@ -20,7 +22,7 @@ use super::tmpfs;
 use super::yaml::{self, Node};
 use super::{TmpfsMount, VolumeMount};
 
-const BIND: &str = "bind mounts are not supported: declare a named volume under the top-level `volumes:` and use NAME:/path";
+const BIND: &str = "bind mounts of host paths are refused: ship a file or folder of the project with a relative source (./nginx.conf:/etc/nginx/nginx.conf, read by the atoll command line), or declare a named volume under the top-level `volumes:` and use NAME:/path";
 const SHORT: &str = "NAME:/path or NAME:/path:ro";
 
 /// `^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`, as in Compose.
@@ -28,6 +30,12 @@ pub(super) fn is_volume_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Whether a mount source is a path in the project folder (shipped by
+/// the command line, `project/binds.rs`).
+pub(crate) fn is_project_path(source: &str) -> bool {
+    source == "." || source == ".." || source.starts_with("./") || source.starts_with("../")
 }
 
 /// A source that names a host path rather than a volume.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{ComposeInput, Project, load};
+use super::{ComposeInput, Project, ProjectFile, load};
 use crate::spec::{Parsed, SpecError};
 
 /// Files by path, for `extends`, `include` and `env_file`.
@@ -26,6 +26,29 @@ impl Folder {
             .cloned()
             .ok_or_else(|| "no such file".to_string())
     }
+
+    /// A file, or the files under a folder (those ending `.sh` are
+    /// executable).
+    fn list(&self, path: &Path) -> Result<Vec<ProjectFile>, String> {
+        let file = |rel: String, text: &String| ProjectFile {
+            mode: if rel.ends_with(".sh") { 0o755 } else { 0o644 },
+            rel,
+            value: text.clone().into_bytes(),
+        };
+        if let Some(text) = self.0.get(path) {
+            return Ok(vec![file(String::new(), text)]);
+        }
+        let under: Vec<ProjectFile> = (self.0.iter())
+            .filter_map(|(p, t)| {
+                let rel = p.strip_prefix(path).ok()?;
+                Some(file(rel.display().to_string(), t))
+            })
+            .collect();
+        match under.is_empty() {
+            true => Err("no such file or directory".into()),
+            false => Ok(under),
+        }
+    }
 }
 
 fn vars(name: &str) -> Option<String> {
@@ -46,7 +69,7 @@ fn project(folder: &Folder, given: &[(&str, &str)]) -> Result<Project, Vec<SpecE
             text: text.to_string(),
         })
         .collect();
-    load(&inputs, &|p| folder.read(p), &vars).map_err(|e| e.0)
+    load(&inputs, &|p| folder.read(p), &|p| folder.list(p), &vars).map_err(|e| e.0)
 }
 
 fn parsed(folder: &Folder, given: &[(&str, &str)]) -> Parsed {
@@ -382,4 +405,102 @@ fn emitted_yaml_reads_back_the_same() {
         .collect();
     let expected: Vec<(&str, bool)> = strings.iter().map(|s| (*s, true)).collect();
     assert_eq!(read, expected, "{text}");
+}
+
+const SHIPPED: &str = "\
+services:
+  web:
+    image: nginx
+    volumes:
+      - cache:/var/cache/nginx
+      - ./nginx.conf:/etc/nginx/nginx.conf:ro
+      - type: bind
+        source: ./html
+        target: /usr/share/nginx/html/
+    configs: [site]
+  other:
+    image: nginx
+    volumes: [\"./html/index.html:/www/index.html\"]
+volumes:
+  cache: {}
+configs:
+  site:
+    content: hello
+";
+
+#[test]
+fn project_files_are_shipped_as_read_only_configs_named_by_content() {
+    let folder = Folder::new(&[
+        ("app/nginx.conf", "events {}"),
+        ("app/html/index.html", "<h1>hi</h1>"),
+        ("app/html/run.sh", "#!/bin/sh"),
+    ]);
+    let p = project(&folder, &[("compose.yaml", SHIPPED)]).expect("load");
+    assert!(p.built);
+    // One value per content: index.html is shipped once for both services.
+    assert_eq!(p.bundle.len(), 3, "{:?}", p.bundle.keys());
+    assert!(
+        p.bundle
+            .keys()
+            .all(|k| k.starts_with("bind-") && k.len() == 17)
+    );
+    let parsed = p.parse("demo", &vars, &[]).expect("parse");
+    let web = &parsed.app.services["web"];
+    assert_eq!(web.volumes.len(), 1, "the named volume stays");
+    let mounts: Vec<(&str, u32)> = (web.files.iter())
+        .map(|f| (f.target.as_str(), f.mode))
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            ("/site", 0o444),
+            ("/etc/nginx/nginx.conf", 0o444),
+            ("/usr/share/nginx/html/index.html", 0o444),
+            ("/usr/share/nginx/html/run.sh", 0o555),
+        ]
+    );
+    let other = &parsed.app.services["other"];
+    assert_eq!(other.files[0].name, web.files[2].name, "{:?}", other.files);
+    assert_eq!(parsed.configs.len(), 4, "{:?}", parsed.configs);
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+}
+
+#[test]
+fn a_missing_or_oversized_project_file_is_an_error_at_its_line() {
+    let text = "services:\n  web:\n    image: nginx\n    volumes:\n      - ./data:/var/lib/data\n      - ./big.bin:/big:rw\n";
+    let big = "x".repeat(super::MAX_BUNDLE_FILE + 1);
+    let folder = Folder::new(&[("app/big.bin", big.as_str())]);
+    let errs = errors(&folder, &[("compose.yaml", text)]);
+    let got: Vec<(&str, usize)> = errs.iter().map(|e| (e.path.as_str(), e.line)).collect();
+    assert_eq!(
+        got,
+        [
+            ("services.web.volumes[0]", 5),
+            ("services.web.volumes[1]", 6)
+        ]
+    );
+    assert!(
+        errs[0].message.contains("cannot ship ./data"),
+        "{}",
+        errs[0]
+    );
+    assert!(errs[0].message.contains("named volume"), "{}", errs[0]);
+    assert!(
+        errs[1].message.contains("./big.bin is 513 KiB"),
+        "{}",
+        errs[1]
+    );
+    assert_eq!(errs[0].file, "compose.yaml");
+}
+
+#[test]
+fn a_host_path_is_still_refused() {
+    let text = "services:\n  web:\n    image: nginx\n    volumes: [\"/srv/x:/x\"]\n";
+    let errs = errors(&Folder::new(&[]), &[("compose.yaml", text)]);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0]
+            .message
+            .starts_with("bind mounts of host paths are refused")
+    );
 }

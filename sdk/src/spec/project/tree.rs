@@ -190,7 +190,8 @@ pub(crate) fn from_node(ctx: &mut Ctx, file: usize, path: &str, node: &Node) -> 
 }
 
 /// Whether the tree needs building before it can be parsed: it uses
-/// `extends`, `include`, `env_file` or a merge tag.
+/// `extends`, `include`, `env_file`, a merge tag or a bind mount of the
+/// project folder.
 pub(crate) fn needs_building(node: &Node) -> bool {
     fn tagged(node: &Node) -> bool {
         match &node.data {
@@ -218,7 +219,31 @@ pub(crate) fn needs_building(node: &Node) -> bool {
         return false;
     };
     services.values().any(|svc| match &svc.data {
-        YamlData::Mapping(m) => key(m, "extends").is_some() || key(m, "env_file").is_some(),
+        YamlData::Mapping(m) => {
+            key(m, "extends").is_some()
+                || key(m, "env_file").is_some()
+                || key(m, "volumes").is_some_and(binds_project)
+        }
+        _ => false,
+    })
+}
+
+/// Whether a service's `volumes:` bind-mounts a path of the project
+/// folder (short or long form). A variable in the source counts too: it
+/// is substituted before the binds are read.
+fn binds_project(volumes: &Node) -> bool {
+    let YamlData::Sequence(items) = &volumes.data else {
+        return false;
+    };
+    let project = |s: &str| crate::spec::volumes::is_project_path(s) || s.starts_with('$');
+    items.iter().any(|item| match &item.data {
+        YamlData::Value(Scalar::String(s)) => {
+            s.contains(':') && s.split(':').next().is_some_and(project)
+        }
+        YamlData::Mapping(m) => m.iter().any(|(k, v)| {
+            matches!(&k.data, YamlData::Value(Scalar::String(k)) if k == "source")
+                && matches!(&v.data, YamlData::Value(Scalar::String(s)) if project(s))
+        }),
         _ => false,
     })
 }

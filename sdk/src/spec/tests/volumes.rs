@@ -144,7 +144,7 @@ fn volume_names() {
     }
 }
 
-const BIND: &str = "bind mounts are not supported: declare a named volume under the top-level `volumes:` and use NAME:/path";
+const BIND: &str = "bind mounts of host paths are refused: ship a file or folder of the project with a relative source (./nginx.conf:/etc/nginx/nginx.conf, read by the atoll command line), or declare a named volume under the top-level `volumes:` and use NAME:/path";
 
 #[test]
 fn bind_mounts_are_errors() {
