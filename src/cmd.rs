@@ -17,6 +17,7 @@ pub mod import;
 pub mod logs;
 pub mod ls;
 pub mod man;
+pub mod operate;
 pub mod project_files;
 pub mod promote;
 pub mod ps;

@@ -55,6 +55,14 @@ enum Command {
     Rollback(cmd::rollback::Args),
     /// Make a service's canary its version
     Promote(cmd::promote::Args),
+    /// Set services' replica counts: atoll scale APP/SERVICE=N…
+    Scale(cmd::operate::ScaleArgs),
+    /// Replace every instance of an app (or of one service), without downtime
+    Restart(cmd::operate::RestartArgs),
+    /// Stop an app's instances, keeping the app (atoll start runs them again)
+    Stop(cmd::operate::StopArgs),
+    /// Start a stopped app's instances again
+    Start(cmd::operate::StopArgs),
     /// Write the cluster's desired state (apps and their revisions) as JSON to stdout
     Export(cmd::export::Args),
     /// Restore a state written by `atoll export`
@@ -111,6 +119,10 @@ fn main() -> std::process::ExitCode {
             Command::History(a) => cmd::history::run(a).await,
             Command::Rollback(a) => cmd::rollback::run(a).await,
             Command::Promote(a) => cmd::promote::run(a).await,
+            Command::Scale(a) => cmd::operate::scale(a).await,
+            Command::Restart(a) => cmd::operate::restart(a).await,
+            Command::Stop(a) => cmd::operate::stop(a).await,
+            Command::Start(a) => cmd::operate::start(a).await,
             Command::Rm(a) => cmd::rm::run(a).await,
             Command::Export(a) => cmd::export::run(a).await,
             Command::Import(a) => cmd::import::run(a).await,

@@ -240,3 +240,94 @@ fn a_drained_host_is_emptied_under_load_without_a_failed_request() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn scale_restart_stop_and_start_change_the_app_on_the_server() {
+    let mut c = Cluster::start();
+    c.start_host("h1", "127.0.25.7", &[]);
+    c.start_host("h2", "127.0.25.8", &[]);
+    let port = free_port();
+    let file = c.compose("moving.yaml", &hello(port, 2));
+    c.deploy_wait(&file);
+    let ids = |c: &Cluster| -> std::collections::BTreeSet<String> {
+        (c.instances("moving").iter())
+            .map(|i| i["id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+
+    // Scale: a new revision with the count, the file untouched.
+    let out = c.atoll(&["scale", "moving/web=4", "--wait", "--timeout", "60"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("web scaled to 4"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(c.running("moving").len(), 4);
+    let history = text(&c.atoll(&["history", "moving"]).stdout);
+    assert!(history.contains("scale web from 2 to 4"), "{history}");
+    let again = c.atoll(&["scale", "moving/web=4"]);
+    assert!(
+        text(&again.stdout).contains("already has 4"),
+        "{}",
+        text(&again.stdout)
+    );
+    for (target, says) in [
+        ("moving/nope=1", "has no service \"nope\""),
+        ("moving/web", "expected APP/SERVICE=N"),
+    ] {
+        let out = c.atoll(&["scale", target]);
+        assert_eq!(out.status.code(), Some(1), "{target}");
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
+
+    // Restart under load: every instance replaced, no request failed.
+    let before = ids(&c);
+    let load = common::load::Load::start(&[format!("127.0.25.7:{port}")], "/", 10, |_| "ok".into());
+    let base = load.ok();
+    wait_until("the load to get going", Duration::from_secs(10), || {
+        (load.ok() > base + 100).then_some(())
+    });
+    let out = c.atoll(&["restart", "moving", "--wait", "--timeout", "90"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let after = load.ok();
+    wait_until("answers after the restart", Duration::from_secs(10), || {
+        (load.ok() > after + 100).then_some(())
+    });
+    let seen = load.finish();
+    assert_eq!(
+        seen.failed, 0,
+        "failed during the restart: {:?}",
+        seen.failures
+    );
+    let now = wait_until("4 new instances", Duration::from_secs(30), || {
+        let now = ids(&c);
+        (now.len() == 4).then_some(now)
+    });
+    assert!(
+        now.is_disjoint(&before),
+        "every instance replaced: {before:?} -> {now:?}"
+    );
+
+    // Stop keeps the app and runs nothing; start brings the scaled count
+    // back.
+    let out = c.atoll(&["stop", "moving", "--wait", "--timeout", "60"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(ids(&c).is_empty(), "{:?}", c.instances("moving"));
+    let ls = text(&c.atoll(&["ls"]).stdout);
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with("moving") && l.contains("stopped")),
+        "{ls}"
+    );
+    let out = c.atoll(&["start", "moving", "--wait", "--timeout", "60"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(c.running("moving").len(), 4);
+    let (status, _) = http_get(&format!("127.0.25.8:{port}"), "/").expect("serving again");
+    assert_eq!(status, 200);
+}

@@ -11,6 +11,7 @@ mod exec;
 mod join;
 mod load;
 mod logs;
+mod operate;
 mod tokens;
 
 pub(crate) use authn::{Auth, Joining};
@@ -66,6 +67,10 @@ pub(crate) fn router(cluster: Arc<Cluster>, auth: Arc<Auth>) -> Router {
         .route("/v1/apps/{name}", get(get_app).delete(delete_app))
         .route("/v1/apps/{name}/history", get(app_history))
         .route("/v1/apps/{name}/rollback", post(rollback))
+        .route("/v1/apps/{name}/scale", post(operate::scale))
+        .route("/v1/apps/{name}/restart", post(operate::restart))
+        .route("/v1/apps/{name}/stop", post(operate::stop))
+        .route("/v1/apps/{name}/start", post(operate::start))
         .route("/v1/apps/{name}/promote/{service}", post(promote))
         .route("/v1/export", get(export))
         .route(

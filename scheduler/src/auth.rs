@@ -64,9 +64,13 @@ pub(crate) fn need(method: &Method, route: &str) -> Need {
         "/v1/apps" if get => (Read, Narrowed),
         "/v1/apps" => (Deploy, Narrowed),
         "/v1/apps/{name}" | "/v1/apps/{name}/history" if get => (Read, Path),
-        "/v1/apps/{name}" | "/v1/apps/{name}/rollback" | "/v1/apps/{name}/promote/{service}" => {
-            (Deploy, Path)
-        }
+        "/v1/apps/{name}"
+        | "/v1/apps/{name}/rollback"
+        | "/v1/apps/{name}/promote/{service}"
+        | "/v1/apps/{name}/scale"
+        | "/v1/apps/{name}/restart"
+        | "/v1/apps/{name}/stop"
+        | "/v1/apps/{name}/start" => (Deploy, Path),
         "/v1/instances" if get => (Read, Narrowed),
         // Any valid token, an app's too: it says nothing about apps.
         "/v1/version" if get => (Read, Narrowed),

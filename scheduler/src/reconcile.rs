@@ -23,6 +23,8 @@ mod plan;
 mod rollout;
 mod stop;
 
+#[cfg(test)]
+pub(crate) use instance::spec_hash;
 pub(crate) use plan::{Plan, PlanEvent, event_kind};
 pub(crate) use rollout::{Progress, updates_done};
 

@@ -14,6 +14,7 @@
 
 mod import;
 mod next;
+mod operate;
 
 use crate::cas::{CasError, compare_and_set};
 use crate::cluster::Cluster;
@@ -146,8 +147,10 @@ async fn deploy_once(
     check_ports(&app, records.iter().map(|r| &r.spec))?;
     let name = app.name.clone();
     let (previous, expected) = read_current(cluster, &name).await?;
+    // A stopped app deployed again starts, as `docker compose up` does.
     if let Some(prev) = &previous
         && prev.spec == app
+        && !prev.stopped
     {
         return Ok(Deployed {
             revision: prev.revision,
@@ -174,6 +177,7 @@ async fn deploy_once(
         cause: Some("deploy".into()),
         importing_since_ms: None,
         vips,
+        stopped: false,
     };
     let kv_revision = put(cluster, &name, &record, expected)
         .await
@@ -204,6 +208,48 @@ pub(crate) async fn promote(
     let msg = format!("app {app}: canary of {service} promoted (revision {revision})");
     cluster.publish_event("promote", Some(app), msg).await;
     Ok(revision)
+}
+
+/// Which operator change [`operate`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Operation<'a> {
+    Scale { service: &'a str, replicas: u32 },
+    Restart { service: Option<&'a str> },
+    Stop,
+    Start,
+}
+
+/// `atoll scale`, `restart`, `stop`, `start`: the current revision changed
+/// as an operator asks (see `operate.rs`), written as the next one; its
+/// number, or `None` when nothing would change.
+pub(crate) async fn operate(
+    cluster: &Cluster,
+    app: &str,
+    op: Operation<'_>,
+) -> Result<Option<u64>, RevisionError> {
+    let current = current(cluster, app)?;
+    let now = &current.value;
+    let next = match op {
+        Operation::Scale { service, replicas } => operate::scaled(now, service, replicas)?,
+        Operation::Restart { service } => Some(operate::restarted(now, service, now_ms())?),
+        Operation::Stop => operate::stopped(now, true),
+        Operation::Start => operate::stopped(now, false),
+    };
+    let Some(next) = next else {
+        return Ok(None);
+    };
+    let cause = next.cause.clone();
+    let revision = write(cluster, app, &current, next).await?;
+    wait_for_revision(cluster, app, revision).await;
+    let kind = match op {
+        Operation::Scale { .. } => "scale",
+        Operation::Restart { .. } => "restart",
+        Operation::Stop => "stop",
+        Operation::Start => "start",
+    };
+    let msg = format!("app {app} revision {revision}: {cause}");
+    cluster.publish_event(kind, Some(app), msg).await;
+    Ok(Some(revision))
 }
 
 /// A revision written by a rollback.
@@ -428,6 +474,7 @@ async fn write(
         cause: Some(next.cause),
         importing_since_ms: None,
         vips,
+        stopped: next.stopped,
     };
     patiently(|| async {
         put(cluster, app, &record, Some(current.revision))

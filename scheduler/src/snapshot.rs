@@ -205,6 +205,7 @@ pub(crate) mod fixtures {
             autoscale: None,
             disconnect: Default::default(),
             files: Vec::new(),
+            restarted_at_ms: None,
         }
     }
 
@@ -300,6 +301,7 @@ pub(crate) mod fixtures {
             cause: None,
             importing_since_ms: None,
             vips: Default::default(),
+            stopped: false,
         }
     }
 

@@ -83,7 +83,10 @@ pub(crate) fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus
     let mut problems = Vec::new();
     let (mut any_failed, mut all_running) = (false, true);
     for svc in record.spec.services.values() {
-        let s = service_of(svc, &insts, status);
+        let mut s = service_of(svc, &insts, status);
+        if record.stopped {
+            s.view.desired = 0;
+        }
         any_failed |= s.failed;
         all_running &= s.view.running == s.view.desired && !s.unplaced;
         if let Some(m) = &s.view.message {
@@ -97,7 +100,11 @@ pub(crate) fn app(snap: &Snapshot, record: &AppRecord, status: Option<&AppStatus
     let processed = status.is_some_and(|s| s.revision == record.revision);
     let rollouts = status.map(|s| &s.rollouts).filter(|r| !r.is_empty());
     let halted = rollouts.is_some_and(|r| r.values().any(|r| r.failed.is_some()));
-    let state = if !processed {
+    let state = if record.stopped && total_running == 0 {
+        "stopped"
+    } else if record.stopped {
+        "stopping"
+    } else if !processed {
         "deploying"
     } else if halted {
         "paused"

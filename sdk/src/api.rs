@@ -152,6 +152,21 @@ pub struct RollbackRequest {
     pub to: Option<u64>,
 }
 
+/// `POST /v1/apps/{name}/scale`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScaleRequest {
+    pub service: String,
+    pub replicas: u32,
+}
+
+/// `POST /v1/apps/{name}/restart`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RestartRequest {
+    /// Only this service; every service of the app when `None`.
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
 /// What a rollback did.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RollbackResponse {

@@ -251,6 +251,43 @@ impl Client {
         self.post_json(&path, None::<&()>).await
     }
 
+    /// Sets a service's replica count (`atoll scale`): a new revision.
+    pub async fn scale(
+        &self,
+        name: &str,
+        service: &str,
+        replicas: u32,
+    ) -> Result<DeployResponse, ClientError> {
+        let req = crate::api::ScaleRequest {
+            service: service.to_string(),
+            replicas,
+        };
+        let path = format!("/v1/apps/{name}/scale");
+        self.post_json(&path, Some(&req)).await
+    }
+
+    /// Replaces every instance of the app, or of one service, with the
+    /// update settings (`atoll restart`): a new revision.
+    pub async fn restart(
+        &self,
+        name: &str,
+        service: Option<&str>,
+    ) -> Result<DeployResponse, ClientError> {
+        let req = crate::api::RestartRequest {
+            service: service.map(String::from),
+        };
+        let path = format!("/v1/apps/{name}/restart");
+        self.post_json(&path, Some(&req)).await
+    }
+
+    /// Stops (`stop: true`) or starts the app's instances, keeping the app
+    /// (`atoll stop`, `atoll start`): a new revision.
+    pub async fn stop_start(&self, name: &str, stop: bool) -> Result<DeployResponse, ClientError> {
+        let verb = if stop { "stop" } else { "start" };
+        let path = format!("/v1/apps/{name}/{verb}");
+        self.post_json(&path, None::<&()>).await
+    }
+
     /// The cluster's desired state (`atoll export`).
     pub async fn export(&self) -> Result<crate::export::ExportFile, ClientError> {
         self.get_json("/v1/export").await

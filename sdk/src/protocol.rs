@@ -277,6 +277,10 @@ pub struct AppRecord {
     /// hash).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub vips: std::collections::BTreeMap<String, std::net::Ipv4Addr>,
+    /// Set by `atoll stop` (cleared by `atoll start` and by a deploy): the
+    /// app stays deployed, none of its instances runs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
 }
 
 impl AppRecord {

@@ -72,7 +72,10 @@ pub(super) fn all<'a>(
         .map(|key| {
             let placed = existing.get(&key).map_or(&[][..], Vec::as_slice);
             let changes = match desired.get(&key) {
-                None => removed(placed),
+                None if snap.app(key.0).is_some_and(|r| r.stopped) => {
+                    removed(placed, StopReason::AppStopped)
+                }
+                None => removed(placed, StopReason::Removed),
                 Some(d) if d.service.deploy.mode == Mode::Global => global(snap, d, placed),
                 Some(d) => replicated(snap, d, placed),
             };
@@ -81,11 +84,12 @@ pub(super) fn all<'a>(
         .collect()
 }
 
-/// A service that is no longer deployed: stop everything.
-fn removed<'a>(placed: &[Placed<'a>]) -> ServiceChanges<'a> {
+/// A service that is no longer deployed (or whose app is stopped): stop
+/// everything.
+fn removed<'a>(placed: &[Placed<'a>], reason: StopReason) -> ServiceChanges<'a> {
     ServiceChanges {
         keep: Vec::new(),
-        stop: stops(placed, StopReason::Removed),
+        stop: stops(placed, reason),
         place: ToPlace::Replicas(0),
         heirs: Vec::new(),
         restore: None,

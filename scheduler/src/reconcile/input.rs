@@ -95,7 +95,8 @@ pub(super) fn desired<'a>(
     scaled: &'a BTreeMap<(String, String), Service>,
 ) -> BTreeMap<Key<'a>, Desired<'a>> {
     let mut out = BTreeMap::new();
-    for record in &snap.apps {
+    // A stopped app (`atoll stop`) stays deployed with nothing running.
+    for record in snap.apps.iter().filter(|r| !r.stopped) {
         for service in record.spec.services.values() {
             let key = (record.spec.name.as_str(), service.name.as_str());
             let owned = (record.spec.name.clone(), service.name.clone());

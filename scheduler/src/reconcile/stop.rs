@@ -12,6 +12,8 @@ pub(super) enum StopReason {
     Lost,
     /// Its app or service is no longer deployed.
     Removed,
+    /// Its app is stopped (`atoll stop`).
+    AppStopped,
     /// Its service changed (another spec hash): a new instance replaces it.
     Changed,
     /// Its host no longer satisfies the placement rules: it moves.
@@ -38,6 +40,7 @@ impl StopReason {
         match self {
             StopReason::Lost => format!("host {host} is down"),
             StopReason::Removed => "no longer deployed".into(),
+            StopReason::AppStopped => "app stopped".into(),
             StopReason::Changed => "service changed".into(),
             StopReason::Unmatched => format!("host {host} no longer matches the placement rules"),
             StopReason::Extra => "more instances than desired".into(),

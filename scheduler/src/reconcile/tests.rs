@@ -9,6 +9,7 @@ mod failed;
 mod global;
 mod host_loss;
 mod lifecycle;
+mod operate;
 mod properties;
 mod replicated;
 mod resources;

@@ -12,6 +12,19 @@ pub(crate) enum NextError {
     NoService { app: String, service: String },
     #[error("service {service} of app {app} has no canary")]
     NoCanary { app: String, service: String },
+    #[error(
+        "service {service} of app {app} runs one instance per eligible host (deploy.mode: global): it has no replica count"
+    )]
+    Global { app: String, service: String },
+    #[error(
+        "service {service} of app {app} is autoscaled ({min} to {max} replicas, x-atoll.autoscale): its replica count follows the load"
+    )]
+    Autoscaled {
+        app: String,
+        service: String,
+        min: u32,
+        max: u32,
+    },
     #[error("app {app} has no revision {revision} (kept: {})", list(.kept))]
     NoRevision {
         app: String,
@@ -47,6 +60,8 @@ pub(crate) struct Next {
     /// Set when it undoes the current revision.
     pub rollback_of: Option<u64>,
     pub cause: String,
+    /// Whether the app is stopped (`atoll stop`) in it.
+    pub stopped: bool,
 }
 
 /// `service`'s canary made its version (`atoll promote`): the service runs
@@ -69,6 +84,7 @@ pub(crate) fn promoted(now: &AppRecord, service: &str) -> Result<Next, NextError
         restored: now.revision,
         rollback_of: None,
         cause: format!("promote the canary of {service}"),
+        stopped: now.stopped,
     })
 }
 
@@ -103,6 +119,7 @@ pub(crate) fn rolled_back(
         restored: target.revision,
         rollback_of: Some(now.revision),
         cause,
+        stopped: now.stopped,
     })
 }
 
@@ -116,6 +133,7 @@ fn without_canary(now: &AppRecord, service: &str) -> Option<Next> {
         restored: now.revision,
         rollback_of: None,
         cause: format!("drop the canary of {service}"),
+        stopped: now.stopped,
     })
 }
 

@@ -18,6 +18,7 @@ fn record(app: &str, revision: u64, env: &str) -> AppRecord {
         cause: Some("deploy".into()),
         importing_since_ms: None,
         vips: Default::default(),
+        stopped: false,
     }
 }
 

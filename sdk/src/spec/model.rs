@@ -45,6 +45,11 @@ pub struct Service {
     /// by the server).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<super::file_types::FileMount>,
+    /// Set by `atoll restart` (when, Unix ms): a changed value is a
+    /// changed service, whose instances are replaced with its update
+    /// settings. Never in a Compose file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at_ms: Option<u64>,
 }
 
 /// `x-atoll.disconnect`, modelled on Nomad's `disconnect` block: how long

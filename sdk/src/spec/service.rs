@@ -335,6 +335,7 @@ pub(super) fn service(
         autoscale,
         disconnect: disconnect.map(|(d, _)| d).unwrap_or_default(),
         files: k.files,
+        restarted_at_ms: None,
     }
 }
 

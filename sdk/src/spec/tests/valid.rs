@@ -226,6 +226,7 @@ fn full_file_round_trip() {
         autoscale: None,
         disconnect: Disconnect::default(),
         files: Vec::new(),
+        restarted_at_ms: None,
     };
     let api = Service {
         name: "api".into(),
@@ -256,6 +257,7 @@ fn full_file_round_trip() {
         autoscale: None,
         disconnect: Disconnect::default(),
         files: Vec::new(),
+        restarted_at_ms: None,
     };
     let expected = App {
         name: "shop".into(),
