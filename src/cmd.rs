@@ -14,6 +14,7 @@ pub mod host;
 pub mod hosts;
 pub mod image;
 pub mod import;
+pub mod inspect;
 pub mod logs;
 pub mod ls;
 pub mod man;

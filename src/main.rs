@@ -77,6 +77,8 @@ enum Command {
     Image(cmd::image::Args),
     /// Show the output of an app's instances
     Logs(cmd::logs::Args),
+    /// Everything the server knows about an app, an instance or a host (-o json|yaml)
+    Inspect(cmd::inspect::Args),
     /// Run a command in a running container instance (exits with its status)
     Exec(cmd::exec::Args),
     /// This command line's version and the server's
@@ -131,6 +133,7 @@ fn main() -> std::process::ExitCode {
             Command::Push(a) => cmd::push::run(a).await,
             Command::Image(a) => cmd::image::run(a).await,
             Command::Logs(a) => cmd::logs::run(a).await,
+            Command::Inspect(a) => cmd::inspect::run(a).await,
             Command::Exec(a) => cmd::exec::run(a).await,
             Command::Version(a) => cmd::version::run(a).await,
             Command::Completion(a) => cmd::completion::run(a),

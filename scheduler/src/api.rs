@@ -66,6 +66,7 @@ pub(crate) fn router(cluster: Arc<Cluster>, auth: Arc<Auth>) -> Router {
         )
         .route("/v1/apps/{name}", get(get_app).delete(delete_app))
         .route("/v1/apps/{name}/history", get(app_history))
+        .route("/v1/apps/{name}/spec", get(get_app_spec))
         .route("/v1/apps/{name}/rollback", post(rollback))
         .route("/v1/apps/{name}/scale", post(operate::scale))
         .route("/v1/apps/{name}/restart", post(operate::restart))
@@ -130,6 +131,17 @@ async fn get_app(State(c): Shared, Path(name): Path<String>) -> ApiResult<Json<A
     let record = snap.app(&name).ok_or_else(|| ApiError::no_app(&name))?;
     let status = c.statuses.get(&name).map(|s| s.value);
     Ok(Json(views::app(&snap, record, status.as_ref())))
+}
+
+/// The app's current revision as stored: its normalised spec (secrets and
+/// configs as digests only) and Compose text, for `atoll inspect`.
+async fn get_app_spec(
+    State(c): Shared,
+    Path(name): Path<String>,
+) -> ApiResult<Json<atoll_sdk::protocol::AppRecord>> {
+    let snap = c.snapshot();
+    let record = snap.app(&name).ok_or_else(|| ApiError::no_app(&name))?;
+    Ok(Json(record.clone()))
 }
 
 #[derive(serde::Deserialize)]

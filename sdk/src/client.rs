@@ -232,6 +232,11 @@ impl Client {
         self.get_json(&format!("/v1/apps/{name}")).await
     }
 
+    /// The app's current revision as stored (`atoll inspect APP`).
+    pub async fn app_spec(&self, name: &str) -> Result<crate::protocol::AppRecord, ClientError> {
+        self.get_json(&format!("/v1/apps/{name}/spec")).await
+    }
+
     pub async fn history(&self, name: &str) -> Result<Vec<crate::api::RevisionView>, ClientError> {
         self.get_json(&format!("/v1/apps/{name}/history")).await
     }

@@ -59,3 +59,54 @@ fn compose_md_lists_every_key_with_its_status() {
         }
     }
 }
+
+/// `schema/x-atoll.schema.json`, the schema editors complete `x-atoll`
+/// with, must name exactly the keys of each `x-atoll` section.
+#[test]
+fn the_x_atoll_schema_has_the_catalogues_keys() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/x-atoll.schema.json");
+    let text = std::fs::read_to_string(path).expect("schema/x-atoll.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let keys_at = |pointer: &str| -> Vec<String> {
+        let props = schema.pointer(pointer).and_then(|p| p.as_object());
+        let mut keys: Vec<String> = props
+            .unwrap_or_else(|| panic!("no {pointer} in the schema"))
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    };
+    let sections = [
+        ("services.<name>.x-atoll", "/properties"),
+        ("services.<name>.x-atoll.health", "/$defs/health/properties"),
+        (
+            "services.<name>.x-atoll.health.liveness",
+            "/$defs/liveness/properties",
+        ),
+        (
+            "services.<name>.x-atoll.autoscale",
+            "/$defs/autoscale/properties",
+        ),
+        (
+            "services.<name>.x-atoll.autoscale.target",
+            "/$defs/autoscale_target/properties",
+        ),
+        ("services.<name>.x-atoll.canary", "/$defs/canary/properties"),
+        (
+            "services.<name>.x-atoll.disconnect",
+            "/$defs/disconnect/properties",
+        ),
+    ];
+    for (name, pointer) in sections {
+        let section = (ALL.iter())
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no section {name}"));
+        let mut expected: Vec<String> = section.keys.iter().map(|(k, _)| k.to_string()).collect();
+        expected.sort();
+        assert_eq!(keys_at(pointer), expected, "{name}");
+    }
+    // Every x-atoll section of the catalogue is covered.
+    let covered = (ALL.iter()).filter(|s| s.name.contains("x-atoll")).count();
+    assert_eq!(covered, sections.len());
+}
