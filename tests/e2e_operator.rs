@@ -281,6 +281,43 @@ fn scale_restart_stop_and_start_change_the_app_on_the_server() {
         assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
     }
 
+    // Inspect: the app as stored, an instance by a prefix of its id, a
+    // host; anything else named as such.
+    let inspect = |args: &[&str]| -> serde_json::Value {
+        let out = c.atoll(&[&["inspect"][..], args].concat());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("inspect JSON")
+    };
+    let app = inspect(&["moving"]);
+    assert_eq!(app["kind"], "app");
+    assert_eq!(app["spec"]["services"]["web"]["deploy"]["replicas"], 4);
+    assert_eq!(app["cause"], "scale web from 2 to 4");
+    assert!(
+        app["compose"]
+            .as_str()
+            .is_some_and(|t| t.contains("replicas: 2"))
+    );
+    let id = c.running("moving")[0].0.clone();
+    let one = inspect(&[&id[..id.len() - 2]]);
+    assert_eq!(
+        (one["kind"].as_str(), one["id"].as_str()),
+        (Some("instance"), Some(id.as_str()))
+    );
+    assert_eq!(inspect(&["h2", "--type", "host"])["name"], "h2");
+    let out = c.atoll(&["inspect", "h2", "-o", "yaml"]);
+    assert!(
+        text(&out.stdout).contains("kind: host"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = c.atoll(&["inspect", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no app, instance or host named \"nosuch\""),
+        "{}",
+        text(&out.stderr)
+    );
+
     // Restart under load: every instance replaced, no request failed.
     let before = ids(&c);
     let load = common::load::Load::start(&[format!("127.0.25.7:{port}")], "/", 10, |_| "ok".into());
