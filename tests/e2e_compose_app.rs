@@ -50,7 +50,7 @@ fn a_project_as_written_runs_with_its_files_its_variables_and_its_profiles() {
     start_container_host(&mut c, "h1", "127.0.25.5", &d1, &reg, "10.89.232.0/24", &[]);
     start_container_host(&mut c, "h2", "127.0.25.6", &d2, &reg, "10.89.233.0/24", &[]);
 
-    let (port, panel_port) = (free_port(), free_port());
+    let port = free_port();
     let project = c.dir.path().join("shop");
     write(&project.join(".env"), &format!("REGISTRY={reg}\n"));
     write(
@@ -88,7 +88,7 @@ services:
   panel:
     x-atoll:
       component: {panel}
-    ports: [\"{panel_port}:80\"]
+    ports: [\"80\"]
   debug:
     image: ${{REGISTRY}}/web:1
     profiles: [debug]
@@ -141,6 +141,20 @@ services:
         "db and front on different hosts: {placed:?}"
     );
     let at = format!("127.0.25.5:{port}");
+    // `"80"` publishes a port the server picks, shown by `ps`.
+    let ps = c.atoll_ok(&["ps", "shop", "-o", "json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&ps.stdout).expect("ps JSON");
+    let panel = rows
+        .iter()
+        .find(|r| r["service"] == "panel")
+        .expect("panel");
+    let panel_port = panel["ports"][0]["published"]
+        .as_u64()
+        .expect("a picked port") as u16;
+    assert!((30000..=32767).contains(&panel_port), "{panel}");
+    assert_eq!(panel["ports"][0]["target"], 80);
+    let table = String::from_utf8_lossy(&c.atoll_ok(&["ps", "shop"]).stdout).into_owned();
+    assert!(table.contains(&format!("{panel_port}->80")), "{table}");
 
     // The shipped file, read inside the container, read-only.
     let (status, body) = http_get(&at, "/cgi-bin/file?/etc/site.conf").expect("file");
@@ -179,6 +193,15 @@ services:
         Duration::from_secs(2),
     );
     assert!(db_vip_port.is_err(), "5432 is published on a host");
+
+    // Deployed again, the picked port stays.
+    let again = c.atoll_ok(&["deploy", "-f", &file, "--dry-run"]);
+    let plan = String::from_utf8_lossy(&again.stdout).into_owned();
+    assert!(plan.contains("nothing changed"), "{plan}");
+    assert!(
+        (plan.lines()).any(|l| l.starts_with("panel") && l.contains("unchanged")),
+        "{plan}"
+    );
 
     // A changed file is a changed service: its instance is replaced and
     // the new one reads the new content.

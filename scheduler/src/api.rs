@@ -18,6 +18,7 @@ pub(crate) use authn::{Auth, Joining};
 
 use crate::auth::Caller;
 use crate::cluster::Cluster;
+use crate::placement::free_ports;
 use crate::{artifacts, backup, host_removal, revisions, views};
 use atoll_sdk::api::{
     AppView, DeployRequest, DeployResponse, HostView, InstanceView, RevisionView, RollbackRequest,
@@ -307,11 +308,6 @@ async fn deploy(
     }
     let mut app = parsed.app;
     artifacts::resolve_components(&c, &mut app, &req.artifacts).await?;
-    if req.dry_run {
-        let mut plan = dry_run_plan(&c, &app);
-        plan.warnings = parsed.warnings;
-        return Ok(Json(plan).into_response());
-    }
     let declared = crate::secrets::Declared {
         secrets: &parsed.secrets,
         configs: &parsed.configs,
@@ -320,6 +316,13 @@ async fn deploy(
         secrets: &req.secrets,
         configs: &req.configs,
     };
+    if req.dry_run {
+        // The values' digests, so that an unchanged value is no change.
+        (c.vault.digests_for(&mut app, &declared, &sent).await).map_err(ApiError::secrets)?;
+        let mut plan = dry_run_plan(&c, &app);
+        plan.warnings = parsed.warnings;
+        return Ok(Json(plan).into_response());
+    }
     (c.vault.keep_for(&mut app, &declared, &sent).await).map_err(ApiError::secrets)?;
     let name = app.name.clone();
     let warnings = parsed.warnings;
@@ -337,6 +340,12 @@ async fn deploy(
 fn dry_run_plan(c: &Cluster, app: &spec::App) -> atoll_sdk::api::DeployPlan {
     let snap = c.snapshot();
     let current = snap.app(&app.name).map(|r| (&r.spec, r.revision));
+    // The ports the deploy would pick (a full range stays 0 here; the
+    // deploy itself says why).
+    let mut app = app.clone();
+    let taken = free_ports::taken_by_others(snap.apps.iter().map(|r| &r.spec), &app.name);
+    let _ = free_ports::assign(&mut app, current.map(|(s, _)| s), &taken);
+    let app = &app;
     let mut running = std::collections::BTreeMap::new();
     for i in snap.assignments.values().flat_map(|a| &a.instances) {
         if i.app == app.name && !i.canary {

@@ -13,6 +13,7 @@
 //! ([`check_ports`]).
 
 mod explain;
+pub(crate) mod free_ports;
 mod ports;
 
 pub(crate) use explain::{Explain, Rejection};

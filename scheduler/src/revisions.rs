@@ -18,7 +18,7 @@ mod operate;
 
 use crate::cas::{CasError, compare_and_set};
 use crate::cluster::Cluster;
-use crate::placement::{PortConflict, check_ports};
+use crate::placement::{PortConflict, check_ports, free_ports};
 use async_nats::jetstream::kv;
 use atoll_sdk::nats::Versioned;
 use atoll_sdk::protocol::{AppRecord, VERSION, endpoints_key, now_ms};
@@ -37,6 +37,8 @@ pub(crate) enum RevisionError {
     Next(#[from] NextError),
     #[error(transparent)]
     Ports(#[from] PortConflict),
+    #[error(transparent)]
+    NoFreePort(#[from] crate::placement::free_ports::NoFreePort),
     /// The revision asks for what this server's policy refuses.
     #[error("revision {revision} is refused by this server's policy: {}", .errors.join("; "))]
     Policy { revision: u64, errors: Vec<String> },
@@ -144,9 +146,12 @@ async fn deploy_once(
 ) -> Result<Deployed, RevisionError> {
     // One read of the apps serves the port check and the addresses.
     let records = all_records(cluster);
-    check_ports(&app, records.iter().map(|r| &r.spec))?;
     let name = app.name.clone();
     let (previous, expected) = read_current(cluster, &name).await?;
+    let mut app = app;
+    let taken = free_ports::taken_by_others(records.iter().map(|r| &r.spec), &name);
+    free_ports::assign(&mut app, previous.as_ref().map(|p| &p.spec), &taken)?;
+    check_ports(&app, records.iter().map(|r| &r.spec))?;
     // A stopped app deployed again starts, as `docker compose up` does.
     if let Some(prev) = &previous
         && prev.spec == app

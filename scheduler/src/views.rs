@@ -69,6 +69,10 @@ pub(crate) fn instances(snap: &Snapshot, app: Option<&str>) -> Vec<InstanceView>
                 attempt: inst.attempt,
                 unconfirmed,
                 replaces: inst.replaces.clone(),
+                ports: (snap.app(&inst.app))
+                    .and_then(|r| r.spec.services.get(&inst.service))
+                    .map(|s| s.ports.clone())
+                    .unwrap_or_default(),
             });
         }
     }

@@ -212,6 +212,10 @@ pub struct InstanceView {
     /// The instance this one replaced while its host was silent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<String>,
+    /// Its service's published ports (those the server picked included),
+    /// open on every host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<crate::spec::PortMapping>,
 }
 
 /// `POST /v1/tokens`: a new token.

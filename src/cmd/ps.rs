@@ -49,6 +49,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                         None => state.to_string(),
                     },
                 },
+                ports(&i.ports),
                 i.revision.to_string(),
                 i.restarts.to_string(),
                 output::age(i.since_ms),
@@ -58,9 +59,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .collect();
     output::table(
         &[
-            "APP", "SERVICE", "ID", "HOST", "STATE", "REV", "RESTARTS", "AGE", "REASON",
+            "APP", "SERVICE", "ID", "HOST", "STATE", "PORTS", "REV", "RESTARTS", "AGE", "REASON",
         ],
         &rows,
     );
     Ok(())
+}
+
+/// `30001->80, 8080->8080`, as `docker ps` shows them.
+fn ports(ports: &[atoll_sdk::spec::PortMapping]) -> String {
+    let all: Vec<String> = (ports.iter())
+        .map(|p| format!("{}->{}", p.published, p.target))
+        .collect();
+    all.join(", ")
 }

@@ -91,6 +91,27 @@ impl Vault {
         declared: &Declared<'_>,
         sent: &Sent<'_>,
     ) -> Result<(), VaultError> {
+        self.fill(app, declared, sent, true).await
+    }
+
+    /// The digests [`Vault::keep_for`] would give `app`'s mounts, storing
+    /// nothing (`atoll deploy --dry-run`).
+    pub async fn digests_for(
+        &self,
+        app: &mut App,
+        declared: &Declared<'_>,
+        sent: &Sent<'_>,
+    ) -> Result<(), VaultError> {
+        self.fill(app, declared, sent, false).await
+    }
+
+    async fn fill(
+        &self,
+        app: &mut App,
+        declared: &Declared<'_>,
+        sent: &Sent<'_>,
+        store: bool,
+    ) -> Result<(), VaultError> {
         let mut digests: BTreeMap<(FileKind, String), String> = BTreeMap::new();
         for svc in app.services.values() {
             for f in &svc.files {
@@ -105,7 +126,13 @@ impl Vault {
                     let len = value.len();
                     return Err(VaultError::TooLarge { path, len });
                 }
-                let digest = self.keep(&app.name, f.kind, &f.name, &value).await?;
+                let digest = match store {
+                    true => self.keep(&app.name, f.kind, &f.name, &value).await?,
+                    false => (self.cipher()?).digest(
+                        &format!("{}/{}/{}", app.name, f.kind.noun(), f.name),
+                        &value,
+                    ),
+                };
                 digests.insert(key, digest);
             }
         }

@@ -363,7 +363,8 @@ pub enum Artifact {
 /// One `ports:` entry: `"8080:80"`, `"8080"`, or the long form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortMapping {
-    /// The port opened on every host (the routing mesh).
+    /// The port opened on every host (the routing mesh). 0 in a parsed
+    /// file: a free port the server picks (and keeps across deploys).
     pub published: u16,
     /// The port the service listens on (ignored by components, which answer
     /// any port).

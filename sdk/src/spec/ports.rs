@@ -1,9 +1,12 @@
 //! `ports:` — the short form (`"8080:80"`, `"8080"`, `"127.0.0.1:8080:80"`,
 //! a bare number) and the long form (`{target, published, protocol, mode}`).
 //!
-//! Published ports open on every host (the routing mesh), so atoll needs a
-//! fixed published port for each entry and TCP only: a random host port or
-//! a port range has no meaning across a cluster, and the proxy speaks TCP.
+//! Published ports open on every host (the routing mesh), so each entry
+//! has one published port for the whole cluster, TCP only (the proxy
+//! speaks TCP; a range has no meaning across a cluster). An entry without
+//! one (`"80"`, `- 80`, the long form without `published`) gets published
+//! port 0 here: the server picks a free one (`scheduler/src/free_ports.rs`),
+//! as Compose picks a random host port.
 //! A published port may appear once per file, whichever service it is in.
 
 use std::collections::BTreeMap;
@@ -35,7 +38,7 @@ pub(super) enum PortError {
     #[error("port ranges are not supported")]
     Range,
     /// Which port (`published` or `target`) is missing.
-    #[error("the {0} port is missing: atoll does not pick random ports")]
+    #[error("the {0} port is missing (write the target alone, \"80\", for a published port the server picks)")]
     Missing(&'static str),
     #[error(transparent)]
     Number(#[from] UnitError),
@@ -104,10 +107,9 @@ pub(super) fn parse_short(s: &str) -> Result<Short, ShortPortError> {
             one_port(p, "published").map_err(wrap)?,
             one_port(t, "target").map_err(wrap)?,
         ),
-        None => {
-            let t = one_port(ports, "target").map_err(wrap)?;
-            (t, t)
-        }
+        // `"80"`: a free host port, picked by the server (as Compose
+        // picks a random one).
+        None => (0, one_port(ports, "target").map_err(wrap)?),
     };
     Ok(Short {
         published,
@@ -185,7 +187,7 @@ fn long(ctx: &mut Ctx, path: &str, node: &Node) -> Option<PortMapping> {
         return None;
     };
     Some(PortMapping {
-        published: published.unwrap_or(target),
+        published: published.unwrap_or(0),
         target,
     })
 }
@@ -206,7 +208,7 @@ pub(super) fn ports(
         let mapping = match &item.data {
             YamlData::Value(Scalar::Integer(_)) => {
                 port_value(ctx, &p, item, "target").map(|t| PortMapping {
-                    published: t,
+                    published: 0,
                     target: t,
                 })
             }
@@ -237,6 +239,10 @@ pub(super) fn ports(
             }
         };
         let Some(mapping) = mapping else { continue };
+        if mapping.published == 0 {
+            out.push(mapping);
+            continue;
+        }
         if let Some(owner) = seen.get(&mapping.published) {
             let by = if owner == service {
                 "this service".to_string()
@@ -292,7 +298,11 @@ mod tests {
     #[test]
     fn short_forms() {
         assert_eq!(parse_short("8080:80"), Ok(short(8080, 80, None)));
-        assert_eq!(parse_short("8080"), Ok(short(8080, 8080, None)));
+        assert_eq!(
+            parse_short("8080"),
+            Ok(short(0, 8080, None)),
+            "a free host port"
+        );
         assert_eq!(parse_short("8080:80/tcp"), Ok(short(8080, 80, None)));
         assert_eq!(
             parse_short("127.0.0.1:8080:80"),

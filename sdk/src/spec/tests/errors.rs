@@ -324,8 +324,18 @@ fn a_published_port_is_used_once_per_file() {
     let text = "services:\n  web:\n    image: nginx\n    ports: [\"8080:80\"]\n  api:\n    image: api\n    ports:\n      - 9000\n      - target: 81\n        published: 8080\n";
     let e = one_error(text, "services.api.ports[1]", 9);
     assert_eq!(e.message, "port 8080 is already published by service web");
-    let e = one_error(&web("ports: [80, \"80:81\"]"), "services.web.ports[1]", 4);
+    let e = one_error(
+        &web("ports: [\"80:80\", \"80:81\"]"),
+        "services.web.ports[1]",
+        4,
+    );
     assert_eq!(e.message, "port 80 is already published by this service");
+    // Ports the server picks (`"80"`) never clash here.
+    assert!(
+        super::ok(&web("ports: [80, \"81\", {target: 82}]"))
+            .warnings
+            .is_empty()
+    );
 }
 
 #[test]

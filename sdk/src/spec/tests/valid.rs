@@ -126,7 +126,7 @@ fn full_file_round_trip() {
                 target: 8080,
             },
             PortMapping {
-                published: 443,
+                published: 0,
                 target: 443,
             },
             PortMapping {
