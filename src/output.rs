@@ -6,6 +6,8 @@ use clap::ValueEnum;
 pub enum Format {
     #[default]
     Table,
+    /// The table with more columns (where a listing has more to show)
+    Wide,
     Json,
     Yaml,
 }

@@ -266,6 +266,25 @@ fn scale_restart_stop_and_start_change_the_app_on_the_server() {
     assert_eq!(c.running("moving").len(), 4);
     let history = text(&c.atoll(&["history", "moving"]).stdout);
     assert!(history.contains("scale web from 2 to 4"), "{history}");
+    // Every listing has -q and -o wide.
+    let revisions = text(&c.atoll(&["history", "moving", "-q"]).stdout);
+    assert_eq!(revisions.lines().collect::<Vec<_>>(), ["1", "2"]);
+    let wide = text(&c.atoll(&["ps", "moving", "-o", "wide"]).stdout);
+    let header = wide.lines().next().unwrap_or_default();
+    assert!(
+        header.contains("PORTS") && header.contains("READY"),
+        "{wide}"
+    );
+    assert_eq!(wide.lines().count(), 5, "{wide}");
+    for listing in [
+        &["ls", "-o", "wide"][..],
+        &["hosts", "-o", "wide"],
+        &["servers", "-q"],
+    ] {
+        let out = c.atoll(listing);
+        assert!(out.status.success(), "{listing:?}: {}", text(&out.stderr));
+    }
+    assert_eq!(text(&c.atoll(&["hosts", "-q"]).stdout), "h1\nh2\n");
     let again = c.atoll(&["scale", "moving/web=4"]);
     assert!(
         text(&again.stdout).contains("already has 4"),

@@ -11,10 +11,17 @@ pub struct Args {
     /// Output format
     #[arg(short, long, value_enum, default_value_t)]
     output: Format,
+    /// Only the revision numbers, one per line (for scripts)
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let revisions = args.server.client()?.history(&args.app).await?;
+    if args.quiet {
+        revisions.iter().for_each(|r| println!("{}", r.revision));
+        return Ok(());
+    }
     if args.output.structured() {
         return output::structured(args.output, &revisions);
     }

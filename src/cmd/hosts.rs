@@ -156,18 +156,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    output::table(
-        &[
-            "NAME",
-            "STATE",
-            "ADDRESS",
-            "INSTANCES",
-            "PLATFORM",
-            "RESERVED",
-            "SEEN",
-            "LABELS",
-        ],
-        &rows,
-    );
+    let mut header = vec![
+        "NAME",
+        "STATE",
+        "ADDRESS",
+        "INSTANCES",
+        "PLATFORM",
+        "RESERVED",
+        "SEEN",
+        "LABELS",
+    ];
+    let mut rows = rows;
+    if args.output == Format::Wide {
+        header.push("VERSION");
+        for (row, h) in rows.iter_mut().zip(&hosts) {
+            row.push(h.version.clone());
+        }
+    }
+    output::table(&header, &rows);
     Ok(())
 }

@@ -80,6 +80,9 @@ struct LsArgs {
     /// Output format
     #[arg(short, long, value_enum, default_value_t)]
     output: Format,
+    /// Only the references, one per line (for scripts)
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -148,6 +151,10 @@ async fn ls(args: LsArgs) -> anyhow::Result<()> {
             layers,
             size,
         });
+    }
+    if args.quiet {
+        rows.iter().for_each(|r| println!("{}", r.reference));
+        return Ok(());
     }
     print_rows(&rows, args.output)
 }

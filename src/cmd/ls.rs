@@ -42,9 +42,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    output::table(
-        &["NAME", "REVISION", "STATUS", "SERVICES", "AGE", "MESSAGE"],
-        &rows,
-    );
+    let mut header = vec!["NAME", "REVISION", "STATUS", "SERVICES", "AGE", "MESSAGE"];
+    let mut rows = rows;
+    if args.output == Format::Wide {
+        header.extend(["UPDATE", "WARNINGS"]);
+        for (row, a) in rows.iter_mut().zip(&apps) {
+            row.extend([
+                a.update.clone().unwrap_or_else(|| "-".into()),
+                a.warnings.len().to_string(),
+            ]);
+        }
+    }
+    output::table(&header, &rows);
     Ok(())
 }

@@ -57,12 +57,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    output::table(
-        &[
-            "APP", "SERVICE", "ID", "HOST", "STATE", "PORTS", "REV", "RESTARTS", "AGE", "REASON",
-        ],
-        &rows,
-    );
+    let mut header = vec![
+        "APP", "SERVICE", "ID", "HOST", "STATE", "PORTS", "REV", "RESTARTS", "AGE", "REASON",
+    ];
+    let mut rows = rows;
+    if args.output == Format::Wide {
+        header.extend(["READY", "ATTEMPT", "REPLACES"]);
+        for (row, i) in rows.iter_mut().zip(&instances) {
+            row.extend([
+                i.ready.to_string(),
+                i.attempt.to_string(),
+                i.replaces.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+    }
+    output::table(&header, &rows);
     Ok(())
 }
 

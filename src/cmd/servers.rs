@@ -10,10 +10,17 @@ pub struct Args {
     /// Output format
     #[arg(short, long, value_enum, default_value_t)]
     output: Format,
+    /// Only the names, one per line (for scripts)
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let servers = args.server.client()?.servers().await?;
+    if args.quiet {
+        servers.iter().for_each(|s| println!("{}", s.name));
+        return Ok(());
+    }
     if args.output.structured() {
         return output::structured(args.output, &servers);
     }

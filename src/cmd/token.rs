@@ -34,6 +34,9 @@ enum Command {
         /// Output format
         #[arg(short, long, value_enum, default_value_t)]
         output: Format,
+        /// Only the ids, one per line (for scripts)
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Revoke a token: it is refused from now on
     Revoke {
@@ -62,8 +65,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
             println!("{}", created.token);
         }
-        Command::Ls { output } => {
+        Command::Ls { output, quiet } => {
             let tokens = client.tokens().await?;
+            if quiet {
+                tokens.iter().for_each(|t| println!("{}", t.id));
+                return Ok(());
+            }
             if output.structured() {
                 return output::structured(output, &tokens);
             }

@@ -38,7 +38,9 @@ pub(super) enum PortError {
     #[error("port ranges are not supported")]
     Range,
     /// Which port (`published` or `target`) is missing.
-    #[error("the {0} port is missing (write the target alone, \"80\", for a published port the server picks)")]
+    #[error(
+        "the {0} port is missing (write the target alone, \"80\", for a published port the server picks)"
+    )]
     Missing(&'static str),
     #[error(transparent)]
     Number(#[from] UnitError),
