@@ -102,6 +102,7 @@ pub fn load(
         errors: Vec::new(),
         warnings: Vec::new(),
         cache: BTreeMap::new(),
+        overlay: BTreeMap::new(),
     };
     let mut trees = Vec::new();
     for input in inputs {
@@ -182,6 +183,9 @@ pub(crate) struct Loader<'l> {
     warnings: Vec<SpecError>,
     /// Files named by `extends` and `include`, read once each.
     cache: BTreeMap<PathBuf, Option<(usize, Item)>>,
+    /// The variables of the `include` being read (its `env_file`), which
+    /// win over `lookup`'s.
+    overlay: BTreeMap<String, String>,
 }
 
 impl Loader<'_> {
@@ -247,7 +251,9 @@ impl Loader<'_> {
             return Some(merge::empty_map(Origin { file, line: 1 }));
         };
         let mut ctx = Ctx::new(text);
-        variables::substitute_all(&mut ctx, &mut doc, self.lookup);
+        let (overlay, outer) = (&self.overlay, self.lookup);
+        let lookup = |name: &str| overlay.get(name).cloned().or_else(|| outer(name));
+        variables::substitute_all(&mut ctx, &mut doc, &lookup);
         let item = tree::from_node(&mut ctx, file, "", &doc);
         let place = |mut e: SpecError| {
             e.file = name.clone();

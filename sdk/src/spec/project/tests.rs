@@ -302,6 +302,30 @@ fn include_adds_services_and_refuses_a_clash() {
 }
 
 #[test]
+fn an_include_env_file_gives_the_included_files_variables() {
+    let db = "services:\n  db:\n    image: postgres:${PG:-16}\n    environment: {TAG: $TAG}\n";
+    let folder = Folder::new(&[
+        ("app/db/compose.yaml", db),
+        ("app/db.env", "PG=17\nTAG=from-the-env-file\n"),
+    ]);
+    let main = "include:\n  - path: db/compose.yaml\n    env_file: db.env\nservices:\n  web:\n    image: nginx:${PG:-1}\n";
+    let p = parsed(&folder, &[("compose.yaml", main)]);
+    let db = &p.app.services["db"];
+    assert!(matches!(&db.artifact, crate::spec::Artifact::Image(i) if i == "postgres:17"));
+    assert_eq!(env_of(db), [("TAG", "from-the-env-file")]);
+    // Only the included files: the including one's $PG is unset.
+    assert!(
+        matches!(&p.app.services["web"].artifact, crate::spec::Artifact::Image(i) if i == "nginx:1")
+    );
+    let missing = "include:\n  - path: db/compose.yaml\n    env_file: [nope.env]\nservices: {}\n";
+    let errs = errors(&folder, &[("compose.yaml", missing)]);
+    assert!(
+        errs[0].message.contains("env_file: cannot read nope.env"),
+        "{errs:#?}"
+    );
+}
+
+#[test]
 fn env_file_loses_to_environment_and_may_be_optional() {
     let text = "\
 services:
