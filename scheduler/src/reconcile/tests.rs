@@ -165,6 +165,16 @@ impl Cluster {
         self.snap.observed.insert(id.into(), status);
         self.snap.seen_since.insert(id.into(), 0);
     }
+
+    /// Every instance with no report yet reports running.
+    pub fn start_all(&mut self) {
+        let ids: Vec<String> = (self.all_ids().into_iter())
+            .filter(|id| !self.snap.observed.contains_key(id))
+            .collect();
+        for id in ids {
+            self.report(&id, InstanceState::Running);
+        }
+    }
 }
 
 /// What a host reports of `spec` running in `state`.

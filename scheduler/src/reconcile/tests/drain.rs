@@ -10,16 +10,6 @@ fn set(c: &mut Cluster, host: &str, a: Availability) {
     h.expect("known host").availability = a;
 }
 
-/// Every instance with no report yet reports running.
-fn all_start(c: &mut Cluster) {
-    let ids: Vec<String> = (c.all_ids().into_iter())
-        .filter(|id| !c.snap.observed.contains_key(id))
-        .collect();
-    for id in ids {
-        c.report(&id, InstanceState::Running);
-    }
-}
-
 fn three_on_three() -> Cluster {
     let web = service("web").replicas(3);
     let mut c = Cluster::new(
@@ -27,7 +17,7 @@ fn three_on_three() -> Cluster {
         vec![app("shop", vec![web])],
     );
     c.step();
-    all_start(&mut c);
+    c.start_all();
     assert_eq!(c.spread("shop", "web").len(), 3);
     c
 }
@@ -68,7 +58,7 @@ fn a_drained_host_is_emptied_one_ready_replacement_at_a_time() {
     assert_eq!(c.all_ids().len(), 4);
     let plan = c.step();
     assert!(plan.assignments.is_empty(), "waits for the replacement");
-    all_start(&mut c);
+    c.start_all();
     let plan = c.step();
     assert!(
         c.ids_on("h3").is_empty(),
@@ -122,7 +112,7 @@ fn a_global_service_stops_on_a_drained_host_and_skips_a_cordoned_one() {
         vec![app("ops", vec![agent])],
     );
     c.step();
-    all_start(&mut c);
+    c.start_all();
     set(&mut c, "h3", Availability::Draining);
     c.step();
     assert!(c.ids_on("h3").is_empty());

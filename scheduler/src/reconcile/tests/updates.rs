@@ -26,18 +26,6 @@ fn fail_a_new_instance(c: &mut Cluster) -> String {
     new
 }
 
-/// Every instance with no report yet reports running.
-fn all_start(c: &mut Cluster) {
-    let ids: Vec<String> = c
-        .all_ids()
-        .into_iter()
-        .filter(|id| !c.snap.observed.contains_key(id))
-        .collect();
-    for id in ids {
-        c.report(&id, InstanceState::Running);
-    }
-}
-
 fn shop(version: &str, tweak: impl Fn(&mut atoll_sdk::spec::Service)) -> AppRecord {
     let mut api = service("api").replicas(4).env("VERSION", version);
     tweak(&mut api);
@@ -47,7 +35,7 @@ fn shop(version: &str, tweak: impl Fn(&mut atoll_sdk::spec::Service)) -> AppReco
 fn running_v1(tweak: impl Fn(&mut atoll_sdk::spec::Service) + Copy) -> Cluster {
     let mut c = Cluster::new(vec![host("h1"), host("h2")], vec![shop("v1", tweak)]);
     c.step();
-    all_start(&mut c);
+    c.start_all();
     c.deploy(shop("v2", tweak));
     c
 }
@@ -64,7 +52,7 @@ fn start_first_adds_one_new_instance_then_stops_an_old_one_per_ready_new_one() {
     assert_eq!(by_revision(&c), (4, 1));
     let mut seen = vec![by_revision(&c)];
     for _ in 0..4 {
-        all_start(&mut c);
+        c.start_all();
         c.step();
         seen.push(by_revision(&c));
     }
@@ -82,7 +70,7 @@ fn stop_first_in_batches_of_two() {
     assert_eq!(by_revision(&c), (2, 2), "two stopped, two started");
     c.step();
     assert_eq!(by_revision(&c), (2, 2), "waits for the batch");
-    all_start(&mut c);
+    c.start_all();
     c.step();
     assert_eq!(by_revision(&c), (0, 4));
 }
@@ -113,7 +101,7 @@ fn continue_goes_on_past_failures() {
     );
     // And the update finishes, failed instance and all.
     for _ in 0..4 {
-        all_start(&mut c);
+        c.start_all();
         c.step();
     }
     assert_eq!(by_revision(&c), (0, 4));
@@ -149,7 +137,7 @@ fn a_canary_runs_beside_the_service_and_its_weight_restarts_nothing() {
         canaries[0].artifact,
         atoll_sdk::cluster::ArtifactRef::Image("registry.test/api:2".into())
     );
-    all_start(&mut c);
+    c.start_all();
     c.deploy(with_canary(50));
     assert!(c.step().changes_nothing(), "a new weight is routing only");
 
@@ -178,7 +166,7 @@ fn a_service_with_a_named_volume_is_replaced_on_its_host_stop_first() {
     };
     let mut c = Cluster::new(vec![host("h1"), host("h2")], vec![with_volume("v1")]);
     c.step();
-    all_start(&mut c);
+    c.start_all();
     let home = c.spread("shop", "db");
     c.deploy(with_volume("v2"));
     let plan = c.step();
@@ -203,7 +191,7 @@ fn start_first_on_a_full_cluster_falls_back_to_stop_first() {
     };
     let mut c = Cluster::new(hosts, vec![full("v1")]);
     c.step();
-    all_start(&mut c);
+    c.start_all();
     c.deploy(full("v2"));
     let plan = c.step();
     assert_eq!(by_revision(&c), (4, 0), "no room for a fifth");
@@ -220,7 +208,7 @@ fn start_first_on_a_full_cluster_falls_back_to_stop_first() {
     c.snap.unplaced.clear();
     let mut seen = Vec::new();
     for _ in 0..8 {
-        all_start(&mut c);
+        c.start_all();
         let plan = c.plan();
         c.snap = apply(&c.snap, &plan);
         let short = plan
