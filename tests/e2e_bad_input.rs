@@ -215,7 +215,8 @@ fn the_api_cuts_slow_and_idle_clients_caps_connections_and_refuses_large_json() 
         "cut after {cut:?}"
     );
 
-    // A deploy body over 1 MiB: 413, and the API answers on.
+    // A deploy whose Compose text is over 1 MiB: 413 naming it, and the
+    // API answers on.
     let body = format!(
         "{{\"compose\":\"{}\",\"default_name\":\"big\",\"artifacts\":{{}}}}",
         "a".repeat(2 << 20)
@@ -234,6 +235,7 @@ fn the_api_cuts_slow_and_idle_clients_caps_connections_and_refuses_large_json() 
     let _ = s.read_to_end(&mut answer);
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("the Compose text is 2048 KiB"), "{answer}");
     let (status, _) = http_get(&addr, "/v1/health").expect("health after");
     assert_eq!(status, 200);
     assert!(c.instances("big").is_empty());

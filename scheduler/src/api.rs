@@ -286,6 +286,16 @@ async fn deploy(
     Extension(caller): Extension<Caller>,
     Json(req): Json<DeployRequest>,
 ) -> ApiResult<Response> {
+    if req.compose.len() > MAX_JSON_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the Compose text is {} KiB: at most {} KiB (files shipped from the project folder travel beside it)",
+                req.compose.len() / 1024,
+                MAX_JSON_BYTES / 1024
+            ),
+        ));
+    }
     let variables = |name: &str| req.variables.get(name).cloned();
     let parsed = spec::parse_with(&req.compose, &req.default_name, &variables, &req.profiles)
         .map_err(ApiError::invalid_compose)?;
@@ -345,6 +355,7 @@ fn dry_run_plan(c: &Cluster, app: &spec::App) -> atoll_sdk::api::DeployPlan {
     let mut app = app.clone();
     let taken = free_ports::taken_by_others(snap.apps.iter().map(|r| &r.spec), &app.name);
     let _ = free_ports::assign(&mut app, current.map(|(s, _)| s), &taken);
+    revisions::keep_restarts(&mut app, current.map(|(s, _)| s));
     let app = &app;
     let mut running = std::collections::BTreeMap::new();
     for i in snap.assignments.values().flat_map(|a| &a.instances) {

@@ -63,9 +63,9 @@ pub(crate) fn need(method: &Method, route: &str) -> Need {
         "/v1/health" | "/healthz" => return Need::Nothing,
         "/v1/apps" if get => (Read, Narrowed),
         "/v1/apps" => (Deploy, Narrowed),
-        "/v1/apps/{name}" | "/v1/apps/{name}/history" | "/v1/apps/{name}/spec" if get => {
-            (Read, Path)
-        }
+        "/v1/apps/{name}" | "/v1/apps/{name}/history" if get => (Read, Path),
+        // The stored spec holds the environment's values: as deploying.
+        "/v1/apps/{name}/spec" if get => (Deploy, Path),
         "/v1/apps/{name}"
         | "/v1/apps/{name}/rollback"
         | "/v1/apps/{name}/promote/{service}"

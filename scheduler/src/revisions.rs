@@ -15,6 +15,7 @@
 mod import;
 mod next;
 mod operate;
+pub(crate) use operate::keep_restarts;
 
 use crate::cas::{CasError, compare_and_set};
 use crate::cluster::Cluster;
@@ -151,6 +152,7 @@ async fn deploy_once(
     let mut app = app;
     let taken = free_ports::taken_by_others(records.iter().map(|r| &r.spec), &name);
     free_ports::assign(&mut app, previous.as_ref().map(|p| &p.spec), &taken)?;
+    operate::keep_restarts(&mut app, previous.as_ref().map(|p| &p.spec));
     check_ports(&app, records.iter().map(|r| &r.spec))?;
     // A stopped app deployed again starts, as `docker compose up` does.
     if let Some(prev) = &previous
@@ -467,7 +469,10 @@ async fn write(
     next: Next,
 ) -> Result<u64, RevisionError> {
     let now = &current.value;
-    let vips = allocated(&all_records(cluster), &next.spec, &now.vips);
+    let records = all_records(cluster);
+    // An earlier revision's ports (a rollback) may have been taken since.
+    check_ports(&next.spec, records.iter().map(|r| &r.spec))?;
+    let vips = allocated(&records, &next.spec, &now.vips);
     let record = AppRecord {
         v: now.v,
         revision: now.revision + 1,

@@ -162,6 +162,7 @@ impl FileArgs {
             &|p| read_file(p),
             &|p| super::project_files::list(p),
             &lookup,
+            &self.profiles,
         )
         .map_err(invalid)?;
         let parsed = project

@@ -190,17 +190,14 @@ impl Network {
         catch_all: Option<u16>,
         cluster_ports: BTreeSet<(Ipv4Addr, u16)>,
     ) -> Result<(), NetError> {
-        let changed = {
-            let mut s = lock(&self.firewall.served);
-            let mut c = lock(&self.firewall.cluster_ports);
-            let mut a = lock(&self.firewall.catch_all);
-            let changed = *s != served || *c != cluster_ports || *a != catch_all;
-            *s = served;
-            *c = cluster_ports;
-            *a = catch_all;
-            changed
-        };
-        match changed && self.bridge_ready.initialized() {
+        {
+            *lock(&self.firewall.served) = served;
+            *lock(&self.firewall.cluster_ports) = cluster_ports;
+            *lock(&self.firewall.catch_all) = catch_all;
+        }
+        // Written only when the ruleset differs from the one last written,
+        // so a write that failed is tried again on the next call.
+        match self.bridge_ready.initialized() {
             true => self.sync_firewall().await,
             false => Ok(()),
         }

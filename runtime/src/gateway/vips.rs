@@ -187,7 +187,7 @@ pub async fn run(gw: Arc<Gateway>, containers: Arc<Containers>) {
             }
         }
         let catch_port = catch_all.as_ref().map(|(port, _)| *port);
-        let served = (addresses.iter().copied())
+        let served: BTreeSet<Ipv4Addr> = (addresses.iter().copied())
             .filter(|a| {
                 catch_port.is_some()
                     && want
@@ -205,9 +205,16 @@ pub async fn run(gw: Arc<Gateway>, containers: Arc<Containers>) {
             .flat_map(|r| r.endpoints.iter())
             .filter_map(|e| Some((e.endpoint.address.parse().ok()?, e.endpoint.mesh_port)))
             .collect();
-        if let Err(e) = containers.serve_addresses(open, catch_port, peers).await {
-            tracing::warn!(error = %e, "cannot update the containers' firewall");
-        }
+        // Without the firewall's rules a component's socket to a service
+        // address could reach whatever else listens on the host's
+        // addresses: nothing counts as served until they are written.
+        let served = match containers.serve_addresses(open, catch_port, peers).await {
+            Ok(()) => served,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot update the containers' firewall");
+                BTreeSet::new()
+            }
+        };
         shared.ready.send_if_modified(|r| {
             let changed = *r != served;
             *r = served;

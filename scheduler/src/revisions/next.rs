@@ -119,7 +119,13 @@ pub(crate) fn rolled_back(
         restored: target.revision,
         rollback_of: Some(now.revision),
         cause,
-        stopped: now.stopped,
+        // Rolling a stop (or a start) back undoes it; one service's
+        // rollback leaves the app as it is.
+        stopped: if service.is_some() {
+            now.stopped
+        } else {
+            target.stopped
+        },
     })
 }
 

@@ -87,6 +87,24 @@ pub(crate) fn restarted(
     Ok(next(now, spec, cause, now.stopped))
 }
 
+/// Keeps each service's `atoll restart` mark from `previous` (a file never
+/// has one): deploying the same file again after a restart changes
+/// nothing.
+pub(crate) fn keep_restarts(
+    app: &mut atoll_sdk::spec::App,
+    previous: Option<&atoll_sdk::spec::App>,
+) {
+    let Some(previous) = previous else {
+        return;
+    };
+    for svc in app.services.values_mut() {
+        if svc.restarted_at_ms.is_none() {
+            svc.restarted_at_ms =
+                (previous.services.get(&svc.name)).and_then(|p| p.restarted_at_ms);
+        }
+    }
+}
+
 /// The app stopped (`stop`) or started again; `None` when it already is.
 pub(crate) fn stopped(now: &AppRecord, stop: bool) -> Option<Next> {
     (now.stopped != stop).then(|| {
@@ -138,6 +156,17 @@ mod tests {
     }
 
     #[test]
+    fn a_deploy_after_a_restart_keeps_the_mark() {
+        let now = app("shop", vec![service("web"), service("db")]);
+        let restarted = restarted(&now, Some("web"), 7).unwrap();
+        let mut file = now.spec.clone();
+        keep_restarts(&mut file, Some(&restarted.spec));
+        assert_eq!(file, restarted.spec, "the same file: no change");
+        keep_restarts(&mut file, None);
+        assert_eq!(file.services["web"].restarted_at_ms, Some(7));
+    }
+
+    #[test]
     fn stop_and_start_flip_the_app_once() {
         let now = app("shop", vec![service("web")]);
         let stop = stopped(&now, true).unwrap();
@@ -147,5 +176,9 @@ mod tests {
         let mut was = now.clone();
         was.stopped = true;
         assert!(!stopped(&was, false).unwrap().stopped);
+        // A rollback of the stop starts the app again.
+        was.revision = 2;
+        let back = super::super::next::rolled_back(&was, &[now.clone(), was.clone()], None, None);
+        assert!(!back.unwrap().stopped);
     }
 }

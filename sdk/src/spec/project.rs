@@ -67,12 +67,14 @@ pub struct Project {
 const MAX_DEPTH: usize = 8;
 
 /// Reads `inputs` (at least one) as one project; variables (`${VAR}`)
-/// from `lookup`, files the bind mounts ship through `list`.
+/// from `lookup`, files the bind mounts ship through `list` (for the
+/// services that run with the `profiles` active).
 pub fn load(
     inputs: &[ComposeInput],
     read: ReadFile,
     list: ListFiles,
     lookup: Lookup,
+    profiles: &[String],
 ) -> Result<Project, SpecErrors> {
     let single = match inputs {
         [one] => Some(one),
@@ -103,6 +105,7 @@ pub fn load(
         warnings: Vec::new(),
         cache: BTreeMap::new(),
         overlay: BTreeMap::new(),
+        profiles: profiles.to_vec(),
     };
     let mut trees = Vec::new();
     for input in inputs {
@@ -182,10 +185,12 @@ pub(crate) struct Loader<'l> {
     errors: Vec<SpecError>,
     warnings: Vec<SpecError>,
     /// Files named by `extends` and `include`, read once each.
-    cache: BTreeMap<PathBuf, Option<(usize, Item)>>,
+    cache: BTreeMap<(PathBuf, String), Option<(usize, Item)>>,
     /// The variables of the `include` being read (its `env_file`), which
     /// win over `lookup`'s.
     overlay: BTreeMap<String, String>,
+    /// The active profiles: a service left out ships no files.
+    profiles: Vec<String>,
 }
 
 impl Loader<'_> {
@@ -274,7 +279,9 @@ impl Loader<'_> {
         dir: Option<&str>,
     ) -> Option<(usize, Item)> {
         let full = self.dir(from.file).join(rel);
-        if let Some(done) = self.cache.get(&full) {
+        // Read again under another include's variables.
+        let key = (full.clone(), format!("{:?}", self.overlay));
+        if let Some(done) = self.cache.get(&key) {
             return done.clone();
         }
         let loaded = match (self.read)(&full) {
@@ -291,7 +298,7 @@ impl Loader<'_> {
                 None
             }
         };
-        self.cache.insert(full, loaded.clone());
+        self.cache.insert(key, loaded.clone());
         loaded
     }
 

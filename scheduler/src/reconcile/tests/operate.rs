@@ -4,15 +4,6 @@
 
 use super::*;
 
-fn all_start(c: &mut Cluster) {
-    let ids: Vec<String> = (c.all_ids().into_iter())
-        .filter(|id| !c.snap.observed.contains_key(id))
-        .collect();
-    for id in ids {
-        c.report(&id, InstanceState::Running);
-    }
-}
-
 #[test]
 fn a_stopped_app_runs_nothing_and_starts_again() {
     let shop = || {
@@ -23,7 +14,7 @@ fn a_stopped_app_runs_nothing_and_starts_again() {
     };
     let mut c = Cluster::new(vec![host("h1"), host("h2")], vec![shop()]);
     c.step();
-    all_start(&mut c);
+    c.start_all();
     assert_eq!(c.all_ids().len(), 4);
     let mut stopped = shop();
     stopped.stopped = true;
@@ -53,7 +44,7 @@ fn a_restarted_service_is_replaced_one_at_a_time() {
     };
     let mut c = Cluster::new(vec![host("h1"), host("h2")], vec![shop(None)]);
     c.step();
-    all_start(&mut c);
+    c.start_all();
     let before = c.all_ids();
     c.deploy(shop(Some(1)));
     c.step();
@@ -64,7 +55,7 @@ fn a_restarted_service_is_replaced_one_at_a_time() {
         "one new web beside the old two: {during:?}"
     );
     for _ in 0..6 {
-        all_start(&mut c);
+        c.start_all();
         c.step();
     }
     let after = c.all_ids();

@@ -122,6 +122,9 @@ pub(super) fn apply(loader: &mut Loader, root: &mut Item) -> BTreeMap<String, Ve
         let Some(m) = svc.item.map_mut() else {
             continue;
         };
+        if !runs(m, &loader.profiles) {
+            continue;
+        }
         let Some(Value::Seq(items)) = m.get_mut("volumes").map(|v| &mut v.value) else {
             continue;
         };
@@ -190,6 +193,20 @@ pub(super) fn apply(loader: &mut Loader, root: &mut Item) -> BTreeMap<String, Ve
     }
     declare(loader, top, declared);
     shipped.values
+}
+
+/// Whether a service runs with the `active` profiles (one left out ships
+/// nothing, and the parser drops it).
+fn runs(service: &Map, active: &[String]) -> bool {
+    let named: Vec<String> = match service.get("profiles").map(|p| &p.value) {
+        Some(Value::Seq(items)) => items
+            .iter()
+            .filter_map(|i| i.text().map(String::from))
+            .collect(),
+        Some(Value::Str(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    crate::spec::profiles::enabled(&named, active)
 }
 
 impl Shipped {

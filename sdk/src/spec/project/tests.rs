@@ -69,7 +69,14 @@ fn project(folder: &Folder, given: &[(&str, &str)]) -> Result<Project, Vec<SpecE
             text: text.to_string(),
         })
         .collect();
-    load(&inputs, &|p| folder.read(p), &|p| folder.list(p), &vars).map_err(|e| e.0)
+    load(
+        &inputs,
+        &|p| folder.read(p),
+        &|p| folder.list(p),
+        &vars,
+        &[],
+    )
+    .map_err(|e| e.0)
 }
 
 fn parsed(folder: &Folder, given: &[(&str, &str)]) -> Parsed {
@@ -527,4 +534,13 @@ fn a_host_path_is_still_refused() {
             .message
             .starts_with("bind mounts of host paths are refused")
     );
+}
+
+#[test]
+fn a_service_left_out_by_its_profile_ships_nothing() {
+    let text = "services:\n  web:\n    image: nginx\n  dev:\n    image: nginx\n    profiles: [dev]\n    volumes: [\"./src:/src\"]\n";
+    let p = project(&Folder::new(&[]), &[("compose.yaml", text)]).expect("no file read");
+    assert!(p.bundle.is_empty());
+    let parsed = p.parse("demo", &vars, &[]).expect("parse");
+    assert!(!parsed.app.services.contains_key("dev"));
 }
