@@ -381,6 +381,12 @@ fn scale_restart_stop_and_start_change_the_app_on_the_server() {
             .any(|l| l.starts_with("moving") && l.contains("stopped")),
         "{ls}"
     );
+    let plan = c.atoll(&["deploy", "-f", &file.to_string_lossy(), "--dry-run"]);
+    assert!(
+        text(&plan.stdout).contains("and start the stopped app"),
+        "{}",
+        text(&plan.stdout)
+    );
     let out = c.atoll(&["start", "moving", "--wait", "--timeout", "60"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(c.running("moving").len(), 4);

@@ -331,6 +331,7 @@ async fn deploy(
         (c.vault.digests_for(&mut app, &declared, &sent).await).map_err(ApiError::secrets)?;
         let mut plan = dry_run_plan(&c, &app);
         plan.warnings = parsed.warnings;
+        plan.stopped = c.snapshot().app(&app.name).is_some_and(|r| r.stopped);
         return Ok(Json(plan).into_response());
     }
     (c.vault.keep_for(&mut app, &declared, &sent).await).map_err(ApiError::secrets)?;

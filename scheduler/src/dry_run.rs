@@ -47,6 +47,7 @@ pub(crate) fn plan(
         current_revision: current.map_or(0, |(_, r)| r),
         services,
         warnings: Vec::new(),
+        stopped: false,
     }
 }
 

@@ -70,6 +70,9 @@ pub struct DeployPlan {
     pub current_revision: u64,
     pub services: Vec<ServicePlan>,
     pub warnings: Vec<String>,
+    /// The app is stopped (`atoll stop`): deploying starts it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
 }
 
 /// One service in a [`DeployPlan`].

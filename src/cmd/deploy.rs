@@ -80,9 +80,14 @@ async fn dry_run(client: &Client, loaded: Loaded) -> anyhow::Result<()> {
             plan.app
         ),
         r => println!(
-            "app {} revision {r}: deploying would make revision {} (dry run: nothing changed)",
+            "app {} revision {r}: deploying would make revision {}{} (dry run: nothing changed)",
             plan.app,
-            r + 1
+            r + 1,
+            if plan.stopped {
+                " and start the stopped app"
+            } else {
+                ""
+            }
         ),
     }
     let rows: Vec<Vec<String>> = (plan.services.iter())
