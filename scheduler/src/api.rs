@@ -331,7 +331,6 @@ async fn deploy(
         (c.vault.digests_for(&mut app, &declared, &sent).await).map_err(ApiError::secrets)?;
         let mut plan = dry_run_plan(&c, &app);
         plan.warnings = parsed.warnings;
-        plan.stopped = c.snapshot().app(&app.name).is_some_and(|r| r.stopped);
         return Ok(Json(plan).into_response());
     }
     (c.vault.keep_for(&mut app, &declared, &sent).await).map_err(ApiError::secrets)?;
@@ -355,8 +354,7 @@ fn dry_run_plan(c: &Cluster, app: &spec::App) -> atoll_sdk::api::DeployPlan {
     // deploy itself says why).
     let mut app = app.clone();
     let taken = free_ports::taken_by_others(snap.apps.iter().map(|r| &r.spec), &app.name);
-    let _ = free_ports::assign(&mut app, current.map(|(s, _)| s), &taken);
-    revisions::keep_restarts(&mut app, current.map(|(s, _)| s));
+    let _ = revisions::settle(&mut app, current.map(|(s, _)| s), &taken);
     let app = &app;
     let mut running = std::collections::BTreeMap::new();
     for i in snap.assignments.values().flat_map(|a| &a.instances) {
@@ -364,7 +362,9 @@ fn dry_run_plan(c: &Cluster, app: &spec::App) -> atoll_sdk::api::DeployPlan {
             *running.entry(i.service.clone()).or_insert(0u32) += 1;
         }
     }
-    crate::dry_run::plan(app, current, &running)
+    let mut plan = crate::dry_run::plan(app, current, &running);
+    plan.stopped = snap.app(&app.name).is_some_and(|r| r.stopped);
+    plan
 }
 
 async fn delete_app(State(c): Shared, Path(name): Path<String>) -> ApiResult<StatusCode> {

@@ -15,7 +15,7 @@
 mod import;
 mod next;
 mod operate;
-pub(crate) use operate::keep_restarts;
+pub(crate) use operate::settle;
 
 use crate::cas::{CasError, compare_and_set};
 use crate::cluster::Cluster;
@@ -151,8 +151,7 @@ async fn deploy_once(
     let (previous, expected) = read_current(cluster, &name).await?;
     let mut app = app;
     let taken = free_ports::taken_by_others(records.iter().map(|r| &r.spec), &name);
-    free_ports::assign(&mut app, previous.as_ref().map(|p| &p.spec), &taken)?;
-    operate::keep_restarts(&mut app, previous.as_ref().map(|p| &p.spec));
+    settle(&mut app, previous.as_ref().map(|p| &p.spec), &taken)?;
     check_ports(&app, records.iter().map(|r| &r.spec))?;
     // A stopped app deployed again starts, as `docker compose up` does.
     if let Some(prev) = &previous
@@ -226,6 +225,18 @@ pub(crate) enum Operation<'a> {
     Start,
 }
 
+impl Operation<'_> {
+    /// Its event kind (and command name).
+    fn kind(self) -> &'static str {
+        match self {
+            Operation::Scale { .. } => "scale",
+            Operation::Restart { .. } => "restart",
+            Operation::Stop => "stop",
+            Operation::Start => "start",
+        }
+    }
+}
+
 /// `atoll scale`, `restart`, `stop`, `start`: the current revision changed
 /// as an operator asks (see `operate.rs`), written as the next one; its
 /// number, or `None` when nothing would change.
@@ -248,14 +259,8 @@ pub(crate) async fn operate(
     let cause = next.cause.clone();
     let revision = write(cluster, app, &current, next).await?;
     wait_for_revision(cluster, app, revision).await;
-    let kind = match op {
-        Operation::Scale { .. } => "scale",
-        Operation::Restart { .. } => "restart",
-        Operation::Stop => "stop",
-        Operation::Start => "start",
-    };
     let msg = format!("app {app} revision {revision}: {cause}");
-    cluster.publish_event(kind, Some(app), msg).await;
+    cluster.publish_event(op.kind(), Some(app), msg).await;
     Ok(Some(revision))
 }
 

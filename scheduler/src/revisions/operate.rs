@@ -87,13 +87,22 @@ pub(crate) fn restarted(
     Ok(next(now, spec, cause, now.stopped))
 }
 
+/// What a deployed file becomes against the current revision `previous`
+/// (the other apps publishing `taken`): its ports the server picks, and
+/// each service's restart mark kept. Shared by a deploy and its dry run.
+pub(crate) fn settle(
+    app: &mut atoll_sdk::spec::App,
+    previous: Option<&atoll_sdk::spec::App>,
+    taken: &std::collections::BTreeSet<u16>,
+) -> Result<(), crate::placement::free_ports::NoFreePort> {
+    keep_restarts(app, previous);
+    crate::placement::free_ports::assign(app, previous, taken)
+}
+
 /// Keeps each service's `atoll restart` mark from `previous` (a file never
 /// has one): deploying the same file again after a restart changes
 /// nothing.
-pub(crate) fn keep_restarts(
-    app: &mut atoll_sdk::spec::App,
-    previous: Option<&atoll_sdk::spec::App>,
-) {
+fn keep_restarts(app: &mut atoll_sdk::spec::App, previous: Option<&atoll_sdk::spec::App>) {
     let Some(previous) = previous else {
         return;
     };
