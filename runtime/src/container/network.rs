@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -77,6 +78,8 @@ struct FirewallState {
     served: std::sync::Mutex<BTreeSet<(String, Ipv4Addr, u16)>>,
     cluster_ports: std::sync::Mutex<BTreeSet<(Ipv4Addr, u16)>>,
     catch_all: std::sync::Mutex<Option<u16>>,
+    /// The last write failed: the next [`Network::serve`] writes again.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 /// A lease file's text: the instance id, then its app.
@@ -190,17 +193,26 @@ impl Network {
         catch_all: Option<u16>,
         cluster_ports: BTreeSet<(Ipv4Addr, u16)>,
     ) -> Result<(), NetError> {
-        {
-            *lock(&self.firewall.served) = served;
-            *lock(&self.firewall.cluster_ports) = cluster_ports;
-            *lock(&self.firewall.catch_all) = catch_all;
+        let changed = {
+            let mut s = lock(&self.firewall.served);
+            let mut c = lock(&self.firewall.cluster_ports);
+            let mut a = lock(&self.firewall.catch_all);
+            let changed = *s != served || *c != cluster_ports || *a != catch_all;
+            *s = served;
+            *c = cluster_ports;
+            *a = catch_all;
+            changed
+        };
+        // A write that failed is tried again on the next call.
+        let failed = self.firewall.failed.load(Ordering::Relaxed);
+        if !(changed || failed) || !self.bridge_ready.initialized() {
+            return Ok(());
         }
-        // Written only when the ruleset differs from the one last written,
-        // so a write that failed is tried again on the next call.
-        match self.bridge_ready.initialized() {
-            true => self.sync_firewall().await,
-            false => Ok(()),
-        }
+        let written = self.sync_firewall().await;
+        self.firewall
+            .failed
+            .store(written.is_err(), Ordering::Relaxed);
+        written
     }
 
     /// Every leased container, for the firewall.
