@@ -80,6 +80,14 @@ fn bind_of(item: &Item) -> Option<Bind> {
     }
 }
 
+/// `rel` under the mount's `top` (the file itself when `rel` is empty).
+fn under(top: &str, rel: &str) -> String {
+    match rel {
+        "" => top.to_string(),
+        rel => format!("{}/{rel}", top.trim_end_matches('/')),
+    }
+}
+
 /// The config a file becomes: its content's name.
 fn config_name(value: &[u8]) -> String {
     let digest = Sha256::digest(value);
@@ -163,14 +171,8 @@ pub(super) fn apply(loader: &mut Loader, root: &mut Item) -> BTreeMap<String, Ve
                     break;
                 }
                 let name = config_name(&f.value);
-                let target = match f.rel.as_str() {
-                    "" => bind.target.clone(),
-                    rel => format!("{}/{rel}", bind.target.trim_end_matches('/')),
-                };
-                let shown = match f.rel.as_str() {
-                    "" => bind.source.clone(),
-                    rel => format!("{}/{rel}", bind.source.trim_end_matches('/')),
-                };
+                let target = under(&bind.target, &f.rel);
+                let shown = under(&bind.source, &f.rel);
                 let mode = 0o444 | (f.mode & 0o111);
                 let mount = Map(vec![
                     entry("source", text(name.clone(), at)),
@@ -212,10 +214,7 @@ fn runs(service: &Map, active: &[String]) -> bool {
 impl Shipped {
     /// Counts `f` against the project's limits.
     fn add(&mut self, source: &str, f: &ProjectFile) -> Result<(), String> {
-        let shown = match f.rel.as_str() {
-            "" => source.to_string(),
-            rel => format!("{}/{rel}", source.trim_end_matches('/')),
-        };
+        let shown = under(source, &f.rel);
         if f.value.len() > MAX_BUNDLE_FILE {
             return Err(format!(
                 "{shown} is {} KiB, more than the {} KiB a file shipped from the project folder may hold",
