@@ -42,6 +42,28 @@ pub fn structured<T: serde::Serialize>(format: Format, value: &T) -> anyhow::Res
     }
 }
 
+/// [`table`] of `items` (`rows` are theirs, in order); with `-o wide`,
+/// each row also gets the `more` columns `extra` gives for its item.
+pub fn table_or_wide<T>(
+    format: Format,
+    header: &[&str],
+    rows: Vec<Vec<String>>,
+    items: &[T],
+    (more, extra): (&[&str], impl Fn(&T) -> Vec<String>),
+) {
+    if format != Format::Wide {
+        return table(header, &rows);
+    }
+    let header: Vec<&str> = header.iter().chain(more).copied().collect();
+    let rows: Vec<Vec<String>> = (rows.into_iter().zip(items))
+        .map(|(mut row, item)| {
+            row.extend(extra(item));
+            row
+        })
+        .collect();
+    table(&header, &rows);
+}
+
 /// Prints rows under a header, columns padded to their widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
     print!("{}", table_text(header, rows));

@@ -156,7 +156,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    let mut header = vec![
+    let header = [
         "NAME",
         "STATE",
         "ADDRESS",
@@ -166,13 +166,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "SEEN",
         "LABELS",
     ];
-    let mut rows = rows;
-    if args.output == Format::Wide {
-        header.push("VERSION");
-        for (row, h) in rows.iter_mut().zip(&hosts) {
-            row.push(h.version.clone());
-        }
-    }
-    output::table(&header, &rows);
+    let wide = |h: &atoll_sdk::api::HostView| vec![h.version.clone()];
+    output::table_or_wide(args.output, &header, rows, &hosts, (&["VERSION"], wide));
     Ok(())
 }

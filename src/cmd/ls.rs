@@ -42,17 +42,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    let mut header = vec!["NAME", "REVISION", "STATUS", "SERVICES", "AGE", "MESSAGE"];
-    let mut rows = rows;
-    if args.output == Format::Wide {
-        header.extend(["UPDATE", "WARNINGS"]);
-        for (row, a) in rows.iter_mut().zip(&apps) {
-            row.extend([
-                a.update.clone().unwrap_or_else(|| "-".into()),
-                a.warnings.len().to_string(),
-            ]);
-        }
-    }
-    output::table(&header, &rows);
+    let header = ["NAME", "REVISION", "STATUS", "SERVICES", "AGE", "MESSAGE"];
+    let wide = |a: &atoll_sdk::api::AppView| {
+        vec![
+            a.update.clone().unwrap_or_else(|| "-".into()),
+            a.warnings.len().to_string(),
+        ]
+    };
+    output::table_or_wide(
+        args.output,
+        &header,
+        rows,
+        &apps,
+        (&["UPDATE", "WARNINGS"], wide),
+    );
     Ok(())
 }

@@ -57,21 +57,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    let mut header = vec![
+    let header = [
         "APP", "SERVICE", "ID", "HOST", "STATE", "PORTS", "REV", "RESTARTS", "AGE", "REASON",
     ];
-    let mut rows = rows;
-    if args.output == Format::Wide {
-        header.extend(["READY", "ATTEMPT", "REPLACES"]);
-        for (row, i) in rows.iter_mut().zip(&instances) {
-            row.extend([
-                i.ready.to_string(),
-                i.attempt.to_string(),
-                i.replaces.clone().unwrap_or_else(|| "-".into()),
-            ]);
-        }
-    }
-    output::table(&header, &rows);
+    let wide = |i: &atoll_sdk::api::InstanceView| {
+        vec![
+            i.ready.to_string(),
+            i.attempt.to_string(),
+            i.replaces.clone().unwrap_or_else(|| "-".into()),
+        ]
+    };
+    let more = ["READY", "ATTEMPT", "REPLACES"];
+    output::table_or_wide(args.output, &header, rows, &instances, (&more, wide));
     Ok(())
 }
 
