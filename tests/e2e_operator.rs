@@ -183,10 +183,7 @@ fn a_drained_host_is_emptied_under_load_without_a_failed_request() {
 
     // Drained under load through h1: every request answered.
     let load = common::load::Load::start(&[format!("127.0.25.3:{port}")], "/", 20, |_| "ok".into());
-    let base = load.ok();
-    wait_until("the load to get going", Duration::from_secs(10), || {
-        (load.ok() > base + 200).then_some(())
-    });
+    load.more(200, "the load to get going");
     let out = c.atoll(&["hosts", "drain", "h2", "--timeout", "120"]);
     assert!(
         out.status.success(),
@@ -199,12 +196,7 @@ fn a_drained_host_is_emptied_under_load_without_a_failed_request() {
         "{}",
         text(&out.stdout)
     );
-    let after = load.ok();
-    wait_until(
-        "more answers after the drain",
-        Duration::from_secs(10),
-        || (load.ok() > after + 200).then_some(()),
-    );
+    load.more(200, "more answers after the drain");
     let seen = load.finish();
     assert_eq!(
         seen.failed, 0,
@@ -340,10 +332,7 @@ fn scale_restart_stop_and_start_change_the_app_on_the_server() {
     // Restart under load: every instance replaced, no request failed.
     let before = ids(&c);
     let load = common::load::Load::start(&[format!("127.0.25.7:{port}")], "/", 10, |_| "ok".into());
-    let base = load.ok();
-    wait_until("the load to get going", Duration::from_secs(10), || {
-        (load.ok() > base + 100).then_some(())
-    });
+    load.more(100, "the load to get going");
     let out = c.atoll(&["restart", "moving", "--wait", "--timeout", "90"]);
     assert!(
         out.status.success(),
@@ -351,10 +340,7 @@ fn scale_restart_stop_and_start_change_the_app_on_the_server() {
         text(&out.stdout),
         text(&out.stderr)
     );
-    let after = load.ok();
-    wait_until("answers after the restart", Duration::from_secs(10), || {
-        (load.ok() > after + 100).then_some(())
-    });
+    load.more(100, "answers after the restart");
     let seen = load.finish();
     assert_eq!(
         seen.failed, 0,

@@ -90,6 +90,14 @@ impl Load {
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).ok
     }
 
+    /// Waits (up to 10 s) until `n` more answers than now came: the load
+    /// runs (before a change), or runs on (after it).
+    pub fn more(&self, n: u64, what: &str) {
+        let base = self.ok();
+        let limit = std::time::Duration::from_secs(10);
+        super::wait_until(what, limit, || (self.ok() > base + n).then_some(()));
+    }
+
     /// Answers of kind `kind` so far.
     pub fn count(&self, kind: &str) -> u64 {
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
