@@ -3,7 +3,8 @@
 //! its output and exit status through, and refuses clearly what it cannot
 //! do (an unknown instance, a Wasm component); `atoll hosts cordon`,
 //! `drain` and `uncordon` move work off a host under load without a
-//! failed request.
+//! failed request, and a service with a named volume only when the
+//! operator confirms it starts elsewhere on an empty volume.
 
 #[path = "containers/cleanup.rs"]
 mod cleanup;
@@ -230,6 +231,100 @@ fn a_drained_host_is_emptied_under_load_without_a_failed_request() {
         text(&out.stderr).contains("no host named nosuchhost"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_volume_service_leaves_a_drained_host_only_when_confirmed() {
+    let (mut dirs, mut c, registry) = cluster_with_image("notes\n");
+    let reg = registry.host.clone();
+    let hosts = [
+        ("h1", "127.0.25.9", "10.89.234.0/24"),
+        ("h2", "127.0.25.10", "10.89.235.0/24"),
+    ];
+    let events = c.follow_events();
+    for (name, bind, subnet) in hosts {
+        let data = dirs.data(name);
+        start_container_host(&mut c, name, bind, &data, &reg, subnet, &[]);
+        events.wait_for_event("host-up", &format!("host {name}"), Duration::from_secs(30));
+    }
+    let port = free_port();
+    let file = c.compose(
+        "notes.yaml",
+        &format!(
+            "name: notes\nservices:\n  web:\n    image: {reg}/web:1\n    ports: [\"{port}:8080\"]\n    stop_grace_period: 0s\n    volumes:\n      - notes:/data\nvolumes:\n  notes: {{}}\n"
+        ),
+    );
+    c.deploy_wait(&file);
+    let rows = c.instances("notes");
+    let home = rows[0]["host"].as_str().expect("host").to_string();
+    let (other, other_bind) = if home == "h1" {
+        ("h2", hosts[1].1)
+    } else {
+        ("h1", hosts[0].1)
+    };
+    let home_bind = if home == "h1" { hosts[0].1 } else { hosts[1].1 };
+    let (status, body) =
+        http_get(&format!("{home_bind}:{port}"), "/cgi-bin/note?kept").expect("write");
+    assert_eq!((status, body.as_str()), (200, "kept\n"));
+
+    // A plain drain leaves it with its data, and says why it waits.
+    let out = c.atoll(&["hosts", "drain", &home, "--timeout", "3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("named volumes stay unless --volumes"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(on_host(&c, "notes", &home), 1);
+
+    // `--volumes` warns, and without a terminal to ask on wants `--yes`.
+    let out = c.atoll(&["hosts", "drain", &home, "--volumes"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("notes/web will stop on") && err.contains("EMPTY volume"),
+        "{err}"
+    );
+    assert!(err.contains("pass --yes"), "{err}");
+
+    // Confirmed: stopped here, started on the other host, empty there;
+    // the data stays on the drained host's disk.
+    let out = c.atoll(&[
+        "hosts",
+        "drain",
+        &home,
+        "--volumes",
+        "--yes",
+        "--timeout",
+        "120",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains(&format!("host {home} is drained")));
+    let rows = wait_until(
+        "the service to run on the other host",
+        Duration::from_secs(60),
+        || {
+            let rows = c.instances("notes");
+            (rows.len() == 1 && rows[0]["host"] == other && rows[0]["ready"] == true)
+                .then_some(rows)
+        },
+    );
+    assert_eq!(rows[0]["host"], other);
+    let (status, body) = http_get(&format!("{other_bind}:{port}"), "/cgi-bin/note").expect("read");
+    assert_eq!(status, 200);
+    assert!(body.contains("No such file"), "an empty volume: {body}");
+    let kept = dirs.data(&home).join("volumes/notes/notes/note");
+    assert_eq!(std::fs::read_to_string(&kept).expect("kept"), "kept\n");
+    events.wait_for_event(
+        "host-availability",
+        "notes/web with an empty volume",
+        Duration::from_secs(10),
     );
 }
 

@@ -269,11 +269,12 @@ async fn set_availability(
     Path(name): Path<String>,
     Json(req): Json<atoll_sdk::api::AvailabilityRequest>,
 ) -> ApiResult<Json<atoll_sdk::api::AvailabilityResponse>> {
-    let instances = crate::host_availability::set(&c, &name, req.availability).await?;
+    let found = crate::host_availability::set(&c, &name, &req).await?;
     Ok(Json(atoll_sdk::api::AvailabilityResponse {
         host: name,
         availability: req.availability,
-        instances: instances as u32,
+        instances: found.instances as u32,
+        volume_services: found.volume_services,
     }))
 }
 

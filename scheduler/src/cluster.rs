@@ -205,6 +205,7 @@ impl Cluster {
                     joined_ms: 0,
                     silent_since_ms: Some(grace_end),
                     availability: Default::default(),
+                    drain_volumes: false,
                 });
             }
         }
@@ -212,6 +213,7 @@ impl Cluster {
         for h in &mut hosts {
             if let Some(a) = self.availability.get(h.name()) {
                 h.availability = a.value.availability;
+                h.drain_volumes = a.value.volumes;
             }
         }
         // What the controller's last pass said of each app.

@@ -2,10 +2,12 @@
 //! `drain`, `uncordon`): recorded in the availability bucket, which the
 //! controller reads into each host's snapshot. Placement then skips the
 //! host; a drain also has reconciliation replace what runs there (see
-//! `reconcile::decide`). `Active` removes the record.
+//! `reconcile::decide`; services with named volumes only when the drain
+//! says so). `Active` removes the record.
 
 use crate::cluster::Cluster;
 use async_nats::jetstream::kv;
+use atoll_sdk::api::AvailabilityRequest;
 use atoll_sdk::protocol::{Availability, HostAvailability, now_ms};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,17 +22,42 @@ pub(crate) enum AvailabilityError {
     Clear { source: kv::PurgeError },
 }
 
-/// Sets the availability of `host`; how many instances it runs now.
+/// What a host runs, as a change of its availability reports it.
+pub(crate) struct Found {
+    pub instances: usize,
+    /// `APP/SERVICE` of each service with named volumes that runs there.
+    pub volume_services: Vec<String>,
+}
+
+/// Sets the availability of `host` (with `dry_run`, changes nothing);
+/// what it runs now.
 pub(crate) async fn set(
     cluster: &Cluster,
     host: &str,
-    availability: Availability,
-) -> Result<usize, AvailabilityError> {
+    req: &AvailabilityRequest,
+) -> Result<Found, AvailabilityError> {
     let snap = cluster.snapshot();
     if snap.host(host).is_none() {
         let host = host.to_string();
         return Err(AvailabilityError::NoHost { host });
     }
+    let instances = snap.assignments.get(host).map_or(&[][..], |a| &a.instances);
+    let mut volume_services: Vec<String> = (instances.iter())
+        .filter(|i| i.volumes.iter().any(|v| v.name.is_some()))
+        .map(|i| format!("{}/{}", i.app, i.service))
+        .collect();
+    volume_services.sort();
+    volume_services.dedup();
+    let found = Found {
+        instances: instances.len(),
+        volume_services,
+    };
+    if req.dry_run {
+        return Ok(found);
+    }
+    let availability = req.availability;
+    // Only a drain moves anything.
+    let volumes = req.volumes && availability == Availability::Draining;
     let bucket = &cluster.buckets.availability;
     if availability == Availability::Active {
         (bucket.purge(host).await).map_err(|source| AvailabilityError::Clear { source })?;
@@ -38,6 +65,7 @@ pub(crate) async fn set(
         let record = HostAvailability {
             name: host.to_string(),
             availability,
+            volumes,
             since_ms: now_ms(),
         };
         let bytes =
@@ -47,21 +75,28 @@ pub(crate) async fn set(
     }
     cluster
         .wait_for_mirror(|c| {
-            let now = c.availability.get(host).map(|r| r.value.availability);
-            now.unwrap_or_default() == availability
+            let now = c.availability.get(host).map(|r| r.value.clone());
+            let now = now.map_or((Availability::Active, false), |r| {
+                (r.availability, r.volumes)
+            });
+            now == (availability, volumes)
         })
         .await;
     cluster.wake_controller();
-    let running = snap.assignments.get(host).map_or(0, |a| a.instances.len());
+    let running = found.instances;
     let msg = match availability {
         Availability::Active => format!("host {host} takes new instances again"),
         Availability::Cordoned => {
             format!("host {host} cordoned: no new instances; its {running} stay")
         }
+        Availability::Draining if volumes && !found.volume_services.is_empty() => format!(
+            "host {host} draining: its {running} instance(s) move to other hosts, {} with an empty volume (the data stays on {host})",
+            found.volume_services.join(", ")
+        ),
         Availability::Draining => {
             format!("host {host} draining: its {running} instance(s) move to other hosts")
         }
     };
     cluster.publish_event("host-availability", None, msg).await;
-    Ok(running)
+    Ok(found)
 }

@@ -157,6 +157,7 @@ impl Observed {
                 joined_ms: s.joined_ms,
                 silent_since_ms: s.silent_since_ms,
                 availability: Default::default(),
+                drain_volumes: false,
             })
             .collect()
     }

@@ -17,6 +17,8 @@ pub(crate) struct HostSnapshot {
     pub silent_since_ms: Option<u64>,
     /// Cordoned or draining: it takes no new instances.
     pub availability: Availability,
+    /// A drain moves its services with named volumes too.
+    pub drain_volumes: bool,
 }
 
 impl HostSnapshot {
@@ -146,6 +148,7 @@ pub(crate) mod fixtures {
             joined_ms,
             silent_since_ms: None,
             availability: Default::default(),
+            drain_volumes: false,
         }
     }
 
@@ -325,6 +328,7 @@ mod tests {
             joined_ms,
             silent_since_ms: None,
             availability: Default::default(),
+            drain_volumes: false,
             info: HostInfo {
                 name: name.into(),
                 address: String::new(),

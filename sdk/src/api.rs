@@ -312,6 +312,12 @@ pub struct ServerView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AvailabilityRequest {
     pub availability: crate::protocol::Availability,
+    /// With a drain: move services with named volumes too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub volumes: bool,
+    /// Change nothing; answer what the change would find.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// What a change of availability found: the instances the host runs.
@@ -320,6 +326,10 @@ pub struct AvailabilityResponse {
     pub host: String,
     pub availability: crate::protocol::Availability,
     pub instances: u32,
+    /// The services with named volumes that run on the host (`APP/SERVICE`):
+    /// what a drain with `volumes` starts elsewhere on an empty volume.
+    #[serde(default)]
+    pub volume_services: Vec<String>,
 }
 
 /// `GET /v1/version`: the server's release.

@@ -347,15 +347,15 @@ impl Client {
         Ok(())
     }
 
-    /// Cordons, drains or uncordons a host (admin only).
+    /// Cordons, drains or uncordons a host (admin only); with `dry_run`,
+    /// only says what the host runs.
     pub async fn set_availability(
         &self,
         name: &str,
-        availability: crate::protocol::Availability,
+        body: &crate::api::AvailabilityRequest,
     ) -> Result<crate::api::AvailabilityResponse, ClientError> {
         let url = self.url(&format!("/v1/hosts/{name}/availability"));
-        let body = crate::api::AvailabilityRequest { availability };
-        let resp = self.send(self.http.put(&url).json(&body), &url).await?;
+        let resp = self.send(self.http.put(&url).json(body), &url).await?;
         decode(resp, url).await
     }
 

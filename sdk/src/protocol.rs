@@ -382,6 +382,11 @@ impl std::fmt::Display for Availability {
 pub struct HostAvailability {
     pub name: String,
     pub availability: Availability,
+    /// A drain that moves services with named volumes too (`atoll hosts
+    /// drain --volumes`): they stop here and start elsewhere on an empty
+    /// volume. Without it they stay, since their data is here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub volumes: bool,
     /// Server clock, Unix milliseconds.
     pub since_ms: u64,
 }

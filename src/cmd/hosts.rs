@@ -36,10 +36,18 @@ enum Action {
     /// Move every instance off a host (each replacement ready before the
     /// old one stops, as a rolling update) and place nothing new there;
     /// waits until the host is empty. Services with named volumes stay
-    /// (their data is on the host)
+    /// (their data is on the host) unless `--volumes` says to move them
     Drain {
         /// The host's name
         name: String,
+        /// Move services with named volumes too: each is stopped here and
+        /// started on another host with an EMPTY volume (the data stays on
+        /// this host's disk). Asks for confirmation unless `--yes`
+        #[arg(long)]
+        volumes: bool,
+        /// Do not ask for confirmation (for scripts)
+        #[arg(short, long, requires = "volumes")]
+        yes: bool,
         /// Return at once instead of waiting for the host to be empty
         #[arg(long)]
         detach: bool,
@@ -64,7 +72,26 @@ async fn set(client: &atoll_sdk::client::Client, action: &Action) -> anyhow::Res
         Action::Drain { name, .. } => (name, Availability::Draining),
         Action::Uncordon { name } => (name, Availability::Active),
     };
-    let resp = client.set_availability(name, availability).await?;
+    let mut req = atoll_sdk::api::AvailabilityRequest {
+        availability,
+        volumes: false,
+        dry_run: false,
+    };
+    if let Action::Drain {
+        volumes: true, yes, ..
+    } = action
+    {
+        req.volumes = true;
+        let probe = atoll_sdk::api::AvailabilityRequest {
+            dry_run: true,
+            ..req.clone()
+        };
+        let found = client.set_availability(name, &probe).await?;
+        if !found.volume_services.is_empty() {
+            confirm_volume_move(name, &found.volume_services, *yes)?;
+        }
+    }
+    let resp = client.set_availability(name, &req).await?;
     let Action::Drain {
         detach, timeout, ..
     } = action
@@ -96,12 +123,40 @@ async fn set(client: &atoll_sdk::client::Client, action: &Action) -> anyhow::Res
             last = left;
         }
         if started.elapsed().as_secs() >= *timeout {
+            let stay = if req.volumes {
+                ""
+            } else {
+                "services with named volumes stay unless --volumes; "
+            };
             anyhow::bail!(
-                "host {name} still runs {left} instance(s) after {timeout}s (services with named volumes stay; a replacement that fails stops the move: see atoll ps)"
+                "host {name} still runs {left} instance(s) after {timeout}s ({stay}a replacement that fails stops the move: see atoll ps)"
             );
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
+}
+
+/// Warns that the services' data stays behind; asks unless `yes`.
+fn confirm_volume_move(host: &str, services: &[String], yes: bool) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    eprintln!(
+        "warning: {} will stop on {host} and start on other hosts with an EMPTY volume; the data stays on {host}'s disk",
+        services.join(", ")
+    );
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("not moving volume services without confirmation: pass --yes");
+    }
+    eprint!("Move them? [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        anyhow::bail!("drain of {host} cancelled: nothing changed");
+    }
+    Ok(())
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {

@@ -148,9 +148,10 @@ fn sort_out<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Sort
                         reason: StopReason::Unmatched,
                     }),
                     // Data in a named volume stays with its host: such a
-                    // service is not moved by a drain.
+                    // service is moved by a drain only when the operator
+                    // said so (`--volumes`: it starts on an empty one).
                     None if host.availability == Availability::Draining
-                        && !d.service.has_named_volumes() =>
+                        && (host.drain_volumes || !d.service.has_named_volumes()) =>
                     {
                         out.draining.push(p)
                     }
@@ -246,7 +247,8 @@ fn rolling<'a>(
     drain_only: bool,
 ) -> ServiceChanges<'a> {
     // A service with a named volume is replaced where its data is, and
-    // never runs twice on it: stop first, then start on that host.
+    // never runs twice on it: stop first, then start on that host — or,
+    // moved off a drained host, anywhere else.
     let volumes = d.service.has_named_volumes();
     let mut cfg = *rollout::config(d);
     if volumes {
@@ -265,13 +267,17 @@ fn rolling<'a>(
     {
         s.reason = StopReason::Drained;
     }
-    let place = if volumes && step.place > 0 && !step.stop.is_empty() {
-        let mut hosts: Vec<&'a str> = step.stop.iter().map(|s| s.placed.host).collect();
-        hosts.dedup();
-        ToPlace::OnHosts(hosts)
-    } else {
-        ToPlace::Replicas(step.place)
+    let moved = |s: &Stop<'_>| {
+        (snap.host(s.placed.host)).is_some_and(|h| h.availability == Availability::Draining)
     };
+    let place =
+        if volumes && step.place > 0 && !step.stop.is_empty() && !step.stop.iter().any(moved) {
+            let mut hosts: Vec<&'a str> = step.stop.iter().map(|s| s.placed.host).collect();
+            hosts.dedup();
+            ToPlace::OnHosts(hosts)
+        } else {
+            ToPlace::Replicas(step.place)
+        };
     stop.extend(step.stop);
     ServiceChanges {
         keep: step.keep,

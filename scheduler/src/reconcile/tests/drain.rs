@@ -123,3 +123,71 @@ fn a_global_service_stops_on_a_drained_host_and_skips_a_cordoned_one() {
     c.step();
     assert_eq!(c.ids_on("h3").len(), 1);
 }
+
+fn with_volume(name: &str) -> atoll_sdk::spec::Service {
+    let mut db = service(name);
+    db.volumes = vec![atoll_sdk::spec::VolumeMount {
+        name: Some("data".into()),
+        target: "/data".into(),
+        read_only: false,
+        nocopy: false,
+    }];
+    db
+}
+
+#[test]
+fn a_drain_leaves_a_volume_service_unless_told_to_move_it() {
+    let mut c = Cluster::new(
+        vec![host("h1"), host("h2")],
+        vec![app("shop", vec![with_volume("db")])],
+    );
+    c.step();
+    c.start_all();
+    let (home, _) = c.spread("shop", "db").pop_first().expect("placed");
+    let other = if home == "h1" { "h2" } else { "h1" };
+    let old = c.ids_on(&home);
+    set(&mut c, &home, Availability::Draining);
+    for _ in 0..3 {
+        let plan = c.step();
+        assert!(plan.assignments.is_empty(), "its data is there");
+        assert_eq!(c.ids_on(&home), old);
+    }
+    // `--volumes`: stopped first (never two on one volume), then started
+    // on the other host.
+    let h = c.snap.hosts.iter_mut().find(|h| h.name() == home);
+    h.expect("known host").drain_volumes = true;
+    let plan = c.step();
+    let kinds: Vec<&str> = plan.events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["stop", "place"], "{:?}", plan.events);
+    assert!(c.ids_on(&home).is_empty());
+    assert_eq!(c.ids_on(other).len(), 1);
+    assert!(
+        plan.events
+            .iter()
+            .any(|e| e.message.contains("being drained")),
+        "{:?}",
+        plan.events
+    );
+}
+
+#[test]
+fn a_volume_service_updated_on_a_cordoned_host_stays_there() {
+    let mut c = Cluster::new(
+        vec![host("h1"), host("h2")],
+        vec![app("shop", vec![with_volume("db")])],
+    );
+    c.step();
+    c.start_all();
+    let home = c.spread("shop", "db");
+    let (h, _) = home.first_key_value().expect("placed");
+    set(&mut c, &h.clone(), Availability::Cordoned);
+    c.deploy(app("shop", vec![with_volume("db").env("V", "2")]));
+    // Unsettled: the cordon keeps the new instance from starting anywhere.
+    let plan = c.plan();
+    c.snap = apply(&c.snap, &plan);
+    assert!(
+        !c.spread("shop", "db").keys().any(|k| !home.contains_key(k)),
+        "never moved off its data by an update: {:?}",
+        c.spread("shop", "db")
+    );
+}
