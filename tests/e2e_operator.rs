@@ -4,7 +4,9 @@
 //! do (an unknown instance, a Wasm component); `atoll hosts cordon`,
 //! `drain` and `uncordon` move work off a host under load without a
 //! failed request, and a service with a named volume only when the
-//! operator confirms it starts elsewhere on an empty volume.
+//! operator confirms it starts elsewhere on an empty volume; `atoll logs
+//! --since/--timestamps` say when each line was written, also across a
+//! restart of the host agent.
 
 #[path = "containers/cleanup.rs"]
 mod cleanup;
@@ -136,6 +138,111 @@ fn exec_runs_a_command_in_a_container_and_returns_its_status() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["id"], id.as_str());
     assert_eq!(rows[0]["restarts"], 0, "{rows:?}");
+}
+
+#[test]
+fn logs_since_and_timestamps_say_when_each_line_was_written() {
+    use atoll_sdk::protocol::now_ms;
+    use atoll_sdk::timestamps::{parse_since, rfc3339_ms};
+    let (mut dirs, mut c, registry) = cluster_with_image("logs\n");
+    let data = dirs.data("h1");
+    let (bind, subnet) = ("127.0.25.11", "10.89.236.0/24");
+    start_container_host(&mut c, "h1", bind, &data, &registry.host, subnet, &[]);
+    let file = c.compose(
+        "web.yaml",
+        &format!(
+            "name: web\nservices:\n  web:\n    image: {}/web:1\n",
+            registry.host
+        ),
+    );
+    c.deploy(&file);
+    let id = wait_until("the container to run", Duration::from_secs(60), || {
+        c.running("web").into_iter().next().map(|(id, _)| id)
+    });
+    // The container's own output (its stdout is the log).
+    let say = |c: &Cluster, line: &str| {
+        let echo = format!("echo {line} >> /proc/1/fd/1");
+        c.atoll_ok(&["exec", &id, "--", "sh", "-c", &echo]);
+    };
+    let logs = |c: &Cluster, args: &[&str]| -> String {
+        text(&c.atoll_ok(&[&["logs", "web"][..], args].concat()).stdout)
+    };
+    // `2026-12-07T21:08:42.123Z line` → the time of `line`.
+    let stamp = |out: &str, line: &str| -> Option<u64> {
+        let (at, _) = out
+            .lines()
+            .find(|l| l.ends_with(&format!(" {line}")))?
+            .split_once(' ')?;
+        Some(parse_since(at, 0).unwrap_or_else(|e| panic!("{at:?}: {e}")))
+    };
+
+    // A file's modification time comes from the kernel's coarse clock:
+    // up to a few ticks behind the time of day.
+    const COARSE_MS: u64 = 25;
+    let before = now_ms() - COARSE_MS;
+    say(&c, "line-one");
+    let one = wait_until("line-one with its time", Duration::from_secs(10), || {
+        stamp(&logs(&c, &["--timestamps"]), "line-one")
+    });
+    assert!(
+        (before..=now_ms()).contains(&one),
+        "written between {before} and now: {one}"
+    );
+    // Lines are stamped by the host's look at the log (every 100 ms): wait
+    // for the look that covers line-one (its record in the side file: the
+    // log's length, then the time), so that line-two gets a look of its own.
+    let log = data.join("containers").join(&id).join("container.log");
+    let times = data
+        .join("containers")
+        .join(&id)
+        .join("container.log.times");
+    wait_until("line-one's look", Duration::from_secs(10), || {
+        let records = std::fs::read(&times).ok()?;
+        let last = records.len().checked_sub(16)?;
+        let covered = u64::from_le_bytes(records[last..last + 8].try_into().ok()?);
+        (covered == std::fs::metadata(&log).ok()?.len()).then_some(())
+    });
+    let mark = rfc3339_ms(now_ms() + 1);
+    assert!(!logs(&c, &["--since", &mark]).contains("line-one"));
+    say(&c, "line-two");
+    let since = wait_until("line-two since the mark", Duration::from_secs(10), || {
+        let out = logs(&c, &["--since", &mark, "-t"]);
+        out.contains("line-two").then_some(out)
+    });
+    assert!(!since.contains("line-one"), "{since}");
+    let two = stamp(&since, "line-two").expect("stamped");
+    assert!(two >= parse_since(&mark, 0).expect("mark"), "{since}");
+    assert_eq!(logs(&c, &["--since", "1h", "--tail", "1"]), "line-two\n");
+    assert_eq!(
+        logs(&c, &["--since", "2000-01-01"])
+            .matches("line-")
+            .count(),
+        2
+    );
+    let out = c.atoll(&["logs", "web", "--since", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(text(&out.stderr).contains("expected a duration"));
+
+    // Written while the host agent is down (the container runs on): the
+    // restarted agent gives the line the time it was written, not its own.
+    c.host("h1").kill9();
+    let written = now_ms() - COARSE_MS;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("the log");
+    std::io::Write::write_all(&mut f, b"line-three\n").expect("write");
+    drop(f);
+    let restarted = now_ms();
+    start_container_host(&mut c, "h1", bind, &data, &registry.host, subnet, &[]);
+    let three = wait_until("line-three with its time", Duration::from_secs(20), || {
+        stamp(&logs(&c, &["-t", "--tail", "5"]), "line-three")
+    });
+    assert!(
+        (written..=restarted).contains(&three),
+        "written between {written} and {restarted}: {three}"
+    );
+    assert_eq!(stamp(&logs(&c, &["-t"]), "line-one"), Some(one), "kept");
 }
 
 /// The hello component on `replicas` instances, published on `port`.

@@ -200,6 +200,7 @@ pub async fn run(cfg: HostConfig, shutdown: impl Future<Output = ()>) -> Result<
             assigned.clone(),
             started,
         )),
+        tokio::spawn(crate::logs::times::keep(host.log_paths.clone())),
     ];
     // Service addresses live on the container bridge.
     if let Ok(c) = &host.containers {

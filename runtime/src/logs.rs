@@ -1,6 +1,9 @@
 //! Instance output for `atoll logs`: where each instance's log file is,
 //! and answering [`LogRequest`]s from the server over NATS — the tail of
-//! the file, then new lines while the request is renewed.
+//! the file (from a time, with each line's time, see [`times`]), then new
+//! lines while the request is renewed.
+
+pub mod times;
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -58,6 +61,26 @@ impl LogPaths {
             .ok()
     }
 
+    /// Every instance log on the host.
+    pub fn all(&self) -> Vec<PathBuf> {
+        let entries = |dir: PathBuf| {
+            (std::fs::read_dir(dir).into_iter().flatten().flatten()).map(|e| e.path())
+        };
+        let components = entries(self.data_dir.join("logs"))
+            .filter(|p| p.extension().is_some_and(|x| x == "log"));
+        let containers = entries(self.data_dir.join("containers"))
+            .map(|bundle| bundle.join(crate::container::LOG_FILE))
+            .filter(|p| p.is_file());
+        components.chain(containers).collect()
+    }
+
+    /// Removes a component's log (and the times of its lines).
+    pub fn remove_component(&self, id: &str) {
+        let log = self.component(id);
+        let _ = std::fs::remove_file(times::side_file(&log));
+        let _ = std::fs::remove_file(log);
+    }
+
     fn find(&self, id: &str) -> Option<PathBuf> {
         // Ids come from the network: only plain names may become paths.
         if id.is_empty()
@@ -73,12 +96,11 @@ impl LogPaths {
     }
 }
 
-/// The last `n` lines of the text (all when `None`), and the offset after
-/// the last complete line.
-pub fn tail_lines(text: &str, n: Option<usize>) -> Vec<String> {
-    let lines: Vec<&str> = text.lines().collect();
-    let start = n.map_or(0, |n| lines.len().saturating_sub(n));
-    lines[start..].iter().map(|l| cut(l)).collect()
+/// A line of a log, and the offset just after it.
+#[derive(Debug, Clone, PartialEq)]
+struct Line {
+    text: String,
+    end: u64,
 }
 
 fn cut(line: &str) -> String {
@@ -92,9 +114,9 @@ fn cut(line: &str) -> String {
     format!("{}…", &line[..end])
 }
 
-/// Reads from `offset` to the end; returns the text and the new offset
-/// (only complete lines are consumed).
-fn read_from(path: &Path, offset: u64) -> std::io::Result<(String, u64)> {
+/// Reads the complete lines from `offset` to the end; returns them and
+/// the new offset.
+fn read_from(path: &Path, offset: u64) -> std::io::Result<(Vec<Line>, u64)> {
     let mut f = std::fs::File::open(path)?;
     let len = f.metadata()?.len();
     // A log that shrank was replaced (the container was re-created).
@@ -104,8 +126,18 @@ fn read_from(path: &Path, offset: u64) -> std::io::Result<(String, u64)> {
     let mut buf = Vec::new();
     f.take(len - start).read_to_end(&mut buf)?;
     let complete = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    let text = String::from_utf8_lossy(&buf[..complete]).into_owned();
-    Ok((text, start + complete as u64))
+    let mut lines = Vec::new();
+    let mut at = 0;
+    for raw in buf[..complete].split_inclusive(|b| *b == b'\n') {
+        at += raw.len();
+        let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        lines.push(Line {
+            text: cut(&String::from_utf8_lossy(raw)),
+            end: start + at as u64,
+        });
+    }
+    Ok((lines, start + complete as u64))
 }
 
 /// Answers log requests until the subscription ends.
@@ -149,10 +181,13 @@ async fn answer(
     paths: LogPaths,
     leases: Arc<Mutex<HashMap<String, Instant>>>,
 ) {
-    let send = |lines: Vec<String>, eof: bool, error: Option<String>| {
+    let timed = req.timestamps;
+    let send = |lines: Vec<(String, u64)>, eof: bool, error: Option<String>| {
+        let (lines, times): (Vec<String>, Vec<u64>) = lines.into_iter().unzip();
         let chunk = LogChunk {
             instance: req.instance.clone(),
             lines,
+            times: if timed { times } else { Vec::new() },
             eof,
             error,
         };
@@ -164,18 +199,20 @@ async fn answer(
             }
         }
     };
-    let Some(path) = paths.find(&req.instance) else {
-        let why = format!("no log for instance {} on this host", req.instance);
-        send(Vec::new(), true, Some(why)).await;
+    let forget = || {
         leases
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&req.reply);
+    };
+    let Some(path) = paths.find(&req.instance) else {
+        let why = format!("no log for instance {} on this host", req.instance);
+        send(Vec::new(), true, Some(why)).await;
+        forget();
         return;
     };
-    let mut offset = match read_from(&path, 0) {
-        Ok((text, offset)) => {
-            let lines = tail_lines(&text, req.tail);
+    let mut offset = match first_lines(&path, &req) {
+        Ok((lines, offset)) => {
             for chunk in lines.chunks(LINES_PER_CHUNK) {
                 send(chunk.to_vec(), false, None).await;
             }
@@ -183,6 +220,7 @@ async fn answer(
         }
         Err(e) => {
             send(Vec::new(), true, Some(e.to_string())).await;
+            forget();
             return;
         }
     };
@@ -200,9 +238,13 @@ async fn answer(
             break;
         }
         match read_from(&path, offset) {
-            Ok((text, next)) => {
+            Ok((lines, next)) => {
                 offset = next;
-                let lines = tail_lines(&text, None);
+                // Written since the last read: at the log's last write at
+                // the latest.
+                let at = (std::fs::metadata(&path).as_ref())
+                    .map_or_else(|_| atoll_sdk::protocol::now_ms(), times::modified_ms);
+                let lines: Vec<(String, u64)> = lines.into_iter().map(|l| (l.text, at)).collect();
                 for chunk in lines.chunks(LINES_PER_CHUNK) {
                     send(chunk.to_vec(), false, None).await;
                 }
@@ -214,24 +256,81 @@ async fn answer(
             }
         }
     }
-    leases
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&req.reply);
+    forget();
+}
+
+/// What a request gets first: the lines written since its `since_ms`
+/// (all without), the last `tail` of them, each with its time; and the
+/// offset to follow from.
+fn first_lines(path: &Path, req: &LogRequest) -> std::io::Result<(Vec<(String, u64)>, u64)> {
+    let times = (req.timestamps || req.since_ms.is_some()).then(|| times::Times::load(path));
+    let start = match (&times, req.since_ms) {
+        (Some(t), Some(since)) => t.start_for(since),
+        _ => 0,
+    };
+    let last_write = times::modified_ms(&std::fs::metadata(path)?);
+    let (lines, offset) = read_from(path, start)?;
+    let mut lines: Vec<(String, u64)> = (lines.into_iter())
+        .map(|l| {
+            let at = times.as_ref().map_or(0, |t| t.at(l.end, last_write));
+            (l.text, at)
+        })
+        .collect();
+    if let Some(since) = req.since_ms {
+        lines.retain(|(_, at)| *at >= since);
+    }
+    let start = req.tail.map_or(0, |n| lines.len().saturating_sub(n));
+    lines.drain(..start);
+    Ok((lines, offset))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn request(tail: Option<usize>, since_ms: Option<u64>) -> LogRequest {
+        LogRequest {
+            v: 1,
+            instance: "web-1".into(),
+            tail,
+            follow: false,
+            reply: "r".into(),
+            since_ms,
+            timestamps: true,
+        }
+    }
+
     #[test]
-    fn tails_take_the_last_lines_and_cut_long_ones() {
-        let text = "a\nb\nc\n";
-        assert_eq!(tail_lines(text, Some(2)), ["b", "c"]);
-        assert_eq!(tail_lines(text, None), ["a", "b", "c"]);
-        assert_eq!(tail_lines(text, Some(10)).len(), 3);
+    fn first_lines_take_the_tail_of_what_was_written_since_and_cut_long_ones() {
+        let dir = std::env::temp_dir().join(format!("atoll-first-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.log");
         let long = "x".repeat(MAX_LINE + 10);
-        assert!(tail_lines(&long, None)[0].chars().count() <= MAX_LINE + 1);
+        std::fs::write(&path, format!("a\nb\nc\r\nd\n{long}\n")).unwrap();
+        // a, b at 1000; c at 2000; d and the long one not recorded yet.
+        let mut side = Vec::new();
+        for (len, t) in [(4u64, 1000u64), (7, 2000)] {
+            side.extend(len.to_le_bytes());
+            side.extend(t.to_le_bytes());
+        }
+        std::fs::write(times::side_file(&path), side).unwrap();
+        let texts = |r: &LogRequest| -> Vec<String> {
+            let (lines, _) = first_lines(&path, r).unwrap();
+            lines.into_iter().map(|(l, _)| l).collect()
+        };
+        let all = texts(&request(None, None));
+        assert_eq!(all[..4], ["a", "b", "c", "d"]);
+        assert!(all[4].chars().count() <= MAX_LINE + 1);
+        assert_eq!(texts(&request(Some(2), None))[0], "d");
+        assert_eq!(texts(&request(None, Some(1500)))[0], "c");
+        assert_eq!(texts(&request(Some(1), Some(1500))).len(), 1);
+        let (lines, offset) = first_lines(&path, &request(None, Some(1000))).unwrap();
+        let times: Vec<u64> = lines.iter().map(|(_, t)| *t).collect();
+        assert_eq!(times[..3], [1000, 1000, 2000]);
+        let written = times::modified_ms(&std::fs::metadata(&path).unwrap());
+        assert_eq!(times[3], written, "unrecorded: the log's last write");
+        assert_eq!(offset, std::fs::metadata(&path).unwrap().len());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -240,12 +339,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("x.log");
         std::fs::write(&path, "one\ntwo\npart").unwrap();
-        let (text, off) = read_from(&path, 0).unwrap();
-        assert_eq!(text, "one\ntwo\n");
+        let (lines, off) = read_from(&path, 0).unwrap();
+        let text: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(text, ["one", "two"]);
+        assert_eq!(lines[1].end, 8);
         assert_eq!(off, 8);
         std::fs::write(&path, "new\n").unwrap();
-        let (text, _) = read_from(&path, off).unwrap();
-        assert_eq!(text, "new\n");
+        let (lines, _) = read_from(&path, off).unwrap();
+        assert_eq!(lines[0].text, "new");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -27,6 +27,19 @@ fn render_api_error(body: &ErrorBody) -> String {
     s
 }
 
+/// What `atoll logs` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    /// Lines from the end of each instance's log (all when `None`).
+    pub tail: Option<usize>,
+    /// Keep streaming new lines.
+    pub follow: bool,
+    /// Only lines written since (Unix ms).
+    pub since_ms: Option<u64>,
+    /// Each line with the time it was written.
+    pub timestamps: bool,
+}
+
 #[derive(Clone)]
 pub struct Client {
     base: String,
@@ -398,17 +411,23 @@ impl Client {
         &self,
         app: &str,
         service: Option<&str>,
-        tail: Option<usize>,
-        follow: bool,
+        opts: &LogOptions,
         mut each: impl FnMut(&[u8]),
     ) -> Result<(), ClientError> {
+        let follow = opts.follow;
         let mut path = format!("/v1/logs/{app}");
         if let Some(s) = service {
             path = format!("{path}/{s}");
         }
         path.push_str(&format!("?follow={follow}"));
-        if let Some(n) = tail {
+        if let Some(n) = opts.tail {
             path.push_str(&format!("&tail={n}"));
+        }
+        if let Some(ms) = opts.since_ms {
+            path.push_str(&format!("&since={ms}"));
+        }
+        if opts.timestamps {
+            path.push_str("&timestamps=true");
         }
         let url = self.url(&path);
         let req = self.http.get(&url);

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod prometheus;
 pub mod protocol;
 pub mod spec;
+pub mod timestamps;
 
 #[cfg(feature = "client")]
 pub mod client;

@@ -445,6 +445,12 @@ pub struct LogRequest {
     pub tail: Option<usize>,
     pub follow: bool,
     pub reply: String,
+    /// Only lines written at or after this time (Unix ms, host clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+    /// Send each line's time ([`LogChunk::times`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timestamps: bool,
 }
 
 /// A command to run in a container instance (`atoll exec`), sent to its
@@ -488,6 +494,10 @@ pub const LOG_LEASE_MS: u64 = 15_000;
 pub struct LogChunk {
     pub instance: String,
     pub lines: Vec<String>,
+    /// When each line was written (Unix ms, host clock; at most a tenth
+    /// of a second late), when the request asked for `timestamps`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub times: Vec<u64>,
     /// No more chunks follow (the tail was sent and `follow` is off, or the
     /// log is gone).
     pub eof: bool,

@@ -136,7 +136,7 @@ impl Driver for WasmDriver {
         // goes with it, and compiled code nothing uses any more.
         drop(running);
         self.instances().remove(id);
-        let _ = std::fs::remove_file(self.logs.component(id));
+        self.logs.remove_component(id);
         self.engine.release_unused();
         Box::pin(async {})
     }

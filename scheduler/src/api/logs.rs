@@ -1,6 +1,8 @@
-//! `GET /v1/logs/{app}[/{service}]?tail=N&follow=true`: instance output,
-//! gathered from the hosts that run the instances over NATS and streamed
-//! as text lines, prefixed with the instance id when there are several.
+//! `GET /v1/logs/{app}[/{service}]?tail=N&follow=true&since=MS&timestamps=true`:
+//! instance output, gathered from the hosts that run the instances over
+//! NATS and streamed as text lines, prefixed with the instance id when
+//! there are several, and with the time each line was written (RFC 3339,
+//! UTC) when asked.
 
 use super::error::{ApiError, ApiResult};
 use crate::cluster::Cluster;
@@ -24,6 +26,10 @@ pub(crate) struct LogQuery {
     tail: Option<usize>,
     #[serde(default)]
     follow: bool,
+    /// Unix milliseconds: only lines written since.
+    since: Option<u64>,
+    #[serde(default)]
+    timestamps: bool,
 }
 
 pub(crate) async fn app_logs(
@@ -61,6 +67,8 @@ async fn stream(
                 tail: q.tail,
                 follow: q.follow,
                 reply: reply.clone(),
+                since_ms: q.since,
+                timestamps: q.timestamps,
             };
             let bytes = serde_json::to_vec(&req).ok()?;
             Some((c.buckets.names.log_requests(host), bytes))
@@ -191,8 +199,14 @@ impl Relay {
 /// A chunk's lines (and its error, if any) as text.
 fn render(chunk: &LogChunk, prefix: bool) -> String {
     let mut text = String::new();
-    for line in &chunk.lines {
-        push_line(&mut text, prefix, &chunk.instance, line);
+    for (i, line) in chunk.lines.iter().enumerate() {
+        match chunk.times.get(i) {
+            Some(ms) => {
+                let at = atoll_sdk::timestamps::rfc3339_ms(*ms);
+                push_line(&mut text, prefix, &chunk.instance, &format!("{at} {line}"));
+            }
+            None => push_line(&mut text, prefix, &chunk.instance, line),
+        }
     }
     if let Some(e) = &chunk.error {
         push_line(
