@@ -76,6 +76,7 @@ async fn stream(
         .collect();
     let relay = Relay {
         client,
+        reply,
         requests,
         open: targets.iter().map(|(_, id)| id.clone()).collect(),
         prefix: targets.len() > 1,
@@ -122,6 +123,10 @@ fn targets(snap: &Snapshot, app: &str, service: Option<&str>) -> ApiResult<Vec<(
 /// time to answer.
 struct Relay {
     client: async_nats::Client,
+    /// Where the hosts answer: also the requests' reply subject, which is
+    /// what lets a host with its own NATS user publish there (a response
+    /// permission, renewed with each request).
+    reply: String,
     /// (subject, request) to each instance's host; sent again to renew a
     /// `follow` before its lease runs out.
     requests: Vec<(String, Vec<u8>)>,
@@ -136,7 +141,8 @@ impl Relay {
     async fn ask(&self) {
         for (subject, bytes) in &self.requests {
             let msg = bytes.clone().into();
-            let _ = self.client.publish(subject.clone(), msg).await;
+            let (subject, reply) = (subject.clone(), self.reply.clone());
+            let _ = self.client.publish_with_reply(subject, reply, msg).await;
         }
     }
 
