@@ -151,6 +151,16 @@ services:
     assert_eq!(put.0, 201, "{put:?}");
     let got = http_get(&addr, "/items/tea");
     assert!(matches!(&got, Ok((200, b)) if b.contains("tea")), "{got:?}");
+    // Its host answers `atoll logs` (to the server's inbox, which its own
+    // NATS user may publish to only as the reply to a request).
+    let logs = ok(as_admin(&["logs", "shop", "--timestamps"]));
+    assert!(!logs.contains("did not answer"), "{logs}");
+    // So is an interactive exec's first frame (here: why it cannot run).
+    let rows = ok(as_admin(&["ps", "shop", "-q"]));
+    let id = rows.trim();
+    let out = as_admin(&["exec", "-i", id, "--", "true"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("Wasm component"), "{said}");
 
     // A second host joins (a token with a TTL serves several), and calls
     // between the two go over the mesh, mutual TLS.

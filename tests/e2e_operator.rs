@@ -66,6 +66,76 @@ fn exec_runs_a_command_in_a_container_and_returns_its_status() {
     assert_eq!(text(&out.stdout), "hello from web\n");
     assert_eq!(text(&out.stderr), "oops\n");
 
+    // `-i`: our input reaches the command, its status comes back.
+    let mut child = std::process::Command::new(atoll_bin())
+        .args([
+            "exec",
+            "-i",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            "read x; echo got:$x; echo err >&2; exit 4",
+        ])
+        .env("ATOLL_SERVER", &c.api)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("atoll exec -i");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"hello\n")
+        .expect("input");
+    let out = child.wait_with_output().expect("exec -i");
+    assert_eq!(out.status.code(), Some(4), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "got:hello\n");
+    assert_eq!(text(&out.stderr), "err\n");
+
+    // `-it` from a terminal (`script` gives the CLI one): the command has
+    // a terminal of the CLI's size, and what we type reaches it.
+    let cmd = format!(
+        "{} exec -it {id} -- sh -c '[ -t 0 ] && echo terminal:yes; stty size; read line; echo got:$line; exit 5'",
+        atoll_bin().display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("ATOLL_SERVER", &c.api)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"typed\n").expect("input");
+    let out = wait_until(
+        "the terminal session to end",
+        Duration::from_secs(30),
+        || child.try_wait().ok().flatten(),
+    );
+    drop(stdin);
+    let mut shown = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut shown)
+        .expect("output");
+    assert_eq!(out.code(), Some(5), "{shown}");
+    assert!(shown.contains("terminal:yes"), "a terminal: {shown}");
+    assert!(shown.contains("got:typed"), "{shown}");
+    assert!(
+        shown.contains("24 80"),
+        "the CLI's size (none: 24 × 80): {shown}"
+    );
+    // `-it` without a terminal to read from is refused, as docker does.
+    let out = c.atoll(&["exec", "-it", &id, "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not a terminal"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // A unique prefix of the id is enough; success is 0.
     let prefix = &id[..id.len() - 2];
     let out = c.atoll(&["exec", prefix, "--", "cat", "/proc/1/cmdline"]);
@@ -118,13 +188,15 @@ fn exec_runs_a_command_in_a_container_and_returns_its_status() {
     let wasm_id = wait_until("the component to run", Duration::from_secs(60), || {
         c.running("wasm").into_iter().next().map(|(id, _)| id)
     });
-    let out = c.atoll(&["exec", &wasm_id, "--", "true"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("Wasm component"),
-        "{}",
-        text(&out.stderr)
-    );
+    for flags in [&[][..], &["-i"][..]] {
+        let out = c.atoll(&[&["exec"][..], flags, &[&wasm_id, "--", "true"]].concat());
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("Wasm component"),
+            "{flags:?}: {}",
+            text(&out.stderr)
+        );
+    }
 
     // `-q` lists ids only; the server says its version.
     let out = c.atoll(&["ps", "-q", "web"]);

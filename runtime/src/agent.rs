@@ -17,6 +17,7 @@ mod autonomy;
 mod data_dir;
 mod duplicate;
 mod exec;
+mod exec_session;
 mod heartbeat;
 mod link;
 mod offline;

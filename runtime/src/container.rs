@@ -21,6 +21,7 @@ mod inside;
 pub(crate) mod network;
 pub(crate) mod oci_runtime;
 pub(crate) mod process;
+pub(crate) mod pty;
 pub(crate) mod rootfs;
 mod secret_files;
 pub(crate) mod spec;
@@ -390,6 +391,20 @@ impl Containers {
         self.runtime
             .exec_output(id, argv, timeout)
             .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Starts `argv` inside the container for an interactive exec
+    /// ([`oci_runtime::OciRuntime::exec_interactive`]); the runtime's
+    /// state dir holds its PID file and terminal socket.
+    pub fn exec_interactive(
+        &self,
+        id: &str,
+        argv: &[String],
+        tty: Option<(u16, u16)>,
+    ) -> Result<oci_runtime::Interactive, String> {
+        self.runtime
+            .exec_interactive(id, argv, tty)
             .map_err(|e| e.to_string())
     }
 

@@ -8,6 +8,7 @@
 mod authn;
 mod error;
 mod exec;
+mod exec_session;
 mod join;
 mod load;
 mod logs;
@@ -80,7 +81,10 @@ pub(crate) fn router(cluster: Arc<Cluster>, auth: Arc<Auth>) -> Router {
             post(import).layer(DefaultBodyLimit::max(MAX_ARTIFACT_BYTES)),
         )
         .route("/v1/instances", get(list_instances))
-        .route("/v1/instances/{id}/exec", post(exec::exec))
+        .route(
+            "/v1/instances/{id}/exec",
+            post(exec::exec).get(exec_session::exec_session),
+        )
         .route("/v1/hosts", get(list_hosts))
         .route("/v1/servers", get(list_servers))
         .route("/v1/hosts/{name}", delete(remove_host))

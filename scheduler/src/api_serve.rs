@@ -54,8 +54,10 @@ pub(crate) async fn serve<L>(
 ) where
     L: axum::serve::Listener<Addr = SocketAddr>,
 {
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let max = limits.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max));
+    // Told to every connection when the server stops.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -76,15 +78,27 @@ pub(crate) async fn serve<L>(
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)
             .keep_alive(true)
-            .serve_connection(TokioIo::new(io), svc);
-        let conn = graceful.watch(conn);
+            .serve_connection(TokioIo::new(io), svc)
+            // `atoll exec -it` upgrades its connection.
+            .with_upgrades();
+        let mut stopping = stopping.clone();
         tokio::spawn(async move {
-            let _ = conn.await;
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = async { stopping.wait_for(|s| *s).await.map(|_| ()) } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
             drop(slot);
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
+    let _ = stop.send(true);
+    // Every connection has ended once every slot is back.
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    if tokio::time::timeout(DRAIN, slots.acquire_many(all))
         .await
         .is_err()
     {

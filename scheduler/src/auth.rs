@@ -77,7 +77,7 @@ pub(crate) fn need(method: &Method, route: &str) -> Need {
         // Any valid token, an app's too: it says nothing about apps.
         "/v1/version" if get => (Read, Narrowed),
         // The handler checks the instance's app.
-        "/v1/instances/{id}/exec" if method == Method::POST => (Deploy, Narrowed),
+        "/v1/instances/{id}/exec" if method == Method::POST || get => (Deploy, Narrowed),
         "/v1/hosts" | "/v1/servers" | "/v1/events" | "/v1/top" | "/metrics" if get => {
             (Read, Cluster)
         }

@@ -27,6 +27,28 @@ fn render_api_error(body: &ErrorBody) -> String {
     s
 }
 
+/// How `atoll exec -i/-t` runs its command.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecSessionOptions {
+    /// Give it a terminal of `rows` × `cols`.
+    pub tty: bool,
+    /// Pass our input to it.
+    pub stdin: bool,
+    pub rows: u16,
+    pub cols: u16,
+}
+
+/// The error a server's answer other than success says.
+async fn api_error(resp: reqwest::Response) -> ClientError {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    let body = serde_json::from_str::<ErrorBody>(&text).unwrap_or(ErrorBody {
+        error: format!("server answered {status}: {}", text.trim()),
+        details: vec![],
+    });
+    ClientError::Api { status, body }
+}
+
 /// What `atoll logs` asks for.
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {
@@ -155,13 +177,7 @@ impl Client {
         if resp.status().is_success() {
             return Ok(resp);
         }
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        let body = serde_json::from_str::<ErrorBody>(&text).unwrap_or(ErrorBody {
-            error: format!("server answered {status}: {}", text.trim()),
-            details: vec![],
-        });
-        Err(ClientError::Api { status, body })
+        Err(api_error(resp).await)
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -201,6 +217,45 @@ impl Client {
             .send_within(req.timeout(timeout + Duration::from_secs(15)), &url)
             .await?;
         decode(resp, url).await
+    }
+
+    /// Starts an interactive command in a container instance (`atoll exec
+    /// -i/-t`): the connection, upgraded, then carries
+    /// [`crate::exec_session::Frame`]s both ways until the command exits.
+    pub async fn exec_session(
+        &self,
+        id: &str,
+        argv: &[String],
+        opts: &ExecSessionOptions,
+    ) -> Result<reqwest::Upgraded, ClientError> {
+        let url = self.url(&format!("/v1/instances/{id}/exec"));
+        let mut full = reqwest::Url::parse(&url).map_err(|e| ClientError::Unreachable {
+            url: url.clone(),
+            message: e.to_string(),
+        })?;
+        let argv_json = serde_json::to_string(argv).unwrap_or_default();
+        full.query_pairs_mut()
+            .append_pair("argv", &argv_json)
+            .append_pair("tty", &opts.tty.to_string())
+            .append_pair("stdin", &opts.stdin.to_string())
+            .append_pair("rows", &opts.rows.to_string())
+            .append_pair("cols", &opts.cols.to_string());
+        let req = self
+            .http
+            .get(full)
+            .header(reqwest::header::CONNECTION, "upgrade")
+            .header(reqwest::header::UPGRADE, crate::exec_session::UPGRADE);
+        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
+            url: url.clone(),
+            message: with_causes(&e),
+        })?;
+        if resp.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+            return Err(api_error(resp).await);
+        }
+        resp.upgrade().await.map_err(|e| ClientError::Unreachable {
+            url,
+            message: with_causes(&e),
+        })
     }
 
     /// Uploads a component unless the server already has it.

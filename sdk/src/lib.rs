@@ -19,6 +19,7 @@ pub mod auth;
 pub mod base64_bytes;
 pub mod cluster;
 pub mod digest;
+pub mod exec_session;
 pub mod export;
 pub mod metrics;
 pub mod prometheus;

@@ -462,6 +462,28 @@ pub struct ExecRequest {
     pub argv: Vec<String>,
     /// How long the command may run; it is killed after.
     pub timeout_ms: u64,
+    /// An interactive session (`atoll exec -i`/`-t`): the command's
+    /// bytes go both ways as [`crate::exec_session::Frame`]s, and it runs
+    /// until it exits or the session ends; `timeout_ms` does not apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<ExecSession>,
+}
+
+/// Where an interactive exec's frames go. The host sends its frames
+/// (numbered from 0: `Started` or `Exit` first) to the request's reply
+/// subject, and reads the server's from `input`, a subject under its own
+/// inbox (which only it may read and only servers may write); every
+/// server frame carries the same reply subject, which keeps the host's
+/// permission to answer there alive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecSession {
+    pub input: String,
+    /// Give the command a terminal (its output then all comes as stdout).
+    pub tty: bool,
+    /// Pass the client's input (else the command's stdin is empty).
+    pub stdin: bool,
+    pub rows: u16,
+    pub cols: u16,
 }
 
 /// What a command run by [`ExecRequest`] did. Output past

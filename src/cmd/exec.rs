@@ -1,7 +1,8 @@
-//! `atoll exec INSTANCE -- COMMAND [ARG…]`: runs a command in a running
-//! container instance, wherever it runs, prints its output and exits with
-//! its exit status (as `docker exec` does). Not yet: `-it` (an
-//! interactive terminal).
+//! `atoll exec [-i] [-t] INSTANCE -- COMMAND [ARG…]`: runs a command in a
+//! running container instance, wherever it runs, prints its output and
+//! exits with its exit status (as `docker exec` does). With `-i` our
+//! input goes to it as it comes, with `-t` it gets a terminal (`-it` for
+//! a shell): both stream over an upgraded connection to the server.
 
 use crate::output::ServerArg;
 use std::io::Write;
@@ -14,9 +15,16 @@ pub struct Args {
     /// The command and its arguments (after `--`)
     #[arg(required = true, last = true, value_name = "COMMAND")]
     command: Vec<String>,
-    /// Kill the command after this long (e.g. 30s, 5m; at most 10m)
+    /// Kill the command after this long (e.g. 30s, 5m; at most 10m; not
+    /// with -i or -t, which run until the command exits)
     #[arg(long, default_value = "60s", value_parser = atoll_sdk::spec::parse_duration)]
     timeout: Duration,
+    /// Keep standard input open and pass it to the command
+    #[arg(short, long)]
+    interactive: bool,
+    /// Give the command a terminal (with -i, from a terminal: a shell)
+    #[arg(short, long)]
+    tty: bool,
     #[command(flatten)]
     server: ServerArg,
 }
@@ -36,6 +44,9 @@ impl std::error::Error for CommandStatus {}
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = args.server.client()?;
+    if args.interactive || args.tty {
+        return session(&client, &args).await;
+    }
     let reply = client
         .exec(&args.instance, &args.command, args.timeout)
         .await?;
@@ -52,5 +63,109 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "the command was killed (timed out after {:?}, or by a signal)",
             args.timeout
         ),
+    }
+}
+
+/// `-i`/`-t`: the command runs as a session; our input, its output and
+/// the terminal's size go both ways as frames until it exits.
+async fn session(client: &atoll_sdk::client::Client, args: &Args) -> anyhow::Result<()> {
+    use atoll_sdk::exec_session::{Frame, FrameReader, MAX_DATA};
+    use std::io::IsTerminal;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let local_tty = std::io::stdin().is_terminal();
+    if args.tty && args.interactive && !local_tty {
+        anyhow::bail!("the input device is not a terminal: drop -t, or run from a terminal");
+    }
+    let (rows, cols) = super::terminal::size();
+    let opts = atoll_sdk::client::ExecSessionOptions {
+        tty: args.tty,
+        stdin: args.interactive,
+        rows,
+        cols,
+    };
+    let conn = client
+        .exec_session(&args.instance, &args.command, &opts)
+        .await?;
+    // Raw from here on (restored when this goes out of scope).
+    let _raw = match args.tty && args.interactive {
+        true => Some(super::terminal::RawMode::enter()?),
+        false => None,
+    };
+    let (mut rd, mut wr) = tokio::io::split(conn);
+    let (to_server, mut frames_out) = tokio::sync::mpsc::channel::<Frame>(16);
+    if args.interactive {
+        let tx = to_server.clone();
+        tokio::spawn(async move {
+            let mut stdin = tokio::io::stdin();
+            let mut buf = vec![0u8; MAX_DATA];
+            loop {
+                match stdin.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.send(Frame::Stdin(buf[..n].to_vec())).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(Frame::StdinClosed).await;
+        });
+    }
+    if args.tty {
+        let tx = to_server.clone();
+        if let Ok(mut winch) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+        {
+            tokio::spawn(async move {
+                while winch.recv().await.is_some() {
+                    let (rows, cols) = super::terminal::size();
+                    if tx.send(Frame::Resize { rows, cols }).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+    drop(to_server);
+    let mut reader = FrameReader::default();
+    let mut buf = vec![0u8; 64 << 10];
+    let (mut out, mut err) = (tokio::io::stdout(), tokio::io::stderr());
+    let mut sending = true;
+    loop {
+        tokio::select! {
+            frame = frames_out.recv(), if sending => match frame {
+                Some(f) => wr.write_all(&f.framed()).await?,
+                None => sending = false,
+            },
+            n = rd.read(&mut buf) => {
+                let n = n?;
+                if n == 0 {
+                    anyhow::bail!("the server closed the session before the command ended");
+                }
+                reader.push(&buf[..n]);
+                while let Some(frame) = reader.next_frame()? {
+                    match frame {
+                        Frame::Stdout(d) => {
+                            out.write_all(&d).await?;
+                            out.flush().await?;
+                        }
+                        Frame::Stderr(d) => {
+                            err.write_all(&d).await?;
+                            err.flush().await?;
+                        }
+                        Frame::Exit { code, error } => {
+                            drop(_raw);
+                            return match (code, error) {
+                                (Some(0), None) => Ok(()),
+                                (Some(code), None) => Err(CommandStatus(code).into()),
+                                (_, Some(why)) => anyhow::bail!("{why}"),
+                                (None, None) => anyhow::bail!("the command was killed by a signal"),
+                            };
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! status and output (each stream cut at [`EXEC_OUTPUT_MAX`]). Requests
 //! come from a server only (the subject is the host's own, which only
 //! servers may publish to); a few run at once, each bounded by its
-//! timeout.
+//! timeout. An interactive one (`-i`/`-t`) is a session instead (see
+//! [`super::exec_session`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,8 @@ use crate::supervisor::Supervisor;
 
 /// Commands run at once, at most; more wait their turn.
 const AT_ONCE: usize = 4;
+/// Interactive sessions at once, at most; more are refused.
+const SESSIONS: usize = 16;
 
 /// Answers the exec requests of `sub` (subscribed to `subject`) until the
 /// connection ends.
@@ -28,6 +31,7 @@ pub(super) async fn serve(
     containers: Option<Arc<Containers>>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(AT_ONCE));
+    let sessions = Arc::new(tokio::sync::Semaphore::new(SESSIONS));
     while let Some(msg) = sub.next().await {
         if !atoll_sdk::nats::published_to(&msg, subject) {
             continue;
@@ -43,13 +47,28 @@ pub(super) async fn serve(
                 continue;
             }
         };
+        if let Some(session) = req.session.clone() {
+            let (client, supervisor, containers) =
+                (client.clone(), supervisor.clone(), containers.clone());
+            let Ok(slot) = sessions.clone().try_acquire_owned() else {
+                let busy = format!("{SESSIONS} interactive sessions run on this host already");
+                super::exec_session::refuse(&client, reply, busy).await;
+                continue;
+            };
+            tokio::spawn(async move {
+                let containers = runnable(&req, &supervisor, containers.as_ref());
+                super::exec_session::run(client, reply, req.clone(), session, containers).await;
+                drop(slot);
+            });
+            continue;
+        }
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
         let (client, supervisor, containers) =
             (client.clone(), supervisor.clone(), containers.clone());
         tokio::spawn(async move {
-            let out = run(&req, &supervisor, containers.as_deref()).await;
+            let out = run(&req, &supervisor, containers.as_ref()).await;
             send(&client, reply, &out).await;
             drop(slot);
         });
@@ -69,33 +88,47 @@ fn refused(error: String) -> ExecReply {
     }
 }
 
-async fn run(
+/// The containers of the host, if `req` names a running container
+/// instance of it with a command to run; else why not.
+fn runnable(
     req: &ExecRequest,
     supervisor: &Supervisor,
-    containers: Option<&Containers>,
-) -> ExecReply {
+    containers: Option<&Arc<Containers>>,
+) -> Result<Arc<Containers>, String> {
     let status = supervisor
         .statuses()
         .into_iter()
         .find(|s| s.id == req.instance);
     let Some(status) = status else {
-        return refused(format!("no instance {} on this host", req.instance));
+        return Err(format!("no instance {} on this host", req.instance));
     };
     if status.state != InstanceState::Running {
-        return refused(format!(
+        return Err(format!(
             "instance {} is {:?}, not running",
             req.instance, status.state
         ));
     }
     let Some(containers) = containers.filter(|c| c.bundle(&req.instance).is_dir()) else {
-        return refused(format!(
+        return Err(format!(
             "instance {} is a Wasm component: exec runs commands in containers",
             req.instance
         ));
     };
     if req.argv.is_empty() {
-        return refused("no command given".into());
+        return Err("no command given".into());
     }
+    Ok(containers.clone())
+}
+
+async fn run(
+    req: &ExecRequest,
+    supervisor: &Supervisor,
+    containers: Option<&Arc<Containers>>,
+) -> ExecReply {
+    let containers = match runnable(req, supervisor, containers) {
+        Ok(c) => c,
+        Err(why) => return refused(why),
+    };
     let timeout = Duration::from_millis(req.timeout_ms.clamp(1, EXEC_TIMEOUT_MAX_MS));
     match containers
         .exec_command(&req.instance, &req.argv, timeout)

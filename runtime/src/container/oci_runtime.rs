@@ -176,6 +176,56 @@ impl OciRuntime {
         out
     }
 
+    /// Starts `argv` inside the running container for `atoll exec -i/-t`
+    /// and returns at once. With `tty` (rows, columns), the runtime and so
+    /// the command get a new terminal as stdio ([`super::pty`]), kept in
+    /// [`Interactive::terminal`]; without, the command's stdio are the
+    /// child's pipes. The runtime process waits for the command and exits
+    /// with its status.
+    pub fn exec_interactive(
+        &self,
+        id: &str,
+        argv: &[String],
+        tty: Option<(u16, u16)>,
+    ) -> Result<Interactive, RuntimeError> {
+        static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid_file = self.root.join(format!("{id}.session-{n}.pid"));
+        let pid_arg = pid_file.to_string_lossy().into_owned();
+        let mut args = vec!["exec", "--pid-file", &pid_arg, id];
+        args.extend(argv.iter().map(String::as_str));
+        let mut cmd = self.command(&args);
+        let spawn_error = |source| RuntimeError::Spawn {
+            binary: self.binary.clone(),
+            source,
+        };
+        let terminal = match tty {
+            Some((rows, cols)) => {
+                let (master, slave) = super::pty::open(rows, cols).map_err(spawn_error)?;
+                let clone =
+                    |fd: &std::os::fd::OwnedFd| fd.try_clone().map(std::process::Stdio::from);
+                cmd.stdin(clone(&slave).map_err(spawn_error)?)
+                    .stdout(clone(&slave).map_err(spawn_error)?)
+                    .stderr(std::process::Stdio::from(slave));
+                // SAFETY: only async-signal-safe calls between fork and exec.
+                unsafe { cmd.pre_exec(super::pty::take_as_controlling) };
+                Some(master)
+            }
+            None => {
+                cmd.stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                None
+            }
+        };
+        let child = cmd.spawn().map_err(spawn_error)?;
+        Ok(Interactive {
+            child,
+            terminal,
+            pid_file,
+        })
+    }
+
     /// Removes the container (`--force`: kills it first if it still runs)
     /// with its cgroup. A container the runtime does not know is fine.
     pub async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
@@ -355,6 +405,29 @@ pub fn last_lines(path: &Path, n: usize) -> String {
 }
 
 /// SIGKILL to the process whose PID the runtime wrote to `pid_file`.
+/// An interactive exec started by [`OciRuntime::exec_interactive`].
+pub struct Interactive {
+    /// The runtime process: it exits with the command's status.
+    pub child: tokio::process::Child,
+    /// The terminal's master end (with `tty`).
+    pub terminal: Option<std::fs::File>,
+    pid_file: std::path::PathBuf,
+}
+
+impl Interactive {
+    /// Kills the command inside the container (killing the runtime
+    /// process would leave it running).
+    pub fn kill(&self) {
+        kill_pid_in(&self.pid_file);
+    }
+}
+
+impl Drop for Interactive {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.pid_file);
+    }
+}
+
 fn kill_pid_in(pid_file: &std::path::Path) {
     let pid = std::fs::read_to_string(pid_file)
         .ok()

@@ -37,14 +37,7 @@ pub(crate) async fn exec(
         ));
     }
     let (host, instance, app) = find(&c.snapshot(), &id)?;
-    if !caller.may_touch(&app) {
-        let m = format!(
-            "token {} is limited to app {}, not {app}",
-            caller.id,
-            caller.app.unwrap_or_default()
-        );
-        return Err(ApiError::new(StatusCode::FORBIDDEN, m));
-    }
+    may_touch(&caller, &app)?;
     let timeout_ms = body
         .timeout_ms
         .unwrap_or(60_000)
@@ -54,6 +47,7 @@ pub(crate) async fn exec(
         instance: instance.clone(),
         argv: body.argv,
         timeout_ms,
+        session: None,
     };
     let bytes = serde_json::to_vec(&req).map_err(|e| ApiError::internal("exec", e))?;
     let wait = Duration::from_millis(timeout_ms) + HOST_SLACK;
@@ -82,9 +76,22 @@ pub(crate) async fn exec(
     Ok(Json(reply))
 }
 
+/// Whether the caller's token reaches `app`.
+pub(super) fn may_touch(caller: &Caller, app: &str) -> ApiResult<()> {
+    if caller.may_touch(app) {
+        return Ok(());
+    }
+    let m = format!(
+        "token {} is limited to app {}, not {app}",
+        caller.id,
+        caller.app.as_deref().unwrap_or_default()
+    );
+    Err(ApiError::new(StatusCode::FORBIDDEN, m))
+}
+
 /// The host, full id and app of the instance `id` names (exactly, or as a
 /// unique prefix).
-fn find(snap: &Snapshot, id: &str) -> ApiResult<(String, String, String)> {
+pub(super) fn find(snap: &Snapshot, id: &str) -> ApiResult<(String, String, String)> {
     let mut found = Vec::new();
     for (host, a) in &snap.assignments {
         for i in &a.instances {
