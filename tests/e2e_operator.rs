@@ -127,6 +127,33 @@ fn exec_runs_a_command_in_a_container_and_returns_its_status() {
         shown.contains("24 80"),
         "the CLI's size (none: 24 × 80): {shown}"
     );
+    // A session whose client dies: its command does not run on.
+    let mut client = std::process::Command::new(atoll_bin())
+        .args(["exec", "-i", &id, "--", "sleep", "321"])
+        .env("ATOLL_SERVER", &c.api)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("atoll exec -i");
+    let sleeping = |c: &Cluster| {
+        // (No `ps` in the image: the command lines, NUL-separated.)
+        let out = c.atoll(&["exec", &id, "--", "sh", "-c", "cat /proc/[0-9]*/cmdline"]);
+        text(&out.stdout).contains("sleep\u{0}321")
+    };
+    wait_until(
+        "the session's command to run",
+        Duration::from_secs(20),
+        || sleeping(&c).then_some(()),
+    );
+    client.kill().expect("kill the client");
+    let _ = client.wait();
+    wait_until(
+        "the command to end with its client",
+        Duration::from_secs(20),
+        || (!sleeping(&c)).then_some(()),
+    );
+
     // `-it` without a terminal to read from is refused, as docker does.
     let out = c.atoll(&["exec", "-it", &id, "--", "true"]);
     assert_eq!(out.status.code(), Some(1));
