@@ -95,6 +95,32 @@ fn exec_runs_a_command_in_a_container_and_returns_its_status() {
     assert_eq!(text(&out.stdout), "got:hello\n");
     assert_eq!(text(&out.stderr), "err\n");
 
+    // Megabytes through `cat` both ways: input and output each wait for
+    // the other end, and nothing is lost or stuck.
+    let mut child = std::process::Command::new(atoll_bin())
+        .args(["exec", "-i", &id, "--", "cat"])
+        .env("ATOLL_SERVER", &c.api)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("atoll exec -i cat");
+    let data: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+    let mut stdin = child.stdin.take().expect("stdin");
+    let feed = {
+        let data = data.clone();
+        std::thread::spawn(move || stdin.write_all(&data))
+    };
+    let out = child.wait_with_output().expect("exec -i cat");
+    feed.join().expect("feeder").expect("all input taken");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(
+        out.stdout == data,
+        "{} bytes back of {}",
+        out.stdout.len(),
+        data.len()
+    );
+
     // `-it` from a terminal (`script` gives the CLI one): the command has
     // a terminal of the CLI's size, and what we type reaches it.
     let cmd = format!(

@@ -264,8 +264,11 @@ async fn answer(
 /// offset to follow from.
 fn first_lines(path: &Path, req: &LogRequest) -> std::io::Result<(Vec<(String, u64)>, u64)> {
     let times = (req.timestamps || req.since_ms.is_some()).then(|| times::Times::load(path));
+    // A record may fall inside a line: read from a line's length before
+    // it, so the line that straddles it comes whole (what comes before
+    // is older than `since` and left out below).
     let start = match (&times, req.since_ms) {
-        (Some(t), Some(since)) => t.start_for(since),
+        (Some(t), Some(since)) => t.start_for(since).saturating_sub(MAX_LINE as u64 + 1),
         _ => 0,
     };
     let last_write = times::modified_ms(&std::fs::metadata(path)?);
@@ -324,6 +327,16 @@ mod tests {
         assert_eq!(texts(&request(Some(2), None))[0], "d");
         assert_eq!(texts(&request(None, Some(1500)))[0], "c");
         assert_eq!(texts(&request(Some(1), Some(1500))).len(), 1);
+        // A record inside a line: the line comes whole.
+        let mut side = Vec::new();
+        side.extend(6u64.to_le_bytes());
+        side.extend(1500u64.to_le_bytes());
+        let mid = dir.join("mid.log");
+        std::fs::write(&mid, "a\nbcdef\n").unwrap();
+        std::fs::write(times::side_file(&mid), side).unwrap();
+        let (lines, _) = first_lines(&mid, &request(None, Some(1600))).unwrap();
+        let texts: Vec<&str> = lines.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(texts, ["bcdef"]);
         let (lines, offset) = first_lines(&path, &request(None, Some(1000))).unwrap();
         let times: Vec<u64> = lines.iter().map(|(_, t)| *t).collect();
         assert_eq!(times[..3], [1000, 1000, 2000]);

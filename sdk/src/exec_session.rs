@@ -13,6 +13,12 @@ const MAX_FRAME: usize = MAX_DATA + 1024;
 pub const IDLE_MS: u64 = 30_000;
 /// How often the server pings a quiet session.
 pub const PING_MS: u64 = 10_000;
+/// Data (input one way, output the other) sent and not yet acknowledged
+/// ([`Frame::Ack`]), at most: a side that reaches it waits, so a fast
+/// command or a fast typist cannot fill the memory of a slow other end.
+pub const WINDOW: u64 = 1 << 20;
+/// How much data a side takes in between two acknowledgements.
+pub const ACK_EVERY: u64 = 256 << 10;
 /// The HTTP `Upgrade` protocol of a session.
 pub const UPGRADE: &str = "atoll-exec";
 
@@ -42,6 +48,19 @@ pub enum Frame {
         code: Option<i32>,
         error: Option<String>,
     },
+    /// So many bytes of the other side's data (stdin one way, stdout and
+    /// stderr the other) were taken in so far, in all.
+    Ack(u64),
+}
+
+impl Frame {
+    /// The bytes of data it carries (what [`WINDOW`] counts).
+    pub fn data_len(&self) -> u64 {
+        match self {
+            Frame::Stdin(d) | Frame::Stdout(d) | Frame::Stderr(d) => d.len() as u64,
+            _ => 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,6 +98,7 @@ impl Frame {
                 b.extend(error.as_deref().unwrap_or_default().as_bytes());
                 (9, b)
             }
+            Frame::Ack(n) => (10, n.to_be_bytes().to_vec()),
         };
         let mut out = Vec::with_capacity(1 + body.len());
         out.push(kind);
@@ -116,6 +136,12 @@ impl Frame {
                     code,
                     error: (!text.is_empty()).then_some(text),
                 }
+            }
+            10 => {
+                let n = body.get(..8).ok_or(FrameError::Truncated)?;
+                Frame::Ack(u64::from_be_bytes(
+                    n.try_into().map_err(|_| FrameError::Truncated)?,
+                ))
             }
             k => return Err(FrameError::Kind(k)),
         })
@@ -204,6 +230,7 @@ mod tests {
                 code: None,
                 error: Some("killed: the client went away".into()),
             },
+            Frame::Ack(1 << 40),
         ]
     }
 

@@ -127,44 +127,43 @@ async fn session(client: &atoll_sdk::client::Client, args: &Args) -> anyhow::Res
         }
     }
     drop(to_server);
+    // Our frames go on their own, whatever the output does.
+    tokio::spawn(async move {
+        while let Some(f) = frames_out.recv().await {
+            if wr.write_all(&f.framed()).await.is_err() {
+                return;
+            }
+        }
+    });
     let mut reader = FrameReader::default();
     let mut buf = vec![0u8; 64 << 10];
     let (mut out, mut err) = (tokio::io::stdout(), tokio::io::stderr());
-    let mut sending = true;
     loop {
-        tokio::select! {
-            frame = frames_out.recv(), if sending => match frame {
-                Some(f) => wr.write_all(&f.framed()).await?,
-                None => sending = false,
-            },
-            n = rd.read(&mut buf) => {
-                let n = n?;
-                if n == 0 {
-                    anyhow::bail!("the server closed the session before the command ended");
+        let n = rd.read(&mut buf).await?;
+        if n == 0 {
+            anyhow::bail!("the server closed the session before the command ended");
+        }
+        reader.push(&buf[..n]);
+        while let Some(frame) = reader.next_frame()? {
+            match frame {
+                Frame::Stdout(d) => {
+                    out.write_all(&d).await?;
+                    out.flush().await?;
                 }
-                reader.push(&buf[..n]);
-                while let Some(frame) = reader.next_frame()? {
-                    match frame {
-                        Frame::Stdout(d) => {
-                            out.write_all(&d).await?;
-                            out.flush().await?;
-                        }
-                        Frame::Stderr(d) => {
-                            err.write_all(&d).await?;
-                            err.flush().await?;
-                        }
-                        Frame::Exit { code, error } => {
-                            drop(_raw);
-                            return match (code, error) {
-                                (Some(0), None) => Ok(()),
-                                (Some(code), None) => Err(CommandStatus(code).into()),
-                                (_, Some(why)) => anyhow::bail!("{why}"),
-                                (None, None) => anyhow::bail!("the command was killed by a signal"),
-                            };
-                        }
-                        _ => {}
-                    }
+                Frame::Stderr(d) => {
+                    err.write_all(&d).await?;
+                    err.flush().await?;
                 }
+                Frame::Exit { code, error } => {
+                    drop(_raw);
+                    return match (code, error) {
+                        (Some(0), None) => Ok(()),
+                        (Some(code), None) => Err(CommandStatus(code).into()),
+                        (_, Some(why)) => anyhow::bail!("{why}"),
+                        (None, None) => anyhow::bail!("the command was killed by a signal"),
+                    };
+                }
+                _ => {}
             }
         }
     }

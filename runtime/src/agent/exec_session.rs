@@ -1,52 +1,54 @@
 //! An interactive `atoll exec` (`-i`/`-t`) on the host: the command runs
 //! in the container through the OCI runtime (with a terminal for `-t`,
-//! see [`crate::container::pty`]),
-//! its output goes to the server as numbered frames on the request's
-//! reply subject, and the server's frames (input, terminal size, close,
-//! pings) come on the session's input subject. It ends when the command
-//! exits, when the client closes it, or when the server has been silent
-//! for [`IDLE_MS`] (the command is then killed: nothing runs on for a
-//! client that is gone).
+//! see [`crate::container::pty`]), its output goes to the server as
+//! numbered frames on the request's reply subject, and the server's
+//! frames (input, terminal size, acknowledgements, close, pings) come on
+//! the session's input subject. Data both ways is bounded by
+//! [`WINDOW`]: output waits for the server's acknowledgements, input is
+//! acknowledged as the command takes it. The session ends when the
+//! command exits, when the client closes it, or when the server has been
+//! silent for [`IDLE_MS`]; the command and what it started (its process
+//! group) are then killed, again until the runtime has exited.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::Subject;
-use atoll_sdk::exec_session::{Frame, IDLE_MS, MAX_DATA};
+use atoll_sdk::exec_session::{ACK_EVERY, Frame, IDLE_MS, MAX_DATA, WINDOW};
 use atoll_sdk::protocol::{ExecRequest, ExecSession};
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
-use crate::container::{Containers, pty};
+use crate::container::Containers;
+use crate::container::pty::Master;
 
-/// Output sent between two waits for NATS to take it (a bound on what a
-/// fast command can queue up).
-const FLUSH_EVERY: usize = 256 << 10;
 /// How long output still coming after the command exited is waited for.
 const DRAIN: Duration = Duration::from_millis(500);
+/// How often a kill is repeated until the runtime has exited; after
+/// [`KILL_RUNTIME_AFTER`] the runtime process itself is killed too.
+const KILL_AGAIN: Duration = Duration::from_secs(1);
+const KILL_RUNTIME_AFTER: Duration = Duration::from_secs(5);
 
 /// The frames to the server, numbered.
 struct Out {
     client: async_nats::Client,
     subject: Subject,
     seq: u64,
-    unflushed: usize,
+    /// Output data sent, in all.
+    sent: u64,
 }
 
 impl Out {
     async fn send(&mut self, frame: Frame) {
+        self.sent += frame.data_len();
         let bytes = frame.message(self.seq);
         self.seq += 1;
-        self.unflushed += bytes.len();
         let _ = self
             .client
             .publish(self.subject.clone(), bytes.into())
             .await;
-        if self.unflushed >= FLUSH_EVERY {
-            self.unflushed = 0;
-            let _ = self.client.flush().await;
-        }
     }
 
     async fn exit(mut self, code: Option<i32>, error: Option<String>) {
@@ -61,39 +63,15 @@ pub(super) async fn refuse(client: &async_nats::Client, reply: Subject, why: Str
         client: client.clone(),
         subject: reply,
         seq: 0,
-        unflushed: 0,
+        sent: 0,
     };
     out.exit(None, Some(why)).await;
 }
 
-/// Where the client's input goes.
-enum Input {
-    /// The terminal, through a thread (a write to it may block).
-    Terminal(std::sync::mpsc::Sender<Vec<u8>>),
-    Pipe(Option<tokio::process::ChildStdin>),
-}
-
-impl Input {
-    async fn write(&mut self, data: Vec<u8>) {
-        match self {
-            Input::Terminal(tx) => {
-                let _ = tx.send(data);
-            }
-            Input::Pipe(Some(stdin)) => {
-                if stdin.write_all(&data).await.is_err() {
-                    *self = Input::Pipe(None);
-                }
-            }
-            Input::Pipe(None) => {}
-        }
-    }
-
-    fn close(&mut self) {
-        // A terminal has no end of input but ^D, which is the client's.
-        if let Input::Pipe(stdin) = self {
-            stdin.take();
-        }
-    }
+/// What the session's tasks take from the loop: input, or its end.
+enum In {
+    Data(Vec<u8>),
+    End,
 }
 
 /// Runs the session `req` asks for, answering on `reply`.
@@ -108,7 +86,7 @@ pub(super) async fn run(
         client: client.clone(),
         subject: reply,
         seq: 0,
-        unflushed: 0,
+        sent: 0,
     };
     let containers = match containers {
         Ok(c) => c,
@@ -123,63 +101,118 @@ pub(super) async fn run(
         Ok(s) => s,
         Err(e) => return out.exit(None, Some(e)).await,
     };
-    let (tx, mut rx) = mpsc::channel::<Frame>(16);
+    // Output frames from the readers; input to the writer, which says how
+    // much it wrote (for the acknowledgements).
+    let (out_tx, mut out_rx) = mpsc::channel::<Frame>(16);
+    let (in_tx, in_rx) = mpsc::channel::<In>(16);
+    let (wrote_tx, mut wrote_rx) = mpsc::unbounded_channel::<u64>();
+    let mut tasks: Vec<JoinHandle<()>> = Vec::new();
     // The runtime's own output (and, without a terminal, the command's).
     if let Some(stdout) = started.child.stdout.take() {
-        tokio::spawn(pump(stdout, tx.clone(), Frame::Stdout));
+        tasks.push(tokio::spawn(pump(stdout, out_tx.clone(), Frame::Stdout)));
     }
     if let Some(stderr) = started.child.stderr.take() {
-        tokio::spawn(pump(stderr, tx.clone(), Frame::Stderr));
+        tasks.push(tokio::spawn(pump(stderr, out_tx.clone(), Frame::Stderr)));
     }
-    let terminal = started.terminal.take();
-    let mut input = match &terminal {
-        Some(t) => terminal_io(t, tx.clone()),
-        None => Input::Pipe(started.child.stdin.take()),
+    let terminal = match started.terminal.take().map(Master::new) {
+        Some(Ok(m)) => Some(Arc::new(m)),
+        Some(Err(e)) => {
+            started.kill();
+            return out.exit(None, Some(format!("terminal: {e}"))).await;
+        }
+        None => None,
     };
-    if !session.stdin {
-        input.close();
+    match &terminal {
+        Some(t) => {
+            tasks.push(tokio::spawn(read_terminal(t.clone(), out_tx.clone())));
+            tasks.push(tokio::spawn(write_terminal(t.clone(), in_rx, wrote_tx)));
+        }
+        None => {
+            let stdin = started.child.stdin.take();
+            tasks.push(tokio::spawn(write_pipe(stdin, in_rx, wrote_tx)));
+        }
     }
-    drop(tx);
+    if !session.stdin {
+        let _ = in_tx.try_send(In::End);
+    }
+    drop(out_tx);
     out.send(Frame::Started).await;
     let idle = Duration::from_millis(IDLE_MS);
     let mut heard = tokio::time::Instant::now();
-    let mut why = None;
+    let (mut acked, mut written, mut written_acked) = (0u64, 0u64, 0u64);
+    let mut why: Option<String> = None;
+    let mut killing: Option<tokio::time::Instant> = None;
     let mut listening = true;
+    let mut again = tokio::time::interval(KILL_AGAIN);
     let status = loop {
         tokio::select! {
-            msg = input_sub.next(), if listening => {
+            // Input is taken only while the writer has room for it.
+            msg = input_sub.next(), if listening && in_tx.capacity() > 0 => {
                 let Some(msg) = msg else {
-                    started.kill();
                     listening = false;
-                    why = Some("the host's connection ended".to_string());
+                    why.get_or_insert_with(|| "the host's connection ended".into());
+                    killing.get_or_insert_with(tokio::time::Instant::now);
+                    started.kill();
                     continue;
                 };
                 heard = tokio::time::Instant::now();
                 match Frame::from_message(&msg.payload).map(|(_, f)| f) {
-                    Ok(Frame::Stdin(data)) if session.stdin => input.write(data).await,
-                    Ok(Frame::StdinClosed) => input.close(),
+                    Ok(Frame::Stdin(data)) if session.stdin => {
+                        let _ = in_tx.try_send(In::Data(data));
+                    }
+                    Ok(Frame::StdinClosed) => {
+                        let _ = in_tx.try_send(In::End);
+                    }
                     Ok(Frame::Resize { rows, cols }) => {
                         if let Some(t) = &terminal {
-                            pty::resize(t, rows, cols);
+                            t.resize(rows, cols);
                         }
                     }
-                    Ok(Frame::Close) => started.kill(),
+                    Ok(Frame::Ack(n)) => acked = acked.max(n),
+                    Ok(Frame::Close) => {
+                        killing.get_or_insert_with(tokio::time::Instant::now);
+                        started.kill();
+                    }
                     _ => {}
                 }
             }
-            Some(frame) = rx.recv() => out.send(frame).await,
+            // Output is sent only while the server keeps up with it.
+            Some(frame) = out_rx.recv(), if out.sent.saturating_sub(acked) < WINDOW => {
+                out.send(frame).await;
+            }
+            Some(n) = wrote_rx.recv() => {
+                written += n;
+                if written - written_acked >= ACK_EVERY.min(WINDOW / 2) {
+                    written_acked = written;
+                    out.send(Frame::Ack(written)).await;
+                }
+            }
             status = started.child.wait() => break status.ok(),
-            () = tokio::time::sleep_until(heard + idle), if why.is_none() => {
-                started.kill();
+            () = tokio::time::sleep_until(heard + idle), if killing.is_none() => {
                 why = Some(format!("killed: no word from the client for {}s", idle.as_secs()));
+                killing = Some(tokio::time::Instant::now());
+                started.kill();
+            }
+            _ = again.tick(), if killing.is_some() => {
+                started.kill();
+                if killing.is_some_and(|k| k.elapsed() >= KILL_RUNTIME_AFTER) {
+                    let _ = started.child.start_kill();
+                }
             }
         }
     };
-    drop(input);
-    // What the command wrote last.
+    drop(in_tx);
+    // What the command wrote last (within the window, as ever).
     let until = tokio::time::Instant::now() + DRAIN;
-    while let Ok(Some(frame)) = tokio::time::timeout_at(until, rx.recv()).await {
-        out.send(frame).await;
+    while out.sent.saturating_sub(acked) < WINDOW {
+        match tokio::time::timeout_at(until, out_rx.recv()).await {
+            Ok(Some(frame)) => out.send(frame).await,
+            _ => break,
+        }
+    }
+    // Nothing of the session outlives it.
+    for t in &tasks {
+        t.abort();
     }
     let code = status.and_then(|s| s.code());
     out.exit(code, why).await;
@@ -199,31 +232,53 @@ async fn pump(
     }
 }
 
-/// Threads that read the terminal into frames and write input to it (its
-/// reads and writes block).
-fn terminal_io(t: &std::fs::File, tx: mpsc::Sender<Frame>) -> Input {
-    use std::io::{Read, Write};
-    if let Ok(mut reader) = t.try_clone() {
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; MAX_DATA];
-            // Ends when the command and all it started let go of the
-            // terminal (EIO) or the session is over.
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 || tx.blocking_send(Frame::Stdout(buf[..n].to_vec())).is_err() {
-                    break;
-                }
-            }
-        });
+/// Sends what the command writes to its terminal, until nothing holds
+/// the terminal any more (EIO).
+async fn read_terminal(t: Arc<Master>, tx: mpsc::Sender<Frame>) {
+    let mut buf = vec![0u8; MAX_DATA];
+    while let Ok(n) = t.read(&mut buf).await {
+        if n == 0 || tx.send(Frame::Stdout(buf[..n].to_vec())).await.is_err() {
+            break;
+        }
     }
-    let (in_tx, in_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    if let Ok(mut writer) = t.try_clone() {
-        std::thread::spawn(move || {
-            while let Ok(data) = in_rx.recv() {
-                if writer.write_all(&data).is_err() {
-                    break;
-                }
+}
+
+/// Writes input to the terminal. A terminal has no end of input but ^D,
+/// which is the client's to type.
+async fn write_terminal(
+    t: Arc<Master>,
+    mut rx: mpsc::Receiver<In>,
+    wrote: mpsc::UnboundedSender<u64>,
+) {
+    while let Some(input) = rx.recv().await {
+        if let In::Data(data) = input {
+            if t.write_all(&data).await.is_err() {
+                break;
             }
-        });
+            let _ = wrote.send(data.len() as u64);
+        }
     }
-    Input::Terminal(in_tx)
+}
+
+/// Writes input to the command's standard input; closes it at the end.
+async fn write_pipe(
+    mut stdin: Option<tokio::process::ChildStdin>,
+    mut rx: mpsc::Receiver<In>,
+    wrote: mpsc::UnboundedSender<u64>,
+) {
+    while let Some(input) = rx.recv().await {
+        match (input, &mut stdin) {
+            (In::Data(data), Some(pipe)) => {
+                if pipe.write_all(&data).await.is_err() {
+                    stdin = None;
+                }
+                let _ = wrote.send(data.len() as u64);
+            }
+            // Taken and dropped: the command sees the end of its input.
+            (In::Data(data), None) => {
+                let _ = wrote.send(data.len() as u64);
+            }
+            (In::End, _) => stdin = None,
+        }
+    }
 }

@@ -167,6 +167,8 @@ impl OciRuntime {
         let pid_file = self.root.join(format!("{id}.exec-{n}.pid"));
         let pid_arg = pid_file.to_string_lossy().into_owned();
         let mut args = vec!["exec", "--pid-file", &pid_arg, id];
+        // The command's words are never the runtime's options.
+        args.push("--");
         args.extend(argv.iter().map(String::as_str));
         let out = self.collect(self.command(&args), "exec", id, timeout).await;
         if matches!(out, Err(RuntimeError::Timeout { .. })) {
@@ -193,6 +195,8 @@ impl OciRuntime {
         let pid_file = self.root.join(format!("{id}.session-{n}.pid"));
         let pid_arg = pid_file.to_string_lossy().into_owned();
         let mut args = vec!["exec", "--pid-file", &pid_arg, id];
+        // The command's words are never the runtime's options.
+        args.push("--");
         args.extend(argv.iter().map(String::as_str));
         let mut cmd = self.command(&args);
         let spawn_error = |source| RuntimeError::Spawn {
@@ -207,8 +211,6 @@ impl OciRuntime {
                 cmd.stdin(clone(&slave).map_err(spawn_error)?)
                     .stdout(clone(&slave).map_err(spawn_error)?)
                     .stderr(std::process::Stdio::from(slave));
-                // SAFETY: only async-signal-safe calls between fork and exec.
-                unsafe { cmd.pre_exec(super::pty::take_as_controlling) };
                 Some(master)
             }
             None => {
@@ -218,6 +220,9 @@ impl OciRuntime {
                 None
             }
         };
+        let tty = terminal.is_some();
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe { cmd.pre_exec(move || super::pty::new_session(tty)) };
         let child = cmd.spawn().map_err(spawn_error)?;
         Ok(Interactive {
             child,
@@ -415,9 +420,20 @@ pub struct Interactive {
 }
 
 impl Interactive {
-    /// Kills the command inside the container (killing the runtime
-    /// process would leave it running).
-    pub fn kill(&self) {
+    /// Kills the command inside the container and all it started: the
+    /// runtime process leads a session of its own, which the command and
+    /// its children share (unless they left it), so the whole process
+    /// group goes; then the command by the PID the runtime wrote, in case
+    /// it left the group. Safe to call again (a command whose PID file
+    /// was not written yet is killed by the next call).
+    pub fn kill(&mut self) {
+        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
+            // SAFETY: kill(2) of the process group our child leads (its
+            // PID, from setsid); a group that is gone yields ESRCH.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
         kill_pid_in(&self.pid_file);
     }
 }

@@ -7,47 +7,102 @@
 //! command gets SIGWINCH). The runtime's own console socket is not used:
 //! with it, the runtime detaches and the command's exit status is lost.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-/// A new terminal of `rows` × `cols`: (master, slave).
+use tokio::io::unix::AsyncFd;
+
+/// A new terminal of `rows` × `cols`: (master, slave). Both ends are
+/// close-on-exec from the start (other threads start processes at any
+/// time); the runtime gets the slave as its stdio, which exec keeps.
 pub fn open(rows: u16, cols: u16) -> io::Result<(std::fs::File, OwnedFd)> {
-    let (mut master, mut slave) = (-1, -1);
-    let size = winsize(rows, cols);
-    // SAFETY: openpty(3) fills two descriptors on success; no name buffer,
-    // default terminal settings, the given size.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            &size,
-        )
-    };
-    if rc != 0 {
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: posix_openpt(3) returns a new descriptor or -1.
+    let master = unsafe { libc::posix_openpt(flags) };
+    if master < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: both descriptors are new and ours alone.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-    for fd in [&master, &slave] {
-        // SAFETY: fcntl on an open descriptor: not inherited past exec
-        // (the runtime gets the slave as its stdio, which exec keeps).
-        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    // SAFETY: the descriptor is new and ours alone.
+    let master = unsafe { OwnedFd::from_raw_fd(master) };
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: grantpt/unlockpt/ptsname_r on the master just opened, with
+    // a buffer of the length given.
+    unsafe {
+        if libc::grantpt(master.as_raw_fd()) != 0
+            || libc::unlockpt(master.as_raw_fd()) != 0
+            || libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
     }
-    Ok((std::fs::File::from(master), slave))
+    // SAFETY: ptsname_r wrote a NUL-terminated path into `name`.
+    let slave = unsafe { libc::open(name.as_ptr(), flags) };
+    if slave < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor is new and ours alone.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    let master = std::fs::File::from(master);
+    resize(&master, rows, cols);
+    Ok((master, slave))
 }
 
-/// Makes the caller a session leader with its standard input (the
-/// terminal's slave) as controlling terminal. Meant for `pre_exec`: only
-/// async-signal-safe calls.
-pub fn take_as_controlling() -> io::Result<()> {
+/// The master end, read and written without blocking a thread: dropping
+/// it ends whatever waits on it.
+pub struct Master(AsyncFd<std::fs::File>);
+
+impl Master {
+    pub fn new(file: std::fs::File) -> io::Result<Master> {
+        // SAFETY: fcntl on an open descriptor we own.
+        unsafe {
+            let fl = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+            if fl < 0 || libc::fcntl(file.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        // SAFETY: a File owns its descriptor, which stays open and the
+        // same for as long as the AsyncFd holds it.
+        let fd = unsafe { AsyncFd::register(file) }.map_err(|e| e.into_parts().1)?;
+        Ok(Master(fd))
+    }
+
+    /// What the command wrote; an error (EIO) once nothing holds the
+    /// terminal any more.
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let mut ready = self.0.readable().await?;
+            if let Ok(result) = ready.try_io(|f| f.get_ref().read(buf)) {
+                return result;
+            }
+        }
+    }
+
+    pub async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let mut ready = self.0.writable().await?;
+            if let Ok(result) = ready.try_io(|f| f.get_ref().write(data)) {
+                data = &data[result?..];
+            }
+        }
+        Ok(())
+    }
+
+    pub fn resize(&self, rows: u16, cols: u16) {
+        resize(self.0.get_ref(), rows, cols);
+    }
+}
+
+/// Makes the caller a session leader (so the whole session can be killed
+/// at once: see `Interactive::kill`) with its standard input, the
+/// terminal's slave when `tty`, as controlling terminal. Meant for
+/// `pre_exec`: only async-signal-safe calls.
+pub fn new_session(tty: bool) -> io::Result<()> {
     // SAFETY: setsid(2) and ioctl(2) are async-signal-safe.
     unsafe {
         if libc::setsid() < 0 {
             return Err(io::Error::last_os_error());
         }
-        if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+        if tty && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
             return Err(io::Error::last_os_error());
         }
     }
@@ -76,20 +131,23 @@ pub fn resize(terminal: &std::fs::File, rows: u16, cols: u16) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
 
-    #[test]
-    fn what_is_written_to_one_end_is_read_from_the_other_with_its_size() {
-        let (mut master, slave) = open(33, 101).expect("a terminal");
+    #[tokio::test]
+    async fn what_is_written_to_one_end_is_read_from_the_other_with_its_size() {
+        let (master, slave) = open(33, 101).expect("a terminal");
+        let master = Master::new(master).expect("async");
         let mut slave = std::fs::File::from(slave);
         slave.write_all(b"out\n").expect("write");
         let mut buf = [0u8; 16];
-        let n = master.read(&mut buf).expect("read");
+        let n = master.read(&mut buf).await.expect("read");
         assert_eq!(&buf[..n], b"out\r\n", "a terminal turns \\n into \\r\\n");
+        master.write_all(b"in\n").await.expect("write");
+        let n = slave.read(&mut buf).expect("read");
+        assert_eq!(&buf[..n], b"in\n");
         let mut ws = winsize(0, 0);
         unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
         assert_eq!((ws.ws_row, ws.ws_col), (33, 101));
-        resize(&master, 40, 120);
+        master.resize(40, 120);
         unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
         assert_eq!((ws.ws_row, ws.ws_col), (40, 120));
     }

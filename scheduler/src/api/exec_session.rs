@@ -5,12 +5,16 @@
 //! Protocols` once it runs; then it relays frames (see
 //! [`atoll_sdk::exec_session`]) between the upgraded connection and the
 //! host over NATS, pings the host while the client is quiet, and tells
-//! the host to end the command when the client goes away.
+//! the host to end the command when the client goes away. Each direction
+//! runs on its own, and data is bounded both ways (see
+//! [`atoll_sdk::exec_session::WINDOW`]): the client's input waits for the
+//! host's acknowledgements, and the host's output for ours, given as the
+//! client's connection takes it.
 
 use super::error::{ApiError, ApiResult};
 use crate::auth::Caller;
 use crate::cluster::Cluster;
-use atoll_sdk::exec_session::{Frame, FrameReader, PING_MS, UPGRADE};
+use atoll_sdk::exec_session::{ACK_EVERY, Frame, FrameReader, PING_MS, UPGRADE, WINDOW};
 use atoll_sdk::protocol::{EXEC_TIMEOUT_MAX_MS, ExecRequest, ExecSession, VERSION};
 use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
@@ -19,7 +23,8 @@ use futures::StreamExt;
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::{mpsc, watch};
 
 /// How long a host may take to start the command.
 const START_WAIT: Duration = Duration::from_secs(15);
@@ -94,7 +99,17 @@ pub(crate) async fn exec_session(
         .map_err(|e| ApiError::internal("asking the host", e))?;
     let first = tokio::time::timeout(START_WAIT, sub.next()).await;
     let unavailable = |m: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, m);
+    let mut relay = Relay {
+        c: c.clone(),
+        client,
+        host: host.clone(),
+        input,
+        output,
+        seq: 0,
+    };
     let Ok(Some(first)) = first else {
+        // It may start yet: then it ends at once.
+        relay.tell_host(Frame::Close).await;
         return Err(unavailable(format!(
             "host {host} did not start the command within {}s",
             START_WAIT.as_secs()
@@ -112,14 +127,6 @@ pub(crate) async fn exec_session(
         }
         other => return Err(unavailable(format!("host {host} answered {other:?}"))),
     }
-    let relay = Relay {
-        c: c.clone(),
-        client,
-        host,
-        input,
-        output,
-        seq: 0,
-    };
     tokio::spawn(relay.run(on_upgrade, sub));
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -158,33 +165,31 @@ impl Relay {
         let Ok(upgraded) = on_upgrade.await else {
             return self.tell_host(Frame::Close).await;
         };
-        let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
-        let mut frames = FrameReader::default();
-        let mut buf = vec![0u8; 64 << 10];
-        let mut expect = 1u64;
-        let mut ping = tokio::time::interval(Duration::from_millis(PING_MS));
-        ping.tick().await;
+        let (rd, wr) = tokio::io::split(TokioIo::new(upgraded));
+        let (to_host, mut for_host) = mpsc::channel::<Frame>(16);
+        let (to_client, for_client) = mpsc::channel::<Frame>(64);
+        // The host's acknowledgements of input; ours of its output.
+        let (input_acked, input_acks) = watch::channel(0u64);
+        let (output_acked, mut output_acks) = watch::channel(0u64);
+        let reader = tokio::spawn(from_client(rd, to_host, input_acks));
+        let writer = tokio::spawn(to_client_conn(wr, for_client, output_acked));
         let ended = |error: String| Frame::Exit {
             code: None,
             error: Some(error),
         };
+        let mut expect = 1u64;
+        let mut ping = tokio::time::interval(Duration::from_millis(PING_MS));
+        ping.tick().await;
         let last = loop {
             tokio::select! {
-                n = rd.read(&mut buf) => {
-                    let Ok(n @ 1..) = n else { break None };
-                    frames.push(&buf[..n]);
-                    loop {
-                        match frames.next_frame() {
-                            Ok(Some(f @ (Frame::Stdin(_) | Frame::StdinClosed | Frame::Resize { .. } | Frame::Close))) => self.tell_host(f).await,
-                            Ok(Some(_)) => {}
-                            Ok(None) => break,
-                            Err(e) => {
-                                self.tell_host(Frame::Close).await;
-                                let _ = wr.write_all(&ended(format!("bad frame from the client: {e}")).framed()).await;
-                                return;
-                            }
-                        }
-                    }
+                frame = for_host.recv() => match frame {
+                    Some(f) => self.tell_host(f).await,
+                    // The client left.
+                    None => break None,
+                },
+                Ok(()) = output_acks.changed() => {
+                    let n = *output_acks.borrow_and_update();
+                    self.tell_host(Frame::Ack(n)).await;
                 }
                 msg = sub.next() => {
                     let Some(msg) = msg else {
@@ -195,13 +200,22 @@ impl Relay {
                         break Some(ended(format!("output lost between host {} and the server (frame {seq}, expected {expect})", self.host)));
                     }
                     expect += 1;
-                    let exit = matches!(frame, Frame::Exit { .. });
-                    if wr.write_all(&frame.framed()).await.is_err() {
-                        break None;
-                    }
-                    if exit {
-                        let _ = wr.shutdown().await;
-                        return;
+                    match frame {
+                        Frame::Ack(n) => {
+                            let _ = input_acked.send(n);
+                        }
+                        Frame::Exit { .. } => {
+                            let _ = to_client.send(frame).await;
+                            drop(to_client);
+                            let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+                            reader.abort();
+                            return;
+                        }
+                        other => {
+                            if to_client.send(other).await.is_err() {
+                                break None;
+                            }
+                        }
                     }
                 }
                 _ = ping.tick() => {
@@ -215,9 +229,72 @@ impl Relay {
         // The client left, or the session cannot go on: the host ends the
         // command.
         self.tell_host(Frame::Close).await;
+        reader.abort();
         if let Some(frame) = last {
-            let _ = wr.write_all(&frame.framed()).await;
+            let _ = to_client.send(frame).await;
         }
-        let _ = wr.shutdown().await;
+        drop(to_client);
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     }
+}
+
+/// The client's frames for the host, its input within the window the
+/// host's acknowledgements leave; `Close` when the client is gone.
+async fn from_client(
+    mut rd: ReadHalf<TokioIo<hyper::upgrade::Upgraded>>,
+    to_host: mpsc::Sender<Frame>,
+    mut acked: watch::Receiver<u64>,
+) {
+    let mut frames = FrameReader::default();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut sent = 0u64;
+    while let Ok(n @ 1..) = rd.read(&mut buf).await {
+        frames.push(&buf[..n]);
+        loop {
+            let f = match frames.next_frame() {
+                Ok(Some(
+                    f
+                    @ (Frame::Stdin(_) | Frame::StdinClosed | Frame::Resize { .. } | Frame::Close),
+                )) => f,
+                Ok(Some(_)) => continue,
+                Ok(None) => break,
+                // A client that speaks nonsense is gone.
+                Err(_) => {
+                    let _ = to_host.send(Frame::Close).await;
+                    return;
+                }
+            };
+            sent += f.data_len();
+            let room = (acked.wait_for(|a| sent.saturating_sub(*a) <= WINDOW).await).is_ok();
+            if !room || to_host.send(f).await.is_err() {
+                return;
+            }
+        }
+    }
+    let _ = to_host.send(Frame::Close).await;
+}
+
+/// Writes the host's frames to the client, acknowledging its output as
+/// the connection takes it.
+async fn to_client_conn(
+    mut wr: WriteHalf<TokioIo<hyper::upgrade::Upgraded>>,
+    mut frames: mpsc::Receiver<Frame>,
+    acked: watch::Sender<u64>,
+) {
+    let (mut taken, mut told) = (0u64, 0u64);
+    while let Some(frame) = frames.recv().await {
+        let exit = matches!(frame, Frame::Exit { .. });
+        if wr.write_all(&frame.framed()).await.is_err() {
+            return;
+        }
+        taken += frame.data_len();
+        if taken - told >= ACK_EVERY.min(WINDOW / 2) {
+            told = taken;
+            let _ = acked.send(taken);
+        }
+        if exit {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
 }

@@ -268,7 +268,8 @@ fn rolling<'a>(
         s.reason = StopReason::Drained;
     }
     let moved = |s: &Stop<'_>| {
-        (snap.host(s.placed.host)).is_some_and(|h| h.availability == Availability::Draining)
+        (snap.host(s.placed.host))
+            .is_some_and(|h| h.availability == Availability::Draining && h.drain_volumes)
     };
     let place =
         if volumes && step.place > 0 && !step.stop.is_empty() && !step.stop.iter().any(moved) {

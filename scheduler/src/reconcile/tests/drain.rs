@@ -191,3 +191,24 @@ fn a_volume_service_updated_on_a_cordoned_host_stays_there() {
         c.spread("shop", "db")
     );
 }
+
+#[test]
+fn a_volume_service_updated_on_a_host_drained_without_volumes_stays_with_its_data() {
+    let mut c = Cluster::new(
+        vec![host("h1"), host("h2")],
+        vec![app("shop", vec![with_volume("db")])],
+    );
+    c.step();
+    c.start_all();
+    let home = c.spread("shop", "db");
+    let (h, _) = home.first_key_value().expect("placed");
+    set(&mut c, &h.clone(), Availability::Draining);
+    c.deploy(app("shop", vec![with_volume("db").env("V", "2")]));
+    let plan = c.plan();
+    c.snap = apply(&c.snap, &plan);
+    assert!(
+        !c.spread("shop", "db").keys().any(|k| !home.contains_key(k)),
+        "never moved off its data without --volumes: {:?}",
+        c.spread("shop", "db")
+    );
+}
