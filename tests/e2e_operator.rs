@@ -180,6 +180,47 @@ fn exec_runs_a_command_in_a_container_and_returns_its_status() {
         || (!sleeping(&c)).then_some(()),
     );
 
+    // ^C typed in `-it` interrupts the command, as in a terminal of its
+    // own (it traps it and says so), not the session.
+    let cmd = format!(
+        "{} exec -it {id} -- sh -c 'trap \"echo got-int; exit 9\" INT; echo ready; while :; do sleep 1; done'",
+        atoll_bin().display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("ATOLL_SERVER", &c.api)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let (mut stdout, shown) = (child.stdout.take().expect("stdout"), shown.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                shown.lock().expect("shown").push_str(&text);
+            }
+        })
+    };
+    let seen = |what: &str| shown.lock().expect("shown").contains(what);
+    wait_until("the command to be ready", Duration::from_secs(20), || {
+        seen("ready").then_some(())
+    });
+    stdin.write_all(b"\x03").expect("^C");
+    let status = wait_until(
+        "the interrupted session to end",
+        Duration::from_secs(20),
+        || child.try_wait().ok().flatten(),
+    );
+    drop(stdin);
+    let _ = reader.join();
+    assert_eq!(status.code(), Some(9), "{}", shown.lock().expect("shown"));
+    assert!(seen("got-int"), "{}", shown.lock().expect("shown"));
+
     // `-it` without a terminal to read from is refused, as docker does.
     let out = c.atoll(&["exec", "-it", &id, "--", "true"]);
     assert_eq!(out.status.code(), Some(1));

@@ -17,6 +17,12 @@ pub const PING_MS: u64 = 10_000;
 /// ([`Frame::Ack`]), at most: a side that reaches it waits, so a fast
 /// command or a fast typist cannot fill the memory of a slow other end.
 pub const WINDOW: u64 = 1 << 20;
+/// What `len` bytes of data cost in the window: the bytes, and a frame's
+/// cost on top (so that many tiny frames count too).
+pub fn cost(len: usize) -> u64 {
+    len as u64 + 64
+}
+
 /// How much data a side takes in between two acknowledgements.
 pub const ACK_EVERY: u64 = 256 << 10;
 /// The HTTP `Upgrade` protocol of a session.
@@ -54,10 +60,11 @@ pub enum Frame {
 }
 
 impl Frame {
-    /// The bytes of data it carries (what [`WINDOW`] counts).
+    /// What [`WINDOW`] counts of it ([`cost`] of its data; 0 for frames
+    /// without).
     pub fn data_len(&self) -> u64 {
         match self {
-            Frame::Stdin(d) | Frame::Stdout(d) | Frame::Stderr(d) => d.len() as u64,
+            Frame::Stdin(d) | Frame::Stdout(d) | Frame::Stderr(d) => cost(d.len()),
             _ => 0,
         }
     }
@@ -185,6 +192,11 @@ pub struct FrameReader {
 impl FrameReader {
     pub fn push(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes taken in and not yet returned as frames.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
     }
 
     /// The next whole frame, if one has arrived.

@@ -8,13 +8,14 @@
 //! acknowledged as the command takes it. The session ends when the
 //! command exits, when the client closes it, or when the server has been
 //! silent for [`IDLE_MS`]; the command and what it started (its process
-//! group) are then killed, again until the runtime has exited.
+//! group) are then killed, again until the runtime has exited, and the
+//! runtime too once the command's PID has had its time to appear.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::Subject;
-use atoll_sdk::exec_session::{ACK_EVERY, Frame, IDLE_MS, MAX_DATA, WINDOW};
+use atoll_sdk::exec_session::{ACK_EVERY, Frame, IDLE_MS, MAX_DATA, WINDOW, cost};
 use atoll_sdk::protocol::{ExecRequest, ExecSession};
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -24,8 +25,10 @@ use tokio::task::JoinHandle;
 use crate::container::Containers;
 use crate::container::pty::Master;
 
-/// How long output still coming after the command exited is waited for.
+/// How long output still coming after the command exited is waited for
+/// (from the last that came), and at most in all.
 const DRAIN: Duration = Duration::from_millis(500);
+const DRAIN_MAX: Duration = Duration::from_secs(30);
 /// How often a kill is repeated until the runtime has exited; after
 /// [`KILL_RUNTIME_AFTER`] the runtime process itself is killed too.
 const KILL_AGAIN: Duration = Duration::from_secs(1);
@@ -104,7 +107,8 @@ pub(super) async fn run(
     // Output frames from the readers; input to the writer, which says how
     // much it wrote (for the acknowledgements).
     let (out_tx, mut out_rx) = mpsc::channel::<Frame>(16);
-    let (in_tx, in_rx) = mpsc::channel::<In>(16);
+    // (Unbounded: the server sends no more than the window.)
+    let (in_tx, in_rx) = mpsc::unbounded_channel::<In>();
     let (wrote_tx, mut wrote_rx) = mpsc::unbounded_channel::<u64>();
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
     // The runtime's own output (and, without a terminal, the command's).
@@ -117,7 +121,7 @@ pub(super) async fn run(
     let terminal = match started.terminal.take().map(Master::new) {
         Some(Ok(m)) => Some(Arc::new(m)),
         Some(Err(e)) => {
-            started.kill();
+            started.kill(true);
             return out.exit(None, Some(format!("terminal: {e}"))).await;
         }
         None => None,
@@ -125,7 +129,13 @@ pub(super) async fn run(
     match &terminal {
         Some(t) => {
             tasks.push(tokio::spawn(read_terminal(t.clone(), out_tx.clone())));
-            tasks.push(tokio::spawn(write_terminal(t.clone(), in_rx, wrote_tx)));
+            let signal = started.command_signaller();
+            tasks.push(tokio::spawn(write_terminal(
+                t.clone(),
+                in_rx,
+                wrote_tx,
+                signal,
+            )));
         }
         None => {
             let stdin = started.child.stdin.take();
@@ -133,7 +143,7 @@ pub(super) async fn run(
         }
     }
     if !session.stdin {
-        let _ = in_tx.try_send(In::End);
+        let _ = in_tx.send(In::End);
     }
     drop(out_tx);
     out.send(Frame::Started).await;
@@ -146,22 +156,21 @@ pub(super) async fn run(
     let mut again = tokio::time::interval(KILL_AGAIN);
     let status = loop {
         tokio::select! {
-            // Input is taken only while the writer has room for it.
-            msg = input_sub.next(), if listening && in_tx.capacity() > 0 => {
+            msg = input_sub.next(), if listening => {
                 let Some(msg) = msg else {
                     listening = false;
                     why.get_or_insert_with(|| "the host's connection ended".into());
                     killing.get_or_insert_with(tokio::time::Instant::now);
-                    started.kill();
+                    started.kill(false);
                     continue;
                 };
                 heard = tokio::time::Instant::now();
                 match Frame::from_message(&msg.payload).map(|(_, f)| f) {
                     Ok(Frame::Stdin(data)) if session.stdin => {
-                        let _ = in_tx.try_send(In::Data(data));
+                        let _ = in_tx.send(In::Data(data));
                     }
                     Ok(Frame::StdinClosed) => {
-                        let _ = in_tx.try_send(In::End);
+                        let _ = in_tx.send(In::End);
                     }
                     Ok(Frame::Resize { rows, cols }) => {
                         if let Some(t) = &terminal {
@@ -171,7 +180,7 @@ pub(super) async fn run(
                     Ok(Frame::Ack(n)) => acked = acked.max(n),
                     Ok(Frame::Close) => {
                         killing.get_or_insert_with(tokio::time::Instant::now);
-                        started.kill();
+                        started.kill(false);
                     }
                     _ => {}
                 }
@@ -191,23 +200,34 @@ pub(super) async fn run(
             () = tokio::time::sleep_until(heard + idle), if killing.is_none() => {
                 why = Some(format!("killed: no word from the client for {}s", idle.as_secs()));
                 killing = Some(tokio::time::Instant::now());
-                started.kill();
+                started.kill(false);
             }
             _ = again.tick(), if killing.is_some() => {
-                started.kill();
-                if killing.is_some_and(|k| k.elapsed() >= KILL_RUNTIME_AFTER) {
-                    let _ = started.child.start_kill();
-                }
+                started.kill(killing.is_some_and(|k| k.elapsed() >= KILL_RUNTIME_AFTER));
             }
         }
     };
     drop(in_tx);
-    // What the command wrote last (within the window, as ever).
-    let until = tokio::time::Instant::now() + DRAIN;
-    while out.sent.saturating_sub(acked) < WINDOW {
-        match tokio::time::timeout_at(until, out_rx.recv()).await {
-            Ok(Some(frame)) => out.send(frame).await,
-            _ => break,
+    // What the command wrote last, within the window as ever: the
+    // server's acknowledgements still come in.
+    let end = tokio::time::Instant::now() + DRAIN_MAX;
+    let mut until = tokio::time::Instant::now() + DRAIN;
+    loop {
+        tokio::select! {
+            frame = out_rx.recv(), if out.sent.saturating_sub(acked) < WINDOW => match frame {
+                Some(frame) => {
+                    out.send(frame).await;
+                    until = (tokio::time::Instant::now() + DRAIN).min(end);
+                }
+                None => break,
+            },
+            Some(msg) = input_sub.next(), if listening => {
+                if let Ok((_, Frame::Ack(n))) = Frame::from_message(&msg.payload) {
+                    acked = acked.max(n);
+                    until = (tokio::time::Instant::now() + DRAIN).min(end);
+                }
+            }
+            () = tokio::time::sleep_until(until) => break,
         }
     }
     // Nothing of the session outlives it.
@@ -247,15 +267,20 @@ async fn read_terminal(t: Arc<Master>, tx: mpsc::Sender<Frame>) {
 /// which is the client's to type.
 async fn write_terminal(
     t: Arc<Master>,
-    mut rx: mpsc::Receiver<In>,
+    mut rx: mpsc::UnboundedReceiver<In>,
     wrote: mpsc::UnboundedSender<u64>,
+    signal: impl Fn(i32) -> bool,
 ) {
     while let Some(input) = rx.recv().await {
         if let In::Data(data) = input {
+            // ^C and ^\: as the terminal would, were it the command's.
+            for s in t.signals_in(&data) {
+                signal(s);
+            }
             if t.write_all(&data).await.is_err() {
                 break;
             }
-            let _ = wrote.send(data.len() as u64);
+            let _ = wrote.send(cost(data.len()));
         }
     }
 }
@@ -263,7 +288,7 @@ async fn write_terminal(
 /// Writes input to the command's standard input; closes it at the end.
 async fn write_pipe(
     mut stdin: Option<tokio::process::ChildStdin>,
-    mut rx: mpsc::Receiver<In>,
+    mut rx: mpsc::UnboundedReceiver<In>,
     wrote: mpsc::UnboundedSender<u64>,
 ) {
     while let Some(input) = rx.recv().await {
@@ -272,11 +297,11 @@ async fn write_pipe(
                 if pipe.write_all(&data).await.is_err() {
                     stdin = None;
                 }
-                let _ = wrote.send(data.len() as u64);
+                let _ = wrote.send(cost(data.len()));
             }
             // Taken and dropped: the command sees the end of its input.
             (In::Data(data), None) => {
-                let _ = wrote.send(data.len() as u64);
+                let _ = wrote.send(cost(data.len()));
             }
             (In::End, _) => stdin = None,
         }

@@ -220,9 +220,8 @@ impl OciRuntime {
                 None
             }
         };
-        let tty = terminal.is_some();
         // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe { cmd.pre_exec(move || super::pty::new_session(tty)) };
+        unsafe { cmd.pre_exec(super::pty::new_session) };
         let child = cmd.spawn().map_err(spawn_error)?;
         Ok(Interactive {
             child,
@@ -420,22 +419,58 @@ pub struct Interactive {
 }
 
 impl Interactive {
-    /// Kills the command inside the container and all it started: the
-    /// runtime process leads a session of its own, which the command and
-    /// its children share (unless they left it), so the whole process
-    /// group goes; then the command by the PID the runtime wrote, in case
-    /// it left the group. Safe to call again (a command whose PID file
-    /// was not written yet is killed by the next call).
-    pub fn kill(&mut self) {
+    /// Sends `signal` to the command and what it started: the runtime's
+    /// init starts it as the leader of a session (and process group) of
+    /// its own, which its children share unless they leave it. False while
+    /// the runtime has not written the command's PID yet.
+    pub fn signal_command(&self, signal: i32) -> bool {
+        signal_group_in(&self.pid_file, signal)
+    }
+
+    /// [`Self::signal_command`] for a task that outlives a borrow.
+    pub fn command_signaller(&self) -> impl Fn(i32) -> bool + Send + Sync + 'static {
+        let pid_file = self.pid_file.clone();
+        move |signal| signal_group_in(&pid_file, signal)
+    }
+
+    /// Kills the command and what it started; then the runtime process
+    /// (and its session), which exits with the command anyway. While the
+    /// command's PID is unknown the runtime is left alone unless
+    /// `runtime_too`: killed mid-start it could leave a command behind
+    /// that nothing waits for. Meant to be called again until the runtime
+    /// has exited.
+    pub fn kill(&mut self, runtime_too: bool) {
+        let known = self.signal_command(libc::SIGKILL);
+        if !(known || runtime_too) {
+            return;
+        }
         if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
             // SAFETY: kill(2) of the process group our child leads (its
-            // PID, from setsid); a group that is gone yields ESRCH.
+            // PID, from setsid); `id()` is None once it was reaped, so the
+            // PID is not another process's.
             unsafe {
                 libc::kill(-pid, libc::SIGKILL);
             }
         }
-        kill_pid_in(&self.pid_file);
+        let _ = self.child.start_kill();
     }
+}
+
+/// Sends `signal` to the process group led by the PID in `pid_file`, and
+/// to that process (in case it left its group).
+fn signal_group_in(pid_file: &std::path::Path, signal: i32) -> bool {
+    let pid = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        .filter(|&pid| pid > 1);
+    let Some(pid) = pid else { return false };
+    // SAFETY: kill(2) with a PID the runtime reported for the process it
+    // started; one that is gone already yields ESRCH, ignored.
+    unsafe {
+        libc::kill(-pid, signal);
+        libc::kill(pid, signal);
+    }
+    true
 }
 
 impl Drop for Interactive {

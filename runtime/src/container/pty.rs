@@ -1,11 +1,14 @@
 //! The terminal of an interactive exec (`atoll exec -t`): a
 //! pseudo-terminal the host opens. The OCI runtime gets its "slave" end
-//! as standard input, output and error, in a session of its own with the
-//! terminal as the controlling one, and passes them to the command it
+//! as standard input, output and error and passes them to the command it
 //! starts in the container; the host keeps the "master" end to read the
 //! command's output from, write its input to and set its size on (the
 //! command gets SIGWINCH). The runtime's own console socket is not used:
 //! with it, the runtime detaches and the command's exit status is lost.
+//! The command is no terminal's session (the runtime's init starts it in
+//! a session of its own), so the host plays that part of the terminal:
+//! ^C and ^\ typed while the terminal has signals on send SIGINT and
+//! SIGQUIT to the command's process group ([`Master::signals_in`]).
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -90,21 +93,39 @@ impl Master {
     pub fn resize(&self, rows: u16, cols: u16) {
         resize(self.0.get_ref(), rows, cols);
     }
+
+    /// The signals `input` asks for, as a terminal's line discipline would
+    /// send them to its foreground process group: SIGINT for its interrupt
+    /// character (^C), SIGQUIT for its quit character (^\), while the
+    /// terminal has signals on (a program in raw mode turns them off and
+    /// reads the characters itself).
+    pub fn signals_in(&self, input: &[u8]) -> Vec<i32> {
+        // SAFETY: a zeroed termios is filled by tcgetattr before use.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: tcgetattr(3) on our open master with a valid termios.
+        if unsafe { libc::tcgetattr(self.0.get_ref().as_raw_fd(), &mut t) } != 0
+            || t.c_lflag & libc::ISIG == 0
+        {
+            return Vec::new();
+        }
+        let (intr, quit) = (t.c_cc[libc::VINTR], t.c_cc[libc::VQUIT]);
+        (input.iter())
+            .filter_map(|&b| match b {
+                _ if b == intr => Some(libc::SIGINT),
+                _ if b == quit => Some(libc::SIGQUIT),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
-/// Makes the caller a session leader (so the whole session can be killed
-/// at once: see `Interactive::kill`) with its standard input, the
-/// terminal's slave when `tty`, as controlling terminal. Meant for
+/// Makes the caller a session and group leader, so that the runtime and
+/// its helpers can be killed at once (see `Interactive::kill`). Meant for
 /// `pre_exec`: only async-signal-safe calls.
-pub fn new_session(tty: bool) -> io::Result<()> {
-    // SAFETY: setsid(2) and ioctl(2) are async-signal-safe.
-    unsafe {
-        if libc::setsid() < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if tty && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-            return Err(io::Error::last_os_error());
-        }
+pub fn new_session() -> io::Result<()> {
+    // SAFETY: setsid(2) is async-signal-safe.
+    if unsafe { libc::setsid() } < 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
@@ -150,5 +171,17 @@ mod tests {
         master.resize(40, 120);
         unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
         assert_eq!((ws.ws_row, ws.ws_col), (40, 120));
+        // ^C and ^\ while signals are on (the default); none in raw mode.
+        assert_eq!(
+            master.signals_in(b"a\x03b\x1c"),
+            [libc::SIGINT, libc::SIGQUIT]
+        );
+        let mut raw: libc::termios = unsafe { std::mem::zeroed() };
+        unsafe {
+            libc::tcgetattr(slave.as_raw_fd(), &mut raw);
+            libc::cfmakeraw(&mut raw);
+            libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &raw);
+        }
+        assert!(master.signals_in(b"\x03").is_empty());
     }
 }

@@ -167,7 +167,8 @@ impl Relay {
         };
         let (rd, wr) = tokio::io::split(TokioIo::new(upgraded));
         let (to_host, mut for_host) = mpsc::channel::<Frame>(16);
-        let (to_client, for_client) = mpsc::channel::<Frame>(64);
+        // (Unbounded: the host sends no more than the window.)
+        let (to_client, for_client) = mpsc::unbounded_channel::<Frame>();
         // The host's acknowledgements of input; ours of its output.
         let (input_acked, input_acks) = watch::channel(0u64);
         let (output_acked, mut output_acks) = watch::channel(0u64);
@@ -205,14 +206,14 @@ impl Relay {
                             let _ = input_acked.send(n);
                         }
                         Frame::Exit { .. } => {
-                            let _ = to_client.send(frame).await;
+                            let _ = to_client.send(frame);
                             drop(to_client);
                             let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
                             reader.abort();
                             return;
                         }
                         other => {
-                            if to_client.send(other).await.is_err() {
+                            if to_client.send(other).is_err() {
                                 break None;
                             }
                         }
@@ -231,7 +232,7 @@ impl Relay {
         self.tell_host(Frame::Close).await;
         reader.abort();
         if let Some(frame) = last {
-            let _ = to_client.send(frame).await;
+            let _ = to_client.send(frame);
         }
         drop(to_client);
         let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
@@ -265,8 +266,21 @@ async fn from_client(
                 }
             };
             sent += f.data_len();
-            let room = (acked.wait_for(|a| sent.saturating_sub(*a) <= WINDOW).await).is_ok();
-            if !room || to_host.send(f).await.is_err() {
+            // Room in the window first; meanwhile a client that leaves is
+            // noticed (what it sends is kept, up to a window's worth).
+            while sent.saturating_sub(*acked.borrow()) > WINDOW {
+                tokio::select! {
+                    changed = acked.changed() => if changed.is_err() { return },
+                    n = rd.read(&mut buf), if frames.buffered() < WINDOW as usize => match n {
+                        Ok(n @ 1..) => frames.push(&buf[..n]),
+                        _ => {
+                            let _ = to_host.send(Frame::Close).await;
+                            return;
+                        }
+                    },
+                }
+            }
+            if to_host.send(f).await.is_err() {
                 return;
             }
         }
@@ -278,7 +292,7 @@ async fn from_client(
 /// the connection takes it.
 async fn to_client_conn(
     mut wr: WriteHalf<TokioIo<hyper::upgrade::Upgraded>>,
-    mut frames: mpsc::Receiver<Frame>,
+    mut frames: mpsc::UnboundedReceiver<Frame>,
     acked: watch::Sender<u64>,
 ) {
     let (mut taken, mut told) = (0u64, 0u64);
