@@ -107,6 +107,18 @@ fn init_and_stop_signal_stop_a_container_at_once() {
     // A shell that stops on SIGQUIT only, asked with `stop_signal`.
     let quits = "command: [sh, -c, 'trap \"exit 0\" QUIT; while true; do sleep 1; done']\nstop_signal: SIGQUIT";
     let (_, pid) = run_one(&c, &data, "quits", &format!("{image}\n{quits}"));
+    // Running is reported once the process starts: the shell sets its
+    // trap a moment later (before, PID 1 ignores SIGQUIT).
+    wait_until(
+        "the shell to catch SIGQUIT",
+        Duration::from_secs(10),
+        || {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let caught = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+            let mask = u64::from_str_radix(caught.trim(), 16).ok()?;
+            (mask & (1 << (libc::SIGQUIT - 1)) != 0).then_some(())
+        },
+    );
     let took = stop_time(&c, "quits", pid);
     assert!(
         took < Duration::from_secs(3),

@@ -428,17 +428,31 @@ secrets:
         h1.publish("atoll.default.hb.h2", "forged".into())
             .await
             .expect("publish");
-        h1.publish("atoll.default.hb.h1", "marker".into())
-            .await
-            .expect("publish");
-        h1.flush().await.expect("flush");
+        // The marker, again every half second until it is seen (bounded:
+        // the hosts' own heartbeats never let the subscription go quiet).
         let mut seen = Vec::new();
-        while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(5), beats.next()).await {
-            if &msg.payload[..] == b"marker" {
-                break;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let mut again = tokio::time::interval(Duration::from_millis(500));
+        let marked = loop {
+            tokio::select! {
+                _ = again.tick() => {
+                    h1.publish("atoll.default.hb.h1", "marker".into())
+                        .await
+                        .expect("publish");
+                    h1.flush().await.expect("flush");
+                }
+                msg = beats.next() => match msg {
+                    Some(m) if &m.payload[..] == b"marker" => break true,
+                    Some(m) => seen.push((m.subject.to_string(), m.payload.clone())),
+                    None => break false,
+                },
+                () = tokio::time::sleep_until(deadline) => break false,
             }
-            seen.push((msg.subject.to_string(), msg.payload.clone()));
-        }
+        };
+        assert!(
+            marked,
+            "h1's own heartbeat subject never delivered: {seen:?}"
+        );
         assert!(
             !seen
                 .iter()
