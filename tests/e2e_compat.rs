@@ -109,16 +109,28 @@ fn init_and_stop_signal_stop_a_container_at_once() {
     let (_, pid) = run_one(&c, &data, "quits", &format!("{image}\n{quits}"));
     // Running is reported once the process starts: the shell sets its
     // trap a moment later (before, PID 1 ignores SIGQUIT).
-    wait_until(
-        "the shell to catch SIGQUIT",
-        Duration::from_secs(10),
-        || {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            let caught = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
-            let mask = u64::from_str_radix(caught.trim(), 16).ok()?;
-            (mask & (1 << (libc::SIGQUIT - 1)) != 0).then_some(())
-        },
-    );
+    let caught = |pid: u32| -> Result<(), String> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+        let mask = (status.lines().find_map(|l| l.strip_prefix("SigCgt:")))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .ok_or(format!("no SigCgt in {status}"))?;
+        match mask & (1 << (libc::SIGQUIT - 1)) {
+            0 => Err(format!("SIGQUIT not caught yet: {status}")),
+            _ => Ok(()),
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = caught(pid);
+    while last.is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        last = caught(pid);
+    }
+    if let Err(why) = last {
+        let ps =
+            String::from_utf8_lossy(&c.atoll(&["ps", "quits", "-o", "json"]).stdout).into_owned();
+        panic!("the shell never caught SIGQUIT: {why}\nps: {ps}");
+    }
     let took = stop_time(&c, "quits", pid);
     assert!(
         took < Duration::from_secs(3),
