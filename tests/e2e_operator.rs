@@ -127,14 +127,7 @@ fn exec_runs_a_command_in_a_container_and_returns_its_status() {
         "{} exec -it {id} -- sh -c '[ -t 0 ] && echo terminal:yes; stty size; read line; echo got:$line; exit 5'",
         atoll_bin().display()
     );
-    let mut child = std::process::Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("ATOLL_SERVER", &c.api)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("script");
+    let mut child = in_a_terminal(&c, &cmd);
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"typed\n").expect("input");
     let out = wait_until(
@@ -186,14 +179,7 @@ fn exec_runs_a_command_in_a_container_and_returns_its_status() {
         "{} exec -it {id} -- sh -c 'trap \"echo got-int; exit 9\" INT; echo ready; while :; do sleep 1; done'",
         atoll_bin().display()
     );
-    let mut child = std::process::Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("ATOLL_SERVER", &c.api)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("script");
+    let mut child = in_a_terminal(&c, &cmd);
     let mut stdin = child.stdin.take().expect("stdin");
     let shown = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let reader = {
@@ -409,6 +395,19 @@ fn logs_since_and_timestamps_say_when_each_line_was_written() {
         "written between {written} and {restarted}: {three}"
     );
     assert_eq!(stamp(&logs(&c, &["-t"]), "line-one"), Some(one), "kept");
+}
+
+/// `cmd` run by `script`, which gives it a terminal; our pipes are the
+/// terminal's input and output.
+fn in_a_terminal(c: &Cluster, cmd: &str) -> std::process::Child {
+    std::process::Command::new("script")
+        .args(["-qec", cmd, "/dev/null"])
+        .env("ATOLL_SERVER", &c.api)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("script")
 }
 
 /// The hello component on `replicas` instances, published on `port`.
