@@ -247,6 +247,12 @@ impl OciRuntime {
         cmd.arg("--root").arg(&self.root).args(args);
         // Errors, not backtraces, are what the user should read.
         cmd.env("RUST_BACKTRACE", "0").kill_on_drop(true);
+        // What the agent ignores is not the containers' to inherit (an
+        // agent started in the background by a shell ignores SIGINT and
+        // SIGQUIT, one under nohup SIGHUP): a shell as PID 1 could not
+        // even trap them.
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe { cmd.pre_exec(default_signals) };
         cmd
     }
 
@@ -409,6 +415,18 @@ pub fn last_lines(path: &Path, n: usize) -> String {
 }
 
 /// SIGKILL to the process whose PID the runtime wrote to `pid_file`.
+/// Sets every signal the runtime may inherit ignored back to its default
+/// action. Meant for `pre_exec`: signal(2) is async-signal-safe.
+fn default_signals() -> std::io::Result<()> {
+    for signal in 1..32 {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            // SAFETY: signal(2) with the default action.
+            unsafe { libc::signal(signal, libc::SIG_DFL) };
+        }
+    }
+    Ok(())
+}
+
 /// An interactive exec started by [`OciRuntime::exec_interactive`].
 pub struct Interactive {
     /// The runtime process: it exits with the command's status.
