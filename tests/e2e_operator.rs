@@ -41,17 +41,11 @@ fn exec_runs_a_command_in_a_container_and_returns_its_status() {
         "10.89.231.0/24",
         &[],
     );
-    let file = c.compose(
-        "web.yaml",
-        &format!(
-            "name: web\nservices:\n  web:\n    image: {}/web:1\n    environment:\n      GREETING: hello from web\n",
-            registry.host
-        ),
+    let id = web_container(
+        &c,
+        &registry.host,
+        "    environment:\n      GREETING: hello from web\n",
     );
-    c.deploy(&file);
-    let id = wait_until("the container to run", Duration::from_secs(60), || {
-        c.running("web").into_iter().next().map(|(id, _)| id)
-    });
 
     // Output and status come back as the command gave them.
     let out = c.atoll(&[
@@ -300,17 +294,7 @@ fn logs_since_and_timestamps_say_when_each_line_was_written() {
     let data = dirs.data("h1");
     let (bind, subnet) = ("127.0.25.11", "10.89.236.0/24");
     start_container_host(&mut c, "h1", bind, &data, &registry.host, subnet, &[]);
-    let file = c.compose(
-        "web.yaml",
-        &format!(
-            "name: web\nservices:\n  web:\n    image: {}/web:1\n",
-            registry.host
-        ),
-    );
-    c.deploy(&file);
-    let id = wait_until("the container to run", Duration::from_secs(60), || {
-        c.running("web").into_iter().next().map(|(id, _)| id)
-    });
+    let id = web_container(&c, &registry.host, "");
     // The container's own output (its stdout is the log).
     let say = |c: &Cluster, line: &str| {
         let echo = format!("echo {line} >> /proc/1/fd/1");
@@ -395,6 +379,19 @@ fn logs_since_and_timestamps_say_when_each_line_was_written() {
         "written between {written} and {restarted}: {three}"
     );
     assert_eq!(stamp(&logs(&c, &["-t"]), "line-one"), Some(one), "kept");
+}
+
+/// Deploys app `web`: the test image from `registry` with `more` lines of
+/// its service; the id of its running container.
+fn web_container(c: &Cluster, registry: &str, more: &str) -> String {
+    let file = c.compose(
+        "web.yaml",
+        &format!("name: web\nservices:\n  web:\n    image: {registry}/web:1\n{more}"),
+    );
+    c.deploy(&file);
+    wait_until("the container to run", Duration::from_secs(60), || {
+        c.running("web").into_iter().next().map(|(id, _)| id)
+    })
 }
 
 /// `cmd` run by `script`, which gives it a terminal; our pipes are the

@@ -396,7 +396,7 @@ impl Containers {
 
     /// Starts `argv` inside the container for an interactive exec
     /// ([`oci_runtime::OciRuntime::exec_interactive`]); the runtime's
-    /// state dir holds its PID file and terminal socket.
+    /// state dir holds its PID file.
     pub fn exec_interactive(
         &self,
         id: &str,

@@ -68,9 +68,9 @@ impl LogPaths {
         };
         let components = entries(self.data_dir.join("logs"))
             .filter(|p| p.extension().is_some_and(|x| x == "log"));
+        // (A bundle without a log yet is skipped by whoever reads them.)
         let containers = entries(self.data_dir.join("containers"))
-            .map(|bundle| bundle.join(crate::container::LOG_FILE))
-            .filter(|p| p.is_file());
+            .map(|bundle| bundle.join(crate::container::LOG_FILE));
         components.chain(containers).collect()
     }
 
@@ -114,11 +114,22 @@ fn cut(line: &str) -> String {
     format!("{}…", &line[..end])
 }
 
-/// Reads the complete lines from `offset` to the end; returns them and
-/// the new offset.
-fn read_from(path: &Path, offset: u64) -> std::io::Result<(Vec<Line>, u64)> {
+/// What a read of a log found.
+struct LogRead {
+    /// The complete lines from the offset read at.
+    lines: Vec<Line>,
+    /// Where the next read starts.
+    next: u64,
+    /// When the log was last written (Unix ms): the time of lines not yet
+    /// recorded in its [`times`].
+    written_ms: u64,
+}
+
+/// Reads the complete lines from `offset` to the end.
+fn read_from(path: &Path, offset: u64) -> std::io::Result<LogRead> {
     let mut f = std::fs::File::open(path)?;
-    let len = f.metadata()?.len();
+    let meta = f.metadata()?;
+    let len = meta.len();
     // A log that shrank was replaced (the container was re-created).
     let offset = if len < offset { 0 } else { offset };
     let start = offset.max(len.saturating_sub(MAX_TAIL_BYTES));
@@ -137,7 +148,11 @@ fn read_from(path: &Path, offset: u64) -> std::io::Result<(Vec<Line>, u64)> {
             end: start + at as u64,
         });
     }
-    Ok((lines, start + complete as u64))
+    Ok(LogRead {
+        lines,
+        next: start + complete as u64,
+        written_ms: times::modified_ms(&meta),
+    })
 }
 
 /// Answers log requests until the subscription ends.
@@ -238,13 +253,13 @@ async fn answer(
             break;
         }
         match read_from(&path, offset) {
-            Ok((lines, next)) => {
-                offset = next;
+            Ok(read) => {
+                offset = read.next;
                 // Written since the last read: at the log's last write at
                 // the latest.
-                let at = (std::fs::metadata(&path).as_ref())
-                    .map_or_else(|_| atoll_sdk::protocol::now_ms(), times::modified_ms);
-                let lines: Vec<(String, u64)> = lines.into_iter().map(|l| (l.text, at)).collect();
+                let at = read.written_ms;
+                let lines: Vec<(String, u64)> =
+                    (read.lines.into_iter()).map(|l| (l.text, at)).collect();
                 for chunk in lines.chunks(LINES_PER_CHUNK) {
                     send(chunk.to_vec(), false, None).await;
                 }
@@ -271,11 +286,10 @@ fn first_lines(path: &Path, req: &LogRequest) -> std::io::Result<(Vec<(String, u
         (Some(t), Some(since)) => t.start_for(since).saturating_sub(MAX_LINE as u64 + 1),
         _ => 0,
     };
-    let last_write = times::modified_ms(&std::fs::metadata(path)?);
-    let (lines, offset) = read_from(path, start)?;
-    let mut lines: Vec<(String, u64)> = (lines.into_iter())
+    let read = read_from(path, start)?;
+    let mut lines: Vec<(String, u64)> = (read.lines.into_iter())
         .map(|l| {
-            let at = times.as_ref().map_or(0, |t| t.at(l.end, last_write));
+            let at = times.as_ref().map_or(0, |t| t.at(l.end, read.written_ms));
             (l.text, at)
         })
         .collect();
@@ -284,7 +298,7 @@ fn first_lines(path: &Path, req: &LogRequest) -> std::io::Result<(Vec<(String, u
     }
     let start = req.tail.map_or(0, |n| lines.len().saturating_sub(n));
     lines.drain(..start);
-    Ok((lines, offset))
+    Ok((lines, read.next))
 }
 
 #[cfg(test)]
@@ -352,14 +366,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("x.log");
         std::fs::write(&path, "one\ntwo\npart").unwrap();
-        let (lines, off) = read_from(&path, 0).unwrap();
-        let text: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        let read = read_from(&path, 0).unwrap();
+        let text: Vec<&str> = read.lines.iter().map(|l| l.text.as_str()).collect();
         assert_eq!(text, ["one", "two"]);
-        assert_eq!(lines[1].end, 8);
-        assert_eq!(off, 8);
+        assert_eq!(read.lines[1].end, 8);
+        assert_eq!(read.next, 8);
         std::fs::write(&path, "new\n").unwrap();
-        let (lines, _) = read_from(&path, off).unwrap();
-        assert_eq!(lines[0].text, "new");
+        let read = read_from(&path, read.next).unwrap();
+        assert_eq!(read.lines[0].text, "new");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -8,7 +8,9 @@
 use crate::cluster::Cluster;
 use async_nats::jetstream::kv;
 use atoll_sdk::api::AvailabilityRequest;
+use atoll_sdk::cluster::InstanceSpec;
 use atoll_sdk::protocol::{Availability, HostAvailability, now_ms};
+use atoll_sdk::spec::any_named;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum AvailabilityError {
@@ -23,10 +25,27 @@ pub(crate) enum AvailabilityError {
 }
 
 /// What a host runs, as a change of its availability reports it.
+#[derive(Debug, PartialEq)]
 pub(crate) struct Found {
     pub instances: usize,
     /// `APP/SERVICE` of each service with named volumes that runs there.
     pub volume_services: Vec<String>,
+}
+
+impl Found {
+    /// What `instances` (a host's assignment) are.
+    pub(crate) fn of(instances: &[InstanceSpec]) -> Found {
+        let mut volume_services: Vec<String> = (instances.iter())
+            .filter(|i| any_named(&i.volumes))
+            .map(|i| format!("{}/{}", i.app, i.service))
+            .collect();
+        volume_services.sort();
+        volume_services.dedup();
+        Found {
+            instances: instances.len(),
+            volume_services,
+        }
+    }
 }
 
 /// Sets the availability of `host` (with `dry_run`, changes nothing);
@@ -41,17 +60,7 @@ pub(crate) async fn set(
         let host = host.to_string();
         return Err(AvailabilityError::NoHost { host });
     }
-    let instances = snap.assignments.get(host).map_or(&[][..], |a| &a.instances);
-    let mut volume_services: Vec<String> = (instances.iter())
-        .filter(|i| i.volumes.iter().any(|v| v.name.is_some()))
-        .map(|i| format!("{}/{}", i.app, i.service))
-        .collect();
-    volume_services.sort();
-    volume_services.dedup();
-    let found = Found {
-        instances: instances.len(),
-        volume_services,
-    };
+    let found = Found::of(snap.assignments.get(host).map_or(&[][..], |a| &a.instances));
     if req.dry_run {
         return Ok(found);
     }

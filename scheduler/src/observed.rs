@@ -148,6 +148,11 @@ impl Observed {
         self.hosts.contains_key(host)
     }
 
+    /// Whether `host` is heard from (not silent).
+    pub(crate) fn is_ready(&self, host: &str) -> bool {
+        (self.hosts.get(host)).is_some_and(|s| s.state == HostState::Ready)
+    }
+
     pub(crate) fn hosts(&self) -> Vec<HostSnapshot> {
         self.hosts
             .values()

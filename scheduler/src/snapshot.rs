@@ -35,6 +35,14 @@ impl HostSnapshot {
     pub(crate) fn takes_new(&self) -> bool {
         self.is_ready() && self.availability == Availability::Active
     }
+
+    /// Whether a drain moves `service`'s instances off this host: it is
+    /// draining, and the service keeps no data here (named volumes) or
+    /// the drain moves those too (`--volumes`).
+    pub(crate) fn drains(&self, service: &atoll_sdk::spec::Service) -> bool {
+        self.availability == Availability::Draining
+            && (self.drain_volumes || !service.has_named_volumes())
+    }
 }
 
 /// Leaves out the hosts an operator removed: a removed host's instances

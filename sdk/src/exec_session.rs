@@ -178,11 +178,6 @@ impl Frame {
     }
 }
 
-/// Splits `data` into frames of at most [`MAX_DATA`] bytes.
-pub fn chunks(data: &[u8], frame: fn(Vec<u8>) -> Frame) -> impl Iterator<Item = Frame> + '_ {
-    data.chunks(MAX_DATA).map(move |c| frame(c.to_vec()))
-}
-
 /// Reassembles the frames of a stream from the bytes as they arrive.
 #[derive(Debug, Default)]
 pub struct FrameReader {
@@ -274,7 +269,5 @@ mod tests {
         r.push(&u32::MAX.to_be_bytes());
         assert!(matches!(r.next_frame(), Err(FrameError::TooLong(_))));
         assert_eq!(Frame::from_message(&[1, 2]), Err(FrameError::Truncated));
-        let big: Vec<Frame> = chunks(&vec![7; MAX_DATA * 2 + 1], Frame::Stdout).collect();
-        assert_eq!(big.len(), 3);
     }
 }

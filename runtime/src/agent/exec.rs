@@ -39,7 +39,7 @@ pub(super) async fn serve(
         let Some(reply) = msg.reply.clone() else {
             continue;
         };
-        let req = match serde_json::from_slice::<ExecRequest>(&msg.payload) {
+        let mut req = match serde_json::from_slice::<ExecRequest>(&msg.payload) {
             Ok(req) => req,
             Err(e) => {
                 let answer = refused(format!("unreadable exec request: {e}"));
@@ -47,7 +47,7 @@ pub(super) async fn serve(
                 continue;
             }
         };
-        if let Some(session) = req.session.clone() {
+        if let Some(session) = req.session.take() {
             let (client, supervisor, containers) =
                 (client.clone(), supervisor.clone(), containers.clone());
             let Ok(slot) = sessions.clone().try_acquire_owned() else {
@@ -57,7 +57,7 @@ pub(super) async fn serve(
             };
             tokio::spawn(async move {
                 let containers = runnable(&req, &supervisor, containers.as_ref());
-                super::exec_session::run(client, reply, req.clone(), session, containers).await;
+                super::exec_session::run(client, reply, req, session, containers).await;
                 drop(slot);
             });
             continue;

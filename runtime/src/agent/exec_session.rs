@@ -44,6 +44,15 @@ struct Out {
 }
 
 impl Out {
+    fn new(client: &async_nats::Client, subject: Subject) -> Out {
+        Out {
+            client: client.clone(),
+            subject,
+            seq: 0,
+            sent: 0,
+        }
+    }
+
     async fn send(&mut self, frame: Frame) {
         self.sent += frame.data_len();
         let bytes = frame.message(self.seq);
@@ -62,13 +71,7 @@ impl Out {
 
 /// Refuses a session before it starts.
 pub(super) async fn refuse(client: &async_nats::Client, reply: Subject, why: String) {
-    let out = Out {
-        client: client.clone(),
-        subject: reply,
-        seq: 0,
-        sent: 0,
-    };
-    out.exit(None, Some(why)).await;
+    Out::new(client, reply).exit(None, Some(why)).await;
 }
 
 /// What the session's tasks take from the loop: input, or its end.
@@ -85,12 +88,7 @@ pub(super) async fn run(
     session: ExecSession,
     containers: Result<Arc<Containers>, String>,
 ) {
-    let mut out = Out {
-        client: client.clone(),
-        subject: reply,
-        seq: 0,
-        sent: 0,
-    };
+    let mut out = Out::new(&client, reply);
     let containers = match containers {
         Ok(c) => c,
         Err(why) => return out.exit(None, Some(why)).await,

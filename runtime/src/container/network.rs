@@ -162,7 +162,8 @@ impl Network {
     }
 
     /// Rewrites the firewall from the leases and the service addresses
-    /// served, if that changes it.
+    /// served, if that changes it; whether the write failed is kept, for
+    /// [`Self::serve`] to try again.
     pub async fn sync_firewall(&self) -> Result<(), NetError> {
         let mut written = self.firewall.written.lock().await;
         let rules = firewall::Rules {
@@ -175,9 +176,14 @@ impl Network {
         };
         let text = firewall::render(&self.bridge, self.subnet, &rules);
         if written.as_deref() == Some(text.as_str()) {
+            self.firewall.failed.store(false, Ordering::Relaxed);
             return Ok(());
         }
-        firewall::apply(&text).await?;
+        let applied = firewall::apply(&text).await;
+        self.firewall
+            .failed
+            .store(applied.is_err(), Ordering::Relaxed);
+        applied?;
         *written = Some(text);
         Ok(())
     }
@@ -203,16 +209,12 @@ impl Network {
             *a = catch_all;
             changed
         };
-        // A write that failed is tried again on the next call.
+        // A write that failed (here or elsewhere) is tried again.
         let failed = self.firewall.failed.load(Ordering::Relaxed);
         if !(changed || failed) || !self.bridge_ready.initialized() {
             return Ok(());
         }
-        let written = self.sync_firewall().await;
-        self.firewall
-            .failed
-            .store(written.is_err(), Ordering::Relaxed);
-        written
+        self.sync_firewall().await
     }
 
     /// Every leased container, for the firewall.

@@ -162,15 +162,8 @@ impl OciRuntime {
         argv: &[String],
         timeout: Duration,
     ) -> Result<std::process::Output, RuntimeError> {
-        static EXECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = EXECS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let pid_file = self.root.join(format!("{id}.exec-{n}.pid"));
-        let pid_arg = pid_file.to_string_lossy().into_owned();
-        let mut args = vec!["exec", "--pid-file", &pid_arg, id];
-        // The command's words are never the runtime's options.
-        args.push("--");
-        args.extend(argv.iter().map(String::as_str));
-        let out = self.collect(self.command(&args), "exec", id, timeout).await;
+        let (pid_file, cmd) = self.exec_command(id, argv, "exec");
+        let out = self.collect(cmd, "exec", id, timeout).await;
         if matches!(out, Err(RuntimeError::Timeout { .. })) {
             kill_pid_in(&pid_file);
         }
@@ -190,15 +183,7 @@ impl OciRuntime {
         argv: &[String],
         tty: Option<(u16, u16)>,
     ) -> Result<Interactive, RuntimeError> {
-        static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let pid_file = self.root.join(format!("{id}.session-{n}.pid"));
-        let pid_arg = pid_file.to_string_lossy().into_owned();
-        let mut args = vec!["exec", "--pid-file", &pid_arg, id];
-        // The command's words are never the runtime's options.
-        args.push("--");
-        args.extend(argv.iter().map(String::as_str));
-        let mut cmd = self.command(&args);
+        let (pid_file, mut cmd) = self.exec_command(id, argv, "session");
         let spawn_error = |source| RuntimeError::Spawn {
             binary: self.binary.clone(),
             source,
@@ -228,6 +213,21 @@ impl OciRuntime {
             terminal,
             pid_file,
         })
+    }
+
+    /// `<runtime> exec` of `argv` in container `id`, and the file the
+    /// runtime writes the command's PID to (named with `tag` and a number
+    /// of its own).
+    fn exec_command(&self, id: &str, argv: &[String], tag: &str) -> (PathBuf, Command) {
+        static EXECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = EXECS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid_file = self.root.join(format!("{id}.{tag}-{n}.pid"));
+        let pid_arg = pid_file.to_string_lossy().into_owned();
+        let mut args = vec!["exec", "--pid-file", &pid_arg, id];
+        // The command's words are never the runtime's options.
+        args.push("--");
+        args.extend(argv.iter().map(String::as_str));
+        (pid_file, self.command(&args))
     }
 
     /// Removes the container (`--force`: kills it first if it still runs)
@@ -414,7 +414,6 @@ pub fn last_lines(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
-/// SIGKILL to the process whose PID the runtime wrote to `pid_file`.
 /// Sets every signal the runtime may inherit ignored back to its default
 /// action. Meant for `pre_exec`: signal(2) is async-signal-safe.
 fn default_signals() -> std::io::Result<()> {
@@ -477,11 +476,9 @@ impl Interactive {
 /// Sends `signal` to the process group led by the PID in `pid_file`, and
 /// to that process (in case it left its group).
 fn signal_group_in(pid_file: &std::path::Path, signal: i32) -> bool {
-    let pid = std::fs::read_to_string(pid_file)
-        .ok()
-        .and_then(|t| t.trim().parse::<i32>().ok())
-        .filter(|&pid| pid > 1);
-    let Some(pid) = pid else { return false };
+    let Some(pid) = pid_in(pid_file) else {
+        return false;
+    };
     // SAFETY: kill(2) with a PID the runtime reported for the process it
     // started; one that is gone already yields ESRCH, ignored.
     unsafe {
@@ -497,12 +494,16 @@ impl Drop for Interactive {
     }
 }
 
+/// The PID the runtime wrote to `pid_file` (never 1 or less: not a
+/// process of ours to signal).
+fn pid_in(pid_file: &std::path::Path) -> Option<i32> {
+    let text = std::fs::read_to_string(pid_file).ok()?;
+    text.trim().parse::<i32>().ok().filter(|&pid| pid > 1)
+}
+
+/// SIGKILL to the process whose PID the runtime wrote to `pid_file`.
 fn kill_pid_in(pid_file: &std::path::Path) {
-    let pid = std::fs::read_to_string(pid_file)
-        .ok()
-        .and_then(|t| t.trim().parse::<i32>().ok())
-        .filter(|&pid| pid > 1);
-    if let Some(pid) = pid {
+    if let Some(pid) = pid_in(pid_file) {
         // SAFETY: kill(2) with a PID the runtime reported for a process it
         // started; a PID that is gone already yields ESRCH, ignored.
         unsafe {

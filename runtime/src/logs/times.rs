@@ -113,7 +113,7 @@ pub fn modified_ms(meta: &std::fs::Metadata) -> u64 {
 /// One look at every log: appends a record for each that grew. `known`
 /// holds each log's length at its last record, carried between looks.
 pub fn look(paths: &LogPaths, known: &mut HashMap<PathBuf, u64>) {
-    let logs = paths.all();
+    let logs: std::collections::HashSet<PathBuf> = paths.all().into_iter().collect();
     known.retain(|p, _| logs.contains(p));
     for log in logs {
         let Ok(meta) = std::fs::metadata(&log) else {

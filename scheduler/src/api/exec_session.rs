@@ -181,12 +181,13 @@ impl Relay {
         let mut expect = 1u64;
         let mut ping = tokio::time::interval(Duration::from_millis(PING_MS));
         ping.tick().await;
-        let last = loop {
+        // What the client is told last, and whether the command ended.
+        let (last, ended_by_host) = loop {
             tokio::select! {
                 frame = for_host.recv() => match frame {
                     Some(f) => self.tell_host(f).await,
                     // The client left.
-                    None => break None,
+                    None => break (None, false),
                 },
                 Ok(()) = output_acks.changed() => {
                     let n = *output_acks.borrow_and_update();
@@ -194,34 +195,29 @@ impl Relay {
                 }
                 msg = sub.next() => {
                     let Some(msg) = msg else {
-                        break Some(ended("the server's NATS connection ended".into()));
+                        break (Some(ended("the server's NATS connection ended".into())), false);
                     };
                     let Ok((seq, frame)) = Frame::from_message(&msg.payload) else { continue };
                     if seq != expect {
-                        break Some(ended(format!("output lost between host {} and the server (frame {seq}, expected {expect})", self.host)));
+                        let lost = format!("output lost between host {} and the server (frame {seq}, expected {expect})", self.host);
+                        break (Some(ended(lost)), false);
                     }
                     expect += 1;
                     match frame {
                         Frame::Ack(n) => {
                             let _ = input_acked.send(n);
                         }
-                        Frame::Exit { .. } => {
-                            let _ = to_client.send(frame);
-                            drop(to_client);
-                            let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-                            reader.abort();
-                            return;
-                        }
+                        Frame::Exit { .. } => break (Some(frame), true),
                         other => {
                             if to_client.send(other).is_err() {
-                                break None;
+                                break (None, false);
                             }
                         }
                     }
                 }
                 _ = ping.tick() => {
-                    if !self.c.snapshot().host(&self.host).is_some_and(|h| h.is_ready()) {
-                        break Some(ended(format!("host {} is disconnected", self.host)));
+                    if !self.c.observed().is_ready(&self.host) {
+                        break (Some(ended(format!("host {} is disconnected", self.host))), false);
                     }
                     self.tell_host(Frame::Ping).await;
                 }
@@ -229,7 +225,9 @@ impl Relay {
         };
         // The client left, or the session cannot go on: the host ends the
         // command.
-        self.tell_host(Frame::Close).await;
+        if !ended_by_host {
+            self.tell_host(Frame::Close).await;
+        }
         reader.abort();
         if let Some(frame) = last {
             let _ = to_client.send(frame);

@@ -9,7 +9,6 @@ use super::stop::{Stop, StopReason};
 use crate::disconnect::{self, Presence};
 use crate::placement::unmet_constraint;
 use crate::snapshot::Snapshot;
-use atoll_sdk::protocol::Availability;
 use atoll_sdk::spec::Mode;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -147,14 +146,9 @@ fn sort_out<'a>(snap: &Snapshot, d: &Desired<'_>, placed: &[Placed<'a>]) -> Sort
                         placed: p,
                         reason: StopReason::Unmatched,
                     }),
-                    // Data in a named volume stays with its host: such a
-                    // service is moved by a drain only when the operator
-                    // said so (`--volumes`: it starts on an empty one).
-                    None if host.availability == Availability::Draining
-                        && (host.drain_volumes || !d.service.has_named_volumes()) =>
-                    {
-                        out.draining.push(p)
-                    }
+                    // Data in a named volume stays with its host unless
+                    // the drain says otherwise (see `drains`).
+                    None if host.drains(d.service) => out.draining.push(p),
                     None => out.keep.push(p),
                 }
             }
@@ -268,8 +262,8 @@ fn rolling<'a>(
         s.reason = StopReason::Drained;
     }
     let moved = |s: &Stop<'_>| {
-        (snap.host(s.placed.host))
-            .is_some_and(|h| h.availability == Availability::Draining && h.drain_volumes)
+        snap.host(s.placed.host)
+            .is_some_and(|h| h.drains(d.service))
     };
     let place =
         if volumes && step.place > 0 && !step.stop.is_empty() && !step.stop.iter().any(moved) {

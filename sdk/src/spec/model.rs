@@ -113,8 +113,14 @@ impl Service {
     /// Whether a named volume ties the service to the host that holds it
     /// (anonymous volumes are each instance's own).
     pub fn has_named_volumes(&self) -> bool {
-        self.volumes.iter().any(|v| v.name.is_some())
+        any_named(&self.volumes)
     }
+}
+
+/// Whether any of the mounts is of a named volume (data kept on the host
+/// that holds it).
+pub fn any_named(volumes: &[VolumeMount]) -> bool {
+    volumes.iter().any(|v| v.name.is_some())
 }
 
 /// `x-atoll.autoscale`: replicas between `min` and `max`, as many as keep

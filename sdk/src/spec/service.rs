@@ -304,7 +304,7 @@ pub(super) fn service(
     let canary = canary
         .and_then(|(canary, line)| check_canary(ctx, &path, line, canary, mode, health.as_ref()));
     let autoscale = autoscale.map(|(a, line)| {
-        let with_volumes = k.volumes.volumes.iter().any(|v| v.name.is_some());
+        let with_volumes = super::model::any_named(&k.volumes.volumes);
         check_autoscale(ctx, &path, line, a, mode, is_component, with_volumes)
     });
     let given = (k.has_image, has_component);

@@ -193,3 +193,14 @@ fn a_volume_service_updated_on_a_cordoned_or_plainly_drained_host_stays_with_its
         );
     }
 }
+
+#[test]
+fn a_drain_names_the_volume_services_a_host_runs_once_each() {
+    let web = service("web").replicas(2);
+    let db = with_volume("db").replicas(2);
+    let mut c = Cluster::new(vec![host("h1")], vec![app("shop", vec![web, db])]);
+    c.step();
+    let found = crate::host_availability::Found::of(&c.snap.assignments["h1"].instances);
+    assert_eq!(found.instances, 4);
+    assert_eq!(found.volume_services, ["shop/db"]);
+}
