@@ -27,6 +27,7 @@ pub mod rm;
 pub mod rollback;
 pub mod server;
 pub mod servers;
+pub mod sim;
 pub mod terminal;
 pub mod token;
 pub mod top;

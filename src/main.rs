@@ -87,6 +87,8 @@ enum Command {
     Completion(cmd::completion::Args),
     /// Write the manual pages (atoll.1, atoll-deploy.1, …)
     Man(cmd::man::Args),
+    /// Simulated hosts that speak the host protocol and run nothing, for measuring a cluster at fleet scale
+    Sim(cmd::sim::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -96,7 +98,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(matches!(
         cli.command,
-        Command::Up(_) | Command::Server(_) | Command::Host(_)
+        Command::Up(_) | Command::Server(_) | Command::Host(_) | Command::Sim(_)
     ));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -138,6 +140,7 @@ fn main() -> std::process::ExitCode {
             Command::Version(a) => cmd::version::run(a).await,
             Command::Completion(a) => cmd::completion::run(a),
             Command::Man(a) => cmd::man::run(a),
+            Command::Sim(a) => cmd::sim::run(a).await,
         }
     });
     // Background tasks (watches, listeners) must not keep the process alive.

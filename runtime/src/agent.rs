@@ -12,13 +12,13 @@
 //! for it (`stop_after`, see `autonomy`).
 
 mod assigned;
-mod assignment;
+pub(crate) mod assignment;
 mod autonomy;
 mod data_dir;
 mod duplicate;
 mod exec;
 mod exec_session;
-mod heartbeat;
+pub(crate) mod heartbeat;
 mod link;
 mod offline;
 #[cfg(test)]

@@ -29,6 +29,7 @@ mod local_instances;
 mod logs;
 mod metrics;
 pub mod oci;
+pub mod sim;
 mod supervisor;
 pub mod wasm;
 

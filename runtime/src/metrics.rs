@@ -1,17 +1,42 @@
 //! The host's load metrics: a [`HostSample`] published on NATS about once a
-//! second (the controller's autoscaler and `atoll top` read them), and the
+//! second while its instances are busy and once a minute while they are
+//! quiet (the controller's autoscaler and `atoll top` read them), and the
 //! same figures as Prometheus text at `/metrics` on the mesh port.
 
 use crate::joined::Joined;
 use crate::supervisor::Supervisor;
-use atoll_sdk::metrics::{HostSample, InstanceSample, latency_bounds_s};
+use atoll_sdk::metrics::{
+    HostSample, InstanceSample, QUIET_SAMPLE_MS, SAMPLE_MS, latency_bounds_s, sample_due,
+};
 use atoll_sdk::prometheus::{Exposition, Kind};
 use atoll_sdk::protocol::{VERSION, now_ms};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How often a host publishes its sample.
-pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+/// Takes a sample every [`SAMPLE_MS`] and publishes the ones
+/// [`sample_due`] says are news (a quiet host's about once a minute).
+pub(crate) async fn publish_samples(
+    client: async_nats::Client,
+    subject: String,
+    sample: impl Fn() -> HostSample,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(SAMPLE_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sent: Option<HostSample> = None;
+    loop {
+        tick.tick().await;
+        let now = sample();
+        if !sample_due(sent.as_ref(), &now) {
+            continue;
+        }
+        if let Ok(bytes) = serde_json::to_vec(&now)
+            && let Err(e) = client.publish(subject.clone(), bytes.into()).await
+        {
+            tracing::debug!(error = %e, "load sample not sent");
+        }
+        sent = Some(now);
+    }
+}
 
 pub struct HostMetrics {
     host: String,
@@ -44,23 +69,14 @@ impl HostMetrics {
             memory_used,
             memory_total,
             instances: self.supervisor.load_samples(),
+            next_ms: QUIET_SAMPLE_MS,
         }
     }
 
-    /// Publishes a sample every [`SAMPLE_INTERVAL`], forever (once the host
-    /// has joined: `/metrics` works before).
+    /// Publishes samples, forever (once the host has joined: `/metrics`
+    /// works before): see [`publish_samples`].
     pub async fn publish(self: Arc<Self>, client: async_nats::Client, subject: String) {
-        let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let sample = self.sample();
-            if let Ok(bytes) = serde_json::to_vec(&sample)
-                && let Err(e) = client.publish(subject.clone(), bytes.into()).await
-            {
-                tracing::debug!(error = %e, "load sample not sent");
-            }
-        }
+        publish_samples(client, subject, move || self.sample()).await
     }
 
     /// The Prometheus exposition of this host.

@@ -9,7 +9,8 @@ use crate::snapshot::{HostSnapshot, Snapshot, drop_removed};
 use atoll_sdk::cluster::{Assignment, Capacity, HostInfo, HostState};
 use atoll_sdk::nats::{Buckets, Mirror, MirrorView};
 use atoll_sdk::protocol::{
-    AppRecord, AppStatus, Endpoints, Event, Heartbeat, RemovedHost, ScaleRecord, VERSION, now_ms,
+    AppRecord, AppStatus, Beat, Endpoints, Event, RemovedHost, ScaleRecord, VERSION, Verdict,
+    now_ms,
 };
 use futures::StreamExt;
 use std::sync::{Arc, Mutex};
@@ -382,8 +383,8 @@ pub(crate) async fn watch_heartbeats(cluster: Arc<Cluster>) {
     };
     let sweeper = tokio::spawn(sweep_loop(cluster.clone()));
     while let Some(msg) = sub.next().await {
-        let hb: Heartbeat = match serde_json::from_slice(&msg.payload) {
-            Ok(hb) => hb,
+        let beat = match Beat::decode(&msg.payload) {
+            Ok(beat) => beat,
             Err(e) => {
                 tracing::warn!(subject = %msg.subject, error = %e, "ignoring a malformed heartbeat");
                 continue;
@@ -391,15 +392,33 @@ pub(crate) async fn watch_heartbeats(cluster: Arc<Cluster>) {
         };
         // The subject is what NATS permissions tie to a host's
         // credentials: a heartbeat speaks for the host it names only.
-        if cluster.buckets.names.sender(&msg.subject) != Some(hb.host.name.as_str()) {
-            tracing::warn!(subject = %msg.subject, host = %hb.host.name, "ignoring a heartbeat sent on another host's subject");
+        let Some(sender) = cluster.buckets.names.sender(&msg.subject) else {
             continue;
-        }
-        if hb.v != VERSION {
-            tracing::warn!(host = %hb.host.name, v = hb.v, "ignoring a heartbeat of another protocol version");
-            continue;
-        }
-        let changes = cluster.observed().record(hb, Instant::now(), now_ms());
+        };
+        let changes = match beat {
+            Beat::Full(hb) if hb.host.name != sender => {
+                tracing::warn!(subject = %msg.subject, host = %hb.host.name, "ignoring a heartbeat sent on another host's subject");
+                continue;
+            }
+            Beat::Full(hb) if hb.v != VERSION => {
+                tracing::warn!(host = %hb.host.name, v = hb.v, "ignoring a heartbeat of another protocol version");
+                continue;
+            }
+            Beat::Full(hb) => cluster.observed().record(*hb, Instant::now(), now_ms()),
+            Beat::Pulse(p) if p.v != VERSION => continue,
+            Beat::Pulse(p) => {
+                let (changes, verdict) =
+                    (cluster.observed()).pulse(sender, &p, Instant::now(), now_ms());
+                if verdict == Verdict::Resync
+                    && let Some(reply) = msg.reply
+                {
+                    tracing::debug!(host = sender, "asking for a host's whole state");
+                    let client = cluster.buckets.js.client();
+                    let _ = client.publish(reply, Default::default()).await;
+                }
+                changes
+            }
+        };
         announce(&cluster, changes).await;
     }
     sweeper.abort();

@@ -11,7 +11,8 @@ use atoll_sdk::spec::ScaleMetric;
 use std::collections::BTreeMap;
 
 /// A host's samples older than this are left out of the sums (the host is
-/// down, or its samples stopped).
+/// down, or its samples stopped) — unless the last one was quiet (see
+/// [`LoadBoard::fresh`]).
 pub(crate) const STALE_MS: u64 = 3_000;
 
 /// One service's load: the sum over its instances.
@@ -183,8 +184,22 @@ impl LoadBoard {
             .collect()
     }
 
+    /// The hosts whose last sample still holds: for [`STALE_MS`], or, when
+    /// it was quiet (nothing served or in flight, next to no CPU), for as
+    /// long as the host said it may wait before the next
+    /// (`next_ms`): a quiet host sends one a minute, and its figures are
+    /// zeros anyway, so a quiet host gone counts as quiet a little longer
+    /// while a busy one gone drops out at once.
     fn fresh(&self, now_ms: u64) -> impl Iterator<Item = &Latest> {
-        (self.hosts.values()).filter(move |h| now_ms.saturating_sub(h.received_ms) <= STALE_MS)
+        (self.hosts.values()).filter(move |h| {
+            let quiet = (h.rates.iter())
+                .all(|r| r.rps == 0.0 && r.concurrency == 0.0 && r.cpu_percent < 1.0);
+            let holds = match quiet {
+                true => h.sample.next_ms.max(1_000) + STALE_MS,
+                false => STALE_MS,
+            };
+            now_ms.saturating_sub(h.received_ms) <= holds
+        })
     }
 }
 
@@ -214,6 +229,7 @@ mod tests {
             memory_used: 1,
             memory_total: 2,
             instances,
+            next_ms: 0,
         }
     }
 
@@ -251,6 +267,25 @@ mod tests {
         assert_eq!(web(&b, 3_601_000 + STALE_MS).rps, 10.0);
         assert!(b.services(3_601_001 + STALE_MS).is_empty());
         assert!(b.hosts(3_601_001 + STALE_MS).is_empty());
+    }
+
+    #[test]
+    fn a_quiet_host_holds_until_its_next_sample_is_due_and_a_busy_one_drops_at_once() {
+        let mut b = LoadBoard::default();
+        let quiet = |at| {
+            let mut h = host("h1", at, vec![inst("i1", "web", 5, 0)]);
+            h.next_ms = 60_000;
+            h
+        };
+        b.record(quiet(1_000), 1_000);
+        b.record(quiet(2_000), 2_000);
+        assert_eq!(web(&b, 2_000 + 60_000).instances, 1, "quiet: a minute");
+        assert!(b.services(2_001 + 60_000 + STALE_MS).is_empty());
+        let mut busy = host("h1", 3_000, vec![inst("i1", "web", 50, 0)]);
+        busy.next_ms = 60_000;
+        b.record(busy, 3_000);
+        assert_eq!(web(&b, 3_000 + STALE_MS).rps, 45.0);
+        assert!(b.services(3_001 + STALE_MS).is_empty(), "busy: as before");
     }
 
     #[test]

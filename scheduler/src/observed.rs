@@ -8,7 +8,7 @@
 
 use crate::snapshot::HostSnapshot;
 use atoll_sdk::cluster::{HealthState, HostInfo, HostState, InstanceState, InstanceStatus};
-use atoll_sdk::protocol::Heartbeat;
+use atoll_sdk::protocol::{Heartbeat, Held, Pulse, Verdict, judge};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,8 @@ struct SeenHost {
     /// When it was declared silent (server clock, ms), while it is.
     silent_since_ms: Option<u64>,
     instances: Vec<InstanceStatus>,
+    /// The full heartbeat this state came from, which pulses vouch for.
+    held: Held,
 }
 
 /// Hosts and their instances as last reported.
@@ -59,6 +61,10 @@ impl Observed {
     pub(crate) fn record(&mut self, hb: Heartbeat, now: Instant, now_ms: u64) -> Changes {
         let mut changes = Changes::default();
         let name = hb.host.name.clone();
+        let held = Held {
+            run: hb.run,
+            full: hb.seq,
+        };
         for i in &hb.instances {
             let entry = self
                 .seen
@@ -90,6 +96,7 @@ impl Observed {
                 seen.last_seen = now;
                 seen.last_seen_ms = now_ms;
                 seen.instances = hb.instances;
+                seen.held = held;
             }
             None => {
                 changes.hosts_up.push(name.clone());
@@ -104,11 +111,38 @@ impl Observed {
                         joined_ms: now_ms,
                         silent_since_ms: None,
                         instances: hb.instances,
+                        held,
                     },
                 );
             }
         }
         changes
+    }
+
+    /// Takes a pulse of `host` in: when it vouches for the state held, the
+    /// host is heard (and back, if it was silent); otherwise the state held
+    /// is not the host's (a full heartbeat was missed, or this is a new
+    /// run of it) and nothing changes until the whole state comes.
+    pub(crate) fn pulse(
+        &mut self,
+        host: &str,
+        pulse: &Pulse,
+        now: Instant,
+        now_ms: u64,
+    ) -> (Changes, Verdict) {
+        let mut changes = Changes::default();
+        let seen = self.hosts.get_mut(host);
+        let verdict = judge(seen.as_ref().map(|s| s.held), pulse);
+        if let (Some(seen), Verdict::Current) = (seen, verdict) {
+            if seen.state != HostState::Ready {
+                changes.hosts_up.push(host.to_string());
+            }
+            seen.state = HostState::Ready;
+            seen.silent_since_ms = None;
+            seen.last_seen = now;
+            seen.last_seen_ms = now_ms;
+        }
+        (changes, verdict)
     }
 
     /// Marks hosts silent for longer than `timeout` as disconnected (not
@@ -236,6 +270,7 @@ mod tests {
         Heartbeat {
             v: 1,
             seq: 1,
+            run: started,
             host: HostInfo {
                 name: host.into(),
                 address: "127.0.0.2".into(),
@@ -340,6 +375,67 @@ mod tests {
         assert_eq!(o.hosts()[0].joined_ms, 400, "a new run of the host joined");
         o.record(hb("h1", 2, &[]), t0, 500);
         assert!(o.seen.is_empty(), "no longer reported: forgotten");
+    }
+
+    fn pulse(full: u64, run: u64) -> Pulse {
+        Pulse {
+            v: 1,
+            seq: full + 1,
+            full,
+            run,
+        }
+    }
+
+    #[test]
+    fn a_pulse_keeps_a_host_heard_only_while_it_vouches_for_the_state_held() {
+        let mut o = Observed::default();
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(3);
+        let (c, v) = o.pulse("h1", &pulse(1, 1), t0, 0);
+        assert_eq!(v, Verdict::Resync, "a host never heard in full");
+        assert!(!c.any() && !o.knows("h1"));
+
+        let mut beat = hb("h1", 1, &[("i1", InstanceState::Running)]);
+        beat.seq = 5;
+        o.record(beat, t0, 0);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let (c, v) = o.pulse("h1", &pulse(5, 1), at(2), 2_000);
+        assert_eq!((c.any(), v), (false, Verdict::Current));
+        assert!(!o.sweep(at(4), 4_000, timeout).any(), "heard at 2 s");
+
+        // Full heartbeat 6 (i1 failed) was lost: the next pulse names it.
+        let (_, v) = o.pulse("h1", &pulse(6, 1), at(5), 5_000);
+        assert_eq!(v, Verdict::Resync);
+        let c = o.sweep(at(6), 6_000, timeout);
+        assert_eq!(
+            c.hosts_down,
+            vec!["h1".to_string()],
+            "a pulse for a state not held does not keep the host up"
+        );
+        assert_eq!(o.unconfirmed()["i1"].state, InstanceState::Running);
+
+        let (_, v) = o.pulse("h1", &pulse(5, 2), at(6), 6_000);
+        assert_eq!(v, Verdict::Resync, "another run of the host");
+
+        let mut beat = hb("h1", 1, &[("i1", InstanceState::Failed)]);
+        beat.seq = 8;
+        let c = o.record(beat, at(7), 7_000);
+        assert_eq!(c.hosts_up, vec!["h1".to_string()]);
+        assert!(c.instances);
+        let (c, v) = o.pulse("h1", &pulse(8, 1), at(8), 8_000);
+        assert_eq!((c.any(), v), (false, Verdict::Current));
+        assert_eq!(o.instances()["i1"].state, InstanceState::Failed);
+    }
+
+    #[test]
+    fn a_pulse_brings_a_silent_host_back() {
+        let mut o = Observed::default();
+        let t0 = Instant::now();
+        o.record(hb("h1", 1, &[]), t0, 0);
+        o.sweep(t0 + Duration::from_secs(4), 4_000, Duration::from_secs(3));
+        let (c, v) = o.pulse("h1", &pulse(1, 1), t0 + Duration::from_secs(5), 5_000);
+        assert_eq!((c.hosts_up, v), (vec!["h1".to_string()], Verdict::Current));
+        assert!(o.is_ready("h1"));
     }
 
     #[test]

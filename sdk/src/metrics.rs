@@ -35,6 +35,44 @@ pub struct HostSample {
     pub memory_used: u64,
     pub memory_total: u64,
     pub instances: Vec<InstanceSample>,
+    /// The longest the host waits before its next sample (0 from hosts
+    /// older than the field: about a second). A quiet host sends one only
+    /// this often ([`sample_due`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub next_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// How often a host samples itself.
+pub const SAMPLE_MS: u64 = 1_000;
+/// How often a quiet host sends a sample (one whose instances served
+/// nothing and used next to no CPU since the last it sent): the figures
+/// would be the same, and at thousands of hosts the bytes add up.
+pub const QUIET_SAMPLE_MS: u64 = 60_000;
+/// CPU time per second of an instance below which it counts as quiet
+/// (1% of a CPU: an idle container's housekeeping).
+const QUIET_CPU_US_PER_S: u64 = 10_000;
+
+/// Whether a host sends `now`, the last sample it sent being `last`: yes
+/// unless every instance of both is the same one, quiet since (no request
+/// finished or in flight, next to no CPU), and [`QUIET_SAMPLE_MS`] has
+/// not passed. Judged on the host's own clock (both samples are its).
+pub fn sample_due(last: Option<&HostSample>, now: &HostSample) -> bool {
+    let Some(last) = last else { return true };
+    let elapsed = now.at_ms.saturating_sub(last.at_ms);
+    if elapsed >= QUIET_SAMPLE_MS || last.instances.len() != now.instances.len() {
+        return true;
+    }
+    let cpu_allowed = QUIET_CPU_US_PER_S * elapsed.max(1) / 1000;
+    !(last.instances.iter().zip(&now.instances)).all(|(a, b)| {
+        a.id == b.id
+            && a.requests == b.requests
+            && b.inflight == 0
+            && b.cpu_us.saturating_sub(a.cpu_us) <= cpu_allowed
+    })
 }
 
 /// One instance's counters.
@@ -144,6 +182,47 @@ mod tests {
             latency: vec![requests],
             ..Default::default()
         }
+    }
+
+    fn host(at_ms: u64, instances: Vec<InstanceSample>) -> HostSample {
+        HostSample {
+            v: 1,
+            host: "h1".into(),
+            at_ms,
+            cpu_busy_us: at_ms * 7,
+            cpus: 2,
+            memory_used: at_ms,
+            memory_total: 1 << 30,
+            instances,
+            next_ms: QUIET_SAMPLE_MS,
+        }
+    }
+
+    #[test]
+    fn a_quiet_host_sends_a_sample_a_minute_and_a_busy_one_every_time() {
+        let quiet = |at| host(at, vec![sample(5, 0, 1_000)]);
+        let first = quiet(0);
+        assert!(sample_due(None, &first), "the first");
+        assert!(!sample_due(Some(&first), &quiet(1_000)), "nothing moved");
+        assert!(
+            !sample_due(Some(&first), &host(1_000, vec![sample(5, 0, 9_000)])),
+            "housekeeping CPU"
+        );
+        assert!(
+            sample_due(Some(&first), &quiet(QUIET_SAMPLE_MS)),
+            "a minute"
+        );
+        let served = host(1_000, vec![sample(6, 10, 2_000)]);
+        assert!(sample_due(Some(&first), &served), "a request");
+        let mut busy = quiet(1_000);
+        busy.instances[0].inflight = 1;
+        assert!(sample_due(Some(&first), &busy), "one in flight");
+        let spinning = host(1_000, vec![sample(5, 0, 300_000)]);
+        assert!(sample_due(Some(&first), &spinning), "CPU without requests");
+        assert!(sample_due(Some(&first), &host(1_000, vec![])), "one gone");
+        let mut other = quiet(1_000);
+        other.instances[0].id = "i2".into();
+        assert!(sample_due(Some(&first), &other), "another instance");
     }
 
     #[test]

@@ -329,13 +329,7 @@ pub fn published_to(msg: &async_nats::Message, subject: &str) -> bool {
     msg.subject.as_str() == subject
 }
 
-/// The inbox prefix of a host's connection: `_INBOX_<host>`. A host's NATS
-/// user may subscribe to its own inbox only (every user of the account
-/// shares one subject space: with the common `_INBOX.` it would see the
-/// replies and deliveries of every other client).
-pub fn host_inbox(host: &str) -> String {
-    format!("_INBOX_{host}")
-}
+pub use crate::protocol::host_inbox;
 
 /// [`connect_as`] with replies and consumer deliveries under `inbox`
 /// instead of `_INBOX.` ([`host_inbox`]).

@@ -5,6 +5,9 @@ use crate::cluster::{HostInfo, InstanceStatus};
 use crate::spec::{App, PortMapping};
 use serde::{Deserialize, Serialize};
 
+mod pulse;
+pub use pulse::{Beat, Held, Pulse, Verdict, judge, resync_subject};
+
 /// Protocol version carried by every message and record.
 pub const VERSION: u32 = 1;
 
@@ -144,6 +147,14 @@ impl Names {
     }
 }
 
+/// The inbox prefix of a host's connection: `_INBOX_<host>`. A host's NATS
+/// user may subscribe to its own inbox only (every user of the account
+/// shares one subject space: with the common `_INBOX.` it would see the
+/// replies and deliveries of every other client).
+pub fn host_inbox(host: &str) -> String {
+    format!("_INBOX_{host}")
+}
+
 /// The endpoints key of a service.
 pub fn endpoints_key(app: &str, service: &str) -> String {
     format!("{app}.{service}")
@@ -155,13 +166,18 @@ pub fn artifact_object_name(digest: &str) -> String {
     digest.replace(':', "-")
 }
 
-/// A host's heartbeat: who it is and the state of everything it runs.
-/// Also sent at once whenever an instance changes state.
+/// A host's full heartbeat: who it is and the state of everything it
+/// runs. Sent when that changes, when a server asks, and rarely
+/// otherwise; [`Pulse`]s fill the intervals between.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Heartbeat {
     pub v: u32,
     pub host: HostInfo,
     pub seq: u64,
+    /// The run of the host process (random per start of `atoll host`; 0
+    /// from hosts older than the field, which send no pulses).
+    #[serde(default)]
+    pub run: u64,
     pub instances: Vec<InstanceStatus>,
 }
 

@@ -24,7 +24,7 @@ async fn behind(kv: &kv::Store, host: &str, last: u64) -> bool {
 /// Follows this host's assignment key; level-triggered, so a missed
 /// update is harmless: the next value is the whole truth. A deleted key
 /// means run nothing.
-pub(super) async fn watch(
+pub(crate) async fn watch(
     client: async_nats::Client,
     kv: kv::Store,
     host: String,

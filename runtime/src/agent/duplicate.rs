@@ -5,14 +5,14 @@
 //! is already running, and this one gives way; later, when two hear each
 //! other, the lower run id gives way, so exactly one stays whatever the
 //! timing. No clocks are compared: each process has a random run id
-//! (sent in a header of its heartbeats), and a restarted host is a new
+//! (in its heartbeats and pulses), and a restarted host is a new
 //! process whose predecessor is silent.
 
 use atoll_sdk::nats::published_to;
 use std::time::Duration;
 
 use async_nats::{HeaderMap, Subscriber};
-use atoll_sdk::protocol::{HEARTBEAT_INTERVAL_MS, Heartbeat};
+use atoll_sdk::protocol::{Beat, HEARTBEAT_INTERVAL_MS};
 use futures::StreamExt;
 use tokio::time::Instant;
 
@@ -51,12 +51,16 @@ pub(super) fn heard(
     headers: Option<&HeaderMap>,
     name: &str,
 ) -> Option<Option<u64>> {
-    let hb: Heartbeat = serde_json::from_slice(payload).ok()?;
-    if hb.host.name != name {
-        return None;
+    match Beat::decode(payload).ok()? {
+        Beat::Pulse(p) => Some(Some(p.run)),
+        Beat::Full(hb) if hb.host.name != name => None,
+        Beat::Full(hb) => {
+            let header = headers.and_then(|h| h.get(RUN_HEADER));
+            let run = header.and_then(|v| v.as_str().parse().ok());
+            // Hosts older than the payload's run say it in the header only.
+            Some(run.or((hb.run != 0).then_some(hb.run)))
+        }
     }
-    let run = (headers.and_then(|h| h.get(RUN_HEADER))).and_then(|v| v.as_str().parse().ok());
-    Some(run)
 }
 
 /// How long a joining host waits for a second heartbeat of a run it heard

@@ -1,6 +1,7 @@
 use super::*;
 use atoll_sdk::cluster::Capacity;
 use atoll_sdk::nats::testing::TestNats;
+use atoll_sdk::protocol::Heartbeat;
 
 #[test]
 fn a_joining_host_gives_way_to_anyone_else_under_its_name() {
@@ -33,6 +34,7 @@ fn heartbeat(name: &str) -> Vec<u8> {
         v: atoll_sdk::protocol::VERSION,
         host: info,
         seq: 1,
+        run: 0,
         instances: Vec::new(),
     };
     serde_json::to_vec(&hb).expect("json")
@@ -55,6 +57,8 @@ fn the_run_is_read_from_the_header_of_a_heartbeat_of_this_host() {
         "another host"
     );
     assert_eq!(heard(b"{junk", None, "h1"), None, "not a heartbeat");
+    let pulse = br#"{"v":1,"s":9,"f":3,"r":42}"#;
+    assert_eq!(heard(pulse, None, "h1"), Some(Some(42)), "a pulse says it");
 }
 
 #[tokio::test]
