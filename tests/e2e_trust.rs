@@ -196,11 +196,25 @@ fn the_api_wants_a_token_with_the_right_role_and_app() {
             .subscribe("atoll.default.hb.h1")
             .await
             .expect("subscribe");
-        let beat = tokio::time::timeout(Duration::from_secs(10), beats.next())
-            .await
-            .expect("a heartbeat of h1 within 10 s")
-            .expect("a heartbeat");
-        let mut forged: serde_json::Value = serde_json::from_slice(&beat.payload).expect("json");
+        // Between changes h1 sends pulses; its whole state comes when
+        // asked on a pulse's reply subject, as a server asks.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut forged = loop {
+            let beat = tokio::time::timeout_at(deadline, beats.next())
+                .await
+                .expect("a full heartbeat of h1 within 10 s")
+                .expect("a heartbeat");
+            let value: serde_json::Value = serde_json::from_slice(&beat.payload).expect("json");
+            if value.get("host").is_some() {
+                break value;
+            }
+            if let Some(reply) = beat.reply {
+                client
+                    .publish(reply, Default::default())
+                    .await
+                    .expect("ask");
+            }
+        };
         forged["host"]["name"] = "ghost".into();
         let bytes = serde_json::to_vec(&forged).expect("json");
         client
