@@ -19,7 +19,7 @@ mod duplicate;
 mod exec;
 mod exec_session;
 pub(crate) mod heartbeat;
-mod link;
+pub(crate) mod link;
 mod offline;
 #[cfg(test)]
 mod tests;

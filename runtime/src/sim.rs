@@ -15,7 +15,6 @@ mod report;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use atoll_sdk::cluster::{Capacity, HostInfo};
@@ -23,6 +22,7 @@ use atoll_sdk::metrics::{HostSample, QUIET_SAMPLE_MS};
 use atoll_sdk::protocol::{Names, VERSION, now_ms};
 use tokio::task::JoinSet;
 
+use crate::agent::link::Retry;
 use crate::agent::{assignment, heartbeat};
 use instances::{Behaviour, SimInstances};
 pub use report::Line;
@@ -51,8 +51,8 @@ pub struct SimConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
-    #[error("invalid NATS URL {url:?}: {message}")]
-    NatsUrl { url: String, message: String },
+    #[error(transparent)]
+    NatsUrl(#[from] atoll_sdk::nats::UrlError),
 }
 
 /// What every simulated host shares.
@@ -76,10 +76,7 @@ pub async fn run(
 ) -> Result<(), SimError> {
     let files = crate::fd_limit::raise();
     tracing::debug!(files, "open files allowed");
-    let urls = atoll_sdk::nats::parse_urls(&cfg.nats_url).map_err(|e| SimError::NatsUrl {
-        url: e.url,
-        message: e.message,
-    })?;
+    let urls = atoll_sdk::nats::parse_urls(&cfg.nats_url)?;
     let behaviour = Arc::new(Behaviour {
         start_delay: cfg.start_delay,
         failing: std::sync::Mutex::new(cfg.failing.iter().cloned().collect()),
@@ -148,7 +145,7 @@ async fn host(
         fleet.names.metrics(&name),
         move || sample(&host_name, &sampled),
     ));
-    fleet.tally.joined.fetch_add(1, Ordering::Relaxed);
+    sim.set_joined();
     let tally = fleet.tally.clone();
     assignment::watch(client, store, name, move |_bucket, _revision, a| {
         let applied = sim.apply(&a);
@@ -159,15 +156,15 @@ async fn host(
 
 /// Connects and opens the assignments bucket, retrying until both work.
 async fn join(fleet: &Fleet, name: &str) -> (async_nats::Client, async_nats::jetstream::kv::Store) {
-    let mut delay = Duration::from_millis(250);
+    let mut retry = Retry::default();
     let inbox = atoll_sdk::nats::host_inbox(name);
     let bucket = fleet.names.assignments_bucket();
+    let creds = fleet.cfg.nats_creds.as_deref();
+    let client_name = format!("sim-host-{name}");
     loop {
-        let creds = fleet.cfg.nats_creds.as_deref();
-        let client_name = format!("sim-host-{name}");
-        match atoll_sdk::nats::connect_with_inbox(&fleet.urls, &client_name, creds, Some(&inbox))
-            .await
-        {
+        let connecting =
+            atoll_sdk::nats::connect_with_inbox(&fleet.urls, &client_name, creds, Some(&inbox));
+        match connecting.await {
             Ok(client) => {
                 let js = async_nats::jetstream::new(client.clone());
                 match js.get_key_value(&bucket).await {
@@ -177,9 +174,7 @@ async fn join(fleet: &Fleet, name: &str) -> (async_nats::Client, async_nats::jet
             }
             Err(e) => tracing::debug!(host = name, error = %e, "NATS unreachable"),
         }
-        let jitter = rand::random_range(0..=delay.as_millis() as u64 / 2);
-        tokio::time::sleep(delay / 2 + Duration::from_millis(jitter)).await;
-        delay = (delay * 2).min(Duration::from_secs(10));
+        retry.wait().await;
     }
 }
 

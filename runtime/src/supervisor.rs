@@ -217,17 +217,13 @@ impl Supervisor {
             .iter()
             .map(|(id, s)| InstanceStatus {
                 id: id.clone(),
-                app: s.spec.app.clone(),
-                service: s.spec.service.clone(),
-                revision: s.spec.revision,
-                spec_hash: s.spec.spec_hash.clone(),
-                state: s.state,
                 reason: s.reason.clone(),
                 since_ms: s.since_ms,
                 restarts: s.restarts,
                 pull: s.pull.filter(|_| s.state == InstanceState::Pulling),
                 health: s.health.filter(|_| s.state == InstanceState::Running),
                 gave_up: s.gave_up && s.state == InstanceState::Failed,
+                ..InstanceStatus::of(&s.spec, s.state)
             })
             .collect()
     }

@@ -88,20 +88,7 @@ mod tests {
             let id = &ids[i];
             snap.observed.insert(
                 id.clone(),
-                InstanceStatus {
-                    id: id.clone(),
-                    app: "a".into(),
-                    service: "web".into(),
-                    revision: 1,
-                    spec_hash: String::new(),
-                    state: InstanceState::Running,
-                    reason: None,
-                    since_ms: 0,
-                    restarts: 0,
-                    pull: None,
-                    health: None,
-                    gave_up: false,
-                },
+                InstanceStatus::new(id, "a", "web", 1, InstanceState::Running),
             );
         }
         if h2_down {

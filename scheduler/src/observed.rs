@@ -27,6 +27,19 @@ struct SeenHost {
     held: Held,
 }
 
+impl SeenHost {
+    /// The host was heard from now: it is ready (again). Whether it was
+    /// not before.
+    fn heard(&mut self, now: Instant, now_ms: u64) -> bool {
+        let back = self.state != HostState::Ready;
+        self.state = HostState::Ready;
+        self.silent_since_ms = None;
+        self.last_seen = now;
+        self.last_seen_ms = now_ms;
+        back
+    }
+}
+
 /// Hosts and their instances as last reported.
 #[derive(Debug, Default)]
 pub(crate) struct Observed {
@@ -77,7 +90,7 @@ impl Observed {
         match self.hosts.get_mut(&name) {
             Some(seen) => {
                 let new_run = seen.info.started_at_ms != hb.host.started_at_ms;
-                if seen.state != HostState::Ready || new_run {
+                if seen.heard(now, now_ms) || new_run {
                     changes.hosts_up.push(name.clone());
                 }
                 if new_run {
@@ -91,10 +104,6 @@ impl Observed {
                     self.seen.remove(&gone.id);
                 }
                 seen.info = hb.host;
-                seen.state = HostState::Ready;
-                seen.silent_since_ms = None;
-                seen.last_seen = now;
-                seen.last_seen_ms = now_ms;
                 seen.instances = hb.instances;
                 seen.held = held;
             }
@@ -133,14 +142,10 @@ impl Observed {
         let mut changes = Changes::default();
         let seen = self.hosts.get_mut(host);
         let verdict = judge(seen.as_ref().map(|s| s.held), pulse);
-        if let (Some(seen), Verdict::Current) = (seen, verdict) {
-            if seen.state != HostState::Ready {
-                changes.hosts_up.push(host.to_string());
-            }
-            seen.state = HostState::Ready;
-            seen.silent_since_ms = None;
-            seen.last_seen = now;
-            seen.last_seen_ms = now_ms;
+        if let (Some(seen), Verdict::Current) = (seen, verdict)
+            && seen.heard(now, now_ms)
+        {
+            changes.hosts_up.push(host.to_string());
         }
         (changes, verdict)
     }
@@ -284,20 +289,7 @@ mod tests {
             },
             instances: states
                 .iter()
-                .map(|(id, st)| InstanceStatus {
-                    id: (*id).into(),
-                    app: "a".into(),
-                    service: "s".into(),
-                    revision: 1,
-                    spec_hash: String::new(),
-                    state: *st,
-                    reason: None,
-                    since_ms: 0,
-                    restarts: 0,
-                    pull: None,
-                    health: None,
-                    gave_up: false,
-                })
+                .map(|(id, st)| InstanceStatus::new(id, "a", "s", 1, *st))
                 .collect(),
         }
     }

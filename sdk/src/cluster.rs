@@ -229,7 +229,7 @@ pub struct Assignment {
     pub epoch: u64,
 }
 
-fn is_zero_u64(n: &u64) -> bool {
+pub(crate) fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 
@@ -286,6 +286,35 @@ pub struct InstanceStatus {
     /// here): the controller may re-place it elsewhere.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gave_up: bool,
+}
+
+impl InstanceStatus {
+    /// An instance in `state` with nothing more to say: no reason,
+    /// restarts, pull, health or spec hash, and no time of its own.
+    pub fn new(id: &str, app: &str, service: &str, revision: u64, state: InstanceState) -> Self {
+        InstanceStatus {
+            id: id.to_string(),
+            app: app.to_string(),
+            service: service.to_string(),
+            revision,
+            spec_hash: String::new(),
+            state,
+            reason: None,
+            since_ms: 0,
+            restarts: 0,
+            pull: None,
+            health: None,
+            gave_up: false,
+        }
+    }
+
+    /// [`InstanceStatus::new`] for `spec`, with its spec hash.
+    pub fn of(spec: &InstanceSpec, state: InstanceState) -> Self {
+        InstanceStatus {
+            spec_hash: spec.spec_hash.clone(),
+            ..InstanceStatus::new(&spec.id, &spec.app, &spec.service, spec.revision, state)
+        }
+    }
 }
 
 /// Progress of an image pull.

@@ -38,12 +38,8 @@ pub struct HostSample {
     /// The longest the host waits before its next sample (0 from hosts
     /// older than the field: about a second). A quiet host sends one only
     /// this often ([`sample_due`]).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::cluster::is_zero_u64")]
     pub next_ms: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 /// How often a host samples itself.

@@ -93,45 +93,49 @@ pub(crate) async fn send<I: Instances>(
     loop {
         let now = Instant::now();
         let statuses = instances.statuses();
-        if full_due(sent.as_ref(), &statuses, asked, now) {
+        let whole = full_due(sent.as_ref(), &statuses, asked, now);
+        if whole || now >= next_beat {
             seq += 1;
-            full = seq;
-            let hb = Heartbeat {
-                v: VERSION,
-                host: info.clone(),
-                seq,
-                run: run_id,
-                instances: statuses,
-            };
-            if let Ok(bytes) = serde_json::to_vec(&hb) {
-                let sending =
-                    client.publish_with_headers(subject.clone(), headers.clone(), bytes.into());
-                if let Err(e) = sending.await {
-                    tracing::warn!(error = %e, "heartbeat not sent");
-                }
-            }
-            sent = Some(Sent {
-                instances: hb.instances,
-                at: now,
-            });
-            asked = false;
             next_beat = now + interval;
-        } else if now >= next_beat {
-            seq += 1;
-            let pulse = Pulse {
-                v: VERSION,
-                seq,
-                full,
-                run: run_id,
-            };
-            if let Ok(bytes) = serde_json::to_vec(&pulse) {
-                let sending =
-                    client.publish_with_reply(subject.clone(), resync.clone(), bytes.into());
-                if let Err(e) = sending.await {
-                    tracing::warn!(error = %e, "heartbeat not sent");
+            // Plain data: encoding cannot fail.
+            let published = match whole {
+                true => {
+                    full = seq;
+                    let hb = Heartbeat {
+                        v: VERSION,
+                        host: info.clone(),
+                        seq,
+                        run: run_id,
+                        instances: statuses,
+                    };
+                    let bytes = serde_json::to_vec(&hb).unwrap_or_default();
+                    sent = Some(Sent {
+                        instances: hb.instances,
+                        at: now,
+                    });
+                    asked = false;
+                    let to = subject.clone();
+                    client
+                        .publish_with_headers(to, headers.clone(), bytes.into())
+                        .await
                 }
+                false => {
+                    let pulse = Pulse {
+                        v: VERSION,
+                        seq,
+                        full,
+                        run: run_id,
+                    };
+                    let bytes = serde_json::to_vec(&pulse).unwrap_or_default();
+                    let to = subject.clone();
+                    client
+                        .publish_with_reply(to, resync.clone(), bytes.into())
+                        .await
+                }
+            };
+            if let Err(e) = published {
+                tracing::warn!(error = %e, "heartbeat not sent");
             }
-            next_beat = now + interval;
         }
         tokio::select! {
             () = instances.changed() => {

@@ -243,7 +243,7 @@ fn set_waker(gw: &Gateway, client: async_nats::Client, subject: String) {
 /// Exponential backoff from [`FIRST_RETRY`] to [`MAX_RETRY`], each wait
 /// drawn between half and all of the delay, so that hosts cut off
 /// together do not come back in step.
-struct Retry {
+pub(crate) struct Retry {
     delay: Duration,
 }
 
@@ -254,7 +254,7 @@ impl Default for Retry {
 }
 
 impl Retry {
-    async fn wait(&mut self) {
+    pub(crate) async fn wait(&mut self) {
         let half = self.delay / 2;
         let jitter = rand::random_range(0..=half.as_millis() as u64);
         tokio::time::sleep(half + Duration::from_millis(jitter)).await;

@@ -5,7 +5,7 @@
 //! a real host's supervisor.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -42,6 +42,8 @@ pub(crate) struct SimInstances {
     behaviour: Arc<Behaviour>,
     by_id: Mutex<BTreeMap<String, InstanceStatus>>,
     changed: Notify,
+    /// Connected, and beating.
+    joined: AtomicBool,
 }
 
 /// What an assignment did to a host's instances.
@@ -57,6 +59,7 @@ impl SimInstances {
             behaviour,
             by_id: Mutex::default(),
             changed: Notify::new(),
+            joined: AtomicBool::new(false),
         })
     }
 
@@ -80,18 +83,8 @@ impl SimInstances {
                     continue;
                 }
                 let status = InstanceStatus {
-                    id: i.id.clone(),
-                    app: i.app.clone(),
-                    service: i.service.clone(),
-                    revision: i.revision,
-                    spec_hash: i.spec_hash.clone(),
-                    state: InstanceState::Starting,
-                    reason: None,
                     since_ms: now_ms(),
-                    restarts: 0,
-                    pull: None,
-                    health: None,
-                    gave_up: false,
+                    ..InstanceStatus::of(i, InstanceState::Starting)
                 };
                 by_id.insert(i.id.clone(), status);
                 starting.push(i.id.clone());
@@ -131,6 +124,14 @@ impl SimInstances {
         drop(by_id);
         (self.behaviour.last_change).fetch_max(now_ms(), Ordering::Relaxed);
         self.changed.notify_one();
+    }
+
+    pub(crate) fn set_joined(&self) {
+        self.joined.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn has_joined(&self) -> bool {
+        self.joined.load(Ordering::Relaxed)
     }
 
     /// Instances by state: (all, running, starting).

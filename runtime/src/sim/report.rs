@@ -4,7 +4,7 @@
 //! failed), as lines (JSON with `-o json`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -116,7 +116,6 @@ impl Counts {
 
 /// The fleet's shared counters and its hosts' instances.
 pub(crate) struct Tally {
-    pub joined: AtomicUsize,
     assignments: AtomicU64,
     /// Where the fleet's hosts note when an instance last changed.
     behaviour: Arc<Behaviour>,
@@ -129,7 +128,6 @@ pub(crate) struct Tally {
 impl Tally {
     pub(crate) fn new(hosts: usize, behaviour: Arc<Behaviour>) -> Arc<Tally> {
         Arc::new(Tally {
-            joined: AtomicUsize::new(0),
             assignments: AtomicU64::new(0),
             behaviour,
             wave: Mutex::default(),
@@ -148,10 +146,6 @@ impl Tally {
         let keep = hosts.len().saturating_sub(n);
         let gone = hosts.len() - keep;
         hosts.truncate(keep);
-        self.joined.fetch_sub(
-            gone.min(self.joined.load(Ordering::Relaxed)),
-            Ordering::Relaxed,
-        );
         gone
     }
 
@@ -174,7 +168,6 @@ impl Tally {
         let hosts = self.lock_hosts().clone();
         let mut c = Counts {
             hosts: hosts.len(),
-            joined: self.joined.load(Ordering::Relaxed),
             assignments: self.assignments.load(Ordering::Relaxed),
             ..Counts::default()
         };
@@ -185,6 +178,7 @@ impl Tally {
             c.starting += starting;
             c.failed += all - running - starting;
             c.hosts_assigned += usize::from(all > 0);
+            c.joined += usize::from(h.has_joined());
         }
         c
     }

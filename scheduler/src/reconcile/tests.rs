@@ -179,20 +179,7 @@ impl Cluster {
 
 /// What a host reports of `spec` running in `state`.
 pub(super) fn status_of(spec: &InstanceSpec, state: InstanceState) -> InstanceStatus {
-    InstanceStatus {
-        id: spec.id.clone(),
-        app: spec.app.clone(),
-        service: spec.service.clone(),
-        revision: spec.revision,
-        spec_hash: spec.spec_hash.clone(),
-        state,
-        reason: None,
-        since_ms: 0,
-        restarts: 0,
-        pull: None,
-        health: None,
-        gave_up: false,
-    }
+    InstanceStatus::of(spec, state)
 }
 
 /// Reconciling `snap` changes nothing and asks for no new id.

@@ -28,20 +28,7 @@ impl Instances for Fake {
 }
 
 fn status(id: &str, state: InstanceState) -> InstanceStatus {
-    InstanceStatus {
-        id: id.into(),
-        app: "a".into(),
-        service: "s".into(),
-        revision: 1,
-        spec_hash: String::new(),
-        state,
-        reason: None,
-        since_ms: 0,
-        restarts: 0,
-        pull: None,
-        health: None,
-        gave_up: false,
-    }
+    InstanceStatus::new(id, "a", "s", 1, state)
 }
 
 #[test]
